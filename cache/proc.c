@@ -1,0 +1,800 @@
+/* proc: procedure records, revalidation, admission, synthesis hand-off; see proc.h. */
+#include "proc.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#include "atomic.h"
+#include "log.h"
+#include "meta.h"
+#include "sandbox.h"
+#include "store.h"
+
+#define PROC_SOURCE_MAX (1024 * 1024)
+#define PROC_SPEC_MAX (64 * 1024)
+#define PROC_CASE_MAX (1024 * 1024)
+#define PROC_CASES_MAX 1000
+#define PROC_BUCKETS 4096
+/* At most this many per-input failures are written to a type's log per second. */
+#define PROC_LOG_BURST 5
+
+/* One source text, shared by readers running it while a newer one is admitted. */
+struct pversion {
+	atomic_uint refs;
+	uint64_t hash;
+	int64_t mtime_ns;
+	size_t len;
+	char src[];
+};
+
+enum proc_state { PROC_MISSING, PROC_READY, PROC_FAILING };
+
+struct proc {
+	char *type;
+	struct proc *next;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	uint64_t checked_ns;
+	bool stale;
+	/* What the store looked like at the last revalidation. */
+	bool src_seen;
+	struct stat src_st;
+	uint64_t tests_id;
+	struct pversion *cur;
+	enum proc_state state;
+	struct buf reason;
+	uint64_t admitted_key; /* (source, tests) pair last admitted or refused */
+	/* Synthesis: single flight, and a remembered failure. */
+	bool synth_busy;
+	uint64_t synth_key;       /* admitted_key of the source a synthesis ran for */
+	uint64_t synth_fail_until;
+	struct buf synth_reason;
+	/* Counters not yet written to meta.json. */
+	atomic_ulong hits, misses;
+	/* Log rate limiting of per-input failures. */
+	time_t log_second;
+	unsigned log_count;
+};
+
+static struct {
+	struct proc_config cfg;
+	pthread_mutex_t lock;
+	struct proc *table[PROC_BUCKETS];
+	void (*change_hook)(const char *type);
+	atomic_ulong asks, answers, rejects, errors, not_found, syntheses, synth_failures,
+		admissions, admission_failures;
+} procs = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static void pversion_put(struct pversion *v)
+{
+	if (v && atomic_fetch_sub(&v->refs, 1) == 1)
+		free(v);
+}
+
+static struct pversion *pversion_get(struct pversion *v)
+{
+	atomic_fetch_add(&v->refs, 1);
+	return v;
+}
+
+int proc_init(const struct proc_config *cfg)
+{
+	procs.cfg = *cfg;
+	if (!procs.cfg.revalidate_ms)
+		procs.cfg.revalidate_ms = 1000;
+	if (!procs.cfg.memo_bytes)
+		procs.cfg.memo_bytes = 64 << 20;
+	if (!procs.cfg.fail_ttl_ms)
+		procs.cfg.fail_ttl_ms = 30000;
+	if (!procs.cfg.history_max)
+		procs.cfg.history_max = 20;
+	memo_init(procs.cfg.memo_bytes);
+	return 0;
+}
+
+void proc_set_change_hook(void (*fn)(const char *type))
+{
+	procs.change_hook = fn;
+}
+
+static void proc_changed(struct proc *p)
+{
+	if (procs.change_hook)
+		procs.change_hook(p->type);
+}
+
+static struct proc *proc_find(const char *type, bool create)
+{
+	uint64_t h = XXH3_64bits(type, strlen(type));
+	struct proc **slot, *p;
+
+	pthread_mutex_lock(&procs.lock);
+	slot = &procs.table[h % PROC_BUCKETS];
+	for (p = *slot; p; p = p->next)
+		if (!strcmp(p->type, type))
+			goto out;
+	if (!create)
+		goto out;
+	p = calloc(1, sizeof(*p));
+	if (!p)
+		abort();
+	p->type = strdup(type);
+	if (!p->type)
+		abort();
+	pthread_mutex_init(&p->lock, NULL);
+	pthread_cond_init(&p->cond, NULL);
+	p->stale = true;
+	p->next = *slot;
+	*slot = p;
+	/* First touch of a type in this daemon: sweep temp files a crash left behind. */
+	store_clean_type(type);
+out:
+	pthread_mutex_unlock(&procs.lock);
+	return p;
+}
+
+/* Fingerprint of tests/: names, sizes and mtimes of its NAME.in/NAME.out files. */
+static uint64_t proc_tests_id(const char *type)
+{
+	struct buf path = BUF_INIT, acc = BUF_INIT;
+	struct dirent *de;
+	uint64_t id = 0;
+	DIR *dir;
+	int fd;
+
+	store_type_dir(type, &path);
+	buf_adds(&path, "/tests");
+	fd = openat(store_root_fd(), path.data, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		goto out;
+	dir = fdopendir(fd);
+	if (!dir) {
+		close(fd);
+		goto out;
+	}
+	while ((de = readdir(dir))) {
+		struct stat st;
+
+		if (de->d_name[0] == '.' || fstatat(fd, de->d_name, &st, 0) != 0)
+			continue;
+		/* Sum of per-file hashes: independent of readdir order. */
+		buf_reset(&acc);
+		buf_printf(&acc, "%s/%lld/%lld.%ld", de->d_name, (long long)st.st_size,
+			   (long long)st.st_mtim.tv_sec, st.st_mtim.tv_nsec);
+		id += XXH3_64bits(acc.data, acc.len);
+	}
+	closedir(dir);
+out:
+	buf_free(&path);
+	buf_free(&acc);
+	return id;
+}
+
+static int case_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct llm_case *)a)->name, ((const struct llm_case *)b)->name);
+}
+
+static bool case_name_ok(const char *name, size_t len)
+{
+	/* Editor and rsync litter is never a test case. */
+	return len > 0 && name[0] != '.' && name[len - 1] != '~' && name[0] != '#';
+}
+
+/* Load the cases of tests/ (pairs NAME.in + NAME.out), sorted by name. */
+static int proc_load_cases(const char *type, struct llm_case **out, size_t *nout)
+{
+	struct buf path = BUF_INIT;
+	struct llm_case *cases = NULL;
+	size_t n = 0;
+	struct dirent *de;
+	DIR *dir;
+	int fd;
+
+	*out = NULL;
+	*nout = 0;
+	store_type_dir(type, &path);
+	buf_adds(&path, "/tests");
+	fd = openat(store_root_fd(), path.data, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	buf_free(&path);
+	if (fd < 0)
+		return 0;
+	dir = fdopendir(fd);
+	if (!dir) {
+		close(fd);
+		return 0;
+	}
+	while ((de = readdir(dir)) && n < PROC_CASES_MAX) {
+		size_t len = strlen(de->d_name);
+		struct llm_case c = {0};
+		struct buf outname = BUF_INIT;
+
+		if (len < 4 || strcmp(de->d_name + len - 3, ".in") ||
+		    !case_name_ok(de->d_name, len - 3))
+			continue;
+		c.name = strndup(de->d_name, len - 3);
+		buf_printf(&outname, "%s.out", c.name);
+		if (file_read_all(fd, de->d_name, PROC_CASE_MAX, &c.in) != 0 ||
+		    file_read_all(fd, outname.data, PROC_CASE_MAX, &c.out) != 0) {
+			buf_free(&outname);
+			llm_cases_free(&c, 1);
+			continue;
+		}
+		buf_free(&outname);
+		cases = realloc(cases, (n + 1) * sizeof(*cases));
+		if (!cases)
+			abort();
+		cases[n++] = c;
+	}
+	closedir(dir);
+	if (n)
+		qsort(cases, n, sizeof(*cases), case_cmp);
+	*out = cases;
+	*nout = n;
+	return 0;
+}
+
+/* Quote untrusted bytes for a one-line log message, shortened. */
+static void quote(struct buf *b, const char *s, size_t len)
+{
+	size_t i, max = 200;
+
+	buf_addc(b, '\'');
+	for (i = 0; i < len && i < max; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		if (c == '\n')
+			buf_adds(b, "\\n");
+		else if (c == '\\' || c == '\'')
+			buf_printf(b, "\\%c", c);
+		else if (c < 0x20 || c == 0x7f)
+			buf_printf(b, "\\x%02x", c);
+		else
+			buf_addc(b, (char)c);
+	}
+	buf_addc(b, '\'');
+	if (len > max)
+		buf_printf(b, "... (%zu bytes)", len);
+}
+
+/*
+ * Run the procedure on every case.  Returns 0, or -EIO with the first failure in
+ * @why ("test NAME: input '...': expected '...', got '...'").
+ */
+static int proc_run_cases(const char *src, size_t srclen, const struct llm_case *cases,
+			  size_t n, struct buf *why)
+{
+	struct buf out = BUF_INIT, err = BUF_INIT;
+	int ret = 0;
+	size_t i;
+
+	for (i = 0; i < n && !ret; i++) {
+		const struct llm_case *c = &cases[i];
+		int rc;
+
+		buf_reset(&out);
+		buf_reset(&err);
+		rc = sandbox_run(src, srclen, c->in.data ? c->in.data : "", c->in.len, &out, &err);
+		if (rc == 0 && out.len == c->out.len && !memcmp(buf_str(&out), buf_str(&c->out), out.len))
+			continue;
+		ret = -EIO;
+		buf_printf(why, "test %s failed: input ", c->name);
+		quote(why, buf_str(&c->in), c->in.len);
+		buf_adds(why, ": expected ");
+		quote(why, buf_str(&c->out), c->out.len);
+		if (rc == 0) {
+			buf_adds(why, ", got ");
+			quote(why, out.data ? out.data : "", out.len);
+		} else if (rc == -EINVAL) {
+			buf_adds(why, ", but the procedure rejected it: ");
+			quote(why, buf_str(&out), out.len);
+		} else {
+			buf_printf(why, ", but the run failed: %s", buf_str(&err));
+		}
+	}
+	buf_free(&out);
+	buf_free(&err);
+	return ret;
+}
+
+int proc_check_source(const char *src, size_t len, const struct llm_case *cases, size_t n,
+		      struct buf *why)
+{
+	struct buf err = BUF_INIT;
+	int ret;
+
+	ret = sandbox_compile(src, len, &err);
+	if (ret)
+		buf_printf(why, "compile failed: %s", buf_str(&err));
+	else
+		ret = proc_run_cases(src, len, cases, n, why);
+	buf_free(&err);
+	return ret;
+}
+
+/* Compile and test the current source; sets state and reason. Lock held. */
+static void proc_admit(struct proc *p)
+{
+	struct llm_case *cases = NULL;
+	size_t n = 0;
+	int ret;
+
+	atomic_fetch_add(&procs.admissions, 1);
+	buf_reset(&p->reason);
+	proc_load_cases(p->type, &cases, &n);
+	ret = proc_check_source(p->cur->src, p->cur->len, cases, n, &p->reason);
+	if (ret) {
+		atomic_fetch_add(&procs.admission_failures, 1);
+		p->state = PROC_FAILING;
+		log_warn("procs/%s: %s (fix source.c or tests/; see procs/%s/log)", p->type,
+			 buf_str(&p->reason), p->type);
+		store_log(p->type, "%s", buf_str(&p->reason));
+	} else {
+		p->state = PROC_READY;
+		log_info("procs/%s: source %016llx compiled and passed %zu test%s", p->type,
+			 (unsigned long long)p->cur->hash, n, n == 1 ? "" : "s");
+		store_log(p->type, "source %016llx compiled and passed %zu test%s",
+			  (unsigned long long)p->cur->hash, n, n == 1 ? "" : "s");
+	}
+	llm_cases_free(cases, n);
+}
+
+struct meta_source_arg {
+	uint64_t hash;
+	bool ok;
+	const char *reason;
+};
+
+/* A source nobody recorded is a person's edit; record its hash and who wrote it. */
+static void meta_edit_source(cJSON *meta, void *arg)
+{
+	struct meta_source_arg *a = arg;
+	const char *known = meta_get_string(meta, "source_hash");
+	char hash[17], when[32];
+
+	snprintf(hash, sizeof(hash), "%016llx", (unsigned long long)a->hash);
+	if (!known) {
+		if (!meta_get_string(meta, "author"))
+			meta_set_string(meta, "author", "human");
+	} else if (strcmp(known, hash) != 0) {
+		meta_now(when, sizeof(when));
+		meta_set_string(meta, "author", "human");
+		meta_set_string(meta, "written", when);
+		cJSON_DeleteItemFromObjectCaseSensitive(meta, "model");
+		cJSON_DeleteItemFromObjectCaseSensitive(meta, "provider");
+	}
+	meta_set_string(meta, "source_hash", hash);
+	meta_set_string(meta, "compile", a->ok || !a->reason || strncmp(a->reason, "compile", 7) ? "ok" : "failed");
+	meta_set_string(meta, "tests", a->ok ? "passed" : "failed");
+	if (a->reason)
+		meta_set_string(meta, "failure", a->reason);
+	else
+		cJSON_DeleteItemFromObjectCaseSensitive(meta, "failure");
+}
+
+/* Keep a replaced source in history/, named by its mtime and hash, bounded. */
+static void proc_keep_history(struct proc *p, const struct pversion *old)
+{
+	struct buf name = BUF_INIT, dir = BUF_INIT;
+	time_t t = (time_t)(old->mtime_ns / 1000000000);
+	struct tm tm;
+	char stamp[32];
+
+	gmtime_r(&t, &tm);
+	strftime(stamp, sizeof(stamp), "%Y%m%dT%H%M%SZ", &tm);
+	/* Deterministic name: daemons sharing the store write the same file. */
+	buf_printf(&name, "history/%s-%016llx.c", stamp, (unsigned long long)old->hash);
+	if (store_write(p->type, name.data, old->src, old->len) != 0)
+		goto out;
+
+	/* Prune the oldest entries beyond history_max (names sort by time). */
+	store_type_dir(p->type, &dir);
+	buf_adds(&dir, "/history");
+	{
+		int fd = openat(store_root_fd(), dir.data, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		struct dirent **list = NULL;
+		int i, n;
+
+		if (fd < 0)
+			goto out;
+		n = scandirat(fd, ".", &list, NULL, alphasort);
+		for (i = 0; i < n; i++) {
+			if (list[i]->d_name[0] != '.' && n - i > (int)procs.cfg.history_max + 2)
+				unlinkat(fd, list[i]->d_name, 0);
+			free(list[i]);
+		}
+		free(list);
+		close(fd);
+	}
+out:
+	buf_free(&name);
+	buf_free(&dir);
+}
+
+/*
+ * Bring the record in line with the store: re-read source.c if its identity
+ * changed, re-admit when the source or tests changed.  Lock held.
+ */
+static void proc_revalidate(struct proc *p)
+{
+	struct buf path = BUF_INIT, src = BUF_INIT;
+	struct stat st;
+	uint64_t tests_id, key;
+	bool changed = false;
+	int ret;
+
+	p->stale = false;
+	p->checked_ns = now_ns();
+	store_type_dir(p->type, &path);
+	buf_adds(&path, "/source.c");
+	if (fstatat(store_root_fd(), path.data, &st, 0) != 0 || !S_ISREG(st.st_mode)) {
+		if (p->cur) {
+			pversion_put(p->cur);
+			p->cur = NULL;
+			changed = true;
+		}
+		p->src_seen = false;
+		p->state = PROC_MISSING;
+		p->admitted_key = 0;
+		goto out;
+	}
+	if (!p->src_seen || st.st_ino != p->src_st.st_ino || st.st_dev != p->src_st.st_dev ||
+	    st.st_size != p->src_st.st_size || st.st_mtim.tv_sec != p->src_st.st_mtim.tv_sec ||
+	    st.st_mtim.tv_nsec != p->src_st.st_mtim.tv_nsec ||
+	    st.st_ctim.tv_nsec != p->src_st.st_ctim.tv_nsec) {
+		ret = file_read_all(store_root_fd(), path.data, PROC_SOURCE_MAX, &src);
+		if (ret) {
+			buf_reset(&p->reason);
+			buf_printf(&p->reason, "cannot read source.c: %s", strerror(-ret));
+			p->state = PROC_FAILING;
+			goto out;
+		}
+		p->src_seen = true;
+		p->src_st = st;
+		uint64_t hash = XXH3_64bits(src.data ? src.data : "", src.len);
+
+		if (!p->cur || p->cur->hash != hash) {
+			struct pversion *v = malloc(sizeof(*v) + src.len + 1);
+
+			if (!v)
+				abort();
+			atomic_init(&v->refs, 1);
+			v->hash = hash;
+			v->mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
+			v->len = src.len;
+			memcpy(v->src, buf_str(&src), src.len + 1);
+			if (p->cur) {
+				if (!store_readonly())
+					proc_keep_history(p, p->cur);
+				sandbox_forget(p->cur->src, p->cur->len);
+				pversion_put(p->cur);
+			}
+			p->cur = v;
+			changed = true;
+		}
+	}
+	tests_id = proc_tests_id(p->type);
+	key = p->cur->hash ^ (tests_id * 0x9E3779B97F4A7C15ull);
+	if (key == p->admitted_key && p->state != PROC_MISSING)
+		goto out;
+	p->tests_id = tests_id;
+	p->admitted_key = key;
+	proc_admit(p);
+	changed = true;
+	if (!store_readonly()) {
+		struct meta_source_arg a = {p->cur->hash, p->state == PROC_READY,
+					    p->state == PROC_READY ? NULL : buf_str(&p->reason)};
+
+		meta_update(p->type, meta_edit_source, &a);
+	}
+out:
+	if (changed)
+		proc_changed(p);
+	buf_free(&path);
+	buf_free(&src);
+}
+
+/* Read spec and tests for the synthesizer. */
+static void proc_material_load(struct proc *p, struct proc_material *m, struct buf *spec,
+			       struct llm_case **cases)
+{
+	memset(m, 0, sizeof(*m));
+	m->type = p->type;
+	if (store_read(p->type, "spec", PROC_SPEC_MAX, spec) == 0)
+		m->spec = buf_str(spec);
+	proc_load_cases(p->type, cases, &m->ncases);
+	m->cases = *cases;
+}
+
+/*
+ * Ask the synthesizer for a procedure (on a miss) or a repair (failing source),
+ * once at a time per type; concurrent readers wait and share the outcome.
+ * Lock held on entry and exit (dropped while the LLM works).  Returns 0 when the
+ * record should be revalidated and used, or -EIO with @why.
+ */
+static int proc_synthesize(struct proc *p, struct buf *why)
+{
+	struct proc_material m;
+	struct llm_case *cases = NULL;
+	struct buf spec = BUF_INIT, err = BUF_INIT, prev = BUF_INIT, failure = BUF_INIT;
+	uint64_t key = p->admitted_key;
+	int ret;
+
+	if (p->synth_busy) {
+		while (p->synth_busy)
+			pthread_cond_wait(&p->cond, &p->lock);
+		return 0; /* the caller re-checks the state the synthesis left */
+	}
+	if (p->synth_fail_until && now_ns() < p->synth_fail_until && p->synth_key == key) {
+		buf_adds(why, buf_str(&p->synth_reason));
+		return -EIO;
+	}
+	if (p->state == PROC_FAILING && p->synth_key == key && !p->synth_fail_until) {
+		/* A repair already produced this very source: do not loop. */
+		buf_adds(why, buf_str(&p->reason));
+		return -EIO;
+	}
+	p->synth_busy = true;
+	p->synth_key = key;
+	if (p->state == PROC_FAILING && p->cur) {
+		buf_add(&prev, p->cur->src, p->cur->len);
+		buf_adds(&failure, buf_str(&p->reason));
+	}
+	pthread_mutex_unlock(&p->lock);
+
+	proc_material_load(p, &m, &spec, &cases);
+	if (prev.len) {
+		m.prev_source = prev.data;
+		m.failure = failure.data;
+	}
+	atomic_fetch_add(&procs.syntheses, 1);
+	ret = procs.cfg.synth(&m, &err);
+	llm_cases_free(cases, m.ncases);
+
+	pthread_mutex_lock(&p->lock);
+	p->synth_busy = false;
+	pthread_cond_broadcast(&p->cond);
+	if (ret) {
+		atomic_fetch_add(&procs.synth_failures, 1);
+		p->synth_fail_until = now_ns() + (uint64_t)procs.cfg.fail_ttl_ms * 1000000ull;
+		buf_reset(&p->synth_reason);
+		buf_printf(&p->synth_reason, "synthesis failed: %s", buf_str(&err));
+		buf_adds(why, buf_str(&p->synth_reason));
+		log_warn("procs/%s: %s", p->type, buf_str(&p->synth_reason));
+		store_log(p->type, "%s", buf_str(&p->synth_reason));
+		ret = -EIO;
+	} else {
+		p->synth_fail_until = 0;
+		p->stale = true;
+	}
+	buf_free(&spec);
+	buf_free(&err);
+	buf_free(&prev);
+	buf_free(&failure);
+	return ret;
+}
+
+/* Log a per-input failure, at most PROC_LOG_BURST a second per type. */
+static void proc_log_input(struct proc *p, const char *what, const char *in, size_t len,
+			   const char *reason)
+{
+	struct buf line = BUF_INIT;
+	time_t now = time(NULL);
+	bool write;
+
+	pthread_mutex_lock(&p->lock);
+	if (p->log_second != now) {
+		p->log_second = now;
+		p->log_count = 0;
+	}
+	write = p->log_count++ < PROC_LOG_BURST;
+	pthread_mutex_unlock(&p->lock);
+	if (!write)
+		return;
+	buf_printf(&line, "%s: input ", what);
+	quote(&line, in, len);
+	buf_adds(&line, ": ");
+	quote(&line, reason, strlen(reason));
+	store_log(p->type, "%s", line.data);
+	log_info("procs/%s: %s", p->type, line.data);
+	buf_free(&line);
+}
+
+/* Get the current admitted source (a reference), revalidating/synthesizing. */
+static int proc_current(struct proc *p, struct pversion **out)
+{
+	struct buf why = BUF_INIT;
+	int ret = 0;
+
+	pthread_mutex_lock(&p->lock);
+	for (;;) {
+		if (p->stale || now_ns() - p->checked_ns >= procs.cfg.revalidate_ms * 1000000ull)
+			proc_revalidate(p);
+		if (p->state == PROC_READY) {
+			*out = pversion_get(p->cur);
+			break;
+		}
+		if (!procs.cfg.synth) {
+			ret = p->state == PROC_MISSING ? -ENOENT : -EIO;
+			break;
+		}
+		if (p->state == PROC_MISSING && store_readonly()) {
+			ret = -ENOENT;
+			break;
+		}
+		ret = proc_synthesize(p, &why);
+		if (ret)
+			break;
+	}
+	pthread_mutex_unlock(&p->lock);
+	buf_free(&why);
+	return ret;
+}
+
+int proc_ask(const char *type, const char *in, size_t len, struct answer **ans)
+{
+	struct buf out = BUF_INIT, err = BUF_INIT;
+	struct pversion *v = NULL;
+	struct answer *a;
+	struct proc *p;
+	int ret;
+
+	atomic_fetch_add(&procs.asks, 1);
+	*ans = NULL;
+	p = proc_find(type, true);
+	ret = proc_current(p, &v);
+	if (ret) {
+		atomic_fetch_add(ret == -ENOENT ? &procs.not_found : &procs.errors, 1);
+		if (ret != -ENOENT)
+			atomic_fetch_add(&p->misses, 1);
+		goto out;
+	}
+	a = memo_find(v->hash, in, len);
+	if (!a) {
+		ret = sandbox_run(v->src, v->len, in, len, &out, &err);
+		if (ret == -EIO) {
+			atomic_fetch_add(&procs.errors, 1);
+			proc_log_input(p, "run failed", in, len, buf_str(&err));
+			goto out;
+		}
+		a = answer_new(ret, v->hash, out.data, out.len);
+		a->mtime_ns = v->mtime_ns;
+		memo_add(in, len, a);
+		if (ret == -EINVAL)
+			proc_log_input(p, "rejected", in, len, buf_str(&out));
+		ret = 0;
+	}
+	atomic_fetch_add(a->rc ? &procs.rejects : &procs.answers, 1);
+	atomic_fetch_add(&p->hits, 1);
+	*ans = a;
+out:
+	pversion_put(v);
+	buf_free(&out);
+	buf_free(&err);
+	return ret;
+}
+
+bool proc_type_visible(const char *type)
+{
+	return procs.cfg.synth != NULL || store_type_exists(type);
+}
+
+void proc_touched(const char *type)
+{
+	struct proc *p = proc_find(type, false);
+
+	if (p) {
+		pthread_mutex_lock(&p->lock);
+		p->stale = true;
+		/* A person changed something: let a failed synthesis be retried now. */
+		p->synth_fail_until = 0;
+		pthread_mutex_unlock(&p->lock);
+	}
+}
+
+struct meta_counts {
+	unsigned long hits, misses;
+};
+
+static void meta_edit_counts(cJSON *meta, void *arg)
+{
+	struct meta_counts *c = arg;
+
+	meta_add_number(meta, "hits", (double)c->hits);
+	meta_add_number(meta, "misses", (double)c->misses);
+}
+
+void proc_flush(void)
+{
+	size_t i;
+
+	if (store_readonly())
+		return;
+	for (i = 0; i < PROC_BUCKETS; i++) {
+		struct proc *p;
+
+		pthread_mutex_lock(&procs.lock);
+		p = procs.table[i];
+		pthread_mutex_unlock(&procs.lock);
+		/* Records are never freed before shutdown, so walking unlocked is safe. */
+		for (; p; p = p->next) {
+			struct meta_counts c;
+
+			c.hits = atomic_exchange(&p->hits, 0);
+			c.misses = atomic_exchange(&p->misses, 0);
+			if ((c.hits || c.misses) && store_type_exists(p->type) &&
+			    meta_update(p->type, meta_edit_counts, &c) != 0) {
+				atomic_fetch_add(&p->hits, c.hits);
+				atomic_fetch_add(&p->misses, c.misses);
+			}
+		}
+	}
+}
+
+void proc_stats(struct buf *out)
+{
+	struct sandbox_stats ss;
+	struct memo_stats ms;
+
+	sandbox_get_stats(&ss);
+	memo_get_stats(&ms);
+	buf_printf(out, "asks %lu\n", atomic_load(&procs.asks));
+	buf_printf(out, "answers %lu\n", atomic_load(&procs.answers));
+	buf_printf(out, "rejected %lu\n", atomic_load(&procs.rejects));
+	buf_printf(out, "errors %lu\n", atomic_load(&procs.errors));
+	buf_printf(out, "not_found %lu\n", atomic_load(&procs.not_found));
+	buf_printf(out, "memo_hits %llu\n", (unsigned long long)ms.hits);
+	buf_printf(out, "memo_misses %llu\n", (unsigned long long)ms.misses);
+	buf_printf(out, "memo_entries %llu\n", (unsigned long long)ms.entries);
+	buf_printf(out, "memo_bytes %llu\n", (unsigned long long)ms.bytes);
+	buf_printf(out, "admissions %lu\n", atomic_load(&procs.admissions));
+	buf_printf(out, "admission_failures %lu\n", atomic_load(&procs.admission_failures));
+	buf_printf(out, "syntheses %lu\n", atomic_load(&procs.syntheses));
+	buf_printf(out, "synthesis_failures %lu\n", atomic_load(&procs.synth_failures));
+	buf_printf(out, "worker_spawns %llu\n", (unsigned long long)ss.spawns);
+	buf_printf(out, "worker_runs %llu\n", (unsigned long long)ss.runs);
+	buf_printf(out, "worker_crashes %llu\n", (unsigned long long)ss.crashes);
+	buf_printf(out, "worker_timeouts %llu\n", (unsigned long long)ss.timeouts);
+	buf_printf(out, "workers_live %llu\n", (unsigned long long)ss.live_workers);
+}
+
+void proc_shutdown(void)
+{
+	size_t i;
+
+	proc_flush();
+	for (i = 0; i < PROC_BUCKETS; i++) {
+		struct proc *p = procs.table[i], *next;
+
+		for (; p; p = next) {
+			next = p->next;
+			pversion_put(p->cur);
+			buf_free(&p->reason);
+			buf_free(&p->synth_reason);
+			pthread_mutex_destroy(&p->lock);
+			pthread_cond_destroy(&p->cond);
+			free(p->type);
+			free(p);
+		}
+		procs.table[i] = NULL;
+	}
+	memo_shutdown();
+}

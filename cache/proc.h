@@ -1,0 +1,81 @@
+/*
+ * proc: the lifecycle of procedures, and the one entry point for answers.
+ *
+ * A type is missing (no source.c), ready (its source compiled and passed every
+ * case in tests/), or failing (with a reason).  proc keeps one in-memory record
+ * per type that has been asked, revalidates it against the store at most every
+ * revalidate_ms (or at once after an edit through this mount), admits new
+ * sources by compiling and testing them in the sandbox, keeps old sources in
+ * history/, and asks the synthesizer (LLM) on a miss or a failing procedure.
+ *
+ * Knows nothing about FUSE: it reports changes through a hook the mount sets.
+ */
+#ifndef SEGLAM_PROC_H
+#define SEGLAM_PROC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "answer.h"
+#include "buf.h"
+#include "llm.h"
+
+/* What the synthesizer gets: everything the prompt is made of. */
+struct proc_material {
+	const char *type;
+	const char *spec;               /* NULL when the type has no spec */
+	const struct llm_case *cases;   /* the cases of tests/ */
+	size_t ncases;
+	const char *prev_source;        /* a failing source to repair, or NULL */
+	const char *failure;            /* why it fails, or NULL */
+};
+
+/*
+ * A synthesizer writes an admitted source.c (and meta.json) into the store and
+ * returns 0, or returns -errno with a reason in @err.  It is called with no lock
+ * held, at most once at a time per type.
+ */
+typedef int (*proc_synth_fn)(const struct proc_material *m, struct buf *err);
+
+struct proc_config {
+	unsigned revalidate_ms;   /* default 1000 */
+	size_t memo_bytes;        /* default 64 MiB */
+	unsigned fail_ttl_ms;     /* how long a failed synthesis is remembered; default 30000 */
+	unsigned history_max;     /* sources kept in history/; default 20 */
+	proc_synth_fn synth;      /* NULL: no LLM, a miss is ENOENT */
+};
+
+int proc_init(const struct proc_config *cfg);
+void proc_shutdown(void);
+
+/* Called (from any thread, no lock held) when a type's answers may have changed. */
+void proc_set_change_hook(void (*fn)(const char *type));
+
+/*
+ * The answer of @type for @in.  Returns 0 with *@ans set (whose rc is 0 for an
+ * answer or -EINVAL for a rejection with the reason as data); or -ENOENT (no such
+ * type and no LLM), -EIO (see procs/TYPE/log for why).
+ */
+int proc_ask(const char *type, const char *in, size_t len, struct answer **ans);
+
+/* Whether ask/TYPE exists: the store has it, or an LLM can make it. */
+bool proc_type_visible(const char *type);
+
+/* A file under procs/TYPE/ changed through this mount: revalidate on the next ask. */
+void proc_touched(const char *type);
+
+/*
+ * Compile @src and run it on @cases, in the sandbox.  Returns 0, or -EIO with the
+ * compiler's message or the first failing case in @why.
+ */
+int proc_check_source(const char *src, size_t len, const struct llm_case *cases, size_t n,
+		      struct buf *why);
+
+/* Write out counters (hits, misses) held in memory. */
+void proc_flush(void);
+
+/* Append `name value` lines for the stats file. */
+void proc_stats(struct buf *out);
+
+#endif

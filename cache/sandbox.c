@@ -1,0 +1,650 @@
+/*
+ * sandbox: daemon side of compiling and running procedures, see sandbox.h.
+ *
+ * Owns the pool of seglam-worker processes (cache/worker/), the pipe protocol to
+ * them (cache/worker/frame.h), time limits, answer caps and reaping.  Every byte
+ * read from a worker is hostile: lengths are checked against caps before any
+ * allocation, an unexpected status kills the worker, and a worker that failed in
+ * any way is never reused.
+ *
+ * Workers are started with posix_spawn, never fork: the daemon is multithreaded
+ * and holds the FUSE fd and the LLM API key; posix_spawn (clone(CLONE_VFORK) +
+ * exec in glibc) copies nothing of that, and the environment passed is empty.
+ */
+#include "sandbox.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#include "config.h"
+#include "frame.h"
+#include "log.h"
+
+#define SANDBOX_PER_SOURCE 4		    /* live workers per source before waiting */
+#define SANDBOX_MAX_SOURCE (16u << 20)	    /* larger sources are refused */
+#define SANDBOX_MAX_INPUT (UINT32_MAX - 1u) /* the frame length is a u32 */
+#define SANDBOX_EXIT_GRACE_MS 500	    /* for a worker that closed its pipe */
+
+struct sandbox_worker {
+	struct sandbox_worker *prev, *next; /* in the idle list or the busy list */
+	uint64_t key;			    /* XXH3_64bits(source) */
+	char *source;			    /* compared in full: XXH3 is not collision proof */
+	size_t srclen;
+	pid_t pid;
+	int req_fd, resp_fd; /* our ends, O_CLOEXEC | O_NONBLOCK */
+	bool forgotten;	     /* sandbox_forget() while busy: discard on return */
+};
+
+struct sandbox_list {
+	struct sandbox_worker *head, *tail; /* head = most recently used */
+	unsigned n;
+};
+
+static struct {
+	pthread_mutex_t lock;
+	pthread_cond_t returned; /* a worker went back to the pool or died */
+	bool ready;
+	struct sandbox_config cfg;
+	char *worker_path, *include_dir;
+	struct sandbox_list idle, busy; /* busy includes workers being started */
+	struct sandbox_stats stats;
+} sbx = {.lock = PTHREAD_MUTEX_INITIALIZER, .returned = PTHREAD_COND_INITIALIZER};
+
+/* ------------------------------------------------------------------------- */
+/* Lists (callers hold sbx.lock) */
+
+static void sandbox_list_del(struct sandbox_list *l, struct sandbox_worker *w)
+{
+	if (w->prev)
+		w->prev->next = w->next;
+	else
+		l->head = w->next;
+	if (w->next)
+		w->next->prev = w->prev;
+	else
+		l->tail = w->prev;
+	w->prev = w->next = NULL;
+	l->n--;
+}
+
+static void sandbox_list_push(struct sandbox_list *l, struct sandbox_worker *w)
+{
+	w->prev = NULL;
+	w->next = l->head;
+	if (l->head)
+		l->head->prev = w;
+	else
+		l->tail = w;
+	l->head = w;
+	l->n++;
+}
+
+static bool sandbox_same_source(const struct sandbox_worker *w, uint64_t key, const char *src,
+				size_t len)
+{
+	return w->key == key && w->srclen == len && memcmp(w->source, src, len) == 0;
+}
+
+/* ------------------------------------------------------------------------- */
+/* One worker process */
+
+static void sandbox_worker_free(struct sandbox_worker *w)
+{
+	if (w->req_fd >= 0)
+		close(w->req_fd);
+	if (w->resp_fd >= 0)
+		close(w->resp_fd);
+	free(w->source);
+	free(w);
+}
+
+/* SIGKILL and reap: the one way a worker ends, so no zombie is ever left. */
+static void sandbox_worker_kill(struct sandbox_worker *w)
+{
+	if (w->pid > 0) {
+		kill(w->pid, SIGKILL);
+		while (waitpid(w->pid, NULL, 0) < 0 && errno == EINTR)
+			;
+		w->pid = 0;
+	}
+	sandbox_worker_free(w);
+}
+
+/* Why did this worker stop talking?  Reaps it and appends the reason to @err. */
+static void sandbox_worker_diagnose(struct sandbox_worker *w, struct buf *err)
+{
+	int64_t deadline = frame_now_ms() + SANDBOX_EXIT_GRACE_MS;
+	int status = 0;
+	pid_t r;
+
+	/* Its response pipe is closed, so it is exiting; give it a moment to finish. */
+	for (;;) {
+		r = waitpid(w->pid, &status, WNOHANG);
+		if (r != 0 || frame_now_ms() >= deadline)
+			break;
+		usleep(1000);
+	}
+	if (r == 0) {
+		kill(w->pid, SIGKILL);
+		while (waitpid(w->pid, &status, 0) < 0 && errno == EINTR)
+			;
+		buf_adds(err, "stopped answering and was killed");
+	} else if (r < 0) {
+		buf_printf(err, "lost: waitpid: %s", strerror(errno));
+	} else if (WIFSIGNALED(status)) {
+		int sig = WTERMSIG(status);
+		const char *name = sigabbrev_np(sig);
+
+		if (sig == SIGSYS)
+			buf_adds(err, "killed by the sandbox: forbidden system call (SIGSYS)");
+		else if (sig == SIGXCPU || sig == SIGKILL)
+			buf_printf(err, "killed by SIG%s (CPU or memory limit)", name ? name : "?");
+		else
+			buf_printf(err, "crashed: SIG%s", name ? name : "?");
+	} else if (WEXITSTATUS(status) == WORKER_EXIT_OOM) {
+		buf_printf(err, "ran out of memory (limit %zu MiB)", sbx.cfg.mem_limit >> 20);
+	} else if (WEXITSTATUS(status) == WORKER_EXIT_SETUP) {
+		buf_adds(err, "could not set up the sandbox");
+	} else {
+		buf_printf(err, "exited with status %d", WEXITSTATUS(status));
+	}
+	w->pid = 0;
+}
+
+/* Keep our pipe ends off fds 0-2 (the dup2s in the child would clobber them). */
+static int sandbox_high_fd(int fd)
+{
+	int nfd;
+
+	if (fd > 2)
+		return fd;
+	nfd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+	close(fd);
+	return nfd;
+}
+
+static int sandbox_spawn(struct sandbox_worker *w)
+{
+	char mem[32], cap[32];
+	char *argv[] = {"seglam-worker", sbx.include_dir, SEGLAM_LIBTCC1, mem, cap, NULL};
+	char *envp[] = {NULL}; /* no API key, no anything */
+	int req[2] = {-1, -1}, resp[2] = {-1, -1};
+	posix_spawn_file_actions_t fa;
+	posix_spawnattr_t attr;
+	sigset_t none, all;
+	int ret;
+
+	snprintf(mem, sizeof(mem), "%zu", sbx.cfg.mem_limit);
+	snprintf(cap, sizeof(cap), "%zu", sbx.cfg.max_answer);
+	posix_spawn_file_actions_init(&fa);
+	posix_spawnattr_init(&attr);
+	/* O_CLOEXEC on every end: another thread spawning at the same moment must
+	 * not inherit them (it would keep our pipes open and hide EOF). */
+	if (pipe2(req, O_CLOEXEC) < 0 || pipe2(resp, O_CLOEXEC) < 0) {
+		ret = -errno;
+		goto out;
+	}
+	for (int i = 0; i < 2; i++) {
+		req[i] = sandbox_high_fd(req[i]);
+		resp[i] = sandbox_high_fd(resp[i]);
+		if (req[i] < 0 || resp[i] < 0) {
+			ret = -EMFILE;
+			goto out;
+		}
+	}
+	sigemptyset(&none);
+	sigfillset(&all);
+	ret = -posix_spawn_file_actions_adddup2(&fa, req[0], 0);
+	if (!ret)
+		ret = -posix_spawn_file_actions_adddup2(&fa, resp[1], 1);
+	if (!ret)
+		ret = -posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
+	if (!ret)
+		ret = -posix_spawn_file_actions_addclosefrom_np(&fa, 3);
+	/* default dispositions (the daemon ignores SIGPIPE) and an empty mask */
+	if (!ret)
+		ret = -posix_spawnattr_setsigdefault(&attr, &all);
+	if (!ret)
+		ret = -posix_spawnattr_setsigmask(&attr, &none);
+	if (!ret)
+		ret = -posix_spawnattr_setflags(&attr,
+						POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
+	if (!ret)
+		ret = -posix_spawn(&w->pid, sbx.worker_path, &fa, &attr, argv, envp);
+	if (ret)
+		goto out;
+	w->req_fd = req[1];
+	w->resp_fd = resp[0];
+	req[1] = resp[0] = -1;
+	fcntl(w->req_fd, F_SETFL, O_NONBLOCK);
+	fcntl(w->resp_fd, F_SETFL, O_NONBLOCK);
+out:
+	for (int i = 0; i < 2; i++) {
+		if (req[i] >= 0)
+			close(req[i]);
+		if (resp[i] >= 0)
+			close(resp[i]);
+	}
+	posix_spawn_file_actions_destroy(&fa);
+	posix_spawnattr_destroy(&attr);
+	return ret;
+}
+
+/*
+ * Send one frame and read the reply, within @deadline.  Returns the frame status
+ * with the payload in @data, or -EIO with the reason in @err; on -EIO the worker
+ * process is gone (reaped).
+ */
+static int sandbox_exchange(struct sandbox_worker *w, const void *msg, size_t len,
+			    int32_t max_status, uint32_t cap, int64_t deadline, struct buf *data,
+			    struct buf *err)
+{
+	uint8_t req[FRAME_REQ_HDR], resp[FRAME_RESP_HDR];
+	int32_t status;
+	uint32_t rlen;
+	ssize_t r;
+	int wr;
+
+	frame_put_request(req, (uint32_t)len);
+	wr = frame_write_full(w->req_fd, req, sizeof(req), deadline);
+	if (!wr)
+		wr = frame_write_full(w->req_fd, msg, len, deadline);
+	/* A write error (EPIPE) is not final: the worker may have replied first. */
+	if (wr == -ETIMEDOUT)
+		goto timeout;
+	r = frame_read_full(w->resp_fd, resp, sizeof(resp), deadline);
+	if (r == -ETIMEDOUT)
+		goto timeout;
+	if (r != (ssize_t)sizeof(resp))
+		goto died;
+	if (frame_get_response(resp, max_status, cap, &status, &rlen) < 0) {
+		buf_adds(err, "protocol violation from the worker");
+		goto kill;
+	}
+	buf_reset(data);
+	buf_grow(data, rlen);
+	r = frame_read_full(w->resp_fd, data->data, rlen, deadline);
+	if (r == -ETIMEDOUT)
+		goto timeout;
+	if (r != (ssize_t)rlen)
+		goto died;
+	data->len = rlen;
+	data->data[rlen] = '\0';
+	return status;
+timeout:
+	buf_printf(err, "timed out after %u ms", sbx.cfg.timeout_ms);
+	pthread_mutex_lock(&sbx.lock);
+	sbx.stats.timeouts++;
+	pthread_mutex_unlock(&sbx.lock);
+	goto kill;
+died:
+	sandbox_worker_diagnose(w, err);
+	pthread_mutex_lock(&sbx.lock);
+	sbx.stats.crashes++;
+	pthread_mutex_unlock(&sbx.lock);
+	return -EIO;
+kill:
+	kill(w->pid, SIGKILL);
+	while (waitpid(w->pid, NULL, 0) < 0 && errno == EINTR)
+		;
+	w->pid = 0;
+	return -EIO;
+}
+
+/* Anything readable after a reply (extra bytes, or EOF) means: do not reuse. */
+static bool sandbox_worker_clean(struct sandbox_worker *w)
+{
+	struct pollfd p = {.fd = w->resp_fd, .events = POLLIN};
+
+	return poll(&p, 1, 0) == 0;
+}
+
+/* ------------------------------------------------------------------------- */
+/* The pool */
+
+/* Idle workers of the LRU tail beyond the cap, taken out of the pool (caller holds
+ * the lock, then kills the returned chain without it). */
+static struct sandbox_worker *sandbox_trim(unsigned limit)
+{
+	struct sandbox_worker *dead = NULL;
+
+	while (sbx.idle.n + sbx.busy.n > limit && sbx.idle.tail) {
+		struct sandbox_worker *w = sbx.idle.tail;
+
+		sandbox_list_del(&sbx.idle, w);
+		w->next = dead;
+		dead = w;
+	}
+	return dead;
+}
+
+static void sandbox_kill_chain(struct sandbox_worker *w)
+{
+	while (w) {
+		struct sandbox_worker *next = w->next;
+
+		sandbox_worker_kill(w);
+		w = next;
+	}
+}
+
+static void sandbox_update_live(void)
+{
+	sbx.stats.live_workers = sbx.idle.n + sbx.busy.n;
+}
+
+/*
+ * Take an idle worker of this source, or reserve a new one (pid 0, to be
+ * started by the caller).  Waits only when SANDBOX_PER_SOURCE are all busy.
+ */
+static int sandbox_checkout(uint64_t key, const char *src, size_t len, struct sandbox_worker **out)
+{
+	struct sandbox_worker *w, *dead = NULL;
+	int ret = 0;
+
+	pthread_mutex_lock(&sbx.lock);
+	for (;;) {
+		unsigned mine = 0;
+
+		if (!sbx.ready) {
+			ret = -ESHUTDOWN;
+			goto out;
+		}
+		for (w = sbx.idle.head; w; w = w->next)
+			if (sandbox_same_source(w, key, src, len))
+				break;
+		if (w) {
+			sandbox_list_del(&sbx.idle, w);
+			sandbox_list_push(&sbx.busy, w);
+			goto found;
+		}
+		for (w = sbx.busy.head; w; w = w->next)
+			mine += sandbox_same_source(w, key, src, len);
+		if (mine < SANDBOX_PER_SOURCE)
+			break;
+		pthread_cond_wait(&sbx.returned, &sbx.lock);
+	}
+	w = calloc(1, sizeof(*w));
+	if (w)
+		w->source = malloc(len ? len : 1);
+	if (!w || !w->source) {
+		if (w)
+			free(w);
+		ret = -ENOMEM;
+		goto out;
+	}
+	memcpy(w->source, src, len);
+	w->srclen = len;
+	w->key = key;
+	w->req_fd = w->resp_fd = -1;
+	/* make room for it: evict least recently used idle workers */
+	dead = sandbox_trim(sbx.cfg.max_workers ? sbx.cfg.max_workers - 1 : 0);
+	sandbox_list_push(&sbx.busy, w);
+found:
+	*out = w;
+out:
+	sandbox_update_live();
+	pthread_mutex_unlock(&sbx.lock);
+	sandbox_kill_chain(dead);
+	return ret;
+}
+
+/* Return a checked-out worker: to the idle list when @reuse, else kill it. */
+static void sandbox_checkin(struct sandbox_worker *w, bool reuse)
+{
+	struct sandbox_worker *dead = NULL;
+
+	pthread_mutex_lock(&sbx.lock);
+	sandbox_list_del(&sbx.busy, w);
+	if (reuse && w->pid > 0 && !w->forgotten && sbx.ready) {
+		sandbox_list_push(&sbx.idle, w);
+		dead = sandbox_trim(sbx.cfg.max_workers);
+	} else {
+		w->next = NULL;
+		dead = w;
+	}
+	sandbox_update_live();
+	pthread_cond_broadcast(&sbx.returned);
+	pthread_mutex_unlock(&sbx.lock);
+	sandbox_kill_chain(dead);
+}
+
+/* Start the reserved worker @w and compile its source.  0 or -EIO with @err. */
+static int sandbox_start(struct sandbox_worker *w, struct buf *err)
+{
+	int64_t deadline = frame_now_ms() + sbx.cfg.timeout_ms;
+	struct buf msg = BUF_INIT;
+	int ret;
+
+	ret = sandbox_spawn(w);
+	pthread_mutex_lock(&sbx.lock);
+	sbx.stats.spawns += ret == 0;
+	sbx.stats.compiles++;
+	pthread_mutex_unlock(&sbx.lock);
+	if (ret < 0) {
+		log_error("sandbox: cannot start %s: %s", sbx.worker_path, strerror(-ret));
+		buf_printf(err, "cannot start the worker %s: %s", sbx.worker_path, strerror(-ret));
+		ret = -EIO;
+		goto out;
+	}
+	ret = sandbox_exchange(w, w->source, w->srclen, FRAME_COMPILE_ERROR, FRAME_MAX_MESSAGE,
+			       deadline, &msg, err);
+	if (ret == FRAME_COMPILED && msg.len == 0) {
+		ret = 0;
+		goto out;
+	}
+	if (ret == FRAME_COMPILE_ERROR) {
+		buf_add(err, msg.data, msg.len);
+	} else if (ret == FRAME_COMPILED) {
+		buf_adds(err, "protocol violation from the worker");
+	} else {
+		/* tcc may exit() or crash on some inputs: a compile failure too */
+		struct buf why = BUF_INIT;
+
+		buf_add(&why, err->data, err->len);
+		buf_reset(err);
+		buf_printf(err, "compiler %s", buf_str(&why));
+		buf_free(&why);
+	}
+	ret = -EIO;
+	pthread_mutex_lock(&sbx.lock);
+	sbx.stats.compile_failures++;
+	pthread_mutex_unlock(&sbx.lock);
+out:
+	buf_free(&msg);
+	return ret;
+}
+
+/* ------------------------------------------------------------------------- */
+/* API */
+
+int sandbox_init(const struct sandbox_config *cfg)
+{
+	int ret = 0;
+
+	pthread_mutex_lock(&sbx.lock);
+	if (sbx.ready) {
+		ret = -EALREADY;
+		goto out;
+	}
+	if (!cfg || !cfg->worker_path || !cfg->include_dir) {
+		ret = -EINVAL;
+		goto out;
+	}
+	sbx.cfg = *cfg;
+	if (!sbx.cfg.timeout_ms)
+		sbx.cfg.timeout_ms = 2000;
+	if (!sbx.cfg.max_answer)
+		sbx.cfg.max_answer = 1u << 20;
+	if (sbx.cfg.max_answer > UINT32_MAX - 1)
+		sbx.cfg.max_answer = UINT32_MAX - 1;
+	if (!sbx.cfg.mem_limit)
+		sbx.cfg.mem_limit = 256u << 20;
+	if (!sbx.cfg.max_workers)
+		sbx.cfg.max_workers = 64;
+	sbx.worker_path = strdup(cfg->worker_path);
+	sbx.include_dir = strdup(cfg->include_dir);
+	if (!sbx.worker_path || !sbx.include_dir) {
+		free(sbx.worker_path);
+		free(sbx.include_dir);
+		ret = -ENOMEM;
+		goto out;
+	}
+	sbx.cfg.worker_path = sbx.worker_path;
+	sbx.cfg.include_dir = sbx.include_dir;
+	memset(&sbx.stats, 0, sizeof(sbx.stats));
+	sbx.ready = true;
+out:
+	pthread_mutex_unlock(&sbx.lock);
+	return ret;
+}
+
+void sandbox_shutdown(void)
+{
+	struct sandbox_worker *dead;
+
+	pthread_mutex_lock(&sbx.lock);
+	if (!sbx.ready) {
+		pthread_mutex_unlock(&sbx.lock);
+		return;
+	}
+	sbx.ready = false;
+	dead = sandbox_trim(0);
+	/* Busy workers belong to requests still running: they are killed when
+	 * checked in (sbx.ready is false); wait for them so nothing outlives us. */
+	pthread_cond_broadcast(&sbx.returned);
+	while (sbx.busy.n)
+		pthread_cond_wait(&sbx.returned, &sbx.lock);
+	sandbox_update_live();
+	pthread_mutex_unlock(&sbx.lock);
+	sandbox_kill_chain(dead);
+	free(sbx.worker_path);
+	free(sbx.include_dir);
+	sbx.worker_path = sbx.include_dir = NULL;
+}
+
+int sandbox_compile(const char *source, size_t srclen, struct buf *err)
+{
+	uint64_t key = XXH3_64bits(source, srclen);
+	struct sandbox_worker *w = NULL;
+	int ret;
+
+	if (srclen > SANDBOX_MAX_SOURCE) {
+		buf_printf(err, "source is larger than %u bytes", SANDBOX_MAX_SOURCE);
+		return -EIO;
+	}
+	ret = sandbox_checkout(key, source, srclen, &w);
+	if (ret < 0) {
+		buf_printf(err, "sandbox: %s", strerror(-ret));
+		ret = -EIO;
+		goto out;
+	}
+	if (w->pid > 0)
+		goto out; /* already compiled and idle */
+	ret = sandbox_start(w, err);
+out:
+	if (w)
+		sandbox_checkin(w, ret == 0);
+	return ret;
+}
+
+int sandbox_run(const char *source, size_t srclen, const char *in, size_t inlen, struct buf *out,
+		struct buf *err)
+{
+	uint64_t key = XXH3_64bits(source, srclen);
+	struct sandbox_worker *w = NULL;
+	bool reuse = false;
+	int64_t deadline;
+	int ret;
+
+	if (srclen > SANDBOX_MAX_SOURCE) {
+		buf_printf(err, "source is larger than %u bytes", SANDBOX_MAX_SOURCE);
+		return -EIO;
+	}
+	if (inlen > SANDBOX_MAX_INPUT) {
+		buf_printf(err, "input is larger than %u bytes", SANDBOX_MAX_INPUT);
+		return -EIO;
+	}
+	ret = sandbox_checkout(key, source, srclen, &w);
+	if (ret < 0) {
+		buf_printf(err, "sandbox: %s", strerror(-ret));
+		ret = -EIO;
+		goto out;
+	}
+	if (w->pid <= 0) {
+		ret = sandbox_start(w, err);
+		if (ret < 0)
+			goto out;
+	}
+	pthread_mutex_lock(&sbx.lock);
+	sbx.stats.runs++;
+	pthread_mutex_unlock(&sbx.lock);
+	/* The time limit covers the run only, not the compile before it. */
+	deadline = frame_now_ms() + sbx.cfg.timeout_ms;
+	ret = sandbox_exchange(w, in, inlen, FRAME_TOO_LARGE, (uint32_t)sbx.cfg.max_answer,
+			       deadline, out, err);
+	switch (ret) {
+	case FRAME_ANSWER:
+		ret = 0;
+		reuse = sandbox_worker_clean(w);
+		break;
+	case FRAME_REJECTED:
+		ret = -EINVAL;
+		reuse = sandbox_worker_clean(w);
+		break;
+	case FRAME_TOO_LARGE:
+		buf_reset(out);
+		buf_printf(err, "answer exceeds %zu bytes", sbx.cfg.max_answer);
+		ret = -EIO;
+		break;
+	default:
+		buf_reset(out);
+		ret = -EIO;
+		break;
+	}
+out:
+	if (w)
+		sandbox_checkin(w, reuse);
+	return ret;
+}
+
+void sandbox_forget(const char *source, size_t srclen)
+{
+	uint64_t key = XXH3_64bits(source, srclen);
+	struct sandbox_worker *w, *next, *dead = NULL;
+
+	pthread_mutex_lock(&sbx.lock);
+	for (w = sbx.idle.head; w; w = next) {
+		next = w->next;
+		if (sandbox_same_source(w, key, source, srclen)) {
+			sandbox_list_del(&sbx.idle, w);
+			w->next = dead;
+			dead = w;
+		}
+	}
+	for (w = sbx.busy.head; w; w = w->next)
+		if (sandbox_same_source(w, key, source, srclen))
+			w->forgotten = true;
+	sandbox_update_live();
+	pthread_mutex_unlock(&sbx.lock);
+	sandbox_kill_chain(dead);
+}
+
+void sandbox_get_stats(struct sandbox_stats *st)
+{
+	pthread_mutex_lock(&sbx.lock);
+	*st = sbx.stats;
+	st->live_workers = sbx.idle.n + sbx.busy.n;
+	pthread_mutex_unlock(&sbx.lock);
+}

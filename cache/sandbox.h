@@ -1,0 +1,58 @@
+/*
+ * sandbox: compiling and running untrusted procedure source, daemon side.
+ *
+ * Every compile and every run happens in a worker process started from the
+ * seglam-worker helper binary (cache/worker/), never in the daemon.  This module
+ * owns the pool of live workers (one compiled procedure each, keyed by the XXH3
+ * of its source), the pipe protocol to them, time limits, answer caps and
+ * killing/reaping.  Every byte read from a worker is treated as hostile.
+ *
+ * Thread safety: all functions may be called from any thread concurrently.
+ */
+#ifndef SEGLAM_SANDBOX_H
+#define SEGLAM_SANDBOX_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "buf.h"
+
+struct sandbox_config {
+	const char *worker_path;  /* the seglam-worker binary */
+	const char *include_dir;  /* headers a procedure may include (include/ of the tree) */
+	unsigned timeout_ms;      /* per compile and per run; default 2000 */
+	size_t max_answer;        /* answer size cap in bytes; default 1 MiB */
+	size_t mem_limit;         /* worker address-space limit in bytes; default 256 MiB */
+	unsigned max_workers;     /* live workers kept in the pool (LRU); default 64 */
+};
+
+int sandbox_init(const struct sandbox_config *cfg);
+void sandbox_shutdown(void);
+
+/*
+ * Compile @source (which need not be NUL-terminated) in a worker, keeping the
+ * worker in the pool for later runs of the same source.
+ * Returns 0, or -EIO with a one-line-per-error compiler message in @err
+ * (for example "line 3: 'x' undeclared").
+ */
+int sandbox_compile(const char *source, size_t srclen, struct buf *err);
+
+/*
+ * Run the procedure @source on @in.  Reuses a pooled worker for this source or
+ * starts one (compiling first).
+ * Returns 0 with the answer in @out; -EINVAL when the procedure rejected the input
+ * (its reason in @out); -EIO with a reason in @err when it does not compile,
+ * crashed (signal named), timed out, exceeded the answer cap or misbehaved.
+ */
+int sandbox_run(const char *source, size_t srclen, const char *in, size_t inlen,
+		struct buf *out, struct buf *err);
+
+/* Kill pooled workers of this source (it was replaced or evicted). */
+void sandbox_forget(const char *source, size_t srclen);
+
+struct sandbox_stats {
+	uint64_t spawns, runs, compiles, compile_failures, crashes, timeouts, live_workers;
+};
+void sandbox_get_stats(struct sandbox_stats *st);
+
+#endif

@@ -1,0 +1,364 @@
+/* store: the hashed on-disk tree of procedure directories; see store.h. */
+#include "store.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#include "atomic.h"
+#include "log.h"
+
+#define STORE_MARKER "seglamfs-store"
+#define STORE_LOG_MAX (64 * 1024)
+
+static int store_fd = -1;
+static bool store_ro;
+static pthread_mutex_t store_log_lock = PTHREAD_MUTEX_INITIALIZER;
+
+int store_root_fd(void)
+{
+	return store_fd;
+}
+
+bool store_readonly(void)
+{
+	return store_ro;
+}
+
+static int store_check_marker(const char *path, struct buf *err)
+{
+	struct buf text = BUF_INIT;
+	int ret, version;
+	DIR *dir;
+	struct dirent *de;
+	bool empty = true;
+
+	ret = file_read_all(store_fd, STORE_MARKER, 4096, &text);
+	if (ret == 0) {
+		if (sscanf(buf_str(&text), STORE_MARKER " %d", &version) != 1) {
+			buf_printf(err, "%s: not a seglamfs store: %s holds no version", path,
+				   STORE_MARKER);
+			ret = -EINVAL;
+		} else if (version > STORE_FORMAT_VERSION) {
+			buf_printf(err, "%s: store format %d is newer than this seglamfs (%d): upgrade seglamfs",
+				   path, version, STORE_FORMAT_VERSION);
+			ret = -EINVAL;
+		}
+		goto out;
+	}
+	if (ret != -ENOENT) {
+		buf_printf(err, "%s/%s: %s", path, STORE_MARKER, strerror(-ret));
+		goto out;
+	}
+	/* No marker: initialise an empty directory, refuse anything else. */
+	dir = fdopendir(dup(store_fd));
+	if (!dir) {
+		ret = -errno;
+		buf_printf(err, "%s: %s", path, strerror(errno));
+		goto out;
+	}
+	while ((de = readdir(dir))) {
+		if (strcmp(de->d_name, ".") && strcmp(de->d_name, "..") &&
+		    strcmp(de->d_name, "procs") && strcmp(de->d_name, "lost+found"))
+			empty = false;
+	}
+	closedir(dir);
+	if (!empty) {
+		buf_printf(err, "%s: not a seglamfs store and not empty (no %s file): "
+			   "use an empty directory", path, STORE_MARKER);
+		ret = -EINVAL;
+		goto out;
+	}
+	if (store_ro) {
+		buf_printf(err, "%s: empty store opened read-only", path);
+		ret = -EROFS;
+		goto out;
+	}
+	buf_reset(&text);
+	buf_printf(&text, STORE_MARKER " %d\n", STORE_FORMAT_VERSION);
+	ret = atomic_write(store_fd, STORE_MARKER, text.data, text.len, 0644);
+	if (!ret && mkdirat(store_fd, "procs", 0755) != 0 && errno != EEXIST)
+		ret = -errno;
+	if (ret)
+		buf_printf(err, "%s: cannot initialise store: %s", path, strerror(-ret));
+out:
+	buf_free(&text);
+	return ret;
+}
+
+int store_open(const char *path, bool readonly, struct buf *err)
+{
+	int ret;
+
+	store_ro = readonly;
+	store_fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (store_fd < 0) {
+		ret = -errno;
+		buf_printf(err, "%s: cannot open store: %s", path, strerror(errno));
+		return ret;
+	}
+	ret = store_check_marker(path, err);
+	if (ret) {
+		close(store_fd);
+		store_fd = -1;
+	}
+	return ret;
+}
+
+void store_close(void)
+{
+	if (store_fd >= 0)
+		close(store_fd);
+	store_fd = -1;
+}
+
+bool store_type_valid(const char *name, size_t len)
+{
+	size_t i;
+
+	if (len < 1 || len > STORE_TYPE_MAX || name[0] == '.')
+		return false;
+	for (i = 0; i < len; i++) {
+		char c = name[i];
+
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		      c == '.' || c == '_' || c == '+' || c == '-'))
+			return false;
+	}
+	return true;
+}
+
+void store_type_dir(const char *type, struct buf *out)
+{
+	XXH64_hash_t h = XXH3_64bits(type, strlen(type));
+
+	buf_printf(out, "procs/%02x/%02x/%s", (unsigned)(h >> 56), (unsigned)(h >> 48) & 0xff,
+		   type);
+}
+
+static void store_path(const char *type, const char *rel, struct buf *out)
+{
+	store_type_dir(type, out);
+	if (rel && *rel) {
+		buf_addc(out, '/');
+		buf_adds(out, rel);
+	}
+}
+
+int store_read(const char *type, const char *rel, size_t max, struct buf *out)
+{
+	struct buf path = BUF_INIT;
+	int ret;
+
+	store_path(type, rel, &path);
+	ret = file_read_all(store_fd, path.data, max, out);
+	buf_free(&path);
+	return ret;
+}
+
+/* mkdir -p for the store-relative @path. */
+static int store_mkdirs(const char *path)
+{
+	struct buf p = BUF_INIT;
+	char *s;
+	int ret = 0;
+
+	buf_adds(&p, path);
+	for (s = p.data; ; s++) {
+		if (*s == '/' || *s == '\0') {
+			char c = *s;
+
+			*s = '\0';
+			if (mkdirat(store_fd, p.data, 0755) != 0 && errno != EEXIST) {
+				ret = -errno;
+				break;
+			}
+			*s = c;
+			if (!c)
+				break;
+		}
+	}
+	buf_free(&p);
+	return ret;
+}
+
+int store_mkdir_type(const char *type)
+{
+	struct buf dir = BUF_INIT;
+	int ret;
+
+	if (store_ro)
+		return -EROFS;
+	store_type_dir(type, &dir);
+	ret = store_mkdirs(dir.data);
+	buf_free(&dir);
+	return ret;
+}
+
+bool store_type_exists(const char *type)
+{
+	struct buf dir = BUF_INIT;
+	struct stat st;
+	bool ok;
+
+	store_type_dir(type, &dir);
+	ok = fstatat(store_fd, dir.data, &st, 0) == 0 && S_ISDIR(st.st_mode);
+	buf_free(&dir);
+	return ok;
+}
+
+int store_write(const char *type, const char *rel, const void *data, size_t len)
+{
+	struct buf path = BUF_INIT;
+	char *slash;
+	int ret;
+
+	if (store_ro)
+		return -EROFS;
+	store_path(type, rel, &path);
+	slash = strrchr(path.data, '/');
+	*slash = '\0';
+	ret = store_mkdirs(path.data);
+	*slash = '/';
+	if (!ret) {
+		int dirfd;
+
+		*slash = '\0';
+		dirfd = openat(store_fd, path.data, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		*slash = '/';
+		if (dirfd < 0) {
+			ret = -errno;
+		} else {
+			ret = atomic_write(dirfd, slash + 1, data, len, 0644);
+			close(dirfd);
+		}
+	}
+	buf_free(&path);
+	return ret;
+}
+
+static int store_walk_level(int dirfd, int depth, int (*fn)(const char *, void *), void *arg)
+{
+	DIR *dir = fdopendir(dirfd);
+	struct dirent *de;
+	int ret = 0;
+
+	if (!dir) {
+		close(dirfd);
+		return -errno;
+	}
+	while (!ret && (de = readdir(dir))) {
+		if (de->d_name[0] == '.')
+			continue;
+		if (depth == 2) {
+			if (store_type_valid(de->d_name, strlen(de->d_name)))
+				ret = fn(de->d_name, arg);
+			continue;
+		}
+		int sub = openat(dirfd, de->d_name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+		if (sub >= 0)
+			ret = store_walk_level(sub, depth + 1, fn, arg);
+	}
+	closedir(dir);
+	return ret;
+}
+
+int store_foreach_type(int (*fn)(const char *type, void *arg), void *arg)
+{
+	int fd = openat(store_fd, "procs", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	if (fd < 0)
+		return errno == ENOENT ? 0 : -errno;
+	return store_walk_level(fd, 0, fn, arg);
+}
+
+static void store_clean_dir(int dirfd, int depth)
+{
+	DIR *dir = fdopendir(dirfd);
+	struct dirent *de;
+
+	if (!dir) {
+		close(dirfd);
+		return;
+	}
+	while ((de = readdir(dir))) {
+		if (atomic_tmp_is_stale(de->d_name)) {
+			if (unlinkat(dirfd, de->d_name, 0) == 0)
+				log_info("store: removed stale temp file %s", de->d_name);
+			continue;
+		}
+		if (depth < 2 && de->d_type == DT_DIR && de->d_name[0] != '.') {
+			int sub = openat(dirfd, de->d_name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+			if (sub >= 0)
+				store_clean_dir(sub, depth + 1);
+		}
+	}
+	closedir(dir);
+}
+
+void store_clean_type(const char *type)
+{
+	struct buf dir = BUF_INIT;
+	int fd;
+
+	if (store_ro)
+		return;
+	store_type_dir(type, &dir);
+	fd = openat(store_fd, dir.data, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd >= 0)
+		store_clean_dir(fd, 0);
+	buf_free(&dir);
+}
+
+int store_log(const char *type, const char *fmt, ...)
+{
+	struct buf old = BUF_INIT, line = BUF_INIT;
+	struct timespec ts;
+	struct tm tm;
+	va_list ap;
+	int ret;
+
+	if (store_ro)
+		return -EROFS;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	gmtime_r(&ts.tv_sec, &tm);
+	buf_printf(&line, "%04d-%02d-%02dT%02d:%02d:%02dZ ", tm.tm_year + 1900, tm.tm_mon + 1,
+		   tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+	va_start(ap, fmt);
+	buf_vprintf(&line, fmt, ap);
+	va_end(ap);
+	if (!line.len || line.data[line.len - 1] != '\n')
+		buf_addc(&line, '\n');
+
+	/* Read-append-rename keeps the log whole for readers and other daemons; the
+	 * lock only keeps this daemon's own appends from losing each other. */
+	pthread_mutex_lock(&store_log_lock);
+	ret = store_read(type, "log", STORE_LOG_MAX * 2, &old);
+	if (ret == -EFBIG || ret == -ENOENT || ret == -EISDIR)
+		buf_reset(&old);
+	if (old.len + line.len > STORE_LOG_MAX) {
+		/* Drop the oldest lines, at a line boundary. */
+		size_t cut = old.len + line.len - STORE_LOG_MAX / 2;
+		char *nl = cut < old.len ? memchr(old.data + cut, '\n', old.len - cut) : NULL;
+		size_t keep = nl ? old.len - (size_t)(nl + 1 - old.data) : 0;
+
+		memmove(old.data, old.data + old.len - keep, keep);
+		buf_truncate(&old, keep);
+	}
+	buf_add(&old, line.data, line.len);
+	ret = store_write(type, "log", old.data, old.len);
+	pthread_mutex_unlock(&store_log_lock);
+	buf_free(&old);
+	buf_free(&line);
+	return ret;
+}

@@ -1,0 +1,143 @@
+/* atomic: temp-file + fsync + rename writes, and whole-file reads; see atomic.h. */
+#include "atomic.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <pthread.h>
+#include <unistd.h>
+
+static char atomic_host[64];
+static pthread_once_t atomic_once = PTHREAD_ONCE_INIT;
+
+static void atomic_init_host(void)
+{
+	char *dot;
+
+	if (gethostname(atomic_host, sizeof(atomic_host) - 1) != 0 || !atomic_host[0])
+		strcpy(atomic_host, "localhost");
+	/* Dots separate the fields of a temp name; keep the host short and dot-free. */
+	dot = strchr(atomic_host, '.');
+	if (dot)
+		*dot = '\0';
+}
+
+void atomic_tmpname(struct buf *name)
+{
+	static atomic_ulong counter;
+
+	pthread_once(&atomic_once, atomic_init_host);
+	buf_printf(name, ATOMIC_TMP_PREFIX "%s.%ld.%lu", atomic_host, (long)getpid(),
+		   atomic_fetch_add(&counter, 1));
+}
+
+bool atomic_is_tmpname(const char *name)
+{
+	return strncmp(name, ATOMIC_TMP_PREFIX, strlen(ATOMIC_TMP_PREFIX)) == 0;
+}
+
+bool atomic_tmp_is_stale(const char *name)
+{
+	const char *host, *pid_s;
+	size_t hostlen;
+	long pid;
+	char *end;
+
+	if (!atomic_is_tmpname(name))
+		return false;
+	pthread_once(&atomic_once, atomic_init_host);
+	host = name + strlen(ATOMIC_TMP_PREFIX);
+	pid_s = strchr(host, '.');
+	if (!pid_s)
+		return true; /* not one of ours in any format we write: litter */
+	hostlen = (size_t)(pid_s - host);
+	/* Another host's temp file may belong to a live writer there: leave it. */
+	if (hostlen != strlen(atomic_host) || strncmp(host, atomic_host, hostlen) != 0)
+		return false;
+	pid = strtol(pid_s + 1, &end, 10);
+	if (end == pid_s + 1 || pid <= 0)
+		return true;
+	if (pid == (long)getpid())
+		return false;
+	return kill((pid_t)pid, 0) != 0 && errno == ESRCH;
+}
+
+static int write_full(int fd, const void *data, size_t len)
+{
+	const char *p = data;
+
+	while (len) {
+		ssize_t n = write(fd, p, len);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+int atomic_write(int dirfd, const char *name, const void *data, size_t len, mode_t mode)
+{
+	struct buf tmp = BUF_INIT;
+	int fd = -1, ret;
+
+	atomic_tmpname(&tmp);
+	fd = openat(dirfd, tmp.data, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+	if (fd < 0) {
+		ret = -errno;
+		goto out;
+	}
+	ret = write_full(fd, data, len);
+	/* fsync before rename: otherwise a crash can leave the new name on empty data. */
+	if (!ret && fsync(fd) != 0)
+		ret = -errno;
+	if (close(fd) != 0 && !ret)
+		ret = -errno;
+	fd = -1;
+	if (!ret && renameat(dirfd, tmp.data, dirfd, name) != 0)
+		ret = -errno;
+	if (ret)
+		unlinkat(dirfd, tmp.data, 0);
+out:
+	buf_free(&tmp);
+	return ret;
+}
+
+int file_read_all(int dirfd, const char *name, size_t max, struct buf *out)
+{
+	char chunk[65536];
+	int fd, ret = 0;
+	size_t total = 0;
+
+	fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0)
+		return -errno;
+	for (;;) {
+		ssize_t n = read(fd, chunk, sizeof(chunk));
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			ret = -errno;
+			break;
+		}
+		if (n == 0)
+			break;
+		total += (size_t)n;
+		if (total > max) {
+			ret = -EFBIG;
+			break;
+		}
+		buf_add(out, chunk, (size_t)n);
+	}
+	close(fd);
+	return ret;
+}

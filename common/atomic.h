@@ -1,0 +1,33 @@
+/*
+ * atomic: the one way seglamfs writes a file, Maildir style.
+ *
+ * Data goes to a temporary file with a name unique across hosts, processes and
+ * threads (".seglam-tmp.HOST.PID.N"), is fsync'ed, then renamed over the target.
+ * Readers, rsync and other daemons (also over NFS) therefore see either the old
+ * or the new file, never a mix, and a crash leaves at most a temp file that
+ * atomic_is_tmpname() recognises and a later mount removes.
+ */
+#ifndef SEGLAM_ATOMIC_H
+#define SEGLAM_ATOMIC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "buf.h"
+
+#define ATOMIC_TMP_PREFIX ".seglam-tmp."
+
+/* Append a fresh unique temp name to @name. */
+void atomic_tmpname(struct buf *name);
+bool atomic_is_tmpname(const char *name);
+/* True when @name is a temp file of this host whose process is gone. */
+bool atomic_tmp_is_stale(const char *name);
+
+/* Write @data to dirfd/@name atomically, with @mode. Returns 0 or -errno. */
+int atomic_write(int dirfd, const char *name, const void *data, size_t len, mode_t mode);
+
+/* Read a whole file (at most @max bytes, else -EFBIG) into @out. Returns 0 or -errno. */
+int file_read_all(int dirfd, const char *name, size_t max, struct buf *out);
+
+#endif

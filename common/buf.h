@@ -1,0 +1,38 @@
+/*
+ * buf: the one growable byte buffer used everywhere in seglamfs.
+ *
+ * The contents are always NUL-terminated (data[len] == '\0') so a buffer can be
+ * handed to string functions, but may also hold binary data with embedded NULs.
+ * A zeroed struct buf is a valid empty buffer.  Allocation failure aborts: the
+ * daemon cannot do anything useful without memory, and checking every append
+ * would hide the real logic.
+ */
+#ifndef SEGLAM_BUF_H
+#define SEGLAM_BUF_H
+
+#include <stdarg.h>
+#include <stddef.h>
+
+struct buf {
+	char *data;
+	size_t len;
+	size_t cap;
+};
+
+#define BUF_INIT {NULL, 0, 0}
+
+void buf_grow(struct buf *b, size_t extra);
+void buf_add(struct buf *b, const void *data, size_t len);
+void buf_adds(struct buf *b, const char *s);
+void buf_addc(struct buf *b, char c);
+void buf_printf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void buf_vprintf(struct buf *b, const char *fmt, va_list ap);
+void buf_reset(struct buf *b);
+void buf_truncate(struct buf *b, size_t len);
+void buf_free(struct buf *b);
+/* Hand the allocation to the caller (never NULL), leaving b empty. */
+char *buf_steal(struct buf *b);
+/* Returns a printable C string even for an empty, never-grown buffer. */
+const char *buf_str(const struct buf *b);
+
+#endif

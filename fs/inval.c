@@ -1,0 +1,173 @@
+/*
+ * inval: the thread that drops kernel caches of changed types.
+ *
+ * fuse_lowlevel_notify_inval_* must not be sent from inside a request handler
+ * (the kernel may wait on the very request being handled: deadlock), so handlers
+ * and the cache layer only queue a type name here, and this thread sends the
+ * invalidations for ask/TYPE and every answer the kernel may hold under it.
+ */
+#include "fs.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "node.h"
+
+struct inval_item {
+	char *type;
+	struct inval_item *next;
+};
+
+struct inval_target {
+	uint64_t parent, ino;
+	char *name;
+};
+
+static struct {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	struct inval_item *head;
+	struct fuse_session *se;
+	pthread_t thread;
+	bool running, stop;
+} inval = {.lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
+
+void fs_inval_type(const char *type)
+{
+	struct inval_item *it, **tail;
+
+	pthread_mutex_lock(&inval.lock);
+	if (!inval.running)
+		goto out;
+	/* Coalesce: one pending entry per type is enough. */
+	for (tail = &inval.head; *tail; tail = &(*tail)->next)
+		if (!strcmp((*tail)->type, type))
+			goto out;
+	it = calloc(1, sizeof(*it));
+	if (!it)
+		abort();
+	it->type = strdup(type);
+	if (!it->type)
+		abort();
+	*tail = it;
+	pthread_cond_signal(&inval.cond);
+out:
+	pthread_mutex_unlock(&inval.lock);
+}
+
+struct collect {
+	struct inval_target *t;
+	size_t n, cap;
+};
+
+static void collect_add(struct collect *c, uint64_t parent, uint64_t ino, const char *name)
+{
+	if (c->n == c->cap) {
+		c->cap = c->cap ? c->cap * 2 : 16;
+		c->t = realloc(c->t, c->cap * sizeof(*c->t));
+		if (!c->t)
+			abort();
+	}
+	c->t[c->n].parent = parent;
+	c->t[c->n].ino = ino;
+	c->t[c->n].name = strdup(name);
+	if (!c->t[c->n].name)
+		abort();
+	c->n++;
+}
+
+static void collect_child(struct node *child, void *arg)
+{
+	collect_add(arg, child->parent->ino, child->ino, child->name);
+}
+
+static void inval_one(const char *type)
+{
+	struct collect c = {0};
+	struct node *ask, *qry, *t;
+	size_t i;
+
+	pthread_mutex_lock(&node_lock);
+	ask = node_by_ino(INO_ASK);
+	t = ask ? node_child(ask, type) : NULL;
+	if (t) {
+		node_foreach_child(t, collect_child, &c);
+		collect_add(&c, INO_ASK, t->ino, type);
+	}
+	qry = node_by_ino(INO_QUERY);
+	t = qry ? node_child(qry, type) : NULL;
+	if (t)
+		collect_add(&c, INO_QUERY, t->ino, type);
+	pthread_mutex_unlock(&node_lock);
+
+	for (i = 0; i < c.n; i++) {
+		/* Drop the cached data and attributes, then the name itself, so the next
+		 * open looks the answer up afresh. ENOENT just means the kernel forgot it. */
+		fuse_lowlevel_notify_inval_inode(inval.se, c.t[i].ino, 0, 0);
+		fuse_lowlevel_notify_inval_entry(inval.se, c.t[i].parent, c.t[i].name,
+						 strlen(c.t[i].name));
+		free(c.t[i].name);
+	}
+	free(c.t);
+}
+
+static void *inval_main(void *arg)
+{
+	(void)arg;
+	pthread_mutex_lock(&inval.lock);
+	for (;;) {
+		struct inval_item *it;
+
+		while (!inval.head && !inval.stop)
+			pthread_cond_wait(&inval.cond, &inval.lock);
+		if (inval.stop)
+			break;
+		it = inval.head;
+		inval.head = it->next;
+		pthread_mutex_unlock(&inval.lock);
+		inval_one(it->type);
+		free(it->type);
+		free(it);
+		pthread_mutex_lock(&inval.lock);
+	}
+	pthread_mutex_unlock(&inval.lock);
+	return NULL;
+}
+
+int fs_inval_start(struct fuse_session *se)
+{
+	int ret;
+
+	inval.se = se;
+	inval.stop = false;
+	ret = pthread_create(&inval.thread, NULL, inval_main, NULL);
+	if (ret)
+		return -ret;
+	pthread_mutex_lock(&inval.lock);
+	inval.running = true;
+	pthread_mutex_unlock(&inval.lock);
+	return 0;
+}
+
+void fs_inval_stop(void)
+{
+	struct inval_item *it;
+
+	pthread_mutex_lock(&inval.lock);
+	if (!inval.running) {
+		pthread_mutex_unlock(&inval.lock);
+		return;
+	}
+	inval.stop = true;
+	inval.running = false;
+	pthread_cond_signal(&inval.cond);
+	pthread_mutex_unlock(&inval.lock);
+	pthread_join(inval.thread, NULL);
+	while ((it = inval.head)) {
+		inval.head = it->next;
+		free(it->type);
+		free(it);
+	}
+}

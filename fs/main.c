@@ -1,0 +1,375 @@
+/*
+ * main: the seglamfs command: options, start-up and shutdown order.
+ *
+ * Order matters: the store and sandbox are set up before mounting (so errors are
+ * reported on the terminal), threads are started only after fuse_daemonize()
+ * (fork keeps only the calling thread), and on the way out counters are flushed
+ * before the store is closed.
+ */
+#include <errno.h>
+#include <libgen.h>
+#include <limits.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <fuse_lowlevel.h>
+
+#include "config.h"
+#include "fs.h"
+#include "library.h"
+#include "llm.h"
+#include "node.h"
+#include "log.h"
+#include "proc.h"
+#include "sandbox.h"
+#include "store.h"
+#include "synth.h"
+
+struct options {
+	char *store;
+	int positional;
+	unsigned timeout_ms, revalidate_ms, memo_mb, workers, worker_mem_mb, max_answer;
+	unsigned fail_ttl_ms, repair_rounds, calls_per_hour, history;
+	unsigned long tokens_per_hour;
+	char *worker, *include, *library;
+	int use_library, readonly, debug_log, show_help, show_version, repair_set;
+	char *llm, *llm_url, *llm_model, *llm_command, *llm_max_tokens_field;
+	unsigned llm_timeout_ms, llm_max_tokens;
+};
+
+#define OPT(t, p) {t, offsetof(struct options, p), 1}
+static const struct fuse_opt option_spec[] = {
+	OPT("timeout=%u", timeout_ms),
+	OPT("revalidate=%u", revalidate_ms),
+	OPT("memo=%u", memo_mb),
+	OPT("workers=%u", workers),
+	OPT("worker_mem=%u", worker_mem_mb),
+	OPT("max_answer=%u", max_answer),
+	OPT("fail_ttl=%u", fail_ttl_ms),
+	OPT("history=%u", history),
+	OPT("worker=%s", worker),
+	OPT("include=%s", include),
+	OPT("library", use_library),
+	OPT("library=%s", library),
+	OPT("log_debug", debug_log),
+	OPT("llm=%s", llm),
+	OPT("llm_url=%s", llm_url),
+	OPT("llm_model=%s", llm_model),
+	OPT("llm_command=%s", llm_command),
+	OPT("llm_timeout=%u", llm_timeout_ms),
+	OPT("llm_max_tokens=%u", llm_max_tokens),
+	OPT("llm_max_tokens_field=%s", llm_max_tokens_field),
+	OPT("repair_rounds=%u", repair_rounds),
+	OPT("llm_calls_per_hour=%u", calls_per_hour),
+	OPT("llm_tokens_per_hour=%lu", tokens_per_hour),
+	OPT("-h", show_help),
+	OPT("--help", show_help),
+	OPT("-V", show_version),
+	OPT("--version", show_version),
+	FUSE_OPT_END,
+};
+
+static void usage(const char *prog)
+{
+	printf("usage: %s [options] STORE MOUNTPOINT\n\n"
+	       "Mount the procedure store STORE at MOUNTPOINT:\n"
+	       "  MOUNTPOINT/ask/TYPE/INPUT   read: the answer of procedure TYPE for INPUT\n"
+	       "  MOUNTPOINT/procs/TYPE/      the procedure's source.c, tests/, spec, meta.json, log\n"
+	       "  MOUNTPOINT/query/TYPE       write an input, read the answer (seglam ask)\n"
+	       "  MOUNTPOINT/stats            counters\n\n"
+	       "seglamfs options:\n"
+	       "  -o library[=DIR]         copy the bundled procedures into STORE (types it lacks)\n"
+	       "  -o timeout=MS            time limit of one compile or run (default 2000)\n"
+	       "  -o revalidate=MS         how often the store is re-checked for changes made\n"
+	       "                           elsewhere, e.g. by other daemons (default 1000)\n"
+	       "  -o memo=MB               answer memo size (default 64)\n"
+	       "  -o workers=N             live sandbox workers kept (default 64)\n"
+	       "  -o worker_mem=MB         address-space limit of a worker (default 256)\n"
+	       "  -o max_answer=BYTES      largest answer (default 1048576)\n"
+	       "  -o history=N             replaced sources kept in procs/TYPE/history/ (default 20)\n"
+	       "  -o worker=PATH           the seglam-worker binary\n"
+	       "  -o include=DIR           the headers procedures compile against\n"
+	       "  -o log_debug             verbose log\n"
+	       "LLM options (environment: SEGLAM_LLM, SEGLAM_LLM_URL, SEGLAM_LLM_MODEL,\n"
+	       "SEGLAM_LLM_API_KEY, SEGLAM_LLM_COMMAND; the key is never taken as an option):\n"
+	       "  -o llm=openai|anthropic|command|none\n"
+	       "  -o llm_url=URL  -o llm_model=NAME  -o llm_command=CMD\n"
+	       "  -o llm_timeout=MS        one LLM request (default 120000)\n"
+	       "  -o llm_max_tokens=N      (default 4096)  -o llm_max_tokens_field=NAME\n"
+	       "  -o repair_rounds=N       repair rounds after a failed compile or test (default 3)\n"
+	       "  -o fail_ttl=MS           how long a failed synthesis is remembered (default 30000)\n"
+	       "  -o llm_calls_per_hour=N  -o llm_tokens_per_hour=N   budget (default unlimited)\n\n",
+	       prog);
+	printf("FUSE options:\n");
+	fuse_cmdline_help();
+	fuse_lowlevel_help();
+}
+
+static int option_proc(void *data, const char *arg, int key, struct fuse_args *outargs)
+{
+	struct options *o = data;
+
+	(void)outargs;
+	if (key == FUSE_OPT_KEY_NONOPT && o->positional++ == 0) {
+		o->store = strdup(arg);
+		return 0; /* consumed: fuse_parse_cmdline takes the mountpoint */
+	}
+	if (key == FUSE_OPT_KEY_OPT && !strcmp(arg, "ro"))
+		o->readonly = 1; /* also passed on to the kernel */
+	if (key == FUSE_OPT_KEY_OPT && !strncmp(arg, "repair_rounds=", 14))
+		o->repair_set = 1;
+	return 1;
+}
+
+static bool path_exists(const char *p)
+{
+	struct stat st;
+
+	return p && stat(p, &st) == 0;
+}
+
+/* Next to our own binary when run from the build tree, else the installed one. */
+static char *default_worker(void)
+{
+	char self[PATH_MAX], *dir, *path = NULL;
+	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+
+	if (n > 0) {
+		self[n] = '\0';
+		dir = dirname(self);
+		if (asprintf(&path, "%s/seglam-worker", dir) < 0)
+			path = NULL;
+		if (path && path_exists(path))
+			return path;
+		free(path);
+	}
+	return strdup(SEGLAM_INSTALL_WORKER);
+}
+
+static const char *default_dir(const char *source, const char *installed)
+{
+	return path_exists(source) ? source : installed;
+}
+
+static volatile int flush_stop;
+static pthread_mutex_t flush_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t flush_cond = PTHREAD_COND_INITIALIZER;
+
+/* Counters go to meta.json now and then, never on the hit path. */
+static void *flush_main(void *arg)
+{
+	(void)arg;
+	pthread_mutex_lock(&flush_lock);
+	while (!flush_stop) {
+		struct timespec ts;
+
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_sec += 10;
+		pthread_cond_timedwait(&flush_cond, &flush_lock, &ts);
+		pthread_mutex_unlock(&flush_lock);
+		proc_flush();
+		pthread_mutex_lock(&flush_lock);
+	}
+	pthread_mutex_unlock(&flush_lock);
+	return NULL;
+}
+
+int main(int argc, char *argv[])
+{
+	struct fuse_args args = FUSE_ARGS_INIT(argc, argv);
+	struct fuse_cmdline_opts opts = {0};
+	struct options o = {0};
+	struct buf err = BUF_INIT;
+	struct sandbox_config sc = {0};
+	struct proc_config pc = {0};
+	struct synth_config syc = {0};
+	struct fs_config fc = {0};
+	struct fuse_session *se = NULL;
+	struct fuse_loop_config *loop = NULL;
+	pthread_t flusher;
+	bool flusher_started = false, mounted = false, store_ok = false, sandbox_ok = false;
+	int ret = 1;
+
+	signal(SIGPIPE, SIG_IGN);
+	if (fuse_opt_parse(&args, &o, option_spec, option_proc) != 0)
+		goto out;
+	if (o.show_version) {
+		printf("seglamfs %s\n", SEGLAM_VERSION);
+		printf("FUSE library version %s\n", fuse_pkgversion());
+		ret = 0;
+		goto out;
+	}
+	if (o.show_help) {
+		usage(argv[0]);
+		ret = 0;
+		goto out;
+	}
+	if (fuse_parse_cmdline(&args, &opts) != 0)
+		goto out;
+	if (!o.store || !opts.mountpoint) {
+		fprintf(stderr, "usage: %s [options] STORE MOUNTPOINT (see --help)\n", argv[0]);
+		goto out;
+	}
+	if (opts.debug || o.debug_log)
+		log_set_level(LOG_LVL_DEBUG);
+
+	/* The LLM: environment, overridden by options. */
+	if (o.llm) {
+		if (!strcmp(o.llm, "openai"))
+			syc.llm.provider = LLM_OPENAI;
+		else if (!strcmp(o.llm, "anthropic"))
+			syc.llm.provider = LLM_ANTHROPIC;
+		else if (!strcmp(o.llm, "command"))
+			syc.llm.provider = LLM_COMMAND;
+		else if (!strcmp(o.llm, "none"))
+			syc.llm.provider = LLM_NONE;
+		else {
+			fprintf(stderr, "seglamfs: -o llm=%s: unknown provider (openai, anthropic, "
+				"command or none)\n", o.llm);
+			goto out;
+		}
+		if (syc.llm.provider == LLM_NONE)
+			setenv("SEGLAM_LLM", "none", 1);
+		else
+			setenv("SEGLAM_LLM", o.llm, 1);
+	}
+	syc.llm.url = o.llm_url ? strdup(o.llm_url) : NULL;
+	syc.llm.model = o.llm_model ? strdup(o.llm_model) : NULL;
+	syc.llm.command = o.llm_command ? strdup(o.llm_command) : NULL;
+	syc.llm.max_tokens_field = o.llm_max_tokens_field ? strdup(o.llm_max_tokens_field) : NULL;
+	syc.llm.request_timeout_ms = o.llm_timeout_ms;
+	syc.llm.max_tokens = o.llm_max_tokens;
+	if (llm_config_resolve(&syc.llm, &err) != 0) {
+		fprintf(stderr, "seglamfs: LLM configuration: %s\n", buf_str(&err));
+		goto out;
+	}
+	syc.repair_rounds = o.repair_set ? o.repair_rounds : 3;
+	syc.calls_per_hour = o.calls_per_hour;
+	syc.tokens_per_hour = o.tokens_per_hour;
+
+	if (store_open(o.store, o.readonly, &err) != 0) {
+		fprintf(stderr, "seglamfs: %s\n", buf_str(&err));
+		goto out;
+	}
+	store_ok = true;
+	if (o.use_library || o.library) {
+		const char *dir = o.library ? o.library
+					    : default_dir(SEGLAM_SOURCE_LIBRARY, SEGLAM_INSTALL_LIBRARY);
+
+		if (library_install(dir, &err) != 0) {
+			fprintf(stderr, "seglamfs: %s\n", buf_str(&err));
+			goto out;
+		}
+	}
+
+	sc.worker_path = o.worker ? o.worker : default_worker();
+	sc.include_dir = o.include ? o.include
+				   : default_dir(SEGLAM_SOURCE_INCLUDE, SEGLAM_INSTALL_INCLUDE);
+	sc.timeout_ms = o.timeout_ms ? o.timeout_ms : 2000;
+	sc.max_answer = o.max_answer ? o.max_answer : 1 << 20;
+	sc.mem_limit = (size_t)(o.worker_mem_mb ? o.worker_mem_mb : 256) << 20;
+	sc.max_workers = o.workers ? o.workers : 64;
+	if (!path_exists(sc.worker_path) || !path_exists(sc.include_dir)) {
+		fprintf(stderr, "seglamfs: %s: not found (pass -o worker=PATH and -o include=DIR)\n",
+			path_exists(sc.worker_path) ? sc.include_dir : sc.worker_path);
+		goto out;
+	}
+	if (sandbox_init(&sc) != 0) {
+		fprintf(stderr, "seglamfs: cannot start the sandbox\n");
+		goto out;
+	}
+	sandbox_ok = true;
+
+	pc.revalidate_ms = o.revalidate_ms ? o.revalidate_ms : 1000;
+	pc.memo_bytes = (size_t)(o.memo_mb ? o.memo_mb : 64) << 20;
+	pc.fail_ttl_ms = o.fail_ttl_ms;
+	pc.history_max = o.history;
+	if (syc.llm.provider != LLM_NONE) {
+		synth_init(&syc);
+		pc.synth = synth_procedure;
+	}
+	proc_init(&pc);
+	proc_set_change_hook(fs_inval_type);
+
+	fc.timeout = pc.revalidate_ms / 1000.0;
+	fc.readonly = o.readonly;
+	fs_init(&fc);
+	node_init();
+
+	se = fuse_session_new(&args, &fs_ops, sizeof(fs_ops), NULL);
+	if (!se)
+		goto out_proc;
+	if (fuse_set_signal_handlers(se) != 0)
+		goto out_session;
+	if (fuse_session_mount(se, opts.mountpoint) != 0)
+		goto out_signals;
+	mounted = true;
+	log_info("mounted %s on %s (LLM: %s)", o.store, opts.mountpoint,
+		 llm_provider_name(syc.llm.provider));
+	if (!opts.foreground)
+		log_use_syslog(1);
+	fuse_daemonize(opts.foreground);
+
+	if (fs_inval_start(se) != 0)
+		goto out_unmount;
+	if (pthread_create(&flusher, NULL, flush_main, NULL) == 0)
+		flusher_started = true;
+
+	if (opts.singlethread) {
+		ret = fuse_session_loop(se);
+	} else {
+		loop = fuse_loop_cfg_create();
+		fuse_loop_cfg_set_clone_fd(loop, opts.clone_fd);
+		fuse_loop_cfg_set_max_threads(loop, opts.max_threads ? opts.max_threads : 16);
+		fuse_loop_cfg_set_idle_threads(loop, opts.max_idle_threads);
+		ret = fuse_session_loop_mt(se, loop);
+		fuse_loop_cfg_destroy(loop);
+	}
+	ret = ret ? 1 : 0;
+
+	fs_inval_stop();
+	if (flusher_started) {
+		pthread_mutex_lock(&flush_lock);
+		flush_stop = 1;
+		pthread_cond_signal(&flush_cond);
+		pthread_mutex_unlock(&flush_lock);
+		pthread_join(flusher, NULL);
+	}
+out_unmount:
+	if (mounted)
+		fuse_session_unmount(se);
+out_signals:
+	fuse_remove_signal_handlers(se);
+out_session:
+	fuse_session_destroy(se);
+out_proc:
+	proc_shutdown();
+	node_shutdown();
+out:
+	if (sandbox_ok)
+		sandbox_shutdown();
+	if (store_ok)
+		store_close();
+	if (!o.worker && sc.worker_path)
+		free((char *)sc.worker_path);
+	llm_config_free(&syc.llm);
+	free(opts.mountpoint);
+	free(o.store);
+	free(o.worker);
+	free(o.include);
+	free(o.library);
+	free(o.llm);
+	free(o.llm_url);
+	free(o.llm_model);
+	free(o.llm_command);
+	free(o.llm_max_tokens_field);
+	fuse_opt_free_args(&args);
+	buf_free(&err);
+	return ret;
+}

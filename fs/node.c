@@ -1,0 +1,303 @@
+/* node: the inode table (ino -> node, (parent, name) -> node); see node.h. */
+#include "node.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <xxhash.h>
+
+#include "store.h"
+
+pthread_mutex_t node_lock = PTHREAD_MUTEX_INITIALIZER;
+uint64_t node_generation;
+
+static struct {
+	struct node **by_ino, **by_name;
+	size_t nbuckets, count;
+	uint64_t next_ino;
+} nodes;
+
+static struct node fixed[5];
+
+static size_t ino_bucket(uint64_t ino)
+{
+	return (size_t)(ino * 0x9E3779B97F4A7C15ull >> 20) & (nodes.nbuckets - 1);
+}
+
+static size_t name_bucket(uint64_t parent, const char *name)
+{
+	return (size_t)XXH3_64bits_withSeed(name, strlen(name), parent) & (nodes.nbuckets - 1);
+}
+
+static void rehash(void)
+{
+	size_t old = nodes.nbuckets, i;
+	struct node **by_ino = nodes.by_ino, **by_name = nodes.by_name;
+
+	nodes.nbuckets = old ? old * 2 : 1024;
+	nodes.by_ino = calloc(nodes.nbuckets, sizeof(*nodes.by_ino));
+	nodes.by_name = calloc(nodes.nbuckets, sizeof(*nodes.by_name));
+	if (!nodes.by_ino || !nodes.by_name)
+		abort();
+	for (i = 0; i < old; i++) {
+		struct node *n, *next;
+
+		for (n = by_ino[i]; n; n = next) {
+			size_t b = ino_bucket(n->ino);
+
+			next = n->ino_next;
+			n->ino_next = nodes.by_ino[b];
+			nodes.by_ino[b] = n;
+		}
+		for (n = by_name[i]; n; n = next) {
+			size_t b = name_bucket(n->parent->ino, n->name);
+
+			next = n->name_next;
+			n->name_next = nodes.by_name[b];
+			nodes.by_name[b] = n;
+		}
+	}
+	free(by_ino);
+	free(by_name);
+}
+
+static void insert_ino(struct node *n)
+{
+	size_t b = ino_bucket(n->ino);
+
+	n->ino_next = nodes.by_ino[b];
+	nodes.by_ino[b] = n;
+}
+
+static void insert_name(struct node *n)
+{
+	size_t b = name_bucket(n->parent->ino, n->name);
+
+	n->name_next = nodes.by_name[b];
+	nodes.by_name[b] = n;
+}
+
+void node_init(void)
+{
+	static const struct {
+		enum node_kind kind;
+		const char *name;
+	} defs[5] = {{NODE_ROOT, ""}, {NODE_ASK, "ask"}, {NODE_PROCS, "procs"},
+		     {NODE_QUERY, "query"}, {NODE_STATS, "stats"}};
+	size_t i;
+
+	node_generation = (uint64_t)time(NULL);
+	rehash();
+	for (i = 0; i < 5; i++) {
+		struct node *n = &fixed[i];
+
+		n->ino = i + 1;
+		n->kind = defs[i].kind;
+		n->name = (char *)defs[i].name;
+		n->parent = i ? &fixed[0] : NULL;
+		insert_ino(n);
+		if (i)
+			insert_name(n);
+	}
+	nodes.next_ino = 16;
+}
+
+static bool node_fixed(const struct node *n)
+{
+	return n >= fixed && n < fixed + 5;
+}
+
+struct node *node_by_ino(uint64_t ino)
+{
+	struct node *n;
+
+	for (n = nodes.by_ino[ino_bucket(ino)]; n; n = n->ino_next)
+		if (n->ino == ino)
+			return n;
+	return NULL;
+}
+
+struct node *node_child(struct node *parent, const char *name)
+{
+	struct node *n;
+
+	for (n = nodes.by_name[name_bucket(parent->ino, name)]; n; n = n->name_next)
+		if (n->parent == parent && !strcmp(n->name, name))
+			return n;
+	return NULL;
+}
+
+struct node *node_lookup_child(struct node *parent, const char *name, enum node_kind kind)
+{
+	struct node *n = node_child(parent, name);
+
+	if (n && n->kind != kind) {
+		/* A procs entry that changed from file to directory keeps its ino; any other
+		 * kind change means the old node is stale. */
+		node_detach(n);
+		n = NULL;
+	}
+	if (!n) {
+		n = calloc(1, sizeof(*n));
+		if (!n)
+			abort();
+		n->ino = nodes.next_ino++;
+		n->kind = kind;
+		n->parent = parent;
+		parent->children++;
+		n->name = strdup(name);
+		if (!n->name)
+			abort();
+		if (kind == NODE_ASK_TYPE || kind == NODE_QUERY_TYPE || kind == NODE_PROCS_TYPE) {
+			n->type_owned = strdup(name);
+			if (!n->type_owned)
+				abort();
+			n->type = n->type_owned;
+		} else {
+			n->type = parent->type;
+		}
+		if (nodes.count + 1 > nodes.nbuckets)
+			rehash();
+		insert_ino(n);
+		insert_name(n);
+		nodes.count++;
+	}
+	n->nlookup++;
+	return n;
+}
+
+static void unlink_name(struct node *n)
+{
+	struct node **p = &nodes.by_name[name_bucket(n->parent->ino, n->name)];
+
+	while (*p && *p != n)
+		p = &(*p)->name_next;
+	if (*p)
+		*p = n->name_next;
+	n->name_next = NULL;
+}
+
+static void node_free_if_unused(struct node *n)
+{
+	while (n && !node_fixed(n) && n->nlookup == 0 && n->children == 0) {
+		struct node *parent = n->parent, **p;
+
+		if (!n->unlinked)
+			unlink_name(n);
+		for (p = &nodes.by_ino[ino_bucket(n->ino)]; *p != n; p = &(*p)->ino_next)
+			;
+		*p = n->ino_next;
+		nodes.count--;
+		free(n->name);
+		free(n->type_owned);
+		free(n->input);
+		free(n);
+		parent->children--;
+		n = parent;
+	}
+}
+
+void node_forget(struct node *n, uint64_t count)
+{
+	if (node_fixed(n))
+		return;
+	n->nlookup = count > n->nlookup ? 0 : n->nlookup - count;
+	node_free_if_unused(n);
+}
+
+void node_detach(struct node *n)
+{
+	if (node_fixed(n) || n->unlinked)
+		return;
+	unlink_name(n);
+	n->unlinked = true;
+}
+
+void node_move(struct node *n, struct node *parent, const char *name)
+{
+	struct node *old_parent = n->parent;
+	char *copy = strdup(name);
+
+	if (!copy)
+		abort();
+	if (!n->unlinked)
+		unlink_name(n);
+	free(n->name);
+	n->name = copy;
+	n->parent = parent;
+	parent->children++;
+	n->unlinked = false;
+	if (n->kind == NODE_PROCS_TYPE) {
+		free(n->type_owned);
+		n->type_owned = strdup(name);
+		if (!n->type_owned)
+			abort();
+		n->type = n->type_owned;
+	}
+	insert_name(n);
+	old_parent->children--;
+	node_free_if_unused(old_parent);
+}
+
+void node_store_path(const struct node *node, struct buf *out)
+{
+	const struct node *chain[256];
+	const struct node *n;
+	size_t depth = 0;
+
+	for (n = node; n && n->kind == NODE_PFILE && depth < 256; n = n->parent)
+		chain[depth++] = n;
+	store_type_dir(node_type(node), out);
+	while (depth--) {
+		buf_addc(out, '/');
+		buf_adds(out, chain[depth]->name);
+	}
+}
+
+const char *node_type(const struct node *n)
+{
+	/* Walk up: a procs entry may have been renamed into another type. */
+	while (n && n->kind == NODE_PFILE)
+		n = n->parent;
+	return n ? n->type : NULL;
+}
+
+void node_foreach_child(struct node *parent, void (*fn)(struct node *child, void *arg), void *arg)
+{
+	size_t i;
+
+	for (i = 0; i < nodes.nbuckets; i++) {
+		struct node *n;
+
+		for (n = nodes.by_ino[i]; n; n = n->ino_next)
+			if (n->parent == parent && !n->unlinked)
+				fn(n, arg);
+	}
+}
+
+size_t node_count(void)
+{
+	return nodes.count;
+}
+
+void node_shutdown(void)
+{
+	size_t i;
+
+	for (i = 0; i < nodes.nbuckets; i++) {
+		struct node *n, *next;
+
+		for (n = nodes.by_ino[i]; n; n = next) {
+			next = n->ino_next;
+			if (node_fixed(n))
+				continue;
+			free(n->name);
+			free(n->type_owned);
+			free(n->input);
+			free(n);
+		}
+	}
+	free(nodes.by_ino);
+	free(nodes.by_name);
+	memset(&nodes, 0, sizeof(nodes));
+}

@@ -1,0 +1,88 @@
+/*
+ * node: the inode table of the mount.
+ *
+ * Every object the kernel knows has a node: fixed ones (root, ask/, procs/,
+ * query/, stats) and dynamic ones (ask/TYPE, ask/TYPE/INPUT, query/TYPE,
+ * procs/TYPE and everything below it).  Inode numbers come from a counter and
+ * are never reused while the daemon lives; the generation is the mount's start
+ * time, so NFS handles from an earlier run are refused with ESTALE rather than
+ * resolved to something else.
+ *
+ * Lifetime: a node lives while the kernel holds lookups on it (nlookup, dropped
+ * by FORGET) or while it has children (a child's path is computed through its
+ * parent chain).  Fixed nodes live forever.  All access goes through node_lock.
+ */
+#ifndef SEGLAM_NODE_H
+#define SEGLAM_NODE_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "buf.h"
+
+enum node_kind {
+	NODE_ROOT,
+	NODE_ASK,        /* ask/ */
+	NODE_PROCS,      /* procs/ */
+	NODE_QUERY,      /* query/ */
+	NODE_STATS,      /* stats */
+	NODE_ASK_TYPE,   /* ask/TYPE/ */
+	NODE_ANSWER,     /* ask/TYPE/INPUT */
+	NODE_QUERY_TYPE, /* query/TYPE */
+	NODE_PROCS_TYPE, /* procs/TYPE/ */
+	NODE_PFILE,      /* anything below procs/TYPE/ */
+};
+
+#define INO_ROOT 1
+#define INO_ASK 2
+#define INO_PROCS 3
+#define INO_QUERY 4
+#define INO_STATS 5
+
+struct pfile;
+
+struct node {
+	uint64_t ino;
+	uint64_t nlookup;
+	unsigned children;
+	enum node_kind kind;
+	struct node *parent;
+	char *name;
+	const char *type;   /* type of a non-procs node; procs entries use node_type() */
+	char *type_owned;   /* set on ASK_TYPE, QUERY_TYPE and PROCS_TYPE nodes */
+	/* NODE_ANSWER: the decoded input, and what the kernel was last told. */
+	char *input;
+	size_t inlen;
+	uint64_t told_size;
+	bool unlinked;       /* removed from the name table: a deleted or replaced entry */
+	struct pfile *writer; /* NODE_PFILE open with unsaved writes, for getattr */
+	struct node *ino_next, *name_next;
+};
+
+extern pthread_mutex_t node_lock;
+extern uint64_t node_generation;
+
+void node_init(void);
+void node_shutdown(void);
+/* Under node_lock. */
+struct node *node_by_ino(uint64_t ino);
+struct node *node_child(struct node *parent, const char *name);
+/* Find or create the child, and count one lookup. Under node_lock. */
+struct node *node_lookup_child(struct node *parent, const char *name, enum node_kind kind);
+/* Drop @n lookups; frees the node when unused. Under node_lock. */
+void node_forget(struct node *node, uint64_t n);
+/* Remove from the name table (unlink, rename target). Under node_lock. */
+void node_detach(struct node *node);
+/* Move to a new parent/name (rename). Under node_lock. */
+void node_move(struct node *node, struct node *parent, const char *name);
+/* Store-relative path of a procs node ("procs/ab/cd/TYPE/tests/x.in"). Under node_lock. */
+void node_store_path(const struct node *node, struct buf *out);
+/* The type a node belongs to (NULL for fixed nodes). Under node_lock. */
+const char *node_type(const struct node *node);
+/* Call @fn for each child of @parent still in the name table. Under node_lock. */
+void node_foreach_child(struct node *parent, void (*fn)(struct node *child, void *arg), void *arg);
+size_t node_count(void);
+
+#endif

@@ -1,0 +1,69 @@
+/*
+ * count-unique-lines: how many different lines the input has, like
+ * `sort -u | wc -l`.  The lines are sorted, so equal lines are neighbours.
+ */
+#include <seglam.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct line {
+	const char *s;
+	size_t len;
+};
+
+/*
+ * Split in[0..len) into lines.  A final newline ends the last line rather than
+ * starting an empty one.  Returns the number of lines, or -1 if out of memory.
+ */
+static long split_lines(const char *in, size_t len, struct line **lines)
+{
+	size_t i, n = 0, start = 0;
+
+	for (i = 0; i < len; i++)
+		if (in[i] == '\n')
+			n++;
+	if (len > 0 && in[len - 1] != '\n')
+		n++;
+	*lines = malloc((n ? n : 1) * sizeof(**lines));
+	if (!*lines)
+		return -1;
+	n = 0;
+	for (i = 0; i <= len; i++) {
+		if (i == len ? i > start : in[i] == '\n') {
+			(*lines)[n].s = in + start;
+			(*lines)[n].len = i - start;
+			n++;
+			start = i + 1;
+		}
+	}
+	return (long)n;
+}
+
+/* Byte order, like `LC_ALL=C sort`: a line sorts before its extensions. */
+static int cmp_line(const void *a, const void *b)
+{
+	const struct line *x = a, *y = b;
+	int c = memcmp(x->s, y->s, x->len < y->len ? x->len : y->len);
+
+	if (c)
+		return c;
+	return x->len < y->len ? -1 : x->len > y->len;
+}
+
+int seglam_run(const char *in, size_t len, seglam_out *out)
+{
+	struct line *lines;
+	long n = split_lines(in, len, &lines), i, unique = 0;
+
+	if (n < 0) {
+		seglam_printf(out, "out of memory\n");
+		return 1;
+	}
+	qsort(lines, (size_t)n, sizeof(*lines), cmp_line);
+	for (i = 0; i < n; i++)
+		if (i == 0 || cmp_line(&lines[i - 1], &lines[i]) != 0)
+			unique++;
+	free(lines);
+	seglam_printf(out, "%ld\n", unique);
+	return 0;
+}

@@ -1,0 +1,253 @@
+/*
+ * prompt: builds the system and user prompts from the template llm/prompt.txt
+ * (compiled in; its header says what each section is for).  This file only
+ * fills placeholders: every word the model reads is in prompt.txt.
+ */
+#include "llm.h"
+#include "llm_int.h"
+
+#include <stdint.h>
+#include <string.h>
+
+/* Bounds that keep a prompt reasonable whatever tests/ and spec hold. */
+#define LLM_PROMPT_MAX_CASES 40
+#define LLM_PROMPT_MAX_CASE_BYTES 2000
+#define LLM_PROMPT_MAX_SPEC 16384
+#define LLM_PROMPT_MAX_SOURCE 65536
+#define LLM_PROMPT_MAX_FAILURE 8192
+
+struct llm_subst {
+	const char *key;
+	const char *val;
+	size_t len;
+};
+
+/* The text of section "@@ NAME" of the template, without its header line. */
+static void llm_section(const char *name, const char **text, size_t *len)
+{
+	const char *t = llm_prompt_txt, *end = t + llm_prompt_txt_len, *p = t;
+	size_t n = strlen(name);
+
+	*text = "";
+	*len = 0;
+	while (p < end) {
+		const char *eol = memchr(p, '\n', (size_t)(end - p));
+		const char *next = eol ? eol + 1 : end;
+
+		if ((size_t)(end - p) >= n + 3 && !memcmp(p, "@@ ", 3) &&
+		    !memcmp(p + 3, name, n) && (p + 3 + n == end || p[3 + n] == '\n')) {
+			const char *q = next;
+
+			while (q < end) {
+				if ((size_t)(end - q) >= 3 && !memcmp(q, "@@ ", 3))
+					break;
+				eol = memchr(q, '\n', (size_t)(end - q));
+				q = eol ? eol + 1 : end;
+			}
+			*text = next;
+			*len = (size_t)(q - next);
+			return;
+		}
+		p = next;
+	}
+}
+
+static void llm_render(struct buf *out, const char *section, const struct llm_subst *subst,
+		       size_t nsubst)
+{
+	const char *t, *end;
+	size_t len;
+
+	llm_section(section, &t, &len);
+	end = t + len;
+	while (t < end) {
+		const char *open = memmem(t, (size_t)(end - t), "{{", 2), *close;
+		size_t i;
+
+		if (!open) {
+			buf_add(out, t, (size_t)(end - t));
+			break;
+		}
+		buf_add(out, t, (size_t)(open - t));
+		close = memmem(open + 2, (size_t)(end - open - 2), "}}", 2);
+		if (!close) {
+			buf_add(out, open, (size_t)(end - open));
+			break;
+		}
+		for (i = 0; i < nsubst; i++) {
+			if (strlen(subst[i].key) == (size_t)(close - open - 2) &&
+			    !memcmp(open + 2, subst[i].key, (size_t)(close - open - 2)))
+				break;
+		}
+		if (i < nsubst)
+			buf_add(out, subst[i].val, subst[i].len);
+		else
+			buf_add(out, open, (size_t)(close + 2 - open));
+		t = close + 2;
+	}
+}
+
+/* Length of the valid UTF-8 sequence at @s (at most @n bytes), 0 if invalid. */
+static size_t llm_utf8_len(const unsigned char *s, size_t n)
+{
+	size_t k;
+	uint32_t c;
+
+	if (s[0] < 0xc2 || s[0] > 0xf4)
+		return 0;
+	k = s[0] < 0xe0 ? 2 : s[0] < 0xf0 ? 3 : 4;
+	if (n < k)
+		return 0;
+	c = s[0] & (0x7f >> k);
+	for (size_t i = 1; i < k; i++) {
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+		c = c << 6 | (s[i] & 0x3f);
+	}
+	if ((k == 3 && (c < 0x800 || (c >= 0xd800 && c < 0xe000))) || (k == 4 && c < 0x10000) ||
+	    c > 0x10ffff)
+		return 0;
+	return k;
+}
+
+/*
+ * @data as a C string literal, valid UTF-8 kept as is (the prompt travels as
+ * JSON, which wants UTF-8), everything else escaped, at most @max input bytes.
+ */
+static void llm_quote(struct buf *b, const char *data, size_t len, size_t max)
+{
+	static const char hex[] = "0123456789abcdef";
+	const unsigned char *s = (const unsigned char *)data;
+	size_t n = len < max ? len : max, i = 0;
+	int after_hex = 0;
+
+	buf_addc(b, '"');
+	while (i < n) {
+		unsigned char c = s[i];
+		size_t k;
+
+		/* "\x01" "a" must not read as "\x1a". */
+		if (after_hex && ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') ||
+				  (c >= 'A' && c <= 'F')))
+			buf_adds(b, "\"\"");
+		after_hex = 0;
+		if (c == '\n') {
+			buf_adds(b, "\\n");
+		} else if (c == '\t') {
+			buf_adds(b, "\\t");
+		} else if (c == '\r') {
+			buf_adds(b, "\\r");
+		} else if (c == '"' || c == '\\') {
+			buf_addc(b, '\\');
+			buf_addc(b, (char)c);
+		} else if (c >= 0x20 && c < 0x7f) {
+			buf_addc(b, (char)c);
+		} else if (c >= 0x80 && (k = llm_utf8_len(s + i, n - i))) {
+			buf_add(b, s + i, k);
+			i += k;
+			continue;
+		} else {
+			buf_adds(b, "\\x");
+			buf_addc(b, hex[c >> 4]);
+			buf_addc(b, hex[c & 15]);
+			after_hex = 1;
+		}
+		i++;
+	}
+	buf_addc(b, '"');
+	if (n < len)
+		buf_printf(b, " ... (%zu bytes in all, the rest not shown)", len);
+}
+
+/* A fenced block that no run of backticks in @text can close early. */
+static void llm_fence(struct buf *b, const char *lang, const char *text, size_t max)
+{
+	size_t len = strlen(text), run = 0, longest = 0;
+
+	for (size_t i = 0; i < len; i++) {
+		run = text[i] == '`' ? run + 1 : 0;
+		if (run > longest)
+			longest = run;
+	}
+	longest = longest < 3 ? 3 : longest + 1;
+	for (size_t i = 0; i < longest; i++)
+		buf_addc(b, '`');
+	buf_adds(b, lang);
+	buf_addc(b, '\n');
+	buf_add(b, text, len < max ? len : max);
+	if (len > max)
+		buf_adds(b, "\n... (cut)");
+	if (len && text[(len < max ? len : max) - 1] != '\n')
+		buf_addc(b, '\n');
+	for (size_t i = 0; i < longest; i++)
+		buf_addc(b, '`');
+}
+
+void llm_prompt_build(const struct llm_prompt_input *in, struct buf *system, struct buf *user)
+{
+	struct buf spec = BUF_INIT, cases = BUF_INIT, src = BUF_INIT, fail = BUF_INIT;
+	const char *type = in->type ? in->type : "";
+
+	llm_render(system, "system", NULL, 0);
+
+	if (in->spec && *in->spec) {
+		size_t n = strlen(in->spec);
+
+		while (n && (in->spec[n - 1] == '\n' || in->spec[n - 1] == '\r'))
+			n--;
+		if (n > LLM_PROMPT_MAX_SPEC)
+			n = LLM_PROMPT_MAX_SPEC;
+		struct llm_subst s[] = {{"spec", in->spec, n}};
+		llm_render(&spec, "spec", s, 1);
+	}
+
+	if (in->ncases) {
+		struct buf list = BUF_INIT;
+		size_t i;
+
+		for (i = 0; i < in->ncases && i < LLM_PROMPT_MAX_CASES; i++) {
+			const struct llm_case *c = &in->cases[i];
+			struct buf qi = BUF_INIT, qo = BUF_INIT;
+			const char *name = c->name ? c->name : "";
+
+			llm_quote(&qi, buf_str(&c->in), c->in.len, LLM_PROMPT_MAX_CASE_BYTES);
+			llm_quote(&qo, buf_str(&c->out), c->out.len, LLM_PROMPT_MAX_CASE_BYTES);
+			struct llm_subst s[] = {{"name", name, strlen(name)},
+						{"in", qi.data, qi.len},
+						{"out", qo.data, qo.len}};
+			llm_render(&list, "case", s, 3);
+			buf_free(&qi);
+			buf_free(&qo);
+		}
+		if (i < in->ncases)
+			buf_printf(&list, "- and %zu more cases not shown\n", in->ncases - i);
+		while (list.len && list.data[list.len - 1] == '\n')
+			buf_truncate(&list, list.len - 1);
+		struct llm_subst s[] = {{"cases", buf_str(&list), list.len}};
+		llm_render(&cases, "cases", s, 1);
+		buf_free(&list);
+	} else {
+		struct llm_subst s[] = {{"type", type, strlen(type)}};
+		llm_render(&cases, "no-cases", s, 1);
+	}
+
+	struct llm_subst us[] = {{"type", type, strlen(type)},
+				 {"spec", buf_str(&spec), spec.len},
+				 {"cases", buf_str(&cases), cases.len}};
+	llm_render(user, "user", us, 3);
+
+	if (in->prev_source || in->failure) {
+		llm_fence(&src, "c", in->prev_source ? in->prev_source : "(no code)",
+			  LLM_PROMPT_MAX_SOURCE);
+		llm_fence(&fail, "", in->failure ? in->failure : "(no message)",
+			  LLM_PROMPT_MAX_FAILURE);
+		struct llm_subst s[] = {{"type", type, strlen(type)},
+					{"source", src.data, src.len},
+					{"failure", fail.data, fail.len}};
+		llm_render(user, "repair", s, 3);
+	}
+	buf_free(&spec);
+	buf_free(&cases);
+	buf_free(&src);
+	buf_free(&fail);
+}

@@ -1,0 +1,75 @@
+"""Hostile procedures through a real mount: each read fails (or answers harmlessly)
+within the time limit, nothing leaks, and the mount keeps serving (issue 2)."""
+import errno
+import glob
+import os
+import re
+import time
+
+import pytest
+
+from conftest import HOSTILE, UPPER, worker_pids
+
+SECRET = 'sk-SEGLAM-SECRET-7f3a9c1e5b'
+CASES = sorted(glob.glob(os.path.join(HOSTILE, '*.c')))
+PWNED = ['/tmp/pwned', '/tmp/seglam-pwned', '/tmp/pwned-system', '/tmp/pwned-dlopen']
+
+
+def expectation(path):
+    with open(path) as f:
+        m = re.search(r'expect:\s*(EIO|EINVAL|OK)\s*(.*?)\s*(\*/)?$', f.read(), re.M)
+    assert m, f'{path}: no expect: line'
+    return m.group(1), m.group(2)
+
+
+@pytest.fixture(scope='module')
+def hostile_mount(tmp_path_factory):
+    from conftest import Mount
+    m = Mount(str(tmp_path_factory.mktemp('hostile')), options=['-o', 'llm=none', '-o', 'timeout=1500'],
+              env={'SEGLAM_LLM_API_KEY': SECRET})
+    m.start()
+    m.put_proc('upper', UPPER)
+    yield m
+    m.stop()
+    assert not [p for p in worker_pids() if p], 'stray worker processes after unmount'
+
+
+@pytest.mark.parametrize('path', CASES, ids=[os.path.basename(c)[:-2] for c in CASES])
+def test_hostile(hostile_mount, path):
+    m = hostile_mount
+    kind, reason = expectation(path)
+    name = 'h-' + os.path.basename(path)[:-2].replace('_', '-')
+    with open(path) as f:
+        m.put_proc(name, f.read())
+    t0 = time.monotonic()
+    try:
+        answer = m.ask(name, 'input')
+        err = 0
+    except OSError as e:
+        answer, err = b'', e.errno
+    elapsed = time.monotonic() - t0
+    assert elapsed < 10, f'took {elapsed:.1f}s'
+    if kind == 'OK':
+        assert err == 0, f'expected a harmless answer, got errno {err}: {m.proc_log(name)}'
+    else:
+        assert err == getattr(errno, kind), f'expected {kind}, got {err or answer!r}'
+        if reason:
+            assert reason in m.proc_log(name), m.proc_log(name)
+    # nothing leaks: not into the answer, the log, the daemon log or the store
+    assert SECRET.encode() not in answer
+    assert SECRET not in m.proc_log(name)
+    assert SECRET not in m.daemon_log()
+    for dirpath, _, files in os.walk(m.store):
+        for fn in files:
+            with open(os.path.join(dirpath, fn), 'rb') as f:
+                assert SECRET.encode() not in f.read(), fn
+    assert b'root:' not in answer and 'root:x:' not in m.proc_log(name)
+    for p in PWNED:
+        assert not os.path.exists(p), p
+    # the mount and every other procedure keep working
+    assert m.ask('upper', 'still-here') == b'STILL-HERE\n'
+    assert m.proc.poll() is None
+
+
+def test_workers_are_bounded(hostile_mount):
+    assert len(worker_pids()) <= 64 * 4

@@ -1,0 +1,227 @@
+/* test_core: unit tests of name decoding, buffers, atomic writes, the store layout
+ * and the answer memo. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "answer.h"
+#include "atomic.h"
+#include "buf.h"
+#include "name.h"
+#include "store.h"
+
+static int failures, count;
+
+#define CHECK(cond, name)                                                                          \
+	do {                                                                                       \
+		count++;                                                                           \
+		if (cond) {                                                                        \
+			printf("ok %d - %s\n", count, name);                                       \
+		} else {                                                                           \
+			printf("not ok %d - %s (%s:%d)\n", count, name, __FILE__, __LINE__);       \
+			failures++;                                                                \
+		}                                                                                  \
+	} while (0)
+
+static int decodes_to(const char *name, const char *want, size_t wantlen)
+{
+	struct buf b = BUF_INIT;
+	int ok;
+
+	name_decode(name, strlen(name), &b);
+	ok = b.len == wantlen && !memcmp(buf_str(&b), want, wantlen);
+	if (!ok)
+		printf("# decode(%s) gave '%s' (%zu bytes)\n", name, buf_str(&b), b.len);
+	buf_free(&b);
+	return ok;
+}
+
+static void test_name(void)
+{
+	CHECK(decodes_to("MCMXCIV", "MCMXCIV", 7), "plain name is the input");
+	CHECK(decodes_to("a%2Fb", "a/b", 3), "%2F is a slash");
+	CHECK(decodes_to("a%2fb", "a/b", 3), "lowercase hex");
+	CHECK(decodes_to("100%25", "100%", 4), "%25 is a percent");
+	CHECK(decodes_to("100%", "100%", 4), "trailing % stands for itself");
+	CHECK(decodes_to("%4", "%4", 2), "% with one digit stands for itself");
+	CHECK(decodes_to("%zz", "%zz", 3), "% with non-hex stands for itself");
+	CHECK(decodes_to("%00x", "\0x", 2), "%00 gives a NUL byte");
+	CHECK(decodes_to("", "", 0), "empty name");
+	CHECK(decodes_to("%%41", "%A", 2), "%% then %41");
+}
+
+static void test_buf(void)
+{
+	struct buf b = BUF_INIT;
+	int i;
+
+	CHECK(!strcmp(buf_str(&b), ""), "empty buffer is an empty string");
+	for (i = 0; i < 10000; i++)
+		buf_printf(&b, "%d,", i);
+	CHECK(b.len == strlen(b.data), "printf appends keep NUL termination");
+	buf_truncate(&b, 3);
+	CHECK(!strcmp(b.data, "0,1"), "truncate");
+	buf_add(&b, "\0z", 2);
+	CHECK(b.len == 5 && b.data[3] == '\0' && b.data[4] == 'z', "binary data");
+	buf_free(&b);
+}
+
+static void test_atomic(void)
+{
+	char dir[] = "/tmp/seglam-test-XXXXXX";
+	struct buf b = BUF_INIT, name = BUF_INIT;
+	int fd;
+
+	if (!mkdtemp(dir)) {
+		CHECK(0, "mkdtemp");
+		return;
+	}
+	fd = open(dir, O_RDONLY | O_DIRECTORY);
+	CHECK(atomic_write(fd, "f", "hello", 5, 0644) == 0, "atomic write");
+	CHECK(file_read_all(fd, "f", 100, &b) == 0 && !strcmp(b.data, "hello"), "read back");
+	buf_reset(&b);
+	CHECK(file_read_all(fd, "f", 3, &b) == -EFBIG, "read cap gives EFBIG");
+	CHECK(file_read_all(fd, "missing", 3, &b) == -ENOENT, "missing file gives ENOENT");
+	atomic_tmpname(&name);
+	CHECK(atomic_is_tmpname(name.data), "temp names are recognised");
+	CHECK(!atomic_tmp_is_stale(name.data), "our own temp file is not stale");
+	CHECK(atomic_tmp_is_stale(".seglam-tmp.nohost"), "malformed temp name is litter");
+	buf_reset(&name);
+	{
+		char host[64] = "";
+
+		gethostname(host, sizeof(host) - 1);
+		if (strchr(host, '.'))
+			*strchr(host, '.') = '\0';
+		buf_printf(&name, ".seglam-tmp.%s.999999999.1", host);
+		CHECK(atomic_tmp_is_stale(name.data), "temp file of a dead pid is stale");
+		buf_reset(&name);
+		buf_printf(&name, ".seglam-tmp.otherhost%s.1.1", host);
+		CHECK(!atomic_tmp_is_stale(name.data), "other host's temp file is left alone");
+	}
+	CHECK(!atomic_is_tmpname("source.c"), "source.c is not a temp name");
+	unlinkat(fd, "f", 0);
+	close(fd);
+	rmdir(dir);
+	buf_free(&b);
+	buf_free(&name);
+}
+
+static void test_store(void)
+{
+	char dir[] = "/tmp/seglam-store-XXXXXX";
+	struct buf err = BUF_INIT, b = BUF_INIT, path = BUF_INIT;
+	char big[200];
+
+	CHECK(store_type_valid("roman-to-int", 12), "valid type");
+	CHECK(store_type_valid("a.b_c+d-E9", 10), "all allowed characters");
+	CHECK(!store_type_valid(".hidden", 7), "leading dot rejected");
+	CHECK(!store_type_valid("a/b", 3), "slash rejected");
+	CHECK(!store_type_valid("a b", 3), "space rejected");
+	CHECK(!store_type_valid("", 0), "empty rejected");
+	memset(big, 'a', sizeof(big));
+	CHECK(store_type_valid(big, 128), "128 bytes allowed");
+	CHECK(!store_type_valid(big, 129), "129 bytes rejected");
+	store_type_dir("upper", &path);
+	CHECK(!strncmp(path.data, "procs/", 6) && strlen(path.data) == 6 + 6 + 5 &&
+		      !strcmp(path.data + 12, "upper"),
+	      "type dir is procs/HH/HH/TYPE");
+
+	if (!mkdtemp(dir)) {
+		CHECK(0, "mkdtemp");
+		return;
+	}
+	CHECK(store_open(dir, false, &err) == 0, "open initialises an empty directory");
+	CHECK(store_write("upper", "tests/a.in", "x", 1) == 0, "write creates directories");
+	CHECK(store_read("upper", "tests/a.in", 10, &b) == 0 && !strcmp(b.data, "x"), "read back");
+	CHECK(store_type_exists("upper") && !store_type_exists("lower"), "type exists");
+	CHECK(store_log("upper", "hello %d", 42) == 0, "log append");
+	buf_reset(&b);
+	CHECK(store_read("upper", "log", 1000, &b) == 0 && strstr(b.data, "hello 42\n"), "log line");
+	store_close();
+	buf_reset(&err);
+	CHECK(store_open(dir, true, &err) == 0, "reopen read-only");
+	CHECK(store_write("upper", "x", "y", 1) == -EROFS, "read-only store refuses writes");
+	store_close();
+	{
+		char cmd[256];
+
+		snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+		if (system(cmd) != 0)
+			printf("# cleanup failed\n");
+	}
+	mkdtemp(strcpy(dir, "/tmp/seglam-store-XXXXXX"));
+	{
+		char f[300];
+		FILE *fp;
+
+		snprintf(f, sizeof(f), "%s/unrelated", dir);
+		fp = fopen(f, "w");
+		if (fp)
+			fclose(fp);
+		buf_reset(&err);
+		CHECK(store_open(dir, false, &err) == -EINVAL && strstr(err.data, "not empty"),
+		      "a non-empty non-store directory is refused");
+		unlink(f);
+		rmdir(dir);
+	}
+	buf_free(&err);
+	buf_free(&b);
+	buf_free(&path);
+}
+
+static void test_memo(void)
+{
+	struct answer *a, *b;
+	char in[32];
+	int i, found = 0;
+
+	memo_init(64 * 1024);
+	a = answer_new(0, 7, "42\n", 3);
+	memo_add("x", 1, a);
+	b = memo_find(7, "x", 1);
+	CHECK(b == a, "memo finds what was added");
+	answer_put(b);
+	CHECK(memo_find(8, "x", 1) == NULL, "other version misses");
+	CHECK(memo_find(7, "y", 1) == NULL, "other input misses");
+	answer_put(a);
+	for (i = 0; i < 10000; i++) {
+		snprintf(in, sizeof(in), "%d", i);
+		a = answer_new(0, 1, in, strlen(in));
+		memo_add(in, strlen(in), a);
+		answer_put(a);
+	}
+	for (i = 0; i < 10000; i++) {
+		snprintf(in, sizeof(in), "%d", i);
+		b = memo_find(1, in, strlen(in));
+		if (b) {
+			found++;
+			if (strcmp(b->data, in))
+				found = -100000;
+			answer_put(b);
+		}
+	}
+	CHECK(found > 0 && found < 10000, "memo is bounded and keeps recent answers");
+	{
+		struct memo_stats st;
+
+		memo_get_stats(&st);
+		CHECK(st.bytes <= 64 * 1024, "memo bytes within its cap");
+	}
+	memo_shutdown();
+}
+
+int main(void)
+{
+	test_name();
+	test_buf();
+	test_atomic();
+	test_store();
+	test_memo();
+	printf("%d passed, %d failed\n", count - failures, failures);
+	return failures ? 1 : 0;
+}

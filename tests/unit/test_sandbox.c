@@ -1,0 +1,569 @@
+/*
+ * test_sandbox: cache/sandbox.c and the seglam-worker it drives, end to end.
+ *
+ *	test_sandbox WORKER INCLUDE_DIR HOSTILE_DIR
+ *
+ * Real workers, real seccomp.  Each case prints "ok N - name" or "not ok N - name";
+ * the exit status is non-zero if any failed.  The hostile corpus (the .c files in HOSTILE_DIR)
+ * is data driven: each file has a line "expect: EIO|EINVAL|OK <substring>" saying
+ * how the run must end and what the message (or answer) must contain.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "buf.h"
+#include "sandbox.h"
+
+#define SECRET "sk-seglam-test-secret-6b1f0c9e2d"
+#define TIMEOUT_MS 1000
+
+static int test_n, test_failed;
+static const char *worker_path, *include_dir, *hostile_dir;
+
+static void check(bool ok, const char *name, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void check(bool ok, const char *name, const char *fmt, ...)
+{
+	va_list ap;
+
+	test_n++;
+	printf("%sok %d - %s\n", ok ? "" : "not ", test_n, name);
+	if (!ok) {
+		test_failed++;
+		printf("#   ");
+		va_start(ap, fmt);
+		vprintf(fmt, ap);
+		va_end(ap);
+		printf("\n");
+	}
+	fflush(stdout);
+}
+
+static double now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static int run(const char *src, const char *in, struct buf *out, struct buf *err)
+{
+	buf_reset(out);
+	buf_reset(err);
+	return sandbox_run(src, strlen(src), in, strlen(in), out, err);
+}
+
+static void start(unsigned max_workers)
+{
+	struct sandbox_config cfg = {
+	    .worker_path = worker_path,
+	    .include_dir = include_dir,
+	    .timeout_ms = TIMEOUT_MS,
+	    .max_workers = max_workers,
+	};
+	int r = sandbox_init(&cfg);
+
+	if (r < 0) {
+		printf("Bail out! sandbox_init: %s\n", strerror(-r));
+		exit(1);
+	}
+}
+
+static const char good_src[] = "#include <seglam.h>\n"
+			       "#include <stdlib.h>\n"
+			       "#include <string.h>\n"
+			       "int seglam_run(const char *in, size_t len, seglam_out *out)\n"
+			       "{\n"
+			       "\tchar *end;\n"
+			       "\tlong v = strtol(in, &end, 10);\n"
+			       "\tif (len == 0 || *end) {\n"
+			       "\t\tseglam_printf(out, \"not a number: %s\", in);\n"
+			       "\t\treturn 1;\n"
+			       "\t}\n"
+			       "\tseglam_printf(out, \"%ld\\n\", v * v + 1);\n"
+			       "\treturn 0;\n"
+			       "}\n";
+
+static void test_good(void)
+{
+	struct buf out = BUF_INIT, err = BUF_INIT;
+	bool all = true;
+	int r;
+
+	r = sandbox_compile(good_src, strlen(good_src), &err);
+	check(r == 0, "good procedure compiles", "r=%d err=%s", r, buf_str(&err));
+	r = run(good_src, "12", &out, &err);
+	check(r == 0 && strcmp(buf_str(&out), "145\n") == 0, "good procedure answers",
+	      "r=%d out=%s err=%s", r, buf_str(&out), buf_str(&err));
+	for (int i = 0; i < 2000 && all; i++) {
+		char in[32], want[32];
+
+		snprintf(in, sizeof(in), "%d", i - 1000);
+		snprintf(want, sizeof(want), "%ld\n", (long)(i - 1000) * (i - 1000) + 1);
+		r = run(good_src, in, &out, &err);
+		all = r == 0 && strcmp(buf_str(&out), want) == 0;
+		if (!all)
+			printf("# input %s: r=%d out=%s err=%s\n", in, r, buf_str(&out),
+			       buf_str(&err));
+	}
+	check(all, "2000 distinct inputs answered right", "see above");
+	r = run(good_src, "12x", &out, &err);
+	check(r == -EINVAL && strcmp(buf_str(&out), "not a number: 12x") == 0,
+	      "rejection gives -EINVAL and the reason", "r=%d out=%s", r, buf_str(&out));
+	r = run(good_src, "", &out, &err);
+	check(r == -EINVAL, "empty input is passed and rejected", "r=%d", r);
+	buf_free(&out);
+	buf_free(&err);
+}
+
+static void test_compile_errors(void)
+{
+	const char *bad = "#include <seglam.h>\n\nint seglam_run(const char *in, size_t len, "
+			  "seglam_out *out)\n{\n\treturn x;\n}\n";
+	const char *missing = "#include <seglam.h>\nint seglam_runx(void) { return 0; }\n";
+	struct buf out = BUF_INIT, err = BUF_INIT;
+	int r;
+
+	r = sandbox_compile(bad, strlen(bad), &err);
+	check(r == -EIO && strcmp(buf_str(&err), "line 5: 'x' undeclared") == 0,
+	      "compile error gives \"line N: ...\"", "r=%d err=%s", r, buf_str(&err));
+	r = run(bad, "1", &out, &err);
+	check(r == -EIO && strstr(buf_str(&err), "line 5:"), "run of a bad source gives -EIO",
+	      "r=%d err=%s", r, buf_str(&err));
+	buf_reset(&err);
+	r = sandbox_compile(missing, strlen(missing), &err);
+	check(r == -EIO && strstr(buf_str(&err), "seglam_run is not defined"), "missing seglam_run",
+	      "r=%d err=%s", r, buf_str(&err));
+	buf_free(&out);
+	buf_free(&err);
+}
+
+static const char libc_src[] =
+    "#include <seglam.h>\n"
+    "#include <stdarg.h>\n"
+    "#include <stdio.h>\n"
+    "#include <stdlib.h>\n"
+    "#include <string.h>\n"
+    "#include <ctype.h>\n"
+    "#include <math.h>\n"
+    "#include <stdint.h>\n"
+    "#include <stdbool.h>\n"
+    "#include <limits.h>\n"
+    "static long sum(int n, ...)\n"
+    "{\n"
+    "\tva_list ap;\n"
+    "\tlong s = 0;\n"
+    "\tva_start(ap, n);\n"
+    "\tfor (int i = 0; i < n; i++)\n"
+    "\t\ts += va_arg(ap, long);\n"
+    "\tva_end(ap);\n"
+    "\treturn s;\n"
+    "}\n"
+    "static double dsum(int n, ...)\n"
+    "{\n"
+    "\tva_list ap;\n"
+    "\tdouble s = 0;\n"
+    "\tva_start(ap, n);\n"
+    "\twhile (n--)\n"
+    "\t\ts += va_arg(ap, double);\n"
+    "\tva_end(ap);\n"
+    "\treturn s;\n"
+    "}\n"
+    "static int say(seglam_out *out, const char *fmt, ...)\n"
+    "{\n"
+    "\tchar tmp[256];\n"
+    "\tva_list ap;\n"
+    "\tva_start(ap, fmt);\n"
+    "\tvsnprintf(tmp, sizeof(tmp), fmt, ap);\n"
+    "\tva_end(ap);\n"
+    "\treturn seglam_write(out, tmp, strlen(tmp));\n"
+    "}\n"
+    "static int cmp(const void *a, const void *b)\n"
+    "{\n"
+    "\treturn *(const int *)a - *(const int *)b;\n"
+    "}\n"
+    "int seglam_run(const char *in, size_t len, seglam_out *out)\n"
+    "{\n"
+    "\tint a, b, n = 100000;\n"
+    "\tint *v = malloc(n * sizeof(*v));\n"
+    "\tchar *up = strdup(in);\n"
+    "\tlong double ld = 1.5L;\n"
+    "\tuint64_t big = UINT64_MAX;\n"
+    "\tif (sscanf(in, \"%d %d\", &a, &b) != 2) { say(out, \"want two ints\"); return 1; }\n"
+    "\tfor (int i = 0; i < n; i++)\n"
+    "\t\tv[i] = (int)((i * 2654435761u) % 1000003u);\n"
+    "\tqsort(v, n, sizeof(*v), cmp);\n"
+    "\tfor (int i = 1; i < n; i++)\n"
+    "\t\tif (v[i - 1] > v[i]) return 1;\n"
+    "\tfor (char *p = up; *p; p++) *p = toupper((unsigned char)*p);\n"
+    "\tsay(out, \"sum=%ld dsum=%.2f\\n\", sum(3, (long)a, (long)b, 7L), dsum(2, 0.25, 0.5));\n"
+    "\tsay(out, \"sqrt=%.4f pow=%.1f sin=%.3f\\n\", sqrt(2.0), pow(2, 10), sin(M_PI / 2));\n"
+    "\tsay(out, \"ld=%d big=%llu min=%d up=%s\\n\", (int)(ld * 2), (unsigned long long)(big / 3),\n"
+    "\t    INT_MIN, up);\n"
+    "\tfree(v);\n"
+    "\tfree(up);\n"
+    "\treturn 0;\n"
+    "}\n";
+
+static void test_libc(void)
+{
+	struct buf out = BUF_INIT, err = BUF_INIT;
+	const char *want = "sum=12 dsum=0.75\nsqrt=1.4142 pow=1024.0 sin=1.000\n"
+			   "ld=3 big=6148914691236517205 min=-2147483648 up=2 3\n";
+	int r = run(libc_src, "2 3", &out, &err);
+
+	check(r == 0 && strcmp(buf_str(&out), want) == 0,
+	      "variadics, snprintf, sscanf, qsort, malloc, math work", "r=%d out=%s err=%s", r,
+	      buf_str(&out), buf_str(&err));
+	buf_free(&out);
+	buf_free(&err);
+}
+
+static void test_binary_and_cap(void)
+{
+	const char *echo = "#include <seglam.h>\n"
+			   "int seglam_run(const char *in, size_t len, seglam_out *out)\n"
+			   "{ return seglam_write(out, in, len + 1) ? 2 : 0; }\n";
+	const char *exact =
+	    "#include <seglam.h>\n#include <string.h>\n"
+	    "int seglam_run(const char *in, size_t len, seglam_out *out)\n"
+	    "{ static char b[1 << 20]; memset(b, 'a', sizeof(b));\n"
+	    "  if (seglam_write(out, b, sizeof(b) - (in[0] == '1' ? 0 : 1))) return 3;\n"
+	    "  return seglam_write(out, \"\\n\", 1); }\n";
+	struct buf out = BUF_INIT, err = BUF_INIT;
+	char in[5] = {'a', 0, 'b', 0, 'c'};
+	int r;
+
+	r = sandbox_run(echo, strlen(echo), in, sizeof(in), &out, &err);
+	check(r == 0 && out.len == 6 && memcmp(out.data, "a\0b\0c\0", 6) == 0,
+	      "binary input with NULs, in[len] == 0", "r=%d len=%zu", r, out.len);
+	{
+		/* 3 MiB: more than a pipe holds, so the write has to wait for the worker */
+		const char *count = "#include <seglam.h>\n"
+				    "int seglam_run(const char *in, size_t len, seglam_out *out)\n"
+				    "{ unsigned long s = 0; for (size_t i = 0; i < len; i++) s += "
+				    "(unsigned char)in[i];\n"
+				    "  return seglam_printf(out, \"%zu %lu\\n\", len, s); }\n";
+		size_t big = 3u << 20;
+		char *in3 = malloc(big), want[64];
+		unsigned long sum = 0;
+
+		for (size_t i = 0; i < big; i++)
+			sum += (unsigned char)(in3[i] = (char)(i * 31));
+		snprintf(want, sizeof(want), "%zu %lu\n", big, sum);
+		buf_reset(&out);
+		r = sandbox_run(count, strlen(count), in3, big, &out, &err);
+		check(r == 0 && strcmp(buf_str(&out), want) == 0, "3 MiB input",
+		      "r=%d out=%s err=%s", r, buf_str(&out), buf_str(&err));
+		free(in3);
+	}
+	r = run(exact, "0", &out, &err);
+	check(r == 0 && out.len == 1u << 20, "an answer of exactly the cap is accepted",
+	      "r=%d len=%zu err=%s", r, out.len, buf_str(&err));
+	r = run(exact, "1", &out, &err);
+	check(r == -EIO && strstr(buf_str(&err), "answer exceeds 1048576 bytes") && out.len == 0,
+	      "one byte over the cap is refused", "r=%d err=%s", r, buf_str(&err));
+	buf_free(&out);
+	buf_free(&err);
+}
+
+static bool file_exists(const char *p)
+{
+	struct stat st;
+
+	return stat(p, &st) == 0;
+}
+
+static const char *const pwned[] = {"/tmp/seglam-pwned-execve", "/tmp/seglam-pwned-system",
+				    "/tmp/seglam-pwned-dlopen", "/tmp/pwned"};
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static void test_hostile_one(const char *name)
+{
+	struct buf src = BUF_INIT, out = BUF_INIT, err = BUF_INIT;
+	char path[4096], want_err[16] = "", want[256] = "", label[512];
+	const char *e;
+	double t0, dt;
+	FILE *f;
+	int r, want_r;
+
+	snprintf(path, sizeof(path), "%s/%s", hostile_dir, name);
+	f = fopen(path, "r");
+	if (f) {
+		char chunk[4096];
+		size_t n;
+
+		while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
+			buf_add(&src, chunk, n);
+		fclose(f);
+	}
+	e = strstr(buf_str(&src), "expect: ");
+	if (e) {
+		char *end;
+
+		sscanf(e + 8, "%15s %255[^\n]", want_err, want);
+		end = strstr(want, "*/");
+		if (end)
+			*end = '\0';
+		for (end = want + strlen(want); end > want && end[-1] == ' ';)
+			*--end = '\0';
+	}
+	want_r = strcmp(want_err, "OK") == 0 ? 0 : strcmp(want_err, "EINVAL") == 0 ? -EINVAL : -EIO;
+	snprintf(label, sizeof(label), "hostile %s: %s \"%s\"", name, want_err, want);
+	t0 = now_ms();
+	r = sandbox_run(src.data, src.len, "x", 1, &out, &err);
+	dt = now_ms() - t0;
+	check(e && r == want_r && strstr(want_r == 0 ? buf_str(&out) : buf_str(&err), want) &&
+		  dt < TIMEOUT_MS + 1500 && !strstr(buf_str(&out), SECRET) &&
+		  !strstr(buf_str(&err), SECRET),
+	      label, "r=%d after %.0f ms; err=%.300s; out=%.300s", r, dt, buf_str(&err),
+	      buf_str(&out));
+	r = run(good_src, "3", &out, &err);
+	if (r != 0 || strcmp(buf_str(&out), "10\n") != 0)
+		check(false, "pool still serves after hostile", "%s: r=%d err=%s", name, r,
+		      buf_str(&err));
+	buf_free(&src);
+	buf_free(&out);
+	buf_free(&err);
+}
+
+static void test_hostile(void)
+{
+	DIR *d = opendir(hostile_dir);
+	struct dirent *de;
+	char **names = NULL;
+	size_t n = 0;
+	bool none = true;
+
+	for (size_t i = 0; i < sizeof(pwned) / sizeof(pwned[0]); i++)
+		unlink(pwned[i]);
+	if (!d) {
+		check(false, "hostile corpus", "%s: %s", hostile_dir, strerror(errno));
+		return;
+	}
+	while ((de = readdir(d))) {
+		size_t l = strlen(de->d_name);
+
+		if (l > 2 && strcmp(de->d_name + l - 2, ".c") == 0) {
+			names = realloc(names, (n + 1) * sizeof(*names));
+			names[n++] = strdup(de->d_name);
+		}
+	}
+	closedir(d);
+	qsort(names, n, sizeof(*names), cmp_str);
+	for (size_t i = 0; i < n; i++) {
+		test_hostile_one(names[i]);
+		free(names[i]);
+	}
+	free(names);
+	for (size_t i = 0; i < sizeof(pwned) / sizeof(pwned[0]); i++)
+		none = none && !file_exists(pwned[i]);
+	check(n >= 20 && none, "hostile corpus created no files outside", "%zu files", n);
+}
+
+/* Children of this process, and seglam-worker processes anywhere, from /proc. */
+static void count_procs(int *children, int *workers)
+{
+	DIR *d = opendir("/proc");
+	struct dirent *de;
+
+	*children = *workers = 0;
+	while (d && (de = readdir(d))) {
+		char path[300], buf[512], comm[64];
+		int ppid;
+		char state;
+		FILE *f;
+
+		if (de->d_name[0] < '0' || de->d_name[0] > '9')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%s/stat", de->d_name);
+		f = fopen(path, "r");
+		if (!f)
+			continue;
+		if (fgets(buf, sizeof(buf), f)) {
+			char *rp = strrchr(buf, ')');
+			char *lp = strchr(buf, '(');
+
+			if (lp && rp && sscanf(rp + 2, "%c %d", &state, &ppid) == 2) {
+				snprintf(comm, sizeof(comm), "%.*s", (int)(rp - lp - 1), lp + 1);
+				*children += ppid == getpid();
+				*workers += strcmp(comm, "seglam-worker") == 0;
+			}
+		}
+		fclose(f);
+	}
+	if (d)
+		closedir(d);
+}
+
+struct conc {
+	int id, bad;
+};
+
+static void *conc_thread(void *arg)
+{
+	struct conc *c = arg;
+	struct buf out = BUF_INIT, err = BUF_INIT;
+
+	for (int i = 0; i < 200; i++) {
+		char in[32], want[32];
+		long v = c->id * 1000 + i;
+
+		snprintf(in, sizeof(in), "%ld", v);
+		snprintf(want, sizeof(want), "%ld\n", v * v + 1);
+		if (run(good_src, in, &out, &err) != 0 || strcmp(buf_str(&out), want) != 0)
+			c->bad++;
+	}
+	buf_free(&out);
+	buf_free(&err);
+	return NULL;
+}
+
+static void test_concurrency(void)
+{
+	pthread_t t[8];
+	struct conc c[8];
+	struct sandbox_stats st;
+	int bad = 0;
+
+	for (int i = 0; i < 8; i++) {
+		c[i] = (struct conc){.id = i};
+		pthread_create(&t[i], NULL, conc_thread, &c[i]);
+	}
+	for (int i = 0; i < 8; i++) {
+		pthread_join(t[i], NULL);
+		bad += c[i].bad;
+	}
+	sandbox_get_stats(&st);
+	check(bad == 0, "8 threads x 200 runs of one source", "%d wrong", bad);
+	check(st.live_workers <= 64, "live workers within the cap", "live=%llu",
+	      (unsigned long long)st.live_workers);
+}
+
+static void test_pool_limits(void)
+{
+	struct buf out = BUF_INIT, err = BUF_INIT;
+	struct sandbox_stats st;
+	char src[5][256];
+	int children, workers, ok = 1;
+
+	sandbox_shutdown();
+	start(3);
+	for (int i = 0; i < 5; i++) {
+		snprintf(src[i], sizeof(src[i]),
+			 "#include <seglam.h>\nint seglam_run(const char *in, size_t len, "
+			 "seglam_out *out) { return seglam_printf(out, \"%d\\n\"); }\n",
+			 i);
+		ok &= run(src[i], "", &out, &err) == 0 && out.data[0] == '0' + i;
+	}
+	sandbox_get_stats(&st);
+	count_procs(&children, &workers);
+	check(ok && st.live_workers == 3 && children == 3, "LRU keeps max_workers live",
+	      "ok=%d live=%llu children=%d", ok, (unsigned long long)st.live_workers, children);
+	sandbox_forget(src[4], strlen(src[4]));
+	sandbox_get_stats(&st);
+	count_procs(&children, &workers);
+	check(st.live_workers == 2 && children == 2, "sandbox_forget kills that source's workers",
+	      "live=%llu children=%d", (unsigned long long)st.live_workers, children);
+	ok = run(src[4], "", &out, &err) == 0 && out.data[0] == '4';
+	check(ok, "a forgotten source starts again", "err=%s", buf_str(&err));
+	buf_free(&out);
+	buf_free(&err);
+}
+
+static void test_timing(void)
+{
+	struct buf out = BUF_INIT, err = BUF_INIT;
+	double cold[20], warm[2000];
+	char src[300];
+
+	for (int i = 0; i < 20; i++) {
+		double t0;
+
+		snprintf(src, sizeof(src),
+			 "#include <seglam.h>\n#include <string.h>\n"
+			 "int seglam_run(const char *in, size_t len, seglam_out *out)\n"
+			 "{ return seglam_printf(out, \"%%d %%zu\\n\", %d, strlen(in)); }\n",
+			 i);
+		t0 = now_ms();
+		sandbox_compile(src, strlen(src), &err);
+		cold[i] = now_ms() - t0;
+		sandbox_forget(src, strlen(src));
+	}
+	for (int i = 0; i < 2000; i++) {
+		double t0 = now_ms();
+
+		run(good_src, "42", &out, &err);
+		warm[i] = now_ms() - t0;
+	}
+	qsort(cold, 20, sizeof(double), cmp_double);
+	qsort(warm, 2000, sizeof(double), cmp_double);
+	printf("# cold start (spawn + compile) median %.2f ms, max %.2f ms\n", cold[10], cold[19]);
+	printf("# warm run median %.1f us, p99 %.1f us\n", warm[1000] * 1e3, warm[1980] * 1e3);
+	check(cold[10] < 200 && warm[1000] < 5, "timing is sane", "cold %.2f warm %.3f", cold[10],
+	      warm[1000]);
+	buf_free(&out);
+	buf_free(&err);
+}
+
+int main(int argc, char **argv)
+{
+	struct sandbox_stats st;
+	int children, workers;
+
+	worker_path = argc > 1 ? argv[1] : getenv("SEGLAM_WORKER");
+	include_dir = argc > 2 ? argv[2] : getenv("SEGLAM_INCLUDE");
+	hostile_dir = argc > 3 ? argv[3] : getenv("SEGLAM_HOSTILE");
+	if (!worker_path || !include_dir || !hostile_dir) {
+		fprintf(stderr, "usage: test_sandbox WORKER INCLUDE_DIR HOSTILE_DIR\n");
+		return 2;
+	}
+	/* What the daemon does at start; and a secret the workers must never see. */
+	signal(SIGPIPE, SIG_IGN);
+	setenv("SEGLAM_LLM_API_KEY", SECRET, 1);
+	start(0);
+
+	test_good();
+	test_compile_errors();
+	test_libc();
+	test_binary_and_cap();
+	test_hostile();
+	test_concurrency();
+	test_timing();
+
+	sandbox_get_stats(&st);
+	printf("# stats: spawns %llu runs %llu compiles %llu compile_failures %llu crashes %llu "
+	       "timeouts %llu live %llu\n",
+	       (unsigned long long)st.spawns, (unsigned long long)st.runs,
+	       (unsigned long long)st.compiles, (unsigned long long)st.compile_failures,
+	       (unsigned long long)st.crashes, (unsigned long long)st.timeouts,
+	       (unsigned long long)st.live_workers);
+	test_pool_limits();
+	sandbox_shutdown();
+	count_procs(&children, &workers);
+	check(children == 0 && workers == 0, "no worker or zombie left after shutdown",
+	      "children=%d seglam-worker processes=%d", children, workers);
+	printf("1..%d\n", test_n);
+	return test_failed ? 1 : 0;
+}
