@@ -235,7 +235,9 @@ static int proc_load_cases(const char *type, struct llm_case **out, size_t *nout
 		if (file_read_all(fd, de->d_name, PROC_CASE_MAX, &c.in) != 0 ||
 		    file_read_all(fd, outname.data, PROC_CASE_MAX, &c.out) != 0) {
 			buf_free(&outname);
-			llm_cases_free(&c, 1);
+			free(c.name);
+			buf_free(&c.in);
+			buf_free(&c.out);
 			continue;
 		}
 		buf_free(&outname);
