@@ -38,7 +38,7 @@ struct options {
 	unsigned fail_ttl_ms, repair_rounds, calls_per_hour, history;
 	unsigned long tokens_per_hour;
 	char *worker, *include, *library;
-	int use_library, readonly, debug_log, show_help, show_version, repair_set;
+	int use_library, readonly, debug_log, show_help, show_version;
 	char *llm, *llm_url, *llm_model, *llm_command, *llm_max_tokens_field;
 	unsigned llm_timeout_ms, llm_max_tokens;
 };
@@ -122,8 +122,6 @@ static int option_proc(void *data, const char *arg, int key, struct fuse_args *o
 	}
 	if (key == FUSE_OPT_KEY_OPT && !strcmp(arg, "ro"))
 		o->readonly = 1; /* also passed on to the kernel */
-	if (key == FUSE_OPT_KEY_OPT && !strncmp(arg, "repair_rounds=", 14))
-		o->repair_set = 1;
 	return 1;
 }
 
@@ -197,6 +195,7 @@ int main(int argc, char *argv[])
 	int ret = 1;
 
 	signal(SIGPIPE, SIG_IGN);
+	o.repair_rounds = UINT_MAX; /* 0 is meaningful: no repair */
 	if (fuse_opt_parse(&args, &o, option_spec, option_proc) != 0)
 		goto out;
 	if (o.show_version) {
@@ -249,7 +248,7 @@ int main(int argc, char *argv[])
 		fprintf(stderr, "seglamfs: LLM configuration: %s\n", buf_str(&err));
 		goto out;
 	}
-	syc.repair_rounds = o.repair_set ? o.repair_rounds : 3;
+	syc.repair_rounds = o.repair_rounds == UINT_MAX ? 3 : o.repair_rounds;
 	syc.calls_per_hour = o.calls_per_hour;
 	syc.tokens_per_hour = o.tokens_per_hour;
 
@@ -326,7 +325,8 @@ int main(int argc, char *argv[])
 	} else {
 		loop = fuse_loop_cfg_create();
 		fuse_loop_cfg_set_clone_fd(loop, opts.clone_fd);
-		fuse_loop_cfg_set_max_threads(loop, opts.max_threads ? opts.max_threads : 16);
+		if (opts.max_threads > 0 && opts.max_threads <= 1000)
+			fuse_loop_cfg_set_max_threads(loop, opts.max_threads);
 		fuse_loop_cfg_set_idle_threads(loop, opts.max_idle_threads);
 		ret = fuse_session_loop_mt(se, loop);
 		fuse_loop_cfg_destroy(loop);

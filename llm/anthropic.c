@@ -73,6 +73,9 @@ int llm_anthropic_complete(const struct llm_config *cfg, const char *system, con
 	cJSON *body = cJSON_CreateObject(), *msgs, *m;
 	const char *base = cfg->url ? cfg->url : "";
 	size_t blen = strlen(base);
+
+	while (blen && base[blen - 1] == '/')
+		blen--;
 	char *json = NULL;
 	int ret = -EIO;
 
@@ -92,10 +95,10 @@ int llm_anthropic_complete(const struct llm_config *cfg, const char *system, con
 	}
 
 	/* The SDKs' base URL has no /v1; forgive one that does rather than 404. */
-	if (blen >= 3 && !strcasecmp(base + blen - 3, "/v1"))
-		buf_printf(&url, "%s/messages", base);
+	if (blen >= 3 && !strncasecmp(base + blen - 3, "/v1", 3))
+		llm_url_join(&url, base, "/messages");
 	else
-		buf_printf(&url, "%s/v1/messages", base);
+		llm_url_join(&url, base, "/v1/messages");
 	post.url = url.data;
 	post.body = json;
 	post.body_len = strlen(json);

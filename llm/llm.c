@@ -20,6 +20,16 @@ uint64_t llm_now_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
+void llm_url_join(struct buf *url, const char *base, const char *path)
+{
+	size_t n = base ? strlen(base) : 0;
+
+	while (n && base[n - 1] == '/')
+		n--;
+	buf_add(url, base ? base : "", n);
+	buf_adds(url, path);
+}
+
 void llm_scrub(struct buf *b, const char *secret)
 {
 	static const char red[] = "[redacted]";

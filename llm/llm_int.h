@@ -43,6 +43,8 @@ int llm_anthropic_complete(const struct llm_config *cfg, const char *system, con
 int llm_command_complete(const struct llm_config *cfg, const char *system, const char *user,
 			 uint64_t deadline_ms, struct llm_reply *reply, struct buf *err);
 
+/* @base without trailing slashes, then @path ("/chat/completions"). */
+void llm_url_join(struct buf *url, const char *base, const char *path);
 /* CLOCK_MONOTONIC in milliseconds. */
 uint64_t llm_now_ms(void);
 /* Replace every occurrence of @secret in @b by "[redacted]". */

@@ -106,7 +106,7 @@ int llm_openai_complete(const struct llm_config *cfg, const char *system, const 
 		goto out;
 	}
 
-	buf_printf(&url, "%s/chat/completions", cfg->url ? cfg->url : "");
+	llm_url_join(&url, cfg->url, "/chat/completions");
 	post.url = url.data;
 	post.body = json;
 	post.body_len = strlen(json);

@@ -362,7 +362,17 @@ def main():
     ap.add_argument('--port', type=int, default=0)
     ap.add_argument('--port-file', help='write the chosen port here (atomically)')
     ap.add_argument('--verbose', action='store_true')
+    ap.add_argument('--exit-with-parent', action='store_true',
+                    help='exit when the process that started this one is gone')
     args = ap.parse_args()
+    if args.exit_with_parent:
+        parent = os.getppid()
+
+        def watch():
+            while os.getppid() == parent:
+                time.sleep(0.2)
+            os._exit(0)
+        threading.Thread(target=watch, daemon=True).start()
     srv = Server((args.host, args.port), args.verbose)
     port = srv.server_address[1]
     if args.port_file:

@@ -108,7 +108,8 @@ static cJSON *calls(void)
 static int ncalls(void)
 {
 	cJSON *j = calls();
-	int n = cJSON_GetObjectItem(j, "count") ? cJSON_GetObjectItem(j, "count")->valueint : -1;
+	cJSON *c = cJSON_GetObjectItem(j, "count");
+	int n = cJSON_IsNumber(c) ? c->valueint : -1;
 
 	cJSON_Delete(j);
 	return n;
@@ -116,12 +117,22 @@ static int ncalls(void)
 
 static void start_server(const char *path)
 {
-	char portfile[300], *argv[] = {"python3", (char *)path, "--port", "0", "--port-file",
-				       portfile, NULL};
+	char portfile[300], slog[300], *argv[] = {"python3",     (char *)path, "--port", "0",
+						  "--port-file", portfile,     "--exit-with-parent",
+						  NULL};
+	posix_spawn_file_actions_t fa;
 	long long t0 = now_ms();
+	int rc;
 
 	snprintf(portfile, sizeof(portfile), "%s/port", tmpdir);
-	if (posix_spawn(&server_pid, "/usr/bin/python3", NULL, NULL, argv, environ)) {
+	snprintf(slog, sizeof(slog), "%s/server.log", tmpdir);
+	/* Not our stdout: a runner waiting for EOF there would wait for the server. */
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_addopen(&fa, 1, slog, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	posix_spawn_file_actions_adddup2(&fa, 1, 2);
+	rc = posix_spawn(&server_pid, "/usr/bin/python3", &fa, NULL, argv, environ);
+	posix_spawn_file_actions_destroy(&fa);
+	if (rc) {
 		fprintf(out, "Bail out! cannot start %s\n", path);
 		exit(1);
 	}
@@ -161,6 +172,13 @@ static void make_cfg(struct llm_config *cfg, enum llm_provider p)
 	cfg->max_retries = 4;
 }
 
+static const char *jstr(cJSON *obj, const char *name)
+{
+	cJSON *v = cJSON_GetObjectItem(obj, name);
+
+	return cJSON_IsString(v) ? v->valuestring : "";
+}
+
 static const char *hdr(cJSON *call, const char *name)
 {
 	cJSON *h = cJSON_GetObjectItem(cJSON_GetObjectItem(call, "headers"), name);
@@ -194,24 +212,21 @@ static void test_provider(enum llm_provider p)
 	j = calls();
 	call = cJSON_GetArrayItem(cJSON_GetObjectItem(j, "calls"), 0);
 	body = cJSON_GetObjectItem(call, "body");
-	check(cJSON_GetObjectItem(j, "count")->valueint == 1, "%s: one call", pn);
+	check(ncalls() == 1, "%s: one call", pn);
 	if (p == LLM_OPENAI) {
 		cJSON *msgs = cJSON_GetObjectItem(body, "messages");
 
 		check(hdr(call, "authorization") && !strcmp(hdr(call, "authorization"), "Bearer " KEY),
 		      "openai: Bearer key");
-		check(!strcmp(cJSON_GetObjectItem(call, "path")->valuestring, "/v1/chat/completions"),
+		check(!strcmp(jstr(call, "path"), "/v1/chat/completions"),
 		      "openai: path under the base URL, trailing slash stripped");
 		check(cJSON_GetArraySize(msgs) == 2 &&
-			      !strcmp(cJSON_GetObjectItem(cJSON_GetArrayItem(msgs, 0), "role")->valuestring,
-				      "system") &&
-			      !strcmp(cJSON_GetObjectItem(cJSON_GetArrayItem(msgs, 0), "content")
-					      ->valuestring,
-				      "SYSTEM PROMPT") &&
+			      !strcmp(jstr(cJSON_GetArrayItem(msgs, 0), "role"), "system") &&
+			      !strcmp(jstr(cJSON_GetArrayItem(msgs, 0), "content"), "SYSTEM PROMPT") &&
 			      cJSON_GetObjectItem(body, "max_tokens") &&
 			      cJSON_GetObjectItem(body, "temperature") &&
 			      cJSON_GetObjectItem(body, "temperature")->valuedouble == 0 &&
-			      !strcmp(cJSON_GetObjectItem(body, "model")->valuestring, "test-model"),
+			      !strcmp(jstr(body, "model"), "test-model"),
 		      "openai: body (system + user messages, max_tokens, temperature 0, model)");
 	} else {
 		check(hdr(call, "x-api-key") && !strcmp(hdr(call, "x-api-key"), KEY) &&
@@ -219,7 +234,7 @@ static void test_provider(enum llm_provider p)
 			      !strcmp(hdr(call, "anthropic-version"), "2023-06-01") &&
 			      !hdr(call, "authorization"),
 		      "anthropic: x-api-key and anthropic-version");
-		check(!strcmp(cJSON_GetObjectItem(call, "path")->valuestring, "/v1/messages") &&
+		check(!strcmp(jstr(call, "path"), "/v1/messages") &&
 			      cJSON_IsString(cJSON_GetObjectItem(body, "system")) &&
 			      cJSON_GetArraySize(cJSON_GetObjectItem(body, "messages")) == 1 &&
 			      cJSON_GetObjectItem(body, "max_tokens"),
@@ -411,7 +426,7 @@ static void test_command(void)
 		buf_adds(&big, "0123456789abcdef0123456789abcdef0123456789abcdef01234567\n");
 	ret = llm_complete(&cfg, "SYS", big.data, &r, &err);
 	check(ret == 0 && r.text.len == big.len + strlen("<system>\nSYS\n</system>\n\n<user>\n\n</user>\n") &&
-		      !strncmp(r.text.data, "<system>\nSYS\n</system>\n\n<user>\n0123", 36),
+		      !strncmp(r.text.data, "<system>\nSYS\n</system>\n\n<user>\n0123", 35),
 	      "command: a 2 MB prompt through cat, system and user separated");
 	llm_reply_free(&r);
 	free(cfg.command);
