@@ -199,28 +199,19 @@ static bool case_name_ok(const char *name, size_t len)
 	return len > 0 && name[0] != '.' && name[len - 1] != '~' && name[0] != '#';
 }
 
-/* Load the cases of tests/ (pairs NAME.in + NAME.out), sorted by name. */
-static int proc_load_cases(const char *type, struct llm_case **out, size_t *nout)
+int proc_read_cases(int fd, struct llm_case **out, size_t *nout)
 {
-	struct buf path = BUF_INIT;
 	struct llm_case *cases = NULL;
 	size_t n = 0;
 	struct dirent *de;
 	DIR *dir;
-	int fd;
 
 	*out = NULL;
 	*nout = 0;
-	store_type_dir(type, &path);
-	buf_adds(&path, "/tests");
-	fd = openat(store_root_fd(), path.data, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	buf_free(&path);
-	if (fd < 0)
-		return 0;
 	dir = fdopendir(fd);
 	if (!dir) {
 		close(fd);
-		return 0;
+		return -errno;
 	}
 	while ((de = readdir(dir)) && n < PROC_CASES_MAX) {
 		size_t len = strlen(de->d_name);
@@ -231,9 +222,12 @@ static int proc_load_cases(const char *type, struct llm_case **out, size_t *nout
 		    !case_name_ok(de->d_name, len - 3))
 			continue;
 		c.name = strndup(de->d_name, len - 3);
+		if (!c.name)
+			abort();
 		buf_printf(&outname, "%s.out", c.name);
 		if (file_read_all(fd, de->d_name, PROC_CASE_MAX, &c.in) != 0 ||
 		    file_read_all(fd, outname.data, PROC_CASE_MAX, &c.out) != 0) {
+			/* An input without its answer (yet) is not a case. */
 			buf_free(&outname);
 			free(c.name);
 			buf_free(&c.in);
@@ -252,6 +246,23 @@ static int proc_load_cases(const char *type, struct llm_case **out, size_t *nout
 	*out = cases;
 	*nout = n;
 	return 0;
+}
+
+/* Load the cases of a type's tests/, sorted by name. */
+static int proc_load_cases(const char *type, struct llm_case **out, size_t *nout)
+{
+	struct buf path = BUF_INIT;
+	int fd;
+
+	*out = NULL;
+	*nout = 0;
+	store_type_dir(type, &path);
+	buf_adds(&path, "/tests");
+	fd = openat(store_root_fd(), path.data, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	buf_free(&path);
+	if (fd < 0)
+		return 0;
+	return proc_read_cases(fd, out, nout);
 }
 
 /* Quote untrusted bytes for a one-line log message, shortened. */

@@ -72,6 +72,12 @@ void proc_touched(const char *type);
 int proc_check_source(const char *src, size_t len, const struct llm_case *cases, size_t n,
 		      struct buf *why);
 
+/*
+ * Read the test cases of a tests/ directory (takes @dirfd): pairs NAME.in +
+ * NAME.out, editor litter ignored, sorted by name, at most 1000 of 1 MiB each.
+ */
+int proc_read_cases(int dirfd, struct llm_case **cases, size_t *n);
+
 /* Write out counters (hits, misses) held in memory. */
 void proc_flush(void);
 

@@ -18,8 +18,8 @@ static long llm_json_count(const cJSON *obj, const char *name)
 	const cJSON *n = cJSON_GetObjectItemCaseSensitive(obj, name);
 
 	return cJSON_IsNumber(n) && n->valuedouble >= 0 && n->valuedouble < 1e15
-		       ? (long)n->valuedouble
-		       : -1;
+		   ? (long)n->valuedouble
+		   : -1;
 }
 
 static int llm_anthropic_parse(const char *data, size_t len, struct llm_reply *reply,
@@ -39,7 +39,8 @@ static int llm_anthropic_parse(const char *data, size_t len, struct llm_reply *r
 		goto out;
 	}
 	/* Text blocks only: thinking and tool blocks are not the answer. */
-	cJSON_ArrayForEach(block, content) {
+	cJSON_ArrayForEach(block, content)
+	{
 		const cJSON *type = cJSON_GetObjectItemCaseSensitive(block, "type");
 		const cJSON *text = cJSON_GetObjectItemCaseSensitive(block, "text");
 

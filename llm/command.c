@@ -84,8 +84,8 @@ int llm_command_complete(const struct llm_config *cfg, const char *system, const
 		limit = deadline_ms;
 	buf_printf(&prompt, "<system>\n%s\n</system>\n\n<user>\n%s\n</user>\n", system, user);
 
-	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, in) ||
-	    pipe2(out, O_CLOEXEC) || pipe2(errp, O_CLOEXEC)) {
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, in) || pipe2(out, O_CLOEXEC) ||
+	    pipe2(errp, O_CLOEXEC)) {
 		buf_printf(err, "command: cannot make pipes: %s", strerror(errno));
 		goto out;
 	}
@@ -107,7 +107,7 @@ int llm_command_complete(const struct llm_config *cfg, const char *system, const
 	sigaddset(&set, SIGHUP);
 	posix_spawnattr_setsigdefault(&attr, &set);
 	posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK |
-						POSIX_SPAWN_SETSIGDEF);
+					    POSIX_SPAWN_SETSIGDEF);
 	ret = posix_spawn(&pid, "/bin/sh", &fa, &attr, argv, environ);
 	if (ret) {
 		buf_printf(err, "command: cannot run /bin/sh: %s", strerror(ret));
@@ -202,7 +202,8 @@ int llm_command_complete(const struct llm_config *cfg, const char *system, const
 		if (llm_now_ms() >= limit) {
 			kill(-pid, SIGKILL);
 			waitpid(pid, &status, 0);
-			buf_adds(err, "command: timed out waiting for the command to exit (killed)");
+			buf_adds(err,
+				 "command: timed out waiting for the command to exit (killed)");
 			pid = -1;
 			goto out;
 		}

@@ -180,7 +180,8 @@ int llm_config_resolve(struct llm_config *cfg, struct buf *err)
 			cfg->url[--n] = '\0';
 		if ((strncasecmp(cfg->url, "http://", 7) && strncasecmp(cfg->url, "https://", 8)) ||
 		    llm_has_ctl(cfg->url) || strchr(cfg->url, ' ')) {
-			buf_printf(err, "%s: invalid SEGLAM_LLM_URL (want http://HOST[:PORT][/PATH])",
+			buf_printf(err,
+				   "%s: invalid SEGLAM_LLM_URL (want http://HOST[:PORT][/PATH])",
 				   llm_provider_name(cfg->provider));
 			ret = -EINVAL;
 			goto out;
@@ -201,7 +202,7 @@ int llm_config_resolve(struct llm_config *cfg, struct buf *err)
 		log_warn("anthropic: no API key (set SEGLAM_LLM_API_KEY or ANTHROPIC_API_KEY)");
 
 	llm_pick(&cfg->max_tokens_field, "SEGLAM_LLM_MAX_TOKENS_FIELD", "max_tokens");
-	for (const char *p = cfg->max_tokens_field; *p; p++) {
+	for (const char *p = cfg->max_tokens_field; p && *p; p++) {
 		if (!islower((unsigned char)*p) && *p != '_') {
 			buf_adds(err, "SEGLAM_LLM_MAX_TOKENS_FIELD: want max_tokens or "
 				      "max_completion_tokens");

@@ -255,12 +255,12 @@ int llm_http_complete(const struct llm_config *cfg, const struct llm_http_post *
 		curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, errbuf);
 		/* Signals would hit random threads of the daemon; no alarm()-based DNS. */
 		curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
-		curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS,
-				 (long)(cfg->connect_timeout_ms < left ? cfg->connect_timeout_ms
-								       : left));
-		curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS,
-				 (long)(cfg->request_timeout_ms < left ? cfg->request_timeout_ms
-								       : left));
+		curl_easy_setopt(
+		    curl, CURLOPT_CONNECTTIMEOUT_MS,
+		    (long)(cfg->connect_timeout_ms < left ? cfg->connect_timeout_ms : left));
+		curl_easy_setopt(
+		    curl, CURLOPT_TIMEOUT_MS,
+		    (long)(cfg->request_timeout_ms < left ? cfg->request_timeout_ms : left));
 		curl_easy_setopt(curl, CURLOPT_USERAGENT, "seglamfs");
 		curl_easy_setopt(curl, CURLOPT_ACCEPT_ENCODING, "");
 		curl_easy_setopt(curl, CURLOPT_TCP_KEEPALIVE, 1L);
@@ -281,7 +281,8 @@ int llm_http_complete(const struct llm_config *cfg, const struct llm_http_post *
 			llm_add_oneline(&last, errbuf[0] ? errbuf : curl_easy_strerror(rc),
 					strlen(errbuf[0] ? errbuf : curl_easy_strerror(rc)), 300);
 			if (rc == CURLE_OPERATION_TIMEDOUT)
-				buf_printf(&last, " (request timeout %u ms)", cfg->request_timeout_ms);
+				buf_printf(&last, " (request timeout %u ms)",
+					   cfg->request_timeout_ms);
 			else if (rc == CURLE_COULDNT_CONNECT || rc == CURLE_COULDNT_RESOLVE_HOST)
 				buf_adds(&last, " (is the server up? check SEGLAM_LLM_URL)");
 			llm_scrub(&last, cfg->api_key);

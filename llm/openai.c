@@ -17,12 +17,11 @@ static long llm_json_count(const cJSON *obj, const char *name)
 	const cJSON *n = cJSON_GetObjectItemCaseSensitive(obj, name);
 
 	return cJSON_IsNumber(n) && n->valuedouble >= 0 && n->valuedouble < 1e15
-		       ? (long)n->valuedouble
-		       : -1;
+		   ? (long)n->valuedouble
+		   : -1;
 }
 
-static int llm_openai_parse(const char *data, size_t len, struct llm_reply *reply,
-			    struct buf *err)
+static int llm_openai_parse(const char *data, size_t len, struct llm_reply *reply, struct buf *err)
 {
 	cJSON *root = cJSON_ParseWithLength(data, len);
 	const cJSON *choice, *msg, *content, *usage, *fin;
@@ -41,7 +40,8 @@ static int llm_openai_parse(const char *data, size_t len, struct llm_reply *repl
 		/* Some compatible servers send content parts instead of a string. */
 		const cJSON *part;
 
-		cJSON_ArrayForEach(part, content) {
+		cJSON_ArrayForEach(part, content)
+		{
 			const cJSON *t = cJSON_GetObjectItemCaseSensitive(part, "text");
 
 			if (cJSON_IsString(t))
@@ -90,8 +90,7 @@ int llm_openai_complete(const struct llm_config *cfg, const char *system, const 
 	cJSON_AddStringToObject(m, "role", "user");
 	cJSON_AddStringToObject(m, "content", user);
 	cJSON_AddItemToArray(msgs, m);
-	cJSON_AddNumberToObject(body,
-				cfg->max_tokens_field ? cfg->max_tokens_field : "max_tokens",
+	cJSON_AddNumberToObject(body, cfg->max_tokens_field ? cfg->max_tokens_field : "max_tokens",
 				cfg->max_tokens ? cfg->max_tokens : 4096);
 	/*
 	 * Deterministic as far as the server allows.  Models that want

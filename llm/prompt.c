@@ -34,8 +34,8 @@ static void llm_section(const char *name, const char **text, size_t *len)
 		const char *eol = memchr(p, '\n', (size_t)(end - p));
 		const char *next = eol ? eol + 1 : end;
 
-		if ((size_t)(end - p) >= n + 3 && !memcmp(p, "@@ ", 3) &&
-		    !memcmp(p + 3, name, n) && (p + 3 + n == end || p[3 + n] == '\n')) {
+		if ((size_t)(end - p) >= n + 3 && !memcmp(p, "@@ ", 3) && !memcmp(p + 3, name, n) &&
+		    (p + 3 + n == end || p[3 + n] == '\n')) {
 			const char *q = next;
 
 			while (q < end) {
@@ -127,8 +127,8 @@ static void llm_quote(struct buf *b, const char *data, size_t len, size_t max)
 		size_t k;
 
 		/* "\x01" "a" must not read as "\x1a". */
-		if (after_hex && ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') ||
-				  (c >= 'A' && c <= 'F')))
+		if (after_hex &&
+		    ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F')))
 			buf_adds(b, "\"\"");
 		after_hex = 0;
 		if (c == '\n') {

@@ -197,7 +197,8 @@ static void llm_scan(const char *reply, size_t len, struct llm_scan *sc)
 			for (run = 0; ind + run < eol && t[ind + run] == ch;)
 				run++;
 			/* ``` followed by more backticks on the line is inline code. */
-			if (run >= 3 && !(ch == '`' && memchr(t + ind + run, '`', eol - ind - run)) &&
+			if (run >= 3 &&
+			    !(ch == '`' && memchr(t + ind + run, '`', eol - ind - run)) &&
 			    sc->nblocks < LLM_MAX_BLOCKS) {
 				struct llm_block *b = &sc->blocks[sc->nblocks];
 
@@ -345,12 +346,12 @@ static int llm_find_run(const char *s, size_t n, size_t *name, size_t *body)
 static int llm_line_is_code(const char *s, size_t n)
 {
 	static const char *const words[] = {
-		"static", "int",     "char",    "void",   "unsigned", "signed", "long",
-		"short",  "const",   "struct",  "enum",   "typedef",  "union",  "size_t",
-		"bool",   "double",  "float",   "uint8_t", "uint16_t", "uint32_t", "uint64_t",
-		"int8_t", "int16_t", "int32_t", "int64_t", "if",      "else",   "for",
-		"while",  "do",      "return",  "switch", "case",     "break",  "continue",
-		"default", "goto",   "extern",  "inline", "seglam_out"};
+	    "static",  "int",	  "char",    "void",	"unsigned",  "signed",	 "long",
+	    "short",   "const",	  "struct",  "enum",	"typedef",   "union",	 "size_t",
+	    "bool",    "double",  "float",   "uint8_t", "uint16_t",  "uint32_t", "uint64_t",
+	    "int8_t",  "int16_t", "int32_t", "int64_t", "if",	     "else",	 "for",
+	    "while",   "do",	  "return",  "switch",	"case",	     "break",	 "continue",
+	    "default", "goto",	  "extern",  "inline",	"seglam_out"};
 	size_t i = 0, k;
 
 	if (n && s[0] == '\t')
@@ -361,9 +362,10 @@ static int llm_line_is_code(const char *s, size_t n)
 		n--;
 	if (i == n)
 		return 0;
-	if (strchr("#{}*", s[i]) || (s[i] == '/' && i + 1 < n && (s[i + 1] == '/' || s[i + 1] == '*')))
+	if ((s[i] && strchr("#{}*", s[i])) ||
+	    (s[i] == '/' && i + 1 < n && (s[i + 1] == '/' || s[i + 1] == '*')))
 		return 1;
-	if (strchr(";{}", s[n - 1]))
+	if (s[n - 1] && strchr(";{}", s[n - 1]))
 		return 1;
 	for (k = i; k < n && llm_is_ident(s[k]);)
 		k++;
@@ -482,8 +484,8 @@ static int llm_bare_code(const char *s, size_t n, struct buf *code)
 static void llm_finish_code(struct buf *code, size_t base)
 {
 	/* Drop trailing blank lines, end with exactly one newline. */
-	while (code->len > base && (code->data[code->len - 1] == '\n' ||
-				    llm_is_blank(code->data[code->len - 1])))
+	while (code->len > base &&
+	       (code->data[code->len - 1] == '\n' || llm_is_blank(code->data[code->len - 1])))
 		code->len--;
 	code->data[code->len] = '\0';
 	buf_addc(code, '\n');
@@ -626,7 +628,8 @@ int llm_reply_cases(const char *reply, size_t len, struct llm_case **cases)
 			if (i == e || s[i] == '#')
 				continue;
 			for (size_t a = i; a + 1 < e; a++) {
-				if (s[a] == '=' && s[a + 1] == '>' && (a == i || llm_is_blank(s[a - 1])) &&
+				if (s[a] == '=' && s[a + 1] == '>' &&
+				    (a == i || llm_is_blank(s[a - 1])) &&
 				    (a + 2 == e || llm_is_blank(s[a + 2]))) {
 					arrow = a;
 					found = 1;

@@ -43,8 +43,8 @@ int seglam_run(const char *in, size_t len, seglam_out *out)
 '''
 
 
-def worker_pids():
-    """PIDs of every seglam-worker process on the machine."""
+def worker_pids(parent=None):
+    """PIDs of seglam-worker processes (children of @parent, if given)."""
     pids = []
     for d in os.listdir('/proc'):
         if not d.isdigit():
@@ -52,11 +52,21 @@ def worker_pids():
         try:
             with open(f'/proc/{d}/cmdline', 'rb') as f:
                 argv0 = f.read().split(b'\0')[0]
-        except OSError:
+            with open(f'/proc/{d}/stat') as f:
+                ppid = int(f.read().rsplit(')', 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
             continue
-        if argv0.endswith(b'seglam-worker'):
+        if argv0.endswith(b'seglam-worker') and (parent is None or ppid == parent):
             pids.append(int(d))
     return pids
+
+
+def alive(pid):
+    try:
+        with open(f'/proc/{pid}/stat') as f:
+            return f.read().rsplit(')', 1)[1].split()[0] != 'Z'
+    except OSError:
+        return False
 
 
 class Mount:

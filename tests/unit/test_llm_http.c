@@ -117,9 +117,9 @@ static int ncalls(void)
 
 static void start_server(const char *path)
 {
-	char portfile[300], slog[300], *argv[] = {"python3",     (char *)path, "--port", "0",
-						  "--port-file", portfile,     "--exit-with-parent",
-						  NULL};
+	char portfile[300], slog[300],
+	    *argv[] = {"python3", (char *)path,		"--port", "0", "--port-file",
+		       portfile,  "--exit-with-parent", NULL};
 	posix_spawn_file_actions_t fa;
 	long long t0 = now_ms();
 	int rc;
@@ -187,7 +187,8 @@ static const char *hdr(cJSON *call, const char *name)
 }
 
 #define PROC                                                                                       \
-	"#include <seglam.h>\\n\\nint seglam_run(const char *in, size_t len, seglam_out *out)\\n{\\n" \
+	"#include <seglam.h>\\n\\nint seglam_run(const char *in, size_t len, seglam_out "          \
+	"*out)\\n{\\n"                                                                             \
 	"\\tseglam_write(out, in, len);\\n\\treturn 0;\\n}\\n"
 
 static void test_provider(enum llm_provider p)
@@ -205,9 +206,10 @@ static void test_provider(enum llm_provider p)
 	/* A good reply, with usage. */
 	script("[{\"kind\": \"code\", \"code\": \"" PROC "\", \"usage\": [123, 45]}]");
 	ret = llm_complete(&cfg, "SYSTEM PROMPT", "Type: echo\nUSER PROMPT", &r, &err);
-	check(ret == 0 && r.tokens_in == 123 && r.tokens_out == 45 && r.attempts == 1, "%s: good reply, usage", pn);
+	check(ret == 0 && r.tokens_in == 123 && r.tokens_out == 45 && r.attempts == 1,
+	      "%s: good reply, usage", pn);
 	check(ret == 0 && llm_reply_code(r.text.data, r.text.len, &code) == 0 &&
-		      strstr(code.data, "seglam_write(out, in, len);"),
+		  strstr(code.data, "seglam_write(out, in, len);"),
 	      "%s: the code comes out of the reply", pn);
 	j = calls();
 	call = cJSON_GetArrayItem(cJSON_GetObjectItem(j, "calls"), 0);
@@ -216,28 +218,29 @@ static void test_provider(enum llm_provider p)
 	if (p == LLM_OPENAI) {
 		cJSON *msgs = cJSON_GetObjectItem(body, "messages");
 
-		check(hdr(call, "authorization") && !strcmp(hdr(call, "authorization"), "Bearer " KEY),
+		check(hdr(call, "authorization") &&
+			  !strcmp(hdr(call, "authorization"), "Bearer " KEY),
 		      "openai: Bearer key");
 		check(!strcmp(jstr(call, "path"), "/v1/chat/completions"),
 		      "openai: path under the base URL, trailing slash stripped");
 		check(cJSON_GetArraySize(msgs) == 2 &&
-			      !strcmp(jstr(cJSON_GetArrayItem(msgs, 0), "role"), "system") &&
-			      !strcmp(jstr(cJSON_GetArrayItem(msgs, 0), "content"), "SYSTEM PROMPT") &&
-			      cJSON_GetObjectItem(body, "max_tokens") &&
-			      cJSON_GetObjectItem(body, "temperature") &&
-			      cJSON_GetObjectItem(body, "temperature")->valuedouble == 0 &&
-			      !strcmp(jstr(body, "model"), "test-model"),
+			  !strcmp(jstr(cJSON_GetArrayItem(msgs, 0), "role"), "system") &&
+			  !strcmp(jstr(cJSON_GetArrayItem(msgs, 0), "content"), "SYSTEM PROMPT") &&
+			  cJSON_GetObjectItem(body, "max_tokens") &&
+			  cJSON_GetObjectItem(body, "temperature") &&
+			  cJSON_GetObjectItem(body, "temperature")->valuedouble == 0 &&
+			  !strcmp(jstr(body, "model"), "test-model"),
 		      "openai: body (system + user messages, max_tokens, temperature 0, model)");
 	} else {
 		check(hdr(call, "x-api-key") && !strcmp(hdr(call, "x-api-key"), KEY) &&
-			      hdr(call, "anthropic-version") &&
-			      !strcmp(hdr(call, "anthropic-version"), "2023-06-01") &&
-			      !hdr(call, "authorization"),
+			  hdr(call, "anthropic-version") &&
+			  !strcmp(hdr(call, "anthropic-version"), "2023-06-01") &&
+			  !hdr(call, "authorization"),
 		      "anthropic: x-api-key and anthropic-version");
 		check(!strcmp(jstr(call, "path"), "/v1/messages") &&
-			      cJSON_IsString(cJSON_GetObjectItem(body, "system")) &&
-			      cJSON_GetArraySize(cJSON_GetObjectItem(body, "messages")) == 1 &&
-			      cJSON_GetObjectItem(body, "max_tokens"),
+			  cJSON_IsString(cJSON_GetObjectItem(body, "system")) &&
+			  cJSON_GetArraySize(cJSON_GetObjectItem(body, "messages")) == 1 &&
+			  cJSON_GetObjectItem(body, "max_tokens"),
 		      "anthropic: /v1/messages, top-level system, max_tokens");
 	}
 	cJSON_Delete(j);
@@ -271,8 +274,8 @@ static void test_provider(enum llm_provider p)
 	buf_reset(&err);
 	ret = llm_complete(&cfg, "s", "u", &r, &err);
 	check(ret == -EACCES && ncalls() == 1 && strstr(err.data, "401") &&
-		      strstr(err.data, "SEGLAM_LLM_API_KEY") && !strstr(err.data, KEY) &&
-		      !strstr(err.data, "0123456789abcdef"),
+		  strstr(err.data, "SEGLAM_LLM_API_KEY") && !strstr(err.data, KEY) &&
+		  !strstr(err.data, "0123456789abcdef"),
 	      "%s: 401 -> -EACCES at once, key scrubbed: %s", pn, err.data);
 	llm_reply_free(&r);
 
@@ -292,7 +295,7 @@ static void test_provider(enum llm_provider p)
 	buf_reset(&err);
 	ret = llm_complete(&cfg, "s", "u", &r, &err);
 	check(ret == -EINVAL && ncalls() == 1 && strstr(err.data, "model 'x' not found") &&
-		      strstr(err.data, "HTTP 404"),
+		  strstr(err.data, "HTTP 404"),
 	      "%s: {\"error\": string} 404 -> -EINVAL: %s", pn, err.data);
 	llm_reply_free(&r);
 
@@ -341,14 +344,46 @@ static void test_provider(enum llm_provider p)
 		call = cJSON_GetArrayItem(cJSON_GetObjectItem(j, "calls"), 0);
 		body = cJSON_GetObjectItem(call, "body");
 		check(ret == 0 && !hdr(call, "authorization") &&
-			      cJSON_GetObjectItem(body, "max_completion_tokens") &&
-			      !cJSON_GetObjectItem(body, "max_tokens") &&
-			      !cJSON_GetObjectItem(body, "temperature"),
+			  cJSON_GetObjectItem(body, "max_completion_tokens") &&
+			  !cJSON_GetObjectItem(body, "max_tokens") &&
+			  !cJSON_GetObjectItem(body, "temperature"),
 		      "openai: no key -> no Authorization; max_completion_tokens, no temperature");
 		cJSON_Delete(j);
 		llm_reply_free(&r);
 	}
 	llm_config_free(&cfg);
+	buf_free(&err);
+	buf_free(&code);
+}
+
+/* The real prompt, the server's auto mode, the parser: the path a miss takes. */
+static void test_end_to_end(enum llm_provider p)
+{
+	struct llm_prompt_input in = {.type = "upper"};
+	struct buf sys = BUF_INIT, user = BUF_INIT, err = BUF_INIT, code = BUF_INIT;
+	struct llm_config cfg;
+	struct llm_reply r;
+	int ret;
+
+	make_cfg(&cfg, p);
+	llm_prompt_build(&in, &sys, &user);
+	script("[]");
+	ret = llm_complete(&cfg, sys.data, user.data, &r, &err);
+	check(ret == 0 && llm_reply_code(r.text.data, r.text.len, &code) == 0 &&
+		  strstr(code.data, "toupper"),
+	      "%s: prompt -> server (auto) -> code for type upper", llm_provider_name(p));
+	llm_reply_free(&r);
+
+	script("[{\"kind\": \"text\", \"text\": \"<think>\\n```c\\nint seglam_run(void) "
+	       "{ return 9; }\\n```\\n</think>\\nAnswer:\\n```c\\n" PROC "```\\n\"}]");
+	ret = llm_complete(&cfg, sys.data, user.data, &r, &err);
+	check(ret == 0 && llm_reply_code(r.text.data, r.text.len, &code) == 0 &&
+		  strstr(code.data, "seglam_write") && !strstr(code.data, "return 9"),
+	      "%s: a reply with a <think> block", llm_provider_name(p));
+	llm_reply_free(&r);
+	llm_config_free(&cfg);
+	buf_free(&sys);
+	buf_free(&user);
 	buf_free(&err);
 	buf_free(&code);
 }
@@ -399,9 +434,8 @@ static char *write_script(const char *name, const char *text)
 
 static void test_command(void)
 {
-	struct llm_config cfg = {.provider = LLM_COMMAND,
-				 .request_timeout_ms = 5000,
-				 .total_timeout_ms = 10000};
+	struct llm_config cfg = {
+	    .provider = LLM_COMMAND, .request_timeout_ms = 5000, .total_timeout_ms = 10000};
 	struct llm_reply r;
 	struct buf err = BUF_INIT, code = BUF_INIT, big = BUF_INIT;
 	char *pidfile, cmd[400], *s;
@@ -416,7 +450,7 @@ static void test_command(void)
 					       "seglam_out *out) { return 0; }'\necho '```'\n");
 	ret = llm_complete(&cfg, "SYS", "USR", &r, &err);
 	check(ret == 0 && llm_reply_code(r.text.data, r.text.len, &code) == 0 &&
-		      strstr(code.data, "seglam_run") && r.attempts == 1 && r.tokens_in == -1,
+		  strstr(code.data, "seglam_run") && r.attempts == 1 && r.tokens_in == -1,
 	      "command: a script replying with a fenced block");
 	llm_reply_free(&r);
 	free(cfg.command);
@@ -425,8 +459,10 @@ static void test_command(void)
 	for (int i = 0; i < 40000; i++)
 		buf_adds(&big, "0123456789abcdef0123456789abcdef0123456789abcdef01234567\n");
 	ret = llm_complete(&cfg, "SYS", big.data, &r, &err);
-	check(ret == 0 && r.text.len == big.len + strlen("<system>\nSYS\n</system>\n\n<user>\n\n</user>\n") &&
-		      !strncmp(r.text.data, "<system>\nSYS\n</system>\n\n<user>\n0123", 35),
+	check(ret == 0 &&
+		  r.text.len ==
+		      big.len + strlen("<system>\nSYS\n</system>\n\n<user>\n\n</user>\n") &&
+		  !strncmp(r.text.data, "<system>\nSYS\n</system>\n\n<user>\n0123", 35),
 	      "command: a 2 MB prompt through cat, system and user separated");
 	llm_reply_free(&r);
 	free(cfg.command);
@@ -465,7 +501,7 @@ static void test_command(void)
 			fclose(f);
 		}
 		check(ret == -EIO && now_ms() - t0 < 1500 && strstr(err.data, "timed out") && pid &&
-			      (!f || st == 'Z'),
+			  (!f || st == 'Z'),
 		      "command: timeout kills the process group (%lld ms): %s", now_ms() - t0,
 		      err.data);
 	}
@@ -474,11 +510,13 @@ static void test_command(void)
 	free(pidfile);
 	cfg.request_timeout_ms = 5000;
 
-	cfg.command = strdup("cat >/dev/null; echo partial; echo 'boom: it broke' >&2; echo second >&2; "
-			     "exit 3");
+	cfg.command =
+	    strdup("cat >/dev/null; echo partial; echo 'boom: it broke' >&2; echo second >&2; "
+		   "exit 3");
 	buf_reset(&err);
 	ret = llm_complete(&cfg, "SYS", "USR", &r, &err);
-	check(ret == -EIO && strstr(err.data, "status 3: boom: it broke") && !strstr(err.data, "second"),
+	check(ret == -EIO && strstr(err.data, "status 3: boom: it broke") &&
+		  !strstr(err.data, "second"),
 	      "command: exit status and first stderr line: %s", err.data);
 	llm_reply_free(&r);
 	free(cfg.command);
@@ -510,8 +548,8 @@ static void test_log(const char *logpath)
 	if (f)
 		fclose(f);
 	check(log.len > 0 && !memmem(log.data, log.len, KEY, strlen(KEY)) &&
-		      !memmem(log.data, log.len, "0123456789abcdef", 16) &&
-		      memmem(log.data, log.len, "retry", 5),
+		  !memmem(log.data, log.len, "0123456789abcdef", 16) &&
+		  memmem(log.data, log.len, "retry", 5),
 	      "the log (%zu bytes, with retries) never holds the key", log.len);
 	buf_free(&log);
 }
@@ -536,6 +574,8 @@ int main(int argc, char **argv)
 	start_server(server);
 	test_provider(LLM_OPENAI);
 	test_provider(LLM_ANTHROPIC);
+	test_end_to_end(LLM_OPENAI);
+	test_end_to_end(LLM_ANTHROPIC);
 	test_closed_port();
 	test_command();
 	test_log(logpath);

@@ -35,8 +35,7 @@ static int code_of(const char *reply, struct buf *code)
 }
 
 #define RUN_DEF "int seglam_run(const char *in, size_t len, seglam_out *out)\n{\n"
-#define PROC                                                                                       \
-	"#include <seglam.h>\n\n" RUN_DEF "\tseglam_write(out, in, len);\n\treturn 0;\n}\n"
+#define PROC "#include <seglam.h>\n\n" RUN_DEF "\tseglam_write(out, in, len);\n\treturn 0;\n}\n"
 
 static void expect_code(const char *name, const char *reply, const char *want)
 {
@@ -75,7 +74,8 @@ static void test_reply_code(void)
 	expect_code("indented fence (in a list)", "1. Code:\n   ```c\n" PROC "   ```\n", PROC);
 	expect_code("```{.c} info string", "```{.c}\n" PROC "```\n", PROC);
 	expect_code("last defining block wins over a draft",
-		    "First try:\n```c\n" "#include <seglam.h>\n" RUN_DEF "\treturn 1; /* draft */\n}\n"
+		    "First try:\n```c\n"
+		    "#include <seglam.h>\n" RUN_DEF "\treturn 1; /* draft */\n}\n"
 		    "```\nBetter:\n```c\n" PROC "```\n",
 		    PROC);
 	expect_code("a usage example after the procedure is not taken",
@@ -86,18 +86,19 @@ static void test_reply_code(void)
 		    "```c\nint seglam_run(const char *in, size_t len, seglam_out *out);\n```\n"
 		    "```c\n" PROC "```\n",
 		    PROC);
-	expect_code("shell block before the code", "```sh\ncat /seglam/ask/x/y\n```\n```c\n" PROC
-		    "```\n```tests\na => a\n```\n",
+	expect_code("shell block before the code",
+		    "```sh\ncat /seglam/ask/x/y\n```\n```c\n" PROC "```\n```tests\na => a\n```\n",
 		    PROC);
 	expect_code("think block with a fenced block inside is ignored",
 		    "<think>\nMaybe:\n```c\n#include <seglam.h>\n" RUN_DEF
 		    "\treturn 1; /* thought */\n}\n```\nNo, better idea.\n</think>\n\nAnswer:\n"
 		    "```c\n" PROC "```\n",
 		    PROC);
-	expect_code("<thinking> and text after the close tag on its line",
-		    "<thinking>\n```c\nint seglam_run(void){return 2;}\n```\n</thinking>ok:\n```c\n" PROC
-		    "```\n",
-		    PROC);
+	expect_code(
+	    "<thinking> and text after the close tag on its line",
+	    "<thinking>\n```c\nint seglam_run(void){return 2;}\n```\n</thinking>ok:\n```c\n" PROC
+	    "```\n",
+	    PROC);
 	expect_code("lone </think> (opening tag eaten by the server)",
 		    "so the plan is\n```c\n#include <seglam.h>\n" RUN_DEF
 		    "\treturn 1; /* draft */\n}\n```\nfine.</think>\n\n```c\n" PROC "```\n",
@@ -107,7 +108,8 @@ static void test_reply_code(void)
 	expect_code("<think> inside a code string is code",
 		    "```c\n#include <seglam.h>\n" RUN_DEF
 		    "\tseglam_printf(out, \"<think>\\n\");\n\treturn 0;\n}\n```\n",
-		    "#include <seglam.h>\n" RUN_DEF "\tseglam_printf(out, \"<think>\\n\");\n\treturn "
+		    "#include <seglam.h>\n" RUN_DEF
+		    "\tseglam_printf(out, \"<think>\\n\");\n\treturn "
 		    "0;\n}\n");
 
 	const char *ticks = "#include <seglam.h>\n" RUN_DEF
@@ -125,12 +127,14 @@ static void test_reply_code(void)
 		    "\treturn 0;\n}\n");
 	buf_free(&r);
 
-	expect_code("CRLF line ends", "Code:\r\n```c\r\n#include <seglam.h>\r\n\r\n" RUN_DEF
+	expect_code("CRLF line ends",
+		    "Code:\r\n```c\r\n#include <seglam.h>\r\n\r\n" RUN_DEF
 		    "\tseglam_write(out, in, len);\r\n\treturn 0;\r\n}\r\n```\r\n",
 		    PROC);
 	expect_code("truncated fence (cut at max_tokens)", "```c\n" PROC, PROC);
 	expect_code("cut block loses to a complete one",
-		    "```c\n" PROC "```\nAlternatively:\n```c\n#include <seglam.h>\n" RUN_DEF "\tif (",
+		    "```c\n" PROC "```\nAlternatively:\n```c\n#include <seglam.h>\n" RUN_DEF
+		    "\tif (",
 		    PROC);
 	expect_code("bare code, no fence", PROC, PROC);
 	expect_code("bare code between prose",
@@ -142,8 +146,8 @@ static void test_reply_code(void)
 		    "\treturn f(0);\n}\n\nstatic int f(int x)\n{\n\treturn x;\n}\n");
 	expect_code("c block without seglam_run is still taken (compile says why)",
 		    "```c\nint run(void) { return 0; }\n```\n", "int run(void) { return 0; }\n");
-	expect_code("python block defining seglam_run (mislabelled)",
-		    "```python\n" PROC "```\n", PROC);
+	expect_code("python block defining seglam_run (mislabelled)", "```python\n" PROC "```\n",
+		    PROC);
 	expect_none("no code at all", "I am sorry, I cannot help with that type.");
 	expect_none("prose that mentions seglam_run()", "Call seglam_run(in, len, out); it works.");
 	expect_none("empty reply", "");
@@ -159,7 +163,7 @@ static void test_reply_code(void)
 	buf_reset(&code);
 	buf_adds(&code, "OLD");
 	check(llm_reply_code("```c\n" PROC "```\n", strlen("```c\n" PROC "```\n"), &code) == 0 &&
-		      !strcmp(code.data, PROC),
+		  !strcmp(code.data, PROC),
 	      "@code is replaced, not appended to");
 	{
 		/* Embedded NUL bytes are bytes like any other. */
@@ -186,10 +190,13 @@ static unsigned rnd(void)
 /* Random bytes and random mutations of real replies: no crash, no overread (ASan). */
 static void test_fuzz(void)
 {
-	static const char *const seeds[] = {
-		"```c\n" PROC "```\n", "<think>\n```c\n" PROC "```\n</think>\n```c\n" PROC "```",
-		"```tests\na => b\n\\x41 => \\n\n```\n", PROC, "~~~\n" PROC "~~~\n",
-		"x</think>```c\n" PROC};
+	static const char *const seeds[] = {"```c\n" PROC "```\n",
+					    "<think>\n```c\n" PROC "```\n</think>\n```c\n" PROC
+					    "```",
+					    "```tests\na => b\n\\x41 => \\n\n```\n",
+					    PROC,
+					    "~~~\n" PROC "~~~\n",
+					    "x</think>```c\n" PROC};
 	static const char alphabet[] = "`~\n\r{}()\"'\\/*#<>=x c;seglam_run";
 	int ok = 1;
 
@@ -202,7 +209,8 @@ static void test_fuzz(void)
 		int nc, ret;
 
 		for (size_t i = 0; i < n; i++)
-			b[i] = it % 3 == 0 ? (it % 2 ? (char)rnd() : alphabet[rnd() % 32]) : seed[i];
+			b[i] =
+			    it % 3 == 0 ? (it % 2 ? (char)rnd() : alphabet[rnd() % 32]) : seed[i];
 		for (int m = it % 3 ? 1 + rnd() % 6 : 0; m > 0 && n; m--) {
 			size_t at = rnd() % n;
 
@@ -242,11 +250,12 @@ static void test_reply_cases(void)
 	check(n == 7, "tests block: 7 cases (comment, no-arrow and think lines skipped)");
 	if (n == 7) {
 		check(!strcmp(c[0].in.data, "MCMXCIV") && !strcmp(c[0].out.data, "1994\n") &&
-			      c[0].name && !strcmp(c[0].name, "reply-1"),
+			  c[0].name && !strcmp(c[0].name, "reply-1"),
 		      "case: input, answer plus newline, name");
-		check(!strcmp(c[1].in.data, "IV") && !strcmp(c[1].out.data, "4\n"), "case: trimmed");
+		check(!strcmp(c[1].in.data, "IV") && !strcmp(c[1].out.data, "4\n"),
+		      "case: trimmed");
 		check(c[2].in.len == 5 && !memcmp(c[2].in.data, " a\tb\n", 5) &&
-			      !strcmp(c[2].out.data, "x\\y\n"),
+			  !strcmp(c[2].out.data, "x\\y\n"),
 		      "case: escapes");
 		check(!strcmp(c[3].in.data, "a=>b") && !strcmp(c[3].out.data, "c=>d\n"),
 		      "case: only a spaced => separates");
@@ -254,7 +263,8 @@ static void test_reply_cases(void)
 		      "case: empty input");
 		check(!strcmp(c[5].in.data, "empty-answer") && !strcmp(c[5].out.data, "\n"),
 		      "case: empty answer");
-		check(!strcmp(c[6].in.data, "C:\\path"), "case: unknown escape keeps the backslash");
+		check(!strcmp(c[6].in.data, "C:\\path"),
+		      "case: unknown escape keeps the backslash");
 	}
 	llm_cases_free(c, n > 0 ? (size_t)n : 0);
 
@@ -276,14 +286,17 @@ static void test_prompt(void)
 
 	buf_adds(&cases[0].in, "MCMXCIV");
 	buf_adds(&cases[0].out, "1994\n");
-	buf_add(&cases[1].in, "a\0\x01" "b\"\xc3\xa9\xff", 8);
+	buf_add(&cases[1].in,
+		"a\0\x01"
+		"b\"\xc3\xa9\xff",
+		8);
 	buf_adds(&cases[1].out, "x\n");
 	llm_prompt_build(&in, &sys, &user);
 	check(strstr(sys.data, "int seglam_run(const char *in, size_t len, seglam_out *out);") &&
-		      strstr(sys.data, "<ctype.h>") && strstr(sys.data, "seglam_printf"),
+		  strstr(sys.data, "<ctype.h>") && strstr(sys.data, "seglam_printf"),
 	      "system prompt: the ABI and the allowed headers");
 	check(strstr(sys.data, "```tests") && strstr(sys.data, "INPUT => ANSWER") &&
-		      strstr(sys.data, "reverse-words"),
+		  strstr(sys.data, "reverse-words"),
 	      "system prompt: reply format and worked example");
 	check(!strstr(sys.data, "@@") && !strstr(sys.data, "{{") && !strstr(user.data, "@@"),
 	      "no template syntax left");
@@ -291,7 +304,7 @@ static void test_prompt(void)
 	check(strstr(user.data, "Roman numerals to decimal {{type}}.") != NULL,
 	      "user prompt: the spec, verbatim (placeholders in it are not expanded)");
 	check(strstr(user.data, "- case roman-1") && strstr(user.data, "\"MCMXCIV\"") &&
-		      strstr(user.data, "\"1994\\n\""),
+		  strstr(user.data, "\"1994\\n\""),
 	      "user prompt: the cases as C literals");
 	check(strstr(user.data, "\"a\\x00\\x01\"\"b\\\"\xc3\xa9\\xff\"") != NULL,
 	      "user prompt: binary input escaped, UTF-8 kept");
@@ -305,7 +318,7 @@ static void test_prompt(void)
 	llm_prompt_build(&in, &sys, &user);
 	check(strstr(user.data, "no test cases yet") != NULL, "user prompt: no cases");
 	check(strstr(user.data, "````c\nint seglam_run(...) { ``` }\n````") &&
-		      strstr(user.data, "line 3: 'x' undeclared") && strstr(user.data, "Repair"),
+		  strstr(user.data, "line 3: 'x' undeclared") && strstr(user.data, "Repair"),
 	      "repair round: previous source (fenced safely) and the failure");
 	buf_free(&sys);
 	buf_free(&user);
@@ -317,11 +330,10 @@ static void test_prompt(void)
 
 static void clear_env(void)
 {
-	static const char *const vars[] = {"SEGLAM_LLM",         "SEGLAM_LLM_URL",
-					   "SEGLAM_LLM_MODEL",   "SEGLAM_LLM_API_KEY",
-					   "SEGLAM_LLM_COMMAND", "OPENAI_API_KEY",
-					   "ANTHROPIC_API_KEY",  "SEGLAM_LLM_MAX_TOKENS",
-					   "SEGLAM_LLM_MAX_TOKENS_FIELD"};
+	static const char *const vars[] = {
+	    "SEGLAM_LLM",	  "SEGLAM_LLM_URL",	   "SEGLAM_LLM_MODEL",
+	    "SEGLAM_LLM_API_KEY", "SEGLAM_LLM_COMMAND",	   "OPENAI_API_KEY",
+	    "ANTHROPIC_API_KEY",  "SEGLAM_LLM_MAX_TOKENS", "SEGLAM_LLM_MAX_TOKENS_FIELD"};
 
 	for (size_t i = 0; i < sizeof(vars) / sizeof(vars[0]); i++)
 		unsetenv(vars[i]);
@@ -340,12 +352,13 @@ static void test_config(void)
 
 	setenv("SEGLAM_LLM_URL", "http://127.0.0.1:8080/v1//", 1);
 	ret = llm_config_resolve(&cfg, &err);
-	check(ret == 0 && cfg.provider == LLM_OPENAI && !strcmp(cfg.url, "http://127.0.0.1:8080/v1") &&
-		      !strcmp(cfg.model, "gpt-4o-mini") && !cfg.api_key,
+	check(ret == 0 && cfg.provider == LLM_OPENAI &&
+		  !strcmp(cfg.url, "http://127.0.0.1:8080/v1") &&
+		  !strcmp(cfg.model, "gpt-4o-mini") && !cfg.api_key,
 	      "URL only: openai, trailing slashes stripped, default model, no key");
 	check(cfg.max_tokens == 4096 && cfg.connect_timeout_ms == 5000 &&
-		      cfg.request_timeout_ms == 120000 && cfg.total_timeout_ms == 300000 &&
-		      cfg.max_retries == 4 && !strcmp(cfg.max_tokens_field, "max_tokens"),
+		  cfg.request_timeout_ms == 120000 && cfg.total_timeout_ms == 300000 &&
+		  cfg.max_retries == 4 && !strcmp(cfg.max_tokens_field, "max_tokens"),
 	      "defaults");
 	llm_config_free(&cfg);
 
@@ -354,14 +367,14 @@ static void test_config(void)
 	setenv("ANTHROPIC_API_KEY", "ant-key", 1);
 	ret = llm_config_resolve(&cfg, &err);
 	check(ret == 0 && cfg.provider == LLM_OPENAI && !strcmp(cfg.api_key, "sk-test-1234") &&
-		      !strcmp(cfg.url, "https://api.openai.com/v1"),
+		  !strcmp(cfg.url, "https://api.openai.com/v1"),
 	      "OPENAI_API_KEY: openai, key trimmed, default URL");
 	llm_config_free(&cfg);
 
 	setenv("SEGLAM_LLM", "anthropic", 1);
 	ret = llm_config_resolve(&cfg, &err);
 	check(ret == 0 && cfg.provider == LLM_ANTHROPIC && !strcmp(cfg.api_key, "ant-key") &&
-		      !strcmp(cfg.url, "https://api.anthropic.com"),
+		  !strcmp(cfg.url, "https://api.anthropic.com"),
 	      "anthropic: ANTHROPIC_API_KEY, never OPENAI_API_KEY");
 	llm_config_free(&cfg);
 
@@ -370,7 +383,7 @@ static void test_config(void)
 	cfg.max_retries = 9;
 	ret = llm_config_resolve(&cfg, &err);
 	check(ret == 0 && !strcmp(cfg.api_key, "seglam-key") && !strcmp(cfg.model, "mine") &&
-		      cfg.max_retries == 9,
+		  cfg.max_retries == 9,
 	      "SEGLAM_LLM_API_KEY first; fields already set are kept");
 	llm_config_free(&cfg);
 
@@ -421,7 +434,7 @@ static void test_config(void)
 	setenv("SEGLAM_LLM", "openai", 1);
 	ret = llm_config_resolve(&cfg, &err);
 	check(ret == 0 && !strcmp(cfg.max_tokens_field, "max_completion_tokens") &&
-		      cfg.max_tokens == 1000,
+		  cfg.max_tokens == 1000,
 	      "max tokens field and count from the environment");
 	llm_config_free(&cfg);
 	clear_env();
@@ -435,9 +448,9 @@ static void test_config(void)
 		llm_reply_free(&reply);
 	}
 	check(!strcmp(llm_provider_name(LLM_OPENAI), "openai") &&
-		      !strcmp(llm_provider_name(LLM_ANTHROPIC), "anthropic") &&
-		      !strcmp(llm_provider_name(LLM_COMMAND), "command") &&
-		      !strcmp(llm_provider_name(LLM_NONE), "none"),
+		  !strcmp(llm_provider_name(LLM_ANTHROPIC), "anthropic") &&
+		  !strcmp(llm_provider_name(LLM_COMMAND), "command") &&
+		  !strcmp(llm_provider_name(LLM_NONE), "none"),
 	      "provider names");
 	buf_free(&err);
 }

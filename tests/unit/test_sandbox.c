@@ -408,7 +408,7 @@ static void count_procs(int *children, int *workers)
 			if (lp && rp && sscanf(rp + 2, "%c %d", &state, &ppid) == 2) {
 				snprintf(comm, sizeof(comm), "%.*s", (int)(rp - lp - 1), lp + 1);
 				*children += ppid == getpid();
-				*workers += strcmp(comm, "seglam-worker") == 0;
+				*workers += ppid == getpid() && strcmp(comm, "seglam-worker") == 0;
 			}
 		}
 		fclose(f);
