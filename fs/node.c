@@ -248,6 +248,12 @@ void node_store_path(const struct node *node, struct buf *out)
 	for (n = node; n && n->kind == NODE_PFILE && depth < 256; n = n->parent)
 		chain[depth++] = n;
 	store_type_dir(node_type(node), out);
+	if (n && n->kind == NODE_PFILE) {
+		/* Deeper than any real procedure tree: give a path that cannot exist
+		 * rather than a wrong one. */
+		buf_adds(out, "/.seglam-too-deep");
+		return;
+	}
 	while (depth--) {
 		buf_addc(out, '/');
 		buf_adds(out, chain[depth]->name);

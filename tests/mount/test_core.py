@@ -170,3 +170,56 @@ def test_meta_json_counts_hits_and_tolerates_garbage(mount):
     assert meta['type'] == 'upper' and meta['author'] == 'human' and meta['tests'] == 'passed'
     write(mount.path('procs', 'upper', 'meta.json'), '{not json')
     assert mount.ask('upper', 'b') == b'B\n'
+
+
+def test_help_and_version():
+    from conftest import SEGLAMFS
+    r = subprocess.run([SEGLAMFS, '--version'], capture_output=True, text=True)
+    assert r.returncode == 0 and r.stdout.startswith('seglamfs ')
+    r = subprocess.run([SEGLAMFS, '--help'], capture_output=True, text=True)
+    assert r.returncode == 0 and 'STORE MOUNTPOINT' in r.stdout and 'revalidate=MS' in r.stdout
+    r = subprocess.run([SEGLAMFS, '/nonexistent-store', '/tmp'], capture_output=True, text=True)
+    assert r.returncode != 0 and '/nonexistent-store' in r.stderr
+    r = subprocess.run([SEGLAMFS, '-o', 'llm=bogus', '/tmp', '/tmp'], capture_output=True, text=True)
+    assert r.returncode != 0 and 'unknown provider' in r.stderr
+
+
+def test_not_a_store_is_refused(tmp_path):
+    from conftest import SEGLAMFS
+    d = tmp_path / 'notastore'
+    d.mkdir()
+    (d / 'precious.txt').write_text('keep me')
+    mnt = tmp_path / 'mnt'
+    mnt.mkdir()
+    r = subprocess.run([SEGLAMFS, '-f', str(d), str(mnt)], capture_output=True, text=True, timeout=30)
+    assert r.returncode != 0 and 'not a seglamfs store' in r.stderr
+    assert (d / 'precious.txt').read_text() == 'keep me'
+
+
+def test_read_only_mount(mounts):
+    m = mounts(name='rw')
+    m.put_proc('upper', UPPER)
+    store = m.store
+    m.stop()
+    ro = mounts(name='ro', store=store, options=['-o', 'ro'])
+    assert ro.ask('upper', 'abc') == b'ABC\n'
+    with pytest.raises(OSError) as e:
+        write(ro.path('procs', 'upper', 'source.c'), 'x')
+    assert e.value.errno == errno.EROFS
+    with pytest.raises(OSError) as e:
+        os.mkdir(ro.path('procs', 'new'))
+    assert e.value.errno == errno.EROFS
+    assert ro.ask('upper', 'def') == b'DEF\n'
+
+
+def test_answers_reach_kernel_cache_and_are_dropped_on_edit(mount):
+    mount.put_proc('upper', UPPER)
+    p = mount.path('ask', 'upper', 'cached')
+    for _ in range(3):
+        with open(p, 'rb') as f:
+            assert f.read() == b'CACHED\n'
+    with open(mount.path('procs', 'upper', 'source.c'), 'w') as f:
+        f.write(UPPER.replace('return seglam_write(out, "\\n", 1);', 'return seglam_write(out, "!\\n", 2);'))
+    with open(p, 'rb') as f:
+        assert f.read() == b'CACHED!\n'
+    assert os.stat(p).st_size == 8

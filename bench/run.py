@@ -1,0 +1,874 @@
+#!/usr/bin/python3
+"""bench/run.py: the benchmarks of scripts/bench (run that, not this).
+
+Mounts real seglamfs daemons, drives them with the C client (bench/client.c),
+writes OUT/results.json, OUT/report.md and OUT/*.svg (gnuplot).  Every figure is a
+ratio against a baseline measured in the same run, interleaved with it, and the
+median over rounds.  Python stdlib only.
+"""
+import argparse
+import json
+import os
+import platform
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+UPPER = r'''#include <seglam.h>
+#include <ctype.h>
+
+/* %s */
+int seglam_run(const char *in, size_t len, seglam_out *out)
+{
+	for (size_t i = 0; i < len; i++) {
+		char c = (char)toupper((unsigned char)in[i]);
+		seglam_write(out, &c, 1);
+	}
+	return seglam_write(out, "\n", 1);
+}
+'''
+
+SIZES = {
+    'tiny': dict(lat_rounds=3, lat_batch=300, thr_rounds=1, thr_secs=0.25,
+                 clients=[1, 2, 4, 8, 16], thr_types=8, cold_mounts=2, cold_types=4,
+                 miss_types=5, scale=[1000, 3000], scale_touch=100, scale_lat_rounds=3,
+                 scale_lat_batch=200, mount_reps=2, cost_queries=2000, cost_types=50,
+                 cost_every=100, cost_inspace=10000),
+    'full': dict(lat_rounds=11, lat_batch=2000, thr_rounds=5, thr_secs=1.0,
+                 clients=[1, 2, 4, 8, 16], thr_types=32, cold_mounts=5, cold_types=20,
+                 miss_types=50, scale=[1000, 100000, 1000000], scale_touch=10000,
+                 scale_lat_rounds=9, scale_lat_batch=1000, mount_reps=5,
+                 cost_queries=100000, cost_types=1000, cost_every=1000,
+                 cost_inspace=10000),
+}
+
+
+def log(msg):
+    sys.stderr.write('[bench %s] %s\n' % (time.strftime('%H:%M:%S'), msg))
+    sys.stderr.flush()
+
+
+def median(v):
+    return statistics.median(v) if v else None
+
+
+def pct(v, p):
+    v = sorted(v)
+    if not v:
+        return None
+    k = max(1, -(-len(v) * p // 100))
+    return v[min(len(v), int(k)) - 1]
+
+
+class Mount:
+    """One seglamfs daemon, foreground, on a fresh mount point."""
+
+    def __init__(self, ctx, store, opts='llm=none', env=None, name='m'):
+        self.ctx = ctx
+        self.store = store
+        self.mnt = tempfile.mkdtemp(prefix='mnt-%s.' % name, dir=ctx.tmp)
+        self.logf = open(os.path.join(ctx.out, 'daemon-%s.log' % name), 'ab')
+        e = dict(os.environ)
+        for k in list(e):
+            if k.startswith('SEGLAM_') or k in ('OPENAI_API_KEY', 'ANTHROPIC_API_KEY'):
+                del e[k]
+        e.update(env or {})
+        t0 = time.perf_counter()
+        self.proc = subprocess.Popen([ctx.seglamfs, '-f', '-o', opts, store, self.mnt],
+                                     stdout=self.logf, stderr=self.logf, env=e)
+        while not os.path.ismount(self.mnt):
+            if self.proc.poll() is not None:
+                raise RuntimeError('seglamfs exited (%s): see %s' % (self.proc.returncode,
+                                                                   self.logf.name))
+            if time.perf_counter() - t0 > 120:
+                raise RuntimeError('mount timed out')
+            time.sleep(0.0005)
+        self.mount_s = time.perf_counter() - t0
+
+    def path(self, *p):
+        return os.path.join(self.mnt, *p)
+
+    def stats(self):
+        with open(self.path('stats')) as f:
+            return {k: int(v) for k, v in (l.split() for l in f if l.strip())}
+
+    def rss_kb(self, pid=None):
+        with open('/proc/%d/status' % (pid or self.proc.pid)) as f:
+            for line in f:
+                if line.startswith('VmRSS:'):
+                    return int(line.split()[1])
+        return 0
+
+    def workers(self):
+        """(count, total RSS kB) of this daemon's seglam-worker children."""
+        n = kb = 0
+        for d in os.listdir('/proc'):
+            if not d.isdigit():
+                continue
+            try:
+                with open('/proc/%s/stat' % d) as f:
+                    ppid = int(f.read().rsplit(')', 1)[1].split()[1])
+                if ppid != self.proc.pid:
+                    continue
+                n += 1
+                kb += self.rss_kb(int(d))
+            except (OSError, ValueError, IndexError):
+                pass
+        return n, kb
+
+    def add_type(self, name, source=None):
+        os.mkdir(self.path('procs', name))
+        with open(self.path('procs', name, 'source.c'), 'w') as f:
+            f.write(source or UPPER % name)
+
+    def close(self):
+        subprocess.run(['fusermount3', '-u', self.mnt], stderr=subprocess.DEVNULL)
+        try:
+            self.proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            subprocess.run(['fusermount3', '-uz', self.mnt], stderr=subprocess.DEVNULL)
+        self.logf.close()
+        try:
+            os.rmdir(self.mnt)
+        except OSError:
+            pass
+
+
+class LLMServer:
+    def __init__(self, ctx):
+        pf = os.path.join(ctx.tmp, 'llm-port')
+        self.logf = open(os.path.join(ctx.out, 'llm-server.log'), 'ab')
+        self.proc = subprocess.Popen(['/usr/bin/python3', os.path.join(ctx.src, 'tests',
+                                                                       'llm_server.py'),
+                                      '--port', '0', '--port-file', pf],
+                                     stdout=self.logf, stderr=self.logf)
+        t0 = time.time()
+        while not os.path.exists(pf):
+            if time.time() - t0 > 30 or self.proc.poll() is not None:
+                raise RuntimeError('test LLM server did not start')
+            time.sleep(0.02)
+        with open(pf) as f:
+            self.port = int(f.read())
+        self.base = 'http://127.0.0.1:%d' % self.port
+
+    def post(self, path, obj):
+        req = urllib.request.Request(self.base + path, data=json.dumps(obj).encode(),
+                                     headers={'Content-Type': 'application/json'})
+        return json.load(urllib.request.urlopen(req))
+
+    def calls(self):
+        return json.load(urllib.request.urlopen(self.base + '/_calls'))
+
+    def serve_code(self, code):
+        """Every LLM request gets this (correct) procedure, at once."""
+        self.post('/_script', {'responses': [],
+                               'default': {'kind': 'code', 'code': code}})
+
+    def env(self):
+        return {'SEGLAM_LLM': 'openai', 'SEGLAM_LLM_URL': self.base + '/v1',
+                'SEGLAM_LLM_API_KEY': 'x'}
+
+    def close(self):
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        self.logf.close()
+
+
+class Redis:
+    def __init__(self, ctx):
+        s = socket.socket()
+        s.bind(('127.0.0.1', 0))
+        self.port = s.getsockname()[1]
+        s.close()
+        self.dir = tempfile.mkdtemp(prefix='redis.', dir=ctx.tmp)
+        self.proc = subprocess.Popen(['redis-server', '--port', str(self.port), '--bind',
+                                      '127.0.0.1', '--save', '', '--appendonly', 'no',
+                                      '--dir', self.dir, '--daemonize', 'no'],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        t0 = time.time()
+        while True:
+            try:
+                socket.create_connection(('127.0.0.1', self.port), 0.2).close()
+                break
+            except OSError:
+                if time.time() - t0 > 20 or self.proc.poll() is not None:
+                    raise RuntimeError('redis-server did not start')
+                time.sleep(0.02)
+
+    def set(self, key, value):
+        with socket.create_connection(('127.0.0.1', self.port)) as s:
+            k, v = key.encode(), value
+            s.sendall(b'*3\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n' % (len(k), k, len(v), v))
+            if not s.recv(64).startswith(b'+OK'):
+                raise RuntimeError('redis SET failed')
+
+    def close(self):
+        self.proc.terminate()
+        self.proc.wait()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class Ctx:
+    pass
+
+
+def client(ctx, *args, text=True):
+    r = subprocess.run([ctx.client] + [str(a) for a in args], capture_output=True, text=text)
+    if r.returncode != 0:
+        raise RuntimeError('client %s failed: %s' % (args[0], r.stderr))
+    return r.stdout
+
+
+def write_list(ctx, name, lines):
+    p = os.path.join(ctx.tmp, name)
+    with open(p, 'w') as f:
+        f.write(''.join(l + '\n' for l in lines))
+    return p
+
+
+def ratio_rounds(a, b):
+    """Median over rounds of a[r] / b[r]."""
+    return median([x / y for x, y in zip(a, b) if y])
+
+
+def new_store(ctx, name):
+    d = os.path.join(ctx.tmp, 'store-' + name)
+    shutil.rmtree(d, ignore_errors=True)
+    os.makedirs(d)
+    return d
+
+
+# ---- 1-3: latency of one read ------------------------------------------------------
+
+def bench_latency(ctx, R):
+    log('latency: hit on a new input, repeated input, plain file, tmpfs, Redis')
+    m = Mount(ctx, new_store(ctx, 'lat'), name='lat')
+    redis = None
+    try:
+        m.add_type('upper')
+        with open(m.path('ask', 'upper', 'hello')) as f:
+            answer = f.read()
+        tmpfs = os.path.join('/dev/shm', 'seglam-bench-%d' % os.getpid())
+        with open(tmpfs, 'w') as f:
+            f.write(answer)
+        redis = Redis(ctx)
+        redis.set('upper:hello', answer.encode())
+        series = ['plain=file:' + m.path('procs', 'upper', 'source.c'),
+                  'new=new:' + m.path('ask', 'upper'),
+                  'repeat=file:' + m.path('ask', 'upper', 'hello'),
+                  'tmpfs=file:' + tmpfs,
+                  'redis=redis:127.0.0.1:%d:upper:hello' % redis.port]
+        out = json.loads(client(ctx, 'lat', R['lat_rounds'], R['lat_batch'], *series))
+        os.unlink(tmpfs)
+        st = m.stats()
+    finally:
+        if redis:
+            redis.close()
+        m.close()
+    s = out['series']
+    res = {'rounds': out['rounds'], 'batch': out['batch'], 'series': {}}
+    for k, v in s.items():
+        res['series'][k] = {'p50_us': v['p50_us'], 'p99_us': v['p99_us'], 'errors': v['errors'],
+                            'cdf': v['cdf'], 'p50_rounds': v['p50_rounds'],
+                            'p99_rounds': v['p99_rounds']}
+    rr = lambda a, b, q='p50_rounds': ratio_rounds(s[a][q], s[b][q])
+    res['ratios'] = {
+        'new_vs_plain_p50': rr('new', 'plain'),
+        'new_vs_plain_p99': rr('new', 'plain', 'p99_rounds'),
+        'repeat_vs_plain_p50': rr('repeat', 'plain'),
+        'repeat_vs_plain_p99': rr('repeat', 'plain', 'p99_rounds'),
+        'new_vs_redis_p50': rr('new', 'redis'),
+        'new_vs_tmpfs_p50': rr('new', 'tmpfs'),
+        'repeat_vs_redis_p50': rr('repeat', 'redis'),
+        'repeat_vs_tmpfs_p50': rr('repeat', 'tmpfs'),
+    }
+    res['daemon_stats'] = {k: st.get(k) for k in ('worker_spawns', 'worker_runs', 'memo_hits',
+                                                   'memo_misses')}
+    return res
+
+
+# ---- 4: throughput --------------------------------------------------------------------
+
+def bench_throughput(ctx, R):
+    log('throughput: 1..16 clients, hits over %d types vs plain files' % R['thr_types'])
+    m = Mount(ctx, new_store(ctx, 'thr'), name='thr')
+    try:
+        types = ['thr-%02d' % i for i in range(R['thr_types'])]
+        for t in types:
+            m.add_type(t)
+            with open(m.path('ask', t, 'warm')) as f:
+                f.read()
+        plain = write_list(ctx, 'thr-plain', [m.path('procs', t, 'source.c') for t in types])
+        asks = write_list(ctx, 'thr-ask', [m.path('ask', t) for t in types])
+        runs = {n: {'plain': [], 'seglam': []} for n in R['clients']}
+        errors = 0
+        for r in range(R['thr_rounds']):
+            for n in R['clients']:
+                order = ['plain', 'seglam'] if r % 2 == 0 else ['seglam', 'plain']
+                for kind in order:
+                    spec = ('list:' + plain) if kind == 'plain' else ('newlist:' + asks)
+                    o = client(ctx, 'thr', R['thr_secs'], n, spec).split()
+                    runs[n][kind].append(float(o[1]))
+                    errors += int(o[3])
+        st = m.stats()
+    finally:
+        m.close()
+    res = {'secs_per_run': R['thr_secs'], 'rounds': R['thr_rounds'], 'types': len(types),
+           'errors': errors, 'by_clients': {}}
+    for n, v in runs.items():
+        res['by_clients'][str(n)] = {
+            'seglam_ops_s': median(v['seglam']), 'plain_ops_s': median(v['plain']),
+            'ratio': ratio_rounds(v['seglam'], v['plain']),
+            'seglam_rounds': v['seglam'], 'plain_rounds': v['plain']}
+    res['worker_spawns'] = st.get('worker_spawns')
+    return res
+
+
+# ---- 5: cold start ------------------------------------------------------------------------
+
+def bench_cold(ctx, R):
+    log('cold start: first read of a stored procedure after mounting')
+    store = new_store(ctx, 'cold')
+    types = ['cold-%02d' % i for i in range(R['cold_types'])]
+    m = Mount(ctx, store, name='cold')
+    for t in types:
+        m.add_type(t)
+    m.close()
+    ask, plain = [], []
+    for _ in range(R['cold_mounts']):
+        m = Mount(ctx, store, name='cold')
+        try:
+            lines = []
+            for t in types:
+                lines += [m.path('procs', t, 'source.c'), m.path('ask', t, 'x')]
+            o = client(ctx, 'once', write_list(ctx, 'cold-list', lines)).split('\n')
+            v = [float(l.split()[0]) for l in o if l.strip()]
+            plain += v[0::2]
+            ask += v[1::2]
+        finally:
+            m.close()
+    return {'mounts': R['cold_mounts'], 'types_per_mount': len(types),
+            'ask_first_p50_us': median(ask), 'ask_first_p90_us': pct(ask, 90),
+            'plain_first_p50_us': median(plain),
+            'ratio_p50': median([a / p for a, p in zip(ask, plain)]),
+            'samples_us': ask}
+
+
+# ---- 6: miss overhead ---------------------------------------------------------------------
+
+def bench_miss(ctx, R, llm):
+    log('miss: a new type, the test LLM server answering at once')
+    llm.serve_code(UPPER % 'miss')
+    m = Mount(ctx, new_store(ctx, 'miss'), opts='', env=llm.env(), name='miss')
+    try:
+        before = llm.calls()['count']
+        with open(m.path('ask', 'miss-warm', 'x')) as f:
+            f.read()
+        calls = llm.calls()
+        body = os.path.join(ctx.tmp, 'llm-body.json')
+        with open(body, 'w') as f:
+            json.dump(calls['calls'][-1]['body'], f)
+        paths = [m.path('ask', 'miss-%03d' % i, 'x') for i in range(R['miss_types'])]
+        o = client(ctx, 'miss', llm.base + '/v1/chat/completions', body,
+                   write_list(ctx, 'miss-list', paths)).split('\n')
+        rows = [l.split() for l in o if l.strip()]
+        miss = [float(r[0]) for r in rows]
+        errs = sum(1 for r in rows if r[1] != '0')
+        llm_us = [float(r[2]) for r in rows]
+        ncalls = llm.calls()['count'] - before
+        st = m.stats()
+    finally:
+        m.close()
+    over = [a - b for a, b in zip(miss, llm_us)]
+    return {'types': len(paths), 'errors': errs, 'llm_calls': ncalls,
+            'miss_p50_us': median(miss), 'miss_p90_us': pct(miss, 90),
+            'llm_alone_p50_us': median(llm_us), 'overhead_p50_us': median(over),
+            'overhead_p90_us': pct(over, 90),
+            'ratio_p50': median([a / b for a, b in zip(miss, llm_us) if b]),
+            'syntheses': st.get('syntheses')}
+
+
+# ---- 7: store scale -------------------------------------------------------------------------
+
+def scale_store(ctx, n):
+    """A generated store of n procedures, kept in OUT/stores between runs."""
+    d = os.path.join(ctx.out, 'stores', str(n))
+    done = os.path.join(ctx.out, 'stores', '%d.complete' % n)
+    if os.path.exists(done):
+        return d, None
+    shutil.rmtree(d, ignore_errors=True)
+    os.makedirs(os.path.dirname(d), exist_ok=True)
+    log('scale: generating a store of %d procedures' % n)
+    t0 = time.perf_counter()
+    subprocess.run([ctx.gen_store, d, str(n), 'p'], check=True)
+    gen = time.perf_counter() - t0
+    with open(done, 'w') as f:
+        f.write('%.3f\n' % gen)
+    return d, gen
+
+
+def bench_scale(ctx, R):
+    sizes = R['scale']
+    res = {'sizes': {}, 'touch': R['scale_touch']}
+    stores = {}
+    for n in sizes:
+        stores[n], gen = scale_store(ctx, n)
+        res['sizes'][str(n)] = {'generate_s': gen}
+    # time to mount: interleaved over the sizes, median of reps
+    times = {n: [] for n in sizes}
+    for _ in range(R['mount_reps']):
+        for n in sizes:
+            subprocess.run(['sync'])
+            m = Mount(ctx, stores[n], name='scale')
+            times[n].append(m.mount_s)
+            m.close()
+    base = sizes[0]
+    for n in sizes:
+        res['sizes'][str(n)]['mount_s'] = median(times[n])
+        res['sizes'][str(n)]['mount_vs_%d' % base] = ratio_rounds(times[n], times[base])
+    # hit latency: the base store and each larger one mounted together, interleaved
+    t = 'p%07d' % 5
+    for n in sizes[1:]:
+        log('scale: hit latency at %d vs %d' % (n, base))
+        a = Mount(ctx, stores[base], name='scale-a')
+        b = Mount(ctx, stores[n], name='scale-b')
+        try:
+            o = json.loads(client(ctx, 'lat', R['scale_lat_rounds'], R['scale_lat_batch'],
+                                  'base=new:' + a.path('ask', t), 'big=new:' + b.path('ask', t)))
+        finally:
+            a.close()
+            b.close()
+        s = o['series']
+        res['sizes'][str(n)]['hit_p50_us'] = s['big']['p50_us']
+        res['sizes'][str(n)]['hit_p50_base_us'] = s['base']['p50_us']
+        res['sizes'][str(n)]['hit_vs_%d' % base] = ratio_rounds(s['big']['p50_rounds'],
+                                                                 s['base']['p50_rounds'])
+    # RSS after touching many distinct procedures, in the largest store
+    n = sizes[-1]
+    touch = min(R['scale_touch'], n)
+    log('scale: touching %d procedures of the %d store' % (touch, n))
+    m = Mount(ctx, stores[n], name='scale-rss')
+    try:
+        rss0 = m.rss_kb()
+        step = max(1, n // touch)
+        paths = [m.path('ask', 'p%07d' % (i * step), 'x') for i in range(touch)]
+        t0 = time.perf_counter()
+        o = client(ctx, 'once', write_list(ctx, 'touch', paths)).split('\n')
+        touch_s = time.perf_counter() - t0
+        errs = sum(1 for l in o if l.strip() and l.split()[1] != '0')
+        first = [float(l.split()[0]) for l in o if l.strip()]
+        rss1 = m.rss_kb()
+        nw, wkb = m.workers()
+        st = m.stats()
+    finally:
+        m.close()
+    res['rss'] = {'store': n, 'touched': touch, 'errors': errs, 'seconds': touch_s,
+                  'first_read_p50_us': median(first),
+                  'daemon_rss_before_kb': rss0, 'daemon_rss_after_kb': rss1,
+                  'workers': nw, 'workers_rss_kb': wkb,
+                  'inodes': st.get('inodes'), 'memo_entries': st.get('memo_entries'),
+                  'worker_spawns': st.get('worker_spawns')}
+    return res
+
+
+# ---- 8: cost curve ---------------------------------------------------------------------
+
+def bench_cost(ctx, R, llm):
+    log('cost curve: %d queries over %d types, Zipf types, random inputs'
+        % (R['cost_queries'], R['cost_types']))
+    llm.serve_code(UPPER % 'cost')
+    m = Mount(ctx, new_store(ctx, 'cost'), opts='', env=llm.env(), name='cost')
+    csv = os.path.join(ctx.out, 'cost.csv')
+    try:
+        before = llm.calls()['count']
+        o = client(ctx, 'stream', m.mnt, R['cost_queries'], R['cost_types'], 1.0,
+                   R['cost_inspace'], 42, R['cost_every'], 'cc-', csv)
+        server_calls = llm.calls()['count'] - before
+        st = m.stats()
+    finally:
+        m.close()
+    kv = o.split()
+    summ = {kv[i]: float(kv[i + 1]) for i in range(0, len(kv), 2)}
+    rows = []
+    with open(csv) as f:
+        next(f)
+        for line in f:
+            rows.append([float(x) for x in line.split(',')])
+    ev = R['cost_every']
+    per_k = lambda c, i: c * 1000.0 / ev
+    marks = {}
+    for frac, name in ((0.01, 'first_1pct'), (0.1, 'at_10pct'), (1.0, 'last')):
+        idx = min(len(rows) - 1, max(0, int(len(rows) * frac) - 1))
+        marks[name] = {'queries': rows[idx][0], 'seglam_calls_per_1k': per_k(rows[idx][1], idx),
+                       'exact_misses_per_1k': per_k(rows[idx][2], idx)}
+    return {'queries': R['cost_queries'], 'types': R['cost_types'], 'zipf_s': 1.0,
+            'input_space': R['cost_inspace'], 'window': ev, 'summary': summ,
+            'llm_server_calls': server_calls, 'syntheses': st.get('syntheses'),
+            'worker_spawns': st.get('worker_spawns'), 'marks': marks, 'csv': 'cost.csv'}
+
+
+# ---- plots and report -----------------------------------------------------------------
+
+def gnuplot(ctx, name, script):
+    p = os.path.join(ctx.out, name + '.gp')
+    with open(p, 'w') as f:
+        f.write("set terminal svg size 800,480 dynamic font 'sans,11'\n")
+        f.write("set output '%s.svg'\n" % name)
+        f.write(script)
+    r = subprocess.run(['gnuplot', name + '.gp'], cwd=ctx.out, capture_output=True, text=True)
+    if r.returncode != 0:
+        log('gnuplot %s: %s' % (name, r.stderr.strip()))
+        return None
+    return name + '.svg'
+
+
+def plots(ctx, res):
+    figs = {}
+    lat = res.get('latency')
+    if lat:
+        with open(os.path.join(ctx.out, 'latency.dat'), 'w') as f:
+            names = list(lat['series'])
+            f.write('# percentile ' + ' '.join(names) + '\n')
+            for i, (p, _) in enumerate(lat['series'][names[0]]['cdf']):
+                f.write('%g %s\n' % (p, ' '.join('%.3f' % lat['series'][n]['cdf'][i][1]
+                                                 for n in names)))
+        titles = {'plain': 'plain file (procs/T/source.c)', 'new': 'hit, new input',
+                  'repeat': 'hit, repeated input', 'tmpfs': 'tmpfs file', 'redis': 'Redis GET'}
+        plot = ', '.join("'latency.dat' using 0:%d:xtic(1) with linespoints title '%s'"
+                         % (i + 2, titles.get(n, n)) for i, n in enumerate(names))
+        figs['latency'] = gnuplot(ctx, 'latency',
+                                  "set title 'open+read+close latency (all samples)'\n"
+                                  "set xlabel 'percentile'\nset ylabel 'microseconds'\n"
+                                  "set logscale y\nset grid\nset key top left\n"
+                                  "plot " + plot + "\n")
+    thr = res.get('throughput')
+    if thr:
+        with open(os.path.join(ctx.out, 'throughput.dat'), 'w') as f:
+            f.write('# clients seglam plain\n')
+            for n, v in thr['by_clients'].items():
+                f.write('%s %.1f %.1f\n' % (n, v['seglam_ops_s'], v['plain_ops_s']))
+        figs['throughput'] = gnuplot(ctx, 'throughput',
+                                     "set title 'throughput (median over rounds)'\n"
+                                     "set xlabel 'concurrent clients'\nset ylabel 'reads/s'\n"
+                                     "set logscale x 2\nset grid\nset key bottom right\n"
+                                     "set yrange [0:*]\n"
+                                     "plot 'throughput.dat' using 1:2 with linespoints title "
+                                     "'seglamfs hits (new inputs)', '' using 1:3 with linespoints"
+                                     " title 'plain file, same mount'\n")
+    cost = res.get('cost')
+    if cost:
+        ev = cost['window']
+        figs['cost'] = gnuplot(ctx, 'cost',
+                               "set title 'LLM calls per 1,000 queries (%d types, Zipf s=1, "
+                               "random inputs)'\nset datafile separator ','\n"
+                               "set xlabel 'queries (thousands)'\n"
+                               "set ylabel 'LLM calls per 1,000 queries'\nset logscale y\n"
+                               "set grid\nset key top right\n"
+                               "plot 'cost.csv' every ::1 using ($1/1000):($3*1000.0/%d) with "
+                               "lines lw 2 title 'exact-match answer cache', '' every ::1 using "
+                               "($1/1000):(($2>0?$2:0.1)*1000.0/%d) with lines lw 2 title "
+                               "'seglamfs (0 drawn as 0.1)'\n" % (cost['types'], ev, ev))
+    return figs
+
+
+def fmt(v, nd=2):
+    if v is None:
+        return 'n/a'
+    if isinstance(v, float):
+        if abs(v) >= 100:
+            return '%.0f' % v
+        return ('%.' + str(nd) + 'f') % v
+    return str(v)
+
+
+def verdict(ok):
+    return 'met' if ok else '**missed**'
+
+
+def report(ctx, res, figs):
+    L = []
+    mach = res['machine']
+    L.append('# seglamfs benchmarks\n')
+    L.append('Generated by `%s` on %s (%s size, %.0f s).\n'
+             % (res['command'], res['date'], res['size'], res['elapsed_s']))
+    L.append('Machine: %d cores (%s), kernel %s, %s, %s, %s; %s.\n'
+             % (mach['nproc'], mach['cpu'], mach['kernel'], mach['libfuse'], mach['seglamfs'],
+                mach['compiler'], mach['store_fs']))
+    L.append('Method: every timed operation is what a program does to read a file: '
+             'open + read to EOF + close, from a C client (`bench/client.c`), or one GET '
+             'over one hiredis connection. Series measured together alternate operation by '
+             'operation; each figure is the median over rounds of the per-round statistic, '
+             'and each ratio the median over rounds of the per-round ratio against the '
+             'baseline named beside it. Daemon: release build, `-o llm=none` unless an '
+             'LLM is involved, default options otherwise.\n')
+    T = []
+
+    lat = res.get('latency')
+    if lat:
+        s, r = lat['series'], lat['ratios']
+        L.append('## 1-3. Latency of one read\n')
+        L.append('%d rounds of %d reads per series.\n' % (lat['rounds'], lat['batch']))
+        L.append('| series | p50 (µs) | p99 (µs) |\n|---|---:|---:|')
+        names = {'plain': 'plain file on the same mount (`procs/upper/source.c`)',
+                 'new': 'hit, new input (procedure warm, answer not memoized)',
+                 'repeat': 'hit, repeated input', 'tmpfs': 'file on tmpfs (the answer)',
+                 'redis': 'Redis GET over loopback (the answer)'}
+        for k, v in s.items():
+            L.append('| %s | %s | %s |' % (names.get(k, k), fmt(v['p50_us']), fmt(v['p99_us'])))
+        L.append('')
+        T.append(('1. hit on a new input vs plain file, p50', '<= 1.5x',
+                  '%sx (p99 %sx)' % (fmt(r['new_vs_plain_p50']), fmt(r['new_vs_plain_p99'])),
+                  verdict(r['new_vs_plain_p50'] <= 1.5)))
+        T.append(('2. hit on a repeated input vs plain file, p50', '<= 1.1x',
+                  '%sx (p99 %sx)' % (fmt(r['repeat_vs_plain_p50']),
+                                     fmt(r['repeat_vs_plain_p99'])),
+                  verdict(r['repeat_vs_plain_p50'] <= 1.1)))
+        T.append(('3. new input vs Redis GET / tmpfs read, p50', 'report',
+                  '%sx / %sx' % (fmt(r['new_vs_redis_p50']), fmt(r['new_vs_tmpfs_p50'])), ''))
+        T.append(('3. repeated input vs Redis GET / tmpfs read, p50', 'report',
+                  '%sx / %sx' % (fmt(r['repeat_vs_redis_p50']), fmt(r['repeat_vs_tmpfs_p50'])),
+                  ''))
+        if figs.get('latency'):
+            L.append('![latency percentiles](%s)\n' % figs['latency'])
+
+    thr = res.get('throughput')
+    if thr:
+        L.append('## 4. Throughput\n')
+        L.append('Hits on new inputs spread over %d types vs plain-file reads of those types\''
+                 ' `source.c` on the same mount; %d round(s) of %.1f s per point, the two '
+                 'kinds alternating.\n' % (thr['types'], thr['rounds'], thr['secs_per_run']))
+        L.append('| clients | seglamfs hits/s | plain reads/s | ratio |\n|---:|---:|---:|---:|')
+        worst = None
+        for n, v in thr['by_clients'].items():
+            L.append('| %s | %s | %s | %sx |' % (n, fmt(v['seglam_ops_s']), fmt(v['plain_ops_s']),
+                                                fmt(v['ratio'])))
+            worst = v['ratio'] if worst is None else min(worst, v['ratio'])
+        L.append('')
+        T.append(('4. throughput ratio to plain files, 1-16 clients (worst)', '>= 0.7x',
+                  '%sx' % fmt(worst), verdict(worst >= 0.7)))
+        if figs.get('throughput'):
+            L.append('![throughput](%s)\n' % figs['throughput'])
+
+    cold = res.get('cold')
+    if cold:
+        L.append('## 5. Cold start\n')
+        L.append('%d mounts x %d stored types: the first `ask/TYPE/x` after mounting (spawn a '
+                 'worker, compile, run the tests, record the admission), each right after the '
+                 'first read of that type\'s `source.c` (the baseline).\n'
+                 % (cold['mounts'], cold['types_per_mount']))
+        L.append('| | p50 (µs) | p90 (µs) |\n|---|---:|---:|')
+        L.append('| first ask after mount | %s | %s |' % (fmt(cold['ask_first_p50_us']),
+                                                       fmt(cold['ask_first_p90_us'])))
+        L.append('| first read of source.c | %s | |\n' % fmt(cold['plain_first_p50_us']))
+        T.append(('5. cold start p50', '<= 5 ms', '%s ms (%sx a first plain read)'
+                  % (fmt(cold['ask_first_p50_us'] / 1000), fmt(cold['ratio_p50'])),
+                  verdict(cold['ask_first_p50_us'] <= 5000)))
+
+    miss = res.get('miss')
+    if miss:
+        L.append('## 6. Miss overhead\n')
+        L.append('%d new types, the test LLM server (`tests/llm_server.py`) answering at once '
+                 'with a correct procedure. Each miss alternates with a POST of the same '
+                 'request body to the server from the client (the LLM round trip alone).\n'
+                 % miss['types'])
+        L.append('| | p50 (ms) | p90 (ms) |\n|---|---:|---:|')
+        L.append('| time to answer a new type | %s | %s |' % (fmt(miss['miss_p50_us'] / 1000),
+                                                           fmt(miss['miss_p90_us'] / 1000)))
+        L.append('| LLM round trip alone | %s | |' % fmt(miss['llm_alone_p50_us'] / 1000))
+        L.append('| overhead (difference) | %s | %s |\n' % (fmt(miss['overhead_p50_us'] / 1000),
+                                                          fmt(miss['overhead_p90_us'] / 1000)))
+        T.append(('6. time to answer a new type (LLM at once)', '<= 30 ms',
+                  '%s ms (overhead %s ms, %sx the LLM round trip)'
+                  % (fmt(miss['miss_p50_us'] / 1000), fmt(miss['overhead_p50_us'] / 1000),
+                     fmt(miss['ratio_p50'])), verdict(miss['miss_p50_us'] <= 30000)))
+
+    sc = res.get('scale')
+    if sc:
+        sizes = list(sc['sizes'])
+        base = sizes[0]
+        L.append('## 7. Store scale\n')
+        L.append('Stores generated on disk in the store layout (`bench/gen-store.c`), one '
+                 'distinct procedure per type. Mount time: from starting the daemon to the '
+                 'mount point answering, page cache warm, median of runs interleaved over '
+                 'sizes. Hit latency: a new input of a warm procedure, the %s-procedure '
+                 'store mounted beside and interleaved.\n' % base)
+        L.append('| procedures | generate (s) | mount (ms) | hit p50 (µs) | hit vs %s |'
+                 '\n|---:|---:|---:|---:|---:|' % base)
+        for n in sizes:
+            v = sc['sizes'][n]
+            L.append('| %s | %s | %s | %s | %s |' % (
+                n, fmt(v.get('generate_s')) if v.get('generate_s') else '(cached)',
+                fmt(v['mount_s'] * 1000),
+                fmt(v.get('hit_p50_us', sc['sizes'][sizes[-1]].get('hit_p50_base_us'))),
+                ('%sx' % fmt(v['hit_vs_' + base])) if 'hit_vs_' + base in v else '1'))
+        L.append('')
+        big = sc['sizes'][sizes[-1]]
+        T.append(('7. time to mount at %s' % sizes[-1], '<= 1 s', '%s ms'
+                  % fmt(big['mount_s'] * 1000), verdict(big['mount_s'] <= 1.0)))
+        if 'hit_vs_' + base in big:
+            T.append(('7. hit latency at %s vs %s' % (sizes[-1], base), '<= 1.2x',
+                      '%sx' % fmt(big['hit_vs_' + base]), verdict(big['hit_vs_' + base] <= 1.2)))
+        rs = sc['rss']
+        L.append('RSS after touching %d distinct procedures of the %d store (one new input '
+                 'each, %.1f s, first-read p50 %s ms, %d errors): daemon %s MB (%s MB at '
+                 'mount), plus %d live workers holding %s MB between them; %s inodes, %s memo '
+                 'entries, %s worker spawns.\n'
+                 % (rs['touched'], rs['store'], rs['seconds'],
+                    fmt(rs['first_read_p50_us'] / 1000), rs['errors'],
+                    fmt(rs['daemon_rss_after_kb'] / 1024), fmt(rs['daemon_rss_before_kb'] / 1024),
+                    rs['workers'], fmt(rs['workers_rss_kb'] / 1024), rs['inodes'],
+                    rs['memo_entries'], rs['worker_spawns']))
+        T.append(('7. daemon RSS after touching %d procedures' % rs['touched'], '<= 200 MB',
+                  '%s MB (+ workers %s MB)' % (fmt(rs['daemon_rss_after_kb'] / 1024),
+                                               fmt(rs['workers_rss_kb'] / 1024)),
+                  verdict(rs['daemon_rss_after_kb'] <= 200 * 1024)))
+        if sc.get('note'):
+            L.append(sc['note'] + '\n')
+
+    cost = res.get('cost')
+    if cost:
+        sm = cost['summary']
+        L.append('## 8. Cost curve\n')
+        L.append('%d queries over %d types (`cc-0000`...), type rank ~ Zipf(s=1), input '
+                 'uniform over %d values per type, against the test LLM server (every '
+                 'type\'s first miss is answered with a correct procedure). The exact-match '
+                 'answer cache is simulated on the same stream: it calls the LLM for every '
+                 '(type, input) pair it has not seen.\n'
+                 % (cost['queries'], cost['types'], cost['input_space']))
+        L.append('| | LLM calls, total | per 1,000 queries: first window | at 10%% | last '
+                 'window |\n|---|---:|---:|---:|---:|'.replace('%%', '%'))
+        mk = cost['marks']
+        L.append('| seglamfs | %d | %s | %s | %s |' % (
+            sm['llm_calls'], fmt(mk['first_1pct']['seglam_calls_per_1k'], 1),
+            fmt(mk['at_10pct']['seglam_calls_per_1k'], 1),
+            fmt(mk['last']['seglam_calls_per_1k'], 1)))
+        L.append('| exact-match cache | %d | %s | %s | %s |\n' % (
+            sm['exact_misses'], fmt(mk['first_1pct']['exact_misses_per_1k'], 1),
+            fmt(mk['at_10pct']['exact_misses_per_1k'], 1),
+            fmt(mk['last']['exact_misses_per_1k'], 1)))
+        L.append('The replay took %.1f s (%d errors); the server saw %d LLM requests.\n'
+                 % (sm['seconds'], sm['errors'], cost['llm_server_calls']))
+        if figs.get('cost'):
+            L.append('![cost curve](%s)\n' % figs['cost'])
+
+    head = ['## Targets\n', '| benchmark | target | measured | |', '|---|---|---|---|']
+    head += ['| %s | %s | %s | %s |' % t for t in T]
+    head.append('')
+    L[3:3] = head
+    if res.get('notes'):
+        L.append('## Notes\n')
+        L += ['- ' + n for n in res['notes']]
+        L.append('')
+    L.append('## Reproduce\n')
+    L.append('    bench/install-deps      # gnuplot-nox, redis-server, libhiredis-dev')
+    L.append('    scripts/bench            # full run, about 15-20 minutes; --tiny: < 1 minute')
+    L.append('    scripts/bench --commit   # and copy the report to BENCHMARKS.md\n')
+    L.append('Raw results: `bench/out/results.json`; plots: `bench/out/*.svg`.\n')
+    return '\n'.join(L)
+
+
+def machine(ctx):
+    def sh(*a):
+        try:
+            return subprocess.run(a, capture_output=True, text=True).stdout.strip()
+        except OSError:
+            return ''
+    ver = sh(ctx.seglamfs, '--version').split('\n')
+    cpu = ''
+    with open('/proc/cpuinfo') as f:
+        for line in f:
+            if line.startswith('model name'):
+                cpu = line.split(':', 1)[1].strip()
+                break
+    return {'nproc': os.cpu_count(), 'cpu': cpu, 'kernel': platform.release(),
+            'seglamfs': ver[0] if ver else '', 'libfuse': ver[1] if len(ver) > 1 else '',
+            'compiler': sh('cc', '--version').split('\n')[0],
+            'store_fs': 'stores on ' + sh('findmnt', '-n', '-o', 'FSTYPE', '-T', ctx.tmp) +
+            ' (' + ctx.tmp + ')', 'mem_kb': int(open('/proc/meminfo').readline().split()[1])}
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument('--tiny', action='store_true')
+    ap.add_argument('--out', required=True)
+    ap.add_argument('--src', required=True)
+    ap.add_argument('--build', required=True)
+    ap.add_argument('--bin', required=True)
+    ap.add_argument('--only', default='', help='comma list: latency,throughput,cold,miss,'
+                    'scale,cost')
+    ap.add_argument('--command', default='scripts/bench')
+    ap.add_argument('--note', action='append', default=[])
+    a = ap.parse_args()
+    ctx = Ctx()
+    ctx.out, ctx.src = os.path.abspath(a.out), os.path.abspath(a.src)
+    ctx.seglamfs = os.path.join(a.build, 'seglamfs')
+    ctx.client = os.path.join(a.bin, 'client')
+    ctx.gen_store = os.path.join(a.bin, 'gen-store')
+    os.makedirs(ctx.out, exist_ok=True)
+    ctx.tmp = tempfile.mkdtemp(prefix='work.', dir=ctx.out)
+    R = SIZES['tiny' if a.tiny else 'full']
+    only = set(x for x in a.only.split(',') if x)
+    want = lambda k: not only or k in only
+    t0 = time.time()
+    res = {'command': a.command, 'size': 'tiny' if a.tiny else 'full',
+           'date': time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime()), 'machine': machine(ctx),
+           'params': R, 'notes': list(a.note)}
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
+    llm = None
+    ok = True
+    try:
+        steps = [('latency', lambda: bench_latency(ctx, R)),
+                 ('throughput', lambda: bench_throughput(ctx, R)),
+                 ('cold', lambda: bench_cold(ctx, R)),
+                 ('miss', lambda: bench_miss(ctx, R, llm)),
+                 ('scale', lambda: bench_scale(ctx, R)),
+                 ('cost', lambda: bench_cost(ctx, R, llm))]
+        for name, fn in steps:
+            if not want(name):
+                continue
+            if name in ('miss', 'cost') and llm is None:
+                llm = LLMServer(ctx)
+            t1 = time.time()
+            try:
+                res[name] = fn()
+                res[name]['elapsed_s'] = time.time() - t1
+            except Exception as e:  # keep going: report what ran
+                ok = False
+                log('%s FAILED: %s' % (name, e))
+                res['notes'].append('%s failed: %s' % (name, e))
+    finally:
+        if llm:
+            llm.close()
+        shutil.rmtree(ctx.tmp, ignore_errors=True)
+    if a.tiny:
+        res['notes'].append('--tiny: sizes cut down to check that the benchmark runs; the '
+                            'numbers are not the benchmark.')
+    if 'scale' in res and R['scale'][-1] < 1000000:
+        res['scale']['note'] = ('Store sizes cut down for this run: %s.'
+                                % ', '.join(map(str, R['scale'])))
+    res['elapsed_s'] = time.time() - t0
+    figs = plots(ctx, res)
+    res['figures'] = figs
+    with open(os.path.join(ctx.out, 'results.json'), 'w') as f:
+        json.dump(res, f, indent=1)
+    with open(os.path.join(ctx.out, 'report.md'), 'w') as f:
+        f.write(report(ctx, res, figs))
+    log('wrote %s/report.md and results.json (%.0f s)' % (ctx.out, res['elapsed_s']))
+    return 0 if ok else 1
+
+
+if __name__ == '__main__':
+    sys.exit(main())
