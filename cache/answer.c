@@ -38,8 +38,8 @@ void answer_put(struct answer *a)
 struct memo_entry {
 	XXH128_hash_t key;
 	struct answer *ans;
-	struct memo_entry *hnext;        /* hash chain */
-	struct memo_entry *prev, *next;  /* LRU list, most recent first */
+	struct memo_entry *hnext;	/* hash chain */
+	struct memo_entry *prev, *next; /* LRU list, most recent first */
 };
 
 static struct {

@@ -15,7 +15,7 @@
 
 struct answer {
 	atomic_uint refs;
-	int rc;           /* 0: answer; -EINVAL: rejected (data is the reason); -EIO... */
+	int rc;		  /* 0: answer; -EINVAL: rejected (data is the reason); -EIO... */
 	uint64_t version; /* source version that produced it */
 	int64_t mtime_ns; /* mtime of that source, shown as the answer's mtime */
 	size_t len;

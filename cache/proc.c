@@ -56,7 +56,7 @@ struct proc {
 	uint64_t admitted_key; /* (source, tests) pair last admitted or refused */
 	/* Synthesis: single flight, and a remembered failure. */
 	bool synth_busy;
-	uint64_t synth_key;       /* admitted_key of the source a synthesis ran for */
+	uint64_t synth_key; /* admitted_key of the source a synthesis ran for */
 	uint64_t synth_fail_until;
 	struct buf synth_reason;
 	/* Counters not yet written to meta.json. */
@@ -72,7 +72,7 @@ static struct {
 	struct proc *table[PROC_BUCKETS];
 	void (*change_hook)(const char *type);
 	atomic_ulong asks, answers, rejects, errors, not_found, syntheses, synth_failures,
-		admissions, admission_failures;
+	    admissions, admission_failures;
 } procs = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
 static uint64_t now_ns(void)
@@ -292,8 +292,8 @@ static void quote(struct buf *b, const char *s, size_t len)
  * Run the procedure on every case.  Returns 0, or -EIO with the first failure in
  * @why ("test NAME: input '...': expected '...', got '...'").
  */
-static int proc_run_cases(const char *src, size_t srclen, const struct llm_case *cases,
-			  size_t n, struct buf *why)
+static int proc_run_cases(const char *src, size_t srclen, const struct llm_case *cases, size_t n,
+			  struct buf *why)
 {
 	struct buf out = BUF_INIT, err = BUF_INIT;
 	int ret = 0;
@@ -306,7 +306,8 @@ static int proc_run_cases(const char *src, size_t srclen, const struct llm_case 
 		buf_reset(&out);
 		buf_reset(&err);
 		rc = sandbox_run(src, srclen, c->in.data ? c->in.data : "", c->in.len, &out, &err);
-		if (rc == 0 && out.len == c->out.len && !memcmp(buf_str(&out), buf_str(&c->out), out.len))
+		if (rc == 0 && out.len == c->out.len &&
+		    !memcmp(buf_str(&out), buf_str(&c->out), out.len))
 			continue;
 		ret = -EIO;
 		buf_printf(why, "test %s failed: input ", c->name);
@@ -395,7 +396,8 @@ static void meta_edit_source(cJSON *meta, void *arg)
 		cJSON_DeleteItemFromObjectCaseSensitive(meta, "provider");
 	}
 	meta_set_string(meta, "source_hash", hash);
-	meta_set_string(meta, "compile", a->ok || !a->reason || strncmp(a->reason, "compile", 7) ? "ok" : "failed");
+	meta_set_string(meta, "compile",
+			a->ok || !a->reason || strncmp(a->reason, "compile", 7) ? "ok" : "failed");
 	meta_set_string(meta, "tests", a->ok ? "passed" : "failed");
 	if (a->reason)
 		meta_set_string(meta, "failure", a->reason);

@@ -24,11 +24,11 @@
 /* What the synthesizer gets: everything the prompt is made of. */
 struct proc_material {
 	const char *type;
-	const char *spec;               /* NULL when the type has no spec */
-	const struct llm_case *cases;   /* the cases of tests/ */
+	const char *spec;	      /* NULL when the type has no spec */
+	const struct llm_case *cases; /* the cases of tests/ */
 	size_t ncases;
-	const char *prev_source;        /* a failing source to repair, or NULL */
-	const char *failure;            /* why it fails, or NULL */
+	const char *prev_source; /* a failing source to repair, or NULL */
+	const char *failure;	 /* why it fails, or NULL */
 };
 
 /*
@@ -39,11 +39,11 @@ struct proc_material {
 typedef int (*proc_synth_fn)(const struct proc_material *m, struct buf *err);
 
 struct proc_config {
-	unsigned revalidate_ms;   /* default 1000 */
-	size_t memo_bytes;        /* default 64 MiB */
-	unsigned fail_ttl_ms;     /* how long a failed synthesis is remembered; default 30000 */
-	unsigned history_max;     /* sources kept in history/; default 20 */
-	proc_synth_fn synth;      /* NULL: no LLM, a miss is ENOENT */
+	unsigned revalidate_ms; /* default 1000 */
+	size_t memo_bytes;	/* default 64 MiB */
+	unsigned fail_ttl_ms;	/* how long a failed synthesis is remembered; default 30000 */
+	unsigned history_max;	/* sources kept in history/; default 20 */
+	proc_synth_fn synth;	/* NULL: no LLM, a miss is ENOENT */
 };
 
 int proc_init(const struct proc_config *cfg);

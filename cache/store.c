@@ -48,7 +48,9 @@ static int store_check_marker(const char *path, struct buf *err)
 				   STORE_MARKER);
 			ret = -EINVAL;
 		} else if (version > STORE_FORMAT_VERSION) {
-			buf_printf(err, "%s: store format %d is newer than this seglamfs (%d): upgrade seglamfs",
+			buf_printf(err,
+				   "%s: store format %d is newer than this seglamfs (%d): upgrade "
+				   "seglamfs",
 				   path, version, STORE_FORMAT_VERSION);
 			ret = -EINVAL;
 		}
@@ -72,8 +74,10 @@ static int store_check_marker(const char *path, struct buf *err)
 	}
 	closedir(dir);
 	if (!empty) {
-		buf_printf(err, "%s: not a seglamfs store and not empty (no %s file): "
-			   "use an empty directory", path, STORE_MARKER);
+		buf_printf(err,
+			   "%s: not a seglamfs store and not empty (no %s file): "
+			   "use an empty directory",
+			   path, STORE_MARKER);
 		ret = -EINVAL;
 		goto out;
 	}
@@ -172,7 +176,7 @@ static int store_mkdirs(const char *path)
 	int ret = 0;
 
 	buf_adds(&p, path);
-	for (s = p.data; ; s++) {
+	for (s = p.data;; s++) {
 		if (*s == '/' || *s == '\0') {
 			char c = *s;
 

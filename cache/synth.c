@@ -50,10 +50,12 @@ static int budget_take(struct buf *err)
 
 		gmtime_r(&refill, &tm);
 		strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
-		buf_printf(err, "LLM budget spent (%u calls, %lu tokens this hour; limits %u calls, "
+		buf_printf(err,
+			   "LLM budget spent (%u calls, %lu tokens this hour; limits %u calls, "
 			   "%lu tokens): it refills at %s (raise -o llm_calls_per_hour / "
-			   "llm_tokens_per_hour)", budget.calls, budget.tokens,
-			   synth_cfg.calls_per_hour, synth_cfg.tokens_per_hour, when);
+			   "llm_tokens_per_hour)",
+			   budget.calls, budget.tokens, synth_cfg.calls_per_hour,
+			   synth_cfg.tokens_per_hour, when);
 		ret = -EDQUOT;
 	} else {
 		budget.calls++;
@@ -124,8 +126,8 @@ static void meta_edit_provenance(cJSON *meta, void *arg)
 }
 
 /* Keep what was said, so a person can see why the code is what it is. */
-static void synth_keep_exchange(const char *type, const struct buf *system,
-				const struct buf *user, const struct llm_reply *reply)
+static void synth_keep_exchange(const char *type, const struct buf *system, const struct buf *user,
+				const struct llm_reply *reply)
 {
 	struct buf prompt = BUF_INIT;
 
@@ -242,12 +244,14 @@ int synth_procedure(const struct proc_material *m, struct buf *err)
 					ret = rc;
 					break;
 				}
-				store_log(m->type, "%s: admitted source %016llx after %u repair round%s "
+				store_log(m->type,
+					  "%s: admitted source %016llx after %u repair round%s "
 					  "(%u call%s, %ld tokens in, %ld out)",
 					  m->prev_source ? "repair" : "synthesis",
 					  (unsigned long long)prov.source_hash, round,
-					  round == 1 ? "" : "s", prov.calls, prov.calls == 1 ? "" : "s",
-					  prov.tokens_in, prov.tokens_out);
+					  round == 1 ? "" : "s", prov.calls,
+					  prov.calls == 1 ? "" : "s", prov.tokens_in,
+					  prov.tokens_out);
 				ret = 0;
 				break;
 			}

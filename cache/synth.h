@@ -15,8 +15,8 @@
 #include "proc.h"
 
 struct synth_config {
-	struct llm_config llm;         /* resolved; owned by the caller */
-	unsigned repair_rounds;        /* default 3 */
+	struct llm_config llm;	       /* resolved; owned by the caller */
+	unsigned repair_rounds;	       /* default 3 */
 	unsigned calls_per_hour;       /* 0: unlimited */
 	unsigned long tokens_per_hour; /* 0: unlimited */
 };

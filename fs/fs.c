@@ -41,8 +41,8 @@ enum handle_kind { H_ANSWER, H_QUERY, H_STATS, H_PFILE, H_DIR };
 
 struct pfile {
 	pthread_mutex_t lock;
-	int fd;          /* the file as opened (or the last committed shadow) */
-	int shadow;      /* temp copy taking writes, or -1 */
+	int fd;			/* the file as opened (or the last committed shadow) */
+	int shadow;		/* temp copy taking writes, or -1 */
 	struct buf shadow_path; /* store-relative */
 	bool writable;
 	bool dirty;
@@ -926,7 +926,8 @@ static void fs_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 	}
 	/* The name appears at once (POSIX), empty; the data arrives by shadow. */
 	fd = openat(store_root_fd(), path.data,
-		    O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW | (fi->flags & O_EXCL), mode & 07777);
+		    O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW | (fi->flags & O_EXCL),
+		    mode & 07777);
 	if (fd < 0) {
 		ret = -errno;
 		goto out;
@@ -1048,7 +1049,8 @@ static void reply_slice(fuse_req_t req, const char *data, size_t len, size_t siz
 	if ((size_t)off >= len)
 		fuse_reply_buf(req, NULL, 0);
 	else
-		fuse_reply_buf(req, data + off, len - (size_t)off < size ? len - (size_t)off : size);
+		fuse_reply_buf(req, data + off,
+			       len - (size_t)off < size ? len - (size_t)off : size);
 }
 
 /* Seal a query handle: run the procedure on what was written. q.lock held. */
@@ -1515,29 +1517,29 @@ static void fs_init_conn(void *userdata, struct fuse_conn_info *conn)
 }
 
 const struct fuse_lowlevel_ops fs_ops = {
-	.init = fs_init_conn,
-	.lookup = fs_lookup,
-	.forget = fs_forget,
-	.forget_multi = fs_forget_multi,
-	.getattr = fs_getattr,
-	.setattr = fs_setattr,
-	.readlink = fs_readlink,
-	.mkdir = fs_mkdir,
-	.unlink = fs_unlink,
-	.rmdir = fs_rmdir,
-	.symlink = fs_symlink,
-	.rename = fs_rename,
-	.link = fs_link,
-	.open = fs_open,
-	.read = fs_read,
-	.write = fs_write,
-	.flush = fs_flush,
-	.release = fs_release,
-	.fsync = fs_fsync,
-	.opendir = fs_opendir,
-	.readdir = fs_readdir,
-	.releasedir = fs_releasedir,
-	.fsyncdir = fs_fsyncdir,
-	.statfs = fs_statfs,
-	.create = fs_create,
+    .init = fs_init_conn,
+    .lookup = fs_lookup,
+    .forget = fs_forget,
+    .forget_multi = fs_forget_multi,
+    .getattr = fs_getattr,
+    .setattr = fs_setattr,
+    .readlink = fs_readlink,
+    .mkdir = fs_mkdir,
+    .unlink = fs_unlink,
+    .rmdir = fs_rmdir,
+    .symlink = fs_symlink,
+    .rename = fs_rename,
+    .link = fs_link,
+    .open = fs_open,
+    .read = fs_read,
+    .write = fs_write,
+    .flush = fs_flush,
+    .release = fs_release,
+    .fsync = fs_fsync,
+    .opendir = fs_opendir,
+    .readdir = fs_readdir,
+    .releasedir = fs_releasedir,
+    .fsyncdir = fs_fsyncdir,
+    .statfs = fs_statfs,
+    .create = fs_create,
 };

@@ -11,7 +11,7 @@
 #include <fuse_lowlevel.h>
 
 struct fs_config {
-	double timeout;  /* kernel entry/attr cache time for changing objects, seconds */
+	double timeout; /* kernel entry/attr cache time for changing objects, seconds */
 	bool readonly;
 };
 

@@ -43,69 +43,73 @@ struct options {
 	unsigned llm_timeout_ms, llm_max_tokens;
 };
 
-#define OPT(t, p) {t, offsetof(struct options, p), 1}
+#define OPT(t, p)                                                                                  \
+	{                                                                                          \
+		t, offsetof(struct options, p), 1                                                  \
+	}
 static const struct fuse_opt option_spec[] = {
-	OPT("timeout=%u", timeout_ms),
-	OPT("revalidate=%u", revalidate_ms),
-	OPT("memo=%u", memo_mb),
-	OPT("workers=%u", workers),
-	OPT("worker_mem=%u", worker_mem_mb),
-	OPT("max_answer=%u", max_answer),
-	OPT("fail_ttl=%u", fail_ttl_ms),
-	OPT("history=%u", history),
-	OPT("worker=%s", worker),
-	OPT("include=%s", include),
-	OPT("library", use_library),
-	OPT("library=%s", library),
-	OPT("log_debug", debug_log),
-	OPT("llm=%s", llm),
-	OPT("llm_url=%s", llm_url),
-	OPT("llm_model=%s", llm_model),
-	OPT("llm_command=%s", llm_command),
-	OPT("llm_timeout=%u", llm_timeout_ms),
-	OPT("llm_max_tokens=%u", llm_max_tokens),
-	OPT("llm_max_tokens_field=%s", llm_max_tokens_field),
-	OPT("repair_rounds=%u", repair_rounds),
-	OPT("llm_calls_per_hour=%u", calls_per_hour),
-	OPT("llm_tokens_per_hour=%lu", tokens_per_hour),
-	OPT("-h", show_help),
-	OPT("--help", show_help),
-	OPT("-V", show_version),
-	OPT("--version", show_version),
-	FUSE_OPT_END,
+    OPT("timeout=%u", timeout_ms),
+    OPT("revalidate=%u", revalidate_ms),
+    OPT("memo=%u", memo_mb),
+    OPT("workers=%u", workers),
+    OPT("worker_mem=%u", worker_mem_mb),
+    OPT("max_answer=%u", max_answer),
+    OPT("fail_ttl=%u", fail_ttl_ms),
+    OPT("history=%u", history),
+    OPT("worker=%s", worker),
+    OPT("include=%s", include),
+    OPT("library", use_library),
+    OPT("library=%s", library),
+    OPT("log_debug", debug_log),
+    OPT("llm=%s", llm),
+    OPT("llm_url=%s", llm_url),
+    OPT("llm_model=%s", llm_model),
+    OPT("llm_command=%s", llm_command),
+    OPT("llm_timeout=%u", llm_timeout_ms),
+    OPT("llm_max_tokens=%u", llm_max_tokens),
+    OPT("llm_max_tokens_field=%s", llm_max_tokens_field),
+    OPT("repair_rounds=%u", repair_rounds),
+    OPT("llm_calls_per_hour=%u", calls_per_hour),
+    OPT("llm_tokens_per_hour=%lu", tokens_per_hour),
+    OPT("-h", show_help),
+    OPT("--help", show_help),
+    OPT("-V", show_version),
+    OPT("--version", show_version),
+    FUSE_OPT_END,
 };
 
 static void usage(const char *prog)
 {
-	printf("usage: %s [options] STORE MOUNTPOINT\n\n"
-	       "Mount the procedure store STORE at MOUNTPOINT:\n"
-	       "  MOUNTPOINT/ask/TYPE/INPUT   read: the answer of procedure TYPE for INPUT\n"
-	       "  MOUNTPOINT/procs/TYPE/      the procedure's source.c, tests/, spec, meta.json, log\n"
-	       "  MOUNTPOINT/query/TYPE       write an input, read the answer (seglam ask)\n"
-	       "  MOUNTPOINT/stats            counters\n\n"
-	       "seglamfs options:\n"
-	       "  -o library[=DIR]         copy the bundled procedures into STORE (types it lacks)\n"
-	       "  -o timeout=MS            time limit of one compile or run (default 2000)\n"
-	       "  -o revalidate=MS         how often the store is re-checked for changes made\n"
-	       "                           elsewhere, e.g. by other daemons (default 1000)\n"
-	       "  -o memo=MB               answer memo size (default 64)\n"
-	       "  -o workers=N             live sandbox workers kept (default 64)\n"
-	       "  -o worker_mem=MB         address-space limit of a worker (default 256)\n"
-	       "  -o max_answer=BYTES      largest answer (default 1048576)\n"
-	       "  -o history=N             replaced sources kept in procs/TYPE/history/ (default 20)\n"
-	       "  -o worker=PATH           the seglam-worker binary\n"
-	       "  -o include=DIR           the headers procedures compile against\n"
-	       "  -o log_debug             verbose log\n"
-	       "LLM options (environment: SEGLAM_LLM, SEGLAM_LLM_URL, SEGLAM_LLM_MODEL,\n"
-	       "SEGLAM_LLM_API_KEY, SEGLAM_LLM_COMMAND; the key is never taken as an option):\n"
-	       "  -o llm=openai|anthropic|command|none\n"
-	       "  -o llm_url=URL  -o llm_model=NAME  -o llm_command=CMD\n"
-	       "  -o llm_timeout=MS        one LLM request (default 120000)\n"
-	       "  -o llm_max_tokens=N      (default 4096)  -o llm_max_tokens_field=NAME\n"
-	       "  -o repair_rounds=N       repair rounds after a failed compile or test (default 3)\n"
-	       "  -o fail_ttl=MS           how long a failed synthesis is remembered (default 30000)\n"
-	       "  -o llm_calls_per_hour=N  -o llm_tokens_per_hour=N   budget (default unlimited)\n\n",
-	       prog);
+	printf(
+	    "usage: %s [options] STORE MOUNTPOINT\n\n"
+	    "Mount the procedure store STORE at MOUNTPOINT:\n"
+	    "  MOUNTPOINT/ask/TYPE/INPUT   read: the answer of procedure TYPE for INPUT\n"
+	    "  MOUNTPOINT/procs/TYPE/      the procedure's source.c, tests/, spec, meta.json, log\n"
+	    "  MOUNTPOINT/query/TYPE       write an input, read the answer (seglam ask)\n"
+	    "  MOUNTPOINT/stats            counters\n\n"
+	    "seglamfs options:\n"
+	    "  -o library[=DIR]         copy the bundled procedures into STORE (types it lacks)\n"
+	    "  -o timeout=MS            time limit of one compile or run (default 2000)\n"
+	    "  -o revalidate=MS         how often the store is re-checked for changes made\n"
+	    "                           elsewhere, e.g. by other daemons (default 1000)\n"
+	    "  -o memo=MB               answer memo size (default 64)\n"
+	    "  -o workers=N             live sandbox workers kept (default 64)\n"
+	    "  -o worker_mem=MB         address-space limit of a worker (default 256)\n"
+	    "  -o max_answer=BYTES      largest answer (default 1048576)\n"
+	    "  -o history=N             replaced sources kept in procs/TYPE/history/ (default 20)\n"
+	    "  -o worker=PATH           the seglam-worker binary\n"
+	    "  -o include=DIR           the headers procedures compile against\n"
+	    "  -o log_debug             verbose log\n"
+	    "LLM options (environment: SEGLAM_LLM, SEGLAM_LLM_URL, SEGLAM_LLM_MODEL,\n"
+	    "SEGLAM_LLM_API_KEY, SEGLAM_LLM_COMMAND; the key is never taken as an option):\n"
+	    "  -o llm=openai|anthropic|command|none\n"
+	    "  -o llm_url=URL  -o llm_model=NAME  -o llm_command=CMD\n"
+	    "  -o llm_timeout=MS        one LLM request (default 120000)\n"
+	    "  -o llm_max_tokens=N      (default 4096)  -o llm_max_tokens_field=NAME\n"
+	    "  -o repair_rounds=N       repair rounds after a failed compile or test (default 3)\n"
+	    "  -o fail_ttl=MS           how long a failed synthesis is remembered (default 30000)\n"
+	    "  -o llm_calls_per_hour=N  -o llm_tokens_per_hour=N   budget (default unlimited)\n\n",
+	    prog);
 	printf("FUSE options:\n");
 	fuse_cmdline_help();
 	fuse_lowlevel_help();
@@ -229,8 +233,10 @@ int main(int argc, char *argv[])
 		else if (!strcmp(o.llm, "none"))
 			syc.llm.provider = LLM_NONE;
 		else {
-			fprintf(stderr, "seglamfs: -o llm=%s: unknown provider (openai, anthropic, "
-				"command or none)\n", o.llm);
+			fprintf(stderr,
+				"seglamfs: -o llm=%s: unknown provider (openai, anthropic, "
+				"command or none)\n",
+				o.llm);
 			goto out;
 		}
 		if (syc.llm.provider == LLM_NONE)
@@ -258,8 +264,9 @@ int main(int argc, char *argv[])
 	}
 	store_ok = true;
 	if (o.use_library || o.library) {
-		const char *dir = o.library ? o.library
-					    : default_dir(SEGLAM_SOURCE_LIBRARY, SEGLAM_INSTALL_LIBRARY);
+		const char *dir = o.library
+				      ? o.library
+				      : default_dir(SEGLAM_SOURCE_LIBRARY, SEGLAM_INSTALL_LIBRARY);
 
 		if (library_install(dir, &err) != 0) {
 			fprintf(stderr, "seglamfs: %s\n", buf_str(&err));
@@ -268,14 +275,15 @@ int main(int argc, char *argv[])
 	}
 
 	sc.worker_path = o.worker ? o.worker : default_worker();
-	sc.include_dir = o.include ? o.include
-				   : default_dir(SEGLAM_SOURCE_INCLUDE, SEGLAM_INSTALL_INCLUDE);
+	sc.include_dir =
+	    o.include ? o.include : default_dir(SEGLAM_SOURCE_INCLUDE, SEGLAM_INSTALL_INCLUDE);
 	sc.timeout_ms = o.timeout_ms ? o.timeout_ms : 2000;
 	sc.max_answer = o.max_answer ? o.max_answer : 1 << 20;
 	sc.mem_limit = (size_t)(o.worker_mem_mb ? o.worker_mem_mb : 256) << 20;
 	sc.max_workers = o.workers ? o.workers : 64;
 	if (!path_exists(sc.worker_path) || !path_exists(sc.include_dir)) {
-		fprintf(stderr, "seglamfs: %s: not found (pass -o worker=PATH and -o include=DIR)\n",
+		fprintf(stderr,
+			"seglamfs: %s: not found (pass -o worker=PATH and -o include=DIR)\n",
 			path_exists(sc.worker_path) ? sc.include_dir : sc.worker_path);
 		goto out;
 	}

@@ -82,8 +82,11 @@ void node_init(void)
 	static const struct {
 		enum node_kind kind;
 		const char *name;
-	} defs[5] = {{NODE_ROOT, ""}, {NODE_ASK, "ask"}, {NODE_PROCS, "procs"},
-		     {NODE_QUERY, "query"}, {NODE_STATS, "stats"}};
+	} defs[5] = {{NODE_ROOT, ""},
+		     {NODE_ASK, "ask"},
+		     {NODE_PROCS, "procs"},
+		     {NODE_QUERY, "query"},
+		     {NODE_STATS, "stats"}};
 	size_t i;
 
 	node_generation = (uint64_t)time(NULL);

@@ -24,15 +24,15 @@
 
 enum node_kind {
 	NODE_ROOT,
-	NODE_ASK,        /* ask/ */
-	NODE_PROCS,      /* procs/ */
-	NODE_QUERY,      /* query/ */
-	NODE_STATS,      /* stats */
-	NODE_ASK_TYPE,   /* ask/TYPE/ */
-	NODE_ANSWER,     /* ask/TYPE/INPUT */
+	NODE_ASK,	 /* ask/ */
+	NODE_PROCS,	 /* procs/ */
+	NODE_QUERY,	 /* query/ */
+	NODE_STATS,	 /* stats */
+	NODE_ASK_TYPE,	 /* ask/TYPE/ */
+	NODE_ANSWER,	 /* ask/TYPE/INPUT */
 	NODE_QUERY_TYPE, /* query/TYPE */
 	NODE_PROCS_TYPE, /* procs/TYPE/ */
-	NODE_PFILE,      /* anything below procs/TYPE/ */
+	NODE_PFILE,	 /* anything below procs/TYPE/ */
 };
 
 #define INO_ROOT 1
@@ -50,13 +50,13 @@ struct node {
 	enum node_kind kind;
 	struct node *parent;
 	char *name;
-	const char *type;   /* type of a non-procs node; procs entries use node_type() */
-	char *type_owned;   /* set on ASK_TYPE, QUERY_TYPE and PROCS_TYPE nodes */
+	const char *type; /* type of a non-procs node; procs entries use node_type() */
+	char *type_owned; /* set on ASK_TYPE, QUERY_TYPE and PROCS_TYPE nodes */
 	/* NODE_ANSWER: the decoded input, and what the kernel was last told. */
 	char *input;
 	size_t inlen;
 	uint64_t told_size;
-	bool unlinked;       /* removed from the name table: a deleted or replaced entry */
+	bool unlinked;	      /* removed from the name table: a deleted or replaced entry */
 	struct pfile *writer; /* NODE_PFILE open with unsaved writes, for getattr */
 	struct node *ino_next, *name_next;
 };

@@ -128,7 +128,7 @@ static void test_store(void)
 	CHECK(!store_type_valid(big, 129), "129 bytes rejected");
 	store_type_dir("upper", &path);
 	CHECK(!strncmp(path.data, "procs/", 6) && strlen(path.data) == 6 + 6 + 5 &&
-		      !strcmp(path.data + 12, "upper"),
+		  !strcmp(path.data + 12, "upper"),
 	      "type dir is procs/HH/HH/TYPE");
 
 	if (!mkdtemp(dir)) {
@@ -141,7 +141,8 @@ static void test_store(void)
 	CHECK(store_type_exists("upper") && !store_type_exists("lower"), "type exists");
 	CHECK(store_log("upper", "hello %d", 42) == 0, "log append");
 	buf_reset(&b);
-	CHECK(store_read("upper", "log", 1000, &b) == 0 && strstr(b.data, "hello 42\n"), "log line");
+	CHECK(store_read("upper", "log", 1000, &b) == 0 && strstr(b.data, "hello 42\n"),
+	      "log line");
 	store_close();
 	buf_reset(&err);
 	CHECK(store_open(dir, true, &err) == 0, "reopen read-only");
