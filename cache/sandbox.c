@@ -250,16 +250,23 @@ static int sandbox_exchange(struct sandbox_worker *w, const void *msg, size_t le
 			    int32_t max_status, uint32_t cap, int64_t deadline, struct buf *data,
 			    struct buf *err)
 {
-	uint8_t req[FRAME_REQ_HDR], resp[FRAME_RESP_HDR];
+	uint8_t req[FRAME_REQ_HDR], resp[FRAME_RESP_HDR], small[1024];
 	int32_t status;
 	uint32_t rlen;
 	ssize_t r;
 	int wr;
 
 	frame_put_request(req, (uint32_t)len);
-	wr = frame_write_full(w->req_fd, req, sizeof(req), deadline);
-	if (!wr)
-		wr = frame_write_full(w->req_fd, msg, len, deadline);
+	if (len <= sizeof(small) - sizeof(req)) {
+		/* One write for a small request: the worker wakes up once. */
+		memcpy(small, req, sizeof(req));
+		memcpy(small + sizeof(req), msg, len);
+		wr = frame_write_full(w->req_fd, small, sizeof(req) + len, deadline);
+	} else {
+		wr = frame_write_full(w->req_fd, req, sizeof(req), deadline);
+		if (!wr)
+			wr = frame_write_full(w->req_fd, msg, len, deadline);
+	}
 	/* A write error (EPIPE) is not final: the worker may have replied first. */
 	if (wr == -ETIMEDOUT)
 		goto timeout;

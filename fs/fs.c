@@ -1011,6 +1011,7 @@ static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		/* Answers are pure: let the kernel keep them, unless the size it was told
 		 * at lookup is not this answer's (the procedure changed in between). */
 		fi->keep_cache = h->ans->len == told;
+		fi->noflush = 1; /* nothing to save on close: spare the round trip */
 		fi->direct_io = h->ans->len != told;
 		break;
 	case NODE_QUERY_TYPE:
@@ -1022,6 +1023,7 @@ static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		h = handle_new(H_STATS, ino);
 		stats_text(&h->text);
 		fi->direct_io = 1;
+		fi->noflush = 1;
 		break;
 	case NODE_PFILE:
 		ret = pfile_open(req, ino, fi);

@@ -22,8 +22,7 @@ static long llm_json_count(const cJSON *obj, const char *name)
 		   : -1;
 }
 
-static int llm_anthropic_parse(const char *data, size_t len, struct llm_reply *reply,
-			       struct buf *err)
+int llm_anthropic_parse(const char *data, size_t len, struct llm_reply *reply, struct buf *err)
 {
 	cJSON *root = cJSON_ParseWithLength(data, len);
 	const cJSON *content, *block, *usage, *stop;

@@ -40,6 +40,13 @@ int llm_openai_complete(const struct llm_config *cfg, const char *system, const 
 			uint64_t deadline_ms, struct llm_reply *reply, struct buf *err);
 int llm_anthropic_complete(const struct llm_config *cfg, const char *system, const char *user,
 			   uint64_t deadline_ms, struct llm_reply *reply, struct buf *err);
+/*
+ * The providers' 2xx body parsers (llm_http_post.parse), exposed for the fuzz
+ * targets (fuzz/): the body into @reply->text and token counts, or -EIO with a
+ * reason in @err.  @data need not be NUL-terminated.
+ */
+int llm_openai_parse(const char *data, size_t len, struct llm_reply *reply, struct buf *err);
+int llm_anthropic_parse(const char *data, size_t len, struct llm_reply *reply, struct buf *err);
 int llm_command_complete(const struct llm_config *cfg, const char *system, const char *user,
 			 uint64_t deadline_ms, struct llm_reply *reply, struct buf *err);
 

@@ -21,7 +21,7 @@ static long llm_json_count(const cJSON *obj, const char *name)
 		   : -1;
 }
 
-static int llm_openai_parse(const char *data, size_t len, struct llm_reply *reply, struct buf *err)
+int llm_openai_parse(const char *data, size_t len, struct llm_reply *reply, struct buf *err)
 {
 	cJSON *root = cJSON_ParseWithLength(data, len);
 	const cJSON *choice, *msg, *content, *usage, *fin;

@@ -1,0 +1,201 @@
+"""Crash safety (issue 4, item 10): kill -9 of the daemon at random moments during
+edits (cp, sed -i), reads of ask/ and rsync of MOUNT/procs/, at least 50 times.
+After each kill the store holds only whole files: every source.c and history entry
+is one of the known sources, every test case one of its known contents, meta.json
+parses, the log ends with a whole line.  Temp files `.seglam-tmp.*` may remain;
+the next mount removes those of dead processes when the type is used, and serves
+correct answers."""
+import json
+import os
+import random
+import signal
+import subprocess
+import time
+
+from conftest import Mount, worker_pids
+
+KILLS = 60
+BUDGET_S = 75
+
+# sed -i 's/"one:/"two:/' turns V1 into V2 and back: every state sed can leave is whole.
+V1 = r'''#include <seglam.h>
+#include <ctype.h>
+/* crash: upper-cases; "?" asks which version this is */
+int seglam_run(const char *in, size_t len, seglam_out *out)
+{
+	if (len && in[0] == '?')
+		return seglam_printf(out, "one:version\n");
+	for (size_t i = 0; i < len; i++)
+		seglam_printf(out, "%c", toupper((unsigned char)in[i]));
+	return seglam_printf(out, "\n");
+}
+'''
+V2 = V1.replace('"one:', '"two:')
+SOURCES = {V1.encode(): b'one:version\n', V2.encode(): b'two:version\n'}
+TESTS = {'a.in': b'abc', 'a.out': b'ABC\n', 'b.in': b'hello', 'b.out': b'HELLO\n'}
+TYPES = ('crash', 'crash2')
+
+ACTIVITY = r'''
+M=$1; T=$2; W=$3; BK=$4
+P=$M/procs/$T
+while :; do
+	cp "$W/v1.c" "$P/source.c"
+	cat "$M/ask/$T/abc" "$M/ask/$T/%3Fq" >/dev/null
+	sed -i 's/"one:/"two:/' "$P/source.c"
+	cp "$W/b.in" "$P/tests/b.in"; cp "$W/b.out" "$P/tests/b.out"
+	cat "$M/ask/$T/hello" "$M/ask/$T/%3F$RANDOM" >/dev/null
+	rsync -a "$M/procs/" "$BK/"
+	sed -i 's/"two:/"one:/' "$P/source.c"
+	cp "$W/v2.c" "$P/source.c"
+	cat "$M/ask/$T/x$RANDOM" >/dev/null
+	cp "$W/a.out" "$P/tests/a.out"
+	mv -f "$P/source.c" "$P/source.tmp" && cp "$P/source.tmp" "$P/source.c" && rm -f "$P/source.tmp"
+done 2>/dev/null
+'''
+
+
+def store_type_dirs(store):
+    out = {}
+    for hh in os.listdir(os.path.join(store, 'procs')):
+        for hh2 in os.listdir(os.path.join(store, 'procs', hh)):
+            for t in os.listdir(os.path.join(store, 'procs', hh, hh2)):
+                out[t] = os.path.join(store, 'procs', hh, hh2, t)
+    return out
+
+
+def read(path):
+    with open(path, 'rb') as f:
+        return f.read()
+
+
+def check_store(store, marker, when):
+    """Every file whole; returns the temp files found."""
+    temps, bad = [], []
+    assert read(os.path.join(store, os.path.basename(marker[0]))) == marker[1], f'{when}: store marker changed'
+    for dirpath, dirnames, files in os.walk(store):
+        for f in files:
+            p = os.path.join(dirpath, f)
+            rel = os.path.relpath(p, store)
+            if f.startswith('.seglam-tmp.'):
+                temps.append(p)
+                continue
+            if p == marker[0]:
+                continue
+            data = read(p)
+            parent = os.path.basename(dirpath)
+            if f == 'source.c' or parent == 'history' or f.startswith('sed') or f == 'source.tmp':
+                if data not in SOURCES:
+                    bad.append(f'{rel}: not a whole source ({len(data)} bytes): {data[:120]!r}')
+            elif parent == 'tests':
+                if TESTS.get(f) != data:
+                    bad.append(f'{rel}: not a whole test case: {data!r}')
+            elif f == 'meta.json':
+                try:
+                    json.loads(data)
+                except ValueError as e:
+                    bad.append(f'{rel}: invalid JSON ({e}): {data[-200:]!r}')
+            elif f == 'log':
+                if data and not data.endswith(b'\n'):
+                    bad.append(f'{rel}: log ends in a partial line: {data[-200:]!r}')
+            else:
+                bad.append(f'{rel}: unexpected file ({len(data)} bytes)')
+    assert not bad, f'{when}: store damaged:\n' + '\n'.join(bad[:20])
+    return temps
+
+
+def kill9(m):
+    """kill -9 the daemon, lazily unmount, and forget it (Mount.stop would complain)."""
+    pid = m.proc.pid
+    os.kill(pid, signal.SIGKILL)
+    m.proc.wait(timeout=10)
+    m.proc = None
+    m.log.close()
+    subprocess.run(['fusermount3', '-u', '-z', m.mnt], check=False, capture_output=True)
+    assert not os.path.ismount(m.mnt)
+
+
+def children_workers(pid):
+    out = []
+    for w in worker_pids():
+        try:
+            with open(f'/proc/{w}/stat') as f:
+                ppid = int(f.read().rsplit(')', 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        if ppid == pid:
+            out.append(w)
+    return out
+
+
+def test_kill9_loop_leaves_only_whole_files(tmp_path):
+    tmp = str(tmp_path)
+    work = os.path.join(tmp, 'work')
+    backup = os.path.join(tmp, 'backup')
+    os.makedirs(work)
+    os.makedirs(backup)
+    for name, data in [('v1.c', V1.encode()), ('v2.c', V2.encode())] + [(k, v) for k, v in TESTS.items()]:
+        with open(os.path.join(work, name), 'wb') as f:
+            f.write(data)
+    script = os.path.join(work, 'activity.sh')
+    with open(script, 'w') as f:
+        f.write(ACTIVITY)
+
+    m = Mount(tmp, name='c').start()
+    store = m.store
+    for t in TYPES:
+        m.put_proc(t, V1, tests={'a': (TESTS['a.in'], TESTS['a.out'])})
+        assert m.ask(t, 'abc') == b'ABC\n'
+        assert m.ask(t, '?') == b'one:version\n'
+    m.stop()
+    marker_files = [f for f in os.listdir(store) if os.path.isfile(os.path.join(store, f))]
+    assert len(marker_files) == 1, f'store top level: {os.listdir(store)}'
+    marker = (os.path.join(store, marker_files[0]), read(os.path.join(store, marker_files[0])))
+
+    rng = random.Random(int(os.environ.get('SEGLAM_CRASH_SEED', time.time())))
+    t0 = time.time()
+    kills = 0
+    leftover_workers = []
+    temps_seen = 0
+    while kills < KILLS and time.time() - t0 < BUDGET_S:
+        m = Mount(tmp, name='c', store=store).start()
+        acts = [subprocess.Popen(['bash', script, m.mnt, t, work, os.path.join(backup, str(i))],
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+                for i, t in enumerate(TYPES + ('crash',))]
+        try:
+            time.sleep(rng.uniform(0.02, 0.6))
+            workers = children_workers(m.proc.pid)
+            kill9(m)
+        finally:
+            for a in acts:
+                try:
+                    os.killpg(a.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                a.wait(timeout=10)
+        kills += 1
+        temps_seen += len(check_store(store, marker, f'after kill {kills}'))
+        # The killed daemon's workers see their pipes close and exit.
+        deadline = time.time() + 3
+        while time.time() < deadline and any(os.path.exists(f'/proc/{w}') for w in workers):
+            time.sleep(0.02)
+        leftover_workers += [w for w in workers if os.path.exists(f'/proc/{w}')]
+    elapsed = time.time() - t0
+    assert kills >= 50, f'only {kills} kills in {elapsed:.0f}s'
+    assert not leftover_workers, f'workers of killed daemons still running: {leftover_workers}'
+
+    # A final mount serves correct answers and cleans the temp files of dead daemons.
+    m = Mount(tmp, name='c', store=store).start()
+    dirs = store_type_dirs(store)
+    for t in TYPES:
+        src = read(os.path.join(dirs[t], 'source.c'))
+        assert src in SOURCES
+        assert m.ask(t, '?') == SOURCES[src], m.proc_log(t)[-2000:]
+        assert m.ask(t, 'abc') == b'ABC\n'
+        assert m.ask(t, 'hello') == b'HELLO\n'
+        with open(m.path('procs', t, 'source.c'), 'rb') as f:
+            assert f.read() == src
+    left = [p for p in check_store(store, marker, 'after remount')
+            if any(p.startswith(dirs[t] + os.sep) for t in TYPES)]
+    assert not left, f'temp files of dead daemons left after the types were used: {left}'
+    m.stop()
+    print(f'{kills} kills in {elapsed:.1f}s, {temps_seen} temp files seen after kills')
