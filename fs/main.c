@@ -333,8 +333,10 @@ int main(int argc, char *argv[])
 	} else {
 		loop = fuse_loop_cfg_create();
 		fuse_loop_cfg_set_clone_fd(loop, opts.clone_fd);
-		if (opts.max_threads > 0 && opts.max_threads <= 1000)
-			fuse_loop_cfg_set_max_threads(loop, opts.max_threads);
+		/* Misses wait for the LLM inside a request: allow enough threads that
+		 * hits keep flowing meanwhile (libfuse's default is 10). */
+		fuse_loop_cfg_set_max_threads(
+			loop, opts.max_threads > 0 && opts.max_threads <= 1000 ? opts.max_threads : 64);
 		fuse_loop_cfg_set_idle_threads(loop, opts.max_idle_threads);
 		ret = fuse_session_loop_mt(se, loop);
 		fuse_loop_cfg_destroy(loop);

@@ -49,7 +49,7 @@ while :; do
 	cp "$W/v2.c" "$P/source.c"
 	cat "$M/ask/$T/x$RANDOM" >/dev/null
 	cp "$W/a.out" "$P/tests/a.out"
-	mv -f "$P/source.c" "$P/source.tmp" && cp "$P/source.tmp" "$P/source.c" && rm -f "$P/source.tmp"
+	cp "$W/v1.c" "$P/new.tmp" && mv -f "$P/new.tmp" "$P/source.c"
 done 2>/dev/null
 '''
 
@@ -83,7 +83,7 @@ def check_store(store, marker, when):
                 continue
             data = read(p)
             parent = os.path.basename(dirpath)
-            if f == 'source.c' or parent == 'history' or f.startswith('sed') or f == 'source.tmp':
+            if f == 'source.c' or parent == 'history' or f.startswith('sed') or f == 'new.tmp':
                 if data not in SOURCES:
                     bad.append(f'{rel}: not a whole source ({len(data)} bytes): {data[:120]!r}')
             elif parent == 'tests':
