@@ -169,10 +169,12 @@ class LLMServer:
     def calls(self):
         return json.load(urllib.request.urlopen(self.base + '/_calls'))
 
-    def serve_code(self, code):
-        """Every LLM request gets this (correct) procedure, at once."""
-        self.post('/_script', {'responses': [],
-                               'default': {'kind': 'code', 'code': code}})
+    def serve_code(self, tag, n):
+        """The next n LLM requests each get a correct procedure, at once, every
+        one a distinct source (so no two types share a worker, as in real use)."""
+        self.post('/_script', {'responses': [{'kind': 'code', 'code': UPPER % ('%s %d' % (tag, i))}
+                                             for i in range(n)],
+                               'default': {'kind': 'code', 'code': UPPER % tag}})
 
     def env(self):
         return {'SEGLAM_LLM': 'openai', 'SEGLAM_LLM_URL': self.base + '/v1',
@@ -371,7 +373,7 @@ def bench_cold(ctx, R):
 
 def bench_miss(ctx, R, llm):
     log('miss: a new type, the test LLM server answering at once')
-    llm.serve_code(UPPER % 'miss')
+    llm.serve_code('miss', R['miss_types'] + 1)
     m = Mount(ctx, new_store(ctx, 'miss'), opts='', env=llm.env(), name='miss')
     try:
         before = llm.calls()['count']
@@ -489,7 +491,7 @@ def bench_scale(ctx, R):
 def bench_cost(ctx, R, llm):
     log('cost curve: %d queries over %d types, Zipf types, random inputs'
         % (R['cost_queries'], R['cost_types']))
-    llm.serve_code(UPPER % 'cost')
+    llm.serve_code('cost', R['cost_types'])
     m = Mount(ctx, new_store(ctx, 'cost'), opts='', env=llm.env(), name='cost')
     csv = os.path.join(ctx.out, 'cost.csv')
     try:
@@ -823,6 +825,7 @@ def main():
     only = set(x for x in a.only.split(',') if x)
     want = lambda k: not only or k in only
     t0 = time.time()
+    load0 = os.getloadavg()[0]
     res = {'command': a.command, 'size': 'tiny' if a.tiny else 'full',
            'date': time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime()), 'machine': machine(ctx),
            'params': R, 'notes': list(a.note)}
@@ -860,6 +863,14 @@ def main():
         res['scale']['note'] = ('Store sizes cut down for this run: %s.'
                                 % ', '.join(map(str, R['scale'])))
     res['elapsed_s'] = time.time() - t0
+    res['machine']['loadavg_start'] = load0
+    res['machine']['loadavg_end'] = os.getloadavg()[0]
+    if max(load0, res['machine']['loadavg_end']) > 0.5:
+        res['notes'].append('The machine was not idle (1-minute load average %.2f at the start, '
+                            '%.2f at the end, not counting this benchmark alone): other '
+                            'processes share its %d cores, which widens the spread; the '
+                            'interleaved ratios are the figures to trust.'
+                            % (load0, res['machine']['loadavg_end'], os.cpu_count()))
     figs = plots(ctx, res)
     res['figures'] = figs
     with open(os.path.join(ctx.out, 'results.json'), 'w') as f:

@@ -53,6 +53,21 @@ void meta_now(char *out, size_t size)
 	strftime(out, size, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
+cJSON *meta_load(const char *type)
+{
+	struct buf text = BUF_INIT;
+	cJSON *meta = NULL;
+
+	if (store_read(type, "meta.json", META_MAX, &text) == 0)
+		meta = cJSON_ParseWithLength(text.data, text.len);
+	buf_free(&text);
+	if (!cJSON_IsObject(meta)) {
+		cJSON_Delete(meta);
+		meta = NULL;
+	}
+	return meta;
+}
+
 int meta_update(const char *type, void (*edit)(cJSON *meta, void *arg), void *arg)
 {
 	struct buf text = BUF_INIT;

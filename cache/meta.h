@@ -14,6 +14,9 @@
 /* Apply @edit to the type's meta.json object and write it back. Returns 0 or -errno. */
 int meta_update(const char *type, void (*edit)(cJSON *meta, void *arg), void *arg);
 
+/* The type's meta.json as a JSON object, or NULL when missing or not an object. */
+cJSON *meta_load(const char *type);
+
 /* Helpers for edits: set (replace) a member. */
 void meta_set_string(cJSON *meta, const char *key, const char *value);
 void meta_set_number(cJSON *meta, const char *key, double value);

@@ -46,6 +46,7 @@ struct proc {
 	pthread_cond_t cond;
 	uint64_t checked_ns;
 	bool stale;
+	bool loaded; /* revalidated at least once */
 	/* What the store looked like at the last revalidation. */
 	bool src_seen;
 	struct stat src_st;
@@ -345,7 +346,7 @@ int proc_check_source(const char *src, size_t len, const struct llm_case *cases,
 }
 
 /* Compile and test the current source; sets state and reason. Lock held. */
-static void proc_admit(struct proc *p)
+static void proc_admit(struct proc *p, bool quiet)
 {
 	struct llm_case *cases = NULL;
 	size_t n = 0;
@@ -365,14 +366,17 @@ static void proc_admit(struct proc *p)
 		p->state = PROC_READY;
 		log_info("procs/%s: source %016llx compiled and passed %zu test%s", p->type,
 			 (unsigned long long)p->cur->hash, n, n == 1 ? "" : "s");
-		store_log(p->type, "source %016llx compiled and passed %zu test%s",
+		/* An admission already on record (a remount, another daemon) is not news:
+		 * skip the fsync'ed log write on this first read. */
+		if (!quiet)
+			store_log(p->type, "source %016llx compiled and passed %zu test%s",
 			  (unsigned long long)p->cur->hash, n, n == 1 ? "" : "s");
 	}
 	llm_cases_free(cases, n);
 }
 
 struct meta_source_arg {
-	uint64_t hash;
+	uint64_t hash, tests_id;
 	bool ok;
 	const char *reason;
 };
@@ -396,6 +400,8 @@ static void meta_edit_source(cJSON *meta, void *arg)
 		cJSON_DeleteItemFromObjectCaseSensitive(meta, "provider");
 	}
 	meta_set_string(meta, "source_hash", hash);
+	snprintf(hash, sizeof(hash), "%016llx", (unsigned long long)a->tests_id);
+	meta_set_string(meta, "tests_id", hash);
 	meta_set_string(meta, "compile",
 			a->ok || !a->reason || strncmp(a->reason, "compile", 7) ? "ok" : "failed");
 	meta_set_string(meta, "tests", a->ok ? "passed" : "failed");
@@ -403,6 +409,26 @@ static void meta_edit_source(cJSON *meta, void *arg)
 		meta_set_string(meta, "failure", a->reason);
 	else
 		cJSON_DeleteItemFromObjectCaseSensitive(meta, "failure");
+}
+
+/* Whether meta.json already records this very source and tests as passed. */
+static bool proc_admission_on_record(const char *type, uint64_t hash, uint64_t tests_id)
+{
+	cJSON *meta = meta_load(type);
+	char h[17], t[17];
+	const char *ms, *mt, *tests;
+	bool yes;
+
+	if (!meta)
+		return false;
+	snprintf(h, sizeof(h), "%016llx", (unsigned long long)hash);
+	snprintf(t, sizeof(t), "%016llx", (unsigned long long)tests_id);
+	ms = meta_get_string(meta, "source_hash");
+	mt = meta_get_string(meta, "tests_id");
+	tests = meta_get_string(meta, "tests");
+	yes = ms && mt && tests && !strcmp(ms, h) && !strcmp(mt, t) && !strcmp(tests, "passed");
+	cJSON_Delete(meta);
+	return yes;
 }
 
 /* Keep a replaced source in history/, named by its mtime and hash, bounded. */
@@ -453,7 +479,7 @@ static void proc_revalidate(struct proc *p)
 	struct buf path = BUF_INIT, src = BUF_INIT;
 	struct stat st;
 	uint64_t tests_id, key;
-	bool changed = false;
+	bool changed = false, known;
 	int ret;
 
 	p->stale = false;
@@ -512,17 +538,20 @@ static void proc_revalidate(struct proc *p)
 		goto out;
 	p->tests_id = tests_id;
 	p->admitted_key = key;
-	proc_admit(p);
+	known = proc_admission_on_record(p->type, p->cur->hash, tests_id);
+	proc_admit(p, known);
 	changed = true;
-	if (!store_readonly()) {
-		struct meta_source_arg a = {p->cur->hash, p->state == PROC_READY,
+	if (!store_readonly() && !(known && p->state == PROC_READY)) {
+		struct meta_source_arg a = {p->cur->hash, tests_id, p->state == PROC_READY,
 					    p->state == PROC_READY ? NULL : buf_str(&p->reason)};
 
 		meta_update(p->type, meta_edit_source, &a);
 	}
 out:
-	if (changed)
+	/* The first load of a type in this daemon changes nothing the kernel has. */
+	if (changed && p->loaded)
 		proc_changed(p);
+	p->loaded = true;
 	buf_free(&path);
 	buf_free(&src);
 }

@@ -566,13 +566,44 @@ out:
 	return ret;
 }
 
+/* One exchange with a started worker; sets *@reuse when it may serve again. */
+static int sandbox_run_once(struct sandbox_worker *w, const char *in, size_t inlen,
+			    struct buf *out, struct buf *err, bool *reuse)
+{
+	int64_t deadline;
+	int ret;
+
+	pthread_mutex_lock(&sbx.lock);
+	sbx.stats.runs++;
+	pthread_mutex_unlock(&sbx.lock);
+	/* The time limit covers the run only, not the compile before it. */
+	deadline = frame_now_ms() + sbx.cfg.timeout_ms;
+	ret = sandbox_exchange(w, in, inlen, FRAME_TOO_LARGE, (uint32_t)sbx.cfg.max_answer,
+			       deadline, out, err);
+	*reuse = false;
+	switch (ret) {
+	case FRAME_ANSWER:
+		*reuse = sandbox_worker_clean(w);
+		return 0;
+	case FRAME_REJECTED:
+		*reuse = sandbox_worker_clean(w);
+		return -EINVAL;
+	case FRAME_TOO_LARGE:
+		buf_reset(out);
+		buf_printf(err, "answer exceeds %zu bytes", sbx.cfg.max_answer);
+		return -EIO;
+	default:
+		buf_reset(out);
+		return -EIO;
+	}
+}
+
 int sandbox_run(const char *source, size_t srclen, const char *in, size_t inlen, struct buf *out,
 		struct buf *err)
 {
 	uint64_t key = XXH3_64bits(source, srclen);
 	struct sandbox_worker *w = NULL;
 	bool reuse = false;
-	int64_t deadline;
 	int ret;
 
 	if (srclen > SANDBOX_MAX_SOURCE) {
@@ -583,44 +614,32 @@ int sandbox_run(const char *source, size_t srclen, const char *in, size_t inlen,
 		buf_printf(err, "input is larger than %u bytes", SANDBOX_MAX_INPUT);
 		return -EIO;
 	}
-	ret = sandbox_checkout(key, source, srclen, &w);
-	if (ret < 0) {
-		buf_printf(err, "sandbox: %s", strerror(-ret));
-		ret = -EIO;
-		goto out;
-	}
-	if (w->pid <= 0) {
-		ret = sandbox_start(w, err);
-		if (ret < 0)
-			goto out;
-	}
-	pthread_mutex_lock(&sbx.lock);
-	sbx.stats.runs++;
-	pthread_mutex_unlock(&sbx.lock);
-	/* The time limit covers the run only, not the compile before it. */
-	deadline = frame_now_ms() + sbx.cfg.timeout_ms;
-	ret = sandbox_exchange(w, in, inlen, FRAME_TOO_LARGE, (uint32_t)sbx.cfg.max_answer,
-			       deadline, out, err);
-	switch (ret) {
-	case FRAME_ANSWER:
-		ret = 0;
-		reuse = sandbox_worker_clean(w);
-		break;
-	case FRAME_REJECTED:
-		ret = -EINVAL;
-		reuse = sandbox_worker_clean(w);
-		break;
-	case FRAME_TOO_LARGE:
+	for (int attempt = 0;; attempt++) {
+		bool fresh;
+
+		ret = sandbox_checkout(key, source, srclen, &w);
+		if (ret < 0) {
+			buf_printf(err, "sandbox: %s", strerror(-ret));
+			ret = -EIO;
+			w = NULL;
+			break;
+		}
+		fresh = w->pid <= 0;
+		if (fresh) {
+			ret = sandbox_start(w, err);
+			if (ret < 0)
+				break;
+		}
+		ret = sandbox_run_once(w, in, inlen, out, err, &reuse);
+		/* A pooled worker killed from outside while idle (SIGKILL: the OOM killer,
+		 * an operator) is not this input's fault: try once more in a fresh one. */
+		if (ret != -EIO || fresh || attempt > 0 || !strstr(buf_str(err), "SIGKILL"))
+			break;
+		sandbox_checkin(w, false);
+		w = NULL;
+		buf_reset(err);
 		buf_reset(out);
-		buf_printf(err, "answer exceeds %zu bytes", sbx.cfg.max_answer);
-		ret = -EIO;
-		break;
-	default:
-		buf_reset(out);
-		ret = -EIO;
-		break;
 	}
-out:
 	if (w)
 		sandbox_checkin(w, reuse);
 	return ret;

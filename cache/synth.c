@@ -123,6 +123,7 @@ static void meta_edit_provenance(cJSON *meta, void *arg)
 	meta_set_string(meta, "tests", "passed");
 	meta_set_number(meta, "tests_passed", p->cases);
 	cJSON_DeleteItemFromObjectCaseSensitive(meta, "failure");
+	free(host);
 }
 
 /* Keep what was said, so a person can see why the code is what it is. */

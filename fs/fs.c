@@ -46,6 +46,7 @@ struct pfile {
 	struct buf shadow_path; /* store-relative */
 	bool writable;
 	bool dirty;
+	int error; /* a write to the shadow failed: it must never be committed */
 };
 
 struct dirent_snap {
@@ -223,7 +224,13 @@ static int node_attr(struct node *n, struct stat *st, double *timeout)
 		attr_file(st, ino, 0444, (off_t)ans->len, ans->mtime_ns);
 		break;
 	case NODE_PROCS_TYPE:
+		ret = attr_store(n, st);
+		break;
 	case NODE_PFILE:
+		/* Files here are replaced by rename (saves, other daemons): a cached size
+		 * would cut reads of the file a descriptor really has open, so the kernel
+		 * asks every time (with the descriptor, when there is one). */
+		*timeout = 0;
 		ret = attr_store(n, st);
 		break;
 	}
@@ -247,7 +254,7 @@ static int reply_node(fuse_req_t req, struct node *n)
 	}
 	e.ino = n->ino;
 	e.generation = node_generation;
-	e.entry_timeout = e.attr_timeout;
+	e.entry_timeout = fs_cfg.timeout > e.attr_timeout ? fs_cfg.timeout : e.attr_timeout;
 	pthread_mutex_unlock(&node_lock);
 	fuse_reply_entry(req, &e);
 	pthread_mutex_lock(&node_lock);
@@ -270,10 +277,19 @@ static int lookup_store_child(struct node *parent, const char *name, struct node
 	node_store_path(parent, &path);
 	buf_addc(&path, '/');
 	buf_adds(&path, name);
-	if (fstatat(store_root_fd(), path.data, &st, AT_SYMLINK_NOFOLLOW) != 0)
+	if (fstatat(store_root_fd(), path.data, &st, AT_SYMLINK_NOFOLLOW) != 0) {
 		ret = -errno;
-	else
+	} else {
+		struct node *old = node_child(parent, name);
+
+		/* Another file now stands behind the name (replaced by rename, here or
+		 * by another daemon): it gets a new inode, as on a local filesystem, so
+		 * a reader of the old one is never cut to the new one's size. */
+		if (old && old->backing && old->backing != (uint64_t)st.st_ino)
+			node_detach(old);
 		*out = node_lookup_child(parent, name, NODE_PFILE);
+		(*out)->backing = (uint64_t)st.st_ino;
+	}
 	buf_free(&path);
 	return ret;
 }
@@ -388,7 +404,21 @@ static void fs_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	double timeout;
 	int ret;
 
-	(void)fi;
+	if (fi && fi->fh && fi_handle(fi)->kind == H_PFILE) {
+		/* fstat: the file this descriptor has open, which may no longer be the one
+		 * behind its name (replaced by a save); its size bounds the reads. */
+		struct pfile *pf = &fi_handle(fi)->pf;
+
+		pthread_mutex_lock(&pf->lock);
+		ret = fstat(pf->shadow >= 0 ? pf->shadow : pf->fd, &st) ? -errno : 0;
+		pthread_mutex_unlock(&pf->lock);
+		st.st_ino = ino;
+		if (ret)
+			fuse_reply_err(req, -ret);
+		else
+			fuse_reply_attr(req, &st, fs_cfg.timeout);
+		return;
+	}
 	pthread_mutex_lock(&node_lock);
 	n = node_by_ino(ino);
 	ret = n ? node_attr(n, &st, &timeout) : -ESTALE;
@@ -802,6 +832,16 @@ static int pfile_commit(struct pfile *pf, const char *target, bool gone)
 
 	if (!pf->dirty || pf->shadow < 0)
 		return 0;
+	if (pf->error) {
+		/* Half the data is worse than none: drop the shadow, keep the old file. */
+		ret = pf->error;
+		close(pf->shadow);
+		unlinkat(store_root_fd(), pf->shadow_path.data, 0);
+		pf->shadow = -1;
+		pf->dirty = false;
+		pf->error = 0;
+		return ret;
+	}
 	if (fsync(pf->shadow) != 0) {
 		ret = -errno;
 		goto out;
@@ -846,6 +886,19 @@ static int pfile_save(struct handle *h)
 	}
 	pthread_mutex_unlock(&node_lock);
 	ret = pfile_commit(pf, path.data ? path.data : "", gone);
+	if (!ret && !gone) {
+		struct stat st;
+
+		/* Saved through this name: the name keeps its inode, as with an
+		 * in-place write. */
+		if (fstat(pf->fd, &st) == 0) {
+			pthread_mutex_lock(&node_lock);
+			n = node_by_ino(h->ino);
+			if (n)
+				n->backing = (uint64_t)st.st_ino;
+			pthread_mutex_unlock(&node_lock);
+		}
+	}
 	pthread_mutex_unlock(&pf->lock);
 	if (ret)
 		log_error("procs/%s: saving %s failed: %s (the old file is unchanged)", type.data,
@@ -868,6 +921,22 @@ static void pfile_set_writer(uint64_t ino, struct pfile *pf)
 	pthread_mutex_unlock(&node_lock);
 }
 
+static bool pfile_replaced(fuse_ino_t ino, int fd)
+{
+	struct stat st;
+	struct node *n;
+	bool replaced = false;
+
+	if (fstat(fd, &st) != 0)
+		return false;
+	pthread_mutex_lock(&node_lock);
+	n = node_by_ino(ino);
+	if (n && n->backing && n->backing != (uint64_t)st.st_ino)
+		replaced = true;
+	pthread_mutex_unlock(&node_lock);
+	return replaced;
+}
+
 static int pfile_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct buf path = BUF_INIT;
@@ -885,6 +954,10 @@ static int pfile_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		goto out;
 	}
 	h = handle_new(H_PFILE, ino);
+	/* The name stands for another file than the one the kernel looked up, whose
+	 * size it caches: read this one without letting that size cut it short. */
+	if (pfile_replaced(ino, fd))
+		fi->direct_io = 1;
 	pthread_mutex_init(&h->pf.lock, NULL);
 	h->pf.fd = fd;
 	h->pf.shadow = -1;
@@ -948,7 +1021,7 @@ static void fs_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 		goto out;
 	e.ino = e.attr.st_ino;
 	e.generation = node_generation;
-	e.entry_timeout = e.attr_timeout;
+	e.entry_timeout = fs_cfg.timeout > e.attr_timeout ? fs_cfg.timeout : e.attr_timeout;
 	ret = pfile_open(req, e.ino, fi);
 	if (ret) {
 		pthread_mutex_lock(&node_lock);
@@ -1008,11 +1081,12 @@ static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 			ret = h->ans->rc;
 		if (ret)
 			break;
-		/* Answers are pure: let the kernel keep them, unless the size it was told
-		 * at lookup is not this answer's (the procedure changed in between). */
-		fi->keep_cache = h->ans->len == told;
+		/* Direct I/O: the kernel's i_size may belong to another version of the
+		 * procedure (an edit raced with a GETATTR), and must never cut this
+		 * answer short.  st_size stays exact for tools that trust it. */
+		(void)told;
+		fi->direct_io = 1;
 		fi->noflush = 1; /* nothing to save on close: spare the round trip */
-		fi->direct_io = h->ans->len != told;
 		break;
 	case NODE_QUERY_TYPE:
 		h = handle_new(H_QUERY, ino);
@@ -1086,11 +1160,22 @@ static void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 
 	(void)ino;
 	switch (h->kind) {
-	case H_ANSWER:
-		reply_slice(req, h->ans->data, h->ans->len, size, off);
+	case H_ANSWER: {
+		/* Our own reference: once the reply is written the reader may close and
+		 * RELEASE (on another thread) drop the handle's, while writev returns. */
+		struct answer *a = answer_get(h->ans);
+
+		reply_slice(req, a->data, a->len, size, off);
+		answer_put(a);
 		return;
+	}
 	case H_STATS:
-		reply_slice(req, buf_str(&h->text), h->text.len, size, off);
+		data = malloc(h->text.len + 1);
+		if (!data)
+			abort();
+		memcpy(data, buf_str(&h->text), h->text.len + 1);
+		reply_slice(req, data, h->text.len, size, off);
+		free(data);
 		return;
 	case H_QUERY:
 		/* The file reads as the input written, followed by the answer, so a
@@ -1104,12 +1189,23 @@ static void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 			return;
 		}
 		if ((size_t)off < h->q.input.len) {
-			reply_slice(req, h->q.input.data, h->q.input.len, size, off);
+			size_t n = h->q.input.len - (size_t)off < size ? h->q.input.len - (size_t)off
+								       : size;
+
+			data = malloc(n ? n : 1);
+			if (!data)
+				abort();
+			memcpy(data, h->q.input.data + off, n);
+			pthread_mutex_unlock(&h->q.lock);
+			fuse_reply_buf(req, data, n);
+			free(data);
 		} else {
-			reply_slice(req, h->q.ans->data, h->q.ans->len, size,
-				    off - (off_t)h->q.input.len);
+			struct answer *a = answer_get(h->q.ans);
+
+			pthread_mutex_unlock(&h->q.lock);
+			reply_slice(req, a->data, a->len, size, off - (off_t)h->q.input.len);
+			answer_put(a);
 		}
-		pthread_mutex_unlock(&h->q.lock);
 		return;
 	case H_PFILE:
 		data = malloc(size ? size : 1);
@@ -1180,7 +1276,11 @@ static void fs_write(fuse_req_t req, fuse_ino_t ino, const char *data, size_t si
 		n = pwrite(h->pf.shadow, data, size, off);
 		if (n < 0)
 			ret = -errno;
+		else if ((size_t)n < size)
+			ret = -ENOSPC;
 		h->pf.dirty = true;
+		if (ret)
+			h->pf.error = ret;
 	}
 	pthread_mutex_unlock(&h->pf.lock);
 	buf_free(&path);
@@ -1260,6 +1360,21 @@ static void fs_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 
 /* ---- metadata changes ---------------------------------------------------------- */
 
+/* After replacing the file behind a name ourselves: the name keeps its inode. */
+static void node_set_backing(fuse_ino_t ino, const char *path)
+{
+	struct stat st;
+	struct node *n;
+
+	if (fstatat(store_root_fd(), path, &st, AT_SYMLINK_NOFOLLOW) != 0)
+		return;
+	pthread_mutex_lock(&node_lock);
+	n = node_by_ino(ino);
+	if (n)
+		n->backing = (uint64_t)st.st_ino;
+	pthread_mutex_unlock(&node_lock);
+}
+
 /* truncate(2) without a descriptor: copy the kept prefix to a temp file, rename. */
 static int truncate_atomic(const char *path, off_t size)
 {
@@ -1329,11 +1444,15 @@ static void fs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 				if (!ret)
 					pfile_set_writer(ino, pf);
 			}
-			if (!ret && ftruncate(pf->shadow, attr->st_size) != 0)
+			if (!ret && ftruncate(pf->shadow, attr->st_size) != 0) {
 				ret = -errno;
+				pf->error = ret;
+			}
 			pf->dirty = true;
 		} else {
 			ret = truncate_atomic(path.data, attr->st_size);
+			if (!ret)
+				node_set_backing(ino, path.data);
 		}
 	}
 	if (!ret && (to_set & (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME))) {

@@ -103,11 +103,15 @@ static void inval_one(const char *type)
 	pthread_mutex_unlock(&node_lock);
 
 	for (i = 0; i < c.n; i++) {
-		/* Drop the cached data and attributes, then the name itself, so the next
-		 * open looks the answer up afresh. ENOENT just means the kernel forgot it. */
-		fuse_lowlevel_notify_inval_inode(inval.se, c.t[i].ino, 0, 0);
-		fuse_lowlevel_notify_inval_entry(inval.se, c.t[i].parent, c.t[i].name,
-						 strlen(c.t[i].name));
+		/*
+		 * Attributes only (answers are direct I/O, so there are no pages): a name
+		 * under ask/ keeps its inode when its procedure changes, only its size
+		 * does.  Not inval_entry: it takes the parent's lock, which a LOOKUP
+		 * waiting on this daemon holds (after a kill -9 that wait never ends),
+		 * and it makes the kernel forget inodes NFS clients hold handles for.
+		 * ENOENT just means the kernel had already forgotten the inode.
+		 */
+		fuse_lowlevel_notify_inval_inode(inval.se, c.t[i].ino, -1, 0);
 		free(c.t[i].name);
 	}
 	free(c.t);

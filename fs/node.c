@@ -180,9 +180,17 @@ static void unlink_name(struct node *n)
 	n->name_next = NULL;
 }
 
+/* Type directories are few and NFS clients keep handles to them: keep them while
+ * they have a name, so LOOKUP(ino, ".") answers rather than ESTALE. */
+static bool node_kept(const struct node *n)
+{
+	return !n->unlinked && (n->kind == NODE_ASK_TYPE || n->kind == NODE_QUERY_TYPE ||
+				n->kind == NODE_PROCS_TYPE);
+}
+
 static void node_free_if_unused(struct node *n)
 {
-	while (n && !node_fixed(n) && n->nlookup == 0 && n->children == 0) {
+	while (n && !node_fixed(n) && n->nlookup == 0 && n->children == 0 && !node_kept(n)) {
 		struct node *parent = n->parent, **p;
 
 		if (!n->unlinked)
@@ -214,6 +222,7 @@ void node_detach(struct node *n)
 		return;
 	unlink_name(n);
 	n->unlinked = true;
+	node_free_if_unused(n);
 }
 
 void node_move(struct node *n, struct node *parent, const char *name)

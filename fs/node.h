@@ -57,6 +57,7 @@ struct node {
 	size_t inlen;
 	uint64_t told_size;
 	bool unlinked;	      /* removed from the name table: a deleted or replaced entry */
+	uint64_t backing; /* NODE_PFILE: st_ino of the store file it stands for */
 	struct pfile *writer; /* NODE_PFILE open with unsaved writes, for getattr */
 	struct node *ino_next, *name_next;
 };

@@ -35,16 +35,25 @@ SOURCES = {V1.encode(): b'one:version\n', V2.encode(): b'two:version\n'}
 TESTS = {'a.in': b'abc', 'a.out': b'ABC\n', 'b.in': b'hello', 'b.out': b'HELLO\n'}
 TYPES = ('crash', 'crash2')
 
+# One editing loop per type (two writers of one file through one mount race like on
+# any filesystem: sed may read cp's half-written file and save it), plus a reader.
 ACTIVITY = r'''
-M=$1; T=$2; W=$3; BK=$4
+M=$1; T=$2; W=$3; BK=$4; MODE=$5
 P=$M/procs/$T
+if [ "$MODE" = read ]; then
+	while :; do
+		cat "$M/ask/crash/abc" "$M/ask/crash2/%3Fq" "$M/ask/crash/x$RANDOM" >/dev/null
+		rsync -a "$M/procs/" "$BK/"
+		cat "$M/ask/crash2/y$RANDOM" "$M/procs/crash/source.c" >/dev/null
+	done 2>/dev/null
+	exit 0
+fi
 while :; do
 	cp "$W/v1.c" "$P/source.c"
 	cat "$M/ask/$T/abc" "$M/ask/$T/%3Fq" >/dev/null
 	sed -i 's/"one:/"two:/' "$P/source.c"
 	cp "$W/b.in" "$P/tests/b.in"; cp "$W/b.out" "$P/tests/b.out"
 	cat "$M/ask/$T/hello" "$M/ask/$T/%3F$RANDOM" >/dev/null
-	rsync -a "$M/procs/" "$BK/"
 	sed -i 's/"two:/"one:/' "$P/source.c"
 	cp "$W/v2.c" "$P/source.c"
 	cat "$M/ask/$T/x$RANDOM" >/dev/null
@@ -83,7 +92,12 @@ def check_store(store, marker, when):
                 continue
             data = read(p)
             parent = os.path.basename(dirpath)
-            if f == 'source.c' or parent == 'history' or f.startswith('sed') or f == 'new.tmp':
+            if f.startswith('sed') or f == 'new.tmp':
+                # Litter of an interrupted sed -i or cp + mv: created empty (its old
+                # version), then written whole.
+                if data not in SOURCES and data != b'':
+                    bad.append(f'{rel}: not a whole source ({len(data)} bytes): {data[:120]!r}')
+            elif f == 'source.c' or parent == 'history':
                 if data not in SOURCES:
                     bad.append(f'{rel}: not a whole source ({len(data)} bytes): {data[:120]!r}')
             elif parent == 'tests':
@@ -103,15 +117,54 @@ def check_store(store, marker, when):
     return temps
 
 
+def task_states(pid):
+    """Per-thread state, wchan and kernel stack of a process (for a report)."""
+    out = []
+    try:
+        tids = os.listdir(f'/proc/{pid}/task')
+    except OSError:
+        return '(gone)'
+    for tid in tids:
+        base = f'/proc/{pid}/task/{tid}'
+        try:
+            with open(base + '/stat') as f:
+                state = f.read().rsplit(')', 1)[1].split()[0]
+            with open(base + '/wchan') as f:
+                wchan = f.read()
+            try:
+                with open(base + '/stack') as f:
+                    stack = ' < '.join(l.split()[1].split('+')[0] for l in f.read().splitlines())
+            except OSError:
+                stack = ''
+            out.append(f'{tid} {state} {wchan} {stack}')
+        except OSError:
+            pass
+    return '\n'.join(out)
+
+
 def kill9(m):
-    """kill -9 the daemon, lazily unmount, and forget it (Mount.stop would complain)."""
+    """kill -9 the daemon, lazily unmount, and forget it (Mount.stop would complain).
+    Returns None, or a description of a daemon that SIGKILL did not end within 5 s
+    (its FUSE connection is then aborted so the test can go on)."""
     pid = m.proc.pid
+    conn = os.minor(os.stat(m.mnt).st_dev)
     os.kill(pid, signal.SIGKILL)
-    m.proc.wait(timeout=10)
+    stuck = None
+    try:
+        m.proc.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        stuck = f'daemon {pid} still alive 5 s after SIGKILL:\n{task_states(pid)}'
+        try:
+            with open(f'/sys/fs/fuse/connections/{conn}/abort', 'w') as f:
+                f.write('1')
+        except OSError as e:
+            stuck += f'\n(abort of fuse connection {conn} failed: {e})'
+        m.proc.wait(timeout=20)
     m.proc = None
     m.log.close()
     subprocess.run(['fusermount3', '-u', '-z', m.mnt], check=False, capture_output=True)
     assert not os.path.ismount(m.mnt)
+    return stuck
 
 
 def children_workers(pid):
@@ -127,7 +180,15 @@ def children_workers(pid):
     return out
 
 
+def ensure_fusectl():
+    """/sys/fs/fuse/connections, to abort a connection whose daemon cannot exit."""
+    if not os.listdir('/sys/fs/fuse/connections') and os.geteuid() == 0:
+        subprocess.run(['mount', '-t', 'fusectl', 'none', '/sys/fs/fuse/connections'],
+                       check=False, capture_output=True)
+
+
 def test_kill9_loop_leaves_only_whole_files(tmp_path):
+    ensure_fusectl()
     tmp = str(tmp_path)
     work = os.path.join(tmp, 'work')
     backup = os.path.join(tmp, 'backup')
@@ -154,17 +215,20 @@ def test_kill9_loop_leaves_only_whole_files(tmp_path):
     rng = random.Random(int(os.environ.get('SEGLAM_CRASH_SEED', time.time())))
     t0 = time.time()
     kills = 0
-    leftover_workers = []
+    all_workers = []
     temps_seen = 0
+    stuck = []
     while kills < KILLS and time.time() - t0 < BUDGET_S:
         m = Mount(tmp, name='c', store=store).start()
-        acts = [subprocess.Popen(['bash', script, m.mnt, t, work, os.path.join(backup, str(i))],
+        acts = [subprocess.Popen(['bash', script, m.mnt, t, work, backup, mode],
                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-                for i, t in enumerate(TYPES + ('crash',))]
+                for t, mode in [(TYPES[0], 'edit'), (TYPES[1], 'edit'), ('-', 'read')]]
         try:
             time.sleep(rng.uniform(0.02, 0.6))
             workers = children_workers(m.proc.pid)
-            kill9(m)
+            why = kill9(m)
+            if why:
+                stuck.append(f'kill {kills + 1}: {why}')
         finally:
             for a in acts:
                 try:
@@ -174,12 +238,14 @@ def test_kill9_loop_leaves_only_whole_files(tmp_path):
                 a.wait(timeout=10)
         kills += 1
         temps_seen += len(check_store(store, marker, f'after kill {kills}'))
-        # The killed daemon's workers see their pipes close and exit.
-        deadline = time.time() + 3
-        while time.time() < deadline and any(os.path.exists(f'/proc/{w}') for w in workers):
-            time.sleep(0.02)
-        leftover_workers += [w for w in workers if os.path.exists(f'/proc/{w}')]
+        all_workers += workers
     elapsed = time.time() - t0
+    # The killed daemons' workers see their pipes close and exit.
+    deadline = time.time() + 5
+    while time.time() < deadline and any(os.path.exists(f'/proc/{w}') for w in all_workers):
+        time.sleep(0.05)
+    leftover_workers = [w for w in all_workers if os.path.exists(f'/proc/{w}')]
+    assert not stuck, f'{len(stuck)} of {kills} kill -9 did not end the daemon:\n' + '\n'.join(stuck[:3])
     assert kills >= 50, f'only {kills} kills in {elapsed:.0f}s'
     assert not leftover_workers, f'workers of killed daemons still running: {leftover_workers}'
 

@@ -1,0 +1,251 @@
+"""Fault injection (issue 6, item 3): LLM failures during load, a full disk and a
+read-only disk under the store, workers killed from outside.
+
+Contracts stated here:
+- LLM failures (429, 500, 401, malformed JSON, hang, prose without code, slow)
+  make a miss fail with EIO (or succeed after a retry); no answer is ever wrong,
+  stored procedures keep answering, and the daemon stays leak-free.
+- A full disk under STORE: a write through procs/ fails (ENOSPC or EIO, at write,
+  close or fsync) and the file keeps its old content whole: no partial file, no
+  temp file left behind, and the mount keeps answering.
+- A read-only STORE (remounted ro under a running-capable daemon, with and without
+  -o ro): stored procedures answer, writes fail with EROFS.
+- A worker killed from outside (SIGKILL): that read fails with EIO or succeeds,
+  the pool recovers, and later reads answer, also when the kill hit the admission
+  of a procedure (its test run).
+"""
+import errno
+import os
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from conftest import ROOT, UPPER, Mount, alive, worker_pids, write
+
+LOAD = os.path.join(ROOT, 'tests', 'load', 'load.py')
+BUILD = os.environ.get('SEGLAM_BUILD', os.path.join(ROOT, 'build'))
+LOWER = UPPER.replace('toupper', 'tolower')
+
+
+def run_load(tmp_path, *args, duration=None):
+    duration = duration or os.environ.get('SEGLAM_FAULT_SECONDS', '20')
+    out = tmp_path / 'load.json'
+    p = subprocess.run([sys.executable, LOAD, '--build', BUILD, '--duration', str(duration),
+                        '--json', str(out), '--workdir', str(tmp_path / 'work')] + list(args),
+                       capture_output=True, text=True, timeout=1200)
+    print(p.stdout[-6000:], p.stderr[-3000:])
+    return p
+
+
+def test_llm_failure_modes_during_load(tmp_path):
+    p = run_load(tmp_path, '--llm-faults', '--skip', 'rsync')
+    assert p.returncode == 0, p.stdout[-4000:] + p.stderr[-2000:]
+
+
+def test_workers_killed_at_random_during_load(tmp_path):
+    p = run_load(tmp_path, '--kill-workers', '0.5', '--skip', 'rsync')
+    assert p.returncode == 0, p.stdout[-4000:] + p.stderr[-2000:]
+
+
+# -- small tmpfs stores -------------------------------------------------------------
+
+@pytest.fixture
+def tmpfs(tmp_path):
+    made = []
+
+    def make(name, size='2m'):
+        d = tmp_path / name
+        d.mkdir()
+        subprocess.run(['mount', '-t', 'tmpfs', '-o', f'size={size},mode=0755', 'seglam-test',
+                        str(d)], check=True)
+        made.append(d)
+        return str(d)
+    yield make
+    for d in made:
+        subprocess.run(['umount', '-l', str(d)], check=False)
+
+
+def tmp_files(store):
+    return [os.path.join(dp, f) for dp, dn, fs in os.walk(store) for f in fs + dn
+            if f.startswith('.seglam-tmp')]
+
+
+def fill(path, leave=0):
+    """Fill the filesystem of @path, then free @leave bytes."""
+    with open(path, 'wb') as f:
+        try:
+            while True:
+                f.write(b'\0' * 65536)
+                f.flush()
+        except OSError as e:
+            assert e.errno == errno.ENOSPC
+        try:
+            f.close()
+        except OSError:
+            pass
+    if leave:
+        size = os.path.getsize(path)
+        os.truncate(path, max(0, size - leave))
+
+
+def write_through(path, data, chunk=4096):
+    """Write like cp: open O_TRUNC, write in chunks, close.  Returns the errno or 0."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_TRUNC | os.O_CREAT, 0o644)
+    except OSError as e:
+        return e.errno
+    err = 0
+    try:
+        for i in range(0, len(data), chunk):
+            os.write(fd, data[i:i + chunk])
+    except OSError as e:
+        err = e.errno
+    try:
+        os.close(fd)
+    except OSError as e:
+        err = err or e.errno
+    return err
+
+
+@pytest.mark.parametrize('leave', [0, 16384], ids=['no-space', 'some-space'])
+def test_full_disk_under_store(mounts, tmpfs, leave):
+    store = tmpfs('store')
+    m = mounts(store=store)
+    m.put_proc('upper', UPPER, tests={'a': ('abc', 'ABC\n')})
+    assert m.ask('upper', 'x') == b'X\n'
+    src = m.path('procs', 'upper', 'source.c')
+    before = open(src, 'rb').read()
+    fill(os.path.join(store, 'filler'), leave)
+
+    # A large new source.c: 256 KiB of comment, then a valid procedure.
+    big = ('/*' + 'x' * (256 * 1024) + '*/\n' + LOWER).encode()
+    err = write_through(src, big)
+    assert err in (errno.ENOSPC, errno.EIO), f'write on a full disk: errno {err}'
+    after = open(src, 'rb').read()
+    assert after in (before, big), (
+        f'partial source.c after a failed write: {len(after)} bytes (old {len(before)}, '
+        f'new {len(big)})')
+    assert open(os.path.join(m.store, *store_rel('upper'), 'source.c'), 'rb').read() == after
+    # the mount keeps answering with a whole procedure
+    assert m.ask('upper', 'still') in (b'STILL\n', b'still\n')
+    assert m.stats()['asks'] > 0
+    # other writes fail cleanly too
+    err = write_through(m.path('procs', 'upper', 'spec'), b's' * 200000)
+    assert err in (0, errno.ENOSPC, errno.EIO)
+    spec = m.path('procs', 'upper', 'spec')
+    if err:
+        assert not os.path.exists(spec) or os.path.getsize(spec) in (0, 200000)
+    assert not tmp_files(store), tmp_files(store)
+    # room again: writes work
+    os.unlink(os.path.join(store, 'filler'))
+    # (the type's test case 'abc' -> 'ABC' stays, so the new source must upper-case)
+    write(src, UPPER + '/* saved after the disk had room again */\n')
+    assert m.ask('upper', 'AbC') == b'ABC\n'
+    assert open(src).read().endswith('room again */\n')
+    assert not tmp_files(store)
+
+
+def store_rel(type_):
+    import ctypes
+    lib = ctypes.CDLL('libxxhash.so.0')
+    lib.XXH3_64bits.restype = ctypes.c_uint64
+    lib.XXH3_64bits.argtypes = [ctypes.c_char_p, ctypes.c_size_t]
+    h = lib.XXH3_64bits(type_.encode(), len(type_))
+    return ['procs', '%02x' % (h >> 56), '%02x' % ((h >> 48) & 0xff), type_]
+
+
+@pytest.mark.parametrize('ro_option', [False, True], ids=['store-remounted-ro', 'with-o-ro'])
+def test_read_only_store(mounts, tmpfs, ro_option):
+    store = tmpfs('store')
+    m = mounts(name='rw', store=store, library=True)
+    m.put_proc('shout', UPPER, tests={'a': ('abc', 'ABC\n')})
+    assert m.ask('shout', 'x') == b'X\n'
+    m.stop()
+    subprocess.run(['mount', '-o', 'remount,ro', store], check=True)
+    m = mounts(name='ro', store=store, options=['-o', 'ro'] if ro_option else [])
+    # stored procedures answer (first use in this daemon: compiled and tested again)
+    assert m.ask('shout', 'hello') == b'HELLO\n'
+    assert m.ask('roman-to-int', 'MCMXCIV') == b'1994\n'
+    assert open(m.path('procs', 'shout', 'source.c')).read() == UPPER
+    # writes fail with EROFS, clearly
+    src = m.path('procs', 'shout', 'source.c')
+    for what, fn in [
+            ('write', lambda: write(src, LOWER)),
+            ('create', lambda: write(m.path('procs', 'shout', 'tests', 'b.in'), 'x')),
+            ('mkdir', lambda: os.mkdir(m.path('procs', 'newtype'))),
+            ('unlink', lambda: os.unlink(m.path('procs', 'shout', 'tests', 'a.in'))),
+            ('rename', lambda: os.rename(src, src + '.bak')),
+            ('rm type', lambda: os.rmdir(m.path('procs', 'shout')))]:
+        with pytest.raises(OSError) as e:
+            fn()
+        assert e.value.errno == errno.EROFS, f'{what}: {e.value}'
+    assert m.ask('shout', 'again') == b'AGAIN\n'
+    # an unknown type is not found (nothing can be synthesized into a read-only store)
+    assert m.ask_errno('no-such-type', 'x') == errno.ENOENT
+
+
+SLOW_ON_SLOW = r'''#include <seglam.h>
+#include <string.h>
+
+int seglam_run(const char *in, size_t len, seglam_out *out)
+{
+	if (len == 4 && !memcmp(in, "slow", 4)) {
+		volatile unsigned long n = 0;
+
+		for (unsigned long i = 0; i < 400000000ul; i++)
+			n += i;
+	}
+	return seglam_printf(out, "ok %zu\n", len);
+}
+'''
+
+
+def test_worker_killed_while_idle(mount):
+    m = mount
+    m.put_proc('upper', UPPER, tests={'a': ('abc', 'ABC\n')})
+    assert m.ask('upper', 'one') == b'ONE\n'
+    for i in range(5):
+        for p in worker_pids(parent=m.proc.pid):
+            os.kill(p, 9)
+        time.sleep(0.05)
+        e = m.ask_errno('upper', f'k{i}')
+        assert e in (0, errno.EIO)
+        assert m.ask('upper', f'after{i}') == f'AFTER{i}\n'.upper().encode()
+    assert m.proc.poll() is None
+    assert len(worker_pids(parent=m.proc.pid)) <= 64
+
+
+def test_worker_killed_during_admission_recovers(mounts):
+    """A kill from outside during the test run of an admission is not the procedure's
+    fault: the procedure must not stay failing (the next reads answer)."""
+    m = mounts(options=['-o', 'timeout=20000'])
+    os.mkdir(m.path('procs', 'slowtest'))
+    os.mkdir(m.path('procs', 'slowtest', 'tests'))
+    write(m.path('procs', 'slowtest', 'tests', 'slow.in'), 'slow')
+    write(m.path('procs', 'slowtest', 'tests', 'slow.out'), 'ok 4\n')
+    write(m.path('procs', 'slowtest', 'source.c'), SLOW_ON_SLOW)
+    res = {}
+
+    def first():
+        res['err'] = m.ask_errno('slowtest', 'first')
+    t = threading.Thread(target=first)
+    t.start()
+    # wait until the admission runs the slow case in a worker, then kill it
+    deadline = time.time() + 10
+    killed = 0
+    while time.time() < deadline and not killed:
+        time.sleep(0.2)
+        for p in worker_pids(parent=m.proc.pid):
+            os.kill(p, 9)
+            killed += 1
+    t.join(60)
+    assert killed, 'no worker to kill'
+    assert res['err'] in (0, errno.EIO)
+    time.sleep(1.5)  # past -o revalidate (1 s)
+    errs = [m.ask_errno('slowtest', f'later{i}') for i in range(3)]
+    assert errs == [0, 0, 0], (
+        f'procedure stays failing after a worker was killed during its admission: {errs}\n'
+        + m.proc_log('slowtest'))
