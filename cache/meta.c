@@ -11,21 +11,34 @@
 
 #define META_MAX (1024 * 1024)
 
+/*
+ * Remove every member named @key: a person's meta.json may repeat a key, and
+ * cJSON only removes (and finds) the first, so a set would leave an older value
+ * behind that later reads return.
+ */
+static void meta_delete(cJSON *meta, const char *key)
+{
+	cJSON *old;
+
+	while ((old = cJSON_DetachItemFromObjectCaseSensitive(meta, key)))
+		cJSON_Delete(old);
+}
+
 void meta_set_string(cJSON *meta, const char *key, const char *value)
 {
-	cJSON_DeleteItemFromObjectCaseSensitive(meta, key);
+	meta_delete(meta, key);
 	cJSON_AddStringToObject(meta, key, value ? value : "");
 }
 
 void meta_set_number(cJSON *meta, const char *key, double value)
 {
-	cJSON_DeleteItemFromObjectCaseSensitive(meta, key);
+	meta_delete(meta, key);
 	cJSON_AddNumberToObject(meta, key, value);
 }
 
 void meta_set_bool(cJSON *meta, const char *key, int value)
 {
-	cJSON_DeleteItemFromObjectCaseSensitive(meta, key);
+	meta_delete(meta, key);
 	cJSON_AddBoolToObject(meta, key, value);
 }
 

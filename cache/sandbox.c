@@ -452,7 +452,11 @@ static int sandbox_start(struct sandbox_worker *w, struct buf *err)
 		goto out;
 	}
 	if (ret == FRAME_COMPILE_ERROR) {
-		buf_add(err, msg.data, msg.len);
+		/* A reason, always: an empty one would read "compile failed: ". */
+		if (msg.len)
+			buf_add(err, msg.data, msg.len);
+		else
+			buf_adds(err, "the compiler failed without a message");
 	} else if (ret == FRAME_COMPILED) {
 		buf_adds(err, "protocol violation from the worker");
 	} else {

@@ -30,6 +30,8 @@ void buf_grow(struct buf *b, size_t extra)
 		cap = cap * 2 > cap ? cap * 2 : need;
 	b->data = xrealloc(b->data, cap);
 	b->cap = cap;
+	/* A first allocation holds garbage: keep data[len] == '\0' (buf.h). */
+	b->data[b->len] = '\0';
 }
 
 void buf_add(struct buf *b, const void *data, size_t len)
