@@ -1,0 +1,20 @@
+"""The benchmark command at tiny sizes, so it does not rot (issue 5). No timing is
+asserted: only that it runs, measures every benchmark and writes its report."""
+import json
+import os
+import subprocess
+
+from conftest import ROOT
+
+
+def test_bench_tiny_runs_and_reports():
+    r = subprocess.run([os.path.join(ROOT, 'scripts', 'bench'), '--tiny'], cwd=ROOT,
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    out = os.path.join(ROOT, 'bench', 'out')
+    with open(os.path.join(out, 'report.md')) as f:
+        report = f.read()
+    assert 'plain' in report.lower()
+    with open(os.path.join(out, 'results.json')) as f:
+        results = json.load(f)
+    assert results
