@@ -219,7 +219,8 @@ int synth_procedure(const struct proc_material *m, struct buf *err)
 			cases = calloc(total ? total : 1, sizeof(*cases));
 			if (!cases)
 				abort();
-			memcpy(cases, m->cases, m->ncases * sizeof(*cases));
+			if (m->ncases)
+				memcpy(cases, m->cases, m->ncases * sizeof(*cases));
 			for (i = 0; nextra > 0 && i < (size_t)nextra; i++)
 				cases[m->ncases + i] = extra[i];
 			ncases = total;
