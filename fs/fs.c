@@ -74,6 +74,7 @@ struct handle {
 		} dir;
 	};
 	uint64_t ino;
+	struct handle *next, *prev;
 };
 
 void fs_init(const struct fs_config *cfg)
@@ -83,6 +84,11 @@ void fs_init(const struct fs_config *cfg)
 		fs_cfg.timeout = 1.0;
 }
 
+/* Every live handle, so that those the kernel never released (a lazy unmount
+ * racing RELEASE) are still saved and freed at shutdown. */
+static pthread_mutex_t handles_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct handle handles = {.next = &handles, .prev = &handles};
+
 static struct handle *handle_new(enum handle_kind kind, uint64_t ino)
 {
 	struct handle *h = calloc(1, sizeof(*h));
@@ -91,7 +97,28 @@ static struct handle *handle_new(enum handle_kind kind, uint64_t ino)
 		abort();
 	h->kind = kind;
 	h->ino = ino;
+	pthread_mutex_lock(&handles_lock);
+	h->next = handles.next;
+	h->prev = &handles;
+	handles.next->prev = h;
+	handles.next = h;
+	pthread_mutex_unlock(&handles_lock);
 	return h;
+}
+
+static void handle_forget(struct handle *h)
+{
+	pthread_mutex_lock(&handles_lock);
+	h->prev->next = h->next;
+	h->next->prev = h->prev;
+	pthread_mutex_unlock(&handles_lock);
+}
+
+/* Free a handle that never got anything to release (an open that failed). */
+static void handle_free(struct handle *h)
+{
+	handle_forget(h);
+	free(h);
 }
 
 static struct handle *fi_handle(struct fuse_file_info *fi)
@@ -700,7 +727,7 @@ out:
 		for (size_t i = 0; i < h->dir.n; i++)
 			free(h->dir.ents[i].name);
 		free(h->dir.ents);
-		free(h);
+		handle_free(h);
 		fuse_reply_err(req, -ret);
 		return;
 	}
@@ -735,15 +762,56 @@ static void fs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	buf_free(&out);
 }
 
+static int pfile_save(struct handle *h);
+
+/* Release a handle: save what a procs file still holds, free everything. */
+static void handle_destroy(struct handle *h)
+{
+	switch (h->kind) {
+	case H_ANSWER:
+		answer_put(h->ans);
+		break;
+	case H_QUERY:
+		answer_put(h->q.ans);
+		buf_free(&h->q.input);
+		pthread_mutex_destroy(&h->q.lock);
+		break;
+	case H_STATS:
+		buf_free(&h->text);
+		break;
+	case H_PFILE:
+		pfile_save(h);
+		pthread_mutex_lock(&node_lock);
+		{
+			struct node *n = node_by_ino(h->ino);
+
+			if (n && n->writer == &h->pf)
+				n->writer = NULL;
+		}
+		pthread_mutex_unlock(&node_lock);
+		if (h->pf.shadow >= 0) {
+			close(h->pf.shadow);
+			unlinkat(store_root_fd(), h->pf.shadow_path.data, 0);
+		}
+		if (h->pf.fd >= 0)
+			close(h->pf.fd);
+		buf_free(&h->pf.shadow_path);
+		pthread_mutex_destroy(&h->pf.lock);
+		break;
+	case H_DIR:
+		for (size_t i = 0; i < h->dir.n; i++)
+			free(h->dir.ents[i].name);
+		free(h->dir.ents);
+		break;
+	}
+	handle_forget(h);
+	free(h);
+}
+
 static void fs_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	struct handle *h = fi_handle(fi);
-
 	(void)ino;
-	for (size_t i = 0; i < h->dir.n; i++)
-		free(h->dir.ents[i].name);
-	free(h->dir.ents);
-	free(h);
+	handle_destroy(fi_handle(fi));
 	fuse_reply_err(req, 0);
 }
 
@@ -966,7 +1034,7 @@ static int pfile_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		ret = pfile_make_shadow(&h->pf, path.data, false);
 		if (ret) {
 			close(fd);
-			free(h);
+			handle_free(h);
 			goto out;
 		}
 		h->pf.dirty = true;
@@ -1113,7 +1181,8 @@ out:
 	if (ret) {
 		if (h && h->kind == H_ANSWER)
 			answer_put(h->ans);
-		free(h);
+		if (h)
+			handle_free(h);
 		fuse_reply_err(req, -ret);
 	} else {
 		fuse_reply_open(req, fi);
@@ -1189,8 +1258,9 @@ static void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 			return;
 		}
 		if ((size_t)off < h->q.input.len) {
-			size_t n = h->q.input.len - (size_t)off < size ? h->q.input.len - (size_t)off
-								       : size;
+			size_t n = h->q.input.len - (size_t)off < size
+				       ? h->q.input.len - (size_t)off
+				       : size;
 
 			data = malloc(n ? n : 1);
 			if (!data)
@@ -1317,44 +1387,8 @@ static void fs_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_f
 
 static void fs_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	struct handle *h = fi_handle(fi);
-
 	(void)ino;
-	switch (h->kind) {
-	case H_ANSWER:
-		answer_put(h->ans);
-		break;
-	case H_QUERY:
-		answer_put(h->q.ans);
-		buf_free(&h->q.input);
-		pthread_mutex_destroy(&h->q.lock);
-		break;
-	case H_STATS:
-		buf_free(&h->text);
-		break;
-	case H_PFILE:
-		pfile_save(h);
-		pthread_mutex_lock(&node_lock);
-		{
-			struct node *n = node_by_ino(h->ino);
-
-			if (n && n->writer == &h->pf)
-				n->writer = NULL;
-		}
-		pthread_mutex_unlock(&node_lock);
-		if (h->pf.shadow >= 0) {
-			close(h->pf.shadow);
-			unlinkat(store_root_fd(), h->pf.shadow_path.data, 0);
-		}
-		if (h->pf.fd >= 0)
-			close(h->pf.fd);
-		buf_free(&h->pf.shadow_path);
-		pthread_mutex_destroy(&h->pf.lock);
-		break;
-	default:
-		break;
-	}
-	free(h);
+	handle_destroy(fi_handle(fi));
 	fuse_reply_err(req, 0);
 }
 
@@ -1664,3 +1698,17 @@ const struct fuse_lowlevel_ops fs_ops = {
     .statfs = fs_statfs,
     .create = fs_create,
 };
+
+void fs_shutdown_handles(void)
+{
+	struct handle *h;
+
+	for (;;) {
+		pthread_mutex_lock(&handles_lock);
+		h = handles.next == &handles ? NULL : handles.next;
+		pthread_mutex_unlock(&handles_lock);
+		if (!h)
+			break;
+		handle_destroy(h);
+	}
+}

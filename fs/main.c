@@ -336,7 +336,7 @@ int main(int argc, char *argv[])
 		/* Misses wait for the LLM inside a request: allow enough threads that
 		 * hits keep flowing meanwhile (libfuse's default is 10). */
 		fuse_loop_cfg_set_max_threads(
-			loop, opts.max_threads > 0 && opts.max_threads <= 1000 ? opts.max_threads : 64);
+		    loop, opts.max_threads > 0 && opts.max_threads <= 1000 ? opts.max_threads : 64);
 		fuse_loop_cfg_set_idle_threads(loop, opts.max_idle_threads);
 		ret = fuse_session_loop_mt(se, loop);
 		fuse_loop_cfg_destroy(loop);
@@ -344,6 +344,7 @@ int main(int argc, char *argv[])
 	ret = ret ? 1 : 0;
 
 	fs_inval_stop();
+	fs_shutdown_handles();
 	if (flusher_started) {
 		pthread_mutex_lock(&flush_lock);
 		flush_stop = 1;
