@@ -246,8 +246,6 @@ static int node_attr(struct node *n, struct stat *st, double *timeout)
 			ret = ans->rc;
 			break;
 		}
-		/* n is still valid: the kernel holds a lookup on it during this call. */
-		n->told_size = ans->len;
 		attr_file(st, ino, 0444, (off_t)ans->len, ans->mtime_ns);
 		break;
 	case NODE_PROCS_TYPE:
@@ -1117,7 +1115,6 @@ static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	enum node_kind kind;
 	char *type = NULL, *input = NULL;
 	size_t inlen = 0;
-	uint64_t told = 0;
 	int ret = 0;
 
 	pthread_mutex_lock(&node_lock);
@@ -1129,7 +1126,6 @@ static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 			input = malloc(n->inlen + 1);
 			memcpy(input, n->input, n->inlen + 1);
 			inlen = n->inlen;
-			told = n->told_size;
 		}
 	}
 	pthread_mutex_unlock(&node_lock);
@@ -1152,7 +1148,6 @@ static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		/* Direct I/O: the kernel's i_size may belong to another version of the
 		 * procedure (an edit raced with a GETATTR), and must never cut this
 		 * answer short.  st_size stays exact for tools that trust it. */
-		(void)told;
 		fi->direct_io = 1;
 		fi->noflush = 1; /* nothing to save on close: spare the round trip */
 		break;

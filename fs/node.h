@@ -52,10 +52,9 @@ struct node {
 	char *name;
 	const char *type; /* type of a non-procs node; procs entries use node_type() */
 	char *type_owned; /* set on ASK_TYPE, QUERY_TYPE and PROCS_TYPE nodes */
-	/* NODE_ANSWER: the decoded input, and what the kernel was last told. */
+	/* NODE_ANSWER: the decoded input. */
 	char *input;
 	size_t inlen;
-	uint64_t told_size;
 	bool unlinked;	      /* removed from the name table: a deleted or replaced entry */
 	uint64_t backing; /* NODE_PFILE: st_ino of the store file it stands for */
 	struct pfile *writer; /* NODE_PFILE open with unsaved writes, for getattr */

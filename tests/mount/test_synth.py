@@ -12,7 +12,6 @@ import pytest
 from conftest import UPPER, write
 
 KEY = 'sk-test-SECRET-4c1d2e3f4a5b6c7d'
-AUTO_UPPER = None  # the server writes it
 
 
 def llm_mount(mounts, llm, provider='openai', options=(), **kw):
