@@ -605,10 +605,17 @@ class Load:
         try:
             p = subprocess.run(['rsync', '-a', '--delete', self.d.path('procs') + '/',
                                 self.backup + '/'], capture_output=True, timeout=300)
-            # 24: files vanished during the transfer (concurrent evictions and edits)
-            if p.returncode not in (0, 24):
-                lines = [l for l in p.stderr.decode(errors='replace').splitlines()
-                         if 'has vanished' not in l]
+            # 24: files vanished during the transfer (concurrent evictions and edits).
+            # 23 with only "read errors mapping ...: No data available (61)": a file was
+            # replaced by a shorter one between rsync's stat and its read (a log rotated
+            # by the daemon, a source cut by sed -i).  rsync reports that on any
+            # filesystem and skips the file; the copy is still checked below.
+            lines = [l for l in p.stderr.decode(errors='replace').splitlines()
+                     if 'has vanished' not in l]
+            errs = [l for l in lines if not l.startswith('rsync error: ')]
+            shrunk = (p.returncode == 23 and errs and
+                      all('read errors mapping' in l and '(61)' in l for l in errs))
+            if p.returncode not in (0, 24) and not shrunk:
                 self.note('rsync', 'rc%d' % p.returncode, unexpected=True,
                           detail='\n'.join(lines)[-800:])
                 return
@@ -616,7 +623,7 @@ class Load:
             if bad:
                 self.note('rsync', 'partial', unexpected=True, detail='; '.join(bad[:5]))
             else:
-                self.note('rsync', 'ok' if p.returncode == 0 else 'ok-vanished')
+                self.note('rsync', {0: 'ok', 24: 'ok-vanished'}.get(p.returncode, 'ok-shrunk'))
         finally:
             self.rsync_lock.release()
 
