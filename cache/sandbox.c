@@ -58,6 +58,9 @@ static struct {
 	struct sandbox_config cfg;
 	char *worker_path, *include_dir;
 	struct sandbox_list idle, busy; /* busy includes workers being started */
+	/* Out of both lists and not yet reaped: still processes, so still under the
+	 * cap until sandbox_kill_chain() has waited for them. */
+	unsigned dying;
 	struct sandbox_stats stats;
 } sbx = {.lock = PTHREAD_MUTEX_INITIALIZER, .returned = PTHREAD_COND_INITIALIZER};
 
@@ -320,6 +323,14 @@ static bool sandbox_worker_clean(struct sandbox_worker *w)
 /* ------------------------------------------------------------------------- */
 /* The pool */
 
+/* Put @w, already out of both lists, on the chain @dead to be killed.  Lock held. */
+static void sandbox_doom(struct sandbox_worker **dead, struct sandbox_worker *w)
+{
+	w->next = *dead;
+	*dead = w;
+	sbx.dying++;
+}
+
 /* Idle workers of the LRU tail beyond the cap, taken out of the pool (caller holds
  * the lock, then kills the returned chain without it). */
 static struct sandbox_worker *sandbox_trim(unsigned limit)
@@ -330,20 +341,28 @@ static struct sandbox_worker *sandbox_trim(unsigned limit)
 		struct sandbox_worker *w = sbx.idle.tail;
 
 		sandbox_list_del(&sbx.idle, w);
-		w->next = dead;
-		dead = w;
+		sandbox_doom(&dead, w);
 	}
 	return dead;
 }
 
+/* Kill and reap a chain from sandbox_doom(); lock not held. */
 static void sandbox_kill_chain(struct sandbox_worker *w)
 {
-	while (w) {
+	unsigned n = 0;
+
+	for (; w; n++) {
 		struct sandbox_worker *next = w->next;
 
 		sandbox_worker_kill(w);
 		w = next;
 	}
+	if (!n)
+		return;
+	pthread_mutex_lock(&sbx.lock);
+	sbx.dying -= n;
+	pthread_cond_broadcast(&sbx.returned);
+	pthread_mutex_unlock(&sbx.lock);
 }
 
 static void sandbox_update_live(void)
@@ -353,7 +372,9 @@ static void sandbox_update_live(void)
 
 /*
  * Take an idle worker of this source, or reserve a new one (pid 0, to be
- * started by the caller).  Waits only when SANDBOX_PER_SOURCE are all busy.
+ * started by the caller).  Waits when SANDBOX_PER_SOURCE are all busy, or when
+ * the cap is reached by busy and dying workers: the cap bounds processes, so an
+ * evicted worker counts until it has been reaped.
  */
 static int sandbox_checkout(uint64_t key, const char *src, size_t len, struct sandbox_worker **out)
 {
@@ -378,9 +399,24 @@ static int sandbox_checkout(uint64_t key, const char *src, size_t len, struct sa
 		}
 		for (w = sbx.busy.head; w; w = w->next)
 			mine += sandbox_same_source(w, key, src, len);
-		if (mine < SANDBOX_PER_SOURCE)
+		if (mine >= SANDBOX_PER_SOURCE) {
+			pthread_cond_wait(&sbx.returned, &sbx.lock);
+			continue;
+		}
+		if (!sbx.cfg.max_workers ||
+		    sbx.idle.n + sbx.busy.n + sbx.dying < sbx.cfg.max_workers)
 			break;
-		pthread_cond_wait(&sbx.returned, &sbx.lock);
+		/* Make room: evict least recently used idle workers, and reap them
+		 * before the new one is started. */
+		dead = sandbox_trim(sbx.cfg.max_workers - 1);
+		if (dead) {
+			pthread_mutex_unlock(&sbx.lock);
+			sandbox_kill_chain(dead);
+			dead = NULL;
+			pthread_mutex_lock(&sbx.lock);
+		} else {
+			pthread_cond_wait(&sbx.returned, &sbx.lock);
+		}
 	}
 	w = calloc(1, sizeof(*w));
 	if (w)
@@ -395,8 +431,6 @@ static int sandbox_checkout(uint64_t key, const char *src, size_t len, struct sa
 	w->srclen = len;
 	w->key = key;
 	w->req_fd = w->resp_fd = -1;
-	/* make room for it: evict least recently used idle workers */
-	dead = sandbox_trim(sbx.cfg.max_workers ? sbx.cfg.max_workers - 1 : 0);
 	sandbox_list_push(&sbx.busy, w);
 found:
 	*out = w;
@@ -418,8 +452,7 @@ static void sandbox_checkin(struct sandbox_worker *w, bool reuse)
 		sandbox_list_push(&sbx.idle, w);
 		dead = sandbox_trim(sbx.cfg.max_workers);
 	} else {
-		w->next = NULL;
-		dead = w;
+		sandbox_doom(&dead, w);
 	}
 	sandbox_update_live();
 	pthread_cond_broadcast(&sbx.returned);
@@ -659,8 +692,7 @@ void sandbox_forget(const char *source, size_t srclen)
 		next = w->next;
 		if (sandbox_same_source(w, key, source, srclen)) {
 			sandbox_list_del(&sbx.idle, w);
-			w->next = dead;
-			dead = w;
+			sandbox_doom(&dead, w);
 		}
 	}
 	for (w = sbx.busy.head; w; w = w->next)

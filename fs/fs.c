@@ -57,6 +57,7 @@ struct dirent_snap {
 
 struct handle {
 	enum handle_kind kind;
+	bool paged; /* H_ANSWER through the page cache: counted in node->page_opens */
 	union {
 		struct answer *ans;
 		struct {
@@ -186,6 +187,19 @@ static int attr_store(struct node *n, struct stat *st)
 }
 
 /*
+ * Record the size an attribute reply for answer node @n is about to carry.  Once
+ * two replies differ, the kernel may hold either, so the node is read with direct
+ * I/O for the rest of its life.  node_lock held.
+ */
+static void answer_note_told(struct node *n, size_t size)
+{
+	if (n->told && n->told_size != size)
+		n->told_differs = true;
+	n->told = true;
+	n->told_size = size;
+}
+
+/*
  * Attributes of any node; node_lock held on entry, may be dropped and retaken
  * (answers run procedures).  *@ans, if given, receives the answer of an ANSWER
  * node.
@@ -247,6 +261,7 @@ static int node_attr(struct node *n, struct stat *st, double *timeout)
 			break;
 		}
 		attr_file(st, ino, 0444, (off_t)ans->len, ans->mtime_ns);
+		answer_note_told(n, ans->len);
 		break;
 	case NODE_PROCS_TYPE:
 		ret = attr_store(n, st);
@@ -446,7 +461,19 @@ static void fs_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	}
 	pthread_mutex_lock(&node_lock);
 	n = node_by_ino(ino);
-	ret = n ? node_attr(n, &st, &timeout) : -ESTALE;
+	if (n && fi && fi->fh && fi_handle(fi)->kind == H_ANSWER) {
+		/* The kernel asks with the descriptor before reading past its i_size:
+		 * answer with the size of the answer this descriptor reads. */
+		struct answer *a = fi_handle(fi)->ans;
+
+		memset(&st, 0, sizeof(st));
+		attr_file(&st, ino, 0444, (off_t)a->len, a->mtime_ns);
+		answer_note_told(n, a->len);
+		timeout = fs_cfg.timeout;
+		ret = 0;
+	} else {
+		ret = n ? node_attr(n, &st, &timeout) : -ESTALE;
+	}
 	pthread_mutex_unlock(&node_lock);
 	if (ret)
 		fuse_reply_err(req, -ret);
@@ -767,6 +794,15 @@ static void handle_destroy(struct handle *h)
 {
 	switch (h->kind) {
 	case H_ANSWER:
+		if (h->paged) {
+			struct node *n;
+
+			pthread_mutex_lock(&node_lock);
+			n = node_by_ino(h->ino);
+			if (n && n->page_opens)
+				n->page_opens--;
+			pthread_mutex_unlock(&node_lock);
+		}
 		answer_put(h->ans);
 		break;
 	case H_QUERY:
@@ -1108,6 +1144,38 @@ out:
 
 /* ---- open/read/write --------------------------------------------------------- */
 
+/*
+ * Choose how the kernel reads answer handle @h.  Through the page cache, a reader
+ * gets EOF without another READ and a repeated read costs no request at all; but
+ * the kernel then trusts its i_size and its cached pages, so that is safe only
+ * when
+ *  - every attribute reply for the node carried this answer's size (an edit that
+ *    changed the size raced with a GETATTR: the kernel may hold the other one and
+ *    would cut the answer short), and
+ *  - no handle open through the page cache reads another version (pages are per
+ *    inode, shared by all its descriptors).
+ * Otherwise direct I/O, which is always right.  Cached pages are kept across
+ * opens only while the version they were read from is current.
+ */
+static void answer_open_mode(struct handle *h, struct fuse_file_info *fi)
+{
+	struct node *n;
+	uint64_t version = h->ans->version;
+
+	fi->direct_io = 1;
+	pthread_mutex_lock(&node_lock);
+	n = node_by_ino(h->ino);
+	if (n && n->told && !n->told_differs && n->told_size == h->ans->len &&
+	    (n->page_opens == 0 || n->page_version == version)) {
+		fi->direct_io = 0;
+		fi->keep_cache = n->page_opens > 0 || (n->page_version == version && version);
+		n->page_version = version;
+		n->page_opens++;
+		h->paged = true;
+	}
+	pthread_mutex_unlock(&node_lock);
+}
+
 static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct handle *h = NULL;
@@ -1145,10 +1213,7 @@ static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 			ret = h->ans->rc;
 		if (ret)
 			break;
-		/* Direct I/O: the kernel's i_size may belong to another version of the
-		 * procedure (an edit raced with a GETATTR), and must never cut this
-		 * answer short.  st_size stays exact for tools that trust it. */
-		fi->direct_io = 1;
+		answer_open_mode(h, fi);
 		fi->noflush = 1; /* nothing to save on close: spare the round trip */
 		break;
 	case NODE_QUERY_TYPE:

@@ -55,6 +55,13 @@ struct node {
 	/* NODE_ANSWER: the decoded input. */
 	char *input;
 	size_t inlen;
+	/* NODE_ANSWER, what the kernel may hold (see answer_open_mode in fs.c): the
+	 * size every attribute reply so far carried, and the version of the answer
+	 * whose pages page-cache handles may have filled. */
+	size_t told_size;
+	bool told, told_differs;
+	uint64_t page_version;
+	unsigned page_opens;
 	bool unlinked;	      /* removed from the name table: a deleted or replaced entry */
 	uint64_t backing; /* NODE_PFILE: st_ino of the store file it stands for */
 	struct pfile *writer; /* NODE_PFILE open with unsaved writes, for getattr */

@@ -233,3 +233,49 @@ def test_store_backup_with_rsync_while_mounted(mounts, tmp_path):
     for (t, i), want in zip([('roman-to-int', 'XLII'), ('upper', 'abc'), ('is-prime', '97')],
                             answers.values()):
         assert b.ask(t, i) == want
+
+
+TWICE = UPPER.replace('return seglam_write(out, "\\n", 1);',
+                      'seglam_write(out, in, len);\n\treturn seglam_write(out, "\\n", 1);')
+
+
+def test_answer_size_change_after_edit_is_never_cut(upper):
+    """Answers are read through the kernel's page cache when that is safe: an edit
+    that makes the answer longer or shorter must show in full at the next read of
+    the same (cached) name, with an exact st_size, never cut to the old size or
+    padded."""
+    p = upper.path('ask', 't', 'AbC')
+    assert os.stat(p).st_size == 4
+    for i in range(3):
+        write(src_path(upper), TWICE)
+        assert upper.ask('t', 'AbC') == b'ABCAbC\n', i
+        assert os.stat(p).st_size == 7
+        assert upper.ask('t', 'AbC') == b'ABCAbC\n', i  # again, from the page cache
+        write(src_path(upper), UPPER)
+        assert upper.ask('t', 'AbC') == b'ABC\n', i
+        assert os.stat(p).st_size == 4
+
+
+def test_open_descriptor_reads_its_own_version(upper):
+    """A descriptor opened before an edit reads the answer it opened, whole, while
+    a descriptor opened after it reads the new one: pages of one version never
+    leak into a read of another."""
+    p = upper.path('ask', 't', 'xyz')
+    assert upper.ask('t', 'xyz') == b'XYZ\n'
+    old = os.open(p, os.O_RDONLY)
+    try:
+        assert os.pread(old, 2, 0) == b'XY'
+        write(src_path(upper), LOWER)
+        assert upper.ask('t', 'xyz') == b'xyz\n'
+        assert os.pread(old, 64, 0) == b'XYZ\n'
+        assert os.fstat(old).st_size == 4
+        write(src_path(upper), TWICE)
+        new = os.open(p, os.O_RDONLY)
+        try:
+            assert os.read(new, 64) == b'XYZxyz\n'
+            assert os.pread(old, 64, 0) == b'XYZ\n'
+        finally:
+            os.close(new)
+    finally:
+        os.close(old)
+    assert upper.ask('t', 'xyz') == b'XYZxyz\n'
