@@ -1,0 +1,184 @@
+"""What a pooled seglam-worker really runs with, read from /proc (SECURITY.md, "What
+the sandbox does", points 1-3 and 7): uid/gid nobody without capabilities or groups,
+no_new_privs, a seccomp filter, not dumpable, only its two pipes and /dev/null open,
+an empty environment, and the rlimits cache/worker/worker.c sets.
+
+A worker is pooled only after it has answered "compiled", which it sends after
+installing seccomp (worker.c step 6), so every worker found here after the asks
+returned must be fully locked down: there is no "still starting" state to wait for.
+"""
+import os
+
+import pytest
+
+from conftest import UPPER
+
+NOBODY = 65534
+ROOT = os.geteuid() == 0
+SECRET = 'sk-SEGLAM-PRIV-TEST-4b1d9e'
+
+# cache/worker/worker.c worker_set_limits(): (soft, hard) as /proc/PID/limits
+# prints them.  RLIMIT_AS is -o worker_mem, checked per test below.
+FIXED_LIMITS = {
+    'Max cpu time': ('300', '310'),  # WORKER_CPU_BACKSTOP, +10 hard
+    'Max open files': ('16', '16'),  # WORKER_MAX_FDS
+    'Max file size': ('0', '0'),
+    'Max processes': ('0', '0'),
+    'Max core file size': ('0', '0'),
+    'Max locked memory': ('0', '0'),
+}
+
+REVERSE = r'''#include <seglam.h>
+
+int seglam_run(const char *in, size_t len, seglam_out *out)
+{
+	for (size_t i = len; i > 0; i--)
+		seglam_write(out, &in[i - 1], 1);
+	return seglam_write(out, "\n", 1);
+}
+'''
+
+LENGTH = r'''#include <seglam.h>
+
+int seglam_run(const char *in, size_t len, seglam_out *out)
+{
+	return seglam_printf(out, "%zu\n", len);
+}
+'''
+
+PROCS = {
+    'upper': (UPPER, 'abc', b'ABC\n'),
+    'reverse': (REVERSE, 'abc', b'cba\n'),
+    'length': (LENGTH, 'abcd', b'4\n'),
+}
+
+
+def status(pid):
+    """/proc/PID/status as {field: value}."""
+    out = {}
+    with open(f'/proc/{pid}/status') as f:
+        for line in f:
+            k, _, v = line.partition(':')
+            out[k] = v.strip()
+    return out
+
+
+def daemon_workers(daemon):
+    """seglam-worker processes whose parent is @daemon, found via /proc/*/status."""
+    pids = []
+    for d in os.listdir('/proc'):
+        if not d.isdigit():
+            continue
+        try:
+            st = status(d)
+        except OSError:
+            continue
+        if st.get('Name') == 'seglam-worker' and st.get('PPid') == str(daemon):
+            pids.append(int(d))
+    return sorted(pids)
+
+
+def limits(pid):
+    """/proc/PID/limits as {name: (soft, hard)}; the name column is 26 wide."""
+    out = {}
+    with open(f'/proc/{pid}/limits') as f:
+        next(f)  # header
+        for line in f:
+            soft, hard = line[26:].split()[:2]
+            out[line[:26].strip()] = (soft, hard)
+    return out
+
+
+@pytest.fixture(params=[None, 200], ids=['default-mem', 'worker_mem=200'])
+def workers(request, mounts):
+    """A mount (the API key in its environment) with a pooled worker per type;
+    yields (mount, worker pids, expected RLIMIT_AS in bytes)."""
+    mem_mb = request.param
+    options = ['-o', f'worker_mem={mem_mb}'] if mem_mb else []
+    m = mounts(options=options, env={'SEGLAM_LLM_API_KEY': SECRET})
+    for name, (src, inp, want) in PROCS.items():
+        m.put_proc(name, src)
+        assert m.ask(name, inp) == want, m.proc_log(name)
+    pids = daemon_workers(m.proc.pid)
+    # At least one per type; a type may have more (the admission run's worker).
+    assert len(pids) >= len(PROCS), f'pooled workers: {pids}'
+    yield m, pids, (mem_mb or 256) << 20
+
+
+def test_identity(workers):
+    """Point 2: setuid/setgid nobody, groups dropped, so no capability left."""
+    if not ROOT:
+        pytest.skip('the daemon is not root: workers keep its uid by design')
+    _, pids, _ = workers
+    for pid in pids:
+        st = status(pid)
+        assert st['Uid'].split() == [str(NOBODY)] * 4, (pid, st['Uid'])
+        assert st['Gid'].split() == [str(NOBODY)] * 4, (pid, st['Gid'])
+        assert st['Groups'] == '', (pid, st['Groups'])
+        for cap in ('CapInh', 'CapPrm', 'CapEff', 'CapAmb'):
+            assert int(st[cap], 16) == 0, (pid, cap, st[cap])
+
+
+def test_no_new_privs_seccomp_not_dumpable(workers):
+    """Points 3 and 7: no_new_privs, seccomp in filter mode with the worker's own
+    filter on top of whatever the daemon inherited, PR_SET_DUMPABLE 0."""
+    _, pids, _ = workers
+    inherited = int(status('self').get('Seccomp_filters', '0'))
+    for pid in pids:
+        st = status(pid)
+        assert st['NoNewPrivs'] == '1', pid
+        assert st['Seccomp'] == '2', pid  # SECCOMP_MODE_FILTER
+        if 'Seccomp_filters' in st:  # Linux >= 5.9
+            assert int(st['Seccomp_filters']) == inherited + 1, (pid, st['Seccomp_filters'])
+        # The files of a non-dumpable process's /proc directory belong to root
+        # whatever its uid (fs/proc/base.c task_dump_owner; /proc/PID itself
+        # keeps the euid), so a dumpable worker would show its own uid here.
+        assert os.stat(f'/proc/{pid}/status').st_uid == 0, pid
+        assert os.stat(f'/proc/{pid}/environ').st_uid == 0, pid
+
+
+def test_fds(workers):
+    """Point 1: fd 0 and 1 are the request and response pipes, fd 2 is /dev/null,
+    nothing else (sandbox.c spawns with closefrom(3), worker.c close_range(3);
+    tcc's include and libtcc1.a fds and the Landlock ruleset fd are closed
+    before the worker answers "compiled")."""
+    _, pids, _ = workers
+    for pid in pids:
+        if not ROOT:
+            # Not dumpable: even its own uid may not look (which is the point).
+            with pytest.raises(PermissionError):
+                os.listdir(f'/proc/{pid}/fd')
+            continue
+        fds = sorted(os.listdir(f'/proc/{pid}/fd'), key=int)
+        assert fds == ['0', '1', '2'], (pid, fds)
+        targets = [os.readlink(f'/proc/{pid}/fd/{fd}') for fd in fds]
+        assert targets[0].startswith('pipe:'), (pid, targets)
+        assert targets[1].startswith('pipe:'), (pid, targets)
+        assert targets[0] != targets[1], (pid, targets)
+        assert targets[2] == '/dev/null', (pid, targets)
+
+
+def test_empty_environment(workers):
+    """The API key is in the daemon's environment but in no worker's: sandbox.c
+    spawns with envp = {NULL}."""
+    m, pids, _ = workers
+    with open(f'/proc/{m.proc.pid}/environ', 'rb') as f:
+        assert SECRET.encode() in f.read()  # the check below means something
+    for pid in pids:
+        if not ROOT:
+            with pytest.raises(PermissionError):
+                open(f'/proc/{pid}/environ', 'rb').close()
+            continue
+        with open(f'/proc/{pid}/environ', 'rb') as f:
+            assert f.read() == b'', pid
+
+
+def test_rlimits(workers):
+    """Point 3: RLIMIT_AS is -o worker_mem (default 256 MiB); NOFILE 16, FSIZE,
+    NPROC, CORE and MEMLOCK 0, CPU 300 s soft / 310 s hard."""
+    _, pids, mem = workers
+    for pid in pids:
+        lim = limits(pid)
+        assert lim['Max address space'] == (str(mem), str(mem)), (pid, lim['Max address space'])
+        for name, want in FIXED_LIMITS.items():
+            assert lim[name] == want, (pid, name, lim[name])
