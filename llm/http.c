@@ -17,6 +17,7 @@
 #include <cjson/cJSON.h>
 
 #include "log.h"
+#include "retry.h"
 
 /* Backoff before retry k (0-based) is in [d/2, d] with d = min(BASE << k, CAP). */
 #define LLM_BACKOFF_BASE_MS 500
@@ -34,7 +35,7 @@ static void llm_curl_init(void)
 
 struct llm_http_resp {
 	struct buf body;
-	long retry_after_ms; /* -1: the server did not say */
+	int64_t retry_after_ms; /* -1: the server did not say (llm_retry_after) */
 	int overflow;
 };
 
@@ -66,10 +67,8 @@ static size_t llm_http_header(char *line, size_t size, size_t nmemb, void *arg)
 {
 	struct llm_http_resp *r = arg;
 	size_t len = size * nmemb;
-	char val[128];
 	const char *v;
-	size_t vlen;
-	char *end;
+	int64_t ms;
 
 	if (len >= 5 && !strncmp(line, "HTTP/", 5)) {
 		/* A new response (after a 100 Continue, say): forget the last one's. */
@@ -77,32 +76,11 @@ static size_t llm_http_header(char *line, size_t size, size_t nmemb, void *arg)
 		return len;
 	}
 	if (llm_header_is(line, len, "retry-after-ms", &v)) {
-		vlen = len - (size_t)(v - line);
-		if (vlen >= sizeof(val))
-			return len;
-		memcpy(val, v, vlen);
-		val[vlen] = '\0';
-		double ms = strtod(val, &end);
-		if (end != val && ms >= 0 && ms < 1e9)
-			r->retry_after_ms = (long)ms;
+		ms = llm_retry_after(v, len - (size_t)(v - line), 1, time(NULL));
+		if (ms >= 0)
+			r->retry_after_ms = ms;
 	} else if (r->retry_after_ms < 0 && llm_header_is(line, len, "retry-after", &v)) {
-		vlen = len - (size_t)(v - line);
-		if (vlen >= sizeof(val))
-			return len;
-		memcpy(val, v, vlen);
-		val[vlen] = '\0';
-		double s = strtod(val, &end);
-		if (end != val && s >= 0 && s < 1e6) {
-			r->retry_after_ms = (long)(s * 1000);
-		} else {
-			time_t t = curl_getdate(val, NULL);
-
-			if (t > 0) {
-				time_t now = time(NULL);
-
-				r->retry_after_ms = t > now ? (long)(t - now) * 1000 : 0;
-			}
-		}
+		r->retry_after_ms = llm_retry_after(v, len - (size_t)(v - line), 0, time(NULL));
 	}
 	return len;
 }
