@@ -26,7 +26,9 @@
 	X(meta)         \
 	X(cases)        \
 	X(frame)        \
-	X(sandbox)
+	X(sandbox)      \
+	X(precheck)     \
+	X(retry)
 
 #define FUZZ_DECLARE(t) int fuzz_##t(const uint8_t *data, size_t size);
 FUZZ_TARGETS(FUZZ_DECLARE)
