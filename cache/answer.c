@@ -60,7 +60,7 @@ static XXH128_hash_t memo_key(uint64_t version, const void *in, size_t len)
 void memo_init(size_t max_bytes)
 {
 	memo.max_bytes = max_bytes;
-	memo.nbuckets = 1 << 16;
+	memo.nbuckets = 1 << 12;
 	memo.table = calloc(memo.nbuckets, sizeof(*memo.table));
 	if (!memo.table)
 		abort();
@@ -88,6 +88,32 @@ static struct memo_entry **memo_slot(XXH128_hash_t key)
 	while (*p && !XXH128_isEqual((*p)->key, key))
 		p = &(*p)->hnext;
 	return p;
+}
+
+/*
+ * Keep chains short: the memo holds up to max_bytes of small answers (about 600k
+ * entries at the default 64 MB), so the table doubles whenever it has more entries
+ * than buckets.  Rehashing runs under the lock, amortized over the inserts.
+ */
+static void memo_grow(void)
+{
+	size_t nb = memo.nbuckets * 2;
+	struct memo_entry **t = calloc(nb, sizeof(*t));
+
+	if (!t)
+		return; /* longer chains, still correct */
+	for (size_t i = 0; i < memo.nbuckets; i++) {
+		struct memo_entry *e = memo.table[i], *next;
+
+		for (; e; e = next) {
+			next = e->hnext;
+			e->hnext = t[e->key.low64 & (nb - 1)];
+			t[e->key.low64 & (nb - 1)] = e;
+		}
+	}
+	free(memo.table);
+	memo.table = t;
+	memo.nbuckets = nb;
 }
 
 static void memo_evict_one(void)
@@ -151,6 +177,8 @@ void memo_add(const void *in, size_t len, struct answer *a)
 	memo.bytes += cost;
 	while (memo.bytes > memo.max_bytes)
 		memo_evict_one();
+	if (memo.entries > memo.nbuckets)
+		memo_grow();
 out:
 	pthread_mutex_unlock(&memo.lock);
 }

@@ -214,6 +214,31 @@ static void test_memo(void)
 		CHECK(st.bytes <= 64 * 1024, "memo bytes within its cap");
 	}
 	memo_shutdown();
+
+	/* A memo large enough for all: the table grows, and every answer is found. */
+	memo_init(64 << 20);
+	for (i = 0; i < 50000; i++) {
+		snprintf(in, sizeof(in), "in-%d", i);
+		a = answer_new(0, 3, in, strlen(in));
+		memo_add(in, strlen(in), a);
+		answer_put(a);
+	}
+	found = 0;
+	for (i = 0; i < 50000; i++) {
+		snprintf(in, sizeof(in), "in-%d", i);
+		b = memo_find(3, in, strlen(in));
+		if (b && !strcmp(b->data, in))
+			found++;
+		answer_put(b);
+	}
+	CHECK(found == 50000, "memo finds all 50000 answers across table growth");
+	{
+		struct memo_stats st;
+
+		memo_get_stats(&st);
+		CHECK(st.entries == 50000, "memo counts its entries");
+	}
+	memo_shutdown();
 }
 
 int main(void)
