@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 #include <xxhash.h>
 
@@ -607,16 +608,21 @@ out:
 static int sandbox_run_once(struct sandbox_worker *w, const char *in, size_t inlen,
 			    struct buf *out, struct buf *err, bool *reuse)
 {
+	struct timespec t0, t1;
 	int64_t deadline;
 	int ret;
 
-	pthread_mutex_lock(&sbx.lock);
-	sbx.stats.runs++;
-	pthread_mutex_unlock(&sbx.lock);
 	/* The time limit covers the run only, not the compile before it. */
 	deadline = frame_now_ms() + sbx.cfg.timeout_ms;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
 	ret = sandbox_exchange(w, in, inlen, FRAME_TOO_LARGE, (uint32_t)sbx.cfg.max_answer,
 			       deadline, out, err);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	pthread_mutex_lock(&sbx.lock);
+	sbx.stats.runs++;
+	sbx.stats.run_ns += (uint64_t)((t1.tv_sec - t0.tv_sec) * 1000000000LL +
+				       (t1.tv_nsec - t0.tv_nsec));
+	pthread_mutex_unlock(&sbx.lock);
 	*reuse = false;
 	switch (ret) {
 	case FRAME_ANSWER:

@@ -52,6 +52,7 @@ void sandbox_forget(const char *source, size_t srclen);
 
 struct sandbox_stats {
 	uint64_t spawns, runs, compiles, compile_failures, crashes, timeouts, live_workers;
+	uint64_t run_ns; /* time in run exchanges: request written to answer read */
 };
 void sandbox_get_stats(struct sandbox_stats *st);
 
