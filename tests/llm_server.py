@@ -348,6 +348,12 @@ class Server(ThreadingHTTPServer):
         self.state = State()
         self.verbose = verbose
 
+    def handle_error(self, request, client_address):
+        # A client that hung up (the daemon's llm_timeout, a hang fault) is expected
+        # here; anything else is still printed.
+        if not isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):
+            super().handle_error(request, client_address)
+
 
 def start_server(host='127.0.0.1', port=0, verbose=False):
     """Start a server in a background thread; returns (server, port)."""
