@@ -645,7 +645,10 @@ def report(ctx, res, figs):
                      'The rest is FUSE: a new name costs LOOKUP (which runs the procedure, '
                      'so that st_size is exact), OPEN, READ and RELEASE; a plain read of a '
                      'cached name costs OPEN, READ, FLUSH and RELEASE. A repeated input is '
-                     'read from the page cache (OPEN and RELEASE only).\n'
+                     'read from the page cache (OPEN and RELEASE only). No-open support '
+                     '(FUSE_CAP_NO_OPEN_SUPPORT) would remove those two as well, but the '
+                     'kernel then skips OPEN for every file of the mount, and `procs/` files '
+                     'need it: an edit is written to a shadow file and committed at close.\n'
                      % fmt(lat['worker_rtt_us']))
         T.append(('1. hit on a new input vs plain file, p50', '<= 1.5x',
                   '%sx (p99 %sx)' % (fmt(r['new_vs_plain_p50']), fmt(r['new_vs_plain_p99'])),
@@ -681,8 +684,10 @@ def report(ctx, res, figs):
             L.append('![throughput](%s)\n' % figs['throughput'])
         if thr.get('worker_rtt_us') is not None:
             L.append('What limits it: each hit on a new input crosses into the worker process '
-                     'and back (two context switches, %s µs on average in these runs, %d '
-                     'worker spawns for %d types), on top of FUSE requests that cost about '
+                     'and back (two context switches; %s µs on average from request written '
+                     'to answer read over these runs, most of it waiting for a CPU once the '
+                     'clients outnumber the cores; %d worker spawns for %d types), on top '
+                     'of FUSE requests that cost about '
                      'what a plain read\'s do. On this machine a context switch is the '
                      'dominant cost (perf: `finish_task_switch` leads the daemon\'s '
                      'profile). As a profiling experiment only, a build that answered in the '
