@@ -36,6 +36,7 @@
 #define FS_QUERY_MAX (64u << 20)
 
 static struct fs_config fs_cfg;
+static struct fuse_session *fs_session;
 
 enum handle_kind { H_ANSWER, H_QUERY, H_STATS, H_PFILE, H_DIR };
 
@@ -77,6 +78,11 @@ struct handle {
 	uint64_t ino;
 	struct handle *next, *prev;
 };
+
+void fs_set_session(struct fuse_session *se)
+{
+	fs_session = se;
+}
 
 void fs_init(const struct fs_config *cfg)
 {
@@ -1156,11 +1162,18 @@ out:
  *    inode, shared by all its descriptors).
  * Otherwise direct I/O, which is always right.  Cached pages are kept across
  * opens only while the version they were read from is current.
+ *
+ * A page-cache handle's answer is pushed into the kernel's cache before OPEN is
+ * answered (notify_store), so the reader's first read is not a READ request
+ * either.  That is safe outside node_lock: this handle is counted in page_opens
+ * with its version, so no handle of another version can use the pages until it
+ * is released.
  */
 static void answer_open_mode(struct handle *h, struct fuse_file_info *fi)
 {
 	struct node *n;
 	uint64_t version = h->ans->version;
+	bool push = false;
 
 	fi->direct_io = 1;
 	pthread_mutex_lock(&node_lock);
@@ -1172,8 +1185,17 @@ static void answer_open_mode(struct handle *h, struct fuse_file_info *fi)
 		n->page_version = version;
 		n->page_opens++;
 		h->paged = true;
+		push = !fi->keep_cache && h->ans->len && fs_session;
 	}
 	pthread_mutex_unlock(&node_lock);
+	if (push) {
+		struct fuse_bufvec bv = FUSE_BUFVEC_INIT(h->ans->len);
+
+		bv.buf[0].mem = h->ans->data;
+		/* On failure (an old kernel) the pages are dropped at open and read. */
+		if (fuse_lowlevel_notify_store(fs_session, h->ino, 0, &bv, 0) == 0)
+			fi->keep_cache = 1;
+	}
 }
 
 static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)

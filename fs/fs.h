@@ -18,6 +18,8 @@ struct fs_config {
 extern const struct fuse_lowlevel_ops fs_ops;
 
 void fs_init(const struct fs_config *cfg);
+/* The session, once created: answers are pushed into the kernel's page cache. */
+void fs_set_session(struct fuse_session *se);
 /* Release the handles the kernel never released (after the session ended). */
 void fs_shutdown_handles(void);
 /* Start/stop the thread that sends kernel cache invalidations. */

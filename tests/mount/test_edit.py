@@ -279,3 +279,27 @@ def test_open_descriptor_reads_its_own_version(upper):
     finally:
         os.close(old)
     assert upper.ask('t', 'xyz') == b'XYZxyz\n'
+
+
+def test_answer_pages_mmap_and_offsets(upper):
+    """An answer pushed into the page cache at open reads the same through mmap,
+    at any offset, and across a same-size edit (no stale page survives it)."""
+    import mmap
+    loop = 'for (int k = 0; k < 500; k++)\n\t\tfor (size_t i = 0; i < len; i++) {'
+    rep_upper = UPPER.replace('for (size_t i = 0; i < len; i++) {', loop)
+    rep_lower = rep_upper.replace('toupper', 'tolower')
+    name = 'Hello-World-'  # answers of 6 KiB: two pages
+    p = upper.path('ask', 't', name)
+    for expect, src in ((name.upper() * 500, rep_upper), (name.lower() * 500, rep_lower),
+                        (name.upper() * 500, rep_upper)):
+        expect = expect.encode() + b'\n'
+        write(src_path(upper), src)
+        fd = os.open(p, os.O_RDONLY)
+        try:
+            assert os.fstat(fd).st_size == len(expect)
+            assert os.pread(fd, 100, 4090) == expect[4090:4190]
+            with mmap.mmap(fd, 0, prot=mmap.PROT_READ) as mm:
+                assert mm[:] == expect
+        finally:
+            os.close(fd)
+        assert upper.ask('t', name) == expect
