@@ -643,9 +643,10 @@ def report(ctx, res, figs):
             L.append('Of a hit on a new input, the round trip to the sandboxed worker (request '
                      'written to answer read, by the daemon\'s clock) took %s µs on average. '
                      'The rest is FUSE: a new name costs LOOKUP (which runs the procedure, '
-                     'so that st_size is exact), OPEN, READ and RELEASE; a plain read of a '
-                     'cached name costs OPEN, READ, FLUSH and RELEASE. A repeated input is '
-                     'read from the page cache (OPEN and RELEASE only). No-open support '
+                     'so that st_size is exact), OPEN (which pushes the answer into the '
+                     'kernel\'s page cache, so no READ follows) and RELEASE; a plain read '
+                     'of a cached name costs OPEN, READ, FLUSH and RELEASE. A repeated '
+                     'input is read from the page cache (OPEN and RELEASE only). No-open support '
                      '(FUSE_CAP_NO_OPEN_SUPPORT) would remove those two as well, but the '
                      'kernel then skips OPEN for every file of the mount, and `procs/` files '
                      'need it: an edit is written to a shadow file and committed at close.\n'
@@ -683,7 +684,8 @@ def report(ctx, res, figs):
         if figs.get('throughput'):
             L.append('![throughput](%s)\n' % figs['throughput'])
         if thr.get('worker_rtt_us') is not None:
-            L.append('What limits it: each hit on a new input crosses into the worker process '
+            L.append('What limits it (met or not): each hit on a new input crosses into the '
+                     'worker process '
                      'and back (two context switches; %s µs on average from request written '
                      'to answer read over these runs, most of it waiting for a CPU once the '
                      'clients outnumber the cores; %d worker spawns for %d types), on top '
