@@ -370,7 +370,7 @@ static void proc_admit(struct proc *p, bool quiet)
 		 * skip the fsync'ed log write on this first read. */
 		if (!quiet)
 			store_log(p->type, "source %016llx compiled and passed %zu test%s",
-			  (unsigned long long)p->cur->hash, n, n == 1 ? "" : "s");
+				  (unsigned long long)p->cur->hash, n, n == 1 ? "" : "s");
 	}
 	llm_cases_free(cases, n);
 }

@@ -605,8 +605,8 @@ out:
 }
 
 /* One exchange with a started worker; sets *@reuse when it may serve again. */
-static int sandbox_run_once(struct sandbox_worker *w, const char *in, size_t inlen,
-			    struct buf *out, struct buf *err, bool *reuse)
+static int sandbox_run_once(struct sandbox_worker *w, const char *in, size_t inlen, struct buf *out,
+			    struct buf *err, bool *reuse)
 {
 	struct timespec t0, t1;
 	int64_t deadline;
@@ -620,8 +620,8 @@ static int sandbox_run_once(struct sandbox_worker *w, const char *in, size_t inl
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	pthread_mutex_lock(&sbx.lock);
 	sbx.stats.runs++;
-	sbx.stats.run_ns += (uint64_t)((t1.tv_sec - t0.tv_sec) * 1000000000LL +
-				       (t1.tv_nsec - t0.tv_nsec));
+	sbx.stats.run_ns +=
+	    (uint64_t)((t1.tv_sec - t0.tv_sec) * 1000000000LL + (t1.tv_nsec - t0.tv_nsec));
 	pthread_mutex_unlock(&sbx.lock);
 	*reuse = false;
 	switch (ret) {

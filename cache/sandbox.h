@@ -18,12 +18,12 @@
 #include "buf.h"
 
 struct sandbox_config {
-	const char *worker_path;  /* the seglam-worker binary */
-	const char *include_dir;  /* headers a procedure may include (include/ of the tree) */
-	unsigned timeout_ms;      /* per compile and per run; default 2000 */
-	size_t max_answer;        /* answer size cap in bytes; default 1 MiB */
-	size_t mem_limit;         /* worker address-space limit in bytes; default 256 MiB */
-	unsigned max_workers;     /* live workers kept in the pool (LRU); default 64 */
+	const char *worker_path; /* the seglam-worker binary */
+	const char *include_dir; /* headers a procedure may include (include/ of the tree) */
+	unsigned timeout_ms;	 /* per compile and per run; default 2000 */
+	size_t max_answer;	 /* answer size cap in bytes; default 1 MiB */
+	size_t mem_limit;	 /* worker address-space limit in bytes; default 256 MiB */
+	unsigned max_workers;	 /* live workers kept in the pool (LRU); default 64 */
 };
 
 int sandbox_init(const struct sandbox_config *cfg);
@@ -44,8 +44,8 @@ int sandbox_compile(const char *source, size_t srclen, struct buf *err);
  * (its reason in @out); -EIO with a reason in @err when it does not compile,
  * crashed (signal named), timed out, exceeded the answer cap or misbehaved.
  */
-int sandbox_run(const char *source, size_t srclen, const char *in, size_t inlen,
-		struct buf *out, struct buf *err);
+int sandbox_run(const char *source, size_t srclen, const char *in, size_t inlen, struct buf *out,
+		struct buf *err);
 
 /* Kill pooled workers of this source (it was replaced or evicted). */
 void sandbox_forget(const char *source, size_t srclen);

@@ -63,7 +63,7 @@ struct node {
 	uint64_t page_version;
 	unsigned page_opens;
 	bool unlinked;	      /* removed from the name table: a deleted or replaced entry */
-	uint64_t backing; /* NODE_PFILE: st_ino of the store file it stands for */
+	uint64_t backing;     /* NODE_PFILE: st_ino of the store file it stands for */
 	struct pfile *writer; /* NODE_PFILE open with unsaved writes, for getattr */
 	struct node *ino_next, *name_next;
 };
