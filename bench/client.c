@@ -108,8 +108,8 @@ enum kind { K_FILE, K_NEW, K_LIST, K_NEWLIST, K_REDIS };
 struct spec {
 	char name[64];
 	enum kind kind;
-	char *path;	 /* file:, new: */
-	char **list;	 /* list:, newlist: */
+	char *path;  /* file:, new: */
+	char **list; /* list:, newlist: */
 	size_t nlist;
 	redisContext *rc;
 	char *key;
@@ -289,7 +289,8 @@ static int cmd_lat(int argc, char **argv)
 		memcpy(tmp, &p99[j * rounds], (size_t)n * sizeof(double));
 		printf(", \"p99_us\": %.3f, \"cdf\": [", median_dbl(tmp, (size_t)n));
 		for (size_t k = 0; k < sizeof(ps) / sizeof(ps[0]); k++)
-			printf("%s[%g, %.3f]", k ? ", " : "", ps[k], (double)pct(v, nall, ps[k]) / 1000.0);
+			printf("%s[%g, %.3f]", k ? ", " : "", ps[k],
+			       (double)pct(v, nall, ps[k]) / 1000.0);
 		printf("]}");
 	}
 	printf("}}\n");
@@ -507,7 +508,9 @@ static int cmd_stream(int argc, char **argv)
 	calls0 = calls_prev = stats_counter(mnt, "syntheses");
 	if (calls0 < 0)
 		die("stats");
-	fprintf(out, "queries,llm_calls,exact_misses,llm_calls_total,exact_misses_total,errors,seconds\n");
+	fprintf(
+	    out,
+	    "queries,llm_calls,exact_misses,llm_calls_total,exact_misses_total,errors,seconds\n");
 	t0 = now_ns();
 	for (unsigned long q = 1; q <= nq; q++) {
 		double u = rng_unit();

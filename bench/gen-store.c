@@ -17,19 +17,18 @@
 #include <unistd.h>
 #include <xxhash.h>
 
-static const char SRC[] =
-	"/* %s: upper-case the input (seglamfs benchmark procedure) */\n"
-	"#include <seglam.h>\n"
-	"#include <ctype.h>\n"
-	"\n"
-	"int seglam_run(const char *in, size_t len, seglam_out *out)\n"
-	"{\n"
-	"\tfor (size_t i = 0; i < len; i++) {\n"
-	"\t\tchar c = (char)toupper((unsigned char)in[i]);\n"
-	"\t\tseglam_write(out, &c, 1);\n"
-	"\t}\n"
-	"\treturn seglam_write(out, \"\\n\", 1);\n"
-	"}\n";
+static const char SRC[] = "/* %s: upper-case the input (seglamfs benchmark procedure) */\n"
+			  "#include <seglam.h>\n"
+			  "#include <ctype.h>\n"
+			  "\n"
+			  "int seglam_run(const char *in, size_t len, seglam_out *out)\n"
+			  "{\n"
+			  "\tfor (size_t i = 0; i < len; i++) {\n"
+			  "\t\tchar c = (char)toupper((unsigned char)in[i]);\n"
+			  "\t\tseglam_write(out, &c, 1);\n"
+			  "\t}\n"
+			  "\treturn seglam_write(out, \"\\n\", 1);\n"
+			  "}\n";
 
 static void die(const char *what)
 {

@@ -18,16 +18,16 @@
 #include <stdlib.h>
 
 /* X(name): every target, in the order scripts/fuzz runs them. */
-#define FUZZ_TARGETS(X) \
-	X(name)         \
-	X(reply)        \
-	X(openai)       \
-	X(anthropic)    \
-	X(meta)         \
-	X(cases)        \
-	X(frame)        \
-	X(sandbox)      \
-	X(precheck)     \
+#define FUZZ_TARGETS(X)                                                                            \
+	X(name)                                                                                    \
+	X(reply)                                                                                   \
+	X(openai)                                                                                  \
+	X(anthropic)                                                                               \
+	X(meta)                                                                                    \
+	X(cases)                                                                                   \
+	X(frame)                                                                                   \
+	X(sandbox)                                                                                 \
+	X(precheck)                                                                                \
 	X(retry)
 
 #define FUZZ_DECLARE(t) int fuzz_##t(const uint8_t *data, size_t size);
@@ -35,21 +35,21 @@ FUZZ_TARGETS(FUZZ_DECLARE)
 #undef FUZZ_DECLARE
 
 /* An invariant of the code under test: a violation is a finding, like a crash. */
-#define FUZZ_CHECK(cond)                                                              \
-	do {                                                                          \
-		if (!(cond)) {                                                        \
-			fprintf(stderr, "%s:%d: invariant failed: %s\n", __FILE__,    \
-				__LINE__, #cond);                                     \
-			abort();                                                      \
-		}                                                                     \
+#define FUZZ_CHECK(cond)                                                                           \
+	do {                                                                                       \
+		if (!(cond)) {                                                                     \
+			fprintf(stderr, "%s:%d: invariant failed: %s\n", __FILE__, __LINE__,       \
+				#cond);                                                            \
+			abort();                                                                   \
+		}                                                                                  \
 	} while (0)
 
 #ifdef FUZZ_LIBFUZZER
-#define FUZZ_MAIN(t)                                                      \
-	int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);     \
-	int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)      \
-	{                                                                 \
-		return fuzz_##t(data, size);                              \
+#define FUZZ_MAIN(t)                                                                               \
+	int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);                              \
+	int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)                               \
+	{                                                                                          \
+		return fuzz_##t(data, size);                                                       \
 	}
 #else
 #define FUZZ_MAIN(t)

@@ -74,7 +74,8 @@ static size_t parse(const uint8_t *data, size_t size, struct entry *e)
 	size_t n = 0, p = 0;
 
 	/* Find the first record. */
-	while (p < size && !(size - p >= 4 && !memcmp(data + p, "=== ", 4) && (p == 0 || data[p - 1] == '\n'))) {
+	while (p < size && !(size - p >= 4 && !memcmp(data + p, "=== ", 4) &&
+			     (p == 0 || data[p - 1] == '\n'))) {
 		const uint8_t *nl = memchr(data + p, '\n', size - p);
 
 		p = nl ? (size_t)(nl - data) + 1 : size;
@@ -97,7 +98,9 @@ static size_t parse(const uint8_t *data, size_t size, struct entry *e)
 		memset(x, 0, sizeof(*x));
 		size_t k = 0;
 		for (size_t i = h; i < he && k < sizeof(x->name) - 1; i++)
-			x->name[k++] = data[i] == '/' && i + 1 < he ? '_' : data[i] ? (char)data[i] : '_';
+			x->name[k++] = data[i] == '/' && i + 1 < he ? '_'
+				       : data[i]		    ? (char)data[i]
+								    : '_';
 		x->data = data + c;
 		x->len = ce - c;
 		x->kind = K_FILE;
@@ -129,7 +132,8 @@ static bool make(int dfd, struct entry *x)
 
 	switch (x->kind) {
 	case K_FILE:
-		fd = openat(dfd, x->name, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
+		fd = openat(dfd, x->name, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC,
+			    0644);
 		if (fd < 0)
 			return false; /* a directory or link of that name is there */
 		FUZZ_CHECK(write(fd, x->data, x->len) == (ssize_t)x->len);
@@ -205,7 +209,8 @@ int fuzz_cases(const uint8_t *data, size_t size)
 		expect++;
 		bool seen = false;
 		for (size_t j = 0; j < ncases; j++) {
-			if (strlen(cases[j].name) != len - 3 || memcmp(cases[j].name, in->name, len - 3))
+			if (strlen(cases[j].name) != len - 3 ||
+			    memcmp(cases[j].name, in->name, len - 3))
 				continue;
 			FUZZ_CHECK(!seen);
 			seen = true;

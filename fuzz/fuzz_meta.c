@@ -48,7 +48,8 @@ static double check_written(void)
 	double h;
 
 	FUZZ_CHECK(stub_store.writes == 1);
-	FUZZ_CHECK(stub_store.file.len >= 3 && stub_store.file.data[stub_store.file.len - 1] == '\n');
+	FUZZ_CHECK(stub_store.file.len >= 3 &&
+		   stub_store.file.data[stub_store.file.len - 1] == '\n');
 	meta = cJSON_ParseWithLength(stub_store.file.data, stub_store.file.len);
 	FUZZ_CHECK(cJSON_IsObject(meta));
 	FUZZ_CHECK(meta_get_string(meta, "type") && !strcmp(meta_get_string(meta, "type"), "t"));

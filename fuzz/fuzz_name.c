@@ -29,7 +29,8 @@ int fuzz_name(const uint8_t *data, size_t size)
 	name_decode(name, size, &out);
 	/* "%XY" with two hex digits is one byte; any other byte stands for itself. */
 	for (size_t i = 0; i < size; i++) {
-		if (data[i] == '%' && i + 2 < size && hex(data[i + 1]) >= 0 && hex(data[i + 2]) >= 0) {
+		if (data[i] == '%' && i + 2 < size && hex(data[i + 1]) >= 0 &&
+		    hex(data[i + 2]) >= 0) {
 			buf_addc(&ref, (char)(hex(data[i + 1]) << 4 | hex(data[i + 2])));
 			i += 2;
 		} else {

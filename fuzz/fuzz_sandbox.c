@@ -45,7 +45,8 @@ static void setup(void)
 		snprintf(worker, sizeof(worker), "%s/fuzz-fake-worker", dirname(self));
 	}
 	if (access(worker, X_OK) != 0) {
-		fprintf(stderr, "fuzz sandbox: no fake worker at %s (set SEGLAM_FUZZ_WORKER)\n", worker);
+		fprintf(stderr, "fuzz sandbox: no fake worker at %s (set SEGLAM_FUZZ_WORKER)\n",
+			worker);
 		abort();
 	}
 	snprintf(datafile, sizeof(datafile), "%s/seglam-fuzz-sandbox-XXXXXX",

@@ -21,16 +21,16 @@ enum llm_provider { LLM_NONE = 0, LLM_OPENAI, LLM_ANTHROPIC, LLM_COMMAND };
 
 struct llm_config {
 	enum llm_provider provider;
-	char *url;              /* base URL, e.g. https://api.openai.com/v1 */
+	char *url; /* base URL, e.g. https://api.openai.com/v1 */
 	char *model;
-	char *api_key;          /* secret */
-	char *command;          /* for LLM_COMMAND: sh -c COMMAND, prompt on stdin */
-	char *max_tokens_field; /* "max_tokens" (default) or "max_completion_tokens" */
-	unsigned max_tokens;         /* default 4096 */
+	char *api_key;		     /* secret */
+	char *command;		     /* for LLM_COMMAND: sh -c COMMAND, prompt on stdin */
+	char *max_tokens_field;	     /* "max_tokens" (default) or "max_completion_tokens" */
+	unsigned max_tokens;	     /* default 4096 */
 	unsigned connect_timeout_ms; /* default 5000 */
 	unsigned request_timeout_ms; /* one HTTP request or command run; default 120000 */
 	unsigned total_timeout_ms;   /* all retries of one llm_complete(); default 300000 */
-	unsigned max_retries;        /* default 4 */
+	unsigned max_retries;	     /* default 4 */
 };
 
 /*
@@ -46,9 +46,9 @@ const char *llm_provider_name(enum llm_provider p);
 char *llm_url_host(const char *url);
 
 struct llm_reply {
-	struct buf text; /* the model's reply text */
+	struct buf text;	    /* the model's reply text */
 	long tokens_in, tokens_out; /* -1 when the provider did not say */
-	unsigned attempts;          /* HTTP requests made */
+	unsigned attempts;	    /* HTTP requests made */
 };
 
 /*
@@ -69,11 +69,11 @@ struct llm_case {
 
 struct llm_prompt_input {
 	const char *type;
-	const char *spec;                /* may be NULL */
-	const struct llm_case *cases;    /* tests/ of the type */
+	const char *spec;	      /* may be NULL */
+	const struct llm_case *cases; /* tests/ of the type */
 	size_t ncases;
-	const char *prev_source;         /* for a repair round, else NULL */
-	const char *failure;             /* compiler message or failing case, else NULL */
+	const char *prev_source; /* for a repair round, else NULL */
+	const char *failure;	 /* compiler message or failing case, else NULL */
 };
 
 void llm_prompt_build(const struct llm_prompt_input *in, struct buf *system, struct buf *user);

@@ -104,7 +104,8 @@ int main(int argc, char **argv)
 		regress = replay_dir(t, dir.data);
 		buf_free(&dir);
 		if (seeds <= 0) {
-			fprintf(stderr, "%s: no seed corpus in %s/corpus/%s\n", t->name, argv[1], t->name);
+			fprintf(stderr, "%s: no seed corpus in %s/corpus/%s\n", t->name, argv[1],
+				t->name);
 			return 1;
 		}
 		printf("ok %s: %d seeds, %d regression inputs\n", t->name, seeds,
