@@ -193,16 +193,23 @@ static int attr_store(struct node *n, struct stat *st)
 }
 
 /*
- * Record the size an attribute reply for answer node @n is about to carry.  Once
- * two replies differ, the kernel may hold either, so the node is read with direct
- * I/O for the rest of its life.  node_lock held.
+ * Attributes of answer @a for node @n, and a record of the size the reply is about
+ * to carry.  Once two replies differ, the kernel may hold either, so the node is
+ * read with direct I/O for the rest of its life.  node_lock held.
  */
-static void answer_note_told(struct node *n, size_t size)
+static void attr_answer(struct node *n, const struct answer *a, struct stat *st)
 {
-	if (n->told && n->told_size != size)
+	attr_file(st, n->ino, 0444, (off_t)a->len, a->mtime_ns);
+	if (n->told && n->told_size != a->len)
 		n->told_differs = true;
 	n->told = true;
-	n->told_size = size;
+	n->told_size = a->len;
+}
+
+/* Kernel entry cache time for a node whose attributes live @attr_timeout. */
+static double entry_timeout(double attr_timeout)
+{
+	return fs_cfg.timeout > attr_timeout ? fs_cfg.timeout : attr_timeout;
 }
 
 /*
@@ -266,8 +273,7 @@ static int node_attr(struct node *n, struct stat *st, double *timeout)
 			ret = ans->rc;
 			break;
 		}
-		attr_file(st, ino, 0444, (off_t)ans->len, ans->mtime_ns);
-		answer_note_told(n, ans->len);
+		attr_answer(n, ans, st);
 		break;
 	case NODE_PROCS_TYPE:
 		ret = attr_store(n, st);
@@ -300,7 +306,7 @@ static int reply_node(fuse_req_t req, struct node *n)
 	}
 	e.ino = n->ino;
 	e.generation = node_generation;
-	e.entry_timeout = fs_cfg.timeout > e.attr_timeout ? fs_cfg.timeout : e.attr_timeout;
+	e.entry_timeout = entry_timeout(e.attr_timeout);
 	pthread_mutex_unlock(&node_lock);
 	fuse_reply_entry(req, &e);
 	pthread_mutex_lock(&node_lock);
@@ -470,11 +476,8 @@ static void fs_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	if (n && fi && fi->fh && fi_handle(fi)->kind == H_ANSWER) {
 		/* The kernel asks with the descriptor before reading past its i_size:
 		 * answer with the size of the answer this descriptor reads. */
-		struct answer *a = fi_handle(fi)->ans;
-
 		memset(&st, 0, sizeof(st));
-		attr_file(&st, ino, 0444, (off_t)a->len, a->mtime_ns);
-		answer_note_told(n, a->len);
+		attr_answer(n, fi_handle(fi)->ans, &st);
 		timeout = fs_cfg.timeout;
 		ret = 0;
 	} else {
@@ -878,6 +881,18 @@ static void fs_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, struct fus
 
 /* ---- procs/ files: shadow writes ------------------------------------------ */
 
+/* Node @ino now stands for the store file @st describes. */
+static void node_note_backing(fuse_ino_t ino, const struct stat *st)
+{
+	struct node *n;
+
+	pthread_mutex_lock(&node_lock);
+	n = node_by_ino(ino);
+	if (n)
+		n->backing = (uint64_t)st->st_ino;
+	pthread_mutex_unlock(&node_lock);
+}
+
 static int pfile_make_shadow(struct pfile *pf, const char *target, bool copy)
 {
 	struct buf tmp = BUF_INIT;
@@ -999,13 +1014,8 @@ static int pfile_save(struct handle *h)
 
 		/* Saved through this name: the name keeps its inode, as with an
 		 * in-place write. */
-		if (fstat(pf->fd, &st) == 0) {
-			pthread_mutex_lock(&node_lock);
-			n = node_by_ino(h->ino);
-			if (n)
-				n->backing = (uint64_t)st.st_ino;
-			pthread_mutex_unlock(&node_lock);
-		}
+		if (fstat(pf->fd, &st) == 0)
+			node_note_backing(h->ino, &st);
 	}
 	pthread_mutex_unlock(&pf->lock);
 	if (ret)
@@ -1129,7 +1139,7 @@ static void fs_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 		goto out;
 	e.ino = e.attr.st_ino;
 	e.generation = node_generation;
-	e.entry_timeout = fs_cfg.timeout > e.attr_timeout ? fs_cfg.timeout : e.attr_timeout;
+	e.entry_timeout = entry_timeout(e.attr_timeout);
 	ret = pfile_open(req, e.ino, fi);
 	if (ret) {
 		pthread_mutex_lock(&node_lock);
@@ -1480,15 +1490,9 @@ static void fs_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 static void node_set_backing(fuse_ino_t ino, const char *path)
 {
 	struct stat st;
-	struct node *n;
 
-	if (fstatat(store_root_fd(), path, &st, AT_SYMLINK_NOFOLLOW) != 0)
-		return;
-	pthread_mutex_lock(&node_lock);
-	n = node_by_ino(ino);
-	if (n)
-		n->backing = (uint64_t)st.st_ino;
-	pthread_mutex_unlock(&node_lock);
+	if (fstatat(store_root_fd(), path, &st, AT_SYMLINK_NOFOLLOW) == 0)
+		node_note_backing(ino, &st);
 }
 
 /* truncate(2) without a descriptor: copy the kept prefix to a temp file, rename. */

@@ -104,12 +104,13 @@ static void inval_one(const char *type)
 
 	for (i = 0; i < c.n; i++) {
 		/*
-		 * Attributes only (answers are direct I/O, so there are no pages): a name
-		 * under ask/ keeps its inode when its procedure changes, only its size
-		 * does.  Not inval_entry: it takes the parent's lock, which a LOOKUP
-		 * waiting on this daemon holds (after a kill -9 that wait never ends),
-		 * and it makes the kernel forget inodes NFS clients hold handles for.
-		 * ENOENT just means the kernel had already forgotten the inode.
+		 * Attributes only: a name under ask/ keeps its inode when its procedure
+		 * changes, only its size does.  Cached pages need no invalidation here:
+		 * an open checks the version they were read from (answer_open_mode in
+		 * fs.c) and drops or replaces them.  Not inval_entry: it takes the parent's lock,
+		 * which a LOOKUP waiting on this daemon holds (after a kill -9 that wait never
+		 * ends), and it makes the kernel forget inodes NFS clients hold handles for. ENOENT
+		 * just means the kernel had already forgotten the inode.
 		 */
 		fuse_lowlevel_notify_inval_inode(inval.se, c.t[i].ino, -1, 0);
 		free(c.t[i].name);
