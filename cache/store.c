@@ -324,9 +324,102 @@ void store_clean_type(const char *type)
 	buf_free(&dir);
 }
 
+/*
+ * Rotate a full log while holding its lock: keep the newest half (from a line
+ * boundary) plus @line, written whole by rename, so the name stays and `tail -F`
+ * follows the new file as it follows a logrotate'd one.
+ */
+static int store_log_rotate(const char *type, const struct buf *line)
+{
+	struct buf old = BUF_INIT;
+	int ret = store_read(type, "log", STORE_LOG_MAX * 4, &old);
+
+	if (ret == -EFBIG || ret == -ENOENT || ret == -EISDIR)
+		buf_reset(&old);
+	if (old.len + line->len > STORE_LOG_MAX / 2) {
+		size_t cut = old.len + line->len - STORE_LOG_MAX / 2;
+		char *nl = cut < old.len ? memchr(old.data + cut, '\n', old.len - cut) : NULL;
+		size_t keep = nl ? old.len - (size_t)(nl + 1 - old.data) : 0;
+
+		memmove(old.data, old.data + old.len - keep, keep);
+		buf_truncate(&old, keep);
+	}
+	buf_add(&old, line->data, line->len);
+	ret = store_write(type, "log", old.data, old.len);
+	buf_free(&old);
+	return ret;
+}
+
+/*
+ * Appends go in place (O_APPEND, one write() of a whole line), so a descriptor
+ * open on the log, `tail -f` through the mount included, sees every new line.
+ * The line is written under an OFD write lock on the file: local appenders would
+ * not need it (O_APPEND of one small write is atomic), but on NFS O_APPEND is
+ * not atomic across clients, while taking a lock makes the client fetch the
+ * current size and releasing it flushes the write, so daemons on several hosts
+ * interleave whole lines.  Without a lock manager (ENOLCK) the line is written
+ * unlocked.  A rotation replaces the file: an appender that locked the old one
+ * sees the name now stands for another inode and starts over.
+ */
+static int store_log_append(const char *type, const struct buf *line)
+{
+	struct buf path = BUF_INIT;
+	struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
+	struct stat fst, pst;
+	int ret = 0, fd = -1, tries;
+
+	store_type_dir(type, &path);
+	ret = store_mkdirs(path.data);
+	if (ret)
+		goto out;
+	buf_adds(&path, "/log");
+	for (tries = 0; tries < 5; tries++) {
+		fd = openat(store_fd, path.data,
+			    O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644);
+		if (fd < 0) {
+			ret = -errno;
+			goto out;
+		}
+		if (fcntl(fd, F_OFD_SETLKW, &fl) != 0 && errno != ENOLCK && errno != EINVAL) {
+			ret = -errno;
+			goto out;
+		}
+		if (fstat(fd, &fst) != 0) {
+			ret = -errno;
+			goto out;
+		}
+		if (fstatat(store_fd, path.data, &pst, AT_SYMLINK_NOFOLLOW) == 0 &&
+		    pst.st_ino == fst.st_ino && pst.st_dev == fst.st_dev)
+			break;
+		close(fd); /* rotated meanwhile: append to the new file */
+		fd = -1;
+	}
+	if (fd < 0) {
+		ret = -EAGAIN;
+		goto out;
+	}
+	if (!S_ISREG(fst.st_mode)) {
+		ret = -EINVAL;
+	} else if ((size_t)fst.st_size + line->len > STORE_LOG_MAX) {
+		ret = store_log_rotate(type, line);
+	} else {
+		ssize_t n = write(fd, line->data, line->len);
+
+		if (n < 0)
+			ret = -errno;
+		else if ((size_t)n != line->len)
+			ret = -EIO;
+	}
+out:
+	if (fd >= 0)
+		close(fd); /* releases the lock */
+	buf_free(&path);
+	return ret;
+}
+
 int store_log(const char *type, const char *fmt, ...)
 {
-	struct buf old = BUF_INIT, line = BUF_INIT;
+	struct buf line = BUF_INIT;
 	struct timespec ts;
 	struct tm tm;
 	va_list ap;
@@ -343,26 +436,10 @@ int store_log(const char *type, const char *fmt, ...)
 	va_end(ap);
 	if (!line.len || line.data[line.len - 1] != '\n')
 		buf_addc(&line, '\n');
-
-	/* Read-append-rename keeps the log whole for readers and other daemons; the
-	 * lock only keeps this daemon's own appends from losing each other. */
+	/* The mutex only spares this daemon's threads the file lock's round trips. */
 	pthread_mutex_lock(&store_log_lock);
-	ret = store_read(type, "log", STORE_LOG_MAX * 2, &old);
-	if (ret == -EFBIG || ret == -ENOENT || ret == -EISDIR)
-		buf_reset(&old);
-	if (old.len + line.len > STORE_LOG_MAX) {
-		/* Drop the oldest lines, at a line boundary. */
-		size_t cut = old.len + line.len - STORE_LOG_MAX / 2;
-		char *nl = cut < old.len ? memchr(old.data + cut, '\n', old.len - cut) : NULL;
-		size_t keep = nl ? old.len - (size_t)(nl + 1 - old.data) : 0;
-
-		memmove(old.data, old.data + old.len - keep, keep);
-		buf_truncate(&old, keep);
-	}
-	buf_add(&old, line.data, line.len);
-	ret = store_write(type, "log", old.data, old.len);
+	ret = store_log_append(type, &line);
 	pthread_mutex_unlock(&store_log_lock);
-	buf_free(&old);
 	buf_free(&line);
 	return ret;
 }

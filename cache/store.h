@@ -48,7 +48,8 @@ int store_foreach_type(int (*fn)(const char *type, void *arg), void *arg);
 /* Remove this host's stale temp files in one type's directory tree. */
 void store_clean_type(const char *type);
 
-/* Append a line to procs/../TYPE/log atomically, keeping the log bounded. */
+/* Append a whole line to procs/../TYPE/log in place (O_APPEND, locked), keeping the
+ * log bounded by rotating it (by rename, under the same name) past 64 KiB. */
 int store_log(const char *type, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 #endif
