@@ -568,72 +568,147 @@ static void proc_material_load(struct proc *p, struct proc_material *m, struct b
 	m->cases = *cases;
 }
 
-/*
- * Ask the synthesizer for a procedure (on a miss) or a repair (failing source),
- * once at a time per type; concurrent readers wait and share the outcome.
- * Lock held on entry and exit (dropped while the LLM works).  Returns 0 when the
- * record should be revalidated and used, or -EIO with @why.
- */
-static int proc_synthesize(struct proc *p, struct buf *why)
+/* A synthesis running on its own thread, so that a reader can give up waiting. */
+struct synth_job {
+	struct proc *p;
+	struct buf prev, failure; /* the failing source to repair and why, or empty */
+};
+
+static _Thread_local const atomic_bool *proc_intr;
+static pthread_mutex_t synth_jobs_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t synth_jobs_cond = PTHREAD_COND_INITIALIZER;
+static unsigned synth_jobs_running;
+
+void proc_set_interrupt(const atomic_bool *flag)
 {
+	proc_intr = flag;
+}
+
+/* Run one synthesis and record its outcome; no lock held on entry. */
+static void synth_job_run(struct synth_job *job)
+{
+	struct proc *p = job->p;
 	struct proc_material m;
 	struct llm_case *cases = NULL;
-	struct buf spec = BUF_INIT, err = BUF_INIT, prev = BUF_INIT, failure = BUF_INIT;
-	uint64_t key = p->admitted_key;
+	struct buf spec = BUF_INIT, err = BUF_INIT;
 	int ret;
 
-	if (p->synth_busy) {
-		while (p->synth_busy)
-			pthread_cond_wait(&p->cond, &p->lock);
-		return 0; /* the caller re-checks the state the synthesis left */
-	}
-	if (p->synth_fail_until && now_ns() < p->synth_fail_until && p->synth_key == key) {
-		buf_adds(why, buf_str(&p->synth_reason));
-		return -EIO;
-	}
-	if (p->state == PROC_FAILING && p->synth_key == key && !p->synth_fail_until) {
-		/* A repair already produced this very source: do not loop. */
-		buf_adds(why, buf_str(&p->reason));
-		return -EIO;
-	}
-	p->synth_busy = true;
-	p->synth_key = key;
-	if (p->state == PROC_FAILING && p->cur) {
-		buf_add(&prev, p->cur->src, p->cur->len);
-		buf_adds(&failure, buf_str(&p->reason));
-	}
-	pthread_mutex_unlock(&p->lock);
-
 	proc_material_load(p, &m, &spec, &cases);
-	if (prev.len) {
-		m.prev_source = prev.data;
-		m.failure = failure.data;
+	if (job->prev.len) {
+		m.prev_source = job->prev.data;
+		m.failure = buf_str(&job->failure);
 	}
 	atomic_fetch_add(&procs.syntheses, 1);
 	ret = procs.cfg.synth(&m, &err);
 	llm_cases_free(cases, m.ncases);
 
 	pthread_mutex_lock(&p->lock);
-	p->synth_busy = false;
-	pthread_cond_broadcast(&p->cond);
 	if (ret) {
 		atomic_fetch_add(&procs.synth_failures, 1);
 		p->synth_fail_until = now_ns() + (uint64_t)procs.cfg.fail_ttl_ms * 1000000ull;
 		buf_reset(&p->synth_reason);
 		buf_printf(&p->synth_reason, "synthesis failed: %s", buf_str(&err));
-		buf_adds(why, buf_str(&p->synth_reason));
 		log_warn("procs/%s: %s", p->type, buf_str(&p->synth_reason));
 		store_log(p->type, "%s", buf_str(&p->synth_reason));
-		ret = -EIO;
 	} else {
 		p->synth_fail_until = 0;
 		p->stale = true;
 	}
+	p->synth_busy = false;
+	pthread_cond_broadcast(&p->cond);
+	pthread_mutex_unlock(&p->lock);
 	buf_free(&spec);
 	buf_free(&err);
-	buf_free(&prev);
-	buf_free(&failure);
-	return ret;
+	buf_free(&job->prev);
+	buf_free(&job->failure);
+	free(job);
+}
+
+static void *synth_job_main(void *arg)
+{
+	synth_job_run(arg);
+	pthread_mutex_lock(&synth_jobs_lock);
+	synth_jobs_running--;
+	pthread_cond_broadcast(&synth_jobs_cond);
+	pthread_mutex_unlock(&synth_jobs_lock);
+	return NULL;
+}
+
+/*
+ * Ask the synthesizer for a procedure (on a miss) or a repair (failing source),
+ * once at a time per type; concurrent readers wait and share the outcome.  The
+ * synthesis runs on a thread of its own: a reader whose request is interrupted
+ * (proc_set_interrupt) stops waiting with -EINTR, and the synthesis goes on for
+ * the next reader.  Lock held on entry and exit (dropped while waiting).
+ * Returns 0 when the record should be revalidated and used, -EIO with @why, or
+ * -EINTR.
+ */
+static int proc_synthesize(struct proc *p, struct buf *why)
+{
+	uint64_t key = p->admitted_key;
+	const atomic_bool *intr = proc_intr;
+
+	if (!p->synth_busy) {
+		struct synth_job *job;
+		pthread_attr_t attr;
+		pthread_t tid;
+		bool started = false;
+
+		if (p->synth_fail_until && now_ns() < p->synth_fail_until &&
+		    p->synth_key == key) {
+			buf_adds(why, buf_str(&p->synth_reason));
+			return -EIO;
+		}
+		if (p->state == PROC_FAILING && p->synth_key == key && !p->synth_fail_until) {
+			/* A repair already produced this very source: do not loop. */
+			buf_adds(why, buf_str(&p->reason));
+			return -EIO;
+		}
+		job = calloc(1, sizeof(*job));
+		if (!job)
+			abort();
+		job->p = p;
+		if (p->state == PROC_FAILING && p->cur) {
+			buf_add(&job->prev, p->cur->src, p->cur->len);
+			buf_adds(&job->failure, buf_str(&p->reason));
+		}
+		p->synth_busy = true;
+		p->synth_key = key;
+		pthread_mutex_lock(&synth_jobs_lock);
+		synth_jobs_running++;
+		pthread_mutex_unlock(&synth_jobs_lock);
+		if (pthread_attr_init(&attr) == 0) {
+			pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+			started = pthread_create(&tid, &attr, synth_job_main, job) == 0;
+			pthread_attr_destroy(&attr);
+		}
+		if (!started) {
+			/* No thread to spare: synthesize here, uninterruptibly. */
+			pthread_mutex_unlock(&p->lock);
+			synth_job_main(job);
+			pthread_mutex_lock(&p->lock);
+		}
+	}
+	while (p->synth_busy) {
+		struct timespec ts;
+
+		if (!intr) {
+			pthread_cond_wait(&p->cond, &p->lock);
+			continue;
+		}
+		if (atomic_load(intr))
+			return -EINTR;
+		/* The interrupt arrives on another thread, which does not know this
+		 * record: look at the flag every 20 ms. */
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += 20 * 1000000L;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		pthread_cond_timedwait(&p->cond, &p->lock, &ts);
+	}
+	return 0; /* the caller re-checks the state the synthesis left */
 }
 
 /* Log a per-input failure, at most PROC_LOG_BURST a second per type. */
@@ -693,7 +768,13 @@ static int proc_current(struct proc *p, struct pversion **out)
 	return ret;
 }
 
-int proc_ask(const char *type, const char *in, size_t len, struct answer **ans)
+/*
+ * The answer of @type for @in.  @count: this is the ask itself (an open, a query),
+ * counted in stats and meta.json; otherwise a look ahead (LOOKUP, stat) that
+ * counts only a failure, as that failure is all the reader will see.
+ */
+static int proc_answer(const char *type, const char *in, size_t len, struct answer **ans,
+		       bool count)
 {
 	struct buf out = BUF_INIT, err = BUF_INIT;
 	struct pversion *v = NULL;
@@ -701,11 +782,13 @@ int proc_ask(const char *type, const char *in, size_t len, struct answer **ans)
 	struct proc *p;
 	int ret;
 
-	atomic_fetch_add(&procs.asks, 1);
 	*ans = NULL;
 	p = proc_find(type, true);
 	ret = proc_current(p, &v);
+	if (ret == -EINTR)
+		goto out;
 	if (ret) {
+		atomic_fetch_add(&procs.asks, 1);
 		atomic_fetch_add(ret == -ENOENT ? &procs.not_found : &procs.errors, 1);
 		if (ret != -ENOENT)
 			atomic_fetch_add(&p->misses, 1);
@@ -715,6 +798,7 @@ int proc_ask(const char *type, const char *in, size_t len, struct answer **ans)
 	if (!a) {
 		ret = sandbox_run(v->src, v->len, in, len, &out, &err);
 		if (ret == -EIO) {
+			atomic_fetch_add(&procs.asks, 1);
 			atomic_fetch_add(&procs.errors, 1);
 			proc_log_input(p, "run failed", in, len, buf_str(&err));
 			goto out;
@@ -726,14 +810,31 @@ int proc_ask(const char *type, const char *in, size_t len, struct answer **ans)
 			proc_log_input(p, "rejected", in, len, buf_str(&out));
 		ret = 0;
 	}
-	atomic_fetch_add(a->rc ? &procs.rejects : &procs.answers, 1);
-	atomic_fetch_add(&p->hits, 1);
+	if (count) {
+		atomic_fetch_add(&procs.asks, 1);
+		atomic_fetch_add(a->rc ? &procs.rejects : &procs.answers, 1);
+		atomic_fetch_add(&p->hits, 1);
+	} else if (a->rc) {
+		/* A rejection fails the LOOKUP: the reader never opens. */
+		atomic_fetch_add(&procs.asks, 1);
+		atomic_fetch_add(&procs.rejects, 1);
+	}
 	*ans = a;
 out:
 	pversion_put(v);
 	buf_free(&out);
 	buf_free(&err);
 	return ret;
+}
+
+int proc_ask(const char *type, const char *in, size_t len, struct answer **ans)
+{
+	return proc_answer(type, in, len, ans, true);
+}
+
+int proc_peek(const char *type, const char *in, size_t len, struct answer **ans)
+{
+	return proc_answer(type, in, len, ans, false);
 }
 
 bool proc_type_visible(const char *type)
@@ -827,6 +928,11 @@ void proc_shutdown(void)
 {
 	size_t i;
 
+	/* A synthesis nobody waits for any more still holds its record. */
+	pthread_mutex_lock(&synth_jobs_lock);
+	while (synth_jobs_running)
+		pthread_cond_wait(&synth_jobs_cond, &synth_jobs_lock);
+	pthread_mutex_unlock(&synth_jobs_lock);
 	proc_flush();
 	for (i = 0; i < PROC_BUCKETS; i++) {
 		struct proc *p = procs.table[i], *next;

@@ -13,6 +13,7 @@
 #ifndef SEGLAM_PROC_H
 #define SEGLAM_PROC_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -55,9 +56,19 @@ void proc_set_change_hook(void (*fn)(const char *type));
 /*
  * The answer of @type for @in.  Returns 0 with *@ans set (whose rc is 0 for an
  * answer or -EINVAL for a rejection with the reason as data); or -ENOENT (no such
- * type and no LLM), -EIO (see procs/TYPE/log for why).
+ * type and no LLM), -EIO (see procs/TYPE/log for why), or -EINTR (see
+ * proc_set_interrupt).  Counted once in stats and meta.json.
  */
 int proc_ask(const char *type, const char *in, size_t len, struct answer **ans);
+/* The same answer, for a look ahead (LOOKUP, stat): only a failure is counted. */
+int proc_peek(const char *type, const char *in, size_t len, struct answer **ans);
+
+/*
+ * While @flag is set for the calling thread, a proc_ask waiting for a synthesis
+ * returns -EINTR soon after *@flag becomes true (the request was interrupted);
+ * the synthesis goes on for the next reader.  NULL: wait uninterruptibly.
+ */
+void proc_set_interrupt(const atomic_bool *flag);
 
 /* Whether ask/TYPE exists: the store has it, or an LLM can make it. */
 bool proc_type_visible(const char *type);

@@ -16,6 +16,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -131,6 +132,31 @@ static void handle_free(struct handle *h)
 static struct handle *fi_handle(struct fuse_file_info *fi)
 {
 	return (struct handle *)(uintptr_t)fi->fh;
+}
+
+/*
+ * A request that may wait for the LLM (a miss) can be interrupted: the reader's
+ * Ctrl-C or kill makes the kernel send INTERRUPT, libfuse calls fs_intr_func on
+ * another thread, and proc's wait returns -EINTR.  fs_intr_end must come before
+ * the reply (after it the request is freed); it waits out a running callback.
+ */
+static void fs_intr_func(fuse_req_t req, void *data)
+{
+	(void)req;
+	atomic_store((atomic_bool *)data, true);
+}
+
+static void fs_intr_begin(fuse_req_t req, atomic_bool *flag)
+{
+	atomic_init(flag, false);
+	fuse_req_interrupt_func(req, fs_intr_func, flag);
+	proc_set_interrupt(flag);
+}
+
+static void fs_intr_end(fuse_req_t req)
+{
+	proc_set_interrupt(NULL);
+	fuse_req_interrupt_func(req, NULL, NULL);
 }
 
 /* ---- attributes ---------------------------------------------------------- */
@@ -263,7 +289,7 @@ static int node_attr(struct node *n, struct stat *st, double *timeout)
 		memcpy(input, n->input, n->inlen + 1);
 		inlen = n->inlen;
 		pthread_mutex_unlock(&node_lock);
-		ret = proc_ask(type, input, inlen, &ans);
+		ret = proc_peek(type, input, inlen, &ans);
 		pthread_mutex_lock(&node_lock);
 		free(type);
 		free(input);
@@ -296,10 +322,13 @@ static int node_attr(struct node *n, struct stat *st, double *timeout)
 static int reply_node(fuse_req_t req, struct node *n)
 {
 	struct fuse_entry_param e;
+	atomic_bool intr;
 	int ret;
 
 	memset(&e, 0, sizeof(e));
+	fs_intr_begin(req, &intr);
 	ret = node_attr(n, &e.attr, &e.attr_timeout);
+	fs_intr_end(req);
 	if (ret) {
 		node_forget(n, 1);
 		return ret;
@@ -480,8 +509,14 @@ static void fs_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 		attr_answer(n, fi_handle(fi)->ans, &st);
 		timeout = fs_cfg.timeout;
 		ret = 0;
+	} else if (n) {
+		atomic_bool intr;
+
+		fs_intr_begin(req, &intr);
+		ret = node_attr(n, &st, &timeout);
+		fs_intr_end(req);
 	} else {
-		ret = n ? node_attr(n, &st, &timeout) : -ESTALE;
+		ret = -ESTALE;
 	}
 	pthread_mutex_unlock(&node_lock);
 	if (ret)
@@ -1215,6 +1250,7 @@ static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	enum node_kind kind;
 	char *type = NULL, *input = NULL;
 	size_t inlen = 0;
+	atomic_bool intr;
 	int ret = 0;
 
 	pthread_mutex_lock(&node_lock);
@@ -1240,7 +1276,9 @@ static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 			break;
 		}
 		h = handle_new(H_ANSWER, ino);
+		fs_intr_begin(req, &intr);
 		ret = proc_ask(type, input, inlen, &h->ans);
+		fs_intr_end(req);
 		if (!ret && h->ans->rc)
 			ret = h->ans->rc;
 		if (ret)
@@ -1309,6 +1347,8 @@ static void query_seal(struct handle *h)
 	h->q.err = proc_ask(type, buf_str(&h->q.input), h->q.input.len, &h->q.ans);
 	if (!h->q.err && h->q.ans->rc)
 		h->q.err = h->q.ans->rc;
+	if (h->q.err == -EINTR)
+		h->q.sealed = false; /* interrupted: the next read asks again */
 	free(type);
 }
 
@@ -1342,8 +1382,13 @@ static void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		/* The file reads as the input written, followed by the answer, so a
 		 * reader continuing on the writing descriptor gets just the answer. */
 		pthread_mutex_lock(&h->q.lock);
-		if (!h->q.sealed)
+		if (!h->q.sealed) {
+			atomic_bool intr;
+
+			fs_intr_begin(req, &intr);
 			query_seal(h);
+			fs_intr_end(req);
+		}
 		if (h->q.err) {
 			pthread_mutex_unlock(&h->q.lock);
 			fuse_reply_err(req, -h->q.err);

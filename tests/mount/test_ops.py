@@ -115,3 +115,37 @@ def test_log_rotation_keeps_name_and_whole_lines(mounts):
     assert lines[0].startswith(b'2026-') and b'x-after-rotation' in lines[-1]
     for line in lines:
         assert line[:2] == b'20' and line[10:11] == b'T', line
+
+
+def wait_until(pred, what):
+    deadline = time.time() + WAIT_S
+    while not pred():
+        assert time.time() < deadline, 'never happened: ' + what
+        time.sleep(0.05)
+
+
+def test_signal_ends_a_cat_waiting_on_a_slow_miss(mounts, llm):
+    """Ctrl-C (SIGINT) and SIGKILL of a reader waiting for the LLM end it at once;
+    the synthesis finishes in the background and the next reader gets the answer."""
+    llm.script([{'kind': 'slow', 'delay': 12, 'then': {'kind': 'auto'}}])
+    m = mounts(env=llm.env())
+    for sig in (signal.SIGINT, signal.SIGKILL):
+        cat = subprocess.Popen(['cat', m.path('ask', 'double', '21')],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        wait_until(lambda: llm.count() == 1, 'the miss reached the LLM')
+        time.sleep(0.2)  # let cat block in the kernel (not needed for correctness)
+        cat.send_signal(sig)
+        cat.communicate(timeout=WAIT_S)
+        assert cat.returncode == -sig
+        # cat is gone while the LLM is still answering: no procedure yet.
+        assert llm_busy(m)
+    assert m.ask('double', '21') == b'42\n'
+    assert llm.count() == 1
+
+
+def llm_busy(m):
+    """No source.c for `double` in the store yet: the synthesis has not finished."""
+    for dirpath, _, files in os.walk(os.path.join(m.store, 'procs')):
+        if os.path.basename(dirpath) == 'double' and 'source.c' in files:
+            return False
+    return True
