@@ -62,6 +62,7 @@ struct proc {
 	struct buf synth_reason;
 	/* Counters not yet written to meta.json. */
 	atomic_ulong hits, misses;
+	atomic_ulong asked; /* asks since mount: the hot types of stats */
 	/* Log rate limiting of per-input failures. */
 	time_t log_second;
 	unsigned log_count;
@@ -814,6 +815,7 @@ static int proc_answer(const char *type, const char *in, size_t len, struct answ
 		atomic_fetch_add(&procs.asks, 1);
 		atomic_fetch_add(a->rc ? &procs.rejects : &procs.answers, 1);
 		atomic_fetch_add(&p->hits, 1);
+		atomic_fetch_add(&p->asked, 1);
 	} else if (a->rc) {
 		/* A rejection fails the LOOKUP: the reader never opens. */
 		atomic_fetch_add(&procs.asks, 1);
@@ -892,6 +894,47 @@ void proc_flush(void)
 			}
 		}
 	}
+}
+
+void proc_totals(struct proc_totals *t)
+{
+	t->asks = atomic_load(&procs.asks);
+	t->answers = atomic_load(&procs.answers);
+	t->rejects = atomic_load(&procs.rejects);
+	t->errors = atomic_load(&procs.errors);
+}
+
+void proc_hot(struct buf *out, size_t max)
+{
+	struct {
+		const char *type;
+		unsigned long n;
+	} top[16] = {{0}};
+	size_t i, j, used = 0;
+
+	if (max > 16)
+		max = 16;
+	for (i = 0; i < PROC_BUCKETS; i++) {
+		struct proc *p;
+
+		pthread_mutex_lock(&procs.lock);
+		p = procs.table[i];
+		pthread_mutex_unlock(&procs.lock);
+		/* Records are never freed before shutdown: walking unlocked is safe. */
+		for (; p; p = p->next) {
+			unsigned long n = atomic_load(&p->asked);
+
+			if (!n || (used == max && n <= top[used - 1].n))
+				continue;
+			j = used < max ? used++ : used - 1;
+			for (; j > 0 && top[j - 1].n < n; j--)
+				top[j] = top[j - 1];
+			top[j].type = p->type;
+			top[j].n = n;
+		}
+	}
+	for (i = 0; i < used; i++)
+		buf_printf(out, "hot.%s %lu\n", top[i].type, top[i].n);
 }
 
 void proc_stats(struct buf *out)

@@ -95,4 +95,12 @@ void proc_flush(void);
 /* Append `name value` lines for the stats file. */
 void proc_stats(struct buf *out);
 
+struct proc_totals {
+	unsigned long asks, answers, rejects, errors;
+};
+/* Counters since mount. */
+void proc_totals(struct proc_totals *t);
+/* Append `hot.TYPE N` lines: the @max most asked types since mount, most first. */
+void proc_hot(struct buf *out, size_t max);
+
 #endif

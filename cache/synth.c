@@ -88,6 +88,15 @@ void synth_stats(struct buf *out)
 	pthread_mutex_unlock(&budget.lock);
 }
 
+void synth_totals(unsigned long *calls, unsigned long *tokens_in, unsigned long *tokens_out)
+{
+	pthread_mutex_lock(&budget.lock);
+	*calls = budget.total_calls;
+	*tokens_in = budget.total_tokens_in;
+	*tokens_out = budget.total_tokens_out;
+	pthread_mutex_unlock(&budget.lock);
+}
+
 struct provenance {
 	const struct llm_config *llm;
 	uint64_t source_hash, prompt_hash, reply_hash;

@@ -26,5 +26,7 @@ void synth_init(const struct synth_config *cfg);
 int synth_procedure(const struct proc_material *m, struct buf *err);
 /* Append `name value` lines for the stats file. */
 void synth_stats(struct buf *out);
+/* LLM calls and tokens since mount. */
+void synth_totals(unsigned long *calls, unsigned long *tokens_in, unsigned long *tokens_out);
 
 #endif

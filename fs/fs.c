@@ -22,6 +22,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <xxhash.h>
@@ -32,12 +33,14 @@
 #include "node.h"
 #include "proc.h"
 #include "store.h"
+#include "usage.h"
 
 #define FS_FIXED_TIMEOUT 3600.0
 #define FS_QUERY_MAX (64u << 20)
 
 static struct fs_config fs_cfg;
 static struct fuse_session *fs_session;
+static struct timespec fs_mounted; /* the times of the directories the mount makes */
 
 enum handle_kind { H_ANSWER, H_QUERY, H_STATS, H_PFILE, H_DIR };
 
@@ -88,6 +91,7 @@ void fs_set_session(struct fuse_session *se)
 void fs_init(const struct fs_config *cfg)
 {
 	fs_cfg = *cfg;
+	clock_gettime(CLOCK_REALTIME, &fs_mounted);
 	if (fs_cfg.timeout <= 0)
 		fs_cfg.timeout = 1.0;
 }
@@ -169,6 +173,7 @@ static void attr_dir(struct stat *st, uint64_t ino, mode_t mode)
 	st->st_nlink = 2;
 	st->st_uid = getuid();
 	st->st_gid = getgid();
+	st->st_mtim = st->st_ctim = st->st_atim = fs_mounted;
 }
 
 static void attr_file(struct stat *st, uint64_t ino, mode_t mode, off_t size, int64_t mtime_ns)
@@ -189,6 +194,7 @@ static void attr_file(struct stat *st, uint64_t ino, mode_t mode, off_t size, in
 static void stats_text(struct buf *out)
 {
 	proc_stats(out);
+	usage_stats(out);
 	pthread_mutex_lock(&node_lock);
 	buf_printf(out, "inodes %zu\n", node_count());
 	pthread_mutex_unlock(&node_lock);
@@ -272,14 +278,16 @@ static int node_attr(struct node *n, struct stat *st, double *timeout)
 		pthread_mutex_unlock(&node_lock);
 		stats_text(&text);
 		pthread_mutex_lock(&node_lock);
-		attr_file(st, ino, 0444, (off_t)text.len, 0);
+		attr_file(st, ino, 0444, (off_t)text.len,
+			  (int64_t)fs_mounted.tv_sec * 1000000000 + fs_mounted.tv_nsec);
 		*timeout = 0;
 		break;
 	case NODE_ASK_TYPE:
 		attr_dir(st, ino, 0555);
 		break;
 	case NODE_QUERY_TYPE:
-		attr_file(st, ino, 0666, 0, 0);
+		attr_file(st, ino, 0666, 0,
+			  (int64_t)fs_mounted.tv_sec * 1000000000 + fs_mounted.tv_nsec);
 		break;
 	case NODE_ANSWER:
 		type = strdup(n->type);

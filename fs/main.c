@@ -30,6 +30,7 @@
 #include "sandbox.h"
 #include "store.h"
 #include "synth.h"
+#include "usage.h"
 
 struct options {
 	char *store;
@@ -41,6 +42,8 @@ struct options {
 	int use_library, readonly, debug_log, show_help, show_version;
 	char *llm, *llm_url, *llm_model, *llm_command, *llm_max_tokens_field;
 	unsigned llm_timeout_ms, llm_max_tokens;
+	double price_in, price_out;
+	int has_fsname;
 };
 
 #define OPT(t, p)                                                                                  \
@@ -71,6 +74,8 @@ static const struct fuse_opt option_spec[] = {
     OPT("repair_rounds=%u", repair_rounds),
     OPT("llm_calls_per_hour=%u", calls_per_hour),
     OPT("llm_tokens_per_hour=%lu", tokens_per_hour),
+    OPT("price_in=%lf", price_in),
+    OPT("price_out=%lf", price_out),
     OPT("-h", show_help),
     OPT("--help", show_help),
     OPT("-V", show_version),
@@ -108,7 +113,10 @@ static void usage(const char *prog)
 	    "  -o llm_max_tokens=N      (default 4096)  -o llm_max_tokens_field=NAME\n"
 	    "  -o repair_rounds=N       repair rounds after a failed compile or test (default 3)\n"
 	    "  -o fail_ttl=MS           how long a failed synthesis is remembered (default 30000)\n"
-	    "  -o llm_calls_per_hour=N  -o llm_tokens_per_hour=N   budget (default unlimited)\n\n",
+	    "  -o llm_calls_per_hour=N  -o llm_tokens_per_hour=N   budget (default unlimited)\n"
+	    "  -o price_in=P -o price_out=P  price per million tokens in/out: stats and\n"
+	    "                           `seglam report` show an estimated cost (default none)\n"
+	    "  -o fsname=NAME           the source shown by df and findmnt (default STORE)\n\n",
 	    prog);
 	printf("FUSE options:\n");
 	fuse_cmdline_help();
@@ -126,6 +134,8 @@ static int option_proc(void *data, const char *arg, int key, struct fuse_args *o
 	}
 	if (key == FUSE_OPT_KEY_OPT && !strcmp(arg, "ro"))
 		o->readonly = 1; /* also passed on to the kernel */
+	if (key == FUSE_OPT_KEY_OPT && !strncmp(arg, "fsname=", 7))
+		o->has_fsname = 1;
 	return 1;
 }
 
@@ -136,36 +146,85 @@ static bool path_exists(const char *p)
 	return p && stat(p, &st) == 0;
 }
 
-/* Next to our own binary when run from the build tree, else the installed one. */
-static char *default_worker(void)
+/*
+ * Whether this binary runs from its build tree (then the worker, headers and
+ * library come from the build and source trees) rather than from where it was
+ * installed (then only installed files are used, even while the checkout it was
+ * built from still exists).
+ */
+static bool in_build_tree(void)
 {
-	char self[PATH_MAX], *dir, *path = NULL;
+	char self[PATH_MAX], build[PATH_MAX];
 	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
 
-	if (n > 0) {
-		self[n] = '\0';
-		dir = dirname(self);
-		if (asprintf(&path, "%s/seglam-worker", dir) < 0)
-			path = NULL;
-		if (path && path_exists(path))
-			return path;
-		free(path);
-	}
+	if (n <= 0 || !realpath(SEGLAM_BUILD_ROOT, build))
+		return false;
+	self[n] = '\0';
+	return !strcmp(dirname(self), build);
+}
+
+static char *default_worker(void)
+{
+	if (in_build_tree() && path_exists(SEGLAM_BUILD_ROOT "/seglam-worker"))
+		return strdup(SEGLAM_BUILD_ROOT "/seglam-worker");
 	return strdup(SEGLAM_INSTALL_WORKER);
 }
 
 static const char *default_dir(const char *source, const char *installed)
 {
-	return path_exists(source) ? source : installed;
+	return in_build_tree() && path_exists(source) ? source : installed;
+}
+
+/*
+ * Refuse what mount(2) would accept but nobody means: a mount point that is not
+ * a directory, or one where something (often this same store) is mounted
+ * already, which would stack a second daemon silently over the first.
+ */
+static int check_mountpoint(const char *mnt)
+{
+	struct stat st, up;
+	char *parent;
+	int ret = 0;
+
+	if (stat(mnt, &st) != 0) {
+		if (errno == ENOTCONN)
+			fprintf(stderr,
+				"seglamfs: %s: a dead FUSE mount (its daemon is gone): unmount it "
+				"with fusermount3 -u %s\n",
+				mnt, mnt);
+		else
+			fprintf(stderr, "seglamfs: %s: %s (create the mount point first)\n", mnt,
+				strerror(errno));
+		return -1;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		fprintf(stderr, "seglamfs: %s: not a directory: a mount point must be a directory\n",
+			mnt);
+		return -1;
+	}
+	if (asprintf(&parent, "%s/..", mnt) < 0)
+		return -1;
+	if (stat(parent, &up) == 0 && (up.st_dev != st.st_dev || up.st_ino == st.st_ino)) {
+		fprintf(stderr,
+			"seglamfs: %s: already a mount point: unmount it first (fusermount3 -u "
+			"%s)\n",
+			mnt, mnt);
+		ret = -1;
+	}
+	free(parent);
+	return ret;
 }
 
 static volatile int flush_stop;
 static pthread_mutex_t flush_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t flush_cond = PTHREAD_COND_INITIALIZER;
 
-/* Counters go to meta.json now and then, never on the hit path. */
+/* Counters go to meta.json now and then, never on the hit path; the history
+ * line once a minute. */
 static void *flush_main(void *arg)
 {
+	unsigned ticks = 0;
+
 	(void)arg;
 	pthread_mutex_lock(&flush_lock);
 	while (!flush_stop) {
@@ -176,9 +235,12 @@ static void *flush_main(void *arg)
 		pthread_cond_timedwait(&flush_cond, &flush_lock, &ts);
 		pthread_mutex_unlock(&flush_lock);
 		proc_flush();
+		if (++ticks % 6 == 0)
+			usage_history_tick();
 		pthread_mutex_lock(&flush_lock);
 	}
 	pthread_mutex_unlock(&flush_lock);
+	usage_history_tick();
 	return NULL;
 }
 
@@ -192,6 +254,7 @@ int main(int argc, char *argv[])
 	struct proc_config pc = {0};
 	struct synth_config syc = {0};
 	struct fs_config fc = {0};
+	struct usage_config uc = {0};
 	struct fuse_session *se = NULL;
 	struct fuse_loop_config *loop = NULL;
 	pthread_t flusher;
@@ -221,6 +284,28 @@ int main(int argc, char *argv[])
 	}
 	if (opts.debug || o.debug_log)
 		log_set_level(LOG_LVL_DEBUG);
+	if (check_mountpoint(opts.mountpoint) != 0)
+		goto out;
+	if (!o.has_fsname) {
+		/* df and findmnt tell stores apart; the type stays fuse.seglamfs. */
+		char real[PATH_MAX], *name = NULL, *opt = NULL;
+		bool ok;
+
+		ok = asprintf(&name, "fsname=%s", realpath(o.store, real) ? real : o.store) >= 0;
+		ok = ok && fuse_opt_add_opt_escaped(&opt, name) == 0 &&
+		     fuse_opt_add_arg(&args, "-o") == 0 && fuse_opt_add_arg(&args, opt) == 0;
+		free(name);
+		free(opt);
+		if (!ok)
+			goto out;
+	}
+	if (o.price_in < 0 || o.price_out < 0) {
+		fprintf(stderr, "seglamfs: -o price_in/price_out: a price cannot be negative\n");
+		goto out;
+	}
+	uc.price_in = o.price_in;
+	uc.price_out = o.price_out;
+	usage_init(&uc);
 
 	/* The LLM: environment, overridden by options. */
 	if (o.llm) {
@@ -338,7 +423,9 @@ int main(int argc, char *argv[])
 		 * hits keep flowing meanwhile (libfuse's default is 10). */
 		fuse_loop_cfg_set_max_threads(
 		    loop, opts.max_threads > 0 && opts.max_threads <= 1000 ? opts.max_threads : 64);
-		fuse_loop_cfg_set_idle_threads(loop, opts.max_idle_threads);
+		/* UINT_MAX means "not given": passing it on makes libfuse complain. */
+		if (opts.max_idle_threads != UINT_MAX)
+			fuse_loop_cfg_set_idle_threads(loop, opts.max_idle_threads);
 		ret = fuse_session_loop_mt(se, loop);
 		fuse_loop_cfg_destroy(loop);
 	}

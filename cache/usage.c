@@ -1,0 +1,117 @@
+/* usage: stats extras and the per-host history file; see usage.h. */
+#include "usage.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "proc.h"
+#include "store.h"
+#include "synth.h"
+
+#define USAGE_HOT_MAX 10
+
+struct usage_point {
+	struct proc_totals t;
+	unsigned long calls, tokens_in, tokens_out;
+};
+
+static struct usage_config usage_cfg;
+static time_t usage_start;
+static struct usage_point usage_last;
+static pthread_mutex_t usage_lock = PTHREAD_MUTEX_INITIALIZER;
+
+void usage_init(const struct usage_config *cfg)
+{
+	usage_cfg = *cfg;
+	usage_start = time(NULL);
+}
+
+static void usage_now(struct usage_point *u)
+{
+	proc_totals(&u->t);
+	synth_totals(&u->calls, &u->tokens_in, &u->tokens_out);
+}
+
+static unsigned long usage_cost_micro(unsigned long in, unsigned long out)
+{
+	/* price per million tokens * tokens / 1e6, in millionths: price * tokens. */
+	return (unsigned long)(usage_cfg.price_in * (double)in + usage_cfg.price_out * (double)out +
+			       0.5);
+}
+
+void usage_stats(struct buf *out)
+{
+	struct usage_point u;
+
+	usage_now(&u);
+	buf_printf(out, "uptime_s %ld\n", (long)(time(NULL) - usage_start));
+	synth_stats(out);
+	if (usage_cfg.price_in > 0 || usage_cfg.price_out > 0)
+		buf_printf(out, "llm_cost_micro %lu\n", usage_cost_micro(u.tokens_in, u.tokens_out));
+	proc_hot(out, USAGE_HOT_MAX);
+}
+
+void usage_history_tick(void)
+{
+	struct usage_point u, d;
+	struct buf line = BUF_INIT, path = BUF_INIT;
+	char host[256] = "localhost", when[32];
+	time_t now = time(NULL);
+	struct tm tm;
+	int fd;
+
+	if (store_readonly())
+		return;
+	pthread_mutex_lock(&usage_lock);
+	usage_now(&u);
+	d.t.asks = u.t.asks - usage_last.t.asks;
+	d.t.answers = u.t.answers - usage_last.t.answers;
+	d.t.rejects = u.t.rejects - usage_last.t.rejects;
+	d.t.errors = u.t.errors - usage_last.t.errors;
+	d.calls = u.calls - usage_last.calls;
+	d.tokens_in = u.tokens_in - usage_last.tokens_in;
+	d.tokens_out = u.tokens_out - usage_last.tokens_out;
+	if (!d.t.asks && !d.calls)
+		goto out;
+	gmtime_r(&now, &tm);
+	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	buf_printf(&line,
+		   "%s asks=%lu answers=%lu rejected=%lu errors=%lu llm_calls=%lu tokens_in=%lu "
+		   "tokens_out=%lu cost_micro=%lu\n",
+		   when, d.t.asks, d.t.answers, d.t.rejects, d.t.errors, d.calls, d.tokens_in,
+		   d.tokens_out, usage_cost_micro(d.tokens_in, d.tokens_out));
+	gethostname(host, sizeof(host) - 1);
+	host[sizeof(host) - 1] = '\0';
+	if (mkdirat(store_root_fd(), "history", 0755) != 0 && errno != EEXIST) {
+		log_warn("history: cannot create STORE/history: %s", strerror(errno));
+		goto out;
+	}
+	/* A host name with a '/' would leave the directory: keep it a plain name. */
+	for (char *s = host; *s; s++)
+		if (*s == '/' || (s == host && *s == '.'))
+			*s = '_';
+	buf_printf(&path, "history/%s", host);
+	fd = openat(store_root_fd(), path.data,
+		    O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644);
+	if (fd < 0) {
+		log_warn("history: cannot open STORE/%s: %s", path.data, strerror(errno));
+		goto out;
+	}
+	/* One write of one whole line: a crash leaves whole lines. */
+	if (write(fd, line.data, line.len) != (ssize_t)line.len)
+		log_warn("history: cannot append to STORE/%s: %s", path.data, strerror(errno));
+	else
+		usage_last = u;
+	close(fd);
+out:
+	pthread_mutex_unlock(&usage_lock);
+	buf_free(&line);
+	buf_free(&path);
+}
