@@ -739,9 +739,8 @@ static void proc_log_input(struct proc *p, const char *what, const char *in, siz
 }
 
 /* Get the current admitted source (a reference), revalidating/synthesizing. */
-static int proc_current(struct proc *p, struct pversion **out)
+static int proc_current(struct proc *p, struct pversion **out, struct buf *why)
 {
-	struct buf why = BUF_INIT;
 	int ret = 0;
 
 	pthread_mutex_lock(&p->lock);
@@ -754,18 +753,22 @@ static int proc_current(struct proc *p, struct pversion **out)
 		}
 		if (!procs.cfg.synth) {
 			ret = p->state == PROC_MISSING ? -ENOENT : -EIO;
+			if (ret == -ENOENT)
+				buf_adds(why, "no procedure, and no LLM configured to write one");
+			else
+				buf_adds(why, buf_str(&p->reason));
 			break;
 		}
 		if (p->state == PROC_MISSING && store_readonly()) {
+			buf_adds(why, "no procedure, and the store is read-only");
 			ret = -ENOENT;
 			break;
 		}
-		ret = proc_synthesize(p, &why);
+		ret = proc_synthesize(p, why);
 		if (ret)
 			break;
 	}
 	pthread_mutex_unlock(&p->lock);
-	buf_free(&why);
 	return ret;
 }
 
@@ -775,7 +778,7 @@ static int proc_current(struct proc *p, struct pversion **out)
  * counts only a failure, as that failure is all the reader will see.
  */
 static int proc_answer(const char *type, const char *in, size_t len, struct answer **ans,
-		       bool count)
+		       bool count, struct buf *why)
 {
 	struct buf out = BUF_INIT, err = BUF_INIT;
 	struct pversion *v = NULL;
@@ -785,7 +788,7 @@ static int proc_answer(const char *type, const char *in, size_t len, struct answ
 
 	*ans = NULL;
 	p = proc_find(type, true);
-	ret = proc_current(p, &v);
+	ret = proc_current(p, &v, why);
 	if (ret == -EINTR)
 		goto out;
 	if (ret) {
@@ -802,6 +805,7 @@ static int proc_answer(const char *type, const char *in, size_t len, struct answ
 			atomic_fetch_add(&procs.asks, 1);
 			atomic_fetch_add(&procs.errors, 1);
 			proc_log_input(p, "run failed", in, len, buf_str(&err));
+			buf_adds(why, buf_str(&err));
 			goto out;
 		}
 		a = answer_new(ret, v->hash, out.data, out.len);
@@ -831,12 +835,26 @@ out:
 
 int proc_ask(const char *type, const char *in, size_t len, struct answer **ans)
 {
-	return proc_answer(type, in, len, ans, true);
+	struct buf why = BUF_INIT;
+	int ret = proc_answer(type, in, len, ans, true, &why);
+
+	buf_free(&why);
+	return ret;
+}
+
+int proc_ask_why(const char *type, const char *in, size_t len, struct answer **ans,
+		 struct buf *why)
+{
+	return proc_answer(type, in, len, ans, true, why);
 }
 
 int proc_peek(const char *type, const char *in, size_t len, struct answer **ans)
 {
-	return proc_answer(type, in, len, ans, false);
+	struct buf why = BUF_INIT;
+	int ret = proc_answer(type, in, len, ans, false, &why);
+
+	buf_free(&why);
+	return ret;
 }
 
 bool proc_type_visible(const char *type)

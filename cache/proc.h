@@ -60,6 +60,9 @@ void proc_set_change_hook(void (*fn)(const char *type));
  * proc_set_interrupt).  Counted once in stats and meta.json.
  */
 int proc_ask(const char *type, const char *in, size_t len, struct answer **ans);
+/* proc_ask, with the reason of a failure (-ENOENT, -EIO) appended to @why. */
+int proc_ask_why(const char *type, const char *in, size_t len, struct answer **ans,
+		 struct buf *why);
 /* The same answer, for a look ahead (LOOKUP, stat): only a failure is counted. */
 int proc_peek(const char *type, const char *in, size_t len, struct answer **ans);
 

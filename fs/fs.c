@@ -37,6 +37,7 @@
 
 #define FS_FIXED_TIMEOUT 3600.0
 #define FS_QUERY_MAX (64u << 20)
+#define QUERY_STATUS_DIR ".status"
 
 static struct fs_config fs_cfg;
 static struct fuse_session *fs_session;
@@ -71,6 +72,8 @@ struct handle {
 			struct answer *ans;
 			int err;
 			bool sealed;
+			bool status;	  /* query/.status/TYPE: a status line, then the body */
+			struct buf reply; /* status mode: what follows the input */
 		} q;
 		struct buf text;
 		struct pfile pf;
@@ -412,6 +415,12 @@ static void fs_lookup(fuse_req_t req, fuse_ino_t parent_ino, const char *name)
 		break;
 	case NODE_ASK:
 	case NODE_QUERY:
+		if (parent->ino == INO_QUERY && !strcmp(name, QUERY_STATUS_DIR)) {
+			/* query/.status/ works as query/ does, with the status in the data. */
+			n = node_lookup_child(parent, name, NODE_QUERY);
+			n->nlookup--;
+			break;
+		}
 		pthread_mutex_unlock(&node_lock);
 		ret = type_name_ok(name) && proc_type_visible(name) ? 0 : -ENOENT;
 		pthread_mutex_lock(&node_lock);
@@ -860,6 +869,7 @@ static void handle_destroy(struct handle *h)
 	case H_QUERY:
 		answer_put(h->q.ans);
 		buf_free(&h->q.input);
+		buf_free(&h->q.reply);
 		pthread_mutex_destroy(&h->q.lock);
 		break;
 	case H_STATS:
@@ -1259,11 +1269,14 @@ static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	char *type = NULL, *input = NULL;
 	size_t inlen = 0;
 	atomic_bool intr;
+	bool status = false;
 	int ret = 0;
 
 	pthread_mutex_lock(&node_lock);
 	n = node_by_ino(ino);
 	kind = n ? n->kind : NODE_ROOT;
+	if (n && kind == NODE_QUERY_TYPE)
+		status = n->parent && n->parent->ino != INO_QUERY;
 	if (n && (kind == NODE_ANSWER || kind == NODE_QUERY_TYPE)) {
 		type = strdup(n->type);
 		if (kind == NODE_ANSWER) {
@@ -1297,6 +1310,7 @@ static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	case NODE_QUERY_TYPE:
 		h = handle_new(H_QUERY, ino);
 		pthread_mutex_init(&h->q.lock, NULL);
+		h->q.status = status;
 		fi->direct_io = 1;
 		break;
 	case NODE_STATS:
@@ -1336,6 +1350,39 @@ static void reply_slice(fuse_req_t req, const char *data, size_t len, size_t siz
 			       len - (size_t)off < size ? len - (size_t)off : size);
 }
 
+/*
+ * Status mode (query/.status/TYPE): what follows the input is one status line,
+ * "ok", "rejected", "unknown" or "failed", then the answer or the reason of this
+ * very ask, so `seglam ask` never has to guess it from the log.  Only an
+ * interrupt is an error of the read.  q.lock held.
+ */
+static void query_seal_status(struct handle *h, const char *type)
+{
+	struct buf why = BUF_INIT;
+	int ret = proc_ask_why(type, buf_str(&h->q.input), h->q.input.len, &h->q.ans, &why);
+
+	buf_reset(&h->q.reply);
+	h->q.err = 0;
+	if (ret == -EINTR) {
+		h->q.err = ret;
+		h->q.sealed = false;
+	} else if (!ret && !h->q.ans->rc) {
+		buf_adds(&h->q.reply, "ok\n");
+		buf_add(&h->q.reply, h->q.ans->data, h->q.ans->len);
+	} else {
+		const char *body = ret ? buf_str(&why) : h->q.ans->data;
+		size_t len = ret ? why.len : h->q.ans->len;
+
+		buf_adds(&h->q.reply, ret == -ENOENT ? "unknown\n"
+				      : ret	     ? "failed\n"
+						     : "rejected\n");
+		buf_add(&h->q.reply, body, len);
+		if (!len || body[len - 1] != '\n')
+			buf_addc(&h->q.reply, '\n');
+	}
+	buf_free(&why);
+}
+
 /* Seal a query handle: run the procedure on what was written. q.lock held. */
 static void query_seal(struct handle *h)
 {
@@ -1350,6 +1397,11 @@ static void query_seal(struct handle *h)
 	pthread_mutex_unlock(&node_lock);
 	if (!type) {
 		h->q.err = -ESTALE;
+		return;
+	}
+	if (h->q.status) {
+		query_seal_status(h, type);
+		free(type);
 		return;
 	}
 	h->q.err = proc_ask(type, buf_str(&h->q.input), h->q.input.len, &h->q.ans);
@@ -1411,6 +1463,18 @@ static void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 			if (!data)
 				abort();
 			memcpy(data, h->q.input.data + off, n);
+			pthread_mutex_unlock(&h->q.lock);
+			fuse_reply_buf(req, data, n);
+			free(data);
+		} else if (h->q.status) {
+			size_t skip = (size_t)off - h->q.input.len, n = 0;
+
+			if (skip < h->q.reply.len)
+				n = h->q.reply.len - skip < size ? h->q.reply.len - skip : size;
+			data = malloc(n ? n : 1);
+			if (!data)
+				abort();
+			memcpy(data, h->q.reply.data + skip, n);
 			pthread_mutex_unlock(&h->q.lock);
 			fuse_reply_buf(req, data, n);
 			free(data);

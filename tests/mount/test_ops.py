@@ -149,3 +149,54 @@ def llm_busy(m):
         if os.path.basename(dirpath) == 'double' and 'source.c' in files:
             return False
     return True
+
+
+def test_ask_prints_the_reason_of_this_read(mount):
+    m = mount
+    m.put_proc('rej', REJECT_X)
+    r = m.seglam('ask', 'rej', "x'first")
+    assert r.returncode == 1
+    assert r.stderr == b"seglam: rej: input rejected: no x please: x'first\n"
+    r = m.seglam('ask', 'rej', 'x-second')
+    assert r.returncode == 1 and b'x-second' in r.stderr
+    # Memoized now, and the log's last line is about x-second: still its own reason.
+    r = m.seglam('ask', 'rej', "x'first")
+    assert (r.returncode, r.stderr) == (1, b"seglam: rej: input rejected: no x please: x'first\n")
+    r = m.seglam('ask', 'rej', 'hello')
+    assert (r.returncode, r.stdout, r.stderr) == (0, b'5\n', b'')
+    r = m.seglam('ask', 'rej', input=b'multi\nline\x00bytes')
+    assert (r.returncode, r.stdout) == (0, b'16\n')
+    # The status file itself, as any program can read it.
+    fd = os.open(m.path('query', '.status', 'rej'), os.O_RDWR)
+    try:
+        os.write(fd, b'xyz')
+        assert os.read(fd, 4096) == b'rejected\nno x please: xyz\n'
+    finally:
+        os.close(fd)
+    r = m.seglam('ask', 'nosuchtype', 'a')
+    assert r.returncode == 2
+    m.put_proc('broken', 'int seglam_run(void) { return nope; }\n')
+    r = m.seglam('ask', 'broken', 'a')
+    assert r.returncode == 3 and b'broken: failed: ' in r.stderr and b'nope' in r.stderr, r.stderr
+
+
+def test_stats_count_each_ask_once_and_show_llm_usage(mounts, llm):
+    m = mounts(env=llm.env(), options=['-o', 'price_in=3', '-o', 'price_out=15'])
+    for i in range(10):
+        assert m.ask('double', str(i)) == f'{2 * i}\n'.encode()
+    for i in range(3):
+        os.stat(m.path('ask', 'double', '1'))
+        assert m.ask('double', '1') == b'2\n'
+    s = m.stats()
+    assert s['asks'] == 13 and s['answers'] == 13, s
+    assert s['llm_calls'] == 1 and s['llm_tokens_in'] > 0 and s['llm_tokens_out'] > 0, s
+    assert s['llm_cost_micro'] == 3 * s['llm_tokens_in'] + 15 * s['llm_tokens_out'], s
+    assert s['hot.double'] == 13 and 'uptime_s' in s, s
+    m.stop()
+    m.start()
+    assert m.meta('double')['hits'] == 13
+    hist = os.listdir(os.path.join(m.store, 'history'))
+    assert len(hist) == 1
+    lines = open(os.path.join(m.store, 'history', hist[0])).read().splitlines()
+    assert sum(int(dict(kv.split('=') for kv in ln.split()[1:])['asks']) for ln in lines) == 13
+    assert any('llm_calls=1' in ln for ln in lines)
