@@ -16,6 +16,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -358,6 +359,17 @@ static bool type_name_ok(const char *name)
 	return store_type_valid(name, strlen(name));
 }
 
+/*
+ * Entries at the top of procs/ whose names start with a dot (.git, .gitignore)
+ * are kept as ordinary files in STORE/procs/, where no type can be: a type name
+ * never starts with a dot, and the store's type walk skips dot names.
+ */
+static bool procs_dot_name(fuse_ino_t parent, const char *name)
+{
+	return parent == INO_PROCS && name[0] == '.' && strcmp(name, ".") && strcmp(name, "..") &&
+	       !atomic_is_tmpname(name) && strlen(name) <= NAME_MAX;
+}
+
 static int lookup_store_child(struct node *parent, const char *name, struct node **out)
 {
 	struct buf path = BUF_INIT;
@@ -431,6 +443,13 @@ static void fs_lookup(fuse_req_t req, fuse_ino_t parent_ino, const char *name)
 		n->nlookup--; /* counted below */
 		break;
 	case NODE_PROCS:
+		if (procs_dot_name(parent->ino, name)) {
+			ret = lookup_store_child(parent, name, &n);
+			if (ret)
+				goto out;
+			n->nlookup--;
+			break;
+		}
 		pthread_mutex_unlock(&node_lock);
 		ret = type_name_ok(name) && store_type_exists(name) ? 0 : -ENOENT;
 		pthread_mutex_lock(&node_lock);
@@ -557,6 +576,10 @@ static int procs_path(fuse_ino_t ino, const char *name, struct buf *path, struct
 	n = node_by_ino(ino);
 	if (!n) {
 		ret = -ESTALE;
+	} else if (n->kind == NODE_PROCS && name && procs_dot_name(ino, name)) {
+		buf_printf(path, "procs/%s", name);
+		if (type)
+			buf_adds(type, name);
 	} else if (n->kind != NODE_PROCS_TYPE && n->kind != NODE_PFILE) {
 		ret = n->kind == NODE_PROCS ? -EPERM : -EACCES;
 	} else {
@@ -601,7 +624,7 @@ static void reply_new_entry(fuse_req_t req, fuse_ino_t parent_ino, const char *n
 
 	pthread_mutex_lock(&node_lock);
 	parent = node_by_ino(parent_ino);
-	if (parent && parent->kind == NODE_PROCS) {
+	if (parent && parent->kind == NODE_PROCS && !procs_dot_name(parent_ino, name)) {
 		n = node_lookup_child(parent, name, NODE_PROCS_TYPE);
 		ret = 0;
 	} else {
@@ -623,7 +646,7 @@ static void fs_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
 
 	if (ret)
 		goto out;
-	if (parent == INO_PROCS) {
+	if (parent == INO_PROCS && !procs_dot_name(parent, name)) {
 		if (!type_name_ok(name)) {
 			ret = -EINVAL;
 			goto out;
@@ -675,7 +698,7 @@ static void fs_unlink_common(fuse_req_t req, fuse_ino_t parent, const char *name
 
 	if (ret)
 		goto out;
-	if (parent == INO_PROCS) {
+	if (parent == INO_PROCS && !procs_dot_name(parent, name)) {
 		if (!flags) {
 			ret = -EISDIR;
 			goto out;
@@ -742,6 +765,26 @@ static void dir_add(struct handle *h, const char *name, mode_t type, uint64_t in
 	h->dir.ents[h->dir.n - 1].ino = ino;
 }
 
+/* The dot entries at the top of procs/ (see procs_dot_name). */
+static void procs_dot_entries(struct handle *h)
+{
+	int fd = openat(store_root_fd(), "procs", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	struct dirent *de;
+	DIR *dir;
+
+	if (fd < 0)
+		return;
+	dir = fdopendir(fd);
+	if (!dir) {
+		close(fd);
+		return;
+	}
+	while ((de = readdir(dir)))
+		if (procs_dot_name(INO_PROCS, de->d_name))
+			dir_add(h, de->d_name, (mode_t)DTTOIF(de->d_type), 0);
+	closedir(dir);
+}
+
 static void fs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct handle *h = handle_new(H_DIR, ino);
@@ -773,6 +816,8 @@ static void fs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	case NODE_PROCS:
 	case NODE_QUERY:
 		ret = store_foreach_type(type_foreach_add, h);
+		if (kind == NODE_PROCS && !ret)
+			procs_dot_entries(h);
 		if (kind == NODE_QUERY)
 			for (size_t i = 2; i < h->dir.n; i++)
 				h->dir.ents[i].type = S_IFREG;
@@ -1797,7 +1842,8 @@ static void fs_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_
 
 	if (ret)
 		goto out;
-	if (parent == INO_PROCS || newparent == INO_PROCS) {
+	if ((parent == INO_PROCS && !procs_dot_name(parent, name)) ||
+	    (newparent == INO_PROCS && !procs_dot_name(newparent, newname))) {
 		/* Renaming a whole type: both sides must be type directories. */
 		if (parent != newparent || !type_name_ok(name) || !type_name_ok(newname)) {
 			ret = -EXDEV;

@@ -259,7 +259,10 @@ void node_store_path(const struct node *node, struct buf *out)
 
 	for (n = node; n && n->kind == NODE_PFILE && depth < 256; n = n->parent)
 		chain[depth++] = n;
-	store_type_dir(node_type(node), out);
+	if (n && n->kind == NODE_PROCS)
+		buf_adds(out, "procs"); /* a dot entry at the top of procs/, such as .git */
+	else
+		store_type_dir(node_type(node), out);
 	if (n && n->kind == NODE_PFILE) {
 		/* Deeper than any real procedure tree: give a path that cannot exist
 		 * rather than a wrong one. */
@@ -274,9 +277,14 @@ void node_store_path(const struct node *node, struct buf *out)
 
 const char *node_type(const struct node *n)
 {
-	/* Walk up: a procs entry may have been renamed into another type. */
-	while (n && n->kind == NODE_PFILE)
+	/* Walk up: a procs entry may have been renamed into another type.  Below a
+	 * dot entry at the top of procs/ (.git), that entry's name stands for the
+	 * type: it names no procedure, so nothing is revalidated for it. */
+	while (n && n->kind == NODE_PFILE) {
+		if (n->parent && n->parent->kind == NODE_PROCS)
+			return n->name;
 		n = n->parent;
+	}
 	return n ? n->type : NULL;
 }
 

@@ -200,3 +200,45 @@ def test_stats_count_each_ask_once_and_show_llm_usage(mounts, llm):
     lines = open(os.path.join(m.store, 'history', hist[0])).read().splitlines()
     assert sum(int(dict(kv.split('=') for kv in ln.split()[1:])['asks']) for ln in lines) == 13
     assert any('llm_calls=1' in ln for ln in lines)
+
+
+def git(cwd, *args):
+    env = dict(os.environ, GIT_AUTHOR_NAME='t', GIT_AUTHOR_EMAIL='t@example.org',
+               GIT_COMMITTER_NAME='t', GIT_COMMITTER_EMAIL='t@example.org', HOME=cwd)
+    r = subprocess.run(['git'] + list(args), cwd=cwd, capture_output=True, env=env, timeout=120)
+    assert r.returncode == 0, (args, r.stdout, r.stderr)
+    return r.stdout.decode()
+
+
+def test_git_in_procs_and_clone_into_an_empty_mount(mounts):
+    a = mounts(name='a')
+    a.put_proc('upper', UPPER, tests={'one': ('ab', 'AB\n')})
+    a.put_proc('rej', REJECT_X)
+    assert a.ask_errno('rej', 'x1') == errno.EINVAL
+    procs = a.path('procs')
+    git(procs, 'init', '-q')
+    with open(os.path.join(procs, '.gitignore'), 'w') as f:
+        f.write('meta.json\nlog\nlast-prompt.txt\nlast-reply.txt\nhistory/\n')
+    git(procs, 'add', '-A')
+    git(procs, 'commit', '-q', '-m', 'procedures')
+    files = git(procs, 'ls-files').split()
+    assert sorted(files) == ['.gitignore', 'rej/source.c', 'upper/source.c',
+                             'upper/tests/one.in', 'upper/tests/one.out'], files
+    assert git(procs, 'status', '--porcelain') == ''
+    # .git is never a type: not in ask/, kept as plain files in the store.
+    assert '.git' not in os.listdir(a.path('ask'))
+    assert not os.path.exists(a.path('ask', '.git'))
+    assert os.path.isfile(os.path.join(a.store, 'procs', '.git', 'HEAD'))
+    assert '.git' in os.listdir(procs)
+    # Roll back an edit with git.
+    with open(os.path.join(procs, 'upper', 'source.c'), 'a') as f:
+        f.write('/* edited */\n')
+    git(procs, 'checkout', '--', 'upper/source.c')
+    assert git(procs, 'status', '--porcelain') == ''
+    assert a.ask('upper', 'hi') == b'HI\n'
+    # A fresh, empty mount gets the procedures by cloning.
+    b = mounts(name='b')
+    git(b.mnt, 'clone', '-q', procs, b.path('procs'))
+    assert b.ask('upper', 'clone') == b'CLONE\n'
+    assert b.ask_errno('rej', 'x2') == errno.EINVAL
+    assert git(b.path('procs'), 'log', '--format=%s') == 'procedures\n'
