@@ -242,3 +242,31 @@ def test_git_in_procs_and_clone_into_an_empty_mount(mounts):
     assert b.ask('upper', 'clone') == b'CLONE\n'
     assert b.ask_errno('rej', 'x2') == errno.EINVAL
     assert git(b.path('procs'), 'log', '--format=%s') == 'procedures\n'
+
+
+def test_history_survives_restart_and_report_draws_it(mounts, llm, tmp_path):
+    import xml.etree.ElementTree as ET
+    m = mounts(env=llm.env(), options=['-o', 'price_in=2', '-o', 'price_out=10'])
+    for i in range(5):
+        assert m.ask('double', str(i)) == f'{2 * i}\n'.encode()
+    m.stop()
+    # Day 1 of another host sharing the store: many LLM calls, few hits.
+    with open(os.path.join(m.store, 'history', 'otherhost'), 'w') as f:
+        for day in range(3):
+            t = time.gmtime(time.time() - (30 - day) * 86400)
+            f.write(time.strftime('%Y-%m-%dT%H:%M:%SZ', t) +
+                    ' asks=10 answers=9 rejected=1 errors=0 llm_calls=8 tokens_in=8000'
+                    ' tokens_out=2000 cost_micro=36000\n')
+    m.start()
+    svg = str(tmp_path / 'r.svg')
+    r = m.seglam('report', '-o', svg)
+    assert r.returncode == 0, r.stderr
+    text = r.stdout.decode()
+    assert 'LLM calls 25' in text, text  # 3 x 8 from otherhost + 1 here
+    assert 'asks 35' in text, text
+    assert 'hottest types (hits):\n  double' in text, text
+    assert 'most expensive types' in text and 'double' in text.split('most expensive')[1], text
+    root = ET.parse(svg).getroot()
+    assert root.tag.endswith('svg')
+    assert len(root.findall('.//{http://www.w3.org/2000/svg}rect')) > 4
+    assert 'per day' in open(svg).read()
