@@ -270,3 +270,32 @@ def test_history_survives_restart_and_report_draws_it(mounts, llm, tmp_path):
     assert root.tag.endswith('svg')
     assert len(root.findall('.//{http://www.w3.org/2000/svg}rect')) > 4
     assert 'per day' in open(svg).read()
+
+
+def test_ask_shows_progress_on_a_terminal_only(mounts, llm):
+    import pty
+    llm.script([{'kind': 'slow', 'delay': 3, 'then': {'kind': 'auto'}},
+                {'kind': 'slow', 'delay': 3, 'then': {'kind': 'auto'}}])
+    m = mounts(env=llm.env())
+    # Not a terminal: only the answer, nothing on stderr.
+    r = m.seglam('ask', 'double', '4')
+    assert (r.returncode, r.stdout, r.stderr) == (0, b'8\n', b'')
+    # stderr on a terminal: the elapsed time and what is happening.
+    master, slave = pty.openpty()
+    env = dict(os.environ, SEGLAM_MOUNT=m.mnt)
+    p = subprocess.Popen([os.path.join(ROOT, 'scripts', 'seglam'), 'ask', 'add-one', '5'],
+                         stdout=subprocess.PIPE, stderr=slave, env=env)
+    os.close(slave)
+    out, _ = p.communicate(timeout=120)
+    seen = b''
+    while True:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        seen += chunk
+    os.close(master)
+    assert (p.returncode, out) == (0, b'6\n')
+    assert b'add-one: ' in seen and b'asking the LLM' in seen, seen
