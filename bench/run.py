@@ -695,7 +695,7 @@ def report(ctx, res, figs):
                      'profile). As a profiling experiment only, a build that answered in the '
                      'daemon without the worker measured 0.9-1.1x plain-file throughput at '
                      '1-16 clients on 2026-11-26, so the gap is the price of running untrusted '
-                     'code in another process; the design keeps it there (DESIGN.md, trust '
+                     'code in another process; the design keeps it there (docs/DESIGN.md, trust '
                      'model). Ways to narrow it further: batch requests to a worker, or '
                      'shared-memory rings with brief spinning when cores are idle.\n'
                      % (fmt(thr['worker_rtt_us']), thr.get('worker_spawns') or 0,

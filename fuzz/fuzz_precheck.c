@@ -24,7 +24,7 @@
 #include "buf.h"
 #include "precheck.h"
 
-/* DESIGN.md "Procedure ABI": what a procedure may include. */
+/* docs/DESIGN.md, "Procedure ABI": what a procedure may include. */
 static const char *const ref_headers[] = {
     "seglam.h", "string.h",  "stdlib.h", "stdio.h",  "ctype.h",	 "math.h",
     "stdint.h", "stdbool.h", "limits.h", "stddef.h", "stdarg.h",

@@ -1,5 +1,5 @@
 /*
- * seglam.h: the procedure ABI of seglamfs (see DESIGN.md, "Procedure ABI").
+ * seglam.h: the procedure ABI of seglamfs (see docs/DESIGN.md, "Procedure ABI").
  *
  * A procedure defines seglam_run().  in[len] == '\0', but the input may hold
  * NUL bytes before len.  Write the answer with seglam_write()/seglam_printf().

@@ -104,7 +104,7 @@ static void llm_pick(char **field, const char *envname, const char *def)
 }
 
 /*
- * Provider inference when SEGLAM_LLM is unset (DESIGN.md "LLM"): openai when a
+ * Provider inference when SEGLAM_LLM is unset (docs/DESIGN.md, "LLM configuration"): openai when a
  * URL or a key for it is set.  Beyond the contract, and only when nothing points
  * at openai: a SEGLAM_LLM_COMMAND alone selects command, an ANTHROPIC_API_KEY
  * alone selects anthropic; both are what such a user obviously means.

@@ -1,4 +1,4 @@
-"""Two daemons on one STORE (DESIGN.md, Store): what one writes the other serves within
+"""Two daemons on one STORE (docs/DESIGN.md, Store): what one writes the other serves within
 `revalidate` (default 1000 ms), and concurrent writers never leave a partial or mixed
 file (temp name with host and pid, fsync, rename; no locks)."""
 import errno
