@@ -403,8 +403,8 @@ int main(int argc, char *argv[])
 	if (fuse_session_mount(se, opts.mountpoint) != 0)
 		goto out_signals;
 	mounted = true;
-	log_info("mounted %s on %s (LLM: %s)", o.store, opts.mountpoint,
-		 llm_provider_name(syc.llm.provider));
+	log_info("mounted %s on %s (LLM: %s; worker %s, headers %s)", o.store, opts.mountpoint,
+		 llm_provider_name(syc.llm.provider), sc.worker_path, sc.include_dir);
 	if (!opts.foreground)
 		log_use_syslog(1);
 	fuse_daemonize(opts.foreground);

@@ -299,3 +299,103 @@ def test_ask_shows_progress_on_a_terminal_only(mounts, llm):
     os.close(master)
     assert (p.returncode, out) == (0, b'6\n')
     assert b'add-one: ' in seen and b'asking the LLM' in seen, seen
+
+
+def test_mount_checks_fsname_dates_and_no_thread_warning(mounts, tmp_path):
+    m = mounts(name='a')
+    assert 'Ignoring invalid max threads' not in m.daemon_log()
+    src = subprocess.run(['findmnt', '-n', '-o', 'SOURCE,FSTYPE', '--mountpoint', m.mnt],
+                         capture_output=True, text=True).stdout.split()
+    assert src == [os.path.realpath(m.store), 'fuse.seglamfs'], src
+    for name in ('', 'ask', 'procs', 'query', 'stats'):
+        assert os.stat(m.path(name)).st_mtime > 1e9, name  # the mount time, not 1970
+    # A second daemon on the same mount point is refused, not stacked.
+    other = tmp_path / 'other-store'
+    other.mkdir()
+    r = subprocess.run([SEGLAMFS, '-f', '-o', 'llm=none', str(other), m.mnt],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode != 0 and 'already a mount point' in r.stderr, r.stderr
+    assert os.path.isdir(m.path('ask'))
+    # A regular file is not a mount point.
+    f = tmp_path / 'file'
+    f.write_text('x')
+    r = subprocess.run([SEGLAMFS, '-f', '-o', 'llm=none', str(other), str(f)],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode != 0 and 'not a directory' in r.stderr, r.stderr
+
+
+def test_fstab_style_mount_through_mount_fuse3(tmp_path):
+    """What `mount -a` does for the README's fstab line: mount.fuse3 runs seglamfs."""
+    mount_fuse = shutil.which('mount.fuse3') or '/usr/sbin/mount.fuse3'
+    if not os.path.exists(mount_fuse):
+        pytest.skip('mount.fuse3 not installed')
+    store, mnt = tmp_path / 'store', tmp_path / 'mnt'
+    store.mkdir()
+    mnt.mkdir()
+    env = dict(os.environ, PATH=os.path.dirname(SEGLAMFS) + ':' + os.environ['PATH'])
+    # mount(8) runs exactly this for the fstab line (with a PATH of its own, hence
+    # mount.fuse3 directly here: seglamfs is not installed on the test machine).
+    r = subprocess.run([mount_fuse, str(store), str(mnt), '-t', 'fuse.seglamfs', '-o',
+                        'llm=none,library=' + os.path.join(ROOT, 'library') + ',revalidate=500'],
+                       capture_output=True, text=True, env=env, timeout=60)
+    assert r.returncode == 0, r.stderr
+    try:
+        with open(mnt / 'ask' / 'roman-to-int' / 'MCMXCIV') as f:
+            assert f.read() == '1994\n'
+        src = subprocess.run(['findmnt', '-n', '-o', 'SOURCE,FSTYPE', '--mountpoint', str(mnt)],
+                             capture_output=True, text=True).stdout.split()
+        assert src == [str(store), 'fuse.seglamfs'], src
+    finally:
+        subprocess.run(['fusermount3', '-u', str(mnt)], check=False)
+
+
+def test_install_holds_manuals_completion_and_unit(tmp_path):
+    build = os.path.dirname(SEGLAMFS)
+    dest = tmp_path / 'dest'
+    r = subprocess.run(['meson', 'install', '-C', build, '--destdir', str(dest), '--quiet'],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stdout + r.stderr
+    found = {os.path.relpath(os.path.join(d, f), dest) for d, _, fs in os.walk(dest) for f in fs}
+    man8 = [p for p in found if p.endswith('man8/seglamfs.8')]
+    man1 = [p for p in found if p.endswith('man1/seglam.1')]
+    comp = [p for p in found if p.endswith('bash-completion/completions/seglam')]
+    unit = [p for p in found if p.endswith('systemd/system/seglamfs@.service')]
+    assert man8 and man1 and comp and unit, sorted(found)
+    for page, words in ((man8[0], ['price_in', 'fsname', 'query/.status', 'EINTR', 'fstab']),
+                        (man1[0], ['report', 'EXIT STATUS', 'SEGLAM_QUIET'])):
+        r = subprocess.run(['man', '-l', str(dest / page)], capture_output=True, text=True,
+                           env=dict(os.environ, MANWIDTH='100', MAN_KEEP_FORMATTING=''))
+        assert r.returncode == 0, r.stderr
+        text = r.stdout.replace('\u2010', '-').replace('\u2212', '-')
+        for w in words:
+            assert w in text, (page, w)
+    # The unit names the installed binary, and is a valid unit.
+    body = (dest / unit[0]).read_text()
+    assert '@BINDIR@' not in body and '/bin/seglamfs -f' in body
+    if shutil.which('systemd-analyze'):
+        inst = tmp_path / 'seglamfs@seglam.service'
+        exe = [p for p in found if p.endswith('bin/seglamfs')][0]
+        bindir = os.path.dirname('/' + exe)
+        inst.write_text(body.replace(bindir + '/seglamfs', str(dest / exe)))
+        r = subprocess.run(['systemd-analyze', 'verify', '--man=no', str(inst)],
+                           capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0, r.stdout + r.stderr
+    # An installed daemon uses the installed headers, never the source checkout's.
+    exe = dest / [p for p in found if p.endswith('bin/seglamfs')][0]
+    store, mnt = tmp_path / 's', tmp_path / 'm'
+    store.mkdir()
+    mnt.mkdir()
+    r = subprocess.run([str(exe), '-f', '-o', 'llm=none', str(store), str(mnt)],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode != 0 and os.path.join(ROOT, 'include') not in r.stderr
+    assert '/share/seglamfs/include' in r.stderr or 'libexec/seglam-worker' in r.stderr, r.stderr
+
+
+def test_bash_completion_offers_commands_and_types(mount):
+    mount.put_proc('upper', UPPER)
+    comp = os.path.join(ROOT, 'dist', 'seglam.bash-completion')
+    script = ('source %s; COMP_WORDS=(seglam ask u); COMP_CWORD=2; _seglam; echo "${COMPREPLY[@]}"; '
+              'COMP_WORDS=(seglam re); COMP_CWORD=1; _seglam; echo "${COMPREPLY[@]}"' % comp)
+    r = subprocess.run(['bash', '--norc', '-c', script], capture_output=True, text=True,
+                       env=dict(os.environ, SEGLAM_MOUNT=mount.mnt))
+    assert r.stdout.splitlines() == ['upper', 'report'], (r.stdout, r.stderr)
