@@ -89,24 +89,24 @@ void usage_history_tick(void)
 		   d.tokens_out, usage_cost_micro(d.tokens_in, d.tokens_out));
 	gethostname(host, sizeof(host) - 1);
 	host[sizeof(host) - 1] = '\0';
-	if (mkdirat(store_root_fd(), "history", 0755) != 0 && errno != EEXIST) {
-		log_warn("history: cannot create STORE/history: %s", strerror(errno));
+	if (mkdirat(store_root_fd(), "usage", 0755) != 0 && errno != EEXIST) {
+		log_warn("usage: cannot create STORE/usage: %s", strerror(errno));
 		goto out;
 	}
 	/* A host name with a '/' would leave the directory: keep it a plain name. */
 	for (char *s = host; *s; s++)
 		if (*s == '/' || (s == host && *s == '.'))
 			*s = '_';
-	buf_printf(&path, "history/%s", host);
+	buf_printf(&path, "usage/%s", host);
 	fd = openat(store_root_fd(), path.data,
 		    O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644);
 	if (fd < 0) {
-		log_warn("history: cannot open STORE/%s: %s", path.data, strerror(errno));
+		log_warn("usage: cannot open STORE/%s: %s", path.data, strerror(errno));
 		goto out;
 	}
 	/* One write of one whole line: a crash leaves whole lines. */
 	if (write(fd, line.data, line.len) != (ssize_t)line.len)
-		log_warn("history: cannot append to STORE/%s: %s", path.data, strerror(errno));
+		log_warn("usage: cannot append to STORE/%s: %s", path.data, strerror(errno));
 	else
 		usage_last = u;
 	close(fd);

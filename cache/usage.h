@@ -4,7 +4,7 @@
  * The stats file's extra lines (uptime, LLM calls and tokens, an estimated cost
  * from -o price_in/price_out, the hot types), and a history that survives
  * restarts: every minute in which something happened, one line of what changed
- * is appended to STORE/history/HOST (one file per host, so daemons sharing a
+ * is appended to STORE/usage/HOST (one file per host, so daemons sharing a
  * store over NFS never append to the same file).  `seglam report` draws it.
  *
  *   2026-11-30T03:25:00Z asks=12 answers=11 rejected=1 errors=0 llm_calls=1

@@ -108,7 +108,8 @@ def check_store(store, marker, when):
                     json.loads(data)
                 except ValueError as e:
                     bad.append(f'{rel}: invalid JSON ({e}): {data[-200:]!r}')
-            elif f == 'log':
+            elif f == 'log' or os.path.dirname(rel) == 'usage':
+                # Logs and STORE/usage/HOST: lines appended whole, one write each.
                 if data and not data.endswith(b'\n'):
                     bad.append(f'{rel}: log ends in a partial line: {data[-200:]!r}')
             else:

@@ -195,9 +195,9 @@ def test_stats_count_each_ask_once_and_show_llm_usage(mounts, llm):
     m.stop()
     m.start()
     assert m.meta('double')['hits'] == 13
-    hist = os.listdir(os.path.join(m.store, 'history'))
+    hist = os.listdir(os.path.join(m.store, 'usage'))
     assert len(hist) == 1
-    lines = open(os.path.join(m.store, 'history', hist[0])).read().splitlines()
+    lines = open(os.path.join(m.store, 'usage', hist[0])).read().splitlines()
     assert sum(int(dict(kv.split('=') for kv in ln.split()[1:])['asks']) for ln in lines) == 13
     assert any('llm_calls=1' in ln for ln in lines)
 
@@ -251,7 +251,7 @@ def test_history_survives_restart_and_report_draws_it(mounts, llm, tmp_path):
         assert m.ask('double', str(i)) == f'{2 * i}\n'.encode()
     m.stop()
     # Day 1 of another host sharing the store: many LLM calls, few hits.
-    with open(os.path.join(m.store, 'history', 'otherhost'), 'w') as f:
+    with open(os.path.join(m.store, 'usage', 'otherhost'), 'w') as f:
         for day in range(3):
             t = time.gmtime(time.time() - (30 - day) * 86400)
             f.write(time.strftime('%Y-%m-%dT%H:%M:%SZ', t) +
