@@ -655,8 +655,7 @@ static int proc_synthesize(struct proc *p, struct buf *why)
 		pthread_t tid;
 		bool started = false;
 
-		if (p->synth_fail_until && now_ns() < p->synth_fail_until &&
-		    p->synth_key == key) {
+		if (p->synth_fail_until && now_ns() < p->synth_fail_until && p->synth_key == key) {
 			buf_adds(why, buf_str(&p->synth_reason));
 			return -EIO;
 		}
@@ -842,8 +841,7 @@ int proc_ask(const char *type, const char *in, size_t len, struct answer **ans)
 	return ret;
 }
 
-int proc_ask_why(const char *type, const char *in, size_t len, struct answer **ans,
-		 struct buf *why)
+int proc_ask_why(const char *type, const char *in, size_t len, struct answer **ans, struct buf *why)
 {
 	return proc_answer(type, in, len, ans, true, why);
 }

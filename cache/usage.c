@@ -54,7 +54,8 @@ void usage_stats(struct buf *out)
 	buf_printf(out, "uptime_s %ld\n", (long)(time(NULL) - usage_start));
 	synth_stats(out);
 	if (usage_cfg.price_in > 0 || usage_cfg.price_out > 0)
-		buf_printf(out, "llm_cost_micro %lu\n", usage_cost_micro(u.tokens_in, u.tokens_out));
+		buf_printf(out, "llm_cost_micro %lu\n",
+			   usage_cost_micro(u.tokens_in, u.tokens_out));
 	proc_hot(out, USAGE_HOT_MAX);
 }
 

@@ -198,8 +198,8 @@ static int check_mountpoint(const char *mnt)
 		return -1;
 	}
 	if (!S_ISDIR(st.st_mode)) {
-		fprintf(stderr, "seglamfs: %s: not a directory: a mount point must be a directory\n",
-			mnt);
+		fprintf(stderr,
+			"seglamfs: %s: not a directory: a mount point must be a directory\n", mnt);
 		return -1;
 	}
 	if (asprintf(&parent, "%s/..", mnt) < 0)
