@@ -233,6 +233,9 @@ int synth_procedure(const struct proc_material *m, struct buf *err)
 			for (i = 0; nextra > 0 && i < (size_t)nextra; i++)
 				cases[m->ncases + i] = extra[i];
 			ncases = total;
+			/* For `seglam ask`'s progress line, which reads the log. */
+			store_log(m->type, "round %u of %u: compiling and testing (%zu case%s)",
+				  round + 1, synth_cfg.repair_rounds + 1, total, total == 1 ? "" : "s");
 			rc = proc_check_source(code.data, code.len, cases, ncases, &why);
 			free(cases);
 			cases = NULL;
