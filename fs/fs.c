@@ -598,6 +598,8 @@ static int procs_path(fuse_ino_t ino, const char *name, struct buf *path, struct
 /* Something under procs/TYPE changed through the mount. */
 static void procs_changed(const char *type)
 {
+	if (type[0] == '.')
+		return; /* .git and the like: no procedure, no answers to drop */
 	proc_touched(type);
 	fs_inval_type(type);
 }
