@@ -163,7 +163,7 @@ static uint64_t proc_tests_id(const char *type)
 
 	store_type_dir(type, &path);
 	buf_adds(&path, "/tests");
-	fd = openat(store_root_fd(), path.data, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	fd = store_open_beneath(path.data, O_RDONLY | O_DIRECTORY, 0);
 	if (fd < 0)
 		goto out;
 	dir = fdopendir(fd);
@@ -174,7 +174,7 @@ static uint64_t proc_tests_id(const char *type)
 	while ((de = readdir(dir))) {
 		struct stat st;
 
-		if (de->d_name[0] == '.' || fstatat(fd, de->d_name, &st, 0) != 0)
+		if (de->d_name[0] == '.' || fstatat(fd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0)
 			continue;
 		/* Sum of per-file hashes: independent of readdir order. */
 		buf_reset(&acc);
@@ -189,81 +189,128 @@ out:
 	return id;
 }
 
-static int case_cmp(const void *a, const void *b)
-{
-	return strcmp(((const struct llm_case *)a)->name, ((const struct llm_case *)b)->name);
-}
-
 static bool case_name_ok(const char *name, size_t len)
 {
 	/* Editor and rsync litter is never a test case. */
 	return len > 0 && name[0] != '.' && name[len - 1] != '~' && name[0] != '#';
 }
 
-int proc_read_cases(int fd, struct llm_case **out, size_t *nout)
+static int name_cmp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/*
+ * The cases of tests/ (@fd taken), in name order, until their bytes reach @max:
+ * hard links make a small directory hold any number of big files, and the daemon
+ * must not hold them all for one reader.  *@cut tells that some were left out.
+ */
+static int proc_read_cases_max(int fd, size_t max, struct llm_case **out, size_t *nout,
+			       bool *cut)
 {
 	struct llm_case *cases = NULL;
-	size_t n = 0;
+	char **names = NULL;
+	size_t n = 0, nnames = 0, total = 0, i;
 	struct dirent *de;
 	DIR *dir;
 
 	*out = NULL;
 	*nout = 0;
+	*cut = false;
 	dir = fdopendir(fd);
 	if (!dir) {
 		close(fd);
 		return -errno;
 	}
-	while ((de = readdir(dir)) && n < PROC_CASES_MAX) {
+	while ((de = readdir(dir)) && nnames < PROC_CASES_MAX) {
 		size_t len = strlen(de->d_name);
-		struct llm_case c = {0};
-		struct buf outname = BUF_INIT;
 
 		if (len < 4 || strcmp(de->d_name + len - 3, ".in") ||
 		    !case_name_ok(de->d_name, len - 3))
 			continue;
-		c.name = strndup(de->d_name, len - 3);
-		if (!c.name)
+		names = realloc(names, (nnames + 1) * sizeof(*names));
+		if (!names)
 			abort();
-		buf_printf(&outname, "%s.out", c.name);
-		if (file_read_all(fd, de->d_name, PROC_CASE_MAX, &c.in) != 0 ||
-		    file_read_all(fd, outname.data, PROC_CASE_MAX, &c.out) != 0) {
+		names[nnames] = strndup(de->d_name, len - 3);
+		if (!names[nnames])
+			abort();
+		nnames++;
+	}
+	if (nnames)
+		qsort(names, nnames, sizeof(*names), name_cmp);
+	for (i = 0; i < nnames && !*cut; i++) {
+		struct llm_case c = {0};
+		struct buf name = BUF_INIT;
+		size_t room = max - total, lim = room < PROC_CASE_MAX ? room : PROC_CASE_MAX;
+		int rc;
+
+		/* Each file with what is left of the budget: never more than @max in all. */
+		buf_printf(&name, "%s.in", names[i]);
+		rc = file_read_all(dirfd(dir), name.data, lim, &c.in);
+		if (!rc) {
+			room -= c.in.len;
+			lim = room < PROC_CASE_MAX ? room : PROC_CASE_MAX;
+			buf_reset(&name);
+			buf_printf(&name, "%s.out", names[i]);
+			rc = file_read_all(dirfd(dir), name.data, lim, &c.out);
+		}
+		if (rc == -EFBIG && lim < PROC_CASE_MAX)
+			*cut = true;
+		buf_free(&name);
+		if (rc) {
 			/* An input without its answer (yet) is not a case. */
-			buf_free(&outname);
-			free(c.name);
 			buf_free(&c.in);
 			buf_free(&c.out);
 			continue;
 		}
-		buf_free(&outname);
+		c.name = names[i];
+		names[i] = NULL;
+		total += c.in.len + c.out.len;
 		cases = realloc(cases, (n + 1) * sizeof(*cases));
 		if (!cases)
 			abort();
 		cases[n++] = c;
 	}
 	closedir(dir);
-	if (n)
-		qsort(cases, n, sizeof(*cases), case_cmp);
+	for (i = 0; i < nnames; i++)
+		free(names[i]);
+	free(names);
 	*out = cases;
 	*nout = n;
 	return 0;
+}
+
+int proc_read_cases(int fd, struct llm_case **out, size_t *nout)
+{
+	bool cut;
+
+	return proc_read_cases_max(fd, procs.cfg.tests_max ? procs.cfg.tests_max : 16u << 20, out,
+				   nout, &cut);
 }
 
 /* Load the cases of a type's tests/, sorted by name. */
 static int proc_load_cases(const char *type, struct llm_case **out, size_t *nout)
 {
 	struct buf path = BUF_INIT;
-	int fd;
+	size_t max = procs.cfg.tests_max ? procs.cfg.tests_max : 16u << 20;
+	bool cut = false;
+	int fd, ret;
 
 	*out = NULL;
 	*nout = 0;
 	store_type_dir(type, &path);
 	buf_adds(&path, "/tests");
-	fd = openat(store_root_fd(), path.data, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	/* Never through a symlink: tests/ could otherwise name any file on the host. */
+	fd = store_open_beneath(path.data, O_RDONLY | O_DIRECTORY, 0);
 	buf_free(&path);
 	if (fd < 0)
 		return 0;
-	return proc_read_cases(fd, out, nout);
+	ret = proc_read_cases_max(fd, max, out, nout, &cut);
+	if (cut)
+		log_warn("procs/%s: tests/ holds more than %zu MiB of cases: only the first %zu "
+			 "(by name) are used (raise -o tests_max, or make the cases smaller)",
+			 type, max >> 20, *nout);
+	return ret;
 }
 
 /* Quote untrusted bytes for a one-line log message, shortened. */
@@ -431,6 +478,24 @@ static bool proc_admission_on_record(const char *type, uint64_t hash, uint64_t t
 	return yes;
 }
 
+/* A name proc_keep_history makes: YYYYMMDDTHHMMSSZ-<16 hex>.c */
+static int history_name_ok(const struct dirent *de)
+{
+	const char *s = de->d_name;
+	size_t i;
+
+	if (strlen(s) != 35 || s[8] != 'T' || s[15] != 'Z' || s[16] != '-' || strcmp(s + 33, ".c"))
+		return 0;
+	for (i = 0; i < 33; i++) {
+		if (i == 8 || i == 15 || i == 16)
+			continue;
+		if (i < 16 ? !(s[i] >= '0' && s[i] <= '9')
+			   : !((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+			return 0;
+	}
+	return 1;
+}
+
 /* Keep a replaced source in history/, named by its mtime and hash, bounded. */
 static void proc_keep_history(struct proc *p, const struct pversion *old)
 {
@@ -450,15 +515,21 @@ static void proc_keep_history(struct proc *p, const struct pversion *old)
 	store_type_dir(p->type, &dir);
 	buf_adds(&dir, "/history");
 	{
-		int fd = openat(store_root_fd(), dir.data, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		/* Never through a symlink, and only names this code makes: a history/
+		 * planted elsewhere must not let the daemon delete anything there. */
+		int fd = store_open_beneath(dir.data, O_RDONLY | O_DIRECTORY, 0);
 		struct dirent **list = NULL;
 		int i, n;
 
 		if (fd < 0)
 			goto out;
-		n = scandirat(fd, ".", &list, NULL, alphasort);
+		n = scandirat(fd, ".", &list, history_name_ok, alphasort);
 		for (i = 0; i < n; i++) {
-			if (list[i]->d_name[0] != '.' && n - i > (int)procs.cfg.history_max + 2)
+			struct stat st;
+
+			if (n - i > (int)procs.cfg.history_max &&
+			    fstatat(fd, list[i]->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+			    S_ISREG(st.st_mode))
 				unlinkat(fd, list[i]->d_name, 0);
 			free(list[i]);
 		}
@@ -486,7 +557,7 @@ static void proc_revalidate(struct proc *p)
 	p->checked_ns = now_ns();
 	store_type_dir(p->type, &path);
 	buf_adds(&path, "/source.c");
-	if (fstatat(store_root_fd(), path.data, &st, 0) != 0 || !S_ISREG(st.st_mode)) {
+	if (store_lstat(path.data, &st) != 0 || !S_ISREG(st.st_mode)) {
 		if (p->cur) {
 			pversion_put(p->cur);
 			p->cur = NULL;
