@@ -339,6 +339,10 @@ static int lookup_store_child(struct node *parent, const char *name, struct node
 	buf_addc(&path, '/');
 	buf_adds(&path, name);
 	ret = store_lstat(path.data, &st);
+	/* A FIFO, device or socket in STORE (an NFS peer, a restore) is not served:
+	 * the mount never makes one, and opening one would wait or reach a device. */
+	if (!ret && !S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode) && !S_ISLNK(st.st_mode))
+		ret = -ENOENT;
 	if (!ret) {
 		struct node *old = node_child(parent, name);
 
@@ -755,7 +759,9 @@ static void fs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 		}
 		while ((de = readdir(dir))) {
 			if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..") ||
-			    atomic_is_tmpname(de->d_name))
+			    atomic_is_tmpname(de->d_name) ||
+			    (de->d_type != DT_REG && de->d_type != DT_DIR &&
+			     de->d_type != DT_LNK && de->d_type != DT_UNKNOWN))
 				continue;
 			dir_add(h, de->d_name, (mode_t)DTTOIF(de->d_type), 0);
 		}
