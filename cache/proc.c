@@ -201,21 +201,21 @@ static int name_cmp(const void *a, const void *b)
 }
 
 /*
- * The cases of tests/ (@fd taken), in name order, until their bytes reach @max:
- * hard links make a small directory hold any number of big files, and the daemon
- * must not hold them all for one reader.  *@cut tells that some were left out.
+ * Call @fn on each case of tests/ (@fd taken), one at a time, in name order, until
+ * their bytes reach @max: hard links make a small directory hold any number of big
+ * files, and the daemon must not hold them all for one reader.  @fn may take the
+ * case (clearing *c); a nonzero return stops the walk and is returned.  *@cut tells
+ * that cases were left out for the cap.
  */
-static int proc_read_cases_max(int fd, size_t max, struct llm_case **out, size_t *nout,
-			       bool *cut)
+static int proc_foreach_case(int fd, size_t max, int (*fn)(struct llm_case *c, void *arg),
+			     void *arg, bool *cut)
 {
-	struct llm_case *cases = NULL;
 	char **names = NULL;
-	size_t n = 0, nnames = 0, total = 0, i;
+	size_t nnames = 0, total = 0, i;
 	struct dirent *de;
 	DIR *dir;
+	int ret = 0;
 
-	*out = NULL;
-	*nout = 0;
 	*cut = false;
 	dir = fdopendir(fd);
 	if (!dir) {
@@ -238,7 +238,7 @@ static int proc_read_cases_max(int fd, size_t max, struct llm_case **out, size_t
 	}
 	if (nnames)
 		qsort(names, nnames, sizeof(*names), name_cmp);
-	for (i = 0; i < nnames && !*cut; i++) {
+	for (i = 0; i < nnames && !*cut && !ret; i++) {
 		struct llm_case c = {0};
 		struct buf name = BUF_INIT;
 		size_t room = max - total, lim = room < PROC_CASE_MAX ? room : PROC_CASE_MAX;
@@ -257,27 +257,51 @@ static int proc_read_cases_max(int fd, size_t max, struct llm_case **out, size_t
 		if (rc == -EFBIG && lim < PROC_CASE_MAX)
 			*cut = true;
 		buf_free(&name);
-		if (rc) {
-			/* An input without its answer (yet) is not a case. */
-			buf_free(&c.in);
-			buf_free(&c.out);
-			continue;
+		if (!rc) {
+			/* (An input without its answer, yet, is not a case.) */
+			total += c.in.len + c.out.len;
+			c.name = names[i];
+			names[i] = NULL;
+			ret = fn(&c, arg);
 		}
-		c.name = names[i];
-		names[i] = NULL;
-		total += c.in.len + c.out.len;
-		cases = realloc(cases, (n + 1) * sizeof(*cases));
-		if (!cases)
-			abort();
-		cases[n++] = c;
+		free(c.name);
+		buf_free(&c.in);
+		buf_free(&c.out);
 	}
 	closedir(dir);
 	for (i = 0; i < nnames; i++)
 		free(names[i]);
 	free(names);
-	*out = cases;
-	*nout = n;
+	return ret;
+}
+
+struct case_list {
+	struct llm_case *cases;
+	size_t n;
+};
+
+static int case_list_add(struct llm_case *c, void *arg)
+{
+	struct case_list *l = arg;
+
+	l->cases = realloc(l->cases, (l->n + 1) * sizeof(*l->cases));
+	if (!l->cases)
+		abort();
+	l->cases[l->n++] = *c;
+	memset(c, 0, sizeof(*c));
 	return 0;
+}
+
+/* The cases of tests/ (@fd taken), in name order, at most @max bytes in all. */
+static int proc_read_cases_max(int fd, size_t max, struct llm_case **out, size_t *nout,
+			       bool *cut)
+{
+	struct case_list l = {0};
+	int ret = proc_foreach_case(fd, max, case_list_add, &l, cut);
+
+	*out = l.cases;
+	*nout = l.n;
+	return ret;
 }
 
 int proc_read_cases(int fd, struct llm_case **out, size_t *nout)
@@ -288,28 +312,46 @@ int proc_read_cases(int fd, struct llm_case **out, size_t *nout)
 				   nout, &cut);
 }
 
+static size_t proc_tests_max(void)
+{
+	return procs.cfg.tests_max ? procs.cfg.tests_max : 16u << 20;
+}
+
+/* A type's tests/, never through a symlink (it could otherwise name any file on the
+ * host), or -errno. */
+static int proc_tests_open(const char *type)
+{
+	struct buf path = BUF_INIT;
+	int fd;
+
+	store_type_dir(type, &path);
+	buf_adds(&path, "/tests");
+	fd = store_open_beneath(path.data, O_RDONLY | O_DIRECTORY, 0);
+	buf_free(&path);
+	return fd;
+}
+
+static void proc_tests_cut(const char *type, size_t n)
+{
+	log_warn("procs/%s: tests/ holds more than %zu MiB of cases: only the first %zu (by "
+		 "name) are used (raise -o tests_max, or make the cases smaller)",
+		 type, proc_tests_max() >> 20, n);
+}
+
 /* Load the cases of a type's tests/, sorted by name. */
 static int proc_load_cases(const char *type, struct llm_case **out, size_t *nout)
 {
-	struct buf path = BUF_INIT;
-	size_t max = procs.cfg.tests_max ? procs.cfg.tests_max : 16u << 20;
 	bool cut = false;
 	int fd, ret;
 
 	*out = NULL;
 	*nout = 0;
-	store_type_dir(type, &path);
-	buf_adds(&path, "/tests");
-	/* Never through a symlink: tests/ could otherwise name any file on the host. */
-	fd = store_open_beneath(path.data, O_RDONLY | O_DIRECTORY, 0);
-	buf_free(&path);
+	fd = proc_tests_open(type);
 	if (fd < 0)
 		return 0;
-	ret = proc_read_cases_max(fd, max, out, nout, &cut);
+	ret = proc_read_cases_max(fd, proc_tests_max(), out, nout, &cut);
 	if (cut)
-		log_warn("procs/%s: tests/ holds more than %zu MiB of cases: only the first %zu "
-			 "(by name) are used (raise -o tests_max, or make the cases smaller)",
-			 type, max >> 20, *nout);
+		proc_tests_cut(type, *nout);
 	return ret;
 }
 
@@ -392,17 +434,42 @@ int proc_check_source(const char *src, size_t len, const struct llm_case *cases,
 	return ret;
 }
 
-/* Compile and test the current source; sets state and reason. Lock held. */
+struct admit_run {
+	const struct pversion *v;
+	struct buf *why;
+	size_t n;
+};
+
+static int admit_case(struct llm_case *c, void *arg)
+{
+	struct admit_run *a = arg;
+
+	a->n++;
+	return proc_run_cases(a->v->src, a->v->len, c, 1, a->why);
+}
+
+/* Compile and test the current source, the cases loaded and run one at a time;
+ * sets state and reason. Lock held. */
 static void proc_admit(struct proc *p, bool quiet)
 {
-	struct llm_case *cases = NULL;
-	size_t n = 0;
-	int ret;
+	struct admit_run a = {p->cur, &p->reason, 0};
+	struct buf err = BUF_INIT;
+	bool cut = false;
+	size_t n;
+	int ret, fd;
 
 	atomic_fetch_add(&procs.admissions, 1);
 	buf_reset(&p->reason);
-	proc_load_cases(p->type, &cases, &n);
-	ret = proc_check_source(p->cur->src, p->cur->len, cases, n, &p->reason);
+	ret = sandbox_compile(p->cur->src, p->cur->len, &err);
+	if (ret) {
+		buf_printf(&p->reason, "compile failed: %s", buf_str(&err));
+	} else if ((fd = proc_tests_open(p->type)) >= 0) {
+		ret = proc_foreach_case(fd, proc_tests_max(), admit_case, &a, &cut);
+		if (cut)
+			proc_tests_cut(p->type, a.n);
+	}
+	buf_free(&err);
+	n = a.n;
 	if (ret) {
 		atomic_fetch_add(&procs.admission_failures, 1);
 		p->state = PROC_FAILING;
@@ -419,7 +486,6 @@ static void proc_admit(struct proc *p, bool quiet)
 			store_log(p->type, "source %016llx compiled and passed %zu test%s",
 				  (unsigned long long)p->cur->hash, n, n == 1 ? "" : "s");
 	}
-	llm_cases_free(cases, n);
 }
 
 struct meta_source_arg {

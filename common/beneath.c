@@ -18,6 +18,13 @@ void beneath_force_walk(bool on)
 	atomic_store(&beneath_no_openat2, on);
 }
 
+static bool is_symlink(int dirfd, const char *name)
+{
+	struct stat st;
+
+	return fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode);
+}
+
 /* The last resort on kernels without openat2: one component at a time, each with
  * O_NOFOLLOW, ".." refused outright (no lexical tricks to get right). */
 static int beneath_walk(int dirfd, const char *path, int flags, mode_t mode)
@@ -50,20 +57,17 @@ static int beneath_walk(int dirfd, const char *path, int flags, mode_t mode)
 			fd = openat(cur >= 0 ? cur : dirfd, len ? comp : ".",
 				    flags | O_CLOEXEC | O_NOFOLLOW, mode);
 			ret = fd >= 0 ? fd : -errno;
+			if (ret == -ENOTDIR && is_symlink(cur >= 0 ? cur : dirfd, comp))
+				ret = -ELOOP;
 			goto out;
 		}
 		if (len && strcmp(comp, ".")) {
 			fd = openat(cur >= 0 ? cur : dirfd, comp,
 				    O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 			if (fd < 0) {
-				struct stat st;
-
 				ret = -errno;
 				/* A symlink reads as ENOTDIR here: say what openat2 says. */
-				if (ret == -ENOTDIR &&
-				    fstatat(cur >= 0 ? cur : dirfd, comp, &st, AT_SYMLINK_NOFOLLOW) ==
-					0 &&
-				    S_ISLNK(st.st_mode))
+				if (ret == -ENOTDIR && is_symlink(cur >= 0 ? cur : dirfd, comp))
 					ret = -ELOOP;
 				goto out;
 			}
@@ -88,7 +92,10 @@ int beneath_open(int dirfd, const char *path, int flags, mode_t mode)
 		path = ".";
 	if (!atomic_load(&beneath_no_openat2)) {
 		memset(&how, 0, sizeof(how));
-		how.flags = (unsigned long long)(flags | O_CLOEXEC | O_NOFOLLOW);
+		/* O_PATH | O_NOFOLLOW would open a trailing symlink itself: without
+		 * O_NOFOLLOW, RESOLVE_NO_SYMLINKS refuses it (ELOOP) like any other. */
+		how.flags = (unsigned long long)(flags | O_CLOEXEC |
+						 ((flags & O_PATH) ? 0 : O_NOFOLLOW));
 		/* openat2 refuses a mode without O_CREAT. */
 		how.mode = (flags & (O_CREAT | __O_TMPFILE)) ? mode & 07777 : 0;
 		how.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
