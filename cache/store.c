@@ -499,7 +499,9 @@ static int store_walk_level(int dirfd, int depth, int (*fn)(const char *, void *
 		if (de->d_name[0] == '.')
 			continue;
 		if (depth == 2) {
-			if (store_type_valid(de->d_name, strlen(de->d_name)))
+			/* A symlink planted as a type is not one (store_type_exists agrees). */
+			if ((de->d_type == DT_DIR || de->d_type == DT_UNKNOWN) &&
+			    store_type_valid(de->d_name, strlen(de->d_name)))
 				ret = fn(de->d_name, arg);
 			continue;
 		}
