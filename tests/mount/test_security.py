@@ -255,6 +255,25 @@ def test_tests_planted_as_symlink(mounts, outside):
     assert 'passed 0 tests' in m.proc_log('t')
 
 
+def test_tests_symlink_never_reaches_the_prompt(mounts, llm, outside):
+    """With an LLM: tests/ and spec planted as symlinks to outside files; the prompt,
+    the logs and last-prompt.txt never see them."""
+    write(os.path.join(outside, 'x.in'), 'topsecret-input')
+    write(os.path.join(outside, 'x.out'), 'TOPSECRET-INPUT\n')
+    m = mounts(env=llm.env())
+    os.mkdir(m.path('procs', 'caps'))
+    tdir = type_dir(m.store, 'caps')
+    os.symlink(outside, os.path.join(tdir, 'tests'))
+    os.symlink(os.path.join(outside, 'secret'), os.path.join(tdir, 'spec'))
+    llm.script([{'kind': 'code', 'code': UPPER}])
+    assert m.ask('caps', 'abc') == b'ABC\n'
+    prompt = llm.calls()['calls'][0]['prompt']
+    assert 'topsecret' not in prompt and 'canary-secret' not in prompt
+    with open(os.path.join(tdir, 'last-prompt.txt')) as f:
+        assert 'topsecret' not in f.read()
+    assert 'topsecret' not in m.daemon_log() and 'canary-secret' not in m.daemon_log()
+
+
 def test_type_dir_planted_as_symlink(mounts, outside):
     """A type directory that is a symlink in STORE is refused: nothing is written
     where it points (log, meta.json, prompts)."""
