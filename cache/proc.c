@@ -293,8 +293,7 @@ static int case_list_add(struct llm_case *c, void *arg)
 }
 
 /* The cases of tests/ (@fd taken), in name order, at most @max bytes in all. */
-static int proc_read_cases_max(int fd, size_t max, struct llm_case **out, size_t *nout,
-			       bool *cut)
+static int proc_read_cases_max(int fd, size_t max, struct llm_case **out, size_t *nout, bool *cut)
 {
 	struct case_list l = {0};
 	int ret = proc_foreach_case(fd, max, case_list_add, &l, cut);

@@ -505,8 +505,8 @@ static int store_walk_level(int dirfd, int depth, int (*fn)(const char *, void *
 				ret = fn(de->d_name, arg);
 			continue;
 		}
-		int sub = openat(dirfd, de->d_name,
-				 O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		int sub =
+		    openat(dirfd, de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 
 		if (sub >= 0)
 			ret = store_walk_level(sub, depth + 1, fn, arg);

@@ -94,8 +94,8 @@ int beneath_open(int dirfd, const char *path, int flags, mode_t mode)
 		memset(&how, 0, sizeof(how));
 		/* O_PATH | O_NOFOLLOW would open a trailing symlink itself: without
 		 * O_NOFOLLOW, RESOLVE_NO_SYMLINKS refuses it (ELOOP) like any other. */
-		how.flags = (unsigned long long)(flags | O_CLOEXEC |
-						 ((flags & O_PATH) ? 0 : O_NOFOLLOW));
+		how.flags =
+		    (unsigned long long)(flags | O_CLOEXEC | ((flags & O_PATH) ? 0 : O_NOFOLLOW));
 		/* openat2 refuses a mode without O_CREAT. */
 		how.mode = (flags & (O_CREAT | __O_TMPFILE)) ? mode & 07777 : 0;
 		how.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;

@@ -760,8 +760,8 @@ static void fs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 		while ((de = readdir(dir))) {
 			if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..") ||
 			    atomic_is_tmpname(de->d_name) ||
-			    (de->d_type != DT_REG && de->d_type != DT_DIR &&
-			     de->d_type != DT_LNK && de->d_type != DT_UNKNOWN))
+			    (de->d_type != DT_REG && de->d_type != DT_DIR && de->d_type != DT_LNK &&
+			     de->d_type != DT_UNKNOWN))
 				continue;
 			dir_add(h, de->d_name, (mode_t)DTTOIF(de->d_type), 0);
 		}
@@ -1431,9 +1431,10 @@ static void fs_write(fuse_req_t req, fuse_ino_t ino, const char *data, size_t si
 			ret = -EFBIG;
 		} else if ((size_t)off + size > h->q.input.len &&
 			   (ret = query_charge((size_t)off + size - h->q.input.len)) != 0) {
-			log_debug("query/: an input write refused: open query/ handles already "
-				 "buffer %zu bytes, the -o query_mem limit (they free it on close)",
-				 atomic_load(&fs_query_bytes));
+			log_debug(
+			    "query/: an input write refused: open query/ handles already "
+			    "buffer %zu bytes, the -o query_mem limit (they free it on close)",
+			    atomic_load(&fs_query_bytes));
 		} else {
 			if ((size_t)off > h->q.input.len) {
 				buf_grow(&h->q.input, (size_t)off - h->q.input.len);
@@ -1554,6 +1555,16 @@ static int truncate_atomic(const char *path, off_t size)
 	return ret;
 }
 
+/* SETATTR of a directory the mount makes: its owner (or root) may, and nothing is
+ * kept; only root gives it away (the same rules as for store files). */
+static int fixed_dir_setattr(fuse_req_t req, const struct stat *attr, int to_set)
+{
+	struct stat cur;
+
+	attr_dir(&cur, INO_ROOT, 0755);
+	return perm_setattr(req, &cur, attr, to_set) ? -EPERM : 0;
+}
+
 static void fs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
 		       struct fuse_file_info *fi)
 {
@@ -1571,12 +1582,8 @@ static void fs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 		 * virtual filesystems), so that rsync -a, cp -a and tar exit 0. */
 		if (h && h->kind == H_QUERY && to_set == FUSE_SET_ATTR_SIZE && attr->st_size == 0)
 			ret = 0;
-		else if (!(to_set & FUSE_SET_ATTR_SIZE) && (ino == INO_ROOT || ino == INO_PROCS ||
-							   ino == INO_ASK || ino == INO_QUERY))
-			ret = perm_owner(req, getuid()) && !(to_set & FUSE_SET_ATTR_UID &&
-							     attr->st_uid != getuid())
-				  ? 0
-				  : -EPERM;
+		else if (!(to_set & FUSE_SET_ATTR_SIZE) && ino >= INO_ROOT && ino <= INO_QUERY)
+			ret = fixed_dir_setattr(req, attr, to_set);
 		if (!ret) {
 			fs_getattr(req, ino, fi);
 			goto out_free;
@@ -1658,8 +1665,7 @@ out_free:
 
 /* Regular files only (knfsd creates files through MKNOD): no device, FIFO or socket
  * is ever made in the store. */
-static void fs_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
-		     dev_t rdev)
+static void fs_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev)
 {
 	struct buf path = BUF_INIT, type = BUF_INIT;
 	int ret = check_writable(), fd;

@@ -138,7 +138,9 @@ for what, fn in [('write', lambda: open(os.path.join(d, 'source.c'), 'w')),
                  ('chmod', lambda: os.chmod(os.path.join(d, 'source.c'), 0o666)),
                  ('utime', lambda: os.utime(os.path.join(d, 'source.c'), (1, 1))),
                  ('unlink', lambda: os.unlink(os.path.join(d, 'source.c'))),
-                 ('rmtype', lambda: os.rename(d, d + '2'))]:
+                 ('rmtype', lambda: os.rename(d, d + '2')),
+                 ('procs-utime', lambda: os.utime(os.path.dirname(d), (1, 1))),
+                 ('procs-chmod', lambda: os.chmod(os.path.dirname(d), 0o755))]:
     try:
         fn()
         print(what, 'ok')
@@ -146,7 +148,7 @@ for what, fn in [('write', lambda: open(os.path.join(d, 'source.c'), 'w')),
         print(what, errno.errorcode[e.errno])
 ''', m.mnt)
     assert r.returncode == 0, r.stderr
-    for what in ('write', 'chmod', 'utime', 'unlink', 'rmtype'):
+    for what in ('write', 'chmod', 'utime', 'unlink', 'rmtype', 'procs-utime', 'procs-chmod'):
         assert f'{what} ok' not in r.stdout, r.stdout
     assert m.ask('rootp', 'abc') == b'ABC\n'
 

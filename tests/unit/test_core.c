@@ -155,8 +155,8 @@ static void test_beneath_mode(bool walk)
 	sub = beneath_parent(fd, "a/out/secret", &base);
 	CHECK(sub == -ELOOP, "beneath_parent refuses a symlinked parent");
 	sub = beneath_parent(fd, "a/out", &base);
-	CHECK(sub >= 0 && !strcmp(base, "out") && fstatat(sub, base, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
-		  S_ISLNK(st.st_mode),
+	CHECK(sub >= 0 && !strcmp(base, "out") &&
+		  fstatat(sub, base, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode),
 	      "beneath_parent gives the directory of a symlink, not its target");
 	if (sub >= 0)
 		close(sub);
