@@ -350,20 +350,30 @@ def test_query_memory_budget(mounts):
         os.close(f3)
 
 
+def peak_rss_mb(pid):
+    with open(f'/proc/{pid}/status') as f:
+        for line in f:
+            if line.startswith('VmHWM:'):
+                return int(line.split()[1]) // 1024
+    raise AssertionError('no VmHWM')
+
+
 def test_test_bytes_capped(mounts):
-    """1000 hard links of one 1 MiB case do not make one read load 2 GB: tests/ is
-    read up to -o tests_max, and the log says why the rest is left out."""
-    m = mounts(options=['-o', 'tests_max=2'])
+    """300 hard links of one 1 MiB case (and its 1 MiB answer) do not make one read
+    hold 600 MB: tests/ is read up to -o tests_max (default 16 MB), one case at a
+    time, and the daemon log says why the rest is left out."""
+    m = mounts()
     m.put_proc('t', UPPER, tests={'a': ('x', 'X\n')})
     tests = os.path.join(type_dir(m.store, 't'), 'tests')
-    big = os.path.join(tests, 'big0.in')
-    write(big, b'y' * (1 << 20))
-    write(os.path.join(tests, 'big0.out'), b'Y' * (1 << 20) + b'\n')
-    for i in range(1, 200):
-        os.link(big, os.path.join(tests, f'big{i}.in'))
+    write(os.path.join(tests, 'big0.in'), b'y' * ((1 << 20) - 1))
+    write(os.path.join(tests, 'big0.out'), b'Y' * ((1 << 20) - 1) + b'\n')
+    for i in range(1, 300):
+        os.link(os.path.join(tests, 'big0.in'), os.path.join(tests, f'big{i}.in'))
         os.link(os.path.join(tests, 'big0.out'), os.path.join(tests, f'big{i}.out'))
     assert m.ask('t', 'abc') == b'ABC\n'
     assert 'tests_max' in m.daemon_log()
+    # The cap, not the directory, bounds what the daemon held (600 MB before it).
+    assert peak_rss_mb(m.proc.pid) < 400
 
 
 # ---- options --------------------------------------------------------------------
