@@ -46,8 +46,11 @@ static void store_refused(const char *path, int err)
 	static unsigned count;
 	time_t now = time(NULL);
 	bool say;
+	const char *what = err == -ELOOP   ? "a symlink where a directory or file belongs"
+			   : err == -EXDEV ? "a '..' leading out of STORE"
+					   : "not a directory where one belongs";
 
-	if (err != -ELOOP && err != -EXDEV)
+	if (err != -ELOOP && err != -EXDEV && err != -ENOTDIR)
 		return;
 	pthread_mutex_lock(&lock);
 	if (now != second) {
@@ -57,10 +60,9 @@ static void store_refused(const char *path, int err)
 	say = count++ < 5;
 	pthread_mutex_unlock(&lock);
 	if (say)
-		log_warn("store: %s: refused: a symlink or '..' where a directory or file "
-			 "belongs (seglamfs never follows links in STORE; replace it with a "
-			 "real directory or file)",
-			 path);
+		log_warn("store: %s: refused: %s (seglamfs never follows links in STORE; "
+			 "replace it with a real directory or file)",
+			 path, what);
 }
 
 int store_open_beneath(const char *rel, int flags, mode_t mode)
@@ -390,6 +392,7 @@ static int store_mkdirs_fd(const char *path)
 	int cur = -1, fd, ret = 0;
 
 	for (; *p; p = *end ? end + 1 : end) {
+		int at = cur >= 0 ? cur : store_fd;
 		size_t len;
 
 		end = strchrnul(p, '/');
@@ -402,15 +405,19 @@ static int store_mkdirs_fd(const char *path)
 		}
 		memcpy(comp, p, len);
 		comp[len] = '\0';
-		if (mkdirat(cur >= 0 ? cur : store_fd, comp, 0755) != 0 && errno != EEXIST) {
+		if (mkdirat(at, comp, 0755) != 0 && errno != EEXIST) {
 			ret = -errno;
 			goto out;
 		}
-		fd = openat(cur >= 0 ? cur : store_fd, comp,
-			    O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		fd = openat(at, comp, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 		if (fd < 0) {
+			struct stat st;
+
 			ret = -errno;
-			store_refused(path, ret == -ENOTDIR ? -ELOOP : ret);
+			if (ret == -ENOTDIR && fstatat(at, comp, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+			    S_ISLNK(st.st_mode))
+				ret = -ELOOP;
+			store_refused(path, ret);
 			goto out;
 		}
 		if (cur >= 0)
