@@ -118,6 +118,10 @@ print('mode', oct(st.st_mode), 'uid', st.st_uid)
     st = os.lstat(stored)
     assert st.st_uid == NOBODY, 'a file made through the mount belongs to its maker'
     assert not st.st_mode & (stat.S_ISUID | stat.S_ISGID | stat.S_ISVTX), oct(st.st_mode)
+    # The attack's last step: run it from the STORE path. No root.
+    r = as_nobody('import subprocess, sys; print(subprocess.run([sys.argv[1], "-p", "-c", '
+                  '"id -u"], capture_output=True, text=True).stdout.strip())', stored)
+    assert r.returncode == 0 and r.stdout.strip() == str(NOBODY), (r.stdout, r.stderr)
     # Not even root sets those bits in the store through the mount.
     os.chmod(m.path('procs', 'x', 'sh'), 0o6755)
     assert not os.lstat(stored).st_mode & 0o7000
