@@ -66,7 +66,7 @@ void usage_history_tick(void)
 	char host[256] = "localhost", when[32];
 	time_t now = time(NULL);
 	struct tm tm;
-	int fd;
+	int fd, ret;
 
 	if (store_readonly())
 		return;
@@ -90,8 +90,9 @@ void usage_history_tick(void)
 		   d.tokens_out, usage_cost_micro(d.tokens_in, d.tokens_out));
 	gethostname(host, sizeof(host) - 1);
 	host[sizeof(host) - 1] = '\0';
-	if (mkdirat(store_root_fd(), "usage", 0755) != 0 && errno != EEXIST) {
-		log_warn("usage: cannot create STORE/usage: %s", strerror(errno));
+	ret = store_mkdir("usage", 0755);
+	if (ret && ret != -EEXIST) {
+		log_warn("usage: cannot create STORE/usage: %s", strerror(-ret));
 		goto out;
 	}
 	/* A host name with a '/' would leave the directory: keep it a plain name. */
@@ -99,10 +100,10 @@ void usage_history_tick(void)
 		if (*s == '/' || (s == host && *s == '.'))
 			*s = '_';
 	buf_printf(&path, "usage/%s", host);
-	fd = openat(store_root_fd(), path.data,
-		    O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644);
+	/* Beneath STORE, never through a symlink (a peer may have planted one). */
+	fd = store_open_file(path.data, O_WRONLY | O_APPEND | O_CREAT, 0644);
 	if (fd < 0) {
-		log_warn("usage: cannot open STORE/%s: %s", path.data, strerror(errno));
+		log_warn("usage: cannot open STORE/%s: %s", path.data, strerror(-fd));
 		goto out;
 	}
 	/* One write of one whole line: a crash leaves whole lines. */
