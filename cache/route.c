@@ -1437,6 +1437,31 @@ static int admit_reply(const char *nq, size_t nqlen, const char *text, size_t le
 	free(comb.ex);
 	if (ret)
 		goto out;
+	/* An existing type must accept the inputs the reply maps its questions to: a
+	 * question routed to the wrong type is caught here, before any file is written. */
+	for (size_t i = 0; exists && i < r->add.nex; i++) {
+		struct answer *a = NULL;
+		const struct rex *x = &r->add.ex[i];
+
+		ret = proc_ask(r->name, x->in, x->inlen, &a);
+		if (!ret && a->rc)
+			ret = a->rc;
+		if (ret) {
+			const char *nl = a ? memchr(a->data, '\n', a->len) : NULL;
+			int rl = a && ret == -EINVAL ? (int)(nl ? (size_t)(nl - a->data) : a->len) : 0;
+
+			buf_printf(why,
+				   "type %s %s the input '%s' of the question '%s' (%.*s): it does "
+				   "not answer this question; route it elsewhere",
+				   r->name, ret == -EINVAL ? "rejects" : "cannot answer", x->in,
+				   x->q, rl > 200 ? 200 : rl, rl ? a->data : "");
+		}
+		answer_put(a);
+		if (ret) {
+			ret = -EINVAL;
+			goto out;
+		}
+	}
 	if (!exists) {
 		ret = new_procedure(r->name, text, len, &code, &spec, &cases, &ncases, why);
 		if (ret)

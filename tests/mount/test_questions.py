@@ -1,0 +1,259 @@
+"""Questions in plain words: q/QUESTION, procs/TYPE/patterns and questions/ (issue 12)."""
+import errno
+import os
+import subprocess
+import threading
+import time
+
+import pytest
+
+from conftest import write
+
+CAPITAL = r'''#include <seglam.h>
+#include <string.h>
+#include <ctype.h>
+
+static int same(const char *a, const char *b)
+{
+	for (; *a && *b; a++, b++)
+		if (tolower((unsigned char)*a) != tolower((unsigned char)*b))
+			return 0;
+	return *a == *b;
+}
+
+int seglam_run(const char *in, size_t len, seglam_out *out)
+{
+	static const char *t[][2] = {{"France", "Paris"}, {"Peru", "Lima"},
+				     {"Japan", "Tokyo"}, {"the Republic of Korea", "Seoul"}};
+	(void)len;
+	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++)
+		if (same(in, t[i][0]))
+			return seglam_printf(out, "%s\n", t[i][1]), 0;
+	seglam_printf(out, "unknown country");
+	return 1;
+}
+'''
+
+DOUBLE = r'''#include <seglam.h>
+#include <stdlib.h>
+
+int seglam_run(const char *in, size_t len, seglam_out *out)
+{
+	char *end;
+	long long v = strtoll(in, &end, 10);
+
+	if (!len || end != in + len) {
+		seglam_printf(out, "not an integer");
+		return 1;
+	}
+	seglam_printf(out, "%lld\n", v * 2);
+	return 0;
+}
+'''
+
+
+def q(m, question):
+    with open(m.path('q', question.replace('%', '%25').replace('/', '%2F')), 'rb') as f:
+        return f.read()
+
+
+def q_errno(m, question):
+    try:
+        q(m, question)
+    except OSError as e:
+        return e.errno
+    return 0
+
+
+def capital_type(m, patterns='what is the capital of {country}\n', examples=True):
+    m.put_proc('capital-of', CAPITAL, tests={'fr': ('France', 'Paris\n')})
+    d = m.path('procs', 'capital-of')
+    if examples:
+        os.mkdir(os.path.join(d, 'questions'))
+        write(os.path.join(d, 'questions', 'fr.q'), 'What is the capital of France?\n')
+        write(os.path.join(d, 'questions', 'fr.in'), 'France\n')
+    write(os.path.join(d, 'patterns'), patterns)
+
+
+def wait_for(fn, timeout=20):
+    """Poll a condition that another daemon or thread makes true eventually."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if fn():
+            return True
+        time.sleep(0.05)
+    return fn()
+
+
+# ---- offline ------------------------------------------------------------------
+
+
+def test_library_questions_offline(mounts):
+    m = mounts(library=True)
+    assert q(m, 'what is MCMXCIV in decimal?') == b'1994\n'
+    assert q(m, 'What is  mcmxciv in DECIMAL') == b'1994\n'
+    assert q(m, 'How many days are between 2026-01-01 and 2026-11-26?') == b'329\n'
+    assert q(m, 'what day of the week is 2024-02-29') == b'Thursday\n'
+    assert q(m, 'is 97 a prime number?') == b'true\n'
+    # The answer is the procedure's, exactly as ask/ gives it.
+    assert q(m, 'What is 1994 in Roman numerals?') == m.ask('int-to-roman', '1994')
+    st = m.stats()
+    assert st['question_hits'] >= 5 and st['routing_calls'] == 0
+    assert 'q' in os.listdir(m.mnt)
+
+
+def test_every_library_example_routes_to_its_input(mounts):
+    m = mounts(library=True)
+    n = 0
+    for t in sorted(os.listdir(m.path('procs'))):
+        qd = m.path('procs', t, 'questions')
+        if not os.path.isdir(qd):
+            continue
+        for name in sorted(os.listdir(qd)):
+            if not name.endswith('.q'):
+                continue
+            with open(os.path.join(qd, name)) as f:
+                question = f.read().strip()
+            with open(os.path.join(qd, name[:-2] + '.in')) as f:
+                inp = f.read().rstrip('\n')
+            assert q(m, question) == m.ask(t, inp.replace('%', '%25').replace('/', '%2F')), \
+                (t, question)
+            n += 1
+    assert n >= 40
+    assert 'not used' not in m.daemon_log()
+
+
+def test_seglam_q_argument_and_stdin(mounts):
+    m = mounts(library=True)
+    r = m.seglam('q', 'what', 'is', 'XIV', 'in', 'decimal?')
+    assert (r.returncode, r.stdout) == (0, b'14\n')
+    long_q = 'reverse ' + 'ab' * 300  # too long for a file name
+    r = m.seglam('q', input=long_q.encode() + b'\n')
+    assert (r.returncode, r.stdout) == (0, b'ba' * 300 + b'\n')
+    r = m.seglam('q', 'what is the weather right now')
+    assert r.returncode == 2 and b'no pattern' in r.stderr
+
+
+def test_near_miss_and_no_pattern_are_enoent(mounts):
+    m = mounts(library=True)
+    capital_type(m)
+    assert q(m, 'what is the capital of Japan') == b'Tokyo\n'
+    assert q(m, 'What is the capital of the Republic of Korea?') == b'Seoul\n'
+    assert q_errno(m, 'what is the capital letter of x') == errno.ENOENT
+    assert q_errno(m, 'what is MCMXCIV in hexadecimal') == errno.ENOENT
+    assert q_errno(m, 'tell me what is the capital of France') == errno.ENOENT
+    assert m.stats()['routing_misses'] >= 3
+
+
+def test_tie_between_types_is_a_miss(mounts):
+    m = mounts()
+    m.put_proc('double', DOUBLE)
+    m.put_proc('capital-of', CAPITAL)
+    write(m.path('procs', 'double', 'patterns'), 'compute {n} please\n')
+    write(m.path('procs', 'capital-of', 'patterns'), 'compute {country} please\n')
+    assert q_errno(m, 'compute 21 please') == errno.ENOENT
+    # A more specific phrasing wins over the tie.
+    with open(m.path('procs', 'double', 'patterns'), 'a') as f:
+        f.write('compute {n} please twice\n')
+    assert q(m, 'compute 21 please twice') == b'42\n'
+    assert q_errno(m, 'compute 21 please') == errno.ENOENT
+
+
+def test_hand_taught_pattern_with_echo(mounts):
+    m = mounts()
+    capital_type(m)
+    assert q_errno(m, 'capital city of Peru') == errno.ENOENT
+    subprocess.run(['sh', '-c', "echo 'capital city of {country}' >> patterns"],
+                   cwd=m.path('procs', 'capital-of'), check=True)
+    assert q(m, 'capital city of Peru') == b'Lima\n'
+    # A question whose input the procedure rejects is EINVAL, as in ask/.
+    assert q_errno(m, 'capital city of Atlantis') == errno.EINVAL
+
+
+def test_bad_patterns_refused_with_reason_and_ask_keeps_working(mounts):
+    m = mounts()
+    capital_type(m, patterns='what is the capital of {country\n')
+    assert q_errno(m, 'what is the capital of France') == errno.ENOENT
+    assert m.ask('capital-of', 'France') == b'Paris\n'
+    assert 'opens no slot' in m.proc_log('capital-of')
+    # An example its own patterns do not give is refused too.
+    write(m.path('procs', 'capital-of', 'patterns'), 'capital of {country}\n')
+    assert q_errno(m, 'capital of France') == errno.ENOENT
+    assert 'matches no pattern' in m.proc_log('capital-of')
+    # Fixed: used again.
+    write(m.path('procs', 'capital-of', 'patterns'),
+          'capital of {country}\nwhat is the capital of {country}\n')
+    assert q(m, 'capital of France') == b'Paris\n'
+    # Another type's pattern that would win capital-of's example is refused.
+    m.put_proc('double', DOUBLE)
+    write(m.path('procs', 'double', 'patterns'), 'what is the capital of {n}\n')
+    assert q(m, 'what is the capital of Peru') == b'Lima\n'
+    assert 'would win example questions/fr.q' in m.proc_log('double')
+    assert m.ask('double', '4') == b'8\n'
+
+
+def test_pattern_without_a_whole_word_is_refused(mounts):
+    m = mounts()
+    m.put_proc('double', DOUBLE)
+    write(m.path('procs', 'double', 'patterns'), '{n}+{n2}\n')
+    assert q_errno(m, '1+2') == errno.ENOENT
+    assert 'no whole literal word' in m.proc_log('double')
+
+
+def test_editing_patterns_with_editors_while_reading(mounts):
+    m = mounts()
+    capital_type(m, patterns='what is the capital of {country}\n')
+    d = m.path('procs', 'capital-of')
+    stop = threading.Event()
+    wrong = []
+    reads = [0]
+
+    def reader():
+        while not stop.is_set():
+            try:
+                got = q(m, 'what is the capital of France')
+                if got != b'Paris\n':
+                    wrong.append(got)
+            except OSError as e:
+                wrong.append(e.errno)
+            reads[0] += 1
+
+    t = threading.Thread(target=reader)
+    t.start()
+    try:
+        for i in range(5):
+            subprocess.run(['sed', '-i', '$a capital number %d of {country}' % i,
+                            os.path.join(d, 'patterns')], check=True)
+        subprocess.run(['vim', '-u', 'NONE', '-i', 'NONE', '-N', '-n', '-es', '-c',
+                        'call append(line("$"), "seat of government of {country}")',
+                        '-c', 'wq', os.path.join(d, 'patterns')],
+                       check=True, timeout=60, stdin=subprocess.DEVNULL)
+    finally:
+        stop.set()
+        t.join(60)
+    assert wrong == [] and reads[0] > 0
+    assert q(m, 'capital number 3 of Peru') == b'Lima\n'
+    assert q(m, 'seat of government of Japan') == b'Tokyo\n'
+
+
+def test_meta_counts_question_hits(mounts):
+    m = mounts(library=True)
+    for i in range(3):
+        assert q(m, 'is %d prime' % (7 + i * 2)) in (b'true\n', b'false\n')
+    m.stop()
+    m.start()
+    assert m.meta('is-prime').get('question_hits', 0) >= 3
+
+
+def test_other_daemon_patterns_served_within_revalidate(mounts, tmp_path):
+    a = mounts(name='a', options=['-o', 'revalidate=200'])
+    b = mounts(name='b', store=a.store, options=['-o', 'revalidate=200'])
+    capital_type(a)
+    assert q(a, 'what is the capital of Peru') == b'Lima\n'
+    # b built its index before: the new type and its patterns reach it by the note.
+    assert wait_for(lambda: q_errno(b, 'what is the capital of Peru') == 0)
+    assert q(b, 'what is the capital of Peru') == b'Lima\n'
+    with open(a.path('procs', 'capital-of', 'patterns'), 'a') as f:
+        f.write('capital city of {country}\n')
+    assert q(a, 'capital city of Japan') == b'Tokyo\n'
+    assert wait_for(lambda: q_errno(b, 'capital city of Japan') == 0)
