@@ -257,3 +257,128 @@ def test_other_daemon_patterns_served_within_revalidate(mounts, tmp_path):
         f.write('capital city of {country}\n')
     assert q(a, 'capital city of Japan') == b'Tokyo\n'
     assert wait_for(lambda: q_errno(b, 'capital city of Japan') == 0)
+
+
+# ---- with the test LLM server -------------------------------------------------
+
+PROTOCOLS = ['openai', 'anthropic']
+
+
+def llm_mount(mounts, llm, provider, **kw):
+    return mounts(env=llm.env(provider), **kw)
+
+
+def read_text(path):
+    with open(path) as f:
+        return f.read()
+
+
+@pytest.mark.parametrize('provider', PROTOCOLS)
+def test_route_to_existing_type_adds_a_pattern(mounts, llm, provider):
+    m = llm_mount(mounts, llm, provider, library=True)
+    source = read_text(m.path('procs', 'weekday', 'source.c'))
+    llm.script([{'kind': 'route', 'type': 'weekday',
+                 'patterns': ["what's the weekday of {date}"],
+                 'questions': [["what's the weekday of 2024-02-29", '2024-02-29']]}])
+    assert q(m, "What's the weekday of 2024-02-29?") == b'Thursday\n'
+    assert llm.count() == 1
+    prompt = llm.calls()['calls'][0]['prompt']
+    # The nearest existing types come with their spec, patterns and examples.
+    assert '## type: weekday' in prompt and 'what day of the week is {date}' in prompt
+    assert "what's the weekday of {date}" in read_text(m.path('procs', 'weekday', 'patterns'))
+    assert read_text(m.path('procs', 'weekday', 'source.c')) == source  # no new procedure
+    # Other dates: hits, no more calls.
+    assert q(m, "what's the weekday of 1970-01-01") == b'Thursday\n'
+    assert q(m, "what's the weekday of 2026-11-30") == b'Monday\n'
+    assert llm.count() == 1
+    st = m.stats()
+    assert st['routing_calls'] == 1 and st['routing_admitted'] == 1
+
+
+@pytest.mark.parametrize('provider', PROTOCOLS)
+def test_route_to_a_new_type(mounts, llm, provider):
+    m = llm_mount(mounts, llm, provider)
+    llm.script([{'kind': 'route', 'type': 'double',
+                 'patterns': ['what is twice {n}', 'what is {n} doubled'],
+                 'questions': [['what is twice 21', '21'], ['what is 5 doubled', '5']],
+                 'spec': 'Input: an integer. Answer: twice it.',
+                 'code': DOUBLE, 'tests': [['2', '4'], ['-3', '-6']]}])
+    assert q(m, 'What is twice 21?') == b'42\n'
+    assert q(m, 'what is 50 doubled') == b'100\n'
+    assert m.ask('double', '7') == b'14\n'
+    assert llm.count() == 1
+    assert 'twice' in read_text(m.path('procs', 'double', 'spec'))
+    assert sorted(os.listdir(m.path('procs', 'double', 'tests')))[:2] == ['reply-1.in',
+                                                                         'reply-1.out']
+    assert m.meta('double')['author'] == 'llm'
+
+
+@pytest.mark.parametrize('provider', PROTOCOLS)
+def test_patterns_not_matching_the_question_are_a_failed_round(mounts, llm, provider):
+    m = llm_mount(mounts, llm, provider)
+    bad = {'kind': 'route', 'type': 'double', 'patterns': ['double of {n}'],
+           'questions': [['double of 21', '21']], 'code': DOUBLE}
+    good = dict(bad, patterns=['what is the double of {n}'],
+                questions=[['what is the double of 21', '21']])
+    llm.script([bad, good])
+    assert q(m, 'what is the double of 21') == b'42\n'
+    assert llm.count() == 2
+    assert 'none of the patterns matches the question' in llm.calls()['calls'][1]['prompt']
+    # The failed round wrote nothing: its pattern is not in the file.
+    assert 'double of {n}\n' not in read_text(m.path('procs', 'double', 'patterns')).replace(
+        'what is the double of {n}\n', '')
+
+
+@pytest.mark.parametrize('provider', PROTOCOLS)
+def test_route_to_a_wrong_existing_type_is_not_admitted(mounts, llm, provider):
+    m = llm_mount(mounts, llm, provider, library=True)
+    capital_type(m)
+    roman = read_text(m.path('procs', 'roman-to-int', 'patterns'))
+    wrong = {'kind': 'route', 'type': 'roman-to-int',
+             'patterns': ['which city is the capital of {x}'],
+             'questions': [['which city is the capital of Peru', 'Peru']]}
+    right = dict(wrong, type='capital-of')
+    llm.script([wrong, right])
+    assert q(m, 'Which city is the capital of Peru?') == b'Lima\n'
+    assert llm.count() == 2
+    assert read_text(m.path('procs', 'roman-to-int', 'patterns')) == roman
+    assert 'not admitted' in m.proc_log('roman-to-int')
+    assert 'rejects the input' in llm.calls()['calls'][1]['prompt']
+
+
+@pytest.mark.parametrize('provider', PROTOCOLS)
+def test_unanswerable_question_is_remembered(mounts, llm, provider):
+    m = llm_mount(mounts, llm, provider)
+    llm.script([{'kind': 'route', 'none': 'it needs the current weather'}])
+    assert q_errno(m, 'what is the weather right now') == errno.EIO
+    assert q_errno(m, 'What is the weather right now?') == errno.EIO
+    assert llm.count() == 1
+    assert m.stats()['routing_failed'] == 1
+
+
+def test_concurrent_misses_of_one_question_make_one_request(mounts, llm):
+    m = llm_mount(mounts, llm, 'openai', library=True)
+    llm.script([{'kind': 'slow', 'delay': 1, 'then': {
+        'kind': 'route', 'type': 'weekday', 'patterns': ['weekday of the date {d}'],
+        'questions': [['weekday of the date 2024-02-29', '2024-02-29']]}}])
+    results = [None] * 6
+
+    def reader(i):
+        try:
+            results[i] = q(m, 'weekday of the date 2024-02-29')
+        except OSError as e:
+            results[i] = e
+
+    threads = [threading.Thread(target=reader, args=(i,)) for i in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert results == [b'Thursday\n'] * 6
+    assert llm.count() == 1
+
+
+def test_no_llm_miss_is_enoent_and_makes_no_call(mounts, llm):
+    m = mounts(library=True)  # llm=none
+    assert q_errno(m, 'what is the weather right now') == errno.ENOENT
+    assert llm.count() == 0
