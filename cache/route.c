@@ -1000,18 +1000,37 @@ static void route_ready(void)
 		notes_scan();
 }
 
+/*
+ * Other daemons learn of this change by its note, so it is written now, not at this
+ * daemon's next question (which may never come).
+ */
 void route_touched(const char *type)
 {
+	struct sig ps, qs;
+	int walked;
+
 	pthread_mutex_lock(&rt.mu);
-	for (size_t i = 0; i < rt.npending; i++)
-		if (!strcmp(rt.pending[i], type))
-			goto out;
-	rt.pending = realloc(rt.pending, (rt.npending + 1) * sizeof(*rt.pending));
-	if (!rt.pending || !(rt.pending[rt.npending] = strdup(type)))
-		abort();
-	rt.npending++;
+	walked = rt.walked;
+	if (walked == 1) {
+		/* The walk may have read the type already: look again once it is done. */
+		for (size_t i = 0; i < rt.npending; i++)
+			if (!strcmp(rt.pending[i], type))
+				goto out;
+		rt.pending = realloc(rt.pending, (rt.npending + 1) * sizeof(*rt.pending));
+		if (!rt.pending || !(rt.pending[rt.npending] = strdup(type)))
+			abort();
+		rt.npending++;
+	}
 out:
 	pthread_mutex_unlock(&rt.mu);
+	if (walked == 2) {
+		reload_if_changed(type, true);
+	} else if (walked == 0) {
+		/* No index here to compare with: note any type that has patterns or examples. */
+		type_sigs(type, &ps, &qs);
+		if (ps.exists || qs.exists)
+			note_change(type);
+	}
 }
 
 /* ---- finding ------------------------------------------------------------ */

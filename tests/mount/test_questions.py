@@ -259,6 +259,16 @@ def test_other_daemon_patterns_served_within_revalidate(mounts, tmp_path):
     assert wait_for(lambda: q_errno(b, 'capital city of Japan') == 0)
 
 
+def test_edit_on_a_daemon_that_never_saw_a_question_reaches_the_others(mounts):
+    a = mounts(name='a', options=['-o', 'revalidate=200'])
+    b = mounts(name='b', store=a.store, options=['-o', 'revalidate=200'])
+    assert q_errno(b, 'what is the capital of Peru') == errno.ENOENT  # b's index is built
+    capital_type(a)  # a has no index: the edit still leaves a note for b
+    assert wait_for(lambda: q_errno(b, 'what is the capital of Peru') == 0)
+    assert q(b, 'what is the capital of Peru') == b'Lima\n'
+    assert os.path.exists(os.path.join(a.store, 'routes', 'capital-of'))
+
+
 # ---- with the test LLM server -------------------------------------------------
 
 PROTOCOLS = ['openai', 'anthropic']
