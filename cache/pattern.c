@@ -177,7 +177,8 @@ int pat_parse(const char *line, size_t len, struct pat *p, struct buf *why)
 				continue;
 			}
 			for (unsigned k = 0; k < n; k++)
-				known |= nlens[k] == sl - 2 && !memcmp(names[k], tmpl.data + i + 1, sl - 2);
+				known |= nlens[k] == sl - 2 &&
+					 !memcmp(names[k], tmpl.data + i + 1, sl - 2);
 			if (!known) {
 				buf_printf(why, "template slot {%.*s} is not a slot of the pattern",
 					   (int)(sl - 2), tmpl.data + i + 1);

@@ -33,6 +33,9 @@
 #define ROUTE_NEAR_EXAMPLES 8
 #define ROUTE_FAILS_MAX 4096
 #define ROUTE_TOKENS_MAX 256
+/* Patterns one question may try: past this (a store written to make every question
+ * try every pattern) the question is a miss, never a partial search's winner. */
+#define ROUTE_CANDIDATES_MAX 50000
 /* A word in more types than this says nothing about which type is near. */
 #define ROUTE_COMMON_WORD 5000
 /* STORE/routes/TYPE: a note that TYPE's patterns or questions changed, for other
@@ -118,7 +121,8 @@ static struct {
 	unsigned long epoch;
 	size_t npatterns;
 
-	pthread_mutex_t mu; /* what follows */
+	pthread_mutex_t admit; /* one admission at a time: patterns files are appended */
+	pthread_mutex_t mu;    /* what follows */
 	pthread_cond_t cond;
 	int walked; /* 0 not yet, 1 walking, 2 done */
 	struct sig notes;
@@ -132,6 +136,7 @@ static struct {
 	void (*hook)(const char *type);
 	atomic_ulong asks, hits, misses, calls, failed, admitted;
 } rt = {.lock = PTHREAD_RWLOCK_INITIALIZER,
+	.admit = PTHREAD_MUTEX_INITIALIZER,
 	.mu = PTHREAD_MUTEX_INITIALIZER,
 	.cond = PTHREAD_COND_INITIALIZER};
 
@@ -444,8 +449,8 @@ static void tdata_parse(struct tdata *d, const char *text, size_t len)
 		buf_reset(&why);
 		r = pat_parse(text + p, e - p, &pt, &why);
 		if (r < 0) {
-			buf_printf(&why, " (line %zu: %.*s)", lineno, (int)(e - p > 200 ? 200 : e - p),
-				   text + p);
+			buf_printf(&why, " (line %zu: %.*s)", lineno,
+				   (int)(e - p > 200 ? 200 : e - p), text + p);
 			d->reason = buf_steal(&why);
 		} else if (r > 0) {
 			d->pats = realloc(d->pats, (d->npats + 1) * sizeof(*d->pats));
@@ -556,8 +561,7 @@ static void tdata_load(const char *name, struct tdata *d)
 /* ---- admission ---------------------------------------------------------- */
 
 /* Best match of @pats on @q: the most literal characters, first wins. */
-static int best_of(const struct pat *pats, size_t n, const char *q, size_t qlen,
-		   struct buf *input)
+static int best_of(const struct pat *pats, size_t n, const char *q, size_t qlen, struct buf *input)
 {
 	struct buf tmp = BUF_INIT;
 	int best = -1;
@@ -644,8 +648,9 @@ static int admit_self(const struct tdata *d, struct buf *why)
 			goto out;
 		}
 		if (in.len != x->inlen || memcmp(in.data, x->in, in.len)) {
-			buf_printf(why, "example questions/%s.q '%s' gives input '%s', not '%s' of %s.in",
-				   x->name, x->q, buf_str(&in), x->in, x->name);
+			buf_printf(
+			    why, "example questions/%s.q '%s' gives input '%s', not '%s' of %s.in",
+			    x->name, x->q, buf_str(&in), x->in, x->name);
 			ret = -EINVAL;
 			goto out;
 		}
@@ -1043,12 +1048,12 @@ struct found {
 };
 
 /* Read lock held.  @exclude's patterns are not considered. */
-static void find_locked(const char *nq, size_t nqlen, const struct rtype *exclude,
-			struct found *f)
+static void find_locked(const char *nq, size_t nqlen, const struct rtype *exclude, struct found *f)
 {
 	char *l = lowered(nq, nqlen), *tok[ROUTE_TOKENS_MAX];
 	size_t n = tokens(l, tok, ROUTE_TOKENS_MAX);
 	struct buf tmp = BUF_INIT;
+	size_t tried = 0;
 
 	f->t = NULL;
 	f->lits = -1;
@@ -1056,6 +1061,13 @@ static void find_locked(const char *nq, size_t nqlen, const struct rtype *exclud
 	for (size_t k = 0; k < n; k++) {
 		struct word *w = word_find(tok[k]);
 
+		if (w && (tried += w->pr.n) > ROUTE_CANDIDATES_MAX) {
+			log_warn("q: a question would try over %d patterns: a miss (make the "
+				 "patterns of the store more specific)",
+				 ROUTE_CANDIDATES_MAX);
+			f->tie = true;
+			break;
+		}
 		for (size_t j = 0; w && j < w->pr.n; j++) {
 			struct rtype *t = w->pr.v[j].t;
 			const struct pat *p = &t->d.pats[w->pr.v[j].i];
@@ -1300,8 +1312,10 @@ static int parse_reply(const char *text, size_t len, struct rreply *r, struct bu
 			s += 5;
 			trim(&s, &e);
 			if (!store_type_valid(s, (size_t)(e - s))) {
-				buf_printf(why, "'%.*s' is not a type name (1 to 128 of A-Z a-z 0-9 . _ + -)",
-					   (int)(e - s > 130 ? 130 : e - s), s);
+				buf_printf(
+				    why,
+				    "'%.*s' is not a type name (1 to 128 of A-Z a-z 0-9 . _ + -)",
+				    (int)(e - s > 130 ? 130 : e - s), s);
 				goto out;
 			}
 			memcpy(r->name, s, (size_t)(e - s));
@@ -1384,8 +1398,9 @@ static int new_procedure(const char *name, const char *text, size_t len, struct 
 			 struct buf *spec, struct llm_case **cases, int *ncases, struct buf *why)
 {
 	if (llm_reply_code(text, len, code) != 0) {
-		buf_printf(why, "type %s does not exist: the reply must hold its procedure in a "
-				"```c block",
+		buf_printf(why,
+			   "type %s does not exist: the reply must hold its procedure in a "
+			   "```c block",
 			   name);
 		return -EINVAL;
 	}
@@ -1397,8 +1412,8 @@ static int new_procedure(const char *name, const char *text, size_t len, struct 
 }
 
 /* Check a reply and, when admissible, write it to the store. */
-static int admit_reply(const char *nq, size_t nqlen, const char *text, size_t len,
-		       struct rreply *r, struct buf *why)
+static int admit_reply(const char *nq, size_t nqlen, const char *text, size_t len, struct rreply *r,
+		       struct buf *why)
 {
 	struct buf in = BUF_INIT, code = BUF_INIT, spec = BUF_INIT, old = BUF_INIT, all = BUF_INIT;
 	struct llm_case *cases = NULL;
@@ -1442,11 +1457,12 @@ static int admit_reply(const char *nq, size_t nqlen, const char *text, size_t le
 			find_locked(nq, nqlen, type_find(r->name), &other);
 			ours = best_of(comb.pats, comb.npats, nq, nqlen, &in);
 			if (other.t && other.lits >= ours) {
-				buf_printf(why,
-					   "the question is matched as well or better by a pattern of "
-					   "type %s (%d literal characters against %d): make the "
-					   "patterns more specific",
-					   other.t->name, other.lits, ours);
+				buf_printf(
+				    why,
+				    "the question is matched as well or better by a pattern of "
+				    "type %s (%d literal characters against %d): make the "
+				    "patterns more specific",
+				    other.t->name, other.lits, ours);
 				ret = -EINVAL;
 			}
 		}
@@ -1467,7 +1483,8 @@ static int admit_reply(const char *nq, size_t nqlen, const char *text, size_t le
 			ret = a->rc;
 		if (ret) {
 			const char *nl = a ? memchr(a->data, '\n', a->len) : NULL;
-			int rl = a && ret == -EINVAL ? (int)(nl ? (size_t)(nl - a->data) : a->len) : 0;
+			int rl =
+			    a && ret == -EINVAL ? (int)(nl ? (size_t)(nl - a->data) : a->len) : 0;
 
 			buf_printf(why,
 				   "type %s %s the input '%s' of the question '%s' (%.*s): it does "
@@ -1592,8 +1609,11 @@ static int route_llm(const char *nq, size_t nqlen)
 			llm_reply_free(&reply);
 			break;
 		}
-		if (!rc)
+		if (!rc) {
+			pthread_mutex_lock(&rt.admit);
 			rc = admit_reply(nq, nqlen, buf_str(&reply.text), reply.text.len, &r, &why);
+			pthread_mutex_unlock(&rt.admit);
+		}
 		if (!rc) {
 			ret = 0;
 			rreply_free(&r);

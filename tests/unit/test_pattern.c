@@ -112,8 +112,9 @@ int main(void)
 	CHECK(lits("capital of {c} => {c}") == 11, "template not counted");
 	CHECK(pat_parse("{a}{b}{c}{d}{e}{f}{g}{h}{i}{j}c", 31, &p, &why) == 1, "many slots parse");
 	buf_reset(&b);
-	pat_normalize("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaab",
-		      79, &why);
+	pat_normalize(
+	    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaab", 79,
+	    &why);
 	CHECK(!pat_match(&p, why.data, why.len, &b), "hostile pattern: bounded work, a miss");
 	pat_free(&p);
 	buf_reset(&why);
