@@ -770,6 +770,22 @@ def plots(ctx, res):
                                "lines lw 2 title 'exact-match answer cache', '' every ::1 using "
                                "($1/1000):(($2>0?$2:0.1)*1000.0/%d) with lines lw 2 title "
                                "'seglamfs (0 drawn as 0.1)'\n" % (cost['types'], ev, ev))
+    qs = res.get('questions')
+    if qs:
+        sm = qs['stream']
+        ev = res['params']['q_every']
+        figs['questions'] = gnuplot(ctx, 'questions',
+                                    "set title 'LLM calls per 1,000 questions (%d families x %d "
+                                    "phrasings, Zipf s=1, random inputs)'\n"
+                                    "set datafile separator ','\n"
+                                    "set xlabel 'questions (thousands)'\n"
+                                    "set ylabel 'LLM calls per 1,000 questions'\nset logscale y\n"
+                                    "set grid\nset key top right\n"
+                                    "plot 'questions.csv' every ::1 using ($1/1000):($3*1000.0/%d) "
+                                    "with lines lw 2 title 'exact-match answer cache', '' every "
+                                    "::1 using ($1/1000):(($2>0?$2:0.1)*1000.0/%d) with lines lw 2 "
+                                    "title 'seglamfs q/ (0 drawn as 0.1)'\n"
+                                    % (sm['families'], sm['phrasings'], ev, ev))
     return figs
 
 
@@ -1028,6 +1044,8 @@ def report(ctx, res, figs):
         L.append('| GenCache (published, arXiv 2511.17565) | | | | 83%, < 10% incorrect |\n')
         L.append('Incorrect answers: %d; errors: %d; %.1f s.\n'
                  % (sm['wrong'], sm['errors'], sm['seconds']))
+        if figs.get('questions'):
+            L.append('![questions cost curve](%s)\n' % figs['questions'])
         ok = sm['wrong'] == 0 and (sm['hit_rate_after_1000'] or 0) > 0.95
         T.append(('9. question stream', '> 95% hits after 1,000, 0 incorrect',
                   '%s, %d incorrect' % (fmt(100 * (sm['hit_rate_after_1000'] or 0), 2) + '%',
