@@ -1445,10 +1445,14 @@ static int admit_reply(const char *nq, size_t nqlen, const char *text, size_t le
 	comb.ex = calloc(comb.nex ? comb.nex : 1, sizeof(*comb.ex));
 	if (!comb.pats || !comb.ex)
 		abort();
-	memcpy(comb.pats, cur.pats, cur.npats * sizeof(*cur.pats));
+	/* (memcpy from NULL is undefined even for 0 bytes: new types have none yet) */
+	if (cur.npats)
+		memcpy(comb.pats, cur.pats, cur.npats * sizeof(*cur.pats));
 	memcpy(comb.pats + cur.npats, r->add.pats, r->add.npats * sizeof(*r->add.pats));
-	memcpy(comb.ex, cur.ex, cur.nex * sizeof(*cur.ex));
-	memcpy(comb.ex + cur.nex, r->add.ex, r->add.nex * sizeof(*r->add.ex));
+	if (cur.nex)
+		memcpy(comb.ex, cur.ex, cur.nex * sizeof(*cur.ex));
+	if (r->add.nex)
+		memcpy(comb.ex + cur.nex, r->add.ex, r->add.nex * sizeof(*r->add.ex));
 	ret = admit_self(&comb, why);
 	if (!ret) {
 		pthread_rwlock_rdlock(&rt.lock);
