@@ -1,9 +1,11 @@
-/* test_pattern: unit tests of question patterns (parsing, normalizing, matching). */
+/* test_pattern: unit tests of question patterns (parsing, normalizing, matching) and of
+ * reading the blocks of a routing reply (llm/route.c). */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "buf.h"
+#include "llm_route.h"
 #include "pattern.h"
 
 static int failures, count;
@@ -62,6 +64,87 @@ static void words_cb(const char *w, size_t len, void *arg)
 
 	buf_add(b, w, len);
 	buf_addc(b, '|');
+}
+
+/* Deterministic pseudo-random bytes (xorshift), for the robustness checks. */
+static unsigned long long rng = 88172645463325252ull;
+
+static unsigned next(void)
+{
+	rng ^= rng << 13;
+	rng ^= rng >> 7;
+	rng ^= rng << 17;
+	return (unsigned)rng;
+}
+
+/* Random lines and questions from a small alphabet rich in syntax: never a crash,
+ * and a match always yields a NUL-terminated input no longer than the question
+ * plus the template. */
+static void test_random(void)
+{
+	static const char alpha[] = "ab {}=> x?.!\t{a}{b}";
+	struct buf why = BUF_INIT, in = BUF_INIT, nq = BUF_INIT;
+	int parsed = 0, matched = 0, bad = 0;
+
+	for (int i = 0; i < 20000; i++) {
+		char line[40], qs[40];
+		size_t ll = next() % sizeof(line), ql = next() % sizeof(qs);
+		struct pat p;
+
+		for (size_t k = 0; k < ll; k++)
+			line[k] = alpha[next() % (sizeof(alpha) - 1)];
+		for (size_t k = 0; k < ql; k++)
+			qs[k] = alpha[next() % (sizeof(alpha) - 1)];
+		buf_reset(&why);
+		if (pat_parse(line, ll, &p, &why) != 1)
+			continue;
+		parsed++;
+		pat_normalize(qs, ql, &nq);
+		if (pat_match(&p, nq.data, nq.len, &in)) {
+			matched++;
+			if (!in.data || in.data[in.len] != '\0' ||
+			    in.len > nq.len + (p.tmpl ? strlen(p.tmpl) * nq.len : 0) + p.nslots)
+				bad++;
+		}
+		pat_free(&p);
+	}
+	CHECK(parsed > 100 && matched > 10 && bad == 0, "random lines and questions");
+	buf_free(&why);
+	buf_free(&in);
+	buf_free(&nq);
+}
+
+static void test_reply_blocks(void)
+{
+	static const char reply[] =
+	    "<think>\n```route\ntype: wrong\n```\n</think>\n"
+	    "Sure.\n\n```route\r\ntype: capital-of\r\n```\n"
+	    "```patterns\ncapital of {c}\n  what is the capital of {c}\n```\n"
+	    "```questions\ncapital of France => France\n```\n";
+	struct buf b = BUF_INIT, sys = BUF_INIT, user = BUF_INIT;
+	struct llm_route_type t = {"capital-of", "A country's capital.", "capital of {c}\n",
+				   "capital of France => France\n"};
+	struct llm_route_input in = {"What is the capital of Peru?", &t, 1, NULL, NULL};
+
+	CHECK(llm_reply_block(reply, strlen(reply), "route", &b) == 1 &&
+		  !strcmp(b.data, "type: capital-of\n"),
+	      "route block, think block dropped, CRLF");
+	CHECK(llm_reply_block(reply, strlen(reply), "PATTERNS", &b) == 1 &&
+		  !strcmp(b.data, "capital of {c}\n  what is the capital of {c}\n"),
+	      "patterns block, tag case-insensitive, indentation kept");
+	CHECK(llm_reply_block(reply, strlen(reply), "tests", &b) == 0 && b.len == 0,
+	      "missing block");
+	CHECK(llm_reply_block("```route\ntype: x", 16, "route", &b) == 1 &&
+		  !strcmp(b.data, "type: x\n"),
+	      "unclosed block runs to the end");
+	llm_route_prompt(&in, &sys, &user);
+	CHECK(strstr(user.data, "Question:\nWhat is the capital of Peru?\n") &&
+		  strstr(user.data, "## type: capital-of\n") &&
+		  strstr(user.data, "capital of France => France") && strstr(sys.data, "```route"),
+	      "routing prompt holds the question and the nearest types");
+	buf_free(&b);
+	buf_free(&sys);
+	buf_free(&user);
 }
 
 int main(void)
@@ -125,6 +208,8 @@ int main(void)
 	pat_free(&p);
 	buf_free(&b);
 	buf_free(&why);
+	test_random();
+	test_reply_blocks();
 	printf("1..%d\n", count);
 	return failures ? 1 : 0;
 }
