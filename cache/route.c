@@ -69,7 +69,7 @@ struct rtype {
 	char *name;
 	struct tdata d;
 	bool ok; /* patterns admitted and filed */
-	char **owords;
+	struct word **owords; /* the words it is filed under in tr (words are never freed) */
 	size_t nowords;
 	atomic_llong checked_ns;
 	atomic_ulong hits;
@@ -158,7 +158,7 @@ static char lower(char c)
 static void vec_add(struct vec *v, struct rtype *t, uint32_t i)
 {
 	if (v->n == v->cap) {
-		v->cap = v->cap ? v->cap * 2 : 4;
+		v->cap = v->cap ? v->cap * 2 : 1; /* most words are in one type */
 		v->v = realloc(v->v, v->cap * sizeof(*v->v));
 		if (!v->v)
 			abort();
@@ -762,13 +762,8 @@ static void unfile(struct rtype *t)
 	unfile_patterns(t);
 	for (size_t i = 0; i < t->d.nex; i++)
 		ex_words(t, (uint32_t)i, false);
-	for (size_t i = 0; i < t->nowords; i++) {
-		struct word *w = word_find(t->owords[i]);
-
-		if (w)
-			vec_del(&w->tr, t, UINT32_MAX);
-		free(t->owords[i]);
-	}
+	for (size_t i = 0; i < t->nowords; i++)
+		vec_del(&t->owords[i]->tr, t, UINT32_MAX);
 	free(t->owords);
 	t->owords = NULL;
 	t->nowords = 0;
@@ -793,10 +788,16 @@ static bool file_type(struct rtype *t, struct tdata *d, bool cross, struct buf *
 	for (size_t i = 0; i < t->d.nex; i++)
 		wordset_add_text(&ws, t->d.ex[i].q, t->d.ex[i].qlen);
 	wordset_unique(&ws);
-	t->owords = ws.w;
+	t->owords = malloc((ws.n ? ws.n : 1) * sizeof(*t->owords));
+	if (!t->owords)
+		abort();
 	t->nowords = ws.n;
-	for (size_t i = 0; i < ws.n; i++)
-		vec_add(&word_get(ws.w[i])->tr, t, 0);
+	for (size_t i = 0; i < ws.n; i++) {
+		t->owords[i] = word_get(ws.w[i]);
+		vec_add(&t->owords[i]->tr, t, 0);
+		free(ws.w[i]);
+	}
+	free(ws.w);
 	if (!t->d.reason && t->d.npats) {
 		buf_reset(why);
 		if (admit_self(&t->d, why) == 0 &&
@@ -1823,8 +1824,6 @@ void route_shutdown(void)
 
 		for (t = rt.types[b]; t; t = next) {
 			next = t->next;
-			for (size_t i = 0; i < t->nowords; i++)
-				free(t->owords[i]);
 			free(t->owords);
 			tdata_free(&t->d);
 			free(t->name);
