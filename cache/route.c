@@ -33,6 +33,8 @@
 #define ROUTE_NEAR_EXAMPLES 8
 #define ROUTE_FAILS_MAX 4096
 #define ROUTE_TOKENS_MAX 256
+#define ROUTE_SPEC_MAX (64u << 10)
+#define ROUTE_SPEC_WORDS 2048 /* bytes of a spec whose words count for nearness */
 /* Patterns one question may try: past this (a store written to make every question
  * try every pattern) the question is a miss, never a partial search's winner. */
 #define ROUTE_CANDIDATES_MAX 50000
@@ -63,6 +65,7 @@ struct tdata {
 	size_t nex;
 	struct sig ps, qs;
 	char *reason; /* why the patterns are not used, or NULL */
+	char *spec;   /* the start of the spec, for nearness; dropped once filed */
 };
 
 struct rtype {
@@ -430,6 +433,7 @@ static void tdata_free(struct tdata *d)
 	}
 	free(d->ex);
 	free(d->reason);
+	free(d->spec);
 	memset(d, 0, sizeof(*d));
 }
 
@@ -555,6 +559,10 @@ static void tdata_load(const char *name, struct tdata *d)
 	}
 	if (d->qs.exists)
 		tdata_examples(d, name);
+	/* The spec's words make a type near a question even before it has patterns. */
+	buf_reset(&text);
+	if (store_read(name, "spec", ROUTE_SPEC_MAX, &text) == 0 && text.len)
+		d->spec = buf_steal(&text);
 	buf_free(&text);
 }
 
@@ -787,6 +795,13 @@ static bool file_type(struct rtype *t, struct tdata *d, bool cross, struct buf *
 		wordset_add_text(&ws, t->d.pats[i].text, strlen(t->d.pats[i].text));
 	for (size_t i = 0; i < t->d.nex; i++)
 		wordset_add_text(&ws, t->d.ex[i].q, t->d.ex[i].qlen);
+	if (t->d.spec) {
+		size_t sl = strlen(t->d.spec);
+
+		wordset_add_text(&ws, t->d.spec, sl < ROUTE_SPEC_WORDS ? sl : ROUTE_SPEC_WORDS);
+		free(t->d.spec);
+		t->d.spec = NULL;
+	}
 	wordset_unique(&ws);
 	t->owords = malloc((ws.n ? ws.n : 1) * sizeof(*t->owords));
 	if (!t->owords)

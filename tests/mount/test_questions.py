@@ -392,3 +392,16 @@ def test_no_llm_miss_is_enoent_and_makes_no_call(mounts, llm):
     m = mounts(library=True)  # llm=none
     assert q_errno(m, 'what is the weather right now') == errno.ENOENT
     assert llm.count() == 0
+
+
+def test_nearest_types_come_from_specs_too(mounts, llm):
+    m = llm_mount(mounts, llm, 'openai', library=True)
+    # A type named without the question's words, and without patterns yet.
+    m.put_proc('geo-lookup', CAPITAL, spec='Input: a country. Answer: its capital city.\n')
+    llm.script([{'kind': 'route', 'type': 'geo-lookup',
+                 'patterns': ['which city is the capital of {country}'],
+                 'questions': [['which city is the capital of Peru', 'Peru']]}])
+    assert q(m, 'which city is the capital of Peru') == b'Lima\n'
+    prompt = llm.calls()['calls'][0]['prompt']
+    assert '## type: geo-lookup' in prompt and 'its capital city' in prompt
+    assert llm.count() == 1
