@@ -204,14 +204,14 @@ struct mstate {
 	const char *q;
 	size_t qlen;
 	size_t vb[PAT_SLOTS_MAX], ve[PAT_SLOTS_MAX];
-	unsigned long steps;
+	unsigned long steps, limit;
 };
 
 static bool match_at(struct mstate *m, const char *p, size_t pi, size_t plen, size_t qi,
 		     unsigned slot)
 {
 	for (;;) {
-		if (++m->steps > PAT_STEPS_MAX)
+		if (++m->steps > m->limit)
 			return false;
 		if (pi == plen)
 			return qi == m->qlen;
@@ -230,7 +230,7 @@ static bool match_at(struct mstate *m, const char *p, size_t pi, size_t plen, si
 				m->ve[slot] = end;
 				if (match_at(m, p, next, plen, end, slot + 1))
 					return true;
-				if (m->steps > PAT_STEPS_MAX)
+				if (m->steps > m->limit)
 					return false;
 			}
 			return false;
@@ -244,13 +244,25 @@ static bool match_at(struct mstate *m, const char *p, size_t pi, size_t plen, si
 
 bool pat_match(const struct pat *p, const char *q, size_t qlen, struct buf *input)
 {
+	unsigned long budget = PAT_STEPS_MAX;
+
+	return pat_match_budget(p, q, qlen, input, &budget);
+}
+
+bool pat_match_budget(const struct pat *p, const char *q, size_t qlen, struct buf *input,
+		      unsigned long *budget)
+{
 	struct mstate m = {.q = q, .qlen = qlen};
 	const char *t;
 	size_t i, plen = strlen(p->text);
 	unsigned k = 0;
+	bool ok;
 
 	buf_reset(input);
-	if (!match_at(&m, p->text, 0, plen, 0, 0))
+	m.limit = *budget < PAT_STEPS_MAX ? *budget : PAT_STEPS_MAX;
+	ok = match_at(&m, p->text, 0, plen, 0, 0);
+	*budget -= m.steps < *budget ? m.steps : *budget;
+	if (!ok)
 		return false;
 	if (!p->tmpl) {
 		for (k = 0; k < p->nslots; k++) {

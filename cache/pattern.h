@@ -48,6 +48,9 @@ void pat_free(struct pat *p);
  * in @input (reset first).
  */
 bool pat_match(const struct pat *p, const char *q, size_t qlen, struct buf *input);
+/* The same, spending matching steps from *@budget (a miss when it runs out). */
+bool pat_match_budget(const struct pat *p, const char *q, size_t qlen, struct buf *input,
+		      unsigned long *budget);
 
 /*
  * Call @fn for each whole literal word of @p (literal text bounded by a space or

@@ -35,9 +35,11 @@
 #define ROUTE_TOKENS_MAX 256
 #define ROUTE_SPEC_MAX (64u << 10)
 #define ROUTE_SPEC_WORDS 2048 /* bytes of a spec whose words count for nearness */
-/* Patterns one question may try: past this (a store written to make every question
- * try every pattern) the question is a miss, never a partial search's winner. */
+/* Patterns one question may try, and matching steps it may spend: past these (a store
+ * written to make every question try every pattern, or hard ones) the question is a
+ * miss, never a partial search's winner.  A hit stays within milliseconds. */
 #define ROUTE_CANDIDATES_MAX 50000
+#define ROUTE_STEPS_MAX 2000000ul
 /* A word in more types than this says nothing about which type is near. */
 #define ROUTE_COMMON_WORD 5000
 /* STORE/routes/TYPE: a note that TYPE's patterns or questions changed, for other
@@ -71,7 +73,7 @@ struct tdata {
 struct rtype {
 	char *name;
 	struct tdata d;
-	bool ok; /* patterns admitted and filed */
+	bool ok;	      /* patterns admitted and filed */
 	struct word **owords; /* the words it is filed under in tr (words are never freed) */
 	size_t nowords;
 	atomic_llong checked_ns;
@@ -1070,6 +1072,7 @@ static void find_locked(const char *nq, size_t nqlen, const struct rtype *exclud
 	size_t n = tokens(l, tok, ROUTE_TOKENS_MAX);
 	struct buf tmp = BUF_INIT;
 	size_t tried = 0;
+	unsigned long budget = ROUTE_STEPS_MAX;
 
 	f->t = NULL;
 	f->lits = -1;
@@ -1092,8 +1095,15 @@ static void find_locked(const char *nq, size_t nqlen, const struct rtype *exclud
 				continue;
 			if ((int)p->lits == f->lits && t == f->t)
 				continue; /* first pattern of the same type wins */
-			if (!pat_match(p, nq, nqlen, &tmp))
-				continue;
+			if (!pat_match_budget(p, nq, nqlen, &tmp, &budget)) {
+				if (budget)
+					continue;
+				log_warn("q: a question spent its %lu matching steps: a miss (make "
+					 "the patterns of the store simpler)",
+					 ROUTE_STEPS_MAX);
+				f->tie = true;
+				goto out;
+			}
 			if ((int)p->lits == f->lits) {
 				f->tie = true;
 				continue;
@@ -1105,6 +1115,7 @@ static void find_locked(const char *nq, size_t nqlen, const struct rtype *exclud
 			buf_add(&f->input, tmp.data, tmp.len);
 		}
 	}
+out:
 	buf_free(&tmp);
 	free(l);
 }

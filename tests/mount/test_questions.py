@@ -405,3 +405,17 @@ def test_nearest_types_come_from_specs_too(mounts, llm):
     prompt = llm.calls()['calls'][0]['prompt']
     assert '## type: geo-lookup' in prompt and 'its capital city' in prompt
     assert llm.count() == 1
+
+
+def test_hostile_patterns_cost_bounded_work(mounts):
+    m = mounts()
+    capital_type(m)
+    m.put_proc('double', DOUBLE)
+    # Thousands of patterns filed under one word, each backtracking a lot.
+    slots = ''.join('{s%d}' % i for i in range(12))
+    write(m.path('procs', 'double', 'patterns'),
+          ''.join('hard %sz%d\n' % (slots, i) for i in range(3000)))
+    assert q_errno(m, 'hard ' + 'a' * 60) == errno.ENOENT
+    assert 'matching steps' in m.daemon_log()
+    # Other questions are untouched.
+    assert q(m, 'what is the capital of Japan') == b'Tokyo\n'

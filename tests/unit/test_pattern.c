@@ -199,6 +199,12 @@ int main(void)
 	    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaab", 79,
 	    &why);
 	CHECK(!pat_match(&p, why.data, why.len, &b), "hostile pattern: bounded work, a miss");
+	{
+		unsigned long budget = 1000;
+
+		CHECK(!pat_match_budget(&p, why.data, why.len, &b, &budget) && budget == 0,
+		      "a budget is spent, then a miss");
+	}
 	pat_free(&p);
 	buf_reset(&why);
 	CHECK(pat_parse("What is the {x} of {y}s now", 27, &p, &why) == 1, "parse for words");
