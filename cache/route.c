@@ -1755,6 +1755,14 @@ int route_ask(const char *q, size_t len, struct answer **ans)
 		atomic_fetch_add(&rt.misses, 1);
 		if (!rt.cfg.llm || !nq.len)
 			goto out;
+		if (store_readonly()) {
+			/* Nothing the LLM says could be admitted: don't ask. */
+			log_warn("q: '%s' matches no pattern, and the store is read-only: no "
+				 "routing (mount it read-write to let the LLM add patterns)",
+				 nq.data);
+			ret = -EIO;
+			goto out;
+		}
 		ret = route_miss(nq.data, nq.len);
 		if (ret)
 			goto out;

@@ -419,3 +419,12 @@ def test_hostile_patterns_cost_bounded_work(mounts):
     assert 'matching steps' in m.daemon_log()
     # Other questions are untouched.
     assert q(m, 'what is the capital of Japan') == b'Tokyo\n'
+
+
+def test_read_only_store_answers_questions_and_never_routes(mounts, llm):
+    w = mounts(name='w', library=True)
+    w.stop()
+    m = mounts(name='r', store=w.store, env=llm.env('openai'), options=['-o', 'ro'])
+    assert q(m, 'what is MCMXCIV in decimal') == b'1994\n'
+    assert q_errno(m, 'what is the weather right now') == errno.EIO
+    assert llm.count() == 0
