@@ -847,11 +847,19 @@ static void note_change(const char *name)
 }
 
 /* Read @name from the store and file it; tell others when @note and it changed. */
+struct refusal {
+	char *name, *reason;
+};
+
+static size_t refuse_winners(struct rtype *t, struct refusal **out);
+
 static void reload(const char *name, bool note)
 {
 	struct tdata d;
 	struct buf why = BUF_INIT;
 	struct rtype *t;
+	struct refusal *others = NULL;
+	size_t nothers = 0;
 	bool changed, refused;
 	char *reason = NULL;
 
@@ -869,12 +877,23 @@ static void reload(const char *name, bool note)
 	refused = file_type(t, &d, true, &why);
 	if (refused && t->d.reason)
 		reason = strdup(t->d.reason);
+	if (changed)
+		nothers = refuse_winners(t, &others);
 	pthread_rwlock_unlock(&rt.lock);
 	if (reason) {
 		log_warn("%s: patterns not used: %s", name, reason);
 		store_log(name, "patterns: not used: %s (fix procs/%s/patterns or questions/)",
 			  reason, name);
 	}
+	for (size_t i = 0; i < nothers; i++) {
+		log_warn("%s: patterns not used: %s", others[i].name, others[i].reason);
+		store_log(others[i].name, "patterns: not used: %s", others[i].reason);
+		if (rt.hook)
+			rt.hook(others[i].name);
+		free(others[i].name);
+		free(others[i].reason);
+	}
+	free(others);
 	if (changed) {
 		if (note)
 			note_change(name);
@@ -1118,6 +1137,51 @@ static void find_locked(const char *nq, size_t nqlen, const struct rtype *exclud
 out:
 	buf_free(&tmp);
 	free(l);
+}
+
+/*
+ * Examples of @t are questions no other type's patterns may win: a type whose
+ * patterns now win (or tie with @t on) one of them is refused, as its own admission
+ * would have been.  Write lock held; the refused types and why go to *@out.
+ */
+static size_t refuse_winners(struct rtype *t, struct refusal **out)
+{
+	struct buf tmp = BUF_INIT;
+	size_t n = 0;
+
+	*out = NULL;
+	for (size_t i = 0; i < t->d.nex; i++) {
+		const struct rex *x = &t->d.ex[i];
+		int own = t->ok ? best_of(t->d.pats, t->d.npats, x->q, x->qlen, NULL) : -1;
+
+		/* Each round refuses one type: at most as many rounds as tying types. */
+		for (int round = 0; round < 64; round++) {
+			struct found f = {0};
+			struct rtype *u = NULL;
+
+			find_locked(x->q, x->qlen, t, &f);
+			buf_free(&f.input);
+			if (!f.t || f.lits < own)
+				break;
+			/* f.t is one of the types reaching the best count: refuse it. */
+			u = f.t;
+			unfile_patterns(u);
+			free(u->d.reason);
+			buf_reset(&tmp);
+			buf_printf(&tmp,
+				   "a pattern would win example questions/%s.q '%s' of type %s: "
+				   "make it more specific",
+				   x->name, x->q, t->name);
+			u->d.reason = strdup(buf_str(&tmp));
+			*out = realloc(*out, (n + 1) * sizeof(**out));
+			if (!*out || !u->d.reason || !((*out)[n].name = strdup(u->name)) ||
+			    !((*out)[n].reason = strdup(u->d.reason)))
+				abort();
+			n++;
+		}
+	}
+	buf_free(&tmp);
+	return n;
 }
 
 /* 0 with the winner's name and input, or -ENOENT. */
@@ -1495,6 +1559,26 @@ static int admit_reply(const char *nq, size_t nqlen, const char *text, size_t le
 				    "patterns more specific",
 				    other.t->name, other.lits, ours);
 				ret = -EINVAL;
+			}
+			/* Its example questions too: admitting them must not take questions
+			 * another type answers away from it (see refuse_winners). */
+			for (size_t i = 0; !ret && i < r->add.nex; i++) {
+				const struct rex *x = &r->add.ex[i];
+
+				buf_free(&other.input);
+				memset(&other, 0, sizeof(other));
+				find_locked(x->q, x->qlen, type_find(r->name), &other);
+				ours = best_of(comb.pats, comb.npats, x->q, x->qlen, NULL);
+				if (other.t && other.lits >= ours) {
+					buf_printf(
+					    why,
+					    "the example question '%s' is answered by type %s "
+					    "(its pattern has %d literal characters against "
+					    "%d): route it there, or make the patterns more "
+					    "specific",
+					    x->q, other.t->name, other.lits, ours);
+					ret = -EINVAL;
+				}
 			}
 		}
 		pthread_rwlock_unlock(&rt.lock);

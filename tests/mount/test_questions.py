@@ -428,3 +428,33 @@ def test_read_only_store_answers_questions_and_never_routes(mounts, llm):
     assert q(m, 'what is MCMXCIV in decimal') == b'1994\n'
     assert q_errno(m, 'what is the weather right now') == errno.EIO
     assert llm.count() == 0
+
+
+def test_new_example_refuses_the_patterns_that_would_win_it(mounts):
+    m = mounts()
+    m.put_proc('double', DOUBLE)
+    write(m.path('procs', 'double', 'patterns'), 'what is the capital of {n}\n')
+    assert q(m, 'what is the capital of 21') == b'42\n'
+    capital_type(m)  # its example "What is the capital of France?" is double's now
+    assert q(m, 'what is the capital of Peru') == b'Lima\n'
+    assert 'would win example questions/fr.q' in m.proc_log('double')
+    assert m.ask('double', '4') == b'8\n'
+
+
+@pytest.mark.parametrize('provider', PROTOCOLS)
+def test_reply_whose_example_another_type_answers_is_refused(mounts, llm, provider):
+    m = llm_mount(mounts, llm, provider)
+    capital_type(m)
+    greedy = {'kind': 'route', 'type': 'city-of',
+              'patterns': ['which city is the capital of {c}', 'what is the {k} of {c} => {c}'],
+              'questions': [['which city is the capital of Peru', 'Peru'],
+                            ['what is the capital of France', 'France']],
+              'code': CAPITAL}
+    modest = dict(greedy, patterns=['which city is the capital of {c}'],
+                  questions=[['which city is the capital of Peru', 'Peru']])
+    llm.script([greedy, modest])
+    assert q(m, 'Which city is the capital of Peru?') == b'Lima\n'
+    assert llm.count() == 2
+    assert 'is answered by type capital-of' in llm.calls()['calls'][1]['prompt']
+    assert q(m, 'what is the capital of France') == b'Paris\n'
+    assert 'not used' not in m.proc_log('capital-of')
