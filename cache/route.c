@@ -45,6 +45,9 @@
 /* STORE/routes/TYPE: a note that TYPE's patterns or questions changed, for other
  * daemons sharing the store (see docs/design-questions.md). */
 #define ROUTE_NOTES "routes"
+/* Notes older than the last scan by more than this are not looked at again: the slack
+ * covers clocks of hosts sharing the store over NFS that disagree a little. */
+#define ROUTE_NOTE_SKEW_NS (120ll * 1000000000)
 
 struct sig {
 	uint64_t ino;
@@ -132,6 +135,7 @@ static struct {
 	int walked; /* 0 not yet, 1 walking, 2 done */
 	struct sig notes;
 	int64_t notes_checked;
+	int64_t notes_since; /* CLOCK_REALTIME of the last scan of the notes */
 	char **pending;
 	size_t npending;
 	struct flight *flights;
@@ -150,6 +154,14 @@ static int64_t now_ns(void)
 	struct timespec ts;
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static int64_t real_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
 	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
@@ -972,6 +984,7 @@ static void walk_cross(void)
 
 static void notes_scan(void)
 {
+	int64_t since;
 	struct sig s;
 	struct dirent *de;
 	DIR *dir;
@@ -984,6 +997,8 @@ static void notes_scan(void)
 		return;
 	}
 	rt.notes = s;
+	since = rt.notes_since - ROUTE_NOTE_SKEW_NS;
+	rt.notes_since = real_ns();
 	pthread_mutex_unlock(&rt.mu);
 	fd = openat(store_root_fd(), ROUTE_NOTES, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0)
@@ -993,9 +1008,16 @@ static void notes_scan(void)
 		close(fd);
 		return;
 	}
-	while ((de = readdir(dir)))
-		if (store_type_valid(de->d_name, strlen(de->d_name)))
-			reload_if_changed(de->d_name, false);
+	/* Only the notes written since the last scan: the others were seen then. */
+	while ((de = readdir(dir))) {
+		struct stat st;
+
+		if (!store_type_valid(de->d_name, strlen(de->d_name)) ||
+		    fstatat(fd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 ||
+		    (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec < since)
+			continue;
+		reload_if_changed(de->d_name, false);
+	}
 	closedir(dir);
 }
 
@@ -1012,6 +1034,7 @@ static void route_ready(void)
 	if (rt.walked == 0) {
 		rt.walked = 1;
 		pthread_mutex_unlock(&rt.mu);
+		rt.notes_since = real_ns(); /* (no other thread reads it before walked == 2) */
 		sig_of(ROUTE_NOTES, &rt.notes);
 		store_foreach_type(walk_one, NULL);
 		walk_cross();
