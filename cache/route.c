@@ -170,6 +170,17 @@ static char lower(char c)
 	return c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : c;
 }
 
+/* @s for a one-line message: control bytes as '?', cut at 100 bytes.  Returns @out. */
+static const char *shown(const char *s, size_t len, char out[104])
+{
+	size_t n = len > 100 ? 100 : len;
+
+	for (size_t i = 0; i < n; i++)
+		out[i] = (unsigned char)s[i] < 0x20 || s[i] == 0x7f ? '?' : s[i];
+	strcpy(out + n, len > 100 ? "..." : "");
+	return out;
+}
+
 /* ---- tables ------------------------------------------------------------- */
 
 static void vec_add(struct vec *v, struct rtype *t, uint32_t i)
@@ -670,9 +681,12 @@ static int admit_self(const struct tdata *d, struct buf *why)
 			goto out;
 		}
 		if (in.len != x->inlen || memcmp(in.data, x->in, in.len)) {
+			char a[104], b[104];
+
 			buf_printf(
 			    why, "example questions/%s.q '%s' gives input '%s', not '%s' of %s.in",
-			    x->name, x->q, buf_str(&in), x->in, x->name);
+			    x->name, x->q, shown(in.data, in.len, a), shown(x->in, x->inlen, b),
+			    x->name);
 			ret = -EINVAL;
 			goto out;
 		}
@@ -1621,14 +1635,16 @@ static int admit_reply(const char *nq, size_t nqlen, const char *text, size_t le
 			ret = a->rc;
 		if (ret) {
 			const char *nl = a ? memchr(a->data, '\n', a->len) : NULL;
-			int rl =
-			    a && ret == -EINVAL ? (int)(nl ? (size_t)(nl - a->data) : a->len) : 0;
+			size_t rl =
+			    a && ret == -EINVAL ? (nl ? (size_t)(nl - a->data) : a->len) : 0;
+			char in[104], reason[104];
 
 			buf_printf(why,
-				   "type %s %s the input '%s' of the question '%s' (%.*s): it does "
+				   "type %s %s the input '%s' of the question '%s' (%s): it does "
 				   "not answer this question; route it elsewhere",
-				   r->name, ret == -EINVAL ? "rejects" : "cannot answer", x->in,
-				   x->q, rl > 200 ? 200 : rl, rl ? a->data : "");
+				   r->name, ret == -EINVAL ? "rejects" : "cannot answer",
+				   shown(x->in, x->inlen, in), x->q,
+				   shown(rl ? a->data : "", rl, reason));
 		}
 		answer_put(a);
 		if (ret) {
