@@ -278,3 +278,27 @@ int synth_procedure(const struct proc_material *m, struct buf *err)
 	buf_free(&failure);
 	return ret;
 }
+
+int synth_call(const char *system, const char *user, struct llm_reply *reply, struct buf *err)
+{
+	struct buf lerr = BUF_INIT;
+	int ret;
+
+	ret = budget_take(err);
+	if (ret)
+		return -EIO;
+	ret = llm_complete(&synth_cfg.llm, system, user, reply, &lerr);
+	if (ret) {
+		buf_add(err, buf_str(&lerr), lerr.len);
+		buf_free(&lerr);
+		return -EIO;
+	}
+	buf_free(&lerr);
+	budget_spend(reply->tokens_in, reply->tokens_out);
+	return 0;
+}
+
+const struct llm_config *synth_llm(void)
+{
+	return &synth_cfg.llm;
+}
