@@ -417,7 +417,8 @@ static void sig_of(const char *path, struct sig *s)
 	struct stat st;
 
 	memset(s, 0, sizeof(*s));
-	if (fstatat(store_root_fd(), path, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+	/* Resolved beneath STORE: a type directory planted as a symlink is not followed. */
+	if (store_lstat(path, &st) == 0) {
 		s->exists = true;
 		s->ino = (uint64_t)st.st_ino;
 		s->size = (int64_t)st.st_size;
@@ -512,7 +513,7 @@ static void tdata_examples(struct tdata *d, const char *name)
 
 	store_type_dir(name, &path);
 	buf_adds(&path, "/questions");
-	fd = openat(store_root_fd(), path.data, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	fd = store_open_beneath(path.data, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
 	buf_free(&path);
 	if (fd < 0)
 		return;
