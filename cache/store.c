@@ -634,8 +634,8 @@ static int store_log_append(const char *type, const struct buf *line)
 			ret = -errno;
 			goto out;
 		}
-		if (store_lstat(path.data, &pst) == 0 &&
-		    pst.st_ino == fst.st_ino && pst.st_dev == fst.st_dev)
+		if (store_lstat(path.data, &pst) == 0 && pst.st_ino == fst.st_ino &&
+		    pst.st_dev == fst.st_dev)
 			break;
 		close(fd); /* rotated meanwhile: append to the new file */
 		fd = -1;

@@ -235,7 +235,8 @@ int synth_procedure(const struct proc_material *m, struct buf *err)
 			ncases = total;
 			/* For `seglam ask`'s progress line, which reads the log. */
 			store_log(m->type, "round %u of %u: compiling and testing (%zu case%s)",
-				  round + 1, synth_cfg.repair_rounds + 1, total, total == 1 ? "" : "s");
+				  round + 1, synth_cfg.repair_rounds + 1, total,
+				  total == 1 ? "" : "s");
 			rc = proc_check_source(code.data, code.len, cases, ncases, &why);
 			free(cases);
 			cases = NULL;
@@ -289,4 +290,28 @@ int synth_procedure(const struct proc_material *m, struct buf *err)
 	buf_free(&prev);
 	buf_free(&failure);
 	return ret;
+}
+
+int synth_call(const char *system, const char *user, struct llm_reply *reply, struct buf *err)
+{
+	struct buf lerr = BUF_INIT;
+	int ret;
+
+	ret = budget_take(err);
+	if (ret)
+		return -EIO;
+	ret = llm_complete(&synth_cfg.llm, system, user, reply, &lerr);
+	if (ret) {
+		buf_add(err, buf_str(&lerr), lerr.len);
+		buf_free(&lerr);
+		return -EIO;
+	}
+	buf_free(&lerr);
+	budget_spend(reply->tokens_in, reply->tokens_out);
+	return 0;
+}
+
+const struct llm_config *synth_llm(void)
+{
+	return &synth_cfg.llm;
 }

@@ -24,6 +24,12 @@ struct synth_config {
 void synth_init(const struct synth_config *cfg);
 /* A proc_synth_fn. */
 int synth_procedure(const struct proc_material *m, struct buf *err);
+/*
+ * One LLM call on the synthesis budget (used by routing, cache/route.c).  Returns 0
+ * with @reply filled, or -EIO with the reason in @err.
+ */
+int synth_call(const char *system, const char *user, struct llm_reply *reply, struct buf *err);
+const struct llm_config *synth_llm(void);
 /* Append `name value` lines for the stats file. */
 void synth_stats(struct buf *out);
 /* LLM calls and tokens since mount. */

@@ -34,6 +34,7 @@
 #include "node.h"
 #include "perm.h"
 #include "proc.h"
+#include "route.h"
 #include "store.h"
 #include "usage.h"
 
@@ -174,6 +175,23 @@ static void fs_intr_end(fuse_req_t req)
 	fuse_req_interrupt_func(req, NULL, NULL);
 }
 
+/* An answer of ask/TYPE/INPUT, or of a question (q/QUESTION, query/.q: the pseudo type
+ * ROUTE_TYPE, which no real type name can be). */
+static int fs_ask(const char *type, const char *in, size_t len, struct answer **ans)
+{
+	if (!strcmp(type, ROUTE_TYPE))
+		return route_ask(in, len, ans);
+	return proc_ask(type, in, len, ans);
+}
+
+/* The same, for a look ahead (LOOKUP, stat), which counts only a failure. */
+static int fs_peek(const char *type, const char *in, size_t len, struct answer **ans)
+{
+	if (!strcmp(type, ROUTE_TYPE))
+		return route_ask(in, len, ans);
+	return proc_peek(type, in, len, ans);
+}
+
 /* ---- attributes ---------------------------------------------------------- */
 
 static void attr_dir(struct stat *st, uint64_t ino, mode_t mode)
@@ -205,6 +223,7 @@ static void attr_file(struct stat *st, uint64_t ino, mode_t mode, off_t size, in
 static void stats_text(struct buf *out)
 {
 	proc_stats(out);
+	route_stats(out);
 	usage_stats(out);
 	pthread_mutex_lock(&node_lock);
 	buf_printf(out, "inodes %zu\n", node_count());
@@ -272,7 +291,7 @@ static int node_attr(struct node *n, struct stat *st, double *timeout)
 	switch (n->kind) {
 	case NODE_ROOT:
 		attr_dir(st, ino, 0755);
-		st->st_nlink = 5;
+		st->st_nlink = 6;
 		*timeout = FS_FIXED_TIMEOUT;
 		break;
 	case NODE_ASK:
@@ -309,7 +328,7 @@ static int node_attr(struct node *n, struct stat *st, double *timeout)
 		memcpy(input, n->input, n->inlen + 1);
 		inlen = n->inlen;
 		pthread_mutex_unlock(&node_lock);
-		ret = proc_peek(type, input, inlen, &ans);
+		ret = fs_peek(type, input, inlen, &ans);
 		pthread_mutex_lock(&node_lock);
 		free(type);
 		free(input);
@@ -446,6 +465,8 @@ static void fs_lookup(fuse_req_t req, fuse_ino_t parent_ino, const char *name)
 		}
 		pthread_mutex_unlock(&node_lock);
 		ret = type_name_ok(name) && proc_type_visible(name) ? 0 : -ENOENT;
+		if (parent->kind == NODE_QUERY && !strcmp(name, ROUTE_TYPE))
+			ret = 0; /* query/.q: questions too long for a name */
 		pthread_mutex_lock(&node_lock);
 		if (ret)
 			goto out;
@@ -614,6 +635,7 @@ static void procs_changed(const char *type)
 	if (type[0] == '.')
 		return; /* .git and the like: no procedure, no answers to drop */
 	proc_touched(type);
+	route_touched(type);
 	fs_inval_type(type);
 }
 
@@ -826,6 +848,7 @@ static void fs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 		dir_add(h, "procs", S_IFDIR, INO_PROCS);
 		dir_add(h, "query", S_IFDIR, INO_QUERY);
 		dir_add(h, "stats", S_IFREG, INO_STATS);
+		dir_add(h, "q", S_IFDIR, INO_Q);
 		break;
 	case NODE_ASK:
 	case NODE_PROCS:
@@ -1360,7 +1383,7 @@ static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		}
 		h = handle_new(H_ANSWER, ino);
 		fs_intr_begin(req, &intr);
-		ret = proc_ask(type, input, inlen, &h->ans);
+		ret = fs_ask(type, input, inlen, &h->ans);
 		fs_intr_end(req);
 		if (!ret && h->ans->rc)
 			ret = h->ans->rc;
@@ -1421,7 +1444,15 @@ static void reply_slice(fuse_req_t req, const char *data, size_t len, size_t siz
 static void query_seal_status(struct handle *h, const char *type)
 {
 	struct buf why = BUF_INIT;
-	int ret = proc_ask_why(type, buf_str(&h->q.input), h->q.input.len, &h->q.ans, &why);
+	int ret;
+
+	if (!strcmp(type, ROUTE_TYPE)) {
+		ret = route_ask(buf_str(&h->q.input), h->q.input.len, &h->q.ans);
+		if (ret && ret != -EINTR)
+			buf_adds(&why, "no procedure answers this question (see the daemon's log)");
+	} else {
+		ret = proc_ask_why(type, buf_str(&h->q.input), h->q.input.len, &h->q.ans, &why);
+	}
 
 	buf_reset(&h->q.reply);
 	h->q.err = 0;
@@ -1478,7 +1509,7 @@ static void query_seal(struct handle *h)
 		free(type);
 		return;
 	}
-	h->q.err = proc_ask(type, buf_str(&h->q.input), h->q.input.len, &h->q.ans);
+	h->q.err = fs_ask(type, buf_str(&h->q.input), h->q.input.len, &h->q.ans);
 	if (!h->q.err && h->q.ans->rc)
 		h->q.err = h->q.ans->rc;
 	if (h->q.err == -EINTR)

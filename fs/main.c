@@ -30,6 +30,7 @@
 #include "proc.h"
 #include "sandbox.h"
 #include "store.h"
+#include "route.h"
 #include "synth.h"
 #include "usage.h"
 
@@ -247,6 +248,7 @@ static void *flush_main(void *arg)
 		pthread_cond_timedwait(&flush_cond, &flush_lock, &ts);
 		pthread_mutex_unlock(&flush_lock);
 		proc_flush();
+		route_flush();
 		if (++ticks % 6 == 0)
 			usage_history_tick();
 		pthread_mutex_lock(&flush_lock);
@@ -408,6 +410,15 @@ int main(int argc, char *argv[])
 	}
 	proc_init(&pc);
 	proc_set_change_hook(fs_inval_type);
+	{
+		struct route_config rc = {pc.revalidate_ms, pc.fail_ttl_ms, syc.repair_rounds,
+					  syc.llm.provider != LLM_NONE};
+
+		if (!rc.fail_ttl_ms)
+			rc.fail_ttl_ms = 30000; /* as proc_init */
+		route_init(&rc);
+		route_set_change_hook(fs_inval_type);
+	}
 
 	fc.timeout = pc.revalidate_ms / 1000.0;
 	fc.readonly = o.readonly;
@@ -470,6 +481,7 @@ out_signals:
 out_session:
 	fuse_session_destroy(se);
 out_proc:
+	route_shutdown();
 	proc_shutdown();
 	node_shutdown();
 out:

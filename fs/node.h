@@ -40,6 +40,7 @@ enum node_kind {
 #define INO_PROCS 3
 #define INO_QUERY 4
 #define INO_STATS 5
+#define INO_Q 6 /* q/: an ASK_TYPE directory of the pseudo type ROUTE_TYPE */
 
 struct pfile;
 

@@ -25,6 +25,13 @@ A response is one of:
   {"kind": "malformed"}                  200 with a body that is not JSON
   {"kind": "slow", "delay": 5, "then": {...}}   wait, then serve "then" (auto)
   {"kind": "hang"}                       read the request, never answer
+  {"kind": "route", "type": T | "none": REASON, "patterns": [...],
+   "questions": [[Q, INPUT], ...], "code": C, "spec": S, "tests": [[in, out]...]}
+        a routing reply for a question in plain words (see route_text)
+  {"kind": "router", "families": [{"type": T, "regex": R, "input": TEMPLATE,
+   "patterns": [...], "code": C (optional)}, ...]}
+        routes like a good model: the family whose regex (Python, named groups)
+        matches the question gives the reply; no family: `none`
   {"kind": "auto"}                       a correct procedure for a known type
                                          (see AUTO), no code for an unknown one
 Any response may carry "usage": false (omit usage) or "usage": [in, out].
@@ -145,6 +152,44 @@ def wrap_code(code, tests=None):
         text += ''.join('%s => %s\n' % (i, o) for i, o in tests)
         text += '```\n'
     return text + '\nThe answer ends with a newline, as usual.\n'
+
+
+QUESTION_RE = re.compile(r'^Question:\n(.*)$', re.M)
+
+
+def route_text(r):
+    """A routing reply: prose around the route, patterns, questions (and c) blocks."""
+    text = 'Let me think about which procedure answers this.\n\n'
+    if r.get('none') is not None:
+        return text + '```route\nnone: %s\n```\n' % r['none']
+    text += '```route\ntype: %s\n```\n\n' % r.get('type', '')
+    text += '```patterns\n' + ''.join(p + '\n' for p in r.get('patterns', [])) + '```\n\n'
+    text += '```questions\n' + ''.join('%s => %s\n' % (q, i) for q, i in r.get('questions', []))
+    text += '```\n'
+    if r.get('spec'):
+        text += '\n```spec\n' + r['spec'].rstrip('\n') + '\n```\n'
+    if r.get('code'):
+        text += '\n' + wrap_code(r['code'], r.get('tests'))
+    return text
+
+
+def router_text(r, prompt):
+    """Route the question of @prompt by the first family whose regex matches it."""
+    m = QUESTION_RE.search(prompt)
+    q = m.group(1).strip() if m else ''
+    for fam in r.get('families', []):
+        g = re.fullmatch(fam['regex'], q, re.I)
+        if not g:
+            continue
+        inp = fam.get('input', '')
+        for k, v in g.groupdict().items():
+            inp = inp.replace('{%s}' % k, v)
+        reply = {'type': fam['type'], 'patterns': fam['patterns'], 'questions': [[q, inp]]}
+        if fam.get('code') and ('## type: %s\n' % fam['type']) not in prompt:
+            reply['code'] = fam['code']
+            reply['tests'] = fam.get('tests')
+        return route_text(reply)
+    return route_text({'none': 'no procedure answers this'})
 
 
 class State:
@@ -307,6 +352,10 @@ class Handler(BaseHTTPRequestHandler):
             text = wrap_code(r.get('code', ''), r.get('tests'))
         elif kind == 'text':
             text = r.get('text', '')
+        elif kind == 'route':
+            text = route_text(r)
+        elif kind == 'router':
+            text = router_text(r, prompt)
         else:  # auto
             code = AUTO.get(typ or '')
             if code:
