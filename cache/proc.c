@@ -27,6 +27,9 @@
 #define PROC_BUCKETS 4096
 /* At most this many per-input failures are written to a type's log per second. */
 #define PROC_LOG_BURST 5
+/* Inputs of readers waiting on one synthesis shown to the LLM (examples of the form). */
+#define PROC_WAIT_INPUTS 8
+#define PROC_WAIT_INPUT_MAX 1024
 
 /* One source text, shared by readers running it while a newer one is admitted. */
 struct pversion {
@@ -60,6 +63,8 @@ struct proc {
 	uint64_t synth_key; /* admitted_key of the source a synthesis ran for */
 	uint64_t synth_fail_until;
 	struct buf synth_reason;
+	struct buf waiting[PROC_WAIT_INPUTS]; /* inputs asked while synthesizing */
+	unsigned nwaiting;
 	/* Counters not yet written to meta.json. */
 	atomic_ulong hits, misses;
 	/* Log rate limiting of per-input failures. */
@@ -191,7 +196,11 @@ out:
 
 static int case_cmp(const void *a, const void *b)
 {
-	return strcmp(((const struct llm_case *)a)->name, ((const struct llm_case *)b)->name);
+	const char *x = ((const struct llm_case *)a)->name, *y = ((const struct llm_case *)b)->name;
+	int lx = !strncmp(x, "llm-", 4), ly = !strncmp(y, "llm-", 4);
+
+	/* A person's cases first: a failure names one of them when it can. */
+	return lx != ly ? lx - ly : strcmp(x, y);
 }
 
 static bool case_name_ok(const char *name, size_t len)
@@ -249,11 +258,43 @@ int proc_read_cases(int fd, struct llm_case **out, size_t *nout)
 	return 0;
 }
 
+/*
+ * A person's case (any name not starting "llm-") wins over an LLM's expectation
+ * (tests/llm-NAME) for the same input: the llm- case is dropped.
+ */
+static void proc_drop_overruled(const char *type, struct llm_case *cases, size_t *n)
+{
+	size_t i, j, k = 0;
+
+	for (i = 0; i < *n; i++) {
+		bool drop = false;
+
+		if (!strncmp(cases[i].name, "llm-", 4)) {
+			for (j = 0; j < *n && !drop; j++)
+				drop = strncmp(cases[j].name, "llm-", 4) &&
+				       cases[j].in.len == cases[i].in.len &&
+				       !memcmp(buf_str(&cases[j].in), buf_str(&cases[i].in),
+					       cases[i].in.len);
+		}
+		if (drop) {
+			log_info("procs/%s: tests/%s is overruled by a person's case for the same "
+				 "input",
+				 type, cases[i].name);
+			free(cases[i].name);
+			buf_free(&cases[i].in);
+			buf_free(&cases[i].out);
+			continue;
+		}
+		cases[k++] = cases[i];
+	}
+	*n = k;
+}
+
 /* Load the cases of a type's tests/, sorted by name. */
 static int proc_load_cases(const char *type, struct llm_case **out, size_t *nout)
 {
 	struct buf path = BUF_INIT;
-	int fd;
+	int fd, ret;
 
 	*out = NULL;
 	*nout = 0;
@@ -263,7 +304,10 @@ static int proc_load_cases(const char *type, struct llm_case **out, size_t *nout
 	buf_free(&path);
 	if (fd < 0)
 		return 0;
-	return proc_read_cases(fd, out, nout);
+	ret = proc_read_cases(fd, out, nout);
+	if (!ret)
+		proc_drop_overruled(type, *out, nout);
+	return ret;
 }
 
 /* Quote untrusted bytes for a one-line log message, shortened. */
@@ -574,7 +618,52 @@ static void proc_material_load(struct proc *p, struct proc_material *m, struct b
  * Lock held on entry and exit (dropped while the LLM works).  Returns 0 when the
  * record should be revalidated and used, or -EIO with @why.
  */
-static int proc_synthesize(struct proc *p, struct buf *why)
+/* Remember the input of a reader that waits on a synthesis. Lock held. */
+static void proc_wait_input(struct proc *p, const char *in, size_t len)
+{
+	unsigned i;
+
+	if (!in || len > PROC_WAIT_INPUT_MAX || p->nwaiting == PROC_WAIT_INPUTS)
+		return;
+	for (i = 0; i < p->nwaiting; i++)
+		if (p->waiting[i].len == len && !memcmp(buf_str(&p->waiting[i]), in, len))
+			return;
+	buf_reset(&p->waiting[p->nwaiting]);
+	buf_add(&p->waiting[p->nwaiting], in, len);
+	buf_grow(&p->waiting[p->nwaiting], 0);
+	p->nwaiting++;
+}
+
+int proc_waiting_inputs(const char *type, struct llm_case **cases, size_t *n)
+{
+	struct proc *p = proc_find(type, false);
+	struct llm_case *v = NULL;
+	unsigned i;
+
+	*cases = NULL;
+	*n = 0;
+	if (!p)
+		return 0;
+	pthread_mutex_lock(&p->lock);
+	if (p->nwaiting) {
+		v = calloc(p->nwaiting, sizeof(*v));
+		if (!v)
+			abort();
+		for (i = 0; i < p->nwaiting; i++) {
+			buf_add(&v[i].in, buf_str(&p->waiting[i]), p->waiting[i].len);
+			buf_grow(&v[i].in, 0);
+			buf_grow(&v[i].out, 0);
+			if (asprintf(&v[i].name, "asked-%u", i + 1) < 0)
+				abort();
+		}
+		*n = p->nwaiting;
+	}
+	pthread_mutex_unlock(&p->lock);
+	*cases = v;
+	return 0;
+}
+
+static int proc_synthesize(struct proc *p, const char *in, size_t len, struct buf *why)
 {
 	struct proc_material m;
 	struct llm_case *cases = NULL;
@@ -583,6 +672,7 @@ static int proc_synthesize(struct proc *p, struct buf *why)
 	int ret;
 
 	if (p->synth_busy) {
+		proc_wait_input(p, in, len);
 		while (p->synth_busy)
 			pthread_cond_wait(&p->cond, &p->lock);
 		return 0; /* the caller re-checks the state the synthesis left */
@@ -598,6 +688,8 @@ static int proc_synthesize(struct proc *p, struct buf *why)
 	}
 	p->synth_busy = true;
 	p->synth_key = key;
+	p->nwaiting = 0;
+	proc_wait_input(p, in, len);
 	if (p->state == PROC_FAILING && p->cur) {
 		buf_add(&prev, p->cur->src, p->cur->len);
 		buf_adds(&failure, buf_str(&p->reason));
@@ -615,6 +707,7 @@ static int proc_synthesize(struct proc *p, struct buf *why)
 
 	pthread_mutex_lock(&p->lock);
 	p->synth_busy = false;
+	p->nwaiting = 0;
 	pthread_cond_broadcast(&p->cond);
 	if (ret) {
 		atomic_fetch_add(&procs.synth_failures, 1);
@@ -663,7 +756,7 @@ static void proc_log_input(struct proc *p, const char *what, const char *in, siz
 }
 
 /* Get the current admitted source (a reference), revalidating/synthesizing. */
-static int proc_current(struct proc *p, struct pversion **out)
+static int proc_current(struct proc *p, const char *in, size_t len, struct pversion **out)
 {
 	struct buf why = BUF_INIT;
 	int ret = 0;
@@ -684,7 +777,7 @@ static int proc_current(struct proc *p, struct pversion **out)
 			ret = -ENOENT;
 			break;
 		}
-		ret = proc_synthesize(p, &why);
+		ret = proc_synthesize(p, in, len, &why);
 		if (ret)
 			break;
 	}
@@ -704,7 +797,7 @@ int proc_ask(const char *type, const char *in, size_t len, struct answer **ans)
 	atomic_fetch_add(&procs.asks, 1);
 	*ans = NULL;
 	p = proc_find(type, true);
-	ret = proc_current(p, &v);
+	ret = proc_current(p, in, len, &v);
 	if (ret) {
 		atomic_fetch_add(ret == -ENOENT ? &procs.not_found : &procs.errors, 1);
 		if (ret != -ENOENT)
@@ -836,6 +929,8 @@ void proc_shutdown(void)
 			pversion_put(p->cur);
 			buf_free(&p->reason);
 			buf_free(&p->synth_reason);
+			for (unsigned w = 0; w < PROC_WAIT_INPUTS; w++)
+				buf_free(&p->waiting[w]);
 			pthread_mutex_destroy(&p->lock);
 			pthread_cond_destroy(&p->cond);
 			free(p->type);
