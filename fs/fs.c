@@ -31,6 +31,7 @@
 #include "node.h"
 #include "proc.h"
 #include "store.h"
+#include "synth.h"
 
 #define FS_FIXED_TIMEOUT 3600.0
 #define FS_QUERY_MAX (64u << 20)
@@ -163,6 +164,7 @@ static void attr_file(struct stat *st, uint64_t ino, mode_t mode, off_t size, in
 static void stats_text(struct buf *out)
 {
 	proc_stats(out);
+	synth_stats(out);
 	pthread_mutex_lock(&node_lock);
 	buf_printf(out, "inodes %zu\n", node_count());
 	pthread_mutex_unlock(&node_lock);
