@@ -666,8 +666,15 @@ static void synth_mutate(struct llm_case **v, size_t *n, const char *s, size_t l
 			buf_adds(&t, bounds[i]);
 			buf_add(&t, s + d1, len - d1);
 			synth_add_input(v, n, t.data, t.len);
-			if (d0 > 0 && s[d0 - 1] == '-')
+			if (d0 > 0 && s[d0 - 1] == '-') {
+				/* and the same value without its sign */
+				buf_reset(&t);
+				buf_add(&t, s, d0 - 1);
+				buf_adds(&t, bounds[i]);
+				buf_add(&t, s + d1, len - d1);
+				synth_add_input(v, n, t.data, t.len);
 				continue;
+			}
 			buf_reset(&t);
 			buf_add(&t, s, d0);
 			buf_addc(&t, '-');

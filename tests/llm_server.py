@@ -13,7 +13,8 @@ Control API (JSON):
                   once the list is used up the default is served (default: auto).
                   With api_key set, requests with another key get a 401.
                   "answers": [...] and "answers_default" script the validation
-                  requests apart (see below).
+                  requests apart (see below); "by_type": {TYPE: [...]} responses
+                  for one type's synthesis requests, served before the list.
   POST /_reset    forget the script, the calls and the api_key.
   GET  /_calls    {"count": N, "calls": [{"path", "protocol", "headers", "body",
                   "prompt", "type"}...]} (headers with lower-case names), and the
@@ -170,6 +171,8 @@ def wrap_code(code, tests=None, withdraw=None):
 ANSWERS_RE = re.compile(r'^Give direct answers for the type below', re.M)
 PICKS_RE = re.compile(r'pick (\d+) more inputs')
 PICKS = ['', 'a', 'Hello World', '42', '-7', 'abc123']
+# Inputs a type's direct answers pick instead of PICKS (set by a benchmark).
+REFERENCE_PICKS = {}
 
 
 def _int_input(s):
@@ -282,7 +285,8 @@ def answer_validation(r, typ, prompt):
     ref = REFERENCE.get(typ or '')
     if ref and (kind == 'auto' or r.get('auto')):
         given = {a[0] for a in answers} | {a[0] for a in rejects}
-        for s in inputs + (PICKS[:max(picks, 5)] if picks else []):
+        own = REFERENCE_PICKS.get(typ, PICKS)
+        for s in inputs + (own[:max(picks, len(own))] if picks else []):
             if s in given:
                 continue
             given.add(s)
@@ -309,9 +313,12 @@ class State:
         self.answers = []
         self.answers_default = {'kind': 'auto'}
         self.answer_calls = []
+        self.by_type = {}  # type -> responses served to that type's synthesis first
 
-    def next_response(self):
+    def next_response(self, typ=None):
         with self.lock:
+            if self.by_type.get(typ):
+                return self.by_type[typ].pop(0)
             if self.script:
                 return self.script.pop(0)
             return self.default
@@ -383,6 +390,7 @@ class Handler(BaseHTTPRequestHandler):
                     st.api_key = spec.get('api_key')
                     st.answers = spec.get('answers', [])
                     st.answers_default = spec.get('answers_default', {'kind': 'auto'})
+                    st.by_type = spec.get('by_type', {})
             return self.send(200, {'ok': True})
         if self.path in ('/v1/chat/completions', '/chat/completions'):
             return self.serve_llm('openai', raw)
@@ -430,7 +438,7 @@ class Handler(BaseHTTPRequestHandler):
         if validation:
             text = answer_validation(st.next_answers(), typ, prompt)
             return self.respond(proto, {'kind': 'text', 'text': text}, body, prompt, typ)
-        self.respond(proto, st.next_response(), body, prompt, typ)
+        self.respond(proto, st.next_response(typ), body, prompt, typ)
 
     def send_error_shape(self, proto, status, msg, etype='invalid_request_error', hdrs=None):
         if proto == 'anthropic':

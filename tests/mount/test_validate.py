@@ -240,3 +240,24 @@ def test_validation_off_admits_on_tests_only(mounts, llm):
     m = mount_llm(mounts, llm, 'openai', options=['-o', 'validate=0'])
     assert m.ask('add-one', '41') == b'43\n'
     assert llm.calls()['answers_count'] == 0
+
+
+def test_bench_validate_tiny(tmp_path):
+    """bench/validate.py --tiny runs and catches the planted bugs it should.  Counts
+    only, no timing."""
+    import json
+    import subprocess
+    import sys
+
+    from conftest import BUILD, ROOT
+    r = subprocess.run([sys.executable, os.path.join(ROOT, 'bench', 'validate.py'), '--tiny',
+                        '--build', BUILD, '--out', str(tmp_path)],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    res = {x['setting']: x for x in json.load(open(tmp_path / 'validate.json'))}
+    off = res['no validation (before)']
+    assert off['wrong_admitted'] == off['planted'] > 0
+    direct = res['direct answers']
+    assert direct['caught_four'] == direct['planted_four'] > 0
+    assert res['versions=2 (and direct answers)']['wrong_admitted'] == 0
+    assert '## Validation' in (tmp_path / 'validate.md').read_text()
