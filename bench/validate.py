@@ -446,7 +446,7 @@ def run_setting(build, tmp, logdir, idx, label, options, types, port, server):
     env = {'SEGLAM_LLM': 'openai', 'SEGLAM_LLM_URL': 'http://127.0.0.1:%d/v1' % port,
            'SEGLAM_LLM_MODEL': 'test-model', 'SEGLAM_LLM_API_KEY': 'sk-bench'}
     m = Mount(build, tmp, logdir, 's%d' % idx, options, env)
-    res = {'setting': label, 'options': ' '.join(options) or '(default)', 'types': {}}
+    res = {'setting': label, 'options': ' '.join(options) or 'defaults', 'types': {}}
     try:
         for t in types:
             sk, right, wrong, ref, picks, miss, extra = TYPES[t]
@@ -528,6 +528,16 @@ def report(results, types, tiny):
           'direct answers miss here are wrong only on inputs of 1000 and more, which the '
           'oracle\'s picks do not reach; the independent version disagrees with them on '
           'derived inputs (boundary values), and a direct answer for that input settles it.',
+          '',
+          'What this does and does not show: the oracle here is right and picks its own '
+          'inputs by the form of the input (typical values, 0, negatives, empty, a '
+          'non-number), not by the bug, so the numbers measure the mechanism: a wrong '
+          'procedure is caught when some checked input exposes it and the direct answer '
+          'for it is right. A real model can be wrong in its direct answers too (that is '
+          'what withdrawal is for) and can repeat the same bug in an independent version.',
+          '',
+          'Reproduce: `scripts/bench --only validate` (about 10 s; `--commit` replaces this '
+          'section), or `bench/validate.py --build build --out DIR`.',
           '']
     return '\n'.join(L)
 

@@ -442,6 +442,8 @@ static void meta_edit_source(cJSON *meta, void *arg)
 		meta_set_string(meta, "written", when);
 		cJSON_DeleteItemFromObjectCaseSensitive(meta, "model");
 		cJSON_DeleteItemFromObjectCaseSensitive(meta, "provider");
+		/* The evidence was about the LLM's source, not this one. */
+		cJSON_DeleteItemFromObjectCaseSensitive(meta, "validation");
 	}
 	meta_set_string(meta, "source_hash", hash);
 	snprintf(hash, sizeof(hash), "%016llx", (unsigned long long)a->tests_id);
