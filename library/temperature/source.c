@@ -192,7 +192,7 @@ int seglam_run(const char *in, size_t len, seglam_out *out)
 {
 	char from[TOKEN_MAX + 1], to[TOKEN_MAX + 1];
 	char num[TOKEN_MAX + 1];
-	double v, d, r;
+	double v, d = 0, r;
 	int f, t, cmp;
 
 	if (!parse_query(in, len, &v, num, from, to)) {
@@ -223,6 +223,10 @@ int seglam_run(const char *in, size_t len, seglam_out *out)
 		r = d * units[f].num * units[t].den / (units[f].den * units[t].num) +
 		    (t == 1 ? 32 : 0);
 	}
+	/* d * num can overflow where the result fits: then scale by the ratio. */
+	if (!isfinite(r) && f != t)
+		r = d * (units[f].num * units[t].den / (units[f].den * units[t].num)) +
+		    (t == 1 ? 32 : 0);
 	if (!isfinite(r)) {
 		seglam_printf(out, "the result is too large for a double\n");
 		return 1;
