@@ -208,6 +208,22 @@ static void synth_quote(struct buf *b, const char *s, size_t len)
 		buf_printf(b, "... (%zu bytes)", len);
 }
 
+/* @text on one line (the log is one line an event): newlines become "; ". */
+static void synth_oneline(struct buf *line, const struct buf *text)
+{
+	size_t n = text->len;
+
+	while (n && text->data[n - 1] == '\n')
+		n--;
+	for (size_t i = 0; i < n; i++) {
+		if (text->data[i] == '\n')
+			buf_adds(line, "; ");
+		else
+			buf_addc(line, text->data[i]);
+	}
+	buf_grow(line, 0);
+}
+
 /* One LLM call, within the budget, accounted in the provenance. */
 static int synth_call(struct synth_run *r, const struct buf *system, const struct buf *user,
 		      struct llm_reply *reply, struct buf *err)
@@ -524,7 +540,6 @@ static int synth_version(struct synth_run *r, const char *start, const char *fai
 			llm_reply_free(&reply);
 			break;
 		}
-		r->prov.rounds = round;
 		if (disagreement)
 			synth_withdraw(r, &reply);
 		disagreement = false;
@@ -572,23 +587,27 @@ static int synth_version(struct synth_run *r, const char *start, const char *fai
 		r->prov.prompt_hash = XXH3_64bits(user.data, user.len) ^
 				      XXH3_64bits(system.data, system.len);
 		r->prov.reply_hash = XXH3_64bits(buf_str(&reply.text), reply.text.len);
-		r->prov.cases = (unsigned)total;
+		r->prov.rounds += round;
 		llm_reply_free(&reply);
 		ret = 0;
 		break;
 failed:
-		store_log(m->type, "round %u: %s", round, why.data);
+		{
+			struct buf line = BUF_INIT;
+
+			synth_oneline(&line, &why);
+			store_log(m->type, "round %u: %s", round, buf_str(&line));
+			buf_reset(err);
+			buf_printf(err, "no admissible procedure after %u round%s: %s", round + 1,
+				   round ? "s" : "", buf_str(&line));
+			buf_free(&line);
+		}
 		/* Feed the failure back: the next prompt is a repair of this code. */
 		buf_reset(&prev);
 		buf_add(&prev, code->len ? code->data : "/* (no code in the reply) */",
 			code->len ? code->len : strlen("/* (no code in the reply) */"));
 		buf_reset(&fail);
 		buf_add(&fail, why.data, why.len);
-		buf_reset(err);
-		buf_printf(err, "no admissible procedure after %u round%s: %s", round + 1,
-			   round ? "s" : "", why.data);
-		while (err->len && err->data[err->len - 1] == '\n')
-			buf_truncate(err, err->len - 1);
 		llm_reply_free(&reply);
 	}
 	buf_free(&system);
@@ -879,9 +898,12 @@ int synth_procedure(const struct proc_material *m, struct buf *err)
 			}
 			buf_printf(&w, "(an independent version of this procedure disagreed on "
 				       "this input)");
-			store_log(m->type, "version %u: %s", k + 1, w.data);
 			{
-				struct buf start = BUF_INIT;
+				struct buf start = BUF_INIT, line = BUF_INIT;
+
+				synth_oneline(&line, &w);
+				store_log(m->type, "version %u: %s", k + 1, buf_str(&line));
+				buf_free(&line);
 
 				buf_add(&start, codes[k].data, codes[k].len);
 				rc = synth_version(&r, start.data, w.data, true, &codes[k], err);
@@ -900,6 +922,9 @@ int synth_procedure(const struct proc_material *m, struct buf *err)
 	}
 
 	stored = synth_store_expect(&r);
+	r.prov.cases = (unsigned)m->ncases + r.reply_cases;
+	for (size_t i = 0; i < r.nex; i++)
+		r.prov.cases += !r.ex[i].withdrawn;
 	r.prov.validation = synth_evidence(&r, nv, stored);
 	meta_update(m->type, meta_edit_provenance, &r.prov);
 	cJSON_Delete(r.prov.validation);
