@@ -506,7 +506,7 @@ static int synth_version(struct synth_run *r, const char *start, const char *fai
 	const struct proc_material *m = r->m;
 	struct llm_prompt_input pin = {0};
 	struct buf system = BUF_INIT, user = BUF_INIT, why = BUF_INIT;
-	struct buf prev = BUF_INIT, fail = BUF_INIT;
+	struct buf prev = BUF_INIT, fail = BUF_INIT, line = BUF_INIT;
 	unsigned round;
 	int ret = -EIO;
 
@@ -584,24 +584,20 @@ static int synth_version(struct synth_run *r, const char *start, const char *fai
 		}
 		synth_events_resolve(r, "repaired: the procedure was fixed");
 		r->prov.source_hash = XXH3_64bits(code->data, code->len);
-		r->prov.prompt_hash = XXH3_64bits(user.data, user.len) ^
-				      XXH3_64bits(system.data, system.len);
+		r->prov.prompt_hash =
+		    XXH3_64bits(user.data, user.len) ^ XXH3_64bits(system.data, system.len);
 		r->prov.reply_hash = XXH3_64bits(buf_str(&reply.text), reply.text.len);
 		r->prov.rounds += round;
 		llm_reply_free(&reply);
 		ret = 0;
 		break;
-failed:
-		{
-			struct buf line = BUF_INIT;
-
-			synth_oneline(&line, &why);
-			store_log(m->type, "round %u: %s", round, buf_str(&line));
-			buf_reset(err);
-			buf_printf(err, "no admissible procedure after %u round%s: %s", round + 1,
-				   round ? "s" : "", buf_str(&line));
-			buf_free(&line);
-		}
+	failed:
+		buf_reset(&line);
+		synth_oneline(&line, &why);
+		store_log(m->type, "round %u: %s", round, buf_str(&line));
+		buf_reset(err);
+		buf_printf(err, "no admissible procedure after %u round%s: %s", round + 1,
+			   round ? "s" : "", buf_str(&line));
 		/* Feed the failure back: the next prompt is a repair of this code. */
 		buf_reset(&prev);
 		buf_add(&prev, code->len ? code->data : "/* (no code in the reply) */",
@@ -615,6 +611,7 @@ failed:
 	buf_free(&why);
 	buf_free(&prev);
 	buf_free(&fail);
+	buf_free(&line);
 	return ret;
 }
 
@@ -641,11 +638,13 @@ static void synth_add_input(struct llm_case **v, size_t *n, const char *s, size_
  */
 static void synth_mutate(struct llm_case **v, size_t *n, const char *s, size_t len)
 {
-	static const char *const bounds[] = {"0", "1", "9", "10", "99", "100", "255", "256",
-					     "65535", "65536", "2147483647", "2147483648",
-					     "4294967295", "4294967296", "9223372036854775807",
-					     "9223372036854775808", "18446744073709551615",
-					     "18446744073709551616"};
+	/* clang-format off */
+	static const char *const bounds[] = {
+		"0", "1", "9", "10", "99", "100", "255", "256", "65535", "65536",
+		"2147483647", "2147483648", "4294967295", "4294967296",
+		"9223372036854775807", "9223372036854775808",
+		"18446744073709551615", "18446744073709551616"};
+	/* clang-format on */
 	struct buf t = BUF_INIT;
 	size_t i, d0 = len, d1;
 
@@ -878,8 +877,9 @@ int synth_procedure(const struct proc_material *m, struct buf *err)
 		synth_event(&r, "versions", &at, why.data, "(asked directly)", "open");
 		rc = synth_request_answers(&r, &one, 1, 0, err);
 		if (!rc && r.nex == before) {
-			buf_printf(err, "versions disagree on input %s (%s) and the LLM gave no "
-					"direct answer for it",
+			buf_printf(err,
+				   "versions disagree on input %s (%s) and the LLM gave no "
+				   "direct answer for it",
 				   q.data, why.data);
 			rc = -EIO;
 		}

@@ -112,7 +112,7 @@ static void usage(const char *prog)
 	    "  -o fail_ttl=MS           how long a failed synthesis is remembered (default 30000)\n"
 	    "  -o llm_calls_per_hour=N  -o llm_tokens_per_hour=N   budget (default unlimited)\n"
 	    "  -o versions=N            independent syntheses that must agree (default 1, max 5)\n"
-	    "  -o validate=0|1          check new procedures against direct answers (default 1)\n\n",
+	    "  -o validate=0|1          check syntheses against direct answers (default 1)\n\n",
 	    prog);
 	printf("FUSE options:\n");
 	fuse_cmdline_help();

@@ -109,15 +109,14 @@ int llm_reply_lines(const char *reply, size_t len, const char *tag, struct llm_c
 /* The request for direct answers: shows the type, never a procedure. */
 struct llm_answers_input {
 	const char *type;
-	const char *spec;	       /* may be NULL */
-	const struct llm_case *cases;  /* tests/ (answers known) */
+	const char *spec;	      /* may be NULL */
+	const struct llm_case *cases; /* tests/ (answers known) */
 	size_t ncases;
 	const struct llm_case *inputs; /* inputs to answer (their .in only) */
 	size_t ninputs;
 	unsigned picks; /* how many more inputs the LLM picks itself (0: none) */
 };
 
-void llm_prompt_answers(const struct llm_answers_input *in, struct buf *system,
-			struct buf *user);
+void llm_prompt_answers(const struct llm_answers_input *in, struct buf *system, struct buf *user);
 
 #endif

@@ -696,8 +696,8 @@ static int llm_block_tag_is(const struct llm_scan *sc, const struct llm_block *b
 	while (s > 0 && t[s - 1] != '\n')
 		s--;
 	i = s;
-	while (i < e && (llm_is_blank(t[i]) || t[i] == '`' || t[i] == '~' || t[i] == '{' ||
-			 t[i] == '.'))
+	while (i < e &&
+	       (llm_is_blank(t[i]) || t[i] == '`' || t[i] == '~' || t[i] == '{' || t[i] == '.'))
 		i++;
 	if (e - i < k || strncasecmp(t + i, tag, k))
 		return 0;

@@ -335,8 +335,12 @@ static void test_validation(void)
 			    "```rejects\nabc => not a number\n```\n~~~ withdraw\n7 => a slip\n~~~\n"
 			    "```c\n" PROC "```\n";
 	struct llm_case *c = NULL, cases[1] = {{.name = "one"}}, asked[2] = {{0}, {0}};
-	struct llm_answers_input ain = {.type = "add-one", .cases = cases, .ncases = 1,
-					.inputs = asked, .ninputs = 2, .picks = 5};
+	struct llm_answers_input ain = {.type = "add-one",
+					.cases = cases,
+					.ncases = 1,
+					.inputs = asked,
+					.ninputs = 2,
+					.picks = 5};
 	struct llm_prompt_input pin = {.type = "add-one", .inputs = asked, .ninputs = 2};
 	struct buf sys = BUF_INIT, user = BUF_INIT;
 	size_t len = strlen(reply);
