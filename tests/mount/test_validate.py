@@ -214,7 +214,9 @@ def test_budget_counts_validation_calls(mounts, llm, provider):
 
 
 def test_inputs_of_all_waiting_readers_are_shown(mounts, llm):
-    llm.script([{'kind': 'slow', 'delay': 1, 'then': {'kind': 'auto'}}])
+    # The synthesis takes 3 s: the other readers start waiting long before the
+    # direct-answer request goes out.
+    llm.script([{'kind': 'slow', 'delay': 3, 'then': {'kind': 'auto'}}])
     m = mount_llm(mounts, llm, 'openai')
     results = {}
 
