@@ -34,6 +34,7 @@
 #include "proc.h"
 #include "route.h"
 #include "store.h"
+#include "synth.h"
 
 #define FS_FIXED_TIMEOUT 3600.0
 #define FS_QUERY_MAX (64u << 20)
@@ -182,6 +183,7 @@ static void stats_text(struct buf *out)
 {
 	proc_stats(out);
 	route_stats(out);
+	synth_stats(out);
 	pthread_mutex_lock(&node_lock);
 	buf_printf(out, "inodes %zu\n", node_count());
 	pthread_mutex_unlock(&node_lock);
