@@ -51,8 +51,8 @@ void usage_stats(struct buf *out)
 	struct usage_point u;
 
 	usage_now(&u);
+	/* llm_calls and tokens come from synth_stats, next to these in stats. */
 	buf_printf(out, "uptime_s %ld\n", (long)(time(NULL) - usage_start));
-	synth_stats(out);
 	if (usage_cfg.price_in > 0 || usage_cfg.price_out > 0)
 		buf_printf(out, "llm_cost_micro %lu\n",
 			   usage_cost_micro(u.tokens_in, u.tokens_out));

@@ -36,6 +36,7 @@
 #include "proc.h"
 #include "route.h"
 #include "store.h"
+#include "synth.h"
 #include "usage.h"
 
 #define FS_FIXED_TIMEOUT 3600.0
@@ -224,6 +225,7 @@ static void stats_text(struct buf *out)
 {
 	proc_stats(out);
 	route_stats(out);
+	synth_stats(out);
 	usage_stats(out);
 	pthread_mutex_lock(&node_lock);
 	buf_printf(out, "inodes %zu\n", node_count());

@@ -38,7 +38,7 @@ struct options {
 	char *store;
 	int positional;
 	unsigned timeout_ms, revalidate_ms, memo_mb, workers, worker_mem_mb, max_answer;
-	unsigned fail_ttl_ms, repair_rounds, calls_per_hour, history;
+	unsigned fail_ttl_ms, repair_rounds, calls_per_hour, history, versions, validate;
 	unsigned query_mem_mb, tests_max_mb;
 	int allow_other, default_permissions;
 	unsigned long tokens_per_hour;
@@ -78,6 +78,8 @@ static const struct fuse_opt option_spec[] = {
     OPT("llm_max_tokens=%u", llm_max_tokens),
     OPT("llm_max_tokens_field=%s", llm_max_tokens_field),
     OPT("repair_rounds=%u", repair_rounds),
+    OPT("versions=%u", versions),
+    OPT("validate=%u", validate),
     OPT("llm_calls_per_hour=%u", calls_per_hour),
     OPT("llm_tokens_per_hour=%lu", tokens_per_hour),
     OPT("price_in=%lf", price_in),
@@ -124,6 +126,8 @@ static void usage(const char *prog)
 	    "  -o repair_rounds=N       repair rounds after a failed compile or test (default 3)\n"
 	    "  -o fail_ttl=MS           how long a failed synthesis is remembered (default 30000)\n"
 	    "  -o llm_calls_per_hour=N  -o llm_tokens_per_hour=N   budget (default unlimited)\n"
+	    "  -o versions=N            independent syntheses that must agree (default 1, max 5)\n"
+	    "  -o validate=0|1          check syntheses against direct answers (default 1)\n"
 	    "  -o price_in=P -o price_out=P  price per million tokens in/out: stats and\n"
 	    "                           `seglam report` show an estimated cost (default none)\n"
 	    "  -o fsname=NAME           the source shown by df and findmnt (default STORE)\n\n",
@@ -278,6 +282,7 @@ int main(int argc, char *argv[])
 
 	signal(SIGPIPE, SIG_IGN);
 	o.repair_rounds = UINT_MAX; /* 0 is meaningful: no repair */
+	o.validate = 1;
 	if (options_check_numbers(argc, argv) != 0)
 		goto out;
 	if (fuse_opt_parse(&args, &o, option_spec, option_proc) != 0)
@@ -363,6 +368,8 @@ int main(int argc, char *argv[])
 	}
 	syc.repair_rounds = o.repair_rounds == UINT_MAX ? 3 : o.repair_rounds;
 	syc.calls_per_hour = o.calls_per_hour;
+	syc.versions = o.versions ? o.versions : 1;
+	syc.validate = o.validate != 0;
 	syc.tokens_per_hour = o.tokens_per_hour;
 
 	if (store_open(o.store, o.readonly, &err) != 0) {
