@@ -30,6 +30,10 @@ struct proc_material {
 	size_t ncases;
 	const char *prev_source; /* a failing source to repair, or NULL */
 	const char *failure;	 /* why it fails, or NULL */
+	/* A reply already in hand (a routing reply for a new type, cache/route.c): its
+	 * code is the first round, validated as any synthesis; NULL for an LLM call. */
+	const char *first_reply;
+	size_t first_reply_len;
 };
 
 /*

@@ -1669,12 +1669,29 @@ static int admit_reply(const char *nq, size_t nqlen, const char *text, size_t le
 			store_write(r->name, n.data, buf_str(&cases[i].out), cases[i].out.len);
 			buf_free(&n);
 		}
-		meta_update(r->name, meta_edit_routed, NULL);
-		ret = store_write(r->name, "source.c", code.data, code.len);
-		if (ret) {
-			buf_printf(why, "cannot store source.c: %s", strerror(-ret));
-			goto out;
+		/* The reply's code is admitted as any synthesis: validated against direct
+		 * answers, repaired if it disagrees; synth_procedure writes source.c. */
+		{
+			struct proc_material m = {
+			    .type = r->name,
+			    .spec = spec.len ? spec.data : NULL,
+			    .cases = cases,
+			    .ncases = (size_t)ncases,
+			    .first_reply = text,
+			    .first_reply_len = len,
+			};
+			struct buf serr = BUF_INIT;
+
+			ret = synth_procedure(&m, &serr);
+			if (ret) {
+				buf_printf(why, "the procedure of new type %s was not admitted: %s",
+					   r->name, buf_str(&serr));
+				buf_free(&serr);
+				goto out;
+			}
+			buf_free(&serr);
 		}
+		meta_update(r->name, meta_edit_routed, NULL);
 	}
 	for (size_t i = 0; i < r->add.nex; i++) {
 		struct buf n = BUF_INIT;

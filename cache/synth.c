@@ -183,6 +183,7 @@ struct synth_run {
 	bool answers_done;
 	struct provenance prov;
 	unsigned synth_calls, answer_calls, reply_cases, compared;
+	bool first_used; /* m->first_reply was taken as round 0 */
 	cJSON *events; /* disagreements and how each was resolved */
 	struct buf last_user, last_system, last_reply;
 };
@@ -535,9 +536,16 @@ static int synth_version(struct synth_run *r, const char *start, const char *fai
 		buf_reset(&system);
 		buf_reset(&user);
 		llm_prompt_build(&pin, &system, &user);
-		rc = synth_run_call(r, &system, &user, &reply, err);
-		r->synth_calls++;
-		synth_keep_exchange(m->type, "synth", &system, &user, rc ? NULL : &reply);
+		if (m->first_reply && !r->first_used) {
+			/* The routing request already paid for this code: no call. */
+			r->first_used = true;
+			buf_add(&reply.text, m->first_reply, m->first_reply_len);
+			rc = 0;
+		} else {
+			rc = synth_run_call(r, &system, &user, &reply, err);
+			r->synth_calls++;
+			synth_keep_exchange(m->type, "synth", &system, &user, rc ? NULL : &reply);
+		}
 		if (rc) {
 			llm_reply_free(&reply);
 			break;

@@ -318,9 +318,15 @@ def test_route_to_a_new_type(mounts, llm, provider):
     assert m.ask('double', '7') == b'14\n'
     assert llm.count() == 1
     assert 'twice' in read_text(m.path('procs', 'double', 'spec'))
-    assert sorted(os.listdir(m.path('procs', 'double', 'tests')))[:2] == ['reply-1.in',
-                                                                         'reply-1.out']
+    tests = os.listdir(m.path('procs', 'double', 'tests'))
+    assert 'reply-1.in' in tests and 'reply-1.out' in tests
+    # A routed new type is validated as any synthesis: one direct-answer request
+    # (no code shown), its answers kept as llm- cases.
+    calls = llm.calls()
+    assert calls['answers_count'] == 1 and '```c' not in calls['answers_calls'][0]['prompt']
+    assert any(t.startswith('llm-') for t in tests)
     assert m.meta('double')['author'] == 'llm'
+    assert m.meta('double')['validation']['sources']['llm-direct'] > 0
 
 
 @pytest.mark.parametrize('provider', PROTOCOLS)
