@@ -1877,14 +1877,15 @@ static int route_miss(const char *nq, size_t nqlen)
 	return ret;
 }
 
-int route_ask(const char *q, size_t len, struct answer **ans)
+/* @count: this is the read (OPEN, a query's read), counted once; a look ahead counts
+ * only a failure, which is all its reader will see. */
+static int route_answer(const char *q, size_t len, struct answer **ans, bool count)
 {
 	struct buf nq = BUF_INIT, type = BUF_INIT, input = BUF_INIT;
 	struct rtype *t = NULL;
 	int ret;
 
 	*ans = NULL;
-	atomic_fetch_add(&rt.asks, 1);
 	if (len > PAT_QUESTION_MAX || memchr(q, '\0', len)) {
 		ret = -ENOENT;
 		goto out;
@@ -1912,16 +1913,32 @@ int route_ask(const char *q, size_t len, struct answer **ans)
 			ret = -EIO;
 			goto out;
 		}
-	} else {
+	} else if (count) {
 		atomic_fetch_add(&rt.hits, 1);
 	}
-	atomic_fetch_add(&t->hits, 1);
-	ret = proc_ask(type.data, input.data, input.len, ans);
+	if (count) {
+		atomic_fetch_add(&t->hits, 1);
+		ret = proc_ask(type.data, input.data, input.len, ans);
+	} else {
+		ret = proc_peek(type.data, input.data, input.len, ans);
+	}
 out:
+	if (count || ret)
+		atomic_fetch_add(&rt.asks, 1);
 	buf_free(&nq);
 	buf_free(&type);
 	buf_free(&input);
 	return ret;
+}
+
+int route_ask(const char *q, size_t len, struct answer **ans)
+{
+	return route_answer(q, len, ans, true);
+}
+
+int route_peek(const char *q, size_t len, struct answer **ans)
+{
+	return route_answer(q, len, ans, false);
 }
 
 /* ---- the rest ----------------------------------------------------------- */

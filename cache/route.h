@@ -41,6 +41,9 @@ void route_set_change_hook(void (*fn)(const char *type));
  * question has no procedure; the reason is in the daemon's log).
  */
 int route_ask(const char *q, size_t len, struct answer **ans);
+/* The same for a look ahead (LOOKUP, stat): counted in stats only when it fails, so
+ * that one read of q/QUESTION is one ask. */
+int route_peek(const char *q, size_t len, struct answer **ans);
 
 /*
  * Route without answering: 0 with the winning type in @type and its input in

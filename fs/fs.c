@@ -189,7 +189,7 @@ static int fs_ask(const char *type, const char *in, size_t len, struct answer **
 static int fs_peek(const char *type, const char *in, size_t len, struct answer **ans)
 {
 	if (!strcmp(type, ROUTE_TYPE))
-		return route_ask(in, len, ans);
+		return route_peek(in, len, ans);
 	return proc_peek(type, in, len, ans);
 }
 

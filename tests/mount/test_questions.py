@@ -245,6 +245,18 @@ def test_meta_counts_question_hits(mounts):
     assert m.meta('is-prime').get('question_hits', 0) >= 3
 
 
+def test_one_read_of_a_question_is_one_ask(mounts):
+    """A stat and a LOOKUP look ahead; only the read counts (and a failed look ahead)."""
+    m = mounts(library=True)
+    for _ in range(3):
+        assert q(m, 'what is MCMXCIV in decimal?') == b'1994\n'
+    os.stat(m.path('q', 'what is MMXX in decimal?'))
+    with pytest.raises(FileNotFoundError):
+        os.stat(m.path('q', 'what is the colour of the sky'))
+    st = m.stats()
+    assert st['question_asks'] == 4 and st['question_hits'] == 3
+
+
 def test_other_daemon_patterns_served_within_revalidate(mounts, tmp_path):
     a = mounts(name='a', options=['-o', 'revalidate=200'])
     b = mounts(name='b', store=a.store, options=['-o', 'revalidate=200'])
