@@ -114,6 +114,30 @@ def test_store_survives_remount(mounts):
     assert os.path.exists(os.path.join(store, 'seglamfs-store'))
 
 
+def test_admission_on_record_is_not_redone_after_remount(mounts):
+    """A first read after a remount compiles but does not run tests that meta.json
+    records as passed by this very source; a change of the tests runs them again."""
+    tests = {'a': ('abc', 'ABC\n'), 'b': ('x y', 'X Y\n')}
+    m = mounts(name='a')
+    m.put_proc('upper', UPPER, tests=tests)
+    assert m.ask('upper', 'one') == b'ONE\n'
+    assert m.meta('upper')['tests'] == 'passed'
+    store = m.store
+    m.stop()
+    m2 = mounts(name='b', store=store)
+    assert m2.ask('upper', 'two') == b'TWO\n'
+    st = m2.stats()
+    assert st['admissions'] == 1 and st['admissions_on_record'] == 1
+    assert st['worker_runs'] == 1  # the read itself: no test case ran
+    # A new case changes the tests' identity: the next read runs them all again.
+    write(m2.path('procs', 'upper', 'tests', 'c.in'), 'q')
+    write(m2.path('procs', 'upper', 'tests', 'c.out'), 'WRONG\n')
+    assert m2.ask_errno('upper', 'three') == errno.EIO
+    st = m2.stats()
+    assert st['admissions'] == 2 and st['admissions_on_record'] == 1
+    assert 'failed' in m2.meta('upper')['tests']
+
+
 def test_store_layout_is_hashed_plain_files(mount):
     mount.put_proc('upper', UPPER)
     found = []
