@@ -1,4 +1,6 @@
 """The bundled library: every procedure passes its tests through the mount (issue 2)."""
+import ctypes
+import json
 import os
 import urllib.parse
 
@@ -62,5 +64,55 @@ def test_library_does_not_overwrite(tmp_path):
     try:
         with open(m2.path('procs', 'upper', 'source.c')) as f:
             assert f.read() == original + '\n/* edited */\n'
+    finally:
+        m2.stop()
+
+
+def test_library_brings_an_older_store_up_to_date(tmp_path):
+    """-o library on a store made by an older release: a library type nobody edited
+    gets the library's current source and the files it lacks (patterns, questions);
+    a type a person edited keeps its source and gets nothing."""
+    from conftest import Mount
+    import glob
+    m = Mount(str(tmp_path), library=True).start()
+    try:
+        # Admitted once each, so meta.json records the library's source hashes.
+        assert m.ask('roman-to-int', 'XIV') == b'14\n'
+        assert m.ask('upper', 'ab') == b'AB\n'
+        with open(m.path('procs', 'upper', 'source.c'), 'a') as f:
+            f.write('\n/* edited */\n')
+    finally:
+        m.stop()
+
+    def tdir(t):
+        return glob.glob(os.path.join(m.store, 'procs', '*', '*', t))[0]
+    # What an older release left: no patterns or example questions, an older source.
+    for t in ('roman-to-int', 'upper'):
+        os.unlink(os.path.join(tdir(t), 'patterns'))
+    old = os.path.join(tdir('roman-to-int'), 'source.c')
+    with open(old) as f:
+        current = f.read()
+    older = '/* an older release */\n' + current
+    with open(old, 'w') as f:
+        f.write(older)
+    xxh = ctypes.CDLL('libxxhash.so.0')
+    xxh.XXH3_64bits.restype = ctypes.c_uint64
+    xxh.XXH3_64bits.argtypes = [ctypes.c_char_p, ctypes.c_size_t]
+    meta_path = os.path.join(tdir('roman-to-int'), 'meta.json')
+    with open(meta_path) as f:
+        meta = json.load(f)
+    assert meta['author'] == 'library'
+    meta['source_hash'] = '%016x' % xxh.XXH3_64bits(older.encode(), len(older.encode()))
+    with open(meta_path, 'w') as f:
+        json.dump(meta, f)
+    m2 = Mount(str(tmp_path), name='again', store=m.store, library=True).start()
+    try:
+        with open(m2.path('q', 'what is MCMXCIV in decimal?'), 'rb') as f:
+            assert f.read() == b'1994\n'
+        with open(m2.path('procs', 'roman-to-int', 'source.c')) as f:
+            assert f.read() == current
+        with open(m2.path('procs', 'upper', 'source.c')) as f:
+            assert f.read().endswith('/* edited */\n')
+        assert not os.path.exists(m2.path('procs', 'upper', 'patterns'))
     finally:
         m2.stop()
