@@ -5,7 +5,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void *xrealloc(void *p, size_t n)
+/*
+ * Not xrealloc() (common/xalloc.h): the sandbox worker compiles this file alone,
+ * without the log module that xalloc reports through.
+ */
+static void *buf_realloc(void *p, size_t n)
 {
 	void *q = realloc(p, n);
 
@@ -28,7 +32,7 @@ void buf_grow(struct buf *b, size_t extra)
 	cap = b->cap ? b->cap : 64;
 	while (cap < need)
 		cap = cap * 2 > cap ? cap * 2 : need;
-	b->data = xrealloc(b->data, cap);
+	b->data = buf_realloc(b->data, cap);
 	b->cap = cap;
 	/* A first allocation holds garbage: keep data[len] == '\0' (buf.h). */
 	b->data[b->len] = '\0';
@@ -113,4 +117,29 @@ char *buf_steal(struct buf *b)
 const char *buf_str(const struct buf *b)
 {
 	return b->data ? b->data : "";
+}
+
+void buf_addrepr(struct buf *b, const void *data, size_t len, size_t max)
+{
+	const unsigned char *s = data;
+	size_t i;
+
+	buf_addc(b, '\'');
+	for (i = 0; i < len && i < max; i++) {
+		unsigned char c = s[i];
+
+		if (c == '\n')
+			buf_adds(b, "\\n");
+		else if (c == '\t')
+			buf_adds(b, "\\t");
+		else if (c == '\\' || c == '\'')
+			buf_printf(b, "\\%c", c);
+		else if (c < 0x20 || c == 0x7f)
+			buf_printf(b, "\\x%02x", c);
+		else
+			buf_addc(b, (char)c);
+	}
+	buf_addc(b, '\'');
+	if (len > max)
+		buf_printf(b, "... (%zu bytes)", len);
 }

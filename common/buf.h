@@ -35,6 +35,13 @@ void buf_truncate(struct buf *b, size_t len);
 void buf_free(struct buf *b);
 /* Hand the allocation to the caller (never NULL), leaving b empty. */
 char *buf_steal(struct buf *b);
+/*
+ * Append untrusted bytes for a one-line message: in single quotes, at most @max
+ * bytes of @data, newline/tab/quote/backslash escaped C-style, other control
+ * bytes as \xNN (bytes >= 0x80 kept: UTF-8 stays readable), then "... (N bytes)"
+ * when cut.  The quoting of proc.c's quote() and synth.c's synth_quote().
+ */
+void buf_addrepr(struct buf *b, const void *data, size_t len, size_t max);
 /* Returns a printable C string even for an empty, never-grown buffer. */
 const char *buf_str(const struct buf *b);
 

@@ -1,6 +1,7 @@
 /* log: leveled logging to stderr or syslog, see log.h. */
 #include "log.h"
 #include "buf.h"
+#include "clock.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -38,13 +39,21 @@ void log_msg(enum log_level level, const char *fmt, ...)
 		syslog(prio[level], "%s", buf_str(&line));
 	} else {
 		/* One fprintf per line so concurrent threads do not interleave. */
-		struct timespec ts;
+		uint64_t now = clock_real_ns();
+		time_t sec = (time_t)(now / 1000000000u);
 		struct tm tm;
 
-		clock_gettime(CLOCK_REALTIME, &ts);
-		gmtime_r(&ts.tv_sec, &tm);
-		fprintf(stderr, "%02d:%02d:%02d.%03ld seglamfs %s: %s\n", tm.tm_hour, tm.tm_min,
-			tm.tm_sec, ts.tv_nsec / 1000000, names[level], buf_str(&line));
+		gmtime_r(&sec, &tm);
+		fprintf(stderr, "%02d:%02d:%02d.%03u seglamfs %s: %s\n", tm.tm_hour, tm.tm_min,
+			tm.tm_sec, (unsigned)(now / 1000000u % 1000u), names[level], buf_str(&line));
 	}
 	buf_free(&line);
+}
+
+void log_emergency(const char *msg)
+{
+	if (log_syslog)
+		syslog(LOG_CRIT, "%s", msg);
+	else
+		fprintf(stderr, "seglamfs error: %s\n", msg);
 }

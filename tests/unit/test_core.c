@@ -12,8 +12,10 @@
 #include "atomic.h"
 #include "beneath.h"
 #include "buf.h"
+#include "clock.h"
 #include "name.h"
 #include "store.h"
+#include "xalloc.h"
 
 static int failures, count;
 
@@ -68,7 +70,34 @@ static void test_buf(void)
 	CHECK(!strcmp(b.data, "0,1"), "truncate");
 	buf_add(&b, "\0z", 2);
 	CHECK(b.len == 5 && b.data[3] == '\0' && b.data[4] == 'z', "binary data");
+	buf_reset(&b);
+	buf_addrepr(&b, "a'b\\\n\t\x01\xc3\xa9", 9, 100);
+	CHECK(!strcmp(b.data, "'a\\'b\\\\\\n\\t\\x01\xc3\xa9'"),
+	      "addrepr escapes quotes, backslash, control bytes; keeps UTF-8");
+	buf_reset(&b);
+	buf_addrepr(&b, "abcdef", 6, 3);
+	CHECK(!strcmp(b.data, "'abc'... (6 bytes)"), "addrepr cuts at max and says how long");
 	buf_free(&b);
+}
+
+static void test_toolkit(void)
+{
+	char *s = xstrdup("hello"), *t = xstrndup("hello", 3), *u = xasprintf("%s-%d", s, 7);
+	int *v = xcalloc(4, sizeof(*v));
+	uint64_t m0 = clock_mono_ns(), m1 = clock_mono_ns();
+
+	CHECK(!strcmp(s, "hello") && !strcmp(t, "hel") && !strcmp(u, "hello-7"),
+	      "xstrdup, xstrndup, xasprintf");
+	CHECK(!v[0] && !v[3], "xcalloc zeroes");
+	v = xreallocarray(v, 1000, sizeof(*v));
+	v[999] = 1;
+	CHECK(v[999] == 1, "xreallocarray grows");
+	CHECK(m1 >= m0 && clock_real_ns() > 1500000000ull * 1000000000ull,
+	      "monotonic clock does not go back; real clock is after 2017");
+	free(s);
+	free(t);
+	free(u);
+	free(v);
 }
 
 static void test_atomic(void)
@@ -315,6 +344,7 @@ int main(void)
 {
 	test_name();
 	test_buf();
+	test_toolkit();
 	test_atomic();
 	test_beneath();
 	test_store();
