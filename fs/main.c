@@ -351,10 +351,6 @@ int main(int argc, char *argv[])
 				o.llm);
 			goto out;
 		}
-		if (syc.llm.provider == LLM_NONE)
-			setenv("SEGLAM_LLM", "none", 1);
-		else
-			setenv("SEGLAM_LLM", o.llm, 1);
 	}
 	syc.llm.url = o.llm_url ? strdup(o.llm_url) : NULL;
 	syc.llm.model = o.llm_model ? strdup(o.llm_model) : NULL;

@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "buf.h"
-#include "llm_int.h"
+#include "http.h"
 
 int fuzz_openai(const uint8_t *data, size_t size)
 {

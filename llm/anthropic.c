@@ -2,7 +2,9 @@
  * anthropic: the Anthropic Messages protocol: request body, headers, and the
  * reply as the concatenation of its text blocks.
  */
-#include "llm_int.h"
+#include "http.h"
+#include "provider.h"
+#include "text.h"
 
 #include <errno.h>
 #include <stdlib.h>

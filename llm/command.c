@@ -18,7 +18,10 @@
  * (MSG_NOSIGNAL), never a SIGPIPE for the whole daemon.  One poll loop feeds
  * stdin and drains stdout and stderr, so neither side can block the other.
  */
-#include "llm_int.h"
+#include "provider.h"
+
+#include "clock.h"
+#include "text.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -67,7 +70,7 @@ int llm_command_complete(const struct llm_config *cfg, const char *system, const
 	posix_spawn_file_actions_t fa;
 	posix_spawnattr_t attr;
 	int have_fa = 0, have_attr = 0, overflow = 0, status = 0, killed = 0;
-	uint64_t start = llm_now_ms(), limit, now = start;
+	uint64_t start = clock_mono_ms(), limit, now = start;
 	const char *why = NULL;
 	size_t off = 0;
 	pid_t pid = -1;
@@ -129,7 +132,7 @@ int llm_command_complete(const struct llm_config *cfg, const char *system, const
 		nfds_t np = 0;
 		int iin = -1, iout = -1, ierr = -1;
 
-		now = llm_now_ms();
+		now = clock_mono_ms();
 		if (now >= limit) {
 			killed = 1;
 			break;
@@ -190,7 +193,7 @@ int llm_command_complete(const struct llm_config *cfg, const char *system, const
 			buf_printf(err, "command: %s (killed)", why);
 		else
 			buf_printf(err, "command: timed out after %llu ms (killed)",
-				   (unsigned long long)(llm_now_ms() - start));
+				   (unsigned long long)(clock_mono_ms() - start));
 		goto out;
 	}
 	/* Output is closed; the shell should be gone, or about to be. */
@@ -199,7 +202,7 @@ int llm_command_complete(const struct llm_config *cfg, const char *system, const
 
 		if (w == pid || (w < 0 && errno != EINTR))
 			break;
-		if (llm_now_ms() >= limit) {
+		if (clock_mono_ms() >= limit) {
 			kill(-pid, SIGKILL);
 			waitpid(pid, &status, 0);
 			buf_adds(err,

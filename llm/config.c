@@ -1,10 +1,8 @@
 /*
  * config: where the LLM settings come from (options already in the struct, then
- * the environment, then defaults), and the small helpers that name a provider
- * or the host of a URL for provenance.
+ * the environment, then defaults), and the host of a URL for provenance.
  */
 #include "llm.h"
-#include "llm_int.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -13,6 +11,7 @@
 #include <strings.h>
 
 #include "log.h"
+#include "xalloc.h"
 
 #define LLM_DEFAULT_OPENAI_URL "https://api.openai.com/v1"
 #define LLM_DEFAULT_ANTHROPIC_URL "https://api.anthropic.com"
@@ -41,7 +40,7 @@ static char *llm_strdup_trim(const char *s)
 	n = strlen(s);
 	while (n && isspace((unsigned char)s[n - 1]))
 		n--;
-	return strndup(s, n);
+	return xstrndup(s, n);
 }
 
 static int llm_has_ctl(const char *s)
@@ -50,25 +49,6 @@ static int llm_has_ctl(const char *s)
 		if ((unsigned char)*s < 0x20 || *s == 0x7f)
 			return 1;
 	return 0;
-}
-
-static int llm_parse_provider(const char *s, enum llm_provider *p)
-{
-	static const struct {
-		const char *name;
-		enum llm_provider p;
-	} names[] = {{"openai", LLM_OPENAI},
-		     {"anthropic", LLM_ANTHROPIC},
-		     {"command", LLM_COMMAND},
-		     {"none", LLM_NONE}};
-
-	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
-		if (!strcasecmp(s, names[i].name)) {
-			*p = names[i].p;
-			return 0;
-		}
-	}
-	return -EINVAL;
 }
 
 static int llm_env_uint(const char *name, unsigned *val, struct buf *err)
@@ -126,11 +106,11 @@ int llm_config_resolve(struct llm_config *cfg, struct buf *err)
 	const char *v;
 	int ret = 0;
 
-	/* LLM_NONE is 0, so "none" set by an option cannot be told from "unset". */
-	if (cfg->provider == LLM_NONE) {
+	/* An option (or the caller) chose: the environment does not override it. */
+	if (cfg->provider == LLM_UNSET) {
 		v = llm_env("SEGLAM_LLM");
 		if (v) {
-			if (llm_parse_provider(v, &cfg->provider)) {
+			if (llm_provider_parse(v, &cfg->provider)) {
 				buf_printf(err,
 					   "SEGLAM_LLM: unknown provider '%.40s' (use openai, "
 					   "anthropic, command or none)",
@@ -241,21 +221,6 @@ void llm_config_free(struct llm_config *cfg)
 	memset(cfg, 0, sizeof(*cfg));
 }
 
-const char *llm_provider_name(enum llm_provider p)
-{
-	switch (p) {
-	case LLM_NONE:
-		return "none";
-	case LLM_OPENAI:
-		return "openai";
-	case LLM_ANTHROPIC:
-		return "anthropic";
-	case LLM_COMMAND:
-		return "command";
-	}
-	return "unknown";
-}
-
 /*
  * The host only: never the userinfo (it may hold a password) and not the port,
  * so that provenance names the service, not one deployment detail.
@@ -265,7 +230,7 @@ char *llm_url_host(const char *url)
 	const char *p, *end, *at;
 
 	if (!url)
-		return strdup("");
+		return xstrdup("");
 	p = strstr(url, "://");
 	p = p ? p + 3 : url;
 	end = p + strcspn(p, "/?#");
@@ -275,10 +240,10 @@ char *llm_url_host(const char *url)
 	if (*p == '[') {
 		const char *rb = memchr(p, ']', (size_t)(end - p));
 
-		return rb ? strndup(p + 1, (size_t)(rb - p - 1)) : strdup("");
+		return rb ? xstrndup(p + 1, (size_t)(rb - p - 1)) : xstrdup("");
 	}
 	at = memchr(p, ':', (size_t)(end - p));
 	if (at)
 		end = at;
-	return strndup(p, (size_t)(end - p));
+	return xstrndup(p, (size_t)(end - p));
 }

@@ -5,7 +5,11 @@
  * the deadline of the llm_complete() call.  Also: the one-time curl_global_init,
  * and turning error bodies of any shape into one line.
  */
-#include "llm_int.h"
+#include "http.h"
+#include "provider.h"
+
+#include "clock.h"
+#include "text.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -188,7 +192,7 @@ int llm_http_complete(const struct llm_config *cfg, const struct llm_http_post *
 	struct llm_http_resp resp = {BUF_INIT, -1, 0};
 	struct buf last = BUF_INIT; /* why the last attempt failed, for the final message */
 	char errbuf[CURL_ERROR_SIZE];
-	uint64_t start = llm_now_ms(), jitter = start * 2654435761u ^ (uintptr_t)&resp;
+	uint64_t start = clock_mono_ms(), jitter = start * 2654435761u ^ (uintptr_t)&resp;
 	CURL *curl = NULL;
 	int ret = -EIO;
 
@@ -205,7 +209,7 @@ int llm_http_complete(const struct llm_config *cfg, const struct llm_http_post *
 	}
 
 	for (unsigned attempt = 0;; attempt++) {
-		uint64_t now = llm_now_ms(), left = deadline_ms > now ? deadline_ms - now : 0;
+		uint64_t now = clock_mono_ms(), left = deadline_ms > now ? deadline_ms - now : 0;
 		long status = 0;
 		CURLcode rc;
 		int retry, quota = 0;
@@ -296,7 +300,7 @@ int llm_http_complete(const struct llm_config *cfg, const struct llm_http_post *
 		if (attempt >= cfg->max_retries) {
 			buf_printf(err, "%s: %s (gave up after %u attempts in %.1f s)",
 				   post->provider, buf_str(&last), attempt + 1,
-				   (double)(llm_now_ms() - start) / 1000);
+				   (double)(clock_mono_ms() - start) / 1000);
 			goto out;
 		}
 
@@ -309,7 +313,7 @@ int llm_http_complete(const struct llm_config *cfg, const struct llm_http_post *
 				d = LLM_BACKOFF_CAP_MS;
 			wait = d / 2 + llm_jitter(&jitter) % (d / 2 + 1);
 		}
-		now = llm_now_ms();
+		now = clock_mono_ms();
 		left = deadline_ms > now ? deadline_ms - now : 0;
 		/* Sleeping into the deadline only to give up then helps nobody. */
 		if (wait + LLM_MIN_ATTEMPT_MS > left) {

@@ -1,99 +1,68 @@
 /*
- * llm: llm_complete(), the one entry point that picks the provider, bounds the
- * whole call by total_timeout_ms, and makes sure the API key leaves in nothing
- * it returns; plus the small helpers the providers share.
+ * llm: the provider table and llm_complete(), the one entry point that picks the
+ * provider, bounds the whole call by total_timeout_ms, and makes sure the API key
+ * leaves in nothing it returns.
  */
 #include "llm.h"
-#include "llm_int.h"
 
 #include <errno.h>
 #include <string.h>
-#include <time.h>
+#include <strings.h>
 
+#include "clock.h"
 #include "log.h"
+#include "provider.h"
+#include "text.h"
 
-uint64_t llm_now_ms(void)
+/* Indexed by enum llm_provider; NULL complete: no LLM to call. */
+static const struct {
+	const char *name;
+	llm_complete_fn *complete;
+} llm_providers[] = {
+	[LLM_UNSET] = {"unset", NULL},
+	[LLM_NONE] = {"none", NULL},
+	[LLM_OPENAI] = {"openai", llm_openai_complete},
+	[LLM_ANTHROPIC] = {"anthropic", llm_anthropic_complete},
+	[LLM_COMMAND] = {"command", llm_command_complete},
+};
+
+#define LLM_NPROVIDERS (sizeof(llm_providers) / sizeof(llm_providers[0]))
+
+const char *llm_provider_name(enum llm_provider p)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+	return (unsigned)p < LLM_NPROVIDERS ? llm_providers[p].name : "unknown";
 }
 
-void llm_url_join(struct buf *url, const char *base, const char *path)
+int llm_provider_parse(const char *name, enum llm_provider *p)
 {
-	size_t n = base ? strlen(base) : 0;
-
-	while (n && base[n - 1] == '/')
-		n--;
-	buf_add(url, base ? base : "", n);
-	buf_adds(url, path);
-}
-
-void llm_scrub(struct buf *b, const char *secret)
-{
-	static const char red[] = "[redacted]";
-	struct buf out = BUF_INIT;
-	size_t n, i = 0;
-	char *hit;
-
-	if (!secret || !*secret || !b->len)
-		return;
-	n = strlen(secret);
-	if (!memmem(b->data, b->len, secret, n))
-		return;
-	while (i < b->len && (hit = memmem(b->data + i, b->len - i, secret, n))) {
-		buf_add(&out, b->data + i, (size_t)(hit - (b->data + i)));
-		buf_add(&out, red, sizeof(red) - 1);
-		i = (size_t)(hit - b->data) + n;
+	/* "unset" is a state, not a choice. */
+	for (unsigned i = LLM_NONE; i < LLM_NPROVIDERS; i++) {
+		if (!strcasecmp(name, llm_providers[i].name)) {
+			*p = (enum llm_provider)i;
+			return 0;
+		}
 	}
-	buf_add(&out, b->data + i, b->len - i);
-	explicit_bzero(b->data, b->len);
-	buf_free(b);
-	*b = out;
+	return -EINVAL;
 }
 
-void llm_add_oneline(struct buf *b, const char *s, size_t len, size_t max)
-{
-	size_t i;
-
-	while (len && (s[len - 1] == '\n' || s[len - 1] == '\r' || s[len - 1] == ' '))
-		len--;
-	for (i = 0; i < len && i < max; i++) {
-		unsigned char c = (unsigned char)s[i];
-
-		buf_addc(b, c < 0x20 || c == 0x7f ? ' ' : (char)c);
-	}
-	if (i < len)
-		buf_adds(b, "...");
-}
 
 int llm_complete(const struct llm_config *cfg, const char *system, const char *user,
 		 struct llm_reply *reply, struct buf *err)
 {
-	uint64_t start = llm_now_ms(), deadline;
+	uint64_t start = clock_mono_ms(), deadline;
 	size_t errlen = err->len;
 	int ret;
 
 	memset(reply, 0, sizeof(*reply));
 	reply->tokens_in = reply->tokens_out = -1;
 	deadline = start + (cfg->total_timeout_ms ? cfg->total_timeout_ms : 300000);
-	switch (cfg->provider) {
-	case LLM_OPENAI:
-		ret = llm_openai_complete(cfg, system, user, deadline, reply, err);
-		break;
-	case LLM_ANTHROPIC:
-		ret = llm_anthropic_complete(cfg, system, user, deadline, reply, err);
-		break;
-	case LLM_COMMAND:
-		ret = llm_command_complete(cfg, system, user, deadline, reply, err);
-		break;
-	case LLM_NONE:
-	default:
+	if ((unsigned)cfg->provider < LLM_NPROVIDERS && llm_providers[cfg->provider].complete) {
+		ret = llm_providers[cfg->provider].complete(cfg, system, user, deadline, reply,
+							    err);
+	} else {
 		buf_adds(err, "llm: no LLM configured (set SEGLAM_LLM_URL, SEGLAM_LLM_API_KEY "
 			      "or SEGLAM_LLM)");
 		ret = -ENOSYS;
-		break;
 	}
 
 	/*
@@ -117,12 +86,12 @@ int llm_complete(const struct llm_config *cfg, const char *system, const char *u
 		buf_free(&reply->text);
 		log_debug("llm: %s failed after %u attempts in %llu ms: %s",
 			  llm_provider_name(cfg->provider), reply->attempts,
-			  (unsigned long long)(llm_now_ms() - start), buf_str(err) + errlen);
+			  (unsigned long long)(clock_mono_ms() - start), buf_str(err) + errlen);
 	} else {
 		log_info("llm: %s %s: %ld+%ld tokens, %u attempts, %llu ms",
 			 llm_provider_name(cfg->provider), cfg->model ? cfg->model : "-",
 			 reply->tokens_in, reply->tokens_out, reply->attempts,
-			 (unsigned long long)(llm_now_ms() - start));
+			 (unsigned long long)(clock_mono_ms() - start));
 	}
 	return ret;
 }

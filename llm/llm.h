@@ -17,7 +17,11 @@
 
 #include "buf.h"
 
-enum llm_provider { LLM_NONE = 0, LLM_OPENAI, LLM_ANTHROPIC, LLM_COMMAND };
+/*
+ * LLM_UNSET (0, what a zeroed config holds) lets llm_config_resolve() pick from
+ * the environment; LLM_NONE is an explicit choice of no LLM that it keeps.
+ */
+enum llm_provider { LLM_UNSET = 0, LLM_NONE, LLM_OPENAI, LLM_ANTHROPIC, LLM_COMMAND };
 
 struct llm_config {
 	enum llm_provider provider;
@@ -36,12 +40,15 @@ struct llm_config {
 /*
  * Fill @cfg from SEGLAM_LLM, SEGLAM_LLM_URL, SEGLAM_LLM_MODEL, SEGLAM_LLM_API_KEY
  * (falling back to OPENAI_API_KEY / ANTHROPIC_API_KEY), SEGLAM_LLM_COMMAND, with
- * defaults for the rest.  Fields already set (non-NULL / non-zero) are kept, so
- * command-line options win.  Returns 0 or -EINVAL with a message in @err.
+ * defaults for the rest.  Fields already set (non-NULL / non-zero, a provider
+ * other than LLM_UNSET) are kept, so command-line options win.  Never leaves
+ * LLM_UNSET.  Returns 0 or -EINVAL with a message in @err.
  */
 int llm_config_resolve(struct llm_config *cfg, struct buf *err);
 void llm_config_free(struct llm_config *cfg);
 const char *llm_provider_name(enum llm_provider p);
+/* "openai", "anthropic", "command" or "none" (any case); 0 or -EINVAL. */
+int llm_provider_parse(const char *name, enum llm_provider *p);
 /* Host part of the URL (for provenance), "" when none. Caller frees. */
 char *llm_url_host(const char *url);
 

@@ -2,7 +2,9 @@
  * openai: the OpenAI chat completions protocol, which OpenAI, Ollama, llama.cpp's
  * llama-server and vLLM all speak: request body, headers, and reading the reply.
  */
-#include "llm_int.h"
+#include "http.h"
+#include "provider.h"
+#include "text.h"
 
 #include <errno.h>
 #include <stdlib.h>

@@ -4,10 +4,14 @@
  * fills placeholders: every word the model reads is in prompt.txt.
  */
 #include "llm.h"
-#include "llm_int.h"
 
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
+
+/* llm/prompt.txt, generated into prompt_txt.c by embed.py at build time. */
+extern const char llm_prompt_txt[];
+extern const size_t llm_prompt_txt_len;
 
 /* Bounds that keep a prompt reasonable whatever tests/ and spec hold. */
 #define LLM_PROMPT_MAX_CASES 40

@@ -27,13 +27,14 @@
  *   INPUT => ANSWER      (ANSWER gets one "\n" appended; \n \t \r \\ \" \0 \xHH)
  */
 #include "llm.h"
-#include "llm_int.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+
+#include "xalloc.h"
 
 #define LLM_MAX_BLOCKS 256
 #define LLM_MAX_REPLY_CASES 64
@@ -493,14 +494,12 @@ static void llm_finish_code(struct buf *code, size_t base)
 
 int llm_reply_code(const char *reply, size_t len, struct buf *code)
 {
-	struct llm_scan *sc = calloc(1, sizeof(*sc));
+	struct llm_scan *sc = xcalloc(1, sizeof(*sc));
 	const struct llm_block *pick = NULL;
 	size_t base = 0, name, body;
 	int ret = -ENOENT;
 
 	buf_reset(code);
-	if (!sc)
-		return -ENOMEM;
 	llm_scan(reply ? reply : "", reply ? len : 0, sc);
 	for (int tier = 1; tier <= 2 && !pick; tier++) {
 		for (size_t i = sc->nblocks; i-- > 0;) {
@@ -602,13 +601,11 @@ static void llm_unescape(struct buf *b, const char *s, size_t n)
 
 int llm_reply_cases(const char *reply, size_t len, struct llm_case **cases)
 {
-	struct llm_scan *sc = calloc(1, sizeof(*sc));
+	struct llm_scan *sc = xcalloc(1, sizeof(*sc));
 	struct llm_case *v = NULL;
 	size_t nv = 0;
 
 	*cases = NULL;
-	if (!sc)
-		return 0;
 	llm_scan(reply ? reply : "", reply ? len : 0, sc);
 	for (size_t bi = 0; bi < sc->nblocks && nv < LLM_MAX_REPLY_CASES; bi++) {
 		const struct llm_block *b = &sc->blocks[bi];
@@ -646,24 +643,17 @@ int llm_reply_cases(const char *reply, size_t len, struct llm_case **cases)
 			llm_trim(s, &os, &oe);
 			if (ie - is > LLM_MAX_CASE_BYTES || oe - os > LLM_MAX_CASE_BYTES)
 				continue;
-			if (!(nv & (nv - 1))) {
-				struct llm_case *nvv = realloc(v, (nv ? nv * 2 : 1) * sizeof(*v));
-
-				if (!nvv)
-					goto out;
-				v = nvv;
-			}
+			if (!(nv & (nv - 1)))
+				v = xreallocarray(v, nv ? nv * 2 : 1, sizeof(*v));
 			memset(&v[nv], 0, sizeof(v[nv]));
 			llm_unescape(&v[nv].in, s + is, ie - is);
 			llm_unescape(&v[nv].out, s + os, oe - os);
 			buf_addc(&v[nv].out, '\n');
 			buf_grow(&v[nv].in, 0); /* a valid, NUL-terminated empty input too */
-			if (asprintf(&v[nv].name, "reply-%zu", nv + 1) < 0)
-				v[nv].name = NULL;
+			v[nv].name = xasprintf("reply-%zu", nv + 1);
 			nv++;
 		}
 	}
-out:
 	llm_scan_free(sc);
 	free(sc);
 	*cases = v;
@@ -707,13 +697,11 @@ static int llm_block_tag_is(const struct llm_scan *sc, const struct llm_block *b
 
 int llm_reply_lines(const char *reply, size_t len, const char *tag, struct llm_case **cases)
 {
-	struct llm_scan *sc = calloc(1, sizeof(*sc));
+	struct llm_scan *sc = xcalloc(1, sizeof(*sc));
 	struct llm_case *v = NULL;
 	size_t nv = 0;
 
 	*cases = NULL;
-	if (!sc)
-		return 0;
 	llm_scan(reply ? reply : "", reply ? len : 0, sc);
 	for (size_t bi = 0; bi < sc->nblocks && nv < LLM_MAX_REPLY_CASES; bi++) {
 		const struct llm_block *b = &sc->blocks[bi];
@@ -751,24 +739,17 @@ int llm_reply_lines(const char *reply, size_t len, const char *tag, struct llm_c
 			llm_trim(s, &os, &oe);
 			if (ie - is > LLM_MAX_CASE_BYTES || oe - os > LLM_MAX_CASE_BYTES)
 				continue;
-			if (!(nv & (nv - 1))) {
-				struct llm_case *nvv = realloc(v, (nv ? nv * 2 : 1) * sizeof(*v));
-
-				if (!nvv)
-					goto out;
-				v = nvv;
-			}
+			if (!(nv & (nv - 1)))
+				v = xreallocarray(v, nv ? nv * 2 : 1, sizeof(*v));
 			memset(&v[nv], 0, sizeof(v[nv]));
 			llm_unescape(&v[nv].in, s + is, ie - is);
 			llm_unescape(&v[nv].out, s + os, oe - os);
 			buf_grow(&v[nv].in, 0);
 			buf_grow(&v[nv].out, 0);
-			if (asprintf(&v[nv].name, "%s-%zu", tag, nv + 1) < 0)
-				v[nv].name = NULL;
+			v[nv].name = xasprintf("%s-%zu", tag, nv + 1);
 			nv++;
 		}
 	}
-out:
 	llm_scan_free(sc);
 	free(sc);
 	*cases = v;

@@ -436,6 +436,24 @@ static void test_config(void)
 	check(ret == 0 && cfg.provider == LLM_NONE, "nothing set: none");
 	llm_config_free(&cfg);
 
+	/* An explicit "none" (-o llm=none) is not "unset": the environment cannot undo it. */
+	setenv("SEGLAM_LLM", "openai", 1);
+	setenv("SEGLAM_LLM_URL", "http://127.0.0.1:8080/v1", 1);
+	cfg.provider = LLM_NONE;
+	ret = llm_config_resolve(&cfg, &err);
+	check(ret == 0 && cfg.provider == LLM_NONE, "explicit none is kept over SEGLAM_LLM");
+	llm_config_free(&cfg);
+	clear_env();
+	{
+		enum llm_provider p = LLM_UNSET;
+
+		check(!llm_provider_parse("Anthropic", &p) && p == LLM_ANTHROPIC &&
+			      !llm_provider_parse("none", &p) && p == LLM_NONE &&
+			      llm_provider_parse("unset", &p) == -EINVAL &&
+			      llm_provider_parse("bogus", &p) == -EINVAL,
+		      "provider names parse (any case); unset and unknown do not");
+	}
+
 	setenv("SEGLAM_LLM_URL", "http://127.0.0.1:8080/v1//", 1);
 	ret = llm_config_resolve(&cfg, &err);
 	check(ret == 0 && cfg.provider == LLM_OPENAI &&
