@@ -15,20 +15,8 @@
 #include "clock.h"
 #include "name.h"
 #include "store.h"
+#include "tap.h"
 #include "xalloc.h"
-
-static int failures, count;
-
-#define CHECK(cond, name)                                                                          \
-	do {                                                                                       \
-		count++;                                                                           \
-		if (cond) {                                                                        \
-			printf("ok %d - %s\n", count, name);                                       \
-		} else {                                                                           \
-			printf("not ok %d - %s (%s:%d)\n", count, name, __FILE__, __LINE__);       \
-			failures++;                                                                \
-		}                                                                                  \
-	} while (0)
 
 static int decodes_to(const char *name, const char *want, size_t wantlen)
 {
@@ -46,15 +34,15 @@ static int decodes_to(const char *name, const char *want, size_t wantlen)
 static void test_name(void)
 {
 	CHECK(decodes_to("MCMXCIV", "MCMXCIV", 7), "plain name is the input");
-	CHECK(decodes_to("a%2Fb", "a/b", 3), "%2F is a slash");
+	CHECK(decodes_to("a%2Fb", "a/b", 3), "%%2F is a slash");
 	CHECK(decodes_to("a%2fb", "a/b", 3), "lowercase hex");
-	CHECK(decodes_to("100%25", "100%", 4), "%25 is a percent");
-	CHECK(decodes_to("100%", "100%", 4), "trailing % stands for itself");
-	CHECK(decodes_to("%4", "%4", 2), "% with one digit stands for itself");
-	CHECK(decodes_to("%zz", "%zz", 3), "% with non-hex stands for itself");
-	CHECK(decodes_to("%00x", "\0x", 2), "%00 gives a NUL byte");
+	CHECK(decodes_to("100%25", "100%", 4), "%%25 is a percent");
+	CHECK(decodes_to("100%", "100%", 4), "trailing %% stands for itself");
+	CHECK(decodes_to("%4", "%4", 2), "%% with one digit stands for itself");
+	CHECK(decodes_to("%zz", "%zz", 3), "%% with non-hex stands for itself");
+	CHECK(decodes_to("%00x", "\0x", 2), "%%00 gives a NUL byte");
 	CHECK(decodes_to("", "", 0), "empty name");
-	CHECK(decodes_to("%%41", "%A", 2), "%% then %41");
+	CHECK(decodes_to("%%41", "%A", 2), "%%%% then %%41");
 }
 
 static void test_buf(void)
@@ -349,6 +337,5 @@ int main(void)
 	test_beneath();
 	test_store();
 	test_memo();
-	printf("%d passed, %d failed\n", count - failures, failures);
-	return failures ? 1 : 0;
+	return tap_done();
 }

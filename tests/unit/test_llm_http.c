@@ -27,32 +27,15 @@
 
 #include "llm.h"
 #include "log.h"
+#include "tap.h"
 
 extern char **environ;
 
 #define KEY "sk-test-SECRET-0123456789abcdef"
 
-static int test_num, test_failed;
 static int server_port;
 static pid_t server_pid;
 static char tmpdir[] = "/tmp/test_llm_http.XXXXXX";
-static FILE *out; /* the real stdout; fd 2 goes to a log file we grep */
-
-static void check(int cond, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void check(int cond, const char *fmt, ...)
-{
-	va_list ap;
-
-	test_num++;
-	fprintf(out, "%s %d - ", cond ? "ok" : "not ok", test_num);
-	va_start(ap, fmt);
-	vfprintf(out, fmt, ap);
-	va_end(ap);
-	fputc('\n', out);
-	fflush(out);
-	if (!cond)
-		test_failed++;
-}
 
 static long long now_ms(void)
 {
@@ -83,7 +66,7 @@ static char *ctl(const char *method, const char *path, const char *json)
 	if (!strcmp(method, "POST"))
 		curl_easy_setopt(c, CURLOPT_POSTFIELDS, json ? json : "");
 	if (curl_easy_perform(c) != CURLE_OK)
-		fprintf(out, "# control request %s failed\n", path);
+		fprintf(tap_out, "# control request %s failed\n", path);
 	curl_easy_cleanup(c);
 	buf_free(&url);
 	return buf_steal(&resp);
@@ -133,7 +116,7 @@ static void start_server(const char *path)
 	rc = posix_spawn(&server_pid, "/usr/bin/python3", &fa, NULL, argv, environ);
 	posix_spawn_file_actions_destroy(&fa);
 	if (rc) {
-		fprintf(out, "Bail out! cannot start %s\n", path);
+		fprintf(tap_out, "Bail out! cannot start %s\n", path);
 		exit(1);
 	}
 	while (now_ms() - t0 < 15000) {
@@ -148,7 +131,7 @@ static void start_server(const char *path)
 		}
 		usleep(20000);
 	}
-	fprintf(out, "Bail out! %s did not start\n", path);
+	fprintf(tap_out, "Bail out! %s did not start\n", path);
 	kill(server_pid, SIGKILL);
 	exit(1);
 }
@@ -206,24 +189,24 @@ static void test_provider(enum llm_provider p)
 	/* A good reply, with usage. */
 	script("[{\"kind\": \"code\", \"code\": \"" PROC "\", \"usage\": [123, 45]}]");
 	ret = llm_complete(&cfg, "SYSTEM PROMPT", "Type: echo\nUSER PROMPT", &r, &err);
-	check(ret == 0 && r.tokens_in == 123 && r.tokens_out == 45 && r.attempts == 1,
+	CHECK(ret == 0 && r.tokens_in == 123 && r.tokens_out == 45 && r.attempts == 1,
 	      "%s: good reply, usage", pn);
-	check(ret == 0 && llm_reply_code(r.text.data, r.text.len, &code) == 0 &&
+	CHECK(ret == 0 && llm_reply_code(r.text.data, r.text.len, &code) == 0 &&
 		  strstr(code.data, "seglam_write(out, in, len);"),
 	      "%s: the code comes out of the reply", pn);
 	j = calls();
 	call = cJSON_GetArrayItem(cJSON_GetObjectItem(j, "calls"), 0);
 	body = cJSON_GetObjectItem(call, "body");
-	check(ncalls() == 1, "%s: one call", pn);
+	CHECK(ncalls() == 1, "%s: one call", pn);
 	if (p == LLM_OPENAI) {
 		cJSON *msgs = cJSON_GetObjectItem(body, "messages");
 
-		check(hdr(call, "authorization") &&
+		CHECK(hdr(call, "authorization") &&
 			  !strcmp(hdr(call, "authorization"), "Bearer " KEY),
 		      "openai: Bearer key");
-		check(!strcmp(jstr(call, "path"), "/v1/chat/completions"),
+		CHECK(!strcmp(jstr(call, "path"), "/v1/chat/completions"),
 		      "openai: path under the base URL, trailing slash stripped");
-		check(cJSON_GetArraySize(msgs) == 2 &&
+		CHECK(cJSON_GetArraySize(msgs) == 2 &&
 			  !strcmp(jstr(cJSON_GetArrayItem(msgs, 0), "role"), "system") &&
 			  !strcmp(jstr(cJSON_GetArrayItem(msgs, 0), "content"), "SYSTEM PROMPT") &&
 			  cJSON_GetObjectItem(body, "max_tokens") &&
@@ -232,12 +215,12 @@ static void test_provider(enum llm_provider p)
 			  !strcmp(jstr(body, "model"), "test-model"),
 		      "openai: body (system + user messages, max_tokens, temperature 0, model)");
 	} else {
-		check(hdr(call, "x-api-key") && !strcmp(hdr(call, "x-api-key"), KEY) &&
+		CHECK(hdr(call, "x-api-key") && !strcmp(hdr(call, "x-api-key"), KEY) &&
 			  hdr(call, "anthropic-version") &&
 			  !strcmp(hdr(call, "anthropic-version"), "2023-06-01") &&
 			  !hdr(call, "authorization"),
 		      "anthropic: x-api-key and anthropic-version");
-		check(!strcmp(jstr(call, "path"), "/v1/messages") &&
+		CHECK(!strcmp(jstr(call, "path"), "/v1/messages") &&
 			  cJSON_IsString(cJSON_GetObjectItem(body, "system")) &&
 			  cJSON_GetArraySize(cJSON_GetObjectItem(body, "messages")) == 1 &&
 			  cJSON_GetObjectItem(body, "max_tokens"),
@@ -249,14 +232,14 @@ static void test_provider(enum llm_provider p)
 	/* Usage missing. */
 	script("[{\"kind\": \"code\", \"code\": \"" PROC "\", \"usage\": false}]");
 	ret = llm_complete(&cfg, "s", "u", &r, &err);
-	check(ret == 0 && r.tokens_in == -1 && r.tokens_out == -1, "%s: no usage: tokens -1", pn);
+	CHECK(ret == 0 && r.tokens_in == -1 && r.tokens_out == -1, "%s: no usage: tokens -1", pn);
 	llm_reply_free(&r);
 
 	/* 429 with Retry-After: 1, then success. */
 	script("[{\"kind\": \"status\", \"status\": 429, \"headers\": {\"Retry-After\": \"1\"}}]");
 	t0 = now_ms();
 	ret = llm_complete(&cfg, "s", "Type: upper\n", &r, &err);
-	check(ret == 0 && now_ms() - t0 >= 1000 && ncalls() == 2 && r.attempts == 2,
+	CHECK(ret == 0 && now_ms() - t0 >= 1000 && ncalls() == 2 && r.attempts == 2,
 	      "%s: 429 Retry-After 1 retried after >= 1 s (%lld ms)", pn, now_ms() - t0);
 	llm_reply_free(&r);
 
@@ -265,7 +248,7 @@ static void test_provider(enum llm_provider p)
 	       "\"headers\": {\"retry-after-ms\": \"50\", \"Retry-After\": \"30\"}}]");
 	t0 = now_ms();
 	ret = llm_complete(&cfg, "s", "Type: upper\n", &r, &err);
-	check(ret == 0 && ncalls() == 3 && r.attempts == 3 && now_ms() - t0 < 3000,
+	CHECK(ret == 0 && ncalls() == 3 && r.attempts == 3 && now_ms() - t0 < 3000,
 	      "%s: 500 and 529 retried; retry-after-ms wins (%lld ms)", pn, now_ms() - t0);
 	llm_reply_free(&r);
 
@@ -273,7 +256,7 @@ static void test_provider(enum llm_provider p)
 	script("{\"responses\": [], \"api_key\": \"the-right-key\"}");
 	buf_reset(&err);
 	ret = llm_complete(&cfg, "s", "u", &r, &err);
-	check(ret == -EACCES && ncalls() == 1 && strstr(err.data, "401") &&
+	CHECK(ret == -EACCES && ncalls() == 1 && strstr(err.data, "401") &&
 		  strstr(err.data, "SEGLAM_LLM_API_KEY") && !strstr(err.data, KEY) &&
 		  !strstr(err.data, "0123456789abcdef"),
 	      "%s: 401 -> -EACCES at once, key scrubbed: %s", pn, err.data);
@@ -285,7 +268,7 @@ static void test_provider(enum llm_provider p)
 	       "\"code\": \"insufficient_quota\"}}}]");
 	buf_reset(&err);
 	ret = llm_complete(&cfg, "s", "u", &r, &err);
-	check(ret == -EDQUOT && ncalls() == 1 && strstr(err.data, "quota"),
+	CHECK(ret == -EDQUOT && ncalls() == 1 && strstr(err.data, "quota"),
 	      "%s: insufficient_quota -> -EDQUOT, no retry: %s", pn, err.data);
 	llm_reply_free(&r);
 
@@ -294,7 +277,7 @@ static void test_provider(enum llm_provider p)
 	       "found\"}}]");
 	buf_reset(&err);
 	ret = llm_complete(&cfg, "s", "u", &r, &err);
-	check(ret == -EINVAL && ncalls() == 1 && strstr(err.data, "model 'x' not found") &&
+	CHECK(ret == -EINVAL && ncalls() == 1 && strstr(err.data, "model 'x' not found") &&
 		  strstr(err.data, "HTTP 404"),
 	      "%s: {\"error\": string} 404 -> -EINVAL: %s", pn, err.data);
 	llm_reply_free(&r);
@@ -303,14 +286,14 @@ static void test_provider(enum llm_provider p)
 	script("[{\"kind\": \"malformed\"}]");
 	buf_reset(&err);
 	ret = llm_complete(&cfg, "s", "u", &r, &err);
-	check(ret == -EIO && ncalls() == 1 && strstr(err.data, "malformed"),
+	CHECK(ret == -EIO && ncalls() == 1 && strstr(err.data, "malformed"),
 	      "%s: malformed JSON -> -EIO: %s", pn, err.data);
 	llm_reply_free(&r);
 
 	/* Slow but within the request timeout. */
 	script("[{\"kind\": \"slow\", \"delay\": 1.2}]");
 	ret = llm_complete(&cfg, "s", "Type: upper\n", &r, &err);
-	check(ret == 0 && r.attempts == 1, "%s: slow reply within the timeout", pn);
+	CHECK(ret == 0 && r.attempts == 1, "%s: slow reply within the timeout", pn);
 	llm_reply_free(&r);
 
 	/* Hang: bounded by the total timeout. */
@@ -320,7 +303,7 @@ static void test_provider(enum llm_provider p)
 	buf_reset(&err);
 	t0 = now_ms();
 	ret = llm_complete(&cfg, "s", "u", &r, &err);
-	check(ret == -EIO && now_ms() - t0 < 2600 && now_ms() - t0 >= 700,
+	CHECK(ret == -EIO && now_ms() - t0 < 2600 && now_ms() - t0 >= 700,
 	      "%s: hung server -> -EIO within the total timeout (%lld ms): %s", pn, now_ms() - t0,
 	      err.data);
 	llm_reply_free(&r);
@@ -330,7 +313,7 @@ static void test_provider(enum llm_provider p)
 	if (p == LLM_ANTHROPIC) {
 		script("[{\"kind\": \"text\", \"text\": \"AB\", \"split\": true}]");
 		ret = llm_complete(&cfg, "s", "u", &r, &err);
-		check(ret == 0 && !strcmp(r.text.data, "AB"),
+		CHECK(ret == 0 && !strcmp(r.text.data, "AB"),
 		      "anthropic: text blocks concatenated, thinking block skipped");
 		llm_reply_free(&r);
 	} else {
@@ -343,7 +326,7 @@ static void test_provider(enum llm_provider p)
 		j = calls();
 		call = cJSON_GetArrayItem(cJSON_GetObjectItem(j, "calls"), 0);
 		body = cJSON_GetObjectItem(call, "body");
-		check(ret == 0 && !hdr(call, "authorization") &&
+		CHECK(ret == 0 && !hdr(call, "authorization") &&
 			  cJSON_GetObjectItem(body, "max_completion_tokens") &&
 			  !cJSON_GetObjectItem(body, "max_tokens") &&
 			  !cJSON_GetObjectItem(body, "temperature"),
@@ -369,7 +352,7 @@ static void test_end_to_end(enum llm_provider p)
 	llm_prompt_build(&in, &sys, &user);
 	script("[]");
 	ret = llm_complete(&cfg, sys.data, user.data, &r, &err);
-	check(ret == 0 && llm_reply_code(r.text.data, r.text.len, &code) == 0 &&
+	CHECK(ret == 0 && llm_reply_code(r.text.data, r.text.len, &code) == 0 &&
 		  strstr(code.data, "toupper"),
 	      "%s: prompt -> server (auto) -> code for type upper", llm_provider_name(p));
 	llm_reply_free(&r);
@@ -377,7 +360,7 @@ static void test_end_to_end(enum llm_provider p)
 	script("[{\"kind\": \"text\", \"text\": \"<think>\\n```c\\nint seglam_run(void) "
 	       "{ return 9; }\\n```\\n</think>\\nAnswer:\\n```c\\n" PROC "```\\n\"}]");
 	ret = llm_complete(&cfg, sys.data, user.data, &r, &err);
-	check(ret == 0 && llm_reply_code(r.text.data, r.text.len, &code) == 0 &&
+	CHECK(ret == 0 && llm_reply_code(r.text.data, r.text.len, &code) == 0 &&
 		  strstr(code.data, "seglam_write") && !strstr(code.data, "return 9"),
 	      "%s: a reply with a <think> block", llm_provider_name(p));
 	llm_reply_free(&r);
@@ -411,7 +394,7 @@ static void test_closed_port(void)
 	cfg.max_retries = 1;
 	t0 = now_ms();
 	ret = llm_complete(&cfg, "s", "u", &r, &err);
-	check(ret == -EIO && r.attempts == 2 && now_ms() - t0 < 2000 && strstr(err.data, "gave up"),
+	CHECK(ret == -EIO && r.attempts == 2 && now_ms() - t0 < 2000 && strstr(err.data, "gave up"),
 	      "closed port -> -EIO quickly after a retry (%lld ms): %s", now_ms() - t0, err.data);
 	llm_reply_free(&r);
 	llm_config_free(&cfg);
@@ -449,7 +432,7 @@ static void test_command(void)
 					       "echo 'int seglam_run(const char *in, size_t len, "
 					       "seglam_out *out) { return 0; }'\necho '```'\n");
 	ret = llm_complete(&cfg, "SYS", "USR", &r, &err);
-	check(ret == 0 && llm_reply_code(r.text.data, r.text.len, &code) == 0 &&
+	CHECK(ret == 0 && llm_reply_code(r.text.data, r.text.len, &code) == 0 &&
 		  strstr(code.data, "seglam_run") && r.attempts == 1 && r.tokens_in == -1,
 	      "command: a script replying with a fenced block");
 	llm_reply_free(&r);
@@ -459,7 +442,7 @@ static void test_command(void)
 	for (int i = 0; i < 40000; i++)
 		buf_adds(&big, "0123456789abcdef0123456789abcdef0123456789abcdef01234567\n");
 	ret = llm_complete(&cfg, "SYS", big.data, &r, &err);
-	check(ret == 0 &&
+	CHECK(ret == 0 &&
 		  r.text.len ==
 		      big.len + strlen("<system>\nSYS\n</system>\n\n<user>\n\n</user>\n") &&
 		  !strncmp(r.text.data, "<system>\nSYS\n</system>\n\n<user>\n0123", 35),
@@ -469,7 +452,7 @@ static void test_command(void)
 
 	cfg.command = strdup("printf 'no stdin read'");
 	ret = llm_complete(&cfg, "SYS", big.data, &r, &err);
-	check(ret == 0 && !strcmp(r.text.data, "no stdin read"),
+	CHECK(ret == 0 && !strcmp(r.text.data, "no stdin read"),
 	      "command: ignoring stdin is fine (no SIGPIPE)");
 	llm_reply_free(&r);
 	free(cfg.command);
@@ -500,7 +483,7 @@ static void test_command(void)
 				st = 0;
 			fclose(f);
 		}
-		check(ret == -EIO && now_ms() - t0 < 1500 && strstr(err.data, "timed out") && pid &&
+		CHECK(ret == -EIO && now_ms() - t0 < 1500 && strstr(err.data, "timed out") && pid &&
 			  (!f || st == 'Z'),
 		      "command: timeout kills the process group (%lld ms): %s", now_ms() - t0,
 		      err.data);
@@ -515,7 +498,7 @@ static void test_command(void)
 		   "exit 3");
 	buf_reset(&err);
 	ret = llm_complete(&cfg, "SYS", "USR", &r, &err);
-	check(ret == -EIO && strstr(err.data, "status 3: boom: it broke") &&
+	CHECK(ret == -EIO && strstr(err.data, "status 3: boom: it broke") &&
 		  !strstr(err.data, "second"),
 	      "command: exit status and first stderr line: %s", err.data);
 	llm_reply_free(&r);
@@ -524,7 +507,7 @@ static void test_command(void)
 	cfg.command = strdup("true");
 	buf_reset(&err);
 	ret = llm_complete(&cfg, "SYS", "USR", &r, &err);
-	check(ret == -EIO && strstr(err.data, "no output"), "command: empty output -> -EIO");
+	CHECK(ret == -EIO && strstr(err.data, "no output"), "command: empty output -> -EIO");
 	llm_reply_free(&r);
 	free(cfg.command);
 	cfg.command = NULL;
@@ -547,7 +530,7 @@ static void test_log(const char *logpath)
 		buf_add(&log, chunk, n);
 	if (f)
 		fclose(f);
-	check(log.len > 0 && !memmem(log.data, log.len, KEY, strlen(KEY)) &&
+	CHECK(log.len > 0 && !memmem(log.data, log.len, KEY, strlen(KEY)) &&
 		  !memmem(log.data, log.len, "0123456789abcdef", 16) &&
 		  memmem(log.data, log.len, "retry", 5),
 	      "the log (%zu bytes, with retries) never holds the key", log.len);
@@ -563,7 +546,7 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_DFL); /* as harsh as it gets: a SIGPIPE would kill us */
 	if (!mkdtemp(tmpdir))
 		return 1;
-	out = fdopen(dup(1), "w");
+	tap_out = fdopen(dup(1), "w"); /* the real stdout; fd 2 goes to a log we grep */
 	snprintf(logpath, sizeof(logpath), "%s/log", tmpdir);
 	fd = open(logpath, O_WRONLY | O_CREAT | O_TRUNC, 0600);
 	dup2(fd, 2);
@@ -582,13 +565,13 @@ int main(int argc, char **argv)
 
 	kill(server_pid, SIGTERM);
 	waitpid(server_pid, &status, 0);
-	if (test_failed) {
+	if (tap.failed) {
 		char line[512];
 		FILE *f = fopen(logpath, "r");
 
-		fprintf(out, "# log:\n");
+		fprintf(tap_out, "# log:\n");
 		while (f && fgets(line, sizeof(line), f))
-			fprintf(out, "# %s", line);
+			fprintf(tap_out, "# %s", line);
 		if (f)
 			fclose(f);
 	} else {
@@ -596,9 +579,7 @@ int main(int argc, char **argv)
 
 		snprintf(cmd, sizeof(cmd), "rm -rf %s", tmpdir);
 		if (system(cmd))
-			fprintf(out, "# could not remove %s\n", tmpdir);
+			fprintf(tap_out, "# could not remove %s\n", tmpdir);
 	}
-	fprintf(out, "1..%d\n", test_num);
-	fflush(out);
-	return test_failed ? 1 : 0;
+	return tap_done();
 }

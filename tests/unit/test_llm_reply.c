@@ -9,16 +9,7 @@
 #include <string.h>
 
 #include "llm.h"
-
-static int test_num, test_failed;
-
-static void check(int cond, const char *name)
-{
-	test_num++;
-	printf("%s %d - %s\n", cond ? "ok" : "not ok", test_num, name);
-	if (!cond)
-		test_failed++;
-}
+#include "tap.h"
 
 /* Parse @reply from an exact-size heap copy (no NUL after it: ASan sees overreads). */
 static int code_of(const char *reply, struct buf *code)
@@ -42,7 +33,7 @@ static void expect_code(const char *name, const char *reply, const char *want)
 	struct buf code = BUF_INIT;
 	int ret = code_of(reply, &code);
 
-	check(ret == 0 && !strcmp(buf_str(&code), want), name);
+	CHECK(ret == 0 && !strcmp(buf_str(&code), want), "%s", name);
 	if (ret || strcmp(buf_str(&code), want))
 		printf("# ret %d, got:\n%s# want:\n%s", ret, buf_str(&code), want);
 	buf_free(&code);
@@ -53,7 +44,7 @@ static void expect_none(const char *name, const char *reply)
 	struct buf code = BUF_INIT;
 	int ret = code_of(reply, &code);
 
-	check(ret == -ENOENT, name);
+	CHECK(ret == -ENOENT, "%s", name);
 	if (ret != -ENOENT)
 		printf("# ret %d, got:\n%s", ret, buf_str(&code));
 	buf_free(&code);
@@ -158,11 +149,11 @@ static void test_reply_code(void)
 
 	struct buf code = BUF_INIT;
 
-	check(llm_reply_code(NULL, 0, &code) == -ENOENT, "NULL reply");
-	check(llm_reply_code("```c\n" PROC "```", 3, &code) == -ENOENT, "length bounds the reply");
+	CHECK(llm_reply_code(NULL, 0, &code) == -ENOENT, "NULL reply");
+	CHECK(llm_reply_code("```c\n" PROC "```", 3, &code) == -ENOENT, "length bounds the reply");
 	buf_reset(&code);
 	buf_adds(&code, "OLD");
-	check(llm_reply_code("```c\n" PROC "```\n", strlen("```c\n" PROC "```\n"), &code) == 0 &&
+	CHECK(llm_reply_code("```c\n" PROC "```\n", strlen("```c\n" PROC "```\n"), &code) == 0 &&
 		  !strcmp(code.data, PROC),
 	      "@code is replaced, not appended to");
 	{
@@ -170,7 +161,7 @@ static void test_reply_code(void)
 		static const char nul[] = "x\0y\n```c\n" PROC "```\n";
 		struct buf c2 = BUF_INIT;
 
-		check(llm_reply_code(nul, sizeof(nul) - 1, &c2) == 0 && !strcmp(c2.data, PROC),
+		CHECK(llm_reply_code(nul, sizeof(nul) - 1, &c2) == 0 && !strcmp(c2.data, PROC),
 		      "embedded NUL before the fence");
 		buf_free(&c2);
 	}
@@ -230,7 +221,7 @@ static void test_fuzz(void)
 		buf_free(&code);
 		free(b);
 	}
-	check(ok, "fuzz: 30000 random and mutated replies");
+	CHECK(ok, "fuzz: 30000 random and mutated replies");
 }
 
 static void test_reply_cases(void)
@@ -247,31 +238,31 @@ static void test_reply_cases(void)
 	memcpy(copy, reply, len);
 	n = llm_reply_cases(copy, len, &c);
 	free(copy);
-	check(n == 7, "tests block: 7 cases (comment, no-arrow and think lines skipped)");
+	CHECK(n == 7, "tests block: 7 cases (comment, no-arrow and think lines skipped)");
 	if (n == 7) {
-		check(!strcmp(c[0].in.data, "MCMXCIV") && !strcmp(c[0].out.data, "1994\n") &&
+		CHECK(!strcmp(c[0].in.data, "MCMXCIV") && !strcmp(c[0].out.data, "1994\n") &&
 			  c[0].name && !strcmp(c[0].name, "reply-1"),
 		      "case: input, answer plus newline, name");
-		check(!strcmp(c[1].in.data, "IV") && !strcmp(c[1].out.data, "4\n"),
+		CHECK(!strcmp(c[1].in.data, "IV") && !strcmp(c[1].out.data, "4\n"),
 		      "case: trimmed");
-		check(c[2].in.len == 5 && !memcmp(c[2].in.data, " a\tb\n", 5) &&
+		CHECK(c[2].in.len == 5 && !memcmp(c[2].in.data, " a\tb\n", 5) &&
 			  !strcmp(c[2].out.data, "x\\y\n"),
 		      "case: escapes");
-		check(!strcmp(c[3].in.data, "a=>b") && !strcmp(c[3].out.data, "c=>d\n"),
+		CHECK(!strcmp(c[3].in.data, "a=>b") && !strcmp(c[3].out.data, "c=>d\n"),
 		      "case: only a spaced => separates");
-		check(c[4].in.len == 0 && c[4].in.data && !strcmp(c[4].out.data, "empty-input\n"),
+		CHECK(c[4].in.len == 0 && c[4].in.data && !strcmp(c[4].out.data, "empty-input\n"),
 		      "case: empty input");
-		check(!strcmp(c[5].in.data, "empty-answer") && !strcmp(c[5].out.data, "\n"),
+		CHECK(!strcmp(c[5].in.data, "empty-answer") && !strcmp(c[5].out.data, "\n"),
 		      "case: empty answer");
-		check(!strcmp(c[6].in.data, "C:\\path"),
+		CHECK(!strcmp(c[6].in.data, "C:\\path"),
 		      "case: unknown escape keeps the backslash");
 	}
 	llm_cases_free(c, n > 0 ? (size_t)n : 0);
 
 	n = llm_reply_cases("```c\n" PROC "```\n", strlen("```c\n" PROC "```\n"), &c);
-	check(n == 0 && !c, "no tests block: 0 cases");
+	CHECK(n == 0 && !c, "no tests block: 0 cases");
 	n = llm_reply_cases("```tests\n\\x4", 12, &c);
-	check(n == 0, "cut tests block without an arrow: 0 cases");
+	CHECK(n == 0, "cut tests block without an arrow: 0 cases");
 	llm_cases_free(c, 0);
 }
 
@@ -292,23 +283,23 @@ static void test_prompt(void)
 		8);
 	buf_adds(&cases[1].out, "x\n");
 	llm_prompt_build(&in, &sys, &user);
-	check(strstr(sys.data, "int seglam_run(const char *in, size_t len, seglam_out *out);") &&
+	CHECK(strstr(sys.data, "int seglam_run(const char *in, size_t len, seglam_out *out);") &&
 		  strstr(sys.data, "<ctype.h>") && strstr(sys.data, "seglam_printf"),
 	      "system prompt: the ABI and the allowed headers");
-	check(strstr(sys.data, "```tests") && strstr(sys.data, "INPUT => ANSWER") &&
+	CHECK(strstr(sys.data, "```tests") && strstr(sys.data, "INPUT => ANSWER") &&
 		  strstr(sys.data, "reverse-words"),
 	      "system prompt: reply format and worked example");
-	check(!strstr(sys.data, "@@") && !strstr(sys.data, "{{") && !strstr(user.data, "@@"),
+	CHECK(!strstr(sys.data, "@@") && !strstr(sys.data, "{{") && !strstr(user.data, "@@"),
 	      "no template syntax left");
-	check(strstr(user.data, "Type: roman-to-int\n") != NULL, "user prompt: the type");
-	check(strstr(user.data, "Roman numerals to decimal {{type}}.") != NULL,
+	CHECK(strstr(user.data, "Type: roman-to-int\n") != NULL, "user prompt: the type");
+	CHECK(strstr(user.data, "Roman numerals to decimal {{type}}.") != NULL,
 	      "user prompt: the spec, verbatim (placeholders in it are not expanded)");
-	check(strstr(user.data, "- case roman-1") && strstr(user.data, "\"MCMXCIV\"") &&
+	CHECK(strstr(user.data, "- case roman-1") && strstr(user.data, "\"MCMXCIV\"") &&
 		  strstr(user.data, "\"1994\\n\""),
 	      "user prompt: the cases as C literals");
-	check(strstr(user.data, "\"a\\x00\\x01\"\"b\\\"\xc3\xa9\\xff\"") != NULL,
+	CHECK(strstr(user.data, "\"a\\x00\\x01\"\"b\\\"\xc3\xa9\\xff\"") != NULL,
 	      "user prompt: binary input escaped, UTF-8 kept");
-	check(!strstr(user.data, "Repair"), "no repair section in a first round");
+	CHECK(!strstr(user.data, "Repair"), "no repair section in a first round");
 
 	buf_reset(&user);
 	in.ncases = 0;
@@ -316,8 +307,8 @@ static void test_prompt(void)
 	in.prev_source = "int seglam_run(...) { ``` }";
 	in.failure = "line 3: 'x' undeclared";
 	llm_prompt_build(&in, &sys, &user);
-	check(strstr(user.data, "no test cases yet") != NULL, "user prompt: no cases");
-	check(strstr(user.data, "````c\nint seglam_run(...) { ``` }\n````") &&
+	CHECK(strstr(user.data, "no test cases yet") != NULL, "user prompt: no cases");
+	CHECK(strstr(user.data, "````c\nint seglam_run(...) { ``` }\n````") &&
 		  strstr(user.data, "line 3: 'x' undeclared") && strstr(user.data, "Repair"),
 	      "repair round: previous source (fenced safely) and the failure");
 	buf_free(&sys);
@@ -349,25 +340,25 @@ static void test_validation(void)
 
 	memcpy(copy, reply, len);
 	n = llm_reply_lines(copy, len, "answers", &c);
-	check(n == 3, "answers block: 3 lines");
+	CHECK(n == 3, "answers block: 3 lines");
 	if (n == 3) {
-		check(!strcmp(c[0].in.data, "41") && !strcmp(c[0].out.data, "42"),
+		CHECK(!strcmp(c[0].in.data, "41") && !strcmp(c[0].out.data, "42"),
 		      "answers: the answer as written (no newline added)");
-		check(!strcmp(c[1].in.data, " pad") && !strcmp(c[1].out.data, "x\ny"),
+		CHECK(!strcmp(c[1].in.data, " pad") && !strcmp(c[1].out.data, "x\ny"),
 		      "answers: escapes as in a tests block");
-		check(c[2].in.len == 0 && !strcmp(c[2].out.data, "empty"), "answers: empty input");
+		CHECK(c[2].in.len == 0 && !strcmp(c[2].out.data, "empty"), "answers: empty input");
 	}
 	llm_cases_free(c, n > 0 ? (size_t)n : 0);
 	n = llm_reply_lines(copy, len, "rejects", &c);
-	check(n == 1 && !strcmp(c[0].in.data, "abc") && !strcmp(c[0].out.data, "not a number"),
+	CHECK(n == 1 && !strcmp(c[0].in.data, "abc") && !strcmp(c[0].out.data, "not a number"),
 	      "rejects block");
 	llm_cases_free(c, n > 0 ? (size_t)n : 0);
 	n = llm_reply_lines(copy, len, "withdraw", &c);
-	check(n == 1 && !strcmp(c[0].in.data, "7") && !strcmp(c[0].out.data, "a slip"),
+	CHECK(n == 1 && !strcmp(c[0].in.data, "7") && !strcmp(c[0].out.data, "a slip"),
 	      "withdraw block (~~~ fence, space before the tag)");
 	llm_cases_free(c, n > 0 ? (size_t)n : 0);
 	n = llm_reply_lines(copy, len, "answer", &c);
-	check(n == 0, "a tag is matched whole (answer is not answers)");
+	CHECK(n == 0, "a tag is matched whole (answer is not answers)");
 	free(copy);
 
 	buf_adds(&cases[0].in, "1");
@@ -375,26 +366,26 @@ static void test_validation(void)
 	buf_adds(&asked[0].in, "41");
 	buf_add(&asked[1].in, "a\nb", 3);
 	llm_prompt_answers(&ain, &sys, &user);
-	check(strstr(user.data, "Give direct answers for the type below") &&
+	CHECK(strstr(user.data, "Give direct answers for the type below") &&
 		  strstr(user.data, "Type: add-one\n") && strstr(user.data, "- \"41\"") &&
 		  strstr(user.data, "- \"a\\nb\"") && strstr(user.data, "pick 5 more inputs") &&
 		  strstr(user.data, "\"2\\n\""),
 	      "answers request: type, tests, the asked inputs, picks");
-	check(!strstr(sys.data, "seglam_run") && !strstr(user.data, "seglam_run") &&
+	CHECK(!strstr(sys.data, "seglam_run") && !strstr(user.data, "seglam_run") &&
 		  strstr(sys.data, "```answers") == NULL && strstr(sys.data, "`answers`"),
 	      "answers request: no code, no ABI; the reply format");
-	check(!strstr(sys.data, "{{") && !strstr(user.data, "{{") && !strstr(user.data, "@@"),
+	CHECK(!strstr(sys.data, "{{") && !strstr(user.data, "{{") && !strstr(user.data, "@@"),
 	      "answers request: no template syntax left");
 	buf_reset(&sys);
 	buf_reset(&user);
 	ain.picks = 0;
 	llm_prompt_answers(&ain, &sys, &user);
-	check(!strstr(user.data, "pick"), "answers request without picks (a tie-break)");
+	CHECK(!strstr(user.data, "pick"), "answers request without picks (a tie-break)");
 
 	buf_reset(&sys);
 	buf_reset(&user);
 	llm_prompt_build(&pin, &sys, &user);
-	check(strstr(user.data, "Inputs that were asked") && strstr(user.data, "\"41\"") &&
+	CHECK(strstr(user.data, "Inputs that were asked") && strstr(user.data, "\"41\"") &&
 		  strstr(user.data, "\"a\\nb\""),
 	      "synthesis prompt: the asked inputs as examples");
 	buf_reset(&sys);
@@ -403,7 +394,7 @@ static void test_validation(void)
 	pin.failure = "input '41': the procedure said '43', the direct answer was '42'";
 	pin.disagreement = 1;
 	llm_prompt_build(&pin, &sys, &user);
-	check(strstr(user.data, "the direct answer was '42'") && strstr(user.data, "`withdraw`") &&
+	CHECK(strstr(user.data, "the direct answer was '42'") && strstr(user.data, "`withdraw`") &&
 		  strstr(user.data, "INPUT => REASON"),
 	      "repair of a disagreement: both sides and how to withdraw");
 	buf_free(&sys);
@@ -433,7 +424,7 @@ static void test_config(void)
 
 	clear_env();
 	ret = llm_config_resolve(&cfg, &err);
-	check(ret == 0 && cfg.provider == LLM_NONE, "nothing set: none");
+	CHECK(ret == 0 && cfg.provider == LLM_NONE, "nothing set: none");
 	llm_config_free(&cfg);
 
 	/* An explicit "none" (-o llm=none) is not "unset": the environment cannot undo it. */
@@ -441,13 +432,13 @@ static void test_config(void)
 	setenv("SEGLAM_LLM_URL", "http://127.0.0.1:8080/v1", 1);
 	cfg.provider = LLM_NONE;
 	ret = llm_config_resolve(&cfg, &err);
-	check(ret == 0 && cfg.provider == LLM_NONE, "explicit none is kept over SEGLAM_LLM");
+	CHECK(ret == 0 && cfg.provider == LLM_NONE, "explicit none is kept over SEGLAM_LLM");
 	llm_config_free(&cfg);
 	clear_env();
 	{
 		enum llm_provider p = LLM_UNSET;
 
-		check(!llm_provider_parse("Anthropic", &p) && p == LLM_ANTHROPIC &&
+		CHECK(!llm_provider_parse("Anthropic", &p) && p == LLM_ANTHROPIC &&
 			      !llm_provider_parse("none", &p) && p == LLM_NONE &&
 			      llm_provider_parse("unset", &p) == -EINVAL &&
 			      llm_provider_parse("bogus", &p) == -EINVAL,
@@ -456,11 +447,11 @@ static void test_config(void)
 
 	setenv("SEGLAM_LLM_URL", "http://127.0.0.1:8080/v1//", 1);
 	ret = llm_config_resolve(&cfg, &err);
-	check(ret == 0 && cfg.provider == LLM_OPENAI &&
+	CHECK(ret == 0 && cfg.provider == LLM_OPENAI &&
 		  !strcmp(cfg.url, "http://127.0.0.1:8080/v1") &&
 		  !strcmp(cfg.model, "gpt-4o-mini") && !cfg.api_key,
 	      "URL only: openai, trailing slashes stripped, default model, no key");
-	check(cfg.max_tokens == 4096 && cfg.connect_timeout_ms == 5000 &&
+	CHECK(cfg.max_tokens == 4096 && cfg.connect_timeout_ms == 5000 &&
 		  cfg.request_timeout_ms == 120000 && cfg.total_timeout_ms == 300000 &&
 		  cfg.max_retries == 4 && !strcmp(cfg.max_tokens_field, "max_tokens"),
 	      "defaults");
@@ -470,14 +461,14 @@ static void test_config(void)
 	setenv("OPENAI_API_KEY", " sk-test-1234\n", 1);
 	setenv("ANTHROPIC_API_KEY", "ant-key", 1);
 	ret = llm_config_resolve(&cfg, &err);
-	check(ret == 0 && cfg.provider == LLM_OPENAI && !strcmp(cfg.api_key, "sk-test-1234") &&
+	CHECK(ret == 0 && cfg.provider == LLM_OPENAI && !strcmp(cfg.api_key, "sk-test-1234") &&
 		  !strcmp(cfg.url, "https://api.openai.com/v1"),
 	      "OPENAI_API_KEY: openai, key trimmed, default URL");
 	llm_config_free(&cfg);
 
 	setenv("SEGLAM_LLM", "anthropic", 1);
 	ret = llm_config_resolve(&cfg, &err);
-	check(ret == 0 && cfg.provider == LLM_ANTHROPIC && !strcmp(cfg.api_key, "ant-key") &&
+	CHECK(ret == 0 && cfg.provider == LLM_ANTHROPIC && !strcmp(cfg.api_key, "ant-key") &&
 		  !strcmp(cfg.url, "https://api.anthropic.com"),
 	      "anthropic: ANTHROPIC_API_KEY, never OPENAI_API_KEY");
 	llm_config_free(&cfg);
@@ -486,7 +477,7 @@ static void test_config(void)
 	cfg.model = strdup("mine");
 	cfg.max_retries = 9;
 	ret = llm_config_resolve(&cfg, &err);
-	check(ret == 0 && !strcmp(cfg.api_key, "seglam-key") && !strcmp(cfg.model, "mine") &&
+	CHECK(ret == 0 && !strcmp(cfg.api_key, "seglam-key") && !strcmp(cfg.model, "mine") &&
 		  cfg.max_retries == 9,
 	      "SEGLAM_LLM_API_KEY first; fields already set are kept");
 	llm_config_free(&cfg);
@@ -494,26 +485,26 @@ static void test_config(void)
 	clear_env();
 	setenv("ANTHROPIC_API_KEY", "ant-key", 1);
 	ret = llm_config_resolve(&cfg, &err);
-	check(ret == 0 && cfg.provider == LLM_ANTHROPIC, "ANTHROPIC_API_KEY alone: anthropic");
+	CHECK(ret == 0 && cfg.provider == LLM_ANTHROPIC, "ANTHROPIC_API_KEY alone: anthropic");
 	llm_config_free(&cfg);
 
 	clear_env();
 	setenv("SEGLAM_LLM", "bogus", 1);
 	buf_reset(&err);
 	ret = llm_config_resolve(&cfg, &err);
-	check(ret == -EINVAL && strstr(buf_str(&err), "bogus"), "unknown provider: -EINVAL");
+	CHECK(ret == -EINVAL && strstr(buf_str(&err), "bogus"), "unknown provider: -EINVAL");
 	llm_config_free(&cfg);
 
 	setenv("SEGLAM_LLM", "command", 1);
 	buf_reset(&err);
 	ret = llm_config_resolve(&cfg, &err);
-	check(ret == -EINVAL && strstr(buf_str(&err), "SEGLAM_LLM_COMMAND"),
+	CHECK(ret == -EINVAL && strstr(buf_str(&err), "SEGLAM_LLM_COMMAND"),
 	      "command without SEGLAM_LLM_COMMAND: -EINVAL");
 	llm_config_free(&cfg);
 
 	setenv("SEGLAM_LLM_COMMAND", "cat", 1);
 	ret = llm_config_resolve(&cfg, &err);
-	check(ret == 0 && cfg.provider == LLM_COMMAND && !strcmp(cfg.command, "cat"),
+	CHECK(ret == 0 && cfg.provider == LLM_COMMAND && !strcmp(cfg.command, "cat"),
 	      "command provider");
 	llm_config_free(&cfg);
 
@@ -521,14 +512,14 @@ static void test_config(void)
 	setenv("SEGLAM_LLM_URL", "ftp://x", 1);
 	buf_reset(&err);
 	ret = llm_config_resolve(&cfg, &err);
-	check(ret == -EINVAL, "non-HTTP URL: -EINVAL");
+	CHECK(ret == -EINVAL, "non-HTTP URL: -EINVAL");
 	llm_config_free(&cfg);
 
 	clear_env();
 	setenv("SEGLAM_LLM_API_KEY", "sk-abc\r\nX-Evil: 1", 1);
 	buf_reset(&err);
 	ret = llm_config_resolve(&cfg, &err);
-	check(ret == -EINVAL && !strstr(buf_str(&err), "sk-abc"),
+	CHECK(ret == -EINVAL && !strstr(buf_str(&err), "sk-abc"),
 	      "key with a newline: -EINVAL, key not in the message");
 	llm_config_free(&cfg);
 
@@ -537,7 +528,7 @@ static void test_config(void)
 	setenv("SEGLAM_LLM_MAX_TOKENS", "1000", 1);
 	setenv("SEGLAM_LLM", "openai", 1);
 	ret = llm_config_resolve(&cfg, &err);
-	check(ret == 0 && !strcmp(cfg.max_tokens_field, "max_completion_tokens") &&
+	CHECK(ret == 0 && !strcmp(cfg.max_tokens_field, "max_completion_tokens") &&
 		  cfg.max_tokens == 1000,
 	      "max tokens field and count from the environment");
 	llm_config_free(&cfg);
@@ -548,10 +539,10 @@ static void test_config(void)
 
 		buf_reset(&err);
 		ret = llm_complete(&cfg, "s", "u", &reply, &err);
-		check(ret == -ENOSYS && err.len, "provider none: -ENOSYS");
+		CHECK(ret == -ENOSYS && err.len, "provider none: -ENOSYS");
 		llm_reply_free(&reply);
 	}
-	check(!strcmp(llm_provider_name(LLM_OPENAI), "openai") &&
+	CHECK(!strcmp(llm_provider_name(LLM_OPENAI), "openai") &&
 		  !strcmp(llm_provider_name(LLM_ANTHROPIC), "anthropic") &&
 		  !strcmp(llm_provider_name(LLM_COMMAND), "command") &&
 		  !strcmp(llm_provider_name(LLM_NONE), "none"),
@@ -564,7 +555,7 @@ static void expect_host(const char *url, const char *want)
 	char *h = llm_url_host(url), name[200];
 
 	snprintf(name, sizeof(name), "url host of %s", url ? url : "NULL");
-	check(h && !strcmp(h, want), name);
+	CHECK(h && !strcmp(h, want), "%s", name);
 	if (h && strcmp(h, want))
 		printf("# got '%s'\n", h);
 	free(h);
@@ -585,6 +576,5 @@ int main(void)
 	expect_host("localhost:8080", "localhost");
 	expect_host(NULL, "");
 	expect_host("", "");
-	printf("1..%d\n", test_num);
-	return test_failed ? 1 : 0;
+	return tap_done();
 }

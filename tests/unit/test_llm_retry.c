@@ -8,32 +8,32 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "buf.h"
 #include "retry.h"
+#include "tap.h"
 
 #define NOW ((time_t)1700000000) /* Tue, 14 Nov 2023 22:13:20 GMT */
 #define CAP LLM_RETRY_AFTER_MAX_MS
-
-static int test_num, test_failed;
 
 /* Parse from an exact-size heap copy (no NUL after it: ASan sees overreads). */
 static void expect_len(const char *val, size_t len, int ms, int64_t want)
 {
 	char *copy = malloc(len ? len : 1);
+	struct buf name = BUF_INIT;
 	int64_t got;
 
 	memcpy(copy, val, len);
 	got = llm_retry_after(copy, len, ms, NOW);
 	free(copy);
-	test_num++;
-	printf("%s %d - %s \"", got == want ? "ok" : "not ok", test_num,
-	       ms ? "retry-after-ms" : "Retry-After");
+	buf_printf(&name, "%s \"", ms ? "retry-after-ms" : "Retry-After");
 	for (size_t i = 0; i < len; i++)
-		printf((unsigned char)val[i] < 0x20 ? "\\x%02x" : "%c", (unsigned char)val[i]);
-	printf("\" -> %lld\n", (long long)want);
-	if (got != want) {
-		printf("# got %lld\n", (long long)got);
-		test_failed++;
-	}
+		buf_printf(&name, (unsigned char)val[i] < 0x20 ? "\\x%02x" : "%c",
+			   (unsigned char)val[i]);
+	buf_printf(&name, "\" -> %lld", (long long)want);
+	CHECK(got == want, "%s", buf_str(&name));
+	if (got != want)
+		tap_diag("got %lld", (long long)got);
+	buf_free(&name);
 }
 
 static void expect(const char *val, int ms, int64_t want)
@@ -95,6 +95,5 @@ int main(void)
 	expect("Tue, 14 Nov 2023 22:13:50                                                   GMT", 0,
 	       -1);
 
-	printf("1..%d\n", test_num);
-	return test_failed ? 1 : 0;
+	return tap_done();
 }

@@ -7,19 +7,7 @@
 #include "buf.h"
 #include "llm_route.h"
 #include "pattern.h"
-
-static int failures, count;
-
-#define CHECK(cond, name)                                                                          \
-	do {                                                                                       \
-		count++;                                                                           \
-		if (cond) {                                                                        \
-			printf("ok %d - %s\n", count, name);                                       \
-		} else {                                                                           \
-			printf("not ok %d - %s (%s:%d)\n", count, name, __FILE__, __LINE__);       \
-			failures++;                                                                \
-		}                                                                                  \
-	} while (0)
+#include "tap.h"
 
 /* The input @line gives for @question, or "<miss>" / "<bad: reason>". */
 static const char *run(const char *line, const char *question)
@@ -216,6 +204,5 @@ int main(void)
 	buf_free(&why);
 	test_random();
 	test_reply_blocks();
-	printf("1..%d\n", count);
-	return failures ? 1 : 0;
+	return tap_done();
 }
