@@ -45,7 +45,8 @@ void log_msg(enum log_level level, const char *fmt, ...)
 
 		gmtime_r(&sec, &tm);
 		fprintf(stderr, "%02d:%02d:%02d.%03u seglamfs %s: %s\n", tm.tm_hour, tm.tm_min,
-			tm.tm_sec, (unsigned)(now / 1000000u % 1000u), names[level], buf_str(&line));
+			tm.tm_sec, (unsigned)(now / 1000000u % 1000u), names[level],
+			buf_str(&line));
 	}
 	buf_free(&line);
 }

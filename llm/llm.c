@@ -19,11 +19,11 @@ static const struct {
 	const char *name;
 	llm_complete_fn *complete;
 } llm_providers[] = {
-	[LLM_UNSET] = {"unset", NULL},
-	[LLM_NONE] = {"none", NULL},
-	[LLM_OPENAI] = {"openai", llm_openai_complete},
-	[LLM_ANTHROPIC] = {"anthropic", llm_anthropic_complete},
-	[LLM_COMMAND] = {"command", llm_command_complete},
+    [LLM_UNSET] = {"unset", NULL},
+    [LLM_NONE] = {"none", NULL},
+    [LLM_OPENAI] = {"openai", llm_openai_complete},
+    [LLM_ANTHROPIC] = {"anthropic", llm_anthropic_complete},
+    [LLM_COMMAND] = {"command", llm_command_complete},
 };
 
 #define LLM_NPROVIDERS (sizeof(llm_providers) / sizeof(llm_providers[0]))
@@ -45,7 +45,6 @@ int llm_provider_parse(const char *name, enum llm_provider *p)
 	return -EINVAL;
 }
 
-
 int llm_complete(const struct llm_config *cfg, const char *system, const char *user,
 		 struct llm_reply *reply, struct buf *err)
 {
@@ -57,8 +56,8 @@ int llm_complete(const struct llm_config *cfg, const char *system, const char *u
 	reply->tokens_in = reply->tokens_out = -1;
 	deadline = start + (cfg->total_timeout_ms ? cfg->total_timeout_ms : 300000);
 	if ((unsigned)cfg->provider < LLM_NPROVIDERS && llm_providers[cfg->provider].complete) {
-		ret = llm_providers[cfg->provider].complete(cfg, system, user, deadline, reply,
-							    err);
+		ret =
+		    llm_providers[cfg->provider].complete(cfg, system, user, deadline, reply, err);
 	} else {
 		buf_adds(err, "llm: no LLM configured (set SEGLAM_LLM_URL, SEGLAM_LLM_API_KEY "
 			      "or SEGLAM_LLM)");

@@ -439,9 +439,9 @@ static void test_config(void)
 		enum llm_provider p = LLM_UNSET;
 
 		CHECK(!llm_provider_parse("Anthropic", &p) && p == LLM_ANTHROPIC &&
-			      !llm_provider_parse("none", &p) && p == LLM_NONE &&
-			      llm_provider_parse("unset", &p) == -EINVAL &&
-			      llm_provider_parse("bogus", &p) == -EINVAL,
+			  !llm_provider_parse("none", &p) && p == LLM_NONE &&
+			  llm_provider_parse("unset", &p) == -EINVAL &&
+			  llm_provider_parse("bogus", &p) == -EINVAL,
 		      "provider names parse (any case); unset and unknown do not");
 	}
 

@@ -66,7 +66,9 @@
 	"\treturn 0;\n"                                                                            \
 	"}\n"
 
-#define BROKEN_SRC "#include <seglam.h>\nint seglam_run(const char *in, size_t len, seglam_out *out)\n{\n\treturn undeclared_thing;\n}\n"
+#define BROKEN_SRC                                                                                 \
+	"#include <seglam.h>\nint seglam_run(const char *in, size_t len, seglam_out "              \
+	"*out)\n{\n\treturn undeclared_thing;\n}\n"
 
 enum fake_mode { FAKE_FAIL, FAKE_UPPER, FAKE_FIXED, FAKE_HOLD };
 
@@ -217,8 +219,8 @@ static void test_lifecycle(void)
 	hooks = hook_calls;
 	ret = ask("upper", "abc", &text, &rc, &why);
 	CHECK(ret == 0 && rc == 0 && !strcmp(text.data, "ABC\n") && fake_calls() == 2,
-	      "after proc_touched the synthesis is retried and its source answers (%d: %s)",
-	      ret, buf_str(&why));
+	      "after proc_touched the synthesis is retried and its source answers (%d: %s)", ret,
+	      buf_str(&why));
 	CHECK(hook_calls > hooks, "the change hook heard of the new procedure");
 	CHECK(stat_of("syntheses") == 2 && stat_of("synthesis_failures") == 1 &&
 		  stat_of("admissions") >= 1,
@@ -311,9 +313,8 @@ static void test_single_flight(void)
 			break;
 		usleep(1000);
 	}
-	CHECK(n == 2 &&
-		  ((!strcmp(cases[0].in.data, "one") && !strcmp(cases[1].in.data, "two")) ||
-		   (!strcmp(cases[0].in.data, "two") && !strcmp(cases[1].in.data, "one"))),
+	CHECK(n == 2 && ((!strcmp(cases[0].in.data, "one") && !strcmp(cases[1].in.data, "two")) ||
+			 (!strcmp(cases[0].in.data, "two") && !strcmp(cases[1].in.data, "one"))),
 	      "both waiting readers' inputs are shown to the synthesizer (%zu)", n);
 	llm_cases_free(cases, n);
 
