@@ -1097,8 +1097,12 @@ void proc_touched(const char *type)
 	if (p) {
 		pthread_mutex_lock(&p->lock);
 		p->stale = true;
-		/* A person changed something: let a failed synthesis be retried now. */
+		/* A person changed something: let a failed synthesis be retried now.
+		 * Forgetting the key too keeps proc_synthesize's "a repair already
+		 * produced this very source" guard from taking the place of the
+		 * remembered failure. */
 		p->synth_fail_until = 0;
+		p->synth_key = 0;
 		pthread_mutex_unlock(&p->lock);
 	}
 }

@@ -264,10 +264,18 @@ static void test_lifecycle(void)
 	CHECK(fake.had_prev && strstr(fake.prev.data, "undeclared_thing") &&
 		  !strncmp(buf_str(&fake.failure), "compile failed", 14),
 	      "the repair request says the compile failed (%s)", buf_str(&fake.failure));
+	/* A person's change of anything (here the spec) lets the failed repair be
+	 * retried at once, not only after fail_ttl. */
+	store_write("upper", "spec", "Upper-case the input.\n", 22);
+	proc_touched("upper");
+	ret = ask("upper", "abc", &text, &rc, &why);
+	CHECK(ret == -EIO && fake_calls() == 5 && strstr(why.data, "the model is down"),
+	      "after a person's change a failed repair is asked for again (%d: %s)", ret,
+	      buf_str(&why));
 	store_write("upper", "source.c", FIXED_SRC, strlen(FIXED_SRC));
 	proc_touched("upper");
 	ret = ask("upper", "abc", &text, &rc, &why);
-	CHECK(ret == 0 && !strcmp(text.data, "ABC\n") && fake_calls() == 4,
+	CHECK(ret == 0 && !strcmp(text.data, "ABC\n") && fake_calls() == 5,
 	      "a person's fixed source.c is compiled again, without the LLM (%d: %s)", ret,
 	      buf_str(&why));
 
@@ -357,7 +365,7 @@ static void test_no_llm(void)
 	proc_touched("plain");
 	ret = ask("plain", "abc", &text, &rc, &why);
 	CHECK(ret == 0 && !strcmp(text.data, "ABC\n"), "no LLM: fixing the case makes it compiled");
-	CHECK(fake_calls() == 5, "the synthesizer was not called without an LLM configured");
+	CHECK(fake_calls() == 6, "the synthesizer was not called without an LLM configured");
 	buf_free(&text);
 	buf_free(&why);
 }
