@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -181,7 +182,13 @@ static int sandbox_high_fd(int fd)
 static int sandbox_spawn(struct sandbox_worker *w)
 {
 	char mem[32], cap[32];
-	char *argv[] = {"seglam-worker", sbx.include_dir, SEGLAM_LIBTCC1, mem, cap, NULL};
+	char *argv[] = {"seglam-worker",
+			sbx.include_dir,
+			SEGLAM_LIBTCC1,
+			mem,
+			cap,
+			sbx.cfg.allow_no_landlock ? "allow_no_landlock" : NULL,
+			NULL};
 	char *envp[] = {NULL}; /* no API key, no anything */
 	int req[2] = {-1, -1}, resp[2] = {-1, -1};
 	posix_spawn_file_actions_t fa;
@@ -550,6 +557,18 @@ int sandbox_init(const struct sandbox_config *cfg)
 	sbx.cfg.include_dir = sbx.include_dir;
 	memset(&sbx.stats, 0, sizeof(sbx.stats));
 	sbx.ready = true;
+	/* The workers enforce it (they see the same kernel); say it once here too. */
+	if (syscall(SYS_landlock_create_ruleset, NULL, 0, 1UL /* _VERSION */) < 0) {
+		if (sbx.cfg.allow_no_landlock)
+			log_warn("sandbox: Landlock is not available (%s): compiles are guarded "
+				 "by the precheck alone (-o allow_no_landlock)",
+				 strerror(errno));
+		else
+			log_error("sandbox: Landlock is not available (%s): every compile will "
+				  "be refused; use a kernel of 5.13 or later with landlock in its "
+				  "lsm= list, or accept the risk with -o allow_no_landlock",
+				  strerror(errno));
+	}
 out:
 	pthread_mutex_unlock(&sbx.lock);
 	return ret;

@@ -12,6 +12,7 @@
 #ifndef SEGLAM_SANDBOX_H
 #define SEGLAM_SANDBOX_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -24,6 +25,9 @@ struct sandbox_config {
 	size_t max_answer;	 /* answer size cap in bytes; default 1 MiB */
 	size_t mem_limit;	 /* worker address-space limit in bytes; default 256 MiB */
 	unsigned max_workers;	 /* live workers kept in the pool (LRU); default 64 */
+	/* Compile even where Landlock is missing (-o allow_no_landlock): tcc then
+	 * can read any file user nobody can, guarded only by the precheck. */
+	bool allow_no_landlock;
 };
 
 int sandbox_init(const struct sandbox_config *cfg);

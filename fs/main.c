@@ -38,7 +38,7 @@ struct options {
 	unsigned fail_ttl_ms, repair_rounds, calls_per_hour, history;
 	unsigned long tokens_per_hour;
 	char *worker, *include, *library;
-	int use_library, readonly, debug_log, show_help, show_version;
+	int use_library, readonly, debug_log, show_help, show_version, allow_no_landlock;
 	char *llm, *llm_url, *llm_model, *llm_command, *llm_max_tokens_field;
 	unsigned llm_timeout_ms, llm_max_tokens;
 };
@@ -61,6 +61,7 @@ static const struct fuse_opt option_spec[] = {
     OPT("library", use_library),
     OPT("library=%s", library),
     OPT("log_debug", debug_log),
+    OPT("allow_no_landlock", allow_no_landlock),
     OPT("llm=%s", llm),
     OPT("llm_url=%s", llm_url),
     OPT("llm_model=%s", llm_model),
@@ -100,6 +101,8 @@ static void usage(const char *prog)
 	    "  -o worker=PATH           the seglam-worker binary\n"
 	    "  -o include=DIR           the headers procedures compile against\n"
 	    "  -o log_debug             verbose log\n"
+	    "  -o allow_no_landlock     compile even without Landlock (kernel < 5.13): the\n"
+	    "                           compiler could then read files of this host\n"
 	    "LLM options (environment: SEGLAM_LLM, SEGLAM_LLM_URL, SEGLAM_LLM_MODEL,\n"
 	    "SEGLAM_LLM_API_KEY, SEGLAM_LLM_COMMAND; the key is never taken as an option):\n"
 	    "  -o llm=openai|anthropic|command|none\n"
@@ -281,6 +284,7 @@ int main(int argc, char *argv[])
 	sc.max_answer = o.max_answer ? o.max_answer : 1 << 20;
 	sc.mem_limit = (size_t)(o.worker_mem_mb ? o.worker_mem_mb : 256) << 20;
 	sc.max_workers = o.workers ? o.workers : 64;
+	sc.allow_no_landlock = o.allow_no_landlock;
 	if (!path_exists(sc.worker_path) || !path_exists(sc.include_dir)) {
 		fprintf(stderr,
 			"seglamfs: %s: not found (pass -o worker=PATH and -o include=DIR)\n",

@@ -2,8 +2,10 @@
  * seglam-worker: compiles one untrusted procedure with libtcc and runs it on inputs.
  *
  * Started by cache/sandbox.c with posix_spawn, an empty environment and
- *	argv: seglam-worker INCLUDE_DIR LIBTCC1_A MEM_LIMIT_BYTES ANSWER_CAP_BYTES
+ *	argv: seglam-worker INCLUDE_DIR LIBTCC1_A MEM_LIMIT_BYTES ANSWER_CAP_BYTES [allow_no_landlock]
  * fd 0 = requests, fd 1 = responses (frame.h), fd 2 = /dev/null.
+ * Without Landlock the worker refuses to compile (tcc could read any file this
+ * user can) unless the last argument says the operator accepted that.
  *
  * The order of the steps in main() is the security argument, and each step says
  * why it comes where it does.  In short: privileges are dropped and the file
@@ -373,18 +375,28 @@ static int worker_ll_allow(int ruleset, const char *path, uint64_t access)
 
 /*
  * Landlock: the only files this process can open from now on are the allowed
- * headers (read) and libtcc1.a (read).  Missing Landlock is not fatal: the
- * worker is still nobody, and seccomp later forbids open altogether.
+ * headers (read) and libtcc1.a (read).  Without it tcc, while it parses hostile
+ * source, can open whatever user nobody can read (or, for a daemon that is not
+ * root, whatever its user can), and the precheck is the only guard: so missing
+ * Landlock is fatal unless @allow_missing (-o allow_no_landlock).  Procedure code
+ * itself never can open anything: seccomp forbids open.
  */
-static void worker_landlock(const char *include_dir, const char *libtcc1)
+static void worker_landlock(const char *include_dir, const char *libtcc1, bool allow_missing)
 {
 	struct worker_ll_attr attr = {0};
 	size_t attr_size = sizeof(attr.handled_access_fs);
 	int abi, ruleset;
 
 	abi = (int)syscall(SYS_landlock_create_ruleset, NULL, 0, LANDLOCK_CREATE_RULESET_VERSION);
-	if (abi < 1)
+	if (abi < 1 && allow_missing)
 		return;
+	if (abi < 1)
+		worker_fail(WORKER_EXIT_SETUP,
+			    "worker: Landlock is not available (%s), so the compiler could read "
+			    "files of this host: refusing to compile.  Use a kernel of 5.13 or "
+			    "later with landlock in its lsm= list, or accept the risk with "
+			    "-o allow_no_landlock",
+			    strerror(errno));
 	attr.handled_access_fs = (LANDLOCK_ACCESS_FS_MAKE_SYM << 1) - 1; /* ABI 1 rights */
 	if (abi >= 2)
 		attr.handled_access_fs |= LANDLOCK_ACCESS_FS_REFER;
@@ -714,10 +726,11 @@ int main(int argc, char **argv)
 	 * already spawned us with an empty environment and closefrom(3); this
 	 * also covers a daemon that forgot.) */
 	worker_close_fds();
-	if (argc != 5 || worker_parse_size(argv[3], &mem) < 0 ||
-	    worker_parse_size(argv[4], &cap) < 0 || cap == 0 || cap >= UINT32_MAX)
-		worker_fail(WORKER_EXIT_USAGE,
-			    "usage: seglam-worker INCLUDE_DIR LIBTCC1 MEM_BYTES ANSWER_CAP");
+	if (argc < 5 || argc > 6 || worker_parse_size(argv[3], &mem) < 0 ||
+	    worker_parse_size(argv[4], &cap) < 0 || cap == 0 || cap >= UINT32_MAX ||
+	    (argc == 6 && strcmp(argv[5], "allow_no_landlock") != 0))
+		worker_fail(WORKER_EXIT_USAGE, "usage: seglam-worker INCLUDE_DIR LIBTCC1 MEM_BYTES "
+					       "ANSWER_CAP [allow_no_landlock]");
 
 	/* Step 2: drop root, then limits.  setuid first: RLIMIT_NPROC 0 would be
 	 * checked against the new user otherwise.  no_new_privs is also what
@@ -728,7 +741,7 @@ int main(int argc, char **argv)
 		worker_fail(WORKER_EXIT_SETUP, "worker: include directory: %s", strerror(errno));
 
 	/* Step 3: file system closed off before any untrusted byte is parsed. */
-	worker_landlock(argv[1], argv[2]);
+	worker_landlock(argv[1], argv[2], argc == 6);
 
 	worker_out.cap = (size_t)cap;
 	worker_out.data = malloc((size_t)cap + 1);

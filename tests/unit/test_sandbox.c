@@ -1,7 +1,7 @@
 /*
  * test_sandbox: cache/sandbox.c and the seglam-worker it drives, end to end.
  *
- *	test_sandbox WORKER INCLUDE_DIR HOSTILE_DIR
+ *	test_sandbox WORKER INCLUDE_DIR HOSTILE_DIR [NOLANDLOCK_WORKER]
  *
  * Real workers, real seccomp.  Each case prints "ok N - name" or "not ok N - name";
  * the exit status is non-zero if any failed.  The hostile corpus (the .c files in HOSTILE_DIR)
@@ -29,7 +29,7 @@
 #define TIMEOUT_MS 1000
 
 static int test_n, test_failed;
-static const char *worker_path, *include_dir, *hostile_dir;
+static const char *worker_path, *include_dir, *hostile_dir, *nolandlock_path;
 
 static void check(bool ok, const char *name, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -72,13 +72,14 @@ static int run(const char *src, const char *in, struct buf *out, struct buf *err
 	return sandbox_run(src, strlen(src), in, strlen(in), out, err);
 }
 
-static void start(unsigned max_workers)
+static void start_with(const char *worker, unsigned max_workers, bool allow_no_landlock)
 {
 	struct sandbox_config cfg = {
-	    .worker_path = worker_path,
+	    .worker_path = worker,
 	    .include_dir = include_dir,
 	    .timeout_ms = TIMEOUT_MS,
 	    .max_workers = max_workers,
+	    .allow_no_landlock = allow_no_landlock,
 	};
 	int r = sandbox_init(&cfg);
 
@@ -86,6 +87,11 @@ static void start(unsigned max_workers)
 		printf("Bail out! sandbox_init: %s\n", strerror(-r));
 		exit(1);
 	}
+}
+
+static void start(unsigned max_workers)
+{
+	start_with(worker_path, max_workers, false);
 }
 
 static const char good_src[] = "#include <seglam.h>\n"
@@ -621,6 +627,39 @@ static void test_timing(void)
 	buf_free(&err);
 }
 
+/*
+ * Fail closed: on a kernel without Landlock (simulated by nolandlock-worker, which
+ * makes landlock_create_ruleset fail with ENOSYS under the real worker) nothing
+ * compiles, with a reason naming the fix, unless allow_no_landlock was given.
+ */
+static void test_no_landlock(void)
+{
+	struct buf out = BUF_INIT, err = BUF_INIT;
+	int r;
+
+	if (!nolandlock_path) {
+		check(false, "no Landlock: refused", "no nolandlock-worker path given");
+		return;
+	}
+	sandbox_shutdown();
+	start_with(nolandlock_path, 0, false);
+	r = run(good_src, "3", &out, &err);
+	check(r == -EIO && strstr(buf_str(&err), "Landlock is not available") &&
+		  strstr(buf_str(&err), "allow_no_landlock") && out.len == 0,
+	      "without Landlock nothing compiles, and the reason names the option", "r=%d err=%s",
+	      r, buf_str(&err));
+	sandbox_shutdown();
+	start_with(nolandlock_path, 0, true);
+	r = run(good_src, "3", &out, &err);
+	check(r == 0 && strcmp(buf_str(&out), "10\n") == 0,
+	      "allow_no_landlock compiles without Landlock", "r=%d out=%s err=%s", r,
+	      buf_str(&out), buf_str(&err));
+	sandbox_shutdown();
+	start(0);
+	buf_free(&out);
+	buf_free(&err);
+}
+
 int main(int argc, char **argv)
 {
 	struct sandbox_stats st;
@@ -629,8 +668,10 @@ int main(int argc, char **argv)
 	worker_path = argc > 1 ? argv[1] : getenv("SEGLAM_WORKER");
 	include_dir = argc > 2 ? argv[2] : getenv("SEGLAM_INCLUDE");
 	hostile_dir = argc > 3 ? argv[3] : getenv("SEGLAM_HOSTILE");
+	nolandlock_path = argc > 4 ? argv[4] : getenv("SEGLAM_NOLANDLOCK_WORKER");
 	if (!worker_path || !include_dir || !hostile_dir) {
-		fprintf(stderr, "usage: test_sandbox WORKER INCLUDE_DIR HOSTILE_DIR\n");
+		fprintf(stderr, "usage: test_sandbox WORKER INCLUDE_DIR HOSTILE_DIR "
+				"[NOLANDLOCK_WORKER]\n");
 		return 2;
 	}
 	/* What the daemon does at start; and a secret the workers must never see. */
@@ -643,6 +684,7 @@ int main(int argc, char **argv)
 	test_libc();
 	test_binary_and_cap();
 	test_hostile();
+	test_no_landlock();
 	test_concurrency();
 	test_timing();
 
