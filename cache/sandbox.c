@@ -114,16 +114,46 @@ static void sandbox_worker_free(struct sandbox_worker *w)
 	free(w);
 }
 
+/* SIGKILL to the worker's process group: the worker and the child of the run in
+ * progress (which is not ours to reap: it is reparented and reaped by init). */
+static void sandbox_group_kill(pid_t pid)
+{
+	if (kill(-pid, SIGKILL) < 0)
+		kill(pid, SIGKILL);
+}
+
 /* SIGKILL and reap: the one way a worker ends, so no zombie is ever left. */
 static void sandbox_worker_kill(struct sandbox_worker *w)
 {
 	if (w->pid > 0) {
-		kill(w->pid, SIGKILL);
+		sandbox_group_kill(w->pid);
 		while (waitpid(w->pid, NULL, 0) < 0 && errno == EINTR)
 			;
 		w->pid = 0;
 	}
 	sandbox_worker_free(w);
+}
+
+/* A worker's (or a run's child's) wait status as a reason, appended to @err. */
+static void sandbox_describe_status(int status, struct buf *err)
+{
+	if (WIFSIGNALED(status)) {
+		int sig = WTERMSIG(status);
+		const char *name = sigabbrev_np(sig);
+
+		if (sig == SIGSYS)
+			buf_adds(err, "killed by the sandbox: forbidden system call (SIGSYS)");
+		else if (sig == SIGXCPU || sig == SIGKILL)
+			buf_printf(err, "killed by SIG%s (CPU or memory limit)", name ? name : "?");
+		else
+			buf_printf(err, "crashed: SIG%s", name ? name : "?");
+	} else if (WEXITSTATUS(status) == WORKER_EXIT_OOM) {
+		buf_printf(err, "ran out of memory (limit %zu MiB)", sbx.cfg.mem_limit >> 20);
+	} else if (WEXITSTATUS(status) == WORKER_EXIT_SETUP) {
+		buf_adds(err, "could not set up the sandbox");
+	} else {
+		buf_printf(err, "exited with status %d", WEXITSTATUS(status));
+	}
 }
 
 /* Why did this worker stop talking?  Reaps it and appends the reason to @err. */
@@ -141,28 +171,16 @@ static void sandbox_worker_diagnose(struct sandbox_worker *w, struct buf *err)
 		usleep(1000);
 	}
 	if (r == 0) {
-		kill(w->pid, SIGKILL);
+		sandbox_group_kill(w->pid);
 		while (waitpid(w->pid, &status, 0) < 0 && errno == EINTR)
 			;
 		buf_adds(err, "stopped answering and was killed");
 	} else if (r < 0) {
 		buf_printf(err, "lost: waitpid: %s", strerror(errno));
-	} else if (WIFSIGNALED(status)) {
-		int sig = WTERMSIG(status);
-		const char *name = sigabbrev_np(sig);
-
-		if (sig == SIGSYS)
-			buf_adds(err, "killed by the sandbox: forbidden system call (SIGSYS)");
-		else if (sig == SIGXCPU || sig == SIGKILL)
-			buf_printf(err, "killed by SIG%s (CPU or memory limit)", name ? name : "?");
-		else
-			buf_printf(err, "crashed: SIG%s", name ? name : "?");
-	} else if (WEXITSTATUS(status) == WORKER_EXIT_OOM) {
-		buf_printf(err, "ran out of memory (limit %zu MiB)", sbx.cfg.mem_limit >> 20);
-	} else if (WEXITSTATUS(status) == WORKER_EXIT_SETUP) {
-		buf_adds(err, "could not set up the sandbox");
 	} else {
-		buf_printf(err, "exited with status %d", WEXITSTATUS(status));
+		/* the worker is gone; a run's child it left (if any) goes too */
+		kill(-w->pid, SIGKILL);
+		sandbox_describe_status(status, err);
 	}
 	w->pid = 0;
 }
@@ -228,9 +246,13 @@ static int sandbox_spawn(struct sandbox_worker *w)
 		ret = -posix_spawnattr_setsigdefault(&attr, &all);
 	if (!ret)
 		ret = -posix_spawnattr_setsigmask(&attr, &none);
+	/* its own process group, so that a timeout kills the run's child too */
 	if (!ret)
-		ret = -posix_spawnattr_setflags(&attr,
-						POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
+		ret = -posix_spawnattr_setpgroup(&attr, 0);
+	if (!ret)
+		ret = -posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGDEF |
+							   POSIX_SPAWN_SETSIGMASK |
+							   POSIX_SPAWN_SETPGROUP);
 	if (!ret)
 		ret = -posix_spawn(&w->pid, sbx.worker_path, &fa, &attr, argv, envp);
 	if (ret)
@@ -313,7 +335,7 @@ died:
 	pthread_mutex_unlock(&sbx.lock);
 	return -EIO;
 kill:
-	kill(w->pid, SIGKILL);
+	sandbox_group_kill(w->pid);
 	while (waitpid(w->pid, NULL, 0) < 0 && errno == EINTR)
 		;
 	w->pid = 0;
@@ -493,9 +515,11 @@ static int sandbox_start(struct sandbox_worker *w, struct buf *err)
 		goto out;
 	}
 	if (ret == FRAME_COMPILE_ERROR) {
-		/* A reason, always: an empty one would read "compile failed: ". */
+		/* A reason, always: an empty one would read "compile failed: ".  It is
+		 * the worker's (tcc's, quoting the source: "#error ESC[2J") text, on its
+		 * way to logs, the LLM and readers: no control byte gets through. */
 		if (msg.len)
-			buf_add(err, msg.data, msg.len);
+			buf_addrepr(err, msg.data, msg.len, true);
 		else
 			buf_adds(err, "the compiler failed without a message");
 	} else if (ret == FRAME_COMPILED) {
@@ -635,8 +659,10 @@ static int sandbox_run_once(struct sandbox_worker *w, const char *in, size_t inl
 	 * read serves the limit and the run_ns statistic (frame_now_ms's clock). */
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	deadline = (int64_t)t0.tv_sec * 1000 + t0.tv_nsec / 1000000 + sbx.cfg.timeout_ms;
-	ret = sandbox_exchange(w, in, inlen, FRAME_TOO_LARGE, (uint32_t)sbx.cfg.max_answer,
-			       deadline, out, err);
+	/* FRAME_FAILED carries 8 bytes even when the answer cap is smaller */
+	ret = sandbox_exchange(w, in, inlen, FRAME_FAILED,
+			       (uint32_t)(sbx.cfg.max_answer < 8 ? 8 : sbx.cfg.max_answer), deadline,
+			       out, err);
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	pthread_mutex_lock(&sbx.lock);
 	sbx.stats.runs++;
@@ -644,6 +670,8 @@ static int sandbox_run_once(struct sandbox_worker *w, const char *in, size_t inl
 	    (uint64_t)((t1.tv_sec - t0.tv_sec) * 1000000000LL + (t1.tv_nsec - t0.tv_nsec));
 	pthread_mutex_unlock(&sbx.lock);
 	*reuse = false;
+	if ((ret == FRAME_ANSWER || ret == FRAME_REJECTED) && out->len > sbx.cfg.max_answer)
+		ret = FRAME_TOO_LARGE;
 	switch (ret) {
 	case FRAME_ANSWER:
 		*reuse = sandbox_worker_clean(w);
@@ -655,6 +683,27 @@ static int sandbox_run_once(struct sandbox_worker *w, const char *in, size_t inl
 		buf_reset(out);
 		buf_printf(err, "answer exceeds %zu bytes", sbx.cfg.max_answer);
 		return -EIO;
+	case FRAME_FAILED: {
+		int32_t fail[2];
+
+		if (out->len != sizeof(fail)) {
+			buf_adds(err, "protocol violation from the worker");
+		} else {
+			memcpy(fail, out->data, sizeof(fail));
+			if (fail[0] == FRAME_FAIL_DIED) {
+				/* the zygote is untouched: it may serve again */
+				sandbox_describe_status(fail[1], err);
+				*reuse = sandbox_worker_clean(w);
+			} else {
+				buf_adds(err, "protocol violation from the procedure");
+			}
+		}
+		buf_reset(out);
+		pthread_mutex_lock(&sbx.lock);
+		sbx.stats.crashes++;
+		pthread_mutex_unlock(&sbx.lock);
+		return -EIO;
+	}
 	default:
 		buf_reset(out);
 		return -EIO;

@@ -9,8 +9,22 @@
  *   worker -> daemon   [i32 status][u32 len][len bytes]
  *
  * Reply to the source: FRAME_COMPILED, or FRAME_COMPILE_ERROR with the message.
- * Reply to an input: FRAME_ANSWER, FRAME_REJECTED (bytes = reason), or
- * FRAME_TOO_LARGE (no bytes).
+ * Reply to an input: FRAME_ANSWER, FRAME_REJECTED (bytes = reason),
+ * FRAME_TOO_LARGE (no bytes), or FRAME_FAILED (8 bytes: i32 FRAME_FAIL_*, i32
+ * wait status of the run's child).
+ *
+ * Each input runs in a child forked for it by the worker (the "zygote", which
+ * never runs procedure code).  The child writes its reply into a pipe of its
+ * own; the zygote reads it until the child has exited and been reaped, then
+ * writes exactly one frame to the daemon: the child's, if it wrote exactly one
+ * valid frame and exited 0, else FRAME_FAILED.  So every byte on the daemon's
+ * pipe was written by the zygote, one frame per request, and nothing of a run
+ * can arrive after its reply.  (Before this, the procedure could write to fd 1
+ * itself: an early forged reply, and the real one after the daemon's leftover
+ * check, which the next caller then got.)
+ *
+ * Extending the protocol (batch runs, call-backs): keep one frame per request
+ * from the zygote, and never let a child write to the daemon's pipe.
  */
 #ifndef SEGLAM_FRAME_H
 #define SEGLAM_FRAME_H
@@ -23,6 +37,7 @@ enum {
 	FRAME_ANSWER = 0,
 	FRAME_REJECTED = 1,
 	FRAME_TOO_LARGE = 2,
+	FRAME_FAILED = 3,
 	FRAME_COMPILED = 0,
 	FRAME_COMPILE_ERROR = 1,
 };
@@ -31,6 +46,13 @@ enum {
 #define FRAME_RESP_HDR 8
 /* Compiler messages longer than this are truncated by the worker. */
 #define FRAME_MAX_MESSAGE (64 * 1024)
+
+/* FRAME_FAILED kinds.  The daemon reuses the worker after DIED (the zygote is
+ * untouched), and kills it after PROTOCOL. */
+enum {
+	FRAME_FAIL_DIED = 0,	 /* the child was killed or exited non-zero; see the status */
+	FRAME_FAIL_PROTOCOL = 1, /* it exited 0 but wrote other than one valid frame */
+};
 
 /* Exit codes of seglam-worker that the daemon turns into reasons. */
 enum {

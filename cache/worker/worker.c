@@ -12,10 +12,18 @@
  * system is closed off *before* tcc parses hostile source (tcc is a big C
  * parser with no hardening), and the strict seccomp filter goes on *after*
  * relocation (which needs executable memory) and before any procedure code runs.
+ *
+ * Procedure code never runs in this process (the "zygote"): each input is run in
+ * a child forked for it, which locks itself down further and exits after one
+ * answer.  So no run sees another run's input (a procedure's static variables,
+ * heap and even its writable code start afresh from the compiled image each
+ * time), and the daemon's pipe carries only frames the zygote wrote, one per
+ * request, after the child is gone (frame.h).
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <sched.h>
 #include <libtcc.h>
 #include <linux/landlock.h>
 #include <seccomp.h>
@@ -29,7 +37,12 @@
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <linux/audit.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <stddef.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <ctype.h>
@@ -40,7 +53,16 @@
 #include "frame.h"
 #include "precheck.h"
 
+/* glibc >= 2.34: fork without atfork handlers, one clone() call */
+pid_t _Fork(void);
+
 #define WORKER_NOBODY 65534
+/* RLIMIT_NPROC counts every process of the worker's user (nobody, for a root
+ * daemon), so it cannot be 0 now that the zygote forks: a bound, not a ban. */
+#define WORKER_MAX_PROCS 4096
+/* The read end of the pipe from the run's child: the lowest fd after 0-2, so
+ * that the zygote's filter can name it. */
+#define WORKER_CHILD_FD 3
 #define WORKER_CPU_BACKSTOP 300 /* s; the daemon enforces the real per-run limit */
 #define WORKER_MAX_FDS 16
 
@@ -351,7 +373,7 @@ static void worker_set_limits(rlim_t mem)
 	worker_limit(RLIMIT_CPU, WORKER_CPU_BACKSTOP, WORKER_CPU_BACKSTOP + 10, "RLIMIT_CPU");
 	worker_limit(RLIMIT_NOFILE, WORKER_MAX_FDS, WORKER_MAX_FDS, "RLIMIT_NOFILE");
 	worker_limit(RLIMIT_FSIZE, 0, 0, "RLIMIT_FSIZE");
-	worker_limit(RLIMIT_NPROC, 0, 0, "RLIMIT_NPROC");
+	worker_limit(RLIMIT_NPROC, WORKER_MAX_PROCS, WORKER_MAX_PROCS, "RLIMIT_NPROC");
 	worker_limit(RLIMIT_CORE, 0, 0, "RLIMIT_CORE");
 	worker_limit(RLIMIT_MEMLOCK, 0, 0, "RLIMIT_MEMLOCK");
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
@@ -618,13 +640,14 @@ static void worker_warm_up(void)
 }
 
 /*
- * The filter under which procedure code runs.  Default: kill the whole process
- * (SIGSYS), which the daemon reports as "forbidden system call".
+ * The zygote's filter.  Default: kill the whole process (SIGSYS).  The zygote
+ * itself only reads requests, forks, relays and waits; what else is here is what
+ * its children need (they add worker_child_lockdown()'s list on top, and a
+ * system call must pass both).
  */
 static int worker_seccomp(void)
 {
 	scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_KILL_PROCESS);
-	pid_t pid = getpid(), tid = gettid();
 	int r = -ENOMEM;
 
 	if (!ctx)
@@ -635,8 +658,9 @@ static int worker_seccomp(void)
 		if (r < 0)                                                                         \
 			goto out;                                                                  \
 	} while (0)
-	/* the two pipes, nothing else */
+	/* the two pipes, and the zygote's end of the pipe from a run's child */
 	ALLOW(read, 1, SCMP_A0(SCMP_CMP_EQ, 0));
+	ALLOW(read, 1, SCMP_A0(SCMP_CMP_EQ, WORKER_CHILD_FD));
 	ALLOW(write, 1, SCMP_A0(SCMP_CMP_EQ, 1));
 	/* glibc's fatal messages ("free(): double free detected") go to fd 2 with
 	 * writev before abort(); fd 2 is /dev/null */
@@ -652,18 +676,79 @@ static int worker_seccomp(void)
 	ALLOW(exit_group, 0);
 	ALLOW(rt_sigreturn, 0);
 	/* abort() (called by a procedure, or by malloc on heap corruption) blocks
-	 * signals and raises SIGABRT on this very thread: allow exactly that, so it
-	 * is reported as SIGABRT rather than as a forbidden system call. */
+	 * signals and raises SIGABRT on its own thread: allowed here for any thread,
+	 * and narrowed to the child itself by its own filter. */
 	ALLOW(rt_sigprocmask, 0);
 	ALLOW(getpid, 0);
 	ALLOW(gettid, 0);
-	ALLOW(tgkill, 3, SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)pid),
-	      SCMP_A1(SCMP_CMP_EQ, (scmp_datum_t)tid), SCMP_A2(SCMP_CMP_EQ, SIGABRT));
+	ALLOW(tgkill, 1, SCMP_A2(SCMP_CMP_EQ, SIGABRT));
+	/* the zygote: _Fork() exactly as glibc 2.34+ does it, a pipe per run, and
+	 * killing a child that floods it */
+	ALLOW(clone, 1,
+	      SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)(CLONE_CHILD_SETTID | CLONE_CHILD_CLEARTID |
+						   SIGCHLD)));
+	ALLOW(set_robust_list, 0);
+	ALLOW(wait4, 0);
+	ALLOW(pipe2, 0);
+	ALLOW(close, 0);
+	ALLOW(kill, 1, SCMP_A1(SCMP_CMP_EQ, SIGKILL));
+	/* the child, before any procedure code: its pipe as fd 1, its own filter */
+	ALLOW(dup2, 0);
+	ALLOW(seccomp, 1, SCMP_A0(SCMP_CMP_EQ, SECCOMP_SET_MODE_FILTER));
 #undef ALLOW
 	r = seccomp_load(ctx);
 out:
 	seccomp_release(ctx);
 	return r;
+}
+
+/*
+ * A run's child, before the procedure's code: on top of the zygote's filter, only
+ * the system calls a procedure needs (their arguments are checked by the zygote's
+ * filter), and abort() only at itself.  No fork, no pipe, no dup, no wait, no
+ * kill, no further filter.  A raw filter rather than libseccomp: it is built and
+ * loaded in every child, once per run.
+ */
+static void worker_child_lockdown(void)
+{
+	uint32_t self = (uint32_t)getpid(); /* == its tid: one thread */
+	/* clang-format off */
+	struct sock_filter f[] = {
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch)),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH_X86_64, 1, 0),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS),
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+#define WORKER_ALLOW_NR(n) BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (n), 0, 1), \
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW)
+		WORKER_ALLOW_NR(__NR_read),
+		WORKER_ALLOW_NR(__NR_write),
+		WORKER_ALLOW_NR(__NR_writev),
+		WORKER_ALLOW_NR(__NR_mmap),
+		WORKER_ALLOW_NR(__NR_mprotect),
+		WORKER_ALLOW_NR(__NR_munmap),
+		WORKER_ALLOW_NR(__NR_mremap),
+		WORKER_ALLOW_NR(__NR_brk),
+		WORKER_ALLOW_NR(__NR_madvise),
+		WORKER_ALLOW_NR(__NR_exit),
+		WORKER_ALLOW_NR(__NR_exit_group),
+		WORKER_ALLOW_NR(__NR_rt_sigreturn),
+		WORKER_ALLOW_NR(__NR_rt_sigprocmask),
+		WORKER_ALLOW_NR(__NR_getpid),
+		WORKER_ALLOW_NR(__NR_gettid),
+#undef WORKER_ALLOW_NR
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_tgkill, 0, 5),
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[0])),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, self, 0, 3),
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[1])),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, self, 0, 1),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS),
+	};
+	/* clang-format on */
+	struct sock_fprog prog = {.len = sizeof(f) / sizeof(f[0]), .filter = f};
+
+	if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) < 0)
+		_exit(WORKER_EXIT_SETUP);
 }
 
 /* ------------------------------------------------------------------------- */
@@ -677,39 +762,120 @@ static int worker_parse_size(const char *s, unsigned long long *v)
 	return errno || end == s || *end ? -1 : 0;
 }
 
-static void worker_serve(worker_run_fn run)
+/*
+ * A run's child: locks itself down, reads one request from fd 0 (the daemon's
+ * pipe: the zygote never holds an input), runs the procedure on it, writes one
+ * response frame on fd 1 (its pipe to the zygote) and exits.  Exits 0 with
+ * nothing written when the daemon has closed the request pipe.
+ */
+static void __attribute__((noreturn)) worker_child(worker_run_fn run)
 {
-	static char small[4096];
+	uint8_t hdr[FRAME_RESP_HDR];
+	int32_t status;
+	uint32_t len;
+	char *in;
+	int rc;
 
-	for (;;) {
-		uint8_t hdr[FRAME_RESP_HDR];
-		int32_t status;
-		uint32_t len;
-		char *in = worker_read_frame(&len);
-		int rc;
-
+	worker_child_lockdown();
+	in = worker_read_frame(&len);
+	worker_out.len = 0;
+	worker_out.overflow = false;
+	worker_out.data[0] = '\0';
+	rc = run(in, len, &worker_out);
+	if (worker_out.overflow) {
+		status = FRAME_TOO_LARGE;
 		worker_out.len = 0;
-		worker_out.overflow = false;
-		worker_out.data[0] = '\0';
-		rc = run(in, len, &worker_out);
-		free(in);
-		if (worker_out.overflow) {
-			status = FRAME_TOO_LARGE;
-			worker_out.len = 0;
-		} else {
-			status = rc ? FRAME_REJECTED : FRAME_ANSWER;
-		}
-		frame_put_response(hdr, status, (uint32_t)worker_out.len);
-		/* A small reply goes out in one write, so the daemon wakes up once. */
-		if (worker_out.len <= sizeof(small) - sizeof(hdr)) {
-			memcpy(small, hdr, sizeof(hdr));
-			memcpy(small + sizeof(hdr), worker_out.data, worker_out.len);
-			if (frame_write_full(1, small, sizeof(hdr) + worker_out.len, -1) < 0)
-				_exit(WORKER_EXIT_IO);
-		} else if (frame_write_full(1, hdr, sizeof(hdr), -1) < 0 ||
-			   frame_write_full(1, worker_out.data, worker_out.len, -1) < 0) {
+	} else {
+		status = rc ? FRAME_REJECTED : FRAME_ANSWER;
+	}
+	frame_put_response(hdr, status, (uint32_t)worker_out.len);
+	if (frame_write_full(1, hdr, sizeof(hdr), -1) < 0 ||
+	    frame_write_full(1, worker_out.data, worker_out.len, -1) < 0)
+		_exit(WORKER_EXIT_IO);
+	_exit(0);
+}
+
+/* Fork the child for the next run, its fd 1 a new pipe whose read end is the
+ * zygote's WORKER_CHILD_FD. */
+static pid_t worker_fork_child(worker_run_fn run)
+{
+	int p[2];
+	pid_t child;
+
+	if (pipe2(p, O_CLOEXEC) < 0 || p[0] != WORKER_CHILD_FD)
+		_exit(WORKER_EXIT_IO);
+	child = _Fork();
+	if (child < 0)
+		_exit(WORKER_EXIT_IO);
+	if (child == 0) {
+		/* the daemon's response pipe is gone from the child; dup2 leaves the
+		 * new fd 1 without O_CLOEXEC */
+		if (dup2(p[1], 1) < 0)
 			_exit(WORKER_EXIT_IO);
-		}
+		close(p[0]);
+		close(p[1]);
+		worker_child(run);
+	}
+	close(p[1]);
+	return child;
+}
+
+/*
+ * The zygote's side of one run: everything the child wrote, until it exits (the
+ * child cannot close fd 1, so end of file means it is gone), into @relay
+ * (FRAME_RESP_HDR + cap bytes, one more to notice a flood), then its wait status.
+ * Exactly one valid frame from a child that exited 0 is passed on; anything else
+ * becomes a FRAME_FAILED frame.  Returns the bytes to send from @relay, or 0 when
+ * the daemon closed the request pipe.
+ */
+static size_t worker_relay(pid_t child, char *relay)
+{
+	size_t room = FRAME_RESP_HDR + worker_out.cap + 1;
+	int32_t fail[2] = {FRAME_FAIL_DIED, 0}, status;
+	ssize_t got = frame_read_full(WORKER_CHILD_FD, relay, room, -1);
+	uint32_t len;
+	bool ok;
+
+	if (got == (ssize_t)room) /* more than any answer: stop it */
+		kill(child, SIGKILL);
+	while (wait4(child, &fail[1], 0, NULL) < 0)
+		if (errno != EINTR)
+			_exit(WORKER_EXIT_IO);
+	ok = WIFEXITED(fail[1]) && WEXITSTATUS(fail[1]) == 0;
+	if (ok && got == 0)
+		return 0;
+	if (ok && got >= FRAME_RESP_HDR && got < (ssize_t)room &&
+	    frame_get_response((uint8_t *)relay, FRAME_TOO_LARGE, (uint32_t)worker_out.cap, &status,
+			       &len) == 0 &&
+	    (size_t)got == FRAME_RESP_HDR + len)
+		return (size_t)got;
+	if (ok || got == (ssize_t)room)
+		fail[0] = FRAME_FAIL_PROTOCOL;
+	explicit_bzero(relay, got > 0 ? (size_t)got : 0);
+	frame_put_response((uint8_t *)relay, FRAME_FAILED, sizeof(fail));
+	memcpy(relay + FRAME_RESP_HDR, fail, sizeof(fail));
+	return FRAME_RESP_HDR + sizeof(fail);
+}
+
+/*
+ * Serve inputs until the daemon closes the pipe, each in a fresh child.  The
+ * child for the next input is forked as soon as the previous answer is sent, so
+ * the fork is not on the way of a request.  The zygote never runs procedure code
+ * and never holds an input; it wipes each relayed answer before the next fork,
+ * so a child starts with nothing of an earlier run.
+ */
+static void __attribute__((noreturn)) worker_serve(worker_run_fn run, char *relay)
+{
+	for (;;) {
+		pid_t child = worker_fork_child(run);
+		size_t n = worker_relay(child, relay);
+
+		close(WORKER_CHILD_FD);
+		if (!n)
+			_exit(0);
+		if (frame_write_full(1, relay, n, -1) < 0)
+			_exit(WORKER_EXIT_IO);
+		explicit_bzero(relay, n);
 	}
 }
 
@@ -720,7 +886,7 @@ int main(int argc, char **argv)
 	uint8_t hdr[FRAME_RESP_HDR];
 	worker_run_fn run;
 	uint32_t srclen;
-	char *src;
+	char *src, *relay;
 
 	/* Step 1: nothing inherited but the two pipes and /dev/null.  (The daemon
 	 * already spawned us with an empty environment and closefrom(3); this
@@ -745,7 +911,8 @@ int main(int argc, char **argv)
 
 	worker_out.cap = (size_t)cap;
 	worker_out.data = malloc((size_t)cap + 1);
-	if (!worker_out.data)
+	relay = malloc(FRAME_RESP_HDR + (size_t)cap + 1);
+	if (!worker_out.data || !relay)
 		worker_die_oom();
 
 	/* Step 4: the source, screened lexically (#include of files, #pragma). */
@@ -761,8 +928,9 @@ int main(int argc, char **argv)
 		worker_fail(0, "%s", err.data);
 
 	/* Step 6: lock down.  From here on: read fd 0, write fd 1, non-executable
-	 * memory management, exit.  The "compiled" reply is only sent once the
-	 * filter is in place, so a pooled worker is always a locked one. */
+	 * memory management, exit, and forking a child per run that locks itself
+	 * down further.  The "compiled" reply is only sent once the filter is in
+	 * place, so a pooled worker is always a locked one. */
 	worker_warm_up();
 	if (worker_seccomp() < 0)
 		worker_fail(WORKER_EXIT_SETUP, "worker: cannot install the seccomp filter");
@@ -770,7 +938,7 @@ int main(int argc, char **argv)
 	if (frame_write_full(1, hdr, sizeof(hdr), -1) < 0)
 		_exit(WORKER_EXIT_IO);
 
-	/* Step 7: serve inputs until the daemon closes the pipe. */
-	worker_serve(run);
+	/* Step 7: serve inputs, each in a fresh child, until the daemon closes the pipe. */
+	worker_serve(run, relay);
 	return 0;
 }

@@ -70,6 +70,9 @@ def test_hostile(hostile_mount, path):
             with open(os.path.join(dirpath, fn), 'rb') as f:
                 assert SECRET.encode() not in f.read(), fn
     assert b'root:' not in answer and 'root:x:' not in m.proc_log(name)
+    # compiler text is quoted: no terminal escape or bell reaches the log
+    assert '\x1b' not in m.proc_log(name) and '\x07' not in m.proc_log(name)
+    assert '\x1b' not in m.daemon_log() and '\x07' not in m.daemon_log()
     for p in PWNED:
         assert not os.path.exists(p), p
     # the mount and every other procedure keep working
@@ -79,3 +82,25 @@ def test_hostile(hostile_mount, path):
 
 def test_workers_are_bounded(hostile_mount):
     assert 0 < len(worker_pids(parent=hostile_mount.proc.pid)) <= 64
+
+
+@pytest.mark.parametrize('case', ['remember', 'reply_early_late'])
+def test_no_caller_gets_another_callers_input(hostile_mount, case):
+    """Issue 10 item 6: each run is a fresh child of the compiled worker, so neither
+    a procedure's static memory nor a forged early reply (with the real one, holding
+    the input, sent late) can hand one read's input to a later read."""
+    m = hostile_mount
+    name = 'iso-' + case.replace('_', '-')
+    with open(os.path.join(HOSTILE, case + '.c')) as f:
+        m.put_proc(name, f.read())
+    for i in range(5):
+        try:
+            answer = m.ask(name, f'secret-of-caller-{i}')
+        except OSError as e:
+            assert e.errno == errno.EIO, e
+            answer = b''
+        for j in range(i):
+            assert f'secret-of-caller-{j}'.encode() not in answer, (i, answer)
+        if case == 'remember':
+            assert answer == b'remembered: []\n', answer
+    assert m.ask('upper', 'still-here') == b'STILL-HERE\n'

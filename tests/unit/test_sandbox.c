@@ -385,7 +385,8 @@ static bool expect_met(const struct expect *x, int r, const char *msg)
 	return false;
 }
 
-/* Nothing of the host came back and nothing was written outside. */
+/* Nothing of the host came back, the message is printable, and nothing was
+ * written outside. */
 static bool contained(const struct buf *out, const struct buf *err, const char **why)
 {
 	const char *host = "root:x:0:0:"; /* /etc/passwd */
@@ -395,6 +396,10 @@ static bool contained(const struct buf *out, const struct buf *err, const char *
 		*why = "the secret leaked";
 	else if (strstr(buf_str(out), host) || strstr(buf_str(err), host))
 		*why = "a host file leaked";
+	for (size_t i = 0; i < err->len; i++)
+		if (((unsigned char)err->data[i] < 0x20 && err->data[i] != '\n') ||
+		    err->data[i] == 0x7f)
+			*why = "a raw control byte in the message";
 	for (size_t i = 0; i < sizeof(pwned) / sizeof(pwned[0]); i++)
 		if (file_exists(pwned[i]))
 			*why = pwned[i];
@@ -628,6 +633,68 @@ static void test_timing(void)
 }
 
 /*
+ * No run sees another's input (issue 10 item 6): a procedure that keeps its inputs
+ * in static memory, and one that writes a forged reply early and its real one (with
+ * the input) late, are each run for one caller and then another; the second
+ * caller never gets the first one's input.  Before each run had a fresh child,
+ * both leaked.
+ */
+static void test_runs_isolated(void)
+{
+	static const char *const cases[] = {"remember.c", "reply_early_late.c"};
+	struct buf src = BUF_INIT, out = BUF_INIT, err = BUF_INIT;
+
+	for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
+		char path[4096], name[128];
+		bool leaked = false;
+		FILE *f;
+
+		snprintf(path, sizeof(path), "%s/%s", hostile_dir, cases[c]);
+		buf_reset(&src);
+		f = fopen(path, "r");
+		if (f) {
+			char chunk[4096];
+			size_t n;
+
+			while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
+				buf_add(&src, chunk, n);
+			fclose(f);
+		}
+		for (int i = 0; i < 6; i++) {
+			char in[64];
+			bool other = false;
+			int r;
+
+			snprintf(in, sizeof(in), "secret-of-caller-%d", i);
+			buf_reset(&out);
+			buf_reset(&err);
+			r = sandbox_run(src.data, src.len, in, strlen(in), &out, &err);
+			/* any earlier caller's input (the corpus ran these with "x") */
+			for (int j = 0; j < i; j++) {
+				char prev[64];
+
+				snprintf(prev, sizeof(prev), "secret-of-caller-%d", j);
+				other = other || strstr(buf_str(&out), prev) ||
+					strstr(buf_str(&err), prev);
+			}
+			other = other || strstr(buf_str(&out), "input: x") ||
+				strstr(buf_str(&out), "[x;");
+			if (other) {
+				printf("# run %d: r=%d out=%s err=%s\n", i, r, buf_str(&out),
+				       buf_str(&err));
+				leaked = true;
+			}
+		}
+		snprintf(name, sizeof(name), "%s: no caller gets an earlier caller's input",
+			 cases[c]);
+		check(src.len > 0 && !leaked, name, "see above");
+	}
+	buf_free(&src);
+	buf_free(&out);
+	buf_free(&err);
+}
+
+/*
  * Fail closed: on a kernel without Landlock (simulated by nolandlock-worker, which
  * makes landlock_create_ruleset fail with ENOSYS under the real worker) nothing
  * compiles, with a reason naming the fix, unless allow_no_landlock was given.
@@ -684,6 +751,7 @@ int main(int argc, char **argv)
 	test_libc();
 	test_binary_and_cap();
 	test_hostile();
+	test_runs_isolated();
 	test_no_landlock();
 	test_concurrency();
 	test_timing();
