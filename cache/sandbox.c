@@ -250,9 +250,8 @@ static int sandbox_spawn(struct sandbox_worker *w)
 	if (!ret)
 		ret = -posix_spawnattr_setpgroup(&attr, 0);
 	if (!ret)
-		ret = -posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGDEF |
-							   POSIX_SPAWN_SETSIGMASK |
-							   POSIX_SPAWN_SETPGROUP);
+		ret = -posix_spawnattr_setflags(
+		    &attr, POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETPGROUP);
 	if (!ret)
 		ret = -posix_spawn(&w->pid, sbx.worker_path, &fa, &attr, argv, envp);
 	if (ret)
@@ -661,8 +660,8 @@ static int sandbox_run_once(struct sandbox_worker *w, const char *in, size_t inl
 	deadline = (int64_t)t0.tv_sec * 1000 + t0.tv_nsec / 1000000 + sbx.cfg.timeout_ms;
 	/* FRAME_FAILED carries 8 bytes even when the answer cap is smaller */
 	ret = sandbox_exchange(w, in, inlen, FRAME_FAILED,
-			       (uint32_t)(sbx.cfg.max_answer < 8 ? 8 : sbx.cfg.max_answer), deadline,
-			       out, err);
+			       (uint32_t)(sbx.cfg.max_answer < 8 ? 8 : sbx.cfg.max_answer),
+			       deadline, out, err);
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	pthread_mutex_lock(&sbx.lock);
 	sbx.stats.runs++;

@@ -113,7 +113,7 @@ static bool ref_word_at(const char *t, size_t n, size_t i, const char *word)
 static long ref_uncomment(const char *in, size_t n, char *out)
 {
 	size_t o = 0, i = 0;
-	bool bol = true;	/* only blanks and comments so far on this line */
+	bool bol = true;	 /* only blanks and comments so far on this line */
 	bool after_hash = false; /* a directive's name may come next */
 
 	while (i < n) {

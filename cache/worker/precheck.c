@@ -259,11 +259,12 @@ int worker_precheck(const char *src, size_t len, struct buf *err)
 			}
 		} else if (c == '#' && line_start) {
 			if (commented) {
-				buf_printf(err,
-					   "line %u: a directive after a comment on its line is not "
-					   "allowed (tcc reads it differently inside #if 0); move "
-					   "the comment after it",
-					   t.line[i]);
+				buf_printf(
+				    err,
+				    "line %u: a directive after a comment on its line is not "
+				    "allowed (tcc reads it differently inside #if 0); move "
+				    "the comment after it",
+				    t.line[i]);
 				goto out;
 			}
 			if (worker_check_directive(&t, i, &i, err) < 0)

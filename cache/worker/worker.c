@@ -2,8 +2,8 @@
  * seglam-worker: compiles one untrusted procedure with libtcc and runs it on inputs.
  *
  * Started by cache/sandbox.c with posix_spawn, an empty environment and
- *	argv: seglam-worker INCLUDE_DIR LIBTCC1_A MEM_LIMIT_BYTES ANSWER_CAP_BYTES [allow_no_landlock]
- * fd 0 = requests, fd 1 = responses (frame.h), fd 2 = /dev/null.
+ *	argv: seglam-worker INCLUDE_DIR LIBTCC1_A MEM_LIMIT_BYTES ANSWER_CAP_BYTES [FLAG]
+ * (FLAG: allow_no_landlock).  fd 0 = requests, fd 1 = responses (frame.h), fd 2 = /dev/null.
  * Without Landlock the worker refuses to compile (tcc could read any file this
  * user can) unless the last argument says the operator accepted that.
  *
@@ -685,8 +685,8 @@ static int worker_seccomp(void)
 	/* the zygote: _Fork() exactly as glibc 2.34+ does it, a pipe per run, and
 	 * killing a child that floods it */
 	ALLOW(clone, 1,
-	      SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)(CLONE_CHILD_SETTID | CLONE_CHILD_CLEARTID |
-						   SIGCHLD)));
+	      SCMP_A0(SCMP_CMP_EQ,
+		      (scmp_datum_t)(CLONE_CHILD_SETTID | CLONE_CHILD_CLEARTID | SIGCHLD)));
 	ALLOW(set_robust_list, 0);
 	ALLOW(wait4, 0);
 	ALLOW(pipe2, 0);

@@ -14,8 +14,9 @@ int main(int argc, char **argv)
 	scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ALLOW);
 
 	(void)argc;
-	if (!ctx || seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(landlock_create_ruleset),
-				     0) < 0 ||
+	if (!ctx ||
+	    seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(landlock_create_ruleset), 0) <
+		0 ||
 	    seccomp_load(ctx) < 0)
 		return 65;
 	seccomp_release(ctx);

@@ -122,8 +122,8 @@ static const char *canary_seen(const struct buf *out)
 		/* a line marker "# 4243 "DIR/CANARYLINE"" (a #line passed through as
 		 * text would start "#line") */
 		if (sscanf(l, "# %u", &n) == 1 && l[2] >= '0' && l[2] <= '9' &&
-		    (eol = strchr(l, '\n'), memmem(l, eol ? (size_t)(eol - l) : strlen(l),
-						   "CANARYLINE\"", 11)))
+		    (eol = strchr(l, '\n'),
+		     memmem(l, eol ? (size_t)(eol - l) : strlen(l), "CANARYLINE\"", 11)))
 			return "#line";
 	}
 	if (strstr(s, "CANARYLINE:"))
@@ -172,15 +172,72 @@ static void test_known(void)
 	buf_free(&msg);
 }
 
+/* clang-format off: one table of fragments */
 static const char *const frags[] = {
-    "\n", "\n", "\n", " ", "\t", "\f", "\r", "x", "int a;", "\"", "'", "\"s\"", "'c'", "\"\\\"",
-    "'\\''", "/*", "*/", "/*", "*/", "//", "\\\n", "\\\r\n", "\\", "#", "# ", "#/**/", "#warning ",
-    "#error ", "warning", "error", "#if 0\n", "#if 0\n", "#if 1\n", "#else\n", "#elif 1\n",
-    "#endif\n", "#endif\n", "#ifdef X\n", "#define X ", "#undef X\n", "\n#include \"canary.h\"\n",
-    "\n#pragma CANARY\n", "\n#line 4242 \"CANARYLINE\"\n", "\n# 4243 \"CANARYLINE\"\n",
-    "#include <stddef.h>\n", "don't", "\xef\xbb\xbf", "\x80", "$", "1e+", ".", "<", ">", "L\"",
-    "u8'", "R\"(", ")\"", "?\?/\n", "%:", "@", "#include \"canary.h\"", "#pragma CANARY",
+    "\n",
+    "\n",
+    "\n",
+    " ",
+    "\t",
+    "\f",
+    "\r",
+    "x",
+    "int a;",
+    "\"",
+    "'",
+    "\"s\"",
+    "'c'",
+    "\"\\\"",
+    "'\\''",
+    "/*",
+    "*/",
+    "/*",
+    "*/",
+    "//",
+    "\\\n",
+    "\\\r\n",
+    "\\",
+    "#",
+    "# ",
+    "#/**/",
+    "#warning ",
+    "#error ",
+    "warning",
+    "error",
+    "#if 0\n",
+    "#if 0\n",
+    "#if 1\n",
+    "#else\n",
+    "#elif 1\n",
+    "#endif\n",
+    "#endif\n",
+    "#ifdef X\n",
+    "#define X ",
+    "#undef X\n",
+    "\n#include \"canary.h\"\n",
+    "\n#pragma CANARY\n",
+    "\n#line 4242 \"CANARYLINE\"\n",
+    "\n# 4243 \"CANARYLINE\"\n",
+    "#include <stddef.h>\n",
+    "don't",
+    "\xef\xbb\xbf",
+    "\x80",
+    "$",
+    "1e+",
+    ".",
+    "<",
+    ">",
+    "L\"",
+    "u8'",
+    "R\"(",
+    ")\"",
+    "?\?/\n",
+    "%:",
+    "@",
+    "#include \"canary.h\"",
+    "#pragma CANARY",
 };
+/* clang-format on */
 
 static uint64_t rng;
 
@@ -223,8 +280,8 @@ static void test_generated(unsigned long count)
 	printf("# %lu snippets, %lu accepted by the precheck and run through tcc -E\n", count,
 	       accepted);
 	buf_printf(&msg, "%lu of %lu accepted snippets made tcc execute a canary", bad, accepted);
-	check(bad == 0 && accepted > count / 50, "no directive tcc executes is missed by the precheck",
-	      buf_str(&msg));
+	check(bad == 0 && accepted > count / 50,
+	      "no directive tcc executes is missed by the precheck", buf_str(&msg));
 	buf_free(&src);
 	buf_free(&out);
 	buf_free(&err);

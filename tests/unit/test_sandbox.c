@@ -341,7 +341,7 @@ static int parse_expect(const char *src, struct expect *x)
 	if (rest)
 		*rest++ = '\0';
 	for (tok = strtok_r(kinds, "|", &save); tok; tok = strtok_r(NULL, "|", &save)) {
-		int k = strcmp(tok, "OK") == 0	   ? 0
+		int k = strcmp(tok, "OK") == 0	     ? 0
 			: strcmp(tok, "EINVAL") == 0 ? -EINVAL
 			: strcmp(tok, "EIO") == 0    ? -EIO
 						     : 1;
@@ -429,7 +429,9 @@ static void test_hostile_one(const char *name)
 	}
 	parsed = parse_expect(buf_str(&src), &x) == 0;
 	snprintf(label, sizeof(label), "hostile %s: contained, %s%s%s", name,
-		 x.nkinds && x.kinds[0] == 0 ? "OK" : x.kinds[0] == -EINVAL ? "EINVAL" : "EIO",
+		 x.nkinds && x.kinds[0] == 0 ? "OK"
+		 : x.kinds[0] == -EINVAL     ? "EINVAL"
+					     : "EIO",
 		 x.nkinds > 1 ? "|..." : "", x.nreasons ? " as expected" : "");
 	t0 = now_ms();
 	r = sandbox_run(src.data, src.len, "x", 1, &out, &err);
@@ -437,9 +439,8 @@ static void test_hostile_one(const char *name)
 	/* Elapsed time is printed, never asserted: the machine may be loaded. */
 	msg = r == -EIO ? buf_str(&err) : buf_str(&out);
 	printf("# %s: r=%d after %.0f ms: %.*s\n", name, r, dt, (int)strcspn(msg, "\n"), msg);
-	check(parsed && expect_met(&x, r, msg) &&
-		  contained(&out, &err, &why),
-	      label, "%s r=%d; err=%.300s; out=%.300s", parsed ? why : "no valid expect: line", r,
+	check(parsed && expect_met(&x, r, msg) && contained(&out, &err, &why), label,
+	      "%s r=%d; err=%.300s; out=%.300s", parsed ? why : "no valid expect: line", r,
 	      buf_str(&err), buf_str(&out));
 	r = run(good_src, "3", &out, &err);
 	if (r != 0 || strcmp(buf_str(&out), "10\n") != 0)
@@ -719,8 +720,8 @@ static void test_no_landlock(void)
 	start_with(nolandlock_path, 0, true);
 	r = run(good_src, "3", &out, &err);
 	check(r == 0 && strcmp(buf_str(&out), "10\n") == 0,
-	      "allow_no_landlock compiles without Landlock", "r=%d out=%s err=%s", r,
-	      buf_str(&out), buf_str(&err));
+	      "allow_no_landlock compiles without Landlock", "r=%d out=%s err=%s", r, buf_str(&out),
+	      buf_str(&err));
 	sandbox_shutdown();
 	start(0);
 	buf_free(&out);
