@@ -60,9 +60,13 @@ pid_t _Fork(void);
 /* RLIMIT_NPROC counts every process of the worker's user (nobody, for a root
  * daemon), so it cannot be 0 now that the zygote forks: a bound, not a ban. */
 #define WORKER_MAX_PROCS 4096
-/* The read end of the pipe from the run's child: the lowest fd after 0-2, so
- * that the zygote's filter can name it. */
+/* The zygote's ends of a run child's two pipes, at fixed numbers so that the
+ * zygote's filter can name them: the read end of the child's response pipe (the
+ * child's fd 1), and the write end of the pipe the child reads as its fd 3
+ * (WORKER_CHILD_FD there too), which the child reads for call answers and, after
+ * its final frame, blocks on until the zygote kills it. */
 #define WORKER_CHILD_FD 3
+#define WORKER_CALL_FD 4
 #define WORKER_CPU_BACKSTOP 300 /* s; the daemon enforces the real per-run limit */
 #define WORKER_MAX_FDS 16
 
@@ -662,6 +666,7 @@ static int worker_seccomp(void)
 	ALLOW(read, 1, SCMP_A0(SCMP_CMP_EQ, 0));
 	ALLOW(read, 1, SCMP_A0(SCMP_CMP_EQ, WORKER_CHILD_FD));
 	ALLOW(write, 1, SCMP_A0(SCMP_CMP_EQ, 1));
+	ALLOW(write, 1, SCMP_A0(SCMP_CMP_EQ, WORKER_CALL_FD));
 	/* glibc's fatal messages ("free(): double free detected") go to fd 2 with
 	 * writev before abort(); fd 2 is /dev/null */
 	ALLOW(writev, 1, SCMP_A0(SCMP_CMP_EQ, 2));
@@ -692,6 +697,7 @@ static int worker_seccomp(void)
 	ALLOW(pipe2, 0);
 	ALLOW(close, 0);
 	ALLOW(kill, 1, SCMP_A1(SCMP_CMP_EQ, SIGKILL));
+	ALLOW(sched_yield, 0);
 	/* the child, before any procedure code: its pipe as fd 1, its own filter */
 	ALLOW(dup2, 0);
 	ALLOW(seccomp, 1, SCMP_A0(SCMP_CMP_EQ, SECCOMP_SET_MODE_FILTER));
@@ -705,8 +711,8 @@ out:
 /*
  * A run's child, before the procedure's code: on top of the zygote's filter, only
  * the system calls a procedure needs (their arguments are checked by the zygote's
- * filter), and abort() only at itself.  No fork, no pipe, no dup, no wait, no
- * kill, no further filter.  A raw filter rather than libseccomp: it is built and
+ * filter), close (the child gives up fd 0 before the procedure runs), and abort()
+ * only at itself.  No fork, no pipe, no dup, no wait, no kill, no further filter.  A raw filter rather than libseccomp: it is built and
  * loaded in every child, once per run.
  */
 static void worker_child_lockdown(void)
@@ -735,6 +741,7 @@ static void worker_child_lockdown(void)
 		WORKER_ALLOW_NR(__NR_rt_sigprocmask),
 		WORKER_ALLOW_NR(__NR_getpid),
 		WORKER_ALLOW_NR(__NR_gettid),
+		WORKER_ALLOW_NR(__NR_close), /* fd 0, once the request is read */
 #undef WORKER_ALLOW_NR
 		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_tgkill, 0, 5),
 		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[0])),
@@ -763,21 +770,47 @@ static int worker_parse_size(const char *s, unsigned long long *v)
 }
 
 /*
- * A run's child: locks itself down, reads one request from fd 0 (the daemon's
- * pipe: the zygote never holds an input), runs the procedure on it, writes one
- * response frame on fd 1 (its pipe to the zygote) and exits.  Exits 0 with
- * nothing written when the daemon has closed the request pipe.
+ * Touch, while waiting for a request, the pages a typical run writes first, so
+ * their copy-on-write faults are taken before the request and not after it: the
+ * stack, the head of the answer buffer, the top of the heap.
+ */
+static void worker_child_prefault(void)
+{
+	volatile char stack[64 * 1024];
+	size_t head = worker_out.cap + 1 < 16384 ? worker_out.cap + 1 : 16384;
+	void *p;
+
+	for (size_t i = 0; i < sizeof(stack); i += 4096)
+		stack[i] = 0;
+	for (size_t i = 0; i < head; i += 4096)
+		worker_out.data[i] = 0;
+	p = malloc(16384);
+	if (p)
+		memset(p, 0, 16384);
+	free(p);
+}
+
+/*
+ * A run's child, forked before its request arrives: locks itself down, reads one
+ * request from fd 0 (the daemon's pipe: the zygote never holds an input), closes
+ * fd 0, runs the procedure on it, writes one response frame on fd 1 (its pipe to
+ * the zygote) and exits.  Closing fd 0 before any procedure code runs is what
+ * lets the zygote pass the answer on as soon as it is complete, without waiting
+ * for this process to be gone: nothing here can read a later request.  Exits 0
+ * with nothing written when the daemon has closed the request pipe.
  */
 static void __attribute__((noreturn)) worker_child(worker_run_fn run)
 {
-	uint8_t hdr[FRAME_RESP_HDR];
 	int32_t status;
 	uint32_t len;
 	char *in;
 	int rc;
 
 	worker_child_lockdown();
+	worker_child_prefault();
 	in = worker_read_frame(&len);
+	if (close(0) < 0)
+		_exit(WORKER_EXIT_IO);
 	worker_out.len = 0;
 	worker_out.overflow = false;
 	worker_out.data[0] = '\0';
@@ -788,94 +821,152 @@ static void __attribute__((noreturn)) worker_child(worker_run_fn run)
 	} else {
 		status = rc ? FRAME_REJECTED : FRAME_ANSWER;
 	}
-	frame_put_response(hdr, status, (uint32_t)worker_out.len);
-	if (frame_write_full(1, hdr, sizeof(hdr), -1) < 0 ||
-	    frame_write_full(1, worker_out.data, worker_out.len, -1) < 0)
+	/* header and answer in one write: the zygote wakes up once */
+	frame_put_response((uint8_t *)worker_out.data - FRAME_RESP_HDR, status,
+			   (uint32_t)worker_out.len);
+	if (frame_write_full(1, worker_out.data - FRAME_RESP_HDR, FRAME_RESP_HDR + worker_out.len,
+			     -1) < 0)
 		_exit(WORKER_EXIT_IO);
+	/* Wait to be killed rather than exit: tearing this process down now would
+	 * compete for the CPU with the zygote passing the answer on. */
+	while (read(WORKER_CHILD_FD, &status, 1) < 0 && errno == EINTR)
+		;
 	_exit(0);
 }
 
-/* Fork the child for the next run, its fd 1 a new pipe whose read end is the
- * zygote's WORKER_CHILD_FD. */
+/* Fork the child for the next run with its two pipes: its fd 1 writes to the
+ * zygote's WORKER_CHILD_FD, its WORKER_CHILD_FD reads the zygote's WORKER_CALL_FD. */
 static pid_t worker_fork_child(worker_run_fn run)
 {
-	int p[2];
+	int p[2], q[2];
 	pid_t child;
 
-	if (pipe2(p, O_CLOEXEC) < 0 || p[0] != WORKER_CHILD_FD)
+	if (pipe2(p, O_CLOEXEC) < 0 || p[0] != WORKER_CHILD_FD || p[1] != WORKER_CALL_FD ||
+	    pipe2(q, O_CLOEXEC) < 0)
 		_exit(WORKER_EXIT_IO);
 	child = _Fork();
 	if (child < 0)
 		_exit(WORKER_EXIT_IO);
 	if (child == 0) {
 		/* the daemon's response pipe is gone from the child; dup2 leaves the
-		 * new fd 1 without O_CLOEXEC */
-		if (dup2(p[1], 1) < 0)
+		 * new fds without O_CLOEXEC */
+		if (dup2(p[1], 1) < 0 || dup2(q[0], WORKER_CHILD_FD) < 0)
 			_exit(WORKER_EXIT_IO);
-		close(p[0]);
 		close(p[1]);
+		close(q[0]);
+		close(q[1]);
 		worker_child(run);
 	}
-	close(p[1]);
+	/* p[1] (WORKER_CALL_FD) is replaced by the write end of the call pipe */
+	if (dup2(q[1], WORKER_CALL_FD) < 0)
+		_exit(WORKER_EXIT_IO);
+	close(q[0]);
+	close(q[1]);
 	return child;
 }
 
-/*
- * The zygote's side of one run: everything the child wrote, until it exits (the
- * child cannot close fd 1, so end of file means it is gone), into @relay
- * (FRAME_RESP_HDR + cap bytes, one more to notice a flood), then its wait status.
- * Exactly one valid frame from a child that exited 0 is passed on; anything else
- * becomes a FRAME_FAILED frame.  Returns the bytes to send from @relay, or 0 when
- * the daemon closed the request pipe.
- */
-static size_t worker_relay(pid_t child, char *relay)
+static int worker_reap(pid_t child)
 {
-	size_t room = FRAME_RESP_HDR + worker_out.cap + 1;
-	int32_t fail[2] = {FRAME_FAIL_DIED, 0}, status;
-	ssize_t got = frame_read_full(WORKER_CHILD_FD, relay, room, -1);
-	uint32_t len;
-	bool ok;
+	int status;
 
-	if (got == (ssize_t)room) /* more than any answer: stop it */
-		kill(child, SIGKILL);
-	while (wait4(child, &fail[1], 0, NULL) < 0)
+	while (wait4(child, &status, 0, NULL) < 0)
 		if (errno != EINTR)
 			_exit(WORKER_EXIT_IO);
-	ok = WIFEXITED(fail[1]) && WEXITSTATUS(fail[1]) == 0;
-	if (ok && got == 0)
-		return 0;
-	if (ok && got >= FRAME_RESP_HDR && got < (ssize_t)room &&
-	    frame_get_response((uint8_t *)relay, FRAME_TOO_LARGE, (uint32_t)worker_out.cap, &status,
-			       &len) == 0 &&
-	    (size_t)got == FRAME_RESP_HDR + len)
-		return (size_t)got;
-	if (ok || got == (ssize_t)room)
-		fail[0] = FRAME_FAIL_PROTOCOL;
-	explicit_bzero(relay, got > 0 ? (size_t)got : 0);
+	return status;
+}
+
+/* Replace what @relay holds (@n bytes) by a FRAME_FAILED frame. */
+static size_t worker_failed(char *relay, size_t n, int32_t kind, int wait_status)
+{
+	int32_t fail[2] = {kind, wait_status};
+
+	explicit_bzero(relay, n);
 	frame_put_response((uint8_t *)relay, FRAME_FAILED, sizeof(fail));
 	memcpy(relay + FRAME_RESP_HDR, fail, sizeof(fail));
 	return FRAME_RESP_HDR + sizeof(fail);
 }
 
 /*
+ * The zygote's side of one run: one frame from the child into @relay
+ * (FRAME_RESP_HDR + cap bytes), checked before its payload is read.  A complete
+ * valid frame is passed on at once (*@reaped false: the caller stops and reaps
+ * the child after sending it); a malformed header gets the child killed, and an
+ * end of file before a whole frame (the child exited, or closed fd 1) its wait
+ * status; both become a FRAME_FAILED frame.  Returns the bytes to send from
+ * @relay, or 0 when the daemon closed the request pipe.
+ */
+static size_t worker_relay(pid_t child, char *relay, bool *reaped)
+{
+	ssize_t got = frame_read_full(WORKER_CHILD_FD, relay, FRAME_RESP_HDR, -1);
+	int32_t status;
+	uint32_t len;
+	int st;
+
+	*reaped = true;
+	if (got == FRAME_RESP_HDR) {
+		if (frame_get_response((uint8_t *)relay, FRAME_TOO_LARGE, (uint32_t)worker_out.cap,
+				       &status, &len) < 0) {
+			kill(child, SIGKILL);
+			return worker_failed(relay, FRAME_RESP_HDR, FRAME_FAIL_PROTOCOL,
+					     worker_reap(child));
+		}
+		got = frame_read_full(WORKER_CHILD_FD, relay + FRAME_RESP_HDR, len, -1);
+		if (got == (ssize_t)len) {
+			*reaped = false;
+			return FRAME_RESP_HDR + len;
+		}
+		got = FRAME_RESP_HDR + (got > 0 ? got : 0);
+	}
+	st = worker_reap(child);
+	if (got <= 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0)
+		return 0;
+	/* it could not even lock itself down: this worker cannot serve */
+	if (got <= 0 && WIFEXITED(st) && WEXITSTATUS(st) == WORKER_EXIT_SETUP)
+		_exit(WORKER_EXIT_SETUP);
+	return worker_failed(relay, got > 0 ? (size_t)got : 0,
+			     WIFEXITED(st) && WEXITSTATUS(st) == 0 ? FRAME_FAIL_PROTOCOL
+								   : FRAME_FAIL_DIED,
+			     st);
+}
+
+/*
  * Serve inputs until the daemon closes the pipe, each in a fresh child.  The
- * child for the next input is forked as soon as the previous answer is sent, so
- * the fork is not on the way of a request.  The zygote never runs procedure code
- * and never holds an input; it wipes each relayed answer before the next fork,
- * so a child starts with nothing of an earlier run.
+ * child for the next input is forked, and has locked itself down, before that
+ * input is sent: as soon as an answer is passed on, the child that made it is
+ * killed (it has said all it may: one frame), reaped, and the next one forked
+ * while the daemon is busy with the answer.  So neither the fork nor a child's
+ * exit is between a request and its answer.  The zygote never runs procedure
+ * code and never holds an input; it wipes each relayed answer before the next
+ * fork, so a child starts with nothing of an earlier run.
  */
 static void __attribute__((noreturn)) worker_serve(worker_run_fn run, char *relay)
 {
-	for (;;) {
-		pid_t child = worker_fork_child(run);
-		size_t n = worker_relay(child, relay);
+	pid_t child = worker_fork_child(run), next;
 
-		close(WORKER_CHILD_FD);
+	for (;;) {
+		bool reaped;
+		size_t n = worker_relay(child, relay, &reaped);
+
 		if (!n)
 			_exit(0);
 		if (frame_write_full(1, relay, n, -1) < 0)
 			_exit(WORKER_EXIT_IO);
 		explicit_bzero(relay, n);
+		/* The daemon was woken by that write as by a writer about to block
+		 * (a pipe's wake-up is synchronous): it waits for this CPU unless the
+		 * zygote yields it before going on with the work below. */
+		sched_yield();
+		/* The next child is forked before this one is reaped, so its exit
+		 * (unmapping its memory) overlaps the fork, not the next request.
+		 * Closing its pipe first frees WORKER_CHILD_FD for the new one. */
+		if (!reaped)
+			kill(child, SIGKILL);
+		close(WORKER_CHILD_FD);
+		close(WORKER_CALL_FD);
+		next = worker_fork_child(run);
+		if (!reaped)
+			worker_reap(child);
+		child = next;
 	}
 }
 
@@ -910,7 +1001,10 @@ int main(int argc, char **argv)
 	worker_landlock(argv[1], argv[2], argc == 6);
 
 	worker_out.cap = (size_t)cap;
-	worker_out.data = malloc((size_t)cap + 1);
+	/* room for the response header in front: a child writes its frame at once */
+	worker_out.data = malloc(FRAME_RESP_HDR + (size_t)cap + 1);
+	if (worker_out.data)
+		worker_out.data += FRAME_RESP_HDR;
 	relay = malloc(FRAME_RESP_HDR + (size_t)cap + 1);
 	if (!worker_out.data || !relay)
 		worker_die_oom();

@@ -139,10 +139,11 @@ def test_no_new_privs_seccomp_not_dumpable(workers):
 
 def test_fds(workers):
     """Point 1: fd 0 and 1 are the request and response pipes, fd 2 is /dev/null,
-    and fd 3, while a run's child is forked, the pipe from it; nothing else
-    (sandbox.c spawns with closefrom(3), worker.c close_range(3); tcc's include
-    and libtcc1.a fds and the Landlock ruleset fd are closed before the worker
-    answers "compiled")."""
+    and fds 3 and 4, while a run's child is forked, the zygote's ends of the two
+    pipes to it (its answers, and call answers to it); nothing else (sandbox.c
+    spawns with closefrom(3), worker.c close_range(3); tcc's include and libtcc1.a
+    fds and the Landlock ruleset fd are closed before the worker answers
+    "compiled")."""
     _, pids, _ = workers
     for pid in pids:
         if not ROOT:
@@ -151,16 +152,18 @@ def test_fds(workers):
                 os.listdir(f'/proc/{pid}/fd')
             continue
         fds = sorted(os.listdir(f'/proc/{pid}/fd'), key=int)
-        # fd 3 is closed for a moment between one run's child and the next
-        assert fds in (['0', '1', '2'], ['0', '1', '2', '3']), (pid, fds)
+        # fds 3 and 4 are closed for a moment between one run's child and the next
+        assert fds in (['0', '1', '2'], ['0', '1', '2', '3'], ['0', '1', '2', '3', '4']), \
+            (pid, fds)
         targets = [os.readlink(f'/proc/{pid}/fd/{fd}') for fd in fds]
         assert targets[0].startswith('pipe:'), (pid, targets)
         assert targets[1].startswith('pipe:'), (pid, targets)
         assert targets[0] != targets[1], (pid, targets)
         assert targets[2] == '/dev/null', (pid, targets)
-        if len(targets) == 4:
-            assert targets[3].startswith('pipe:'), (pid, targets)
-            assert targets[3] not in targets[:2], (pid, targets)
+        for extra in targets[3:]:
+            assert extra.startswith('pipe:'), (pid, targets)
+            assert extra not in targets[:2], (pid, targets)
+        assert len(set(targets[3:])) == len(targets[3:]), (pid, targets)
 
 
 def test_empty_environment(workers):
