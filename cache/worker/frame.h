@@ -11,6 +11,16 @@
  * Reply to the source: FRAME_COMPILED, or FRAME_COMPILE_ERROR with the message.
  * Reply to an input: FRAME_ANSWER, FRAME_REJECTED (bytes = reason), or
  * FRAME_TOO_LARGE (no bytes).
+ *
+ * Composition (seglam_call, an addition that leaves the frames above unchanged):
+ * while it runs an input, the worker may send any number of call requests
+ *   worker -> daemon   [i32 FRAME_CALL][u32 len][TYPE NUL INPUT]
+ * each answered by one request-shaped frame
+ *   daemon -> worker   [u32 len][len bytes]   the callee's answer, or
+ *                      [u32 FRAME_CALL_FAILED]  no bytes: seglam_call returns NULL
+ * before the run's own reply (FRAME_ANSWER...) ends the exchange.  The worker
+ * only ever reads fd 0 and writes fd 1, so the seccomp filter is unchanged.  A
+ * FRAME_CALL outside a run (in reply to the source) is a protocol violation.
  */
 #ifndef SEGLAM_FRAME_H
 #define SEGLAM_FRAME_H
@@ -23,12 +33,17 @@ enum {
 	FRAME_ANSWER = 0,
 	FRAME_REJECTED = 1,
 	FRAME_TOO_LARGE = 2,
+	FRAME_CALL = 3, /* a call request during a run (composition) */
 	FRAME_COMPILED = 0,
 	FRAME_COMPILE_ERROR = 1,
 };
 
 #define FRAME_REQ_HDR 4
 #define FRAME_RESP_HDR 8
+/* Reply length meaning "the call failed" (seglam_call returns NULL). */
+#define FRAME_CALL_FAILED UINT32_MAX
+/* A callee's type name is at most this long (DESIGN.md: 1 to 128 bytes). */
+#define FRAME_CALL_TYPE_MAX 128
 /* Compiler messages longer than this are truncated by the worker. */
 #define FRAME_MAX_MESSAGE (64 * 1024)
 
@@ -67,5 +82,12 @@ void frame_put_response(uint8_t hdr[FRAME_RESP_HDR], int32_t status, uint32_t le
  */
 int frame_get_response(const uint8_t hdr[FRAME_RESP_HDR], int32_t max_status, uint32_t cap,
 		       int32_t *status, uint32_t *len);
+
+/*
+ * Split the payload of an untrusted FRAME_CALL: TYPE (1..FRAME_CALL_TYPE_MAX bytes,
+ * no NUL) NUL INPUT.  Returns 0 with @type pointing into @p (NUL-terminated there)
+ * and @in/@inlen the rest, or -EPROTO.
+ */
+int frame_get_call(const char *p, size_t len, const char **type, const char **in, size_t *inlen);
 
 #endif

@@ -76,6 +76,15 @@ struct seglam_out {
 
 static struct seglam_out worker_out;
 
+/* Answers seglam_call returned during the current run: they stay valid until
+ * seglam_run returns (the ABI says so), then worker_serve frees them. */
+struct worker_held {
+	struct worker_held *next;
+	char data[];
+};
+
+static struct worker_held *worker_held;
+
 static void worker_die_oom(void)
 {
 	/* Exit code, not a message: after seccomp only fd 1 exists and it carries frames. */
@@ -152,6 +161,50 @@ static void *worker_realloc(void *old, size_t n)
 	return p;
 }
 
+/*
+ * The call stub: a FRAME_CALL on fd 1, the answer frame back on fd 0 (frame.h).
+ * The daemon does the ask; this process never sees the callee's code.  A broken
+ * pipe mid-call means the daemon gave up on this run: exit, as worker_serve does.
+ */
+static const char *seglam_call(const char *type, const char *in, size_t len, size_t *n)
+{
+	uint8_t hdr[FRAME_RESP_HDR], rhdr[FRAME_REQ_HDR];
+	struct worker_held *h;
+	size_t tl;
+	uint32_t rlen;
+
+	if (n)
+		*n = 0;
+	if (!type || (!in && len))
+		return NULL;
+	tl = strnlen(type, FRAME_CALL_TYPE_MAX + 1);
+	if (tl == 0 || tl > FRAME_CALL_TYPE_MAX || len > worker_out.cap)
+		return NULL; /* not a type name, or an input the daemon would refuse */
+	frame_put_response(hdr, FRAME_CALL, (uint32_t)(tl + 1 + len));
+	if (frame_write_full(1, hdr, sizeof(hdr), -1) < 0 ||
+	    frame_write_full(1, type, tl + 1, -1) < 0 ||
+	    (len && frame_write_full(1, in, len, -1) < 0))
+		_exit(WORKER_EXIT_IO);
+	if (frame_read_full(0, rhdr, sizeof(rhdr), -1) != (ssize_t)sizeof(rhdr))
+		_exit(WORKER_EXIT_IO);
+	rlen = frame_get_request(rhdr);
+	if (rlen == FRAME_CALL_FAILED)
+		return NULL;
+	if (rlen > worker_out.cap)
+		_exit(WORKER_EXIT_IO);
+	h = malloc(sizeof(*h) + rlen + 1);
+	if (!h)
+		worker_die_oom();
+	if (frame_read_full(0, h->data, rlen, -1) != (ssize_t)rlen)
+		_exit(WORKER_EXIT_IO);
+	h->data[rlen] = '\0';
+	h->next = worker_held;
+	worker_held = h;
+	if (n)
+		*n = rlen;
+	return h->data;
+}
+
 struct worker_sym {
 	const char *name;
 	const void *addr;
@@ -166,6 +219,7 @@ static const struct worker_sym worker_syms[] = {
     /* seglam.h */
     WORKER_SYM(seglam_write),
     WORKER_SYM(seglam_printf),
+    WORKER_SYM(seglam_call),
     /* string.h (memcpy, memmove and memset are also emitted by tcc itself) */
     WORKER_SYM(memcpy),
     WORKER_SYM(memmove),
@@ -681,6 +735,12 @@ static void worker_serve(worker_run_fn run)
 		worker_out.data[0] = '\0';
 		rc = run(in, len, &worker_out);
 		free(in);
+		while (worker_held) {
+			struct worker_held *h = worker_held;
+
+			worker_held = h->next;
+			free(h);
+		}
 		if (worker_out.overflow) {
 			status = FRAME_TOO_LARGE;
 			worker_out.len = 0;
