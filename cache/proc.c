@@ -1131,8 +1131,9 @@ static int proc_call(const char *type, const char *in, size_t len, struct buf *o
 		goto fail;
 	}
 	if (a->rc) {
+		/* raw: proc_log_input quotes the whole reason */
 		buf_printf(why, "%s rejected the input: ", type);
-		quote(why, a->data, a->len);
+		buf_add(why, a->data, a->len && a->data[a->len - 1] == '\n' ? a->len - 1 : a->len);
 		ret = -EINVAL;
 		goto fail;
 	}

@@ -310,6 +310,12 @@ static int sandbox_serve_call(struct sandbox_worker *w, uint32_t rlen, int64_t *
 		sandbox_park(w, false);
 		if (sbx_chain.active)
 			*deadline = sbx_chain.deadline;
+		/* The chain's time is spent (a callee timed out, say): the whole read
+		 * fails, whatever the caller would do with a NULL. */
+		if (frame_now_ms() >= *deadline) {
+			ret = -ETIMEDOUT;
+			goto out;
+		}
 	}
 	if (rc == 0 && ans.len > sbx.cfg.max_answer)
 		rc = -EFBIG; /* the callee's own cap is the same: defensive */

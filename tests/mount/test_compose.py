@@ -7,6 +7,7 @@ an existing one.
 import errno
 import os
 import subprocess
+import time
 
 import pytest
 
@@ -60,3 +61,205 @@ def test_composed_answers(mount):
     assert mount.meta('shout')['calls'] == ['upper']
     with open(mount.path('procs', 'upper', 'callers')) as f:
         assert f.read() == 'shout\n'
+
+
+def test_edit_of_callee_reaches_callers(mount):
+    """Editing, replacing (sed -i, cp) and deleting a callee changes what its
+    callers answer on the very next read, transitively, memo and kernel cache
+    notwithstanding."""
+    mount.put_proc('upper', UPPER)
+    mount.put_proc('shout', caller('upper'))
+    mount.put_proc('shout2', caller('shout'))
+    assert mount.ask('shout2', 'abc') == b'<<ABC>>\n'
+    assert mount.ask('shout2', 'abc') == b'<<ABC>>\n'  # memo / kernel cache hit
+    src = mount.path('procs', 'upper', 'source.c')
+    subprocess.run(['sed', '-i', 's/toupper/tolower/', src], check=True)
+    assert mount.ask('shout', 'AbC') == b'<abc>\n'
+    assert mount.ask('shout2', 'abc') == b'<<abc>>\n'
+    assert mount.ask('shout2', 'AbC') == b'<<abc>>\n'
+    # replaced by cp
+    other = os.path.join(os.path.dirname(mount.mnt), 'exclaim.c')
+    write(other, EXCLAIM)
+    subprocess.run(['cp', other, src], check=True)
+    assert mount.ask('shout2', 'abc') == b'<<abc!>>\n'
+    # deleted: offline the call fails, and the caller says so
+    subprocess.run(['rm', '-r', mount.path('procs', 'upper')], check=True)
+    assert mount.ask_errno('shout2', 'abc') == errno.EINVAL
+    assert mount.ask_errno('shout', 'abc') == errno.EINVAL
+    assert 'call to upper failed' in mount.proc_log('shout')
+    # and back
+    mount.put_proc('upper', UPPER)
+    assert mount.ask('shout2', 'abc') == b'<<ABC>>\n'
+
+
+def test_callee_edited_in_store_reaches_callers(mounts):
+    """An edit made in STORE directly (another daemon, NFS) reaches the caller
+    within the revalidation delay, like any edit."""
+    m = mounts()
+    m.put_proc('upper', UPPER)
+    m.put_proc('shout', caller('upper'))
+    assert m.ask('shout', 'abc') == b'<ABC>\n'
+    found = []
+    for root, dirs, files in os.walk(os.path.join(m.store, 'procs')):
+        if os.path.basename(root) == 'upper' and 'source.c' in files:
+            found.append(os.path.join(root, 'source.c'))
+    assert len(found) == 1
+    tmp = found[0] + '.new'
+    write(tmp, EXCLAIM)
+    os.rename(tmp, found[0])
+    # revalidate is 1 s: poll well past it (a loaded machine), no timing asserted
+    for _ in range(200):
+        got = m.ask('shout', 'abc')
+        if got != b'<ABC>\n':
+            break
+        time.sleep(0.05)
+    assert got == b'<abc!>\n'
+
+
+def test_cycle_fails_the_call(mount):
+    mount.put_proc('ping', caller('pong'))
+    mount.put_proc('pong', caller('ping'))
+    mount.put_proc('self', caller('self'))
+    assert mount.ask_errno('ping', 'x') == errno.EINVAL
+    assert 'a cycle: ping -> pong -> ping' in mount.proc_log('pong')
+    assert mount.ask_errno('self', 'x') == errno.EINVAL
+    assert 'a cycle: self -> self' in mount.proc_log('self')
+    assert mount.stats()['call_failures'] >= 2
+    # the mount keeps working
+    mount.put_proc('upper', UPPER)
+    assert mount.ask('upper', 'ok') == b'OK\n'
+
+
+def test_depth_over_8_fails(mount):
+    """chain-0 answers; chain-N calls chain-(N-1).  Reading chain-8 runs 9
+    procedures (8 calls deep): allowed.  chain-9 would call at depth 9."""
+    mount.put_proc('chain-0', EXCLAIM)
+    for i in range(1, 10):
+        mount.put_proc(f'chain-{i}', caller(f'chain-{i - 1}'))
+    assert mount.ask('chain-8', 'x') == b'<' * 8 + b'x!' + b'>' * 8 + b'\n'
+    # (a new input: chain-8's answer for x is memoized, and a hit calls nothing)
+    assert mount.ask_errno('chain-9', 'y') == errno.EINVAL
+    assert 'calls nest deeper than 8' in mount.proc_log('chain-1')
+
+
+def test_unknown_callee_offline(mount):
+    mount.put_proc('asks-ghost', caller('no-such-type'))
+    mount.put_proc('asks-bad', caller('bad/name'))
+    assert mount.ask_errno('asks-ghost', 'x') == errno.EINVAL
+    assert 'no-such-type: no such type' in mount.proc_log('asks-ghost')
+    assert mount.ask_errno('asks-bad', 'x') == errno.EINVAL
+    assert 'not a type name' in mount.proc_log('asks-bad')
+    assert not os.path.exists(mount.path('procs', 'no-such-type'))
+
+
+PICKY = r'''#include <seglam.h>
+
+int seglam_run(const char *in, size_t len, seglam_out *out)
+{
+	if (len && in[0] == 'x') {
+		seglam_printf(out, "no x please\n");
+		return 1;
+	}
+	seglam_write(out, in, len);
+	return seglam_printf(out, "\n");
+}
+'''
+
+# Calls "picky" and says whether it accepted, so a rejection is visible.
+TRY_PICKY = r'''#include <seglam.h>
+
+int seglam_run(const char *in, size_t len, seglam_out *out)
+{
+	size_t n;
+	const char *a = seglam_call("picky", in, len, &n);
+
+	if (!a)
+		return seglam_printf(out, "picky said no (n=%zu)\n", n);
+	return seglam_printf(out, "picky said %s", a);
+}
+'''
+
+
+def test_callee_rejecting_its_input(mount):
+    mount.put_proc('picky', PICKY)
+    mount.put_proc('try-picky', TRY_PICKY)
+    assert mount.ask('try-picky', 'abc') == b'picky said abc\n'
+    assert mount.ask('try-picky', 'xyz') == b'picky said no (n=0)\n'
+    assert mount.ask_errno('picky', 'xyz') == errno.EINVAL
+    assert 'picky rejected the input: no x please' in mount.proc_log('try-picky')
+
+
+LOOP = r'''#include <seglam.h>
+
+int seglam_run(const char *in, size_t len, seglam_out *out)
+{
+	volatile unsigned long i = 0;
+
+	if (len && in[0] == 'l')
+		for (;;)
+			i++;
+	seglam_write(out, in, len);
+	return seglam_printf(out, "\n");
+}
+'''
+
+
+def test_callee_timing_out(mounts):
+    """The time limit covers the whole chain: a callee that loops uses up the
+    top-level read's time, and that read fails with EIO, not the mount."""
+    m = mounts(options=['-o', 'timeout=500'])
+    m.put_proc('loopy', LOOP)
+    m.put_proc('calls-loopy', caller('loopy'))
+    assert m.ask('calls-loopy', 'ok') == b'<ok>\n'
+    assert m.ask_errno('calls-loopy', 'loop') == errno.EIO
+    assert 'timed out' in m.proc_log('calls-loopy')
+    assert m.stats()['worker_timeouts'] >= 1
+    assert m.ask('calls-loopy', 'fine') == b'<fine>\n'
+
+
+# Calls "upper" on each half of its input: two calls per run.
+HALVES = r'''#include <seglam.h>
+
+int seglam_run(const char *in, size_t len, seglam_out *out)
+{
+	size_t h = len / 2, n1, n2;
+	const char *a = seglam_call("upper", in, h, &n1);
+	const char *b;
+
+	if (!a)
+		return 1;
+	b = seglam_call("upper", in + h, len - h, &n2);
+	if (!b)
+		return 1;
+	seglam_write(out, a, n1 - 1);
+	seglam_write(out, "|", 1);
+	return seglam_write(out, b, n2);
+}
+'''
+
+
+def test_worker_cap_2_no_deadlock(mounts):
+    """With -o workers=2, chains 5 deep, read by several readers at once, all
+    answer: a caller waiting on its callee does not hold a slot of the cap."""
+    m = mounts(options=['-o', 'workers=2'])
+    m.put_proc('upper', UPPER)
+    m.put_proc('halves', HALVES)
+    m.put_proc('c1', caller('halves'))
+    m.put_proc('c2', caller('c1'))
+    m.put_proc('c3', caller('c2'))
+    m.put_proc('c4', caller('c3'))
+    script = ('for i in 1 2 3 4 5 6; do cat "$1/ask/c4/in$i" > "$2/$i" & done; '
+              'cat "$1/ask/c2/zz" > "$2/zz" & cat "$1/ask/halves/ab" > "$2/ab" & wait')
+    outdir = os.path.join(os.path.dirname(m.mnt), 'out')
+    os.mkdir(outdir)
+    subprocess.run(['sh', '-c', script, 'sh', m.mnt, outdir], check=True, timeout=120)
+    for i in range(1, 7):
+        with open(os.path.join(outdir, str(i)), 'rb') as f:
+            assert f.read() == f'<<<<I|N{i}>>>>\n'.encode()
+    with open(os.path.join(outdir, 'zz'), 'rb') as f:
+        assert f.read() == b'<<Z|Z>>\n'
+    with open(os.path.join(outdir, 'ab'), 'rb') as f:
+        assert f.read() == b'A|B\n'
+    st = m.stats()
+    assert st['call_failures'] == 0
+    assert st['workers_parked_max'] >= 1
