@@ -263,3 +263,35 @@ def test_worker_cap_2_no_deadlock(mounts):
     st = m.stats()
     assert st['call_failures'] == 0
     assert st['workers_parked_max'] >= 1
+
+
+def test_synthesis_of_a_type_calling_an_existing_one(mounts, llm):
+    """The prompt offers the nearest existing types (name, spec, one example);
+    the test LLM's compose responder writes code calling upper only if offered."""
+    m = mounts(env=llm.env())
+    m.put_proc('upper', UPPER, tests={'a': ('abc', 'ABC\n')},
+               spec='Input: any text. Answer: the text in upper case.\n')
+    m.put_proc('reverse-words', EXCLAIM, spec='Answer: the words in reverse order.\n')
+    os.mkdir(m.path('procs', 'shout-upper'))
+    write(m.path('procs', 'shout-upper', 'spec'),
+          'Answer: the input in upper case, between angle brackets.\n')
+    llm.script([{'kind': 'compose', 'callee': 'upper', 'code': caller('upper'),
+                 'tests': [['hi', '<HI>']]}])
+    assert m.ask('shout-upper', 'hello') == b'<HELLO>\n'
+    calls = llm.calls()['calls']
+    assert len(calls) == 1
+    prompt = calls[0]['prompt']
+    assert '### upper\nInput: any text. Answer: the text in upper case.' in prompt
+    assert 'returns "ABC\\n"' in prompt
+    assert '### shout-upper' not in prompt  # never itself
+    assert '### reverse-words' not in prompt  # no word in common
+    meta = m.meta('shout-upper')
+    assert meta['author'] == 'llm'
+    assert meta['calls'] == ['upper']
+    with open(m.path('procs', 'upper', 'callers')) as f:
+        assert f.read() == 'shout-upper\n'
+    # it inherits upper's fixes
+    subprocess.run(['sed', '-i', 's/toupper/tolower/', m.path('procs', 'upper', 'source.c')],
+                   check=True)
+    write(m.path('procs', 'upper', 'tests', 'a.out'), 'abc\n')
+    assert m.ask('shout-upper', 'HeLLo') == b'<hello>\n'
