@@ -295,3 +295,17 @@ def test_synthesis_of_a_type_calling_an_existing_one(mounts, llm):
                    check=True)
     write(m.path('procs', 'upper', 'tests', 'a.out'), 'abc\n')
     assert m.ask('shout-upper', 'HeLLo') == b'<hello>\n'
+
+
+def test_library_composed_types(mounts):
+    """The bundled composed types answer through the mount, record their calls,
+    and show in their callees' callers."""
+    m = mounts(library=True)
+    assert m.ask('days-until-weekday', '2024-03-01 Monday') == b'3\n'
+    assert m.ask('weeks-between', '2024-01-01 2024-03-01') == b'8 weeks 4 days\n'
+    assert m.ask('roman-add', 'XII + IX') == b'XXI\n'
+    assert m.ask_errno('roman-add', 'MMM + M') == errno.EINVAL
+    assert m.meta('roman-add')['calls'] == ['int-to-roman', 'roman-to-int']
+    assert m.meta('weeks-between')['calls'] == ['days-between']
+    with open(m.path('procs', 'weekday', 'callers')) as f:
+        assert f.read() == 'days-until-weekday\n'
