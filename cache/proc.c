@@ -32,8 +32,13 @@
 #define PROC_CALL_DEPTH 8
 #define PROC_GRAPH_MAX 64
 #define PROC_CALLERS_MAX (64 * 1024)
-/* A call waits at most this long for a callee's record (see proc_lock_for_call). */
+/* A call waits at most this long for a callee's record (see proc_lock). */
 #define PROC_CALL_LOCK_S 30
+/* Distinct callees written to meta.json per caller source, and LLM syntheses that
+ * the calls of one read may start: a procedure calling many names in a loop must
+ * not turn into unbounded meta.json writes or LLM requests. */
+#define PROC_CALLS_MAX 64
+#define PROC_CALL_SYNTH_MAX 2
 
 /* One source text, shared by readers running it while a newer one is admitted. */
 struct pversion {
@@ -94,6 +99,8 @@ struct proc_frame {
 
 static __thread struct proc_frame proc_stack[PROC_CALL_DEPTH + 4];
 static __thread unsigned proc_depth;
+static __thread unsigned proc_chain_synths; /* syntheses started by this read's calls */
+static __thread bool proc_synth_refused;    /* the last call's callee hit that bound */
 
 static struct {
 	struct proc_config cfg;
@@ -666,6 +673,12 @@ static int proc_synthesize(struct proc *p, struct buf *why)
 		buf_adds(why, buf_str(&p->reason));
 		return -EIO;
 	}
+	if (proc_depth && ++proc_chain_synths > PROC_CALL_SYNTH_MAX) {
+		proc_synth_refused = true;
+		buf_printf(why, "calls of one read may start at most %d syntheses",
+			   PROC_CALL_SYNTH_MAX);
+		return -EIO;
+	}
 	p->synth_busy = true;
 	p->synth_key = key;
 	if (p->state == PROC_FAILING && p->cur) {
@@ -807,6 +820,8 @@ int proc_ask(const char *type, const char *in, size_t len, struct answer **ans)
 
 	atomic_fetch_add(&procs.asks, 1);
 	*ans = NULL;
+	if (!proc_depth)
+		proc_chain_synths = 0; /* a new top-level read */
 	p = proc_find(type, true);
 	ret = proc_current(p, &v);
 	if (ret) {
@@ -1053,9 +1068,10 @@ static void proc_record_call(struct proc_frame *f, struct proc *callee)
 		caller->calls_version = f->version;
 	}
 	if (!proc_list_has(caller->calls, caller->ncalls, callee)) {
+		/* in memory always (invalidation must be right); on disk the first few */
 		proc_list_add(&caller->calls, &caller->ncalls, callee);
-		fresh = true;
-		if (f->version) {
+		fresh = caller->ncalls <= PROC_CALLS_MAX;
+		if (fresh && f->version) {
 			arg.calls = malloc(caller->ncalls * sizeof(*arg.calls));
 			if (!arg.calls)
 				abort();
@@ -1097,6 +1113,7 @@ static int proc_call(const char *type, const char *in, size_t len, struct buf *o
 	int ret;
 
 	atomic_fetch_add(&procs.calls, 1);
+	proc_synth_refused = false;
 	if (!store_type_valid(type, strlen(type))) {
 		buf_adds(why, "not a type name: ");
 		quote(why, type, strlen(type));
@@ -1119,12 +1136,23 @@ static int proc_call(const char *type, const char *in, size_t len, struct buf *o
 		ret = -ELOOP;
 		goto fail;
 	}
+	if (!proc_type_visible(type)) {
+		/* no record, no edge: made-up names cost nothing to remember */
+		ret = -ENOENT;
+		buf_printf(why, "%s: no such type (and no LLM to write it)", type);
+		goto fail;
+	}
 	callee = proc_find(type, true);
 	if (top)
 		proc_record_call(top, callee);
 	ret = proc_ask(type, in, len, &a);
 	if (ret == -ENOENT) {
 		buf_printf(why, "%s: no such type (and no LLM to write it)", type);
+		goto fail;
+	} else if (ret && proc_synth_refused) {
+		buf_printf(why, "%s is missing or failing, and the calls of one read may start at "
+				"most %d syntheses",
+			   type, PROC_CALL_SYNTH_MAX);
 		goto fail;
 	} else if (ret) {
 		buf_printf(why, "%s failed (see procs/%s/log)", type, type);

@@ -256,7 +256,10 @@ out:
 
 /* Largest call request: a type name, its NUL, and an input up to the answer cap
  * (so one callee's answer can be handed to another). */
-#define SANDBOX_CALL_CAP ((uint32_t)(FRAME_CALL_TYPE_MAX + 1 + sbx.cfg.max_answer))
+#define SANDBOX_CALL_CAP                                                                           \
+	((uint32_t)(sbx.cfg.max_answer < UINT32_MAX - 2 - FRAME_CALL_TYPE_MAX                      \
+			? FRAME_CALL_TYPE_MAX + 1 + sbx.cfg.max_answer                             \
+			: UINT32_MAX - 1))
 
 static void sandbox_park(struct sandbox_worker *w, bool on)
 {

@@ -309,3 +309,31 @@ def test_library_composed_types(mounts):
     assert m.meta('weeks-between')['calls'] == ['days-between']
     with open(m.path('procs', 'weekday', 'callers')) as f:
         assert f.read() == 'days-until-weekday\n'
+
+
+# Calls five types nobody wrote; counts the NULLs.
+CALLS_FIVE = r'''#include <seglam.h>
+
+int seglam_run(const char *in, size_t len, seglam_out *out)
+{
+	static const char *const names[] = {"made-up-1", "made-up-2", "made-up-3",
+					    "made-up-4", "made-up-5"};
+	int nulls = 0;
+	size_t n;
+
+	for (int i = 0; i < 5; i++)
+		nulls += seglam_call(names[i], in, len, &n) == NULL;
+	return seglam_printf(out, "%d NULL\n", nulls);
+}
+'''
+
+
+def test_calls_of_one_read_start_few_syntheses(mounts, llm):
+    """A procedure calling made-up names in a loop does not become a stream of
+    LLM requests: the calls of one read may start at most 2 syntheses."""
+    m = mounts(env=llm.env(), options=['-o', 'repair_rounds=0'])
+    m.put_proc('calls-five', CALLS_FIVE)
+    llm.script([], default={'kind': 'text', 'text': 'no idea'})
+    assert m.ask('calls-five', 'x') == b'5 NULL\n'
+    assert llm.count() == 2
+    assert 'may start at most 2 syntheses' in m.proc_log('calls-five')
