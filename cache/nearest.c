@@ -27,10 +27,10 @@ struct nearest_words {
 static bool nearest_filler(const char *w)
 {
 	static const char *const stop[] = {
-	    "the",  "and",   "for",	"with",	   "from",   "that",   "this", "are", "its",
-	    "not",  "any",   "one",	"two",	   "input",  "answer", "type", "each", "into",
-	    "when", "else",  "other", "rejected", "reason", "which",  "than", "but", "all",
-	    "per",  "line",  "lines", "number",   "string", "text",   "given", "has", "was",
+	    "the",  "and",  "for",   "with",	 "from",   "that",   "this",  "are",  "its",
+	    "not",  "any",  "one",   "two",	 "input",  "answer", "type",  "each", "into",
+	    "when", "else", "other", "rejected", "reason", "which",  "than",  "but",  "all",
+	    "per",  "line", "lines", "number",	 "string", "text",   "given", "has",  "was",
 	};
 
 	for (size_t i = 0; i < sizeof(stop) / sizeof(stop[0]); i++)

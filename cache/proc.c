@@ -1104,8 +1104,7 @@ static void proc_record_call(struct proc_frame *f, struct proc *callee)
  * running on top of this thread's stack.  A call is an ask, with the same memo,
  * synthesis and admission as a read of ask/TYPE/INPUT.
  */
-static int proc_call(const char *type, const char *in, size_t len, struct buf *out,
-		     struct buf *why)
+static int proc_call(const char *type, const char *in, size_t len, struct buf *out, struct buf *why)
 {
 	struct proc_frame *top = proc_depth ? &proc_stack[proc_depth - 1] : NULL;
 	struct answer *a = NULL;
@@ -1150,8 +1149,9 @@ static int proc_call(const char *type, const char *in, size_t len, struct buf *o
 		buf_printf(why, "%s: no such type (and no LLM to write it)", type);
 		goto fail;
 	} else if (ret && proc_synth_refused) {
-		buf_printf(why, "%s is missing or failing, and the calls of one read may start at "
-				"most %d syntheses",
+		buf_printf(why,
+			   "%s is missing or failing, and the calls of one read may start at "
+			   "most %d syntheses",
 			   type, PROC_CALL_SYNTH_MAX);
 		goto fail;
 	} else if (ret) {

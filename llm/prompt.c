@@ -213,9 +213,10 @@ static void llm_prompt_callable(const struct llm_prompt_input *in, struct buf *u
 			struct llm_subst es[] = {{"in", qi.data, qi.len}, {"out", qo.data, qo.len}};
 			llm_render(&ex, "callable-example", es, 2);
 		}
-		struct llm_subst s[] = {{"type", c->type ? c->type : "", strlen(c->type ? c->type : "")},
-					{"spec", spec, n},
-					{"example", buf_str(&ex), ex.len}};
+		struct llm_subst s[] = {
+		    {"type", c->type ? c->type : "", strlen(c->type ? c->type : "")},
+		    {"spec", spec, n},
+		    {"example", buf_str(&ex), ex.len}};
 		llm_render(&types, "callable-type", s, 3);
 		buf_free(&ex);
 		buf_free(&qi);

@@ -354,7 +354,8 @@ static void test_prompt_callable(void)
 	      "composition section: name, spec and one example of a type");
 	check(strstr(user.data, "### days-between\n(no spec)") != NULL,
 	      "composition section: a type without spec or example");
-	check(!strstr(user.data, "{{") && !strstr(user.data, "@@"), "composition: no template left");
+	check(!strstr(user.data, "{{") && !strstr(user.data, "@@"),
+	      "composition: no template left");
 	buf_free(&callable[0].example.in);
 	buf_free(&callable[0].example.out);
 	buf_free(&sys);

@@ -538,8 +538,8 @@ static void test_calls(void)
 	sandbox_set_call_handler(call_handler);
 	r = run(caller_src, "sq", &out, &err);
 	check(r == 0 && !strcmp(buf_str(&out), "got 3 50\n"),
-	      "seglam_call answers through the daemon, workers cap 1",
-	      "r=%d out=%s err=%s", r, buf_str(&out), buf_str(&err));
+	      "seglam_call answers through the daemon, workers cap 1", "r=%d out=%s err=%s", r,
+	      buf_str(&out), buf_str(&err));
 	r = run(caller_src, "nope", &out, &err);
 	check(r == 0 && !strcmp(buf_str(&out), "NULL n=0\n"), "a failed call is NULL",
 	      "r=%d out=%s err=%s", r, buf_str(&out), buf_str(&err));
@@ -553,8 +553,8 @@ static void test_calls(void)
 	r = run(caller_src, "sq", &out, &err);
 	sandbox_get_stats(&st);
 	check(r == 0 && st.calls >= 4 && st.parked_max >= 1,
-	      "the pool keeps serving after a timed-out call", "r=%d calls=%llu parked_max=%llu",
-	      r, (unsigned long long)st.calls, (unsigned long long)st.parked_max);
+	      "the pool keeps serving after a timed-out call", "r=%d calls=%llu parked_max=%llu", r,
+	      (unsigned long long)st.calls, (unsigned long long)st.parked_max);
 	sandbox_set_call_handler(NULL);
 	buf_free(&out);
 	buf_free(&err);
