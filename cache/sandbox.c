@@ -69,7 +69,7 @@ static struct {
 } sbx = {.lock = PTHREAD_MUTEX_INITIALIZER, .returned = PTHREAD_COND_INITIALIZER};
 
 /* The chain of runs this thread is in (composition): the top-level deadline. */
-static __thread struct {
+static _Thread_local struct {
 	bool active;
 	int64_t deadline;
 } sbx_chain;
