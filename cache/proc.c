@@ -100,7 +100,7 @@ struct proc_frame {
 static _Thread_local struct proc_frame proc_stack[PROC_CALL_DEPTH + 4];
 static _Thread_local unsigned proc_depth;
 static _Thread_local unsigned proc_chain_synths; /* syntheses started by this read's calls */
-static _Thread_local bool proc_synth_refused;    /* the last call's callee hit that bound */
+static _Thread_local bool proc_synth_refused;	 /* the last call's callee hit that bound */
 
 static struct {
 	struct proc_config cfg;
