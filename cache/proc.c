@@ -46,6 +46,7 @@ struct pversion {
 	uint64_t hash;
 	int64_t mtime_ns;
 	size_t len;
+	bool calls; /* the source mentions seglam_call (composition) */
 	char src[];
 };
 
@@ -446,10 +447,40 @@ static void proc_admit(struct proc *p, bool quiet)
 	llm_cases_free(cases, n);
 }
 
+/* Callees a caller's meta.json stopped listing: their `callers` files need a look. */
+struct proc_dropped {
+	char *names[PROC_GRAPH_MAX];
+	size_t n;
+};
+
+/* Add the names of the array @calls that are not in @keep[0..nkeep) to @d. */
+static void proc_dropped_collect(const cJSON *calls, const char *const *keep, size_t nkeep,
+				 struct proc_dropped *d)
+{
+	const cJSON *it;
+
+	if (!d)
+		return;
+	cJSON_ArrayForEach(it, calls)
+	{
+		bool kept = false;
+
+		if (!cJSON_IsString(it) || d->n >= PROC_GRAPH_MAX)
+			continue;
+		for (size_t i = 0; i < nkeep && !kept; i++)
+			kept = !strcmp(keep[i], it->valuestring);
+		if (!kept && (d->names[d->n] = strdup(it->valuestring)))
+			d->n++;
+	}
+}
+
+static void proc_dropped_apply(struct proc_dropped *d);
+
 struct meta_source_arg {
 	uint64_t hash, tests_id;
 	bool ok;
 	const char *reason;
+	struct proc_dropped *dropped;
 };
 
 /* A source nobody recorded is a person's edit; record its hash and who wrote it. */
@@ -474,6 +505,8 @@ static void meta_edit_source(cJSON *meta, void *arg)
 	/* "calls" belong to the source that made them (proc_record_call). */
 	known = meta_get_string(meta, "calls_source");
 	if (!known || strcmp(known, hash) != 0) {
+		proc_dropped_collect(cJSON_GetObjectItemCaseSensitive(meta, "calls"), NULL, 0,
+				     a->dropped);
 		cJSON_DeleteItemFromObjectCaseSensitive(meta, "calls");
 		cJSON_DeleteItemFromObjectCaseSensitive(meta, "calls_source");
 	}
@@ -598,6 +631,7 @@ static void proc_revalidate(struct proc *p)
 			v->hash = hash;
 			v->mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
 			v->len = src.len;
+			v->calls = memmem(buf_str(&src), src.len, "seglam_call", 11) != NULL;
 			memcpy(v->src, buf_str(&src), src.len + 1);
 			if (p->cur) {
 				if (!store_readonly())
@@ -619,10 +653,13 @@ static void proc_revalidate(struct proc *p)
 	proc_admit(p, known);
 	changed = true;
 	if (!store_readonly() && !(known && p->state == PROC_READY)) {
+		struct proc_dropped dropped = {.n = 0};
 		struct meta_source_arg a = {p->cur->hash, tests_id, p->state == PROC_READY,
-					    p->state == PROC_READY ? NULL : buf_str(&p->reason)};
+					    p->state == PROC_READY ? NULL : buf_str(&p->reason),
+					    &dropped};
 
 		meta_update(p->type, meta_edit_source, &a);
+		proc_dropped_apply(&dropped);
 	}
 out:
 	/* The first load of a type in this daemon changes nothing the kernel has. */
@@ -832,7 +869,15 @@ int proc_ask(const char *type, const char *in, size_t len, struct answer **ans)
 	}
 	/* A type that calls others: its answers also depend on theirs (dep_gen). */
 	proc_refresh_callees(p);
-	version = v->hash + atomic_load(&p->dep_gen) * 0x9E3779B97F4A7C15ull;
+	/*
+	 * Answers are shared by types with the same source, except those of a type
+	 * that calls: they also depend on dep_gen, which is this type's own count
+	 * (another type with this source may not have seen the callee change).
+	 */
+	version = v->hash;
+	if (v->calls || atomic_load(&p->has_calls))
+		version = (version ^ XXH3_64bits(p->type, strlen(p->type))) +
+			  atomic_load(&p->dep_gen) * 0x9E3779B97F4A7C15ull;
 	a = memo_find(version, in, len);
 	if (!a) {
 		bool pushed = proc_push(p, v->hash);
@@ -953,6 +998,7 @@ struct meta_calls_arg {
 	char version[17];
 	struct proc **calls;
 	size_t n;
+	struct proc_dropped dropped; /* what an older source called and this one did not */
 };
 
 static int proc_strcmp(const void *a, const void *b)
@@ -969,6 +1015,14 @@ static void meta_edit_calls(cJSON *meta, void *arg)
 	const char *names[PROC_GRAPH_MAX * 2];
 	size_t n = 0;
 
+	if (!known || strcmp(known, a->version)) {
+		const char *keep[PROC_GRAPH_MAX] = {NULL};
+		size_t nkeep = 0;
+
+		for (size_t i = 0; i < a->n && nkeep < PROC_GRAPH_MAX; i++)
+			keep[nkeep++] = a->calls[i]->type;
+		proc_dropped_collect(old, keep, nkeep, &a->dropped);
+	}
 	/* Another daemon may have recorded calls of this source that we did not see. */
 	if (known && !strcmp(known, a->version) && cJSON_IsArray(old)) {
 		cJSON_ArrayForEach(it, old)
@@ -1017,12 +1071,15 @@ static bool proc_meta_calls(const char *caller, const char *callee)
  */
 static void proc_write_callers(const char *callee, const char *caller)
 {
-	struct buf old = BUF_INIT, out = BUF_INIT;
+	struct buf old = BUF_INIT, old2 = BUF_INIT, out = BUF_INIT;
 	char *names[PROC_GRAPH_MAX * 4];
 	size_t n = 0;
+	int rd;
 
-	names[n++] = strdup(caller);
-	if (store_read(callee, "callers", PROC_CALLERS_MAX, &old) == 0 && old.len) {
+	if (caller)
+		names[n++] = strdup(caller);
+	rd = store_read(callee, "callers", PROC_CALLERS_MAX, &old);
+	if (rd == 0 && old.len) {
 		char *line = old.data, *end = old.data + old.len;
 
 		while (line < end && n < sizeof(names) / sizeof(names[0])) {
@@ -1031,7 +1088,7 @@ static void proc_write_callers(const char *callee, const char *caller)
 			if (!nl)
 				nl = end;
 			*nl = '\0';
-			if (store_type_valid(line, strlen(line)) && strcmp(line, caller) &&
+			if (store_type_valid(line, strlen(line)) && (!caller || strcmp(line, caller)) &&
 			    proc_meta_calls(line, callee))
 				names[n++] = strdup(line);
 			line = nl + 1;
@@ -1046,9 +1103,25 @@ static void proc_write_callers(const char *callee, const char *caller)
 			buf_printf(&out, "%s\n", names[i]);
 		free(names[i]);
 	}
-	store_write(callee, "callers", out.data, out.len);
+	/* Only a file that changes is written (old was cut by the NULs above). */
+	if (caller || (rd == 0 && store_read(callee, "callers", PROC_CALLERS_MAX, &old2) == 0 &&
+		       (old2.len != out.len || memcmp(buf_str(&old2), buf_str(&out), out.len))))
+		store_write(callee, "callers", out.data, out.len);
+	buf_free(&old2);
 	buf_free(&old);
 	buf_free(&out);
+}
+
+/* Rewrite the callers files of callees a caller no longer lists; frees @d's names. */
+static void proc_dropped_apply(struct proc_dropped *d)
+{
+	for (size_t i = 0; i < d->n; i++) {
+		if (!store_readonly() && store_type_valid(d->names[i], strlen(d->names[i])) &&
+		    store_type_exists(d->names[i]))
+			proc_write_callers(d->names[i], NULL);
+		free(d->names[i]);
+	}
+	d->n = 0;
 }
 
 /*
@@ -1094,6 +1167,7 @@ static void proc_record_call(struct proc_frame *f, struct proc *callee)
 		meta_update(caller->type, meta_edit_calls, &arg);
 		if (store_type_exists(callee->type))
 			proc_write_callers(callee->type, caller->type);
+		proc_dropped_apply(&arg.dropped);
 		sandbox_chain_resume(&chain);
 	}
 	free(arg.calls);

@@ -337,3 +337,43 @@ def test_calls_of_one_read_start_few_syntheses(mounts, llm):
     assert m.ask('calls-five', 'x') == b'5 NULL\n'
     assert llm.count() == 2
     assert 'may start at most 2 syntheses' in m.proc_log('calls-five')
+
+
+def test_callers_follow_the_callers_source(mount):
+    """callers lists who calls TYPE now: a caller edited to call something else, or
+    removed, leaves it."""
+    mount.put_proc('upper', UPPER)
+    mount.put_proc('exclaim', EXCLAIM)
+    mount.put_proc('shout', caller('upper'))
+    mount.put_proc('other', caller('upper'))
+    assert mount.ask('shout', 'a') == b'<A>\n'
+    assert mount.ask('other', 'a') == b'<A>\n'
+    callers = mount.path('procs', 'upper', 'callers')
+    with open(callers) as f:
+        assert f.read() == 'other\nshout\n'
+    subprocess.run(['sed', '-i', 's/"upper"/"exclaim"/', mount.path('procs', 'shout', 'source.c')],
+                   check=True)
+    assert mount.ask('shout', 'a') == b'<a!>\n'
+    assert mount.meta('shout')['calls'] == ['exclaim']
+    with open(callers) as f:
+        assert f.read() == 'other\n'
+    with open(mount.path('procs', 'exclaim', 'callers')) as f:
+        assert f.read() == 'shout\n'
+    subprocess.run(['rm', '-r', mount.path('procs', 'other')], check=True)
+    mount.put_proc('third', caller('upper'))
+    assert mount.ask('third', 'b') == b'<B>\n'
+    with open(callers) as f:
+        assert f.read() == 'third\n'
+
+
+def test_identical_callers_do_not_share_stale_answers(mount):
+    """Types with the same source share memoized answers, but not callers: a twin
+    read for the first time after its callee changed runs against the new callee."""
+    mount.put_proc('upper', UPPER)
+    mount.put_proc('twin-a', caller('upper'))
+    mount.put_proc('twin-b', caller('upper'))
+    assert mount.ask('twin-a', 'q') == b'<Q>\n'
+    subprocess.run(['sed', '-i', 's/toupper/tolower/', mount.path('procs', 'upper', 'source.c')],
+                   check=True)
+    assert mount.ask('twin-b', 'Q') == b'<q>\n'
+    assert mount.ask('twin-a', 'Q') == b'<q>\n'
