@@ -1098,11 +1098,11 @@ static void proc_write_callers(const char *callee, const char *caller)
 		if (!names[i])
 			abort();
 	qsort(names, n, sizeof(names[0]), proc_strcmp);
-	for (size_t i = 0; i < n; i++) {
+	for (size_t i = 0; i < n; i++)
 		if (!i || strcmp(names[i], names[i - 1]))
 			buf_printf(&out, "%s\n", names[i]);
+	for (size_t i = 0; i < n; i++)
 		free(names[i]);
-	}
 	/* Only a file that changes is written (old was cut by the NULs above). */
 	if (caller || (rd == 0 && store_read(callee, "callers", PROC_CALLERS_MAX, &old2) == 0 &&
 		       (old2.len != out.len || memcmp(buf_str(&old2), buf_str(&out), out.len))))
