@@ -46,6 +46,7 @@ struct sandbox_worker {
 	pid_t pid;
 	int req_fd, resp_fd; /* our ends, O_CLOEXEC | O_NONBLOCK */
 	bool forgotten;	     /* sandbox_forget() while busy: discard on return */
+	bool parked;	     /* waiting on a seglam_call: not counted against the cap */
 };
 
 struct sandbox_list {
@@ -63,8 +64,16 @@ static struct {
 	/* Out of both lists and not yet reaped: still processes, so still under the
 	 * cap until sandbox_kill_chain() has waited for them. */
 	unsigned dying;
+	unsigned parked; /* busy workers waiting on a call (see sandbox.h) */
+	sandbox_call_fn call_fn;
 	struct sandbox_stats stats;
 } sbx = {.lock = PTHREAD_MUTEX_INITIALIZER, .returned = PTHREAD_COND_INITIALIZER};
+
+/* The chain of runs this thread is in (composition): the top-level deadline. */
+static _Thread_local struct {
+	bool active;
+	int64_t deadline;
+} sbx_chain;
 
 /* ------------------------------------------------------------------------- */
 /* Lists (callers hold sbx.lock) */
@@ -273,6 +282,88 @@ out:
 	return ret;
 }
 
+/* Largest call request: a type name, its NUL, and an input up to the answer cap
+ * (so one callee's answer can be handed to another). */
+#define SANDBOX_CALL_CAP                                                                           \
+	((uint32_t)(sbx.cfg.max_answer < UINT32_MAX - 2 - FRAME_CALL_TYPE_MAX                      \
+			? FRAME_CALL_TYPE_MAX + 1 + sbx.cfg.max_answer                             \
+			: UINT32_MAX - 1))
+
+static void sandbox_park(struct sandbox_worker *w, bool on)
+{
+	pthread_mutex_lock(&sbx.lock);
+	w->parked = on;
+	if (on) {
+		sbx.parked++;
+		sbx.stats.calls++;
+		if (sbx.parked > sbx.stats.parked_max)
+			sbx.stats.parked_max = sbx.parked;
+		/* its slot under the cap is free for the callee (or anyone) now */
+		pthread_cond_broadcast(&sbx.returned);
+	} else {
+		sbx.parked--;
+	}
+	pthread_mutex_unlock(&sbx.lock);
+}
+
+/*
+ * Serve one call frame of @rlen bytes from @w (its header already read): read the
+ * request, ask the handler (the worker parked meanwhile), write the answer frame.
+ * *@deadline follows the chain's (a suspension for admitting the callee moved it).
+ * Returns 0; -ETIMEDOUT; -EPROTO (a malformed request, @err says so); or -EIO when
+ * the worker stopped talking.
+ */
+static int sandbox_serve_call(struct sandbox_worker *w, uint32_t rlen, int64_t *deadline,
+			      struct buf *err)
+{
+	struct buf req = BUF_INIT, ans = BUF_INIT, why = BUF_INIT;
+	uint8_t hdr[FRAME_REQ_HDR];
+	const char *type, *in;
+	size_t inlen;
+	ssize_t r;
+	int ret, rc = -ENOSYS;
+
+	buf_grow(&req, rlen);
+	r = frame_read_full(w->resp_fd, req.data, rlen, *deadline);
+	if (r < 0 || r != (ssize_t)rlen) {
+		ret = r == -ETIMEDOUT ? -ETIMEDOUT : -EIO;
+		goto out;
+	}
+	req.len = rlen;
+	if (frame_get_call(req.data, req.len, &type, &in, &inlen) < 0) {
+		buf_adds(err, "protocol violation from the worker (malformed call)");
+		ret = -EPROTO;
+		goto out;
+	}
+	if (sbx.call_fn) {
+		sandbox_park(w, true);
+		rc = sbx.call_fn(type, in, inlen, &ans, &why);
+		sandbox_park(w, false);
+		if (sbx_chain.active)
+			*deadline = sbx_chain.deadline;
+		/* The chain's time is spent (a callee timed out, say): the whole read
+		 * fails, whatever the caller would do with a NULL. */
+		if (frame_now_ms() >= *deadline) {
+			ret = -ETIMEDOUT;
+			goto out;
+		}
+	}
+	if (rc == 0 && ans.len > sbx.cfg.max_answer)
+		rc = -EFBIG; /* the callee's own cap is the same: defensive */
+	frame_put_request(hdr, rc == 0 ? (uint32_t)ans.len : FRAME_CALL_FAILED);
+	ret = frame_write_full(w->req_fd, hdr, sizeof(hdr), *deadline);
+	if (!ret && rc == 0 && ans.len)
+		ret = frame_write_full(w->req_fd, ans.data, ans.len, *deadline);
+	/* A write error (EPIPE) is not final here either: the reply read tells. */
+	if (ret != -ETIMEDOUT)
+		ret = 0;
+out:
+	buf_free(&req);
+	buf_free(&ans);
+	buf_free(&why);
+	return ret;
+}
+
 /*
  * Send one frame and read the reply, within @deadline.  Returns the frame status
  * with the payload in @data, or -EIO with the reason in @err; on -EIO the worker
@@ -302,14 +393,27 @@ static int sandbox_exchange(struct sandbox_worker *w, const void *msg, size_t le
 	/* A write error (EPIPE) is not final: the worker may have replied first. */
 	if (wr == -ETIMEDOUT)
 		goto timeout;
+again:
 	r = frame_read_full(w->resp_fd, resp, sizeof(resp), deadline);
 	if (r == -ETIMEDOUT)
 		goto timeout;
 	if (r != (ssize_t)sizeof(resp))
 		goto died;
-	if (frame_get_response(resp, max_status, cap, &status, &rlen) < 0) {
+	if (frame_get_response(resp, max_status, max_status >= FRAME_CALL ? SANDBOX_CALL_CAP : cap,
+			       &status, &rlen) < 0 ||
+	    (status != FRAME_CALL && rlen > cap)) {
 		buf_adds(err, "protocol violation from the worker");
 		goto kill;
+	}
+	if (status == FRAME_CALL) {
+		r = sandbox_serve_call(w, rlen, &deadline, err);
+		if (r == -ETIMEDOUT)
+			goto timeout;
+		if (r == -EPROTO)
+			goto kill;
+		if (r < 0)
+			goto died;
+		goto again;
 	}
 	buf_reset(data);
 	buf_grow(data, rlen);
@@ -366,7 +470,7 @@ static struct sandbox_worker *sandbox_trim(unsigned limit)
 {
 	struct sandbox_worker *dead = NULL;
 
-	while (sbx.idle.n + sbx.busy.n > limit && sbx.idle.tail) {
+	while (sbx.idle.n + sbx.busy.n - sbx.parked > limit && sbx.idle.tail) {
 		struct sandbox_worker *w = sbx.idle.tail;
 
 		sandbox_list_del(&sbx.idle, w);
@@ -427,13 +531,13 @@ static int sandbox_checkout(uint64_t key, const char *src, size_t len, struct sa
 			goto found;
 		}
 		for (w = sbx.busy.head; w; w = w->next)
-			mine += sandbox_same_source(w, key, src, len);
+			mine += !w->parked && sandbox_same_source(w, key, src, len);
 		if (mine >= SANDBOX_PER_SOURCE) {
 			pthread_cond_wait(&sbx.returned, &sbx.lock);
 			continue;
 		}
 		if (!sbx.cfg.max_workers ||
-		    sbx.idle.n + sbx.busy.n + sbx.dying < sbx.cfg.max_workers)
+		    sbx.idle.n + sbx.busy.n + sbx.dying - sbx.parked < sbx.cfg.max_workers)
 			break;
 		/* Make room: evict least recently used idle workers, and reap them
 		 * before the new one is started. */
@@ -652,16 +756,27 @@ static int sandbox_run_once(struct sandbox_worker *w, const char *in, size_t inl
 {
 	struct timespec t0, t1;
 	int64_t deadline;
+	bool chain_top;
 	int ret;
 
 	/* The time limit covers the run only, not the compile before it.  One clock
 	 * read serves the limit and the run_ns statistic (frame_now_ms's clock). */
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	deadline = (int64_t)t0.tv_sec * 1000 + t0.tv_nsec / 1000000 + sbx.cfg.timeout_ms;
+	/* A callee gets what is left of the top-level run's time (sandbox.h). */
+	chain_top = !sbx_chain.active;
+	if (chain_top) {
+		sbx_chain.active = true;
+		sbx_chain.deadline = deadline;
+	} else if (sbx_chain.deadline < deadline) {
+		deadline = sbx_chain.deadline;
+	}
 	/* FRAME_FAILED carries 8 bytes even when the answer cap is smaller */
-	ret = sandbox_exchange(w, in, inlen, FRAME_FAILED,
+	ret = sandbox_exchange(w, in, inlen, FRAME_CALL,
 			       (uint32_t)(sbx.cfg.max_answer < 8 ? 8 : sbx.cfg.max_answer),
 			       deadline, out, err);
+	if (chain_top)
+		sbx_chain.active = false;
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	pthread_mutex_lock(&sbx.lock);
 	sbx.stats.runs++;
@@ -707,6 +822,28 @@ static int sandbox_run_once(struct sandbox_worker *w, const char *in, size_t inl
 		buf_reset(out);
 		return -EIO;
 	}
+}
+
+void sandbox_set_call_handler(sandbox_call_fn fn)
+{
+	pthread_mutex_lock(&sbx.lock);
+	sbx.call_fn = fn;
+	pthread_mutex_unlock(&sbx.lock);
+}
+
+void sandbox_chain_suspend(struct sandbox_chain_saved *saved)
+{
+	saved->active = sbx_chain.active;
+	saved->deadline = sbx_chain.deadline;
+	saved->since = frame_now_ms();
+	sbx_chain.active = false;
+}
+
+void sandbox_chain_resume(const struct sandbox_chain_saved *saved)
+{
+	sbx_chain.active = saved->active;
+	/* the time spent suspended is not the chain's */
+	sbx_chain.deadline = saved->deadline + (frame_now_ms() - saved->since);
 }
 
 int sandbox_run(const char *source, size_t srclen, const char *in, size_t inlen, struct buf *out,

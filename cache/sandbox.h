@@ -54,8 +54,42 @@ int sandbox_run(const char *source, size_t srclen, const char *in, size_t inlen,
 /* Kill pooled workers of this source (it was replaced or evicted). */
 void sandbox_forget(const char *source, size_t srclen);
 
+/*
+ * Composition.  A procedure's seglam_call() reaches the daemon as a call frame
+ * during a run; the exchange loop hands it to @fn (set once at start by the
+ * cache layer), on the thread running the caller, and sends the answer back.
+ * @fn returns 0 with the callee's answer in @out, or -errno (the procedure sees
+ * NULL) with a reason in @why.  Without a handler every call fails.
+ *
+ * While a caller waits, its worker is "parked": it does not count against
+ * max_workers (nor against the per-source limit), so the callee can always get a
+ * worker and a chain never deadlocks at the cap.  Parked workers use no CPU; the
+ * pool exceeds the cap by at most the parked ones, at most 8 per chain (the depth
+ * limit), and goes back under the cap as chains finish.
+ *
+ * The time limit of a top-level run covers the whole chain: a run started while
+ * another run of this thread waits on a call has only the time left.
+ */
+typedef int (*sandbox_call_fn)(const char *type, const char *in, size_t len, struct buf *out,
+			       struct buf *why);
+void sandbox_set_call_handler(sandbox_call_fn fn);
+
+/*
+ * Step out of the current chain's time limit (for work that is not running the
+ * chain's procedures: admitting a callee, asking the LLM for it): runs started
+ * until sandbox_chain_resume() get their own limit, and the time spent is not
+ * counted against the chain.  @saved is opaque state for resume.
+ */
+struct sandbox_chain_saved {
+	int64_t deadline, since;
+	int active;
+};
+void sandbox_chain_suspend(struct sandbox_chain_saved *saved);
+void sandbox_chain_resume(const struct sandbox_chain_saved *saved);
+
 struct sandbox_stats {
 	uint64_t spawns, runs, compiles, compile_failures, crashes, timeouts, live_workers;
+	uint64_t calls, parked_max; /* call frames served; most workers parked at once */
 	uint64_t run_ns; /* time in run exchanges: request written to answer read */
 };
 void sandbox_get_stats(struct sandbox_stats *st);

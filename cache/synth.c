@@ -11,6 +11,7 @@
 
 #include "log.h"
 #include "meta.h"
+#include "nearest.h"
 #include "store.h"
 
 static struct synth_config synth_cfg;
@@ -149,6 +150,7 @@ int synth_procedure(const struct proc_material *m, struct buf *err)
 	struct buf system = BUF_INIT, user = BUF_INIT, code = BUF_INIT, why = BUF_INIT;
 	struct buf prev = BUF_INIT, failure = BUF_INIT;
 	struct llm_case *cases = NULL;
+	struct llm_callable *callable = NULL;
 	size_t ncases = 0;
 	unsigned round;
 	int ret = -EIO;
@@ -161,6 +163,9 @@ int synth_procedure(const struct proc_material *m, struct buf *err)
 	pin.spec = m->spec;
 	pin.cases = m->cases;
 	pin.ncases = m->ncases;
+	/* Composition: show the LLM what it may call instead of re-deriving it. */
+	pin.ncallable = nearest_types(m->type, m->spec, NEAREST_MAX, &callable);
+	pin.callable = callable;
 	if (m->prev_source) {
 		buf_adds(&prev, m->prev_source);
 		buf_adds(&failure, m->failure ? m->failure : "");
@@ -276,5 +281,6 @@ int synth_procedure(const struct proc_material *m, struct buf *err)
 	buf_free(&why);
 	buf_free(&prev);
 	buf_free(&failure);
+	nearest_free(callable, pin.ncallable);
 	return ret;
 }

@@ -25,6 +25,9 @@ A response is one of:
   {"kind": "malformed"}                  200 with a body that is not JSON
   {"kind": "slow", "delay": 5, "then": {...}}   wait, then serve "then" (auto)
   {"kind": "hang"}                       read the request, never answer
+  {"kind": "compose", "callee": "T", "code": "...", "tests": [...]}
+        as "code", but only when the prompt offers type T in its list of existing
+        types that may be called (composition); otherwise a reply with no code
   {"kind": "auto"}                       a correct procedure for a known type
                                          (see AUTO), no code for an unknown one
 Any response may carry "usage": false (omit usage) or "usage": [in, out].
@@ -145,6 +148,15 @@ def wrap_code(code, tests=None):
         text += ''.join('%s => %s\n' % (i, o) for i, o in tests)
         text += '```\n'
     return text + '\nThe answer ends with a newline, as usual.\n'
+
+
+def compose_reply(r, prompt):
+    """The "compose" responder: code calling r['callee'] if the prompt lists it."""
+    callee = r.get('callee', '')
+    listed = re.search(r'^### ' + re.escape(callee) + r'$', prompt, re.M)
+    if callee and listed and 'seglam_call' in prompt:
+        return wrap_code(r.get('code', ''), r.get('tests'))
+    return 'There is no existing type %r to build on, so no code.' % callee
 
 
 class State:
@@ -305,6 +317,8 @@ class Handler(BaseHTTPRequestHandler):
                                          etype, r.get('headers'))
         if kind == 'code':
             text = wrap_code(r.get('code', ''), r.get('tests'))
+        elif kind == 'compose':
+            text = compose_reply(r, prompt)
         elif kind == 'text':
             text = r.get('text', '')
         else:  # auto

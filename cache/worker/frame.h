@@ -14,17 +14,32 @@
  * wait status of the run's child).
  *
  * Each input runs in a child forked for it by the worker (the "zygote", which
- * never runs procedure code).  The child writes its reply into a pipe of its
- * own; the zygote reads it until the child has exited and been reaped, then
- * writes exactly one frame to the daemon: the child's, if it wrote exactly one
- * valid frame and exited 0, else FRAME_FAILED.  So every byte on the daemon's
- * pipe was written by the zygote, one frame per request, and nothing of a run
- * can arrive after its reply.  (Before this, the procedure could write to fd 1
- * itself: an early forged reply, and the real one after the daemon's leftover
- * check, which the next caller then got.)
+ * never runs procedure code).  The child is forked, and has locked itself down,
+ * before the request is sent: it reads the request from fd 0 itself (the zygote
+ * never holds an input), closes fd 0 before any procedure code runs, and writes
+ * its frames into a pipe of its own.  The zygote reads them, checks each header
+ * before its payload, and writes to the daemon: the child's final frame as soon
+ * as it is whole (then kills the child), or FRAME_FAILED when the child died or
+ * wrote something malformed first.  So every byte on the daemon's pipe was
+ * written by the zygote, one final frame per request, and nothing of a run can
+ * arrive after its reply (the child can no longer read a later request, and is
+ * killed before the next child is forked).  (Before the zygote, the procedure
+ * could write to fd 1 itself: an early forged reply, and the real one after the
+ * daemon's leftover check, which the next caller then got.)
  *
- * Extending the protocol (batch runs, call-backs): keep one frame per request
- * from the zygote, and never let a child write to the daemon's pipe.
+ * Composition (seglam_call): while it runs an input, the child may send any
+ * number of call requests, which the zygote checks (frame_get_call) and relays
+ *   worker -> daemon   [i32 FRAME_CALL][u32 len][TYPE NUL INPUT]
+ * each answered by one request-shaped frame, which the zygote passes into a
+ * second pipe of the child's (its fd 3)
+ *   daemon -> worker   [u32 len][len bytes]   the callee's answer, or
+ *                      [u32 FRAME_CALL_FAILED]  no bytes: seglam_call returns NULL
+ * before the run's final frame (FRAME_ANSWER...) ends the exchange.  A FRAME_CALL
+ * outside a run (in reply to the source) or malformed is a protocol violation:
+ * the daemon kills the worker.
+ *
+ * Extending the protocol: keep one final frame per request from the zygote,
+ * and never let a child write to the daemon's pipe.
  */
 #ifndef SEGLAM_FRAME_H
 #define SEGLAM_FRAME_H
@@ -38,12 +53,17 @@ enum {
 	FRAME_REJECTED = 1,
 	FRAME_TOO_LARGE = 2,
 	FRAME_FAILED = 3,
+	FRAME_CALL = 4, /* a call request during a run (composition) */
 	FRAME_COMPILED = 0,
 	FRAME_COMPILE_ERROR = 1,
 };
 
 #define FRAME_REQ_HDR 4
 #define FRAME_RESP_HDR 8
+/* Reply length meaning "the call failed" (seglam_call returns NULL). */
+#define FRAME_CALL_FAILED UINT32_MAX
+/* A callee's type name is at most this long (DESIGN.md: 1 to 128 bytes). */
+#define FRAME_CALL_TYPE_MAX 128
 /* Compiler messages longer than this are truncated by the worker. */
 #define FRAME_MAX_MESSAGE (64 * 1024)
 
@@ -89,5 +109,12 @@ void frame_put_response(uint8_t hdr[FRAME_RESP_HDR], int32_t status, uint32_t le
  */
 int frame_get_response(const uint8_t hdr[FRAME_RESP_HDR], int32_t max_status, uint32_t cap,
 		       int32_t *status, uint32_t *len);
+
+/*
+ * Split the payload of an untrusted FRAME_CALL: TYPE (1..FRAME_CALL_TYPE_MAX bytes,
+ * no NUL) NUL INPUT.  Returns 0 with @type pointing into @p (NUL-terminated there)
+ * and @in/@inlen the rest, or -EPROTO.
+ */
+int frame_get_call(const char *p, size_t len, const char **type, const char **in, size_t *inlen);
 
 #endif

@@ -180,6 +180,51 @@ static void *worker_realloc(void *old, size_t n)
 	return p;
 }
 
+/*
+ * The call stub, in a run's child: a FRAME_CALL on fd 1 (the child's pipe to the
+ * zygote, which relays it to the daemon), the answer frame back on
+ * WORKER_CHILD_FD (the zygote passes it on from the daemon; frame.h).  The daemon
+ * does the ask; this process never sees the callee's code.  An answer stays valid
+ * until the run ends, which is when this process ends: it is never freed.  A
+ * broken pipe mid-call means the run is being given up: exit.
+ */
+static const char *seglam_call(const char *type, const char *in, size_t len, size_t *n)
+{
+	uint8_t hdr[FRAME_RESP_HDR], rhdr[FRAME_REQ_HDR];
+	char *answer;
+	size_t tl;
+	uint32_t rlen;
+
+	if (n)
+		*n = 0;
+	if (!type || (!in && len))
+		return NULL;
+	tl = strnlen(type, FRAME_CALL_TYPE_MAX + 1);
+	if (tl == 0 || tl > FRAME_CALL_TYPE_MAX || len > worker_out.cap)
+		return NULL; /* not a type name, or an input the daemon would refuse */
+	frame_put_response(hdr, FRAME_CALL, (uint32_t)(tl + 1 + len));
+	if (frame_write_full(1, hdr, sizeof(hdr), -1) < 0 ||
+	    frame_write_full(1, type, tl + 1, -1) < 0 ||
+	    (len && frame_write_full(1, in, len, -1) < 0))
+		_exit(WORKER_EXIT_IO);
+	if (frame_read_full(WORKER_CHILD_FD, rhdr, sizeof(rhdr), -1) != (ssize_t)sizeof(rhdr))
+		_exit(WORKER_EXIT_IO);
+	rlen = frame_get_request(rhdr);
+	if (rlen == FRAME_CALL_FAILED)
+		return NULL;
+	if (rlen > worker_out.cap)
+		_exit(WORKER_EXIT_IO);
+	answer = malloc((size_t)rlen + 1);
+	if (!answer)
+		worker_die_oom();
+	if (frame_read_full(WORKER_CHILD_FD, answer, rlen, -1) != (ssize_t)rlen)
+		_exit(WORKER_EXIT_IO);
+	answer[rlen] = '\0';
+	if (n)
+		*n = rlen;
+	return answer;
+}
+
 struct worker_sym {
 	const char *name;
 	const void *addr;
@@ -194,6 +239,7 @@ static const struct worker_sym worker_syms[] = {
     /* seglam.h */
     WORKER_SYM(seglam_write),
     WORKER_SYM(seglam_printf),
+    WORKER_SYM(seglam_call),
     /* string.h (memcpy, memmove and memset are also emitted by tcc itself) */
     WORKER_SYM(memcpy),
     WORKER_SYM(memmove),
@@ -886,36 +932,90 @@ static size_t worker_failed(char *relay, size_t n, int32_t kind, int wait_status
 	return FRAME_RESP_HDR + sizeof(fail);
 }
 
+/* The largest frame a child may send: a call request (frame.h). */
+#define WORKER_RELAY_MAX(cap) (FRAME_RESP_HDR + FRAME_CALL_TYPE_MAX + 1 + (cap))
+
 /*
- * The zygote's side of one run: one frame from the child into @relay
- * (FRAME_RESP_HDR + cap bytes), checked before its payload is read.  A complete
- * valid frame is passed on at once (*@reaped false: the caller stops and reaps
- * the child after sending it); a malformed header gets the child killed, and an
- * end of file before a whole frame (the child exited, or closed fd 1) its wait
- * status; both become a FRAME_FAILED frame.  Returns the bytes to send from
- * @relay, or 0 when the daemon closed the request pipe.
+ * Pass the daemon's answer to a call on, from fd 0 to the child's WORKER_CALL_FD,
+ * through @relay.  All of it is read even when the child is gone (EPIPE: SIGPIPE
+ * is ignored), so the request pipe stays in step.  The daemon is trusted, but a
+ * length over the cap means the pipe is out of step: exit.
+ */
+static void worker_pass_answer(char *relay)
+{
+	uint8_t hdr[FRAME_REQ_HDR];
+	bool gone = false;
+	uint32_t len;
+
+	if (frame_read_full(0, hdr, sizeof(hdr), -1) != (ssize_t)sizeof(hdr))
+		_exit(WORKER_EXIT_IO);
+	len = frame_get_request(hdr);
+	if (len != FRAME_CALL_FAILED && len > worker_out.cap)
+		_exit(WORKER_EXIT_IO);
+	if (frame_write_full(WORKER_CALL_FD, hdr, sizeof(hdr), -1) < 0)
+		gone = true;
+	if (len == FRAME_CALL_FAILED || len == 0)
+		return;
+	if (frame_read_full(0, relay, len, -1) != (ssize_t)len)
+		_exit(WORKER_EXIT_IO);
+	if (!gone)
+		frame_write_full(WORKER_CALL_FD, relay, len, -1);
+	explicit_bzero(relay, len);
+}
+
+/*
+ * The zygote's side of one run: the child's frames into @relay
+ * (WORKER_RELAY_MAX(cap) bytes), each header checked before its payload is read.
+ * A call request (well formed: frame_get_call) goes to the daemon and its answer
+ * back to the child, and the run goes on.  A complete valid final frame is
+ * passed on at once (*@reaped false: the caller stops and reaps the child after
+ * sending it).  A malformed frame (a bad header, a call without a type name)
+ * gets the child killed, and an end of file before a whole frame (the child
+ * exited, or closed fd 1) its wait status; both become a FRAME_FAILED frame.
+ * Returns the bytes to send from @relay, or 0 when the daemon closed the
+ * request pipe.
  */
 static size_t worker_relay(pid_t child, char *relay, bool *reaped)
 {
-	ssize_t got = frame_read_full(WORKER_CHILD_FD, relay, FRAME_RESP_HDR, -1);
+	size_t cap = worker_out.cap;
+	const char *type, *in;
 	int32_t status;
 	uint32_t len;
+	size_t inlen;
+	ssize_t got;
 	int st;
 
 	*reaped = true;
-	if (got == FRAME_RESP_HDR) {
-		if (frame_get_response((uint8_t *)relay, FRAME_TOO_LARGE, (uint32_t)worker_out.cap,
-				       &status, &len) < 0) {
+	for (;;) {
+		got = frame_read_full(WORKER_CHILD_FD, relay, FRAME_RESP_HDR, -1);
+		if (got != FRAME_RESP_HDR)
+			break;
+		if (frame_get_response((uint8_t *)relay, FRAME_CALL,
+				       (uint32_t)(WORKER_RELAY_MAX(cap) - FRAME_RESP_HDR), &status,
+				       &len) < 0 ||
+		    status == FRAME_FAILED || (status != FRAME_CALL && len > cap)) {
 			kill(child, SIGKILL);
 			return worker_failed(relay, FRAME_RESP_HDR, FRAME_FAIL_PROTOCOL,
 					     worker_reap(child));
 		}
 		got = frame_read_full(WORKER_CHILD_FD, relay + FRAME_RESP_HDR, len, -1);
-		if (got == (ssize_t)len) {
+		if (got != (ssize_t)len) {
+			got = FRAME_RESP_HDR + (got > 0 ? got : 0);
+			break;
+		}
+		if (status != FRAME_CALL) {
 			*reaped = false;
 			return FRAME_RESP_HDR + len;
 		}
-		got = FRAME_RESP_HDR + (got > 0 ? got : 0);
+		if (frame_get_call(relay + FRAME_RESP_HDR, len, &type, &in, &inlen) < 0) {
+			kill(child, SIGKILL);
+			return worker_failed(relay, FRAME_RESP_HDR + len, FRAME_FAIL_PROTOCOL,
+					     worker_reap(child));
+		}
+		if (frame_write_full(1, relay, FRAME_RESP_HDR + len, -1) < 0)
+			_exit(WORKER_EXIT_IO);
+		explicit_bzero(relay, FRAME_RESP_HDR + len);
+		worker_pass_answer(relay);
 	}
 	st = worker_reap(child);
 	if (got <= 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0)
@@ -983,8 +1083,11 @@ int main(int argc, char **argv)
 	 * already spawned us with an empty environment and closefrom(3); this
 	 * also covers a daemon that forgot.) */
 	worker_close_fds();
+	/* a write to a run's child that died mid-call fails with EPIPE instead */
+	signal(SIGPIPE, SIG_IGN);
 	if (argc < 5 || argc > 6 || worker_parse_size(argv[3], &mem) < 0 ||
-	    worker_parse_size(argv[4], &cap) < 0 || cap == 0 || cap >= UINT32_MAX ||
+	    worker_parse_size(argv[4], &cap) < 0 || cap == 0 ||
+	    cap >= UINT32_MAX - WORKER_RELAY_MAX(0) ||
 	    (argc == 6 && strcmp(argv[5], "allow_no_landlock") != 0))
 		worker_fail(WORKER_EXIT_USAGE, "usage: seglam-worker INCLUDE_DIR LIBTCC1 MEM_BYTES "
 					       "ANSWER_CAP [allow_no_landlock]");
@@ -1005,7 +1108,7 @@ int main(int argc, char **argv)
 	worker_out.data = malloc(FRAME_RESP_HDR + (size_t)cap + 1);
 	if (worker_out.data)
 		worker_out.data += FRAME_RESP_HDR;
-	relay = malloc(FRAME_RESP_HDR + (size_t)cap + 1);
+	relay = malloc(WORKER_RELAY_MAX((size_t)cap));
 	if (!worker_out.data || !relay)
 		worker_die_oom();
 

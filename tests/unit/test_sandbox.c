@@ -595,6 +595,74 @@ static void test_pool_limits(void)
 	buf_free(&err);
 }
 
+/* Composition: the call handler the cache layer would provide, scripted by type. */
+static int call_handler(const char *type, const char *in, size_t len, struct buf *out,
+			struct buf *why)
+{
+	struct buf err = BUF_INIT;
+	int r;
+
+	if (!strcmp(type, "sq")) {
+		/* a nested run on this thread: the caller's worker is parked meanwhile */
+		r = sandbox_run(good_src, strlen(good_src), in, len, out, &err);
+		buf_free(&err);
+		return r;
+	}
+	if (!strcmp(type, "slow")) {
+		usleep((TIMEOUT_MS + 200) * 1000);
+		buf_adds(out, "late\n");
+		return 0;
+	}
+	buf_adds(why, "no such type");
+	return -ENOENT;
+}
+
+static const char caller_src[] = "#include <seglam.h>\n"
+				 "int seglam_run(const char *in, size_t len, seglam_out *out)\n"
+				 "{\n"
+				 "\tsize_t n = 99;\n"
+				 "\tconst char *a = seglam_call(in, \"7\", 1, &n);\n"
+				 "\tif (!a)\n"
+				 "\t\treturn seglam_printf(out, \"NULL n=%zu\\n\", n);\n"
+				 "\treturn seglam_printf(out, \"got %zu %s\", n, a);\n"
+				 "}\n";
+
+static void test_calls(void)
+{
+	struct buf out = BUF_INIT, err = BUF_INIT;
+	struct sandbox_stats st;
+	int r;
+
+	sandbox_shutdown();
+	start(1); /* the cap at 1: a caller and its callee must still both run */
+	r = run(caller_src, "x", &out, &err);
+	check(r == 0 && !strcmp(buf_str(&out), "NULL n=0\n"), "no handler: seglam_call is NULL",
+	      "r=%d out=%s err=%s", r, buf_str(&out), buf_str(&err));
+	sandbox_set_call_handler(call_handler);
+	r = run(caller_src, "sq", &out, &err);
+	check(r == 0 && !strcmp(buf_str(&out), "got 3 50\n"),
+	      "seglam_call answers through the daemon, workers cap 1", "r=%d out=%s err=%s", r,
+	      buf_str(&out), buf_str(&err));
+	r = run(caller_src, "nope", &out, &err);
+	check(r == 0 && !strcmp(buf_str(&out), "NULL n=0\n"), "a failed call is NULL",
+	      "r=%d out=%s err=%s", r, buf_str(&out), buf_str(&err));
+	r = run(caller_src, "", &out, &err);
+	check(r == 0 && !strcmp(buf_str(&out), "NULL n=0\n"), "an empty type is NULL",
+	      "r=%d out=%s err=%s", r, buf_str(&out), buf_str(&err));
+	r = run(caller_src, "slow", &out, &err);
+	check(r == -EIO && strstr(buf_str(&err), "timed out"),
+	      "a call past the time limit fails the whole run", "r=%d out=%s err=%s", r,
+	      buf_str(&out), buf_str(&err));
+	r = run(caller_src, "sq", &out, &err);
+	sandbox_get_stats(&st);
+	check(r == 0 && st.calls >= 4 && st.parked_max >= 1,
+	      "the pool keeps serving after a timed-out call", "r=%d calls=%llu parked_max=%llu", r,
+	      (unsigned long long)st.calls, (unsigned long long)st.parked_max);
+	sandbox_set_call_handler(NULL);
+	buf_free(&out);
+	buf_free(&err);
+}
+
 /* Cold and warm latencies, printed for the record: timing is asserted only in
  * benchmarks (bench/), never here.  What is checked is that every run is right. */
 static void test_timing(void)
@@ -765,6 +833,7 @@ int main(int argc, char **argv)
 	       (unsigned long long)st.crashes, (unsigned long long)st.timeouts,
 	       (unsigned long long)st.live_workers);
 	test_pool_limits();
+	test_calls();
 	sandbox_shutdown();
 	count_procs(&children, &workers);
 	check(children == 0 && workers == 0, "no worker or zombie left after shutdown",
