@@ -758,8 +758,9 @@ out:
  * A run's child, before the procedure's code: on top of the zygote's filter, only
  * the system calls a procedure needs (their arguments are checked by the zygote's
  * filter), close (the child gives up fd 0 before the procedure runs), and abort()
- * only at itself.  No fork, no pipe, no dup, no wait, no kill, no further filter.  A raw filter rather than libseccomp: it is built and
- * loaded in every child, once per run.
+ * only at itself.  No fork, no pipe, no dup, no wait, no kill, no further filter.
+ * A raw filter rather than libseccomp: it is built and loaded in every child,
+ * once per run.
  */
 static void worker_child_lockdown(void)
 {
@@ -1023,10 +1024,9 @@ static size_t worker_relay(pid_t child, char *relay, bool *reaped)
 	/* it could not even lock itself down: this worker cannot serve */
 	if (got <= 0 && WIFEXITED(st) && WEXITSTATUS(st) == WORKER_EXIT_SETUP)
 		_exit(WORKER_EXIT_SETUP);
-	return worker_failed(relay, got > 0 ? (size_t)got : 0,
-			     WIFEXITED(st) && WEXITSTATUS(st) == 0 ? FRAME_FAIL_PROTOCOL
-								   : FRAME_FAIL_DIED,
-			     st);
+	return worker_failed(
+	    relay, got > 0 ? (size_t)got : 0,
+	    WIFEXITED(st) && WEXITSTATUS(st) == 0 ? FRAME_FAIL_PROTOCOL : FRAME_FAIL_DIED, st);
 }
 
 /*
