@@ -633,6 +633,25 @@ static void test_timing(void)
 	buf_free(&err);
 }
 
+/* buf_addrepr, the one quoting helper for worker and compiler text. */
+static void test_addrepr(void)
+{
+	/* ESC, BEL, backslash, newline, tab, DEL, U+00E9, U+009B (C1 CSI), a lone
+	 * continuation byte, an overlong '/', a truncated sequence */
+	static const char in[] = "a\x1b[2J\x07\\b\n\t\x7f\xc3\xa9\xc2\x9b\x80\xc0\xaf\xe2\x82";
+	const char *keep = "a\\x1b[2J\\x07\\\\b\n\\t\\x7f\xc3\xa9\\xc2\\x9b\\x80\\xc0\\xaf\\xe2\\x82";
+	const char *flat = "a\\x1b[2J\\x07\\\\b\\n\\t\\x7f\xc3\xa9\\xc2\\x9b\\x80\\xc0\\xaf\\xe2\\x82";
+	struct buf a = BUF_INIT, b = BUF_INIT;
+
+	buf_addrepr(&a, in, sizeof(in) - 1, true);
+	buf_addrepr(&b, in, sizeof(in) - 1, false);
+	check(strcmp(buf_str(&a), keep) == 0 && strcmp(buf_str(&b), flat) == 0,
+	      "buf_addrepr escapes control bytes, C1 and invalid UTF-8, keeps valid UTF-8",
+	      "got %s | %s", buf_str(&a), buf_str(&b));
+	buf_free(&a);
+	buf_free(&b);
+}
+
 /*
  * No run sees another's input (issue 10 item 6): a procedure that keeps its inputs
  * in static memory, and one that writes a forged reply early and its real one (with
@@ -751,6 +770,7 @@ int main(int argc, char **argv)
 	test_compile_errors();
 	test_libc();
 	test_binary_and_cap();
+	test_addrepr();
 	test_hostile();
 	test_runs_isolated();
 	test_no_landlock();
