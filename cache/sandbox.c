@@ -209,13 +209,8 @@ static int sandbox_high_fd(int fd)
 static int sandbox_spawn(struct sandbox_worker *w)
 {
 	char mem[32], cap[32];
-	char *argv[] = {"seglam-worker",
-			sbx.include_dir,
-			SEGLAM_LIBTCC1,
-			mem,
-			cap,
-			sbx.cfg.allow_no_landlock ? "allow_no_landlock" : NULL,
-			NULL};
+	char *argv[8] = {"seglam-worker", sbx.include_dir, SEGLAM_LIBTCC1, mem, cap};
+	int argc = 5;
 	char *envp[] = {NULL}; /* no API key, no anything */
 	int req[2] = {-1, -1}, resp[2] = {-1, -1};
 	posix_spawn_file_actions_t fa;
@@ -223,6 +218,11 @@ static int sandbox_spawn(struct sandbox_worker *w)
 	sigset_t none, all;
 	int ret;
 
+	if (sbx.cfg.allow_no_landlock)
+		argv[argc++] = "allow_no_landlock";
+	if (sbx.cfg.worker_reuse)
+		argv[argc++] = "reuse";
+	argv[argc] = NULL;
 	snprintf(mem, sizeof(mem), "%zu", sbx.cfg.mem_limit);
 	snprintf(cap, sizeof(cap), "%zu", sbx.cfg.max_answer);
 	posix_spawn_file_actions_init(&fa);

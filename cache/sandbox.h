@@ -28,6 +28,10 @@ struct sandbox_config {
 	/* Compile even where Landlock is missing (-o allow_no_landlock): tcc then
 	 * can read any file user nobody can, guarded only by the precheck. */
 	bool allow_no_landlock;
+	/* Run every input in the worker process itself (-o worker_reuse) instead of
+	 * a fresh child per input: no fork per run, but a procedure may then keep
+	 * state from one input (one reader) to the next.  See SECURITY.md. */
+	bool worker_reuse;
 };
 
 int sandbox_init(const struct sandbox_config *cfg);

@@ -123,7 +123,10 @@ void buf_addrepr(struct buf *b, const void *data, size_t len, bool keep_newlines
 			i += u;
 			continue;
 		} else {
-			buf_printf(b, "\\x%02x", c);
+			static const char hex[] = "0123456789abcdef";
+			char esc[4] = {'\\', 'x', hex[c >> 4], hex[c & 15]};
+
+			buf_add(b, esc, sizeof(esc));
 		}
 		i++;
 	}

@@ -2,10 +2,10 @@
  * seglam-worker: compiles one untrusted procedure with libtcc and runs it on inputs.
  *
  * Started by cache/sandbox.c with posix_spawn, an empty environment and
- *	argv: seglam-worker INCLUDE_DIR LIBTCC1_A MEM_LIMIT_BYTES ANSWER_CAP_BYTES [FLAG]
- * (FLAG: allow_no_landlock).  fd 0 = requests, fd 1 = responses (frame.h), fd 2 = /dev/null.
- * Without Landlock the worker refuses to compile (tcc could read any file this
- * user can) unless the last argument says the operator accepted that.
+ *	argv: seglam-worker INCLUDE_DIR LIBTCC1_A MEM_LIMIT_BYTES ANSWER_CAP_BYTES [FLAG...]
+ * (FLAGs: allow_no_landlock, reuse).  fd 0 = requests, fd 1 = responses (frame.h), fd 2 =
+ * /dev/null. Without Landlock the worker refuses to compile (tcc could read any file this user can)
+ *unless the last argument says the operator accepted that.
  *
  * The order of the steps in main() is the security argument, and each step says
  * why it comes where it does.  In short: privileges are dropped and the file
@@ -185,13 +185,27 @@ static void *worker_realloc(void *old, size_t n)
  * zygote, which relays it to the daemon), the answer frame back on
  * WORKER_CHILD_FD (the zygote passes it on from the daemon; frame.h).  The daemon
  * does the ask; this process never sees the callee's code.  An answer stays valid
- * until the run ends, which is when this process ends: it is never freed.  A
- * broken pipe mid-call means the run is being given up: exit.
+ * until the run ends.  A broken pipe mid-call means the run is being given up:
+ * exit.
  */
+/* Where call answers come from: the run child's second pipe, or fd 0 itself in a
+ * -o worker_reuse worker (which talks to the daemon directly). */
+static int worker_call_fd = WORKER_CHILD_FD;
+
+/* Answers seglam_call returned: they stay valid until seglam_run returns (the ABI
+ * says so).  A run's child never frees them (it ends with its run); a
+ * worker_reuse worker frees them after each run. */
+struct worker_held {
+	struct worker_held *next;
+	char data[];
+};
+
+static struct worker_held *worker_held;
+
 static const char *seglam_call(const char *type, const char *in, size_t len, size_t *n)
 {
 	uint8_t hdr[FRAME_RESP_HDR], rhdr[FRAME_REQ_HDR];
-	char *answer;
+	struct worker_held *h;
 	size_t tl;
 	uint32_t rlen;
 
@@ -207,22 +221,24 @@ static const char *seglam_call(const char *type, const char *in, size_t len, siz
 	    frame_write_full(1, type, tl + 1, -1) < 0 ||
 	    (len && frame_write_full(1, in, len, -1) < 0))
 		_exit(WORKER_EXIT_IO);
-	if (frame_read_full(WORKER_CHILD_FD, rhdr, sizeof(rhdr), -1) != (ssize_t)sizeof(rhdr))
+	if (frame_read_full(worker_call_fd, rhdr, sizeof(rhdr), -1) != (ssize_t)sizeof(rhdr))
 		_exit(WORKER_EXIT_IO);
 	rlen = frame_get_request(rhdr);
 	if (rlen == FRAME_CALL_FAILED)
 		return NULL;
 	if (rlen > worker_out.cap)
 		_exit(WORKER_EXIT_IO);
-	answer = malloc((size_t)rlen + 1);
-	if (!answer)
+	h = malloc(sizeof(*h) + rlen + 1);
+	if (!h)
 		worker_die_oom();
-	if (frame_read_full(WORKER_CHILD_FD, answer, rlen, -1) != (ssize_t)rlen)
+	if (frame_read_full(worker_call_fd, h->data, rlen, -1) != (ssize_t)rlen)
 		_exit(WORKER_EXIT_IO);
-	answer[rlen] = '\0';
+	h->data[rlen] = '\0';
+	h->next = worker_held;
+	worker_held = h;
 	if (n)
 		*n = rlen;
-	return answer;
+	return h->data;
 }
 
 struct worker_sym {
@@ -690,6 +706,56 @@ static void worker_warm_up(void)
 }
 
 /*
+ * -o worker_reuse: the filter of a worker that runs every input itself, in this
+ * one process, with no child per run (and so nothing of the zygote's filter:
+ * no fork, pipe, dup, kill).  Default action: kill the whole process (SIGSYS).
+ */
+static int worker_seccomp_reuse(void)
+{
+	scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_KILL_PROCESS);
+	pid_t pid = getpid(), tid = gettid();
+	int r = -ENOMEM;
+
+	if (!ctx)
+		return r;
+#define ALLOW(call, ...)                                                                           \
+	do {                                                                                       \
+		r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(call), __VA_ARGS__);            \
+		if (r < 0)                                                                         \
+			goto out;                                                                  \
+	} while (0)
+	/* the two pipes, nothing else */
+	ALLOW(read, 1, SCMP_A0(SCMP_CMP_EQ, 0));
+	ALLOW(write, 1, SCMP_A0(SCMP_CMP_EQ, 1));
+	/* glibc's fatal messages ("free(): double free detected") go to fd 2 with
+	 * writev before abort(); fd 2 is /dev/null */
+	ALLOW(writev, 1, SCMP_A0(SCMP_CMP_EQ, 2));
+	/* malloc and friends; never executable memory, so no new code after relocation */
+	ALLOW(mmap, 1, SCMP_A2(SCMP_CMP_MASKED_EQ, PROT_EXEC, 0));
+	ALLOW(mprotect, 1, SCMP_A2(SCMP_CMP_MASKED_EQ, PROT_EXEC, 0));
+	ALLOW(munmap, 0);
+	ALLOW(mremap, 0); /* realloc of large blocks */
+	ALLOW(brk, 0);
+	ALLOW(madvise, 0); /* free() returning memory */
+	ALLOW(exit, 0);
+	ALLOW(exit_group, 0);
+	ALLOW(rt_sigreturn, 0);
+	/* abort() (called by a procedure, or by malloc on heap corruption) blocks
+	 * signals and raises SIGABRT on this very thread: allow exactly that, so it
+	 * is reported as SIGABRT rather than as a forbidden system call. */
+	ALLOW(rt_sigprocmask, 0);
+	ALLOW(getpid, 0);
+	ALLOW(gettid, 0);
+	ALLOW(tgkill, 3, SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)pid),
+	      SCMP_A1(SCMP_CMP_EQ, (scmp_datum_t)tid), SCMP_A2(SCMP_CMP_EQ, SIGABRT));
+#undef ALLOW
+	r = seccomp_load(ctx);
+out:
+	seccomp_release(ctx);
+	return r;
+}
+
+/*
  * The zygote's filter.  Default: kill the whole process (SIGSYS).  The zygote
  * itself only reads requests, forks, relays and waits; what else is here is what
  * its children need (they add worker_child_lockdown()'s list on top, and a
@@ -814,6 +880,43 @@ static int worker_parse_size(const char *s, unsigned long long *v)
 	errno = 0;
 	*v = strtoull(s, &end, 10);
 	return errno || end == s || *end ? -1 : 0;
+}
+
+/* -o worker_reuse: serve inputs in this process until the daemon closes the pipe.
+ * A procedure may keep state from one input to the next (SECURITY.md). */
+static void __attribute__((noreturn)) worker_serve_reuse(worker_run_fn run)
+{
+	worker_call_fd = 0;
+	for (;;) {
+		int32_t status;
+		uint32_t len;
+		char *in = worker_read_frame(&len);
+		int rc;
+
+		worker_out.len = 0;
+		worker_out.overflow = false;
+		worker_out.data[0] = '\0';
+		rc = run(in, len, &worker_out);
+		free(in);
+		while (worker_held) {
+			struct worker_held *h = worker_held;
+
+			worker_held = h->next;
+			free(h);
+		}
+		if (worker_out.overflow) {
+			status = FRAME_TOO_LARGE;
+			worker_out.len = 0;
+		} else {
+			status = rc ? FRAME_REJECTED : FRAME_ANSWER;
+		}
+		/* header and answer in one write, so the daemon wakes up once */
+		frame_put_response((uint8_t *)worker_out.data - FRAME_RESP_HDR, status,
+				   (uint32_t)worker_out.len);
+		if (frame_write_full(1, worker_out.data - FRAME_RESP_HDR,
+				     FRAME_RESP_HDR + worker_out.len, -1) < 0)
+			_exit(WORKER_EXIT_IO);
+	}
 }
 
 /*
@@ -1078,6 +1181,7 @@ int main(int argc, char **argv)
 	worker_run_fn run;
 	uint32_t srclen;
 	char *src, *relay;
+	bool allow_no_landlock = false, reuse = false, bad_flag = false;
 
 	/* Step 1: nothing inherited but the two pipes and /dev/null.  (The daemon
 	 * already spawned us with an empty environment and closefrom(3); this
@@ -1085,12 +1189,19 @@ int main(int argc, char **argv)
 	worker_close_fds();
 	/* a write to a run's child that died mid-call fails with EPIPE instead */
 	signal(SIGPIPE, SIG_IGN);
-	if (argc < 5 || argc > 6 || worker_parse_size(argv[3], &mem) < 0 ||
+	for (int i = 5; i < argc; i++) {
+		if (strcmp(argv[i], "allow_no_landlock") == 0)
+			allow_no_landlock = true;
+		else if (strcmp(argv[i], "reuse") == 0)
+			reuse = true;
+		else
+			bad_flag = true;
+	}
+	if (argc < 5 || bad_flag || worker_parse_size(argv[3], &mem) < 0 ||
 	    worker_parse_size(argv[4], &cap) < 0 || cap == 0 ||
-	    cap >= UINT32_MAX - WORKER_RELAY_MAX(0) ||
-	    (argc == 6 && strcmp(argv[5], "allow_no_landlock") != 0))
+	    cap >= UINT32_MAX - WORKER_RELAY_MAX(0))
 		worker_fail(WORKER_EXIT_USAGE, "usage: seglam-worker INCLUDE_DIR LIBTCC1 MEM_BYTES "
-					       "ANSWER_CAP [allow_no_landlock]");
+					       "ANSWER_CAP [allow_no_landlock] [reuse]");
 
 	/* Step 2: drop root, then limits.  setuid first: RLIMIT_NPROC 0 would be
 	 * checked against the new user otherwise.  no_new_privs is also what
@@ -1101,7 +1212,7 @@ int main(int argc, char **argv)
 		worker_fail(WORKER_EXIT_SETUP, "worker: include directory: %s", strerror(errno));
 
 	/* Step 3: file system closed off before any untrusted byte is parsed. */
-	worker_landlock(argv[1], argv[2], argc == 6);
+	worker_landlock(argv[1], argv[2], allow_no_landlock);
 
 	worker_out.cap = (size_t)cap;
 	/* room for the response header in front: a child writes its frame at once */
@@ -1129,13 +1240,15 @@ int main(int argc, char **argv)
 	 * down further.  The "compiled" reply is only sent once the filter is in
 	 * place, so a pooled worker is always a locked one. */
 	worker_warm_up();
-	if (worker_seccomp() < 0)
+	if ((reuse ? worker_seccomp_reuse() : worker_seccomp()) < 0)
 		worker_fail(WORKER_EXIT_SETUP, "worker: cannot install the seccomp filter");
 	frame_put_response(hdr, FRAME_COMPILED, 0);
 	if (frame_write_full(1, hdr, sizeof(hdr), -1) < 0)
 		_exit(WORKER_EXIT_IO);
 
 	/* Step 7: serve inputs, each in a fresh child, until the daemon closes the pipe. */
+	if (reuse)
+		worker_serve_reuse(run);
 	worker_serve(run, relay);
 	return 0;
 }

@@ -72,6 +72,8 @@ static int run(const char *src, const char *in, struct buf *out, struct buf *err
 	return sandbox_run(src, strlen(src), in, strlen(in), out, err);
 }
 
+static bool opt_worker_reuse;
+
 static void start_with(const char *worker, unsigned max_workers, bool allow_no_landlock)
 {
 	struct sandbox_config cfg = {
@@ -80,6 +82,7 @@ static void start_with(const char *worker, unsigned max_workers, bool allow_no_l
 	    .timeout_ms = TIMEOUT_MS,
 	    .max_workers = max_workers,
 	    .allow_no_landlock = allow_no_landlock,
+	    .worker_reuse = opt_worker_reuse,
 	};
 	int r = sandbox_init(&cfg);
 
@@ -701,6 +704,27 @@ static void test_timing(void)
 	buf_free(&err);
 }
 
+/* buf_addrepr, the one quoting helper for worker and compiler text. */
+static void test_addrepr(void)
+{
+	/* ESC, BEL, backslash, newline, tab, DEL, U+00E9, U+009B (C1 CSI), a lone
+	 * continuation byte, an overlong '/', a truncated sequence */
+	static const char in[] = "a\x1b[2J\x07\\b\n\t\x7f\xc3\xa9\xc2\x9b\x80\xc0\xaf\xe2\x82";
+	const char *keep =
+	    "a\\x1b[2J\\x07\\\\b\n\\t\\x7f\xc3\xa9\\xc2\\x9b\\x80\\xc0\\xaf\\xe2\\x82";
+	const char *flat =
+	    "a\\x1b[2J\\x07\\\\b\\n\\t\\x7f\xc3\xa9\\xc2\\x9b\\x80\\xc0\\xaf\\xe2\\x82";
+	struct buf a = BUF_INIT, b = BUF_INIT;
+
+	buf_addrepr(&a, in, sizeof(in) - 1, true);
+	buf_addrepr(&b, in, sizeof(in) - 1, false);
+	check(strcmp(buf_str(&a), keep) == 0 && strcmp(buf_str(&b), flat) == 0,
+	      "buf_addrepr escapes control bytes, C1 and invalid UTF-8, keeps valid UTF-8",
+	      "got %s | %s", buf_str(&a), buf_str(&b));
+	buf_free(&a);
+	buf_free(&b);
+}
+
 /*
  * No run sees another's input (issue 10 item 6): a procedure that keeps its inputs
  * in static memory, and one that writes a forged reply early and its real one (with
@@ -764,6 +788,54 @@ static void test_runs_isolated(void)
 }
 
 /*
+ * -o worker_reuse: inputs run in the pooled worker itself.  Answers are right,
+ * a forged reply still kills the worker, and (what the option trades away, and
+ * SECURITY.md says) a procedure remembers earlier inputs.
+ */
+static void test_worker_reuse(void)
+{
+	struct buf src = BUF_INIT, out = BUF_INIT, err = BUF_INIT;
+	char path[4096];
+	bool all = true;
+	FILE *f;
+	int r;
+
+	sandbox_shutdown();
+	opt_worker_reuse = true;
+	start(0);
+	for (int i = 0; i < 200 && all; i++) {
+		char in[32], want[32];
+
+		snprintf(in, sizeof(in), "%d", i);
+		snprintf(want, sizeof(want), "%ld\n", (long)i * i + 1);
+		all = run(good_src, in, &out, &err) == 0 && strcmp(buf_str(&out), want) == 0;
+	}
+	check(all, "worker_reuse: 200 runs answered right", "out=%s err=%s", buf_str(&out),
+	      buf_str(&err));
+	snprintf(path, sizeof(path), "%s/remember.c", hostile_dir);
+	f = fopen(path, "r");
+	if (f) {
+		char chunk[4096];
+		size_t n;
+
+		while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
+			buf_add(&src, chunk, n);
+		fclose(f);
+	}
+	sandbox_run(src.data, src.len, "first", 5, &out, &err);
+	r = sandbox_run(src.data, src.len, "second", 6, &out, &err);
+	check(r == 0 && strstr(buf_str(&out), "first;"),
+	      "worker_reuse: a procedure remembers earlier inputs (what the option trades away)",
+	      "r=%d out=%s", r, buf_str(&out));
+	sandbox_shutdown();
+	opt_worker_reuse = false;
+	start(0);
+	buf_free(&src);
+	buf_free(&out);
+	buf_free(&err);
+}
+
+/*
  * Fail closed: on a kernel without Landlock (simulated by nolandlock-worker, which
  * makes landlock_create_ruleset fail with ENOSYS under the real worker) nothing
  * compiles, with a reason naming the fix, unless allow_no_landlock was given.
@@ -819,8 +891,10 @@ int main(int argc, char **argv)
 	test_compile_errors();
 	test_libc();
 	test_binary_and_cap();
+	test_addrepr();
 	test_hostile();
 	test_runs_isolated();
+	test_worker_reuse();
 	test_no_landlock();
 	test_concurrency();
 	test_timing();
