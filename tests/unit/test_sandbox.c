@@ -827,6 +827,15 @@ static void test_worker_reuse(void)
 	check(r == 0 && strstr(buf_str(&out), "first;"),
 	      "worker_reuse: a procedure remembers earlier inputs (what the option trades away)",
 	      "r=%d out=%s", r, buf_str(&out));
+	/* seglam_call in a reusing worker: the answer comes on fd 0 itself */
+	sandbox_set_call_handler(call_handler);
+	all = true;
+	for (int i = 0; i < 20 && all; i++)
+		all = run(caller_src, i % 2 ? "sq" : "nope", &out, &err) == 0 &&
+		      !strcmp(buf_str(&out), i % 2 ? "got 3 50\n" : "NULL n=0\n");
+	sandbox_set_call_handler(NULL);
+	check(all, "worker_reuse: seglam_call answers, 20 runs in a row", "out=%s err=%s",
+	      buf_str(&out), buf_str(&err));
 	sandbox_shutdown();
 	opt_worker_reuse = false;
 	start(0);
