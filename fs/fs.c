@@ -27,6 +27,7 @@
 
 #include "atomic.h"
 #include "log.h"
+#include "map.h"
 #include "name.h"
 #include "node.h"
 #include "proc.h"
@@ -38,7 +39,7 @@
 static struct fs_config fs_cfg;
 static struct fuse_session *fs_session;
 
-enum handle_kind { H_ANSWER, H_QUERY, H_STATS, H_PFILE, H_DIR };
+enum handle_kind { H_ANSWER, H_QUERY, H_STATS, H_PFILE, H_DIR, H_MAP };
 
 struct pfile {
 	pthread_mutex_t lock;
@@ -69,6 +70,7 @@ struct handle {
 			bool sealed;
 		} q;
 		struct buf text;
+		struct map_stream *map;
 		struct pfile pf;
 		struct {
 			struct dirent_snap *ents;
@@ -230,11 +232,12 @@ static int node_attr(struct node *n, struct stat *st, double *timeout)
 	switch (n->kind) {
 	case NODE_ROOT:
 		attr_dir(st, ino, 0755);
-		st->st_nlink = 5;
+		st->st_nlink = 6;
 		*timeout = FS_FIXED_TIMEOUT;
 		break;
 	case NODE_ASK:
 	case NODE_QUERY:
+	case NODE_MAP:
 		attr_dir(st, ino, 0555);
 		*timeout = FS_FIXED_TIMEOUT;
 		break;
@@ -253,6 +256,7 @@ static int node_attr(struct node *n, struct stat *st, double *timeout)
 		attr_dir(st, ino, 0555);
 		break;
 	case NODE_QUERY_TYPE:
+	case NODE_MAP_TYPE:
 		attr_file(st, ino, 0666, 0, 0);
 		break;
 	case NODE_ANSWER:
@@ -375,13 +379,16 @@ static void fs_lookup(fuse_req_t req, fuse_ino_t parent_ino, const char *name)
 		break;
 	case NODE_ASK:
 	case NODE_QUERY:
+	case NODE_MAP:
 		pthread_mutex_unlock(&node_lock);
 		ret = type_name_ok(name) && proc_type_visible(name) ? 0 : -ENOENT;
 		pthread_mutex_lock(&node_lock);
 		if (ret)
 			goto out;
 		n = node_lookup_child(parent, name,
-				      parent->kind == NODE_ASK ? NODE_ASK_TYPE : NODE_QUERY_TYPE);
+				      parent->kind == NODE_ASK	   ? NODE_ASK_TYPE
+				      : parent->kind == NODE_MAP ? NODE_MAP_TYPE
+								 : NODE_QUERY_TYPE);
 		n->nlookup--; /* counted below */
 		break;
 	case NODE_PROCS:
@@ -716,12 +723,14 @@ static void fs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 		dir_add(h, "procs", S_IFDIR, INO_PROCS);
 		dir_add(h, "query", S_IFDIR, INO_QUERY);
 		dir_add(h, "stats", S_IFREG, INO_STATS);
+		dir_add(h, "map", S_IFDIR, INO_MAP);
 		break;
 	case NODE_ASK:
 	case NODE_PROCS:
 	case NODE_QUERY:
+	case NODE_MAP:
 		ret = store_foreach_type(type_foreach_add, h);
-		if (kind == NODE_QUERY)
+		if (kind == NODE_QUERY || kind == NODE_MAP)
 			for (size_t i = 2; i < h->dir.n; i++)
 				h->dir.ents[i].type = S_IFREG;
 		break;
@@ -821,6 +830,9 @@ static void handle_destroy(struct handle *h)
 		break;
 	case H_STATS:
 		buf_free(&h->text);
+		break;
+	case H_MAP:
+		map_close(h->map);
 		break;
 	case H_PFILE:
 		pfile_save(h);
@@ -1220,7 +1232,7 @@ static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	pthread_mutex_lock(&node_lock);
 	n = node_by_ino(ino);
 	kind = n ? n->kind : NODE_ROOT;
-	if (n && (kind == NODE_ANSWER || kind == NODE_QUERY_TYPE)) {
+	if (n && (kind == NODE_ANSWER || kind == NODE_QUERY_TYPE || kind == NODE_MAP_TYPE)) {
 		type = strdup(n->type);
 		if (kind == NODE_ANSWER) {
 			input = malloc(n->inlen + 1);
@@ -1252,6 +1264,12 @@ static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		h = handle_new(H_QUERY, ino);
 		pthread_mutex_init(&h->q.lock, NULL);
 		fi->direct_io = 1;
+		break;
+	case NODE_MAP_TYPE:
+		h = handle_new(H_MAP, ino);
+		h->map = map_open(type);
+		fi->direct_io = 1;
+		fi->nonseekable = 1;
 		break;
 	case NODE_STATS:
 		h = handle_new(H_STATS, ino);
@@ -1369,6 +1387,9 @@ static void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 			answer_put(a);
 		}
 		return;
+	case H_MAP:
+		map_read(req, h->map, size);
+		return;
 	case H_PFILE:
 		data = malloc(size ? size : 1);
 		if (!data)
@@ -1420,6 +1441,10 @@ static void fs_write(fuse_req_t req, fuse_ino_t ino, const char *data, size_t si
 			fuse_reply_err(req, -ret);
 		else
 			fuse_reply_write(req, size);
+		return;
+	}
+	if (h->kind == H_MAP) {
+		map_write(req, h->map, data, size);
 		return;
 	}
 	if (h->kind != H_PFILE || !h->pf.writable) {

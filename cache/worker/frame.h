@@ -11,6 +11,17 @@
  * Reply to the source: FRAME_COMPILED, or FRAME_COMPILE_ERROR with the message.
  * Reply to an input: FRAME_ANSWER, FRAME_REJECTED (bytes = reason), or
  * FRAME_TOO_LARGE (no bytes).
+ *
+ * Batch request (seglam map): a request whose length word is FRAME_REQ_BATCH is
+ * followed by struct frame_batch and then @bytes of inputs, each [u32 len][len
+ * bytes].  The worker answers each input with an ordinary response frame, in
+ * order.  It buffers its replies and writes them out when the buffer fills, at
+ * the end of the batch, and before starting an input once @flush_ms have passed
+ * since the last write (FRAME_BATCH_EACH: after every answer), so the daemon
+ * sees progress at least every flush_ms and times each input, not the batch.
+ * Once the answers of a batch reach @out_max bytes, the remaining inputs are not
+ * run: each gets FRAME_SKIPPED (no bytes) and the daemon sends them again later,
+ * which bounds what a batch can make the daemon hold.
  */
 #ifndef SEGLAM_FRAME_H
 #define SEGLAM_FRAME_H
@@ -23,11 +34,25 @@ enum {
 	FRAME_ANSWER = 0,
 	FRAME_REJECTED = 1,
 	FRAME_TOO_LARGE = 2,
+	FRAME_SKIPPED = 3, /* batch only: not run, send again */
 	FRAME_COMPILED = 0,
 	FRAME_COMPILE_ERROR = 1,
 };
 
 #define FRAME_REQ_HDR 4
+/* Length words from here up are request kinds, not lengths (inputs are shorter). */
+#define FRAME_REQ_BATCH 0xfffffff0u
+#define FRAME_BATCH_EACH 1u	      /* flag: write each answer out at once */
+#define FRAME_BATCH_MAX (4u << 20)    /* largest batch payload, bytes */
+#define FRAME_BATCH_MAX_COUNT 65536u /* most inputs in one batch */
+
+struct frame_batch {
+	uint32_t flags;
+	uint32_t flush_ms;
+	uint32_t count;
+	uint32_t bytes;
+	uint32_t out_max;
+};
 #define FRAME_RESP_HDR 8
 /* Compiler messages longer than this are truncated by the worker. */
 #define FRAME_MAX_MESSAGE (64 * 1024)

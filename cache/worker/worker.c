@@ -24,10 +24,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/auxv.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <ctype.h>
@@ -418,26 +420,38 @@ static void worker_landlock(const char *include_dir, const char *libtcc1)
 	close(ruleset);
 }
 
-static char *worker_read_frame(uint32_t *len)
+/* The length word of the next request (or a request kind, FRAME_REQ_*). */
+static uint32_t worker_read_len(void)
 {
 	uint8_t hdr[FRAME_REQ_HDR];
 	ssize_t r = frame_read_full(0, hdr, sizeof(hdr), -1);
-	char *data;
 
 	if (r == 0)
 		_exit(0); /* the daemon closed the pipe: done */
 	if (r != (ssize_t)sizeof(hdr))
 		_exit(WORKER_EXIT_IO);
-	*len = frame_get_request(hdr);
-	if (*len == UINT32_MAX)
-		_exit(WORKER_EXIT_IO);
-	data = malloc((size_t)*len + 1);
+	return frame_get_request(hdr);
+}
+
+static char *worker_read_body(uint32_t len)
+{
+	char *data;
+
+	if (len >= FRAME_REQ_BATCH)
+		_exit(WORKER_EXIT_IO); /* a request kind where a length belongs */
+	data = malloc((size_t)len + 1);
 	if (!data)
 		worker_die_oom();
-	if (frame_read_full(0, data, *len, -1) != (ssize_t)*len)
+	if (frame_read_full(0, data, len, -1) != (ssize_t)len)
 		_exit(WORKER_EXIT_IO);
-	data[*len] = '\0';
+	data[len] = '\0';
 	return data;
+}
+
+static char *worker_read_frame(uint32_t *len)
+{
+	*len = worker_read_len();
+	return worker_read_body(*len);
 }
 
 /* ------------------------------------------------------------------------- */
@@ -665,6 +679,120 @@ static int worker_parse_size(const char *s, unsigned long long *v)
 	return errno || end == s || *end ? -1 : 0;
 }
 
+/* ------------------------------------------------------------------------- */
+/* Batches (seglam map, frame.h): many inputs per request, answers buffered. */
+
+#define WORKER_BATCH_OUT (256u << 10) /* reply buffer; written out when full */
+
+/* vDSO present: CLOCK_MONOTONIC_COARSE is read without a system call, so the
+ * seccomp filter need not allow clock_gettime.  Without it a batch writes each
+ * answer out at once (slower, and still timed per input by the daemon). */
+static bool worker_have_clock;
+
+static int64_t worker_coarse_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void worker_flush(char *obuf, size_t *olen)
+{
+	if (*olen && frame_write_full(1, obuf, *olen, -1) < 0)
+		_exit(WORKER_EXIT_IO);
+	*olen = 0;
+}
+
+static void worker_batch(worker_run_fn run)
+{
+	static char obuf[WORKER_BATCH_OUT];
+	static char *in;
+	static size_t incap;
+	struct frame_batch b;
+	size_t olen = 0, off = 0, produced = 0;
+	bool each;
+	int64_t last;
+	char *data;
+
+	if (frame_read_full(0, &b, sizeof(b), -1) != (ssize_t)sizeof(b) ||
+	    b.bytes > FRAME_BATCH_MAX || b.count > FRAME_BATCH_MAX_COUNT)
+		_exit(WORKER_EXIT_IO);
+	data = malloc(b.bytes ? b.bytes : 1);
+	if (!data)
+		worker_die_oom();
+	if (frame_read_full(0, data, b.bytes, -1) != (ssize_t)b.bytes)
+		_exit(WORKER_EXIT_IO);
+	each = (b.flags & FRAME_BATCH_EACH) || !worker_have_clock;
+	last = worker_have_clock ? worker_coarse_ms() : 0;
+	for (uint32_t i = 0; i < b.count; i++) {
+		uint8_t hdr[FRAME_RESP_HDR];
+		uint32_t len;
+		int32_t status;
+		int rc;
+
+		if (b.bytes - off < FRAME_REQ_HDR)
+			_exit(WORKER_EXIT_IO);
+		len = frame_get_request((const uint8_t *)data + off);
+		off += FRAME_REQ_HDR;
+		if (len > b.bytes - off)
+			_exit(WORKER_EXIT_IO);
+		if (produced >= b.out_max) {
+			/* enough for the daemon to hold: the rest comes again later */
+			frame_put_response(hdr, FRAME_SKIPPED, 0);
+			if (sizeof(hdr) > sizeof(obuf) - olen)
+				worker_flush(obuf, &olen);
+			memcpy(obuf + olen, hdr, sizeof(hdr));
+			olen += sizeof(hdr);
+			off += len;
+			continue;
+		}
+		/* Progress before a new input, so the daemon can time this one alone. */
+		if (!each && olen && worker_coarse_ms() - last >= (int64_t)b.flush_ms) {
+			worker_flush(obuf, &olen);
+			last = worker_coarse_ms();
+		}
+		/* A private NUL-terminated copy: a procedure scribbling on its input
+		 * must not change the inputs that follow. */
+		if (len + 1 > incap) {
+			free(in);
+			incap = len + 1 > 4096 ? len + 1 : 4096;
+			in = malloc(incap);
+			if (!in)
+				worker_die_oom();
+		}
+		memcpy(in, data + off, len);
+		in[len] = '\0';
+		off += len;
+		worker_out.len = 0;
+		worker_out.overflow = false;
+		worker_out.data[0] = '\0';
+		rc = run(in, len, &worker_out);
+		if (worker_out.overflow) {
+			status = FRAME_TOO_LARGE;
+			worker_out.len = 0;
+		} else {
+			status = rc ? FRAME_REJECTED : FRAME_ANSWER;
+		}
+		frame_put_response(hdr, status, (uint32_t)worker_out.len);
+		produced += sizeof(hdr) + worker_out.len;
+		if (sizeof(hdr) + worker_out.len > sizeof(obuf) - olen)
+			worker_flush(obuf, &olen);
+		if (sizeof(hdr) + worker_out.len <= sizeof(obuf)) {
+			memcpy(obuf + olen, hdr, sizeof(hdr));
+			memcpy(obuf + olen + sizeof(hdr), worker_out.data, worker_out.len);
+			olen += sizeof(hdr) + worker_out.len;
+		} else if (frame_write_full(1, hdr, sizeof(hdr), -1) < 0 ||
+			   frame_write_full(1, worker_out.data, worker_out.len, -1) < 0) {
+			_exit(WORKER_EXIT_IO);
+		}
+		if (each)
+			worker_flush(obuf, &olen);
+	}
+	worker_flush(obuf, &olen);
+	free(data);
+}
+
 static void worker_serve(worker_run_fn run)
 {
 	static char small[4096];
@@ -672,9 +800,15 @@ static void worker_serve(worker_run_fn run)
 	for (;;) {
 		uint8_t hdr[FRAME_RESP_HDR];
 		int32_t status;
-		uint32_t len;
-		char *in = worker_read_frame(&len);
+		uint32_t len = worker_read_len();
+		char *in;
 		int rc;
+
+		if (len == FRAME_REQ_BATCH) {
+			worker_batch(run);
+			continue;
+		}
+		in = worker_read_body(len);
 
 		worker_out.len = 0;
 		worker_out.overflow = false;
@@ -751,6 +885,9 @@ int main(int argc, char **argv)
 	 * memory management, exit.  The "compiled" reply is only sent once the
 	 * filter is in place, so a pooled worker is always a locked one. */
 	worker_warm_up();
+	worker_have_clock = getauxval(AT_SYSINFO_EHDR) != 0;
+	if (worker_have_clock)
+		worker_coarse_ms(); /* resolves the vDSO entry before the filter */
 	if (worker_seccomp() < 0)
 		worker_fail(WORKER_EXIT_SETUP, "worker: cannot install the seccomp filter");
 	frame_put_response(hdr, FRAME_COMPILED, 0);
