@@ -1,0 +1,134 @@
+"""The batch benchmark of issue 14 (`seglam map`), a step of bench/run.py.
+
+N lines of 16 random lower-case letters go through `seglam map` (the seglam-map
+helper on MOUNT/map/TYPE) for the library's `upper` and a heavier library
+procedure (`crc32`, which builds its table on every call), and, over the very
+same lines: (a) the same procedure source compiled natively (cc -O2) and run in
+a loop (bench/map-native.c): the physical limit; (b) today's ways in: one `cat`
+of ask/TYPE/LINE per input from sh, and one open/read/close per input from C
+(bench/map-open.c), both on a sample and extrapolated; (c) `tr a-z A-Z` for upper.
+Outputs go to files and are checked against each other.  Rates are answers/s;
+each is the median over rounds, interleaved.
+"""
+import os
+import random
+import string
+import subprocess
+import time
+
+TYPES = ('upper', 'crc32')
+
+
+def gen_lines(path, n, seed=14):
+    rnd = random.Random(seed)
+    letters = string.ascii_lowercase
+    with open(path, 'w') as f:
+        for _ in range(n):
+            f.write(''.join(rnd.choice(letters) for _ in range(16)) + '\n')
+
+
+def timed(cmd, stdout=None, stdin=None, shell=False):
+    t0 = time.perf_counter()
+    subprocess.run(cmd, stdout=stdout, stdin=stdin, shell=shell, check=True)
+    return time.perf_counter() - t0
+
+
+def build_native(ctx, src, type_):
+    obj = os.path.join(ctx.tmp, 'native-%s.o' % type_)
+    exe = os.path.join(ctx.tmp, 'native-%s' % type_)
+    subprocess.run(['cc', '-O2', '-w', '-I', os.path.join(src, 'include'), '-c', '-o', obj,
+                    os.path.join(src, 'library', type_, 'source.c')], check=True)
+    subprocess.run(['cc', '-O2', '-o', exe, os.path.join(src, 'bench', 'map-native.c'), obj],
+                   check=True)
+    return exe
+
+
+def bench_map(ctx, R, Mount, log):
+    n, rounds, sample = R['map_lines'], R['map_rounds'], R['map_sample']
+    log('map: %d lines of 16 bytes through seglam map, vs native loop, cat, open/read, tr' % n)
+    lines = os.path.join(ctx.tmp, 'map-lines.txt')
+    gen_lines(lines, n)
+    helper = os.path.join(os.path.dirname(ctx.seglamfs), 'seglam-map')
+    opener = os.path.join(ctx.bin, 'map-open')
+    store = os.path.join(ctx.tmp, 'map-store')
+    os.makedirs(store)
+    m = Mount(ctx, store, opts='llm=none,library=%s' % os.path.join(ctx.src, 'library'),
+              name='map')
+    res = {'lines': n, 'rounds': rounds, 'sample': sample, 'types': {}}
+    try:
+        for t in TYPES:
+            native = build_native(ctx, ctx.src, t)
+            outs = {k: os.path.join(ctx.tmp, 'map-%s-%s.out' % (t, k))
+                    for k in ('map', 'native', 'tr')}
+            rates = {'map': [], 'native': [], 'tr': []}
+            rss = []
+            # warm: compile the worker, fault in the lines
+            with open(os.devnull, 'w') as null:
+                subprocess.run([helper, m.mnt, t, lines], stdout=null, check=True)
+            for r in range(rounds):
+                order = ['map', 'native', 'tr'] if r % 2 == 0 else ['tr', 'native', 'map']
+                for k in order:
+                    if k == 'tr' and t != 'upper':
+                        continue
+                    with open(outs[k], 'w') as o, open(lines) as i:
+                        if k == 'map':
+                            s = timed([helper, m.mnt, t, lines], stdout=o)
+                            rss.append(m.rss_kb())
+                        elif k == 'native':
+                            s = timed([native, lines], stdout=o)
+                        else:
+                            s = timed(['tr', 'a-z', 'A-Z'], stdin=i, stdout=o)
+                    rates[k].append(n / s)
+            same = open(outs['map'], 'rb').read() == open(outs['native'], 'rb').read()
+            if t == 'upper':
+                same = same and open(outs['map'], 'rb').read() == open(outs['tr'], 'rb').read()
+            # today's ways in, on a sample (new inputs: not memoized)
+            sample_file = os.path.join(ctx.tmp, 'map-sample-%s.txt' % t)
+            with open(lines) as i, open(sample_file, 'w') as o:
+                for k, line in enumerate(i):
+                    if k >= sample:
+                        break
+                    o.write(line[::-1] if t == 'crc32' else line.upper().lower()[::-1])
+            ask = m.path('ask', t)
+            s = timed('while read -r l; do cat "%s/$l"; done < %s > /dev/null'
+                      % (ask, sample_file), shell=True)
+            cat_rate = sample / s
+            out = subprocess.run([opener, ask, sample_file, str(sample)], capture_output=True,
+                                 text=True, check=True).stdout.split()
+            open_rate = int(out[0]) / float(out[1])
+            med = {k: sorted(v)[len(v) // 2] if v else None for k, v in rates.items()}
+            res['types'][t] = {
+                'map_answers_s': med['map'], 'native_answers_s': med['native'],
+                'tr_lines_s': med['tr'], 'cat_answers_s': cat_rate,
+                'open_answers_s': open_rate,
+                'map_vs_native': med['map'] / med['native'],
+                'map_vs_cat': med['map'] / cat_rate, 'map_vs_open': med['map'] / open_rate,
+                'outputs_identical': same, 'daemon_rss_kb_max': max(rss) if rss else None,
+                'rounds': {k: v for k, v in rates.items() if v}}
+            log('map %s: %.0f answers/s (native %.0f, open %.0f, cat %.0f)'
+                % (t, med['map'], med['native'], open_rate, cat_rate))
+    finally:
+        m.close()
+    return res
+
+
+def report_lines(res):
+    L = ['## Batch: `seglam map` (issue 14)\n',
+         '%d lines of 16 random lower-case letters, one run of each way per round, %d rounds '
+         'interleaved; medians. `seglam map` runs the library procedure in the sandboxed '
+         'worker (tcc-compiled); the native loop is the same source built with `cc -O2` '
+         '(bench/map-native.c); `cat` and open/read/close (bench/map-open.c) read '
+         '`ask/TYPE/LINE` for a sample of %d new inputs, extrapolated.\n'
+         % (res['lines'], res['rounds'], res['sample']),
+         '| procedure | seglam map (answers/s) | native loop | map / native | one open/read/'
+         'close per input (C) | one `cat` per input (sh) | `tr a-z A-Z` (lines/s) | '
+         'outputs identical |',
+         '|---|---:|---:|---:|---:|---:|---:|---|']
+    for t, v in res['types'].items():
+        L.append('| %s | %.0f | %.0f | %.2fx | %.0f | %.0f | %s | %s |' % (
+            t, v['map_answers_s'], v['native_answers_s'], v['map_vs_native'],
+            v['open_answers_s'], v['cat_answers_s'],
+            '%.0f' % v['tr_lines_s'] if v['tr_lines_s'] else '-',
+            'yes' if v['outputs_identical'] else 'NO'))
+    L.append('')
+    return L
