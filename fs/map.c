@@ -17,6 +17,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "buf.h"
 #include "log.h"
@@ -25,7 +26,9 @@
 #define MAP_INPUT_MAX (1u << 20)	/* one input, bytes */
 #define MAP_PENDING_MAX (4u << 20)	/* queued input before writes get EAGAIN */
 #define MAP_BATCH_BYTES (1u << 20)	/* input bytes per batch */
-#define MAP_BATCH_COUNT 16384u		/* inputs per batch */
+#define MAP_BATCH_COUNT 16384u		/* inputs per batch, at most */
+#define MAP_BATCH_FIRST 16u		/* inputs in the first batch of a stream */
+#define MAP_BATCH_NS 50000000ull	/* aim: a batch takes 50 ms */
 
 struct map_stream {
 	char *type;
@@ -40,6 +43,10 @@ struct map_stream {
 	size_t out_off;
 	struct buf batch; /* inputs being run */
 	size_t batch_n;
+	/* Batch size: doubles from MAP_BATCH_FIRST while batches stay under
+	 * MAP_BATCH_NS, shrinks at once when inputs get slow, so a slow procedure
+	 * (up to the time limit per input) still answers every read promptly. */
+	size_t batch_max;
 	int err; /* the procedure cannot run: every later read fails */
 };
 
@@ -58,6 +65,7 @@ struct map_stream *map_open(const char *type)
 		abort();
 	pthread_mutex_init(&m->lock, NULL);
 	pthread_mutex_init(&m->rlock, NULL);
+	m->batch_max = MAP_BATCH_FIRST;
 	return m;
 }
 
@@ -127,7 +135,7 @@ static void map_take(struct map_stream *m)
 {
 	size_t off = 0, n = 0;
 
-	while (n < m->nready && n < MAP_BATCH_COUNT) {
+	while (n < m->nready && n < m->batch_max) {
 		uint32_t len;
 
 		memcpy(&len, m->in.data + off, 4);
@@ -149,7 +157,9 @@ static void map_take(struct map_stream *m)
 static int map_run(struct map_stream *m, bool *nothing)
 {
 	struct buf err = BUF_INIT;
-	size_t ran = 0, off = 0;
+	size_t ran = 0, off = 0, fit;
+	struct timespec t0, t1;
+	uint64_t ns;
 	int ret;
 
 	*nothing = false;
@@ -166,7 +176,14 @@ static int map_run(struct map_stream *m, bool *nothing)
 	}
 	buf_reset(&m->out);
 	m->out_off = 0;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
 	ret = proc_map(m->type, m->batch.data, m->batch.len, m->batch_n, &m->out, &ran, &err);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	ns = (uint64_t)((t1.tv_sec - t0.tv_sec) * 1000000000LL + (t1.tv_nsec - t0.tv_nsec));
+	fit = ran ? (size_t)(MAP_BATCH_NS * ran / (ns ? ns : 1)) : 1;
+	if (fit > 2 * m->batch_max)
+		fit = 2 * m->batch_max;
+	m->batch_max = fit < 1 ? 1 : fit > MAP_BATCH_COUNT ? MAP_BATCH_COUNT : fit;
 	if (ret) {
 		log_warn("map/%s: %s", m->type, buf_str(&err));
 		m->err = ret == -ENOENT ? -ENOENT : -EIO;
