@@ -1556,8 +1556,9 @@ static void fs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 
 	ret = procs_path(ino, NULL, &path, &type);
 	if (ret == -EPERM || ret == -EACCES) {
-		/* Outside procs/: only a no-op truncate of a query file is harmless. */
-		if (h && h->kind == H_QUERY && to_set == FUSE_SET_ATTR_SIZE && attr->st_size == 0)
+		/* Outside procs/: only a no-op truncate of a query or map file is harmless. */
+		if (h && (h->kind == H_QUERY || h->kind == H_MAP) && to_set == FUSE_SET_ATTR_SIZE &&
+		    attr->st_size == 0)
 			ret = 0;
 		if (!ret) {
 			fs_getattr(req, ino, fi);

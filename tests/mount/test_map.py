@@ -260,3 +260,25 @@ def test_map_miss_synthesized_once_then_streamed(mounts, llm):
     r = sh(m, 'printf "again\\n" | $SEGLAM map upper')
     assert r.stdout == b'AGAIN\n'
     assert llm.count() == 1
+
+
+def test_map_procedure_that_cannot_run_exits_3_with_reason(mount):
+    mount.put_proc('broken', UPPER.replace('return seglam_write', 'return undefined_thing + seglam_write'))
+    r = sh(mount, 'printf "a\\nb\\n" | $SEGLAM map broken')
+    assert r.returncode == 3
+    assert r.stdout == b''
+    assert b'broken' in r.stderr and b'undefined_thing' in r.stderr
+    # a fixed procedure streams again, through a new descriptor
+    mount.put_proc('broken', UPPER)
+    r = sh(mount, 'printf "a\\nb\\n" | $SEGLAM map broken')
+    assert r.returncode == 0 and r.stdout == b'A\nB\n'
+
+
+def test_map_file_from_shell_redirections(mount):
+    """exec 3<> and a truncating > both open map/TYPE; records come back on fd 3."""
+    mount.put_proc('upper', UPPER)
+    r = sh(mount, 'exec 3<>"$MNT/map/upper" && printf "\\003\\000\\000\\000abc" >&3 && '
+                  'head -c 12 <&3 | od -An -c | tr -s " "; : > "$MNT/map/upper" && echo truncated-ok')
+    assert r.returncode == 0, r.stderr
+    out = r.stdout.decode()
+    assert 'A B C \\n' in out and 'truncated-ok' in out
