@@ -103,21 +103,29 @@ static void out_flush(void)
 	outb.len = 0;
 }
 
-/* The reason for a failed stream: the last line of procs/TYPE/log. */
-static void print_log_reason(void)
+/* The reason for a failed stream: the last line of procs/TYPE/log, without its
+ * time stamp; false when there is none. */
+static bool print_log_reason(void)
 {
 	char path[4096], line[4096], last[4096] = "";
+	const char *p = last;
 	FILE *f;
 
 	snprintf(path, sizeof(path), "%s/procs/%s/log", mnt, type);
 	f = fopen(path, "r");
 	if (!f)
-		return;
+		return false;
 	while (fgets(line, sizeof(line), f))
 		memcpy(last, line, sizeof(line));
 	fclose(f);
-	if (*last)
-		fprintf(stderr, "%s: %s: %s", prog, type, last);
+	p += strspn(p, "0123456789TZ:-");
+	if (*p == ' ')
+		p++;
+	if (!*p)
+		return false;
+	fprintf(stderr, "%s: %s: cannot run: %s%s", prog, type, p,
+		p[strlen(p) - 1] == '\n' ? "" : "\n");
+	return true;
 }
 
 /* An input with no answer: an empty output line and the reason on stderr. */
@@ -163,8 +171,9 @@ static void stream_failed(const char *what)
 				"write one)\n", prog, type);
 		exit(2);
 	}
-	fprintf(stderr, "%s: %s: %s: %s\n", prog, type, what, strerror(e));
-	print_log_reason();
+	if (e != EIO || !print_log_reason())
+		fprintf(stderr, "%s: %s: %s: %s (see seglam log %s)\n", prog, type, what,
+			strerror(e), type);
 	exit(3);
 }
 
