@@ -82,7 +82,9 @@ static uint32_t get_le32(const char *p)
 	return (uint32_t)u[0] | (uint32_t)u[1] << 8 | (uint32_t)u[2] << 16 | (uint32_t)u[3] << 24;
 }
 
-static struct mbuf outb; /* standard output, written at the end of each cycle */
+/* Standard output (written at the end of each cycle), standard input not yet
+ * split, frames to write, records read. */
+static struct mbuf outb, in, frames, rb;
 
 static void out_flush(void)
 {
@@ -178,13 +180,12 @@ static void stream_failed(const char *what)
 }
 
 /* Write the frames of one cycle, read back their @n records, print them. */
-static void cycle(struct mbuf *frames, size_t n, uint64_t *lineno)
+static void cycle(size_t n, uint64_t *lineno)
 {
-	static struct mbuf rb;
 	size_t done = 0, at = 0;
 
-	while (done < frames->len) {
-		ssize_t r = write(map_fd, frames->data + done, frames->len - done);
+	while (done < frames.len) {
+		ssize_t r = write(map_fd, frames.data + done, frames.len - done);
 
 		if (r < 0 && errno == EINTR)
 			continue;
@@ -192,7 +193,7 @@ static void cycle(struct mbuf *frames, size_t n, uint64_t *lineno)
 			stream_failed("writing inputs");
 		done += (size_t)r;
 	}
-	frames->len = 0;
+	frames.len = 0;
 	rb.len = 0;
 	while (n) {
 		ssize_t r;
@@ -231,7 +232,6 @@ static void cycle(struct mbuf *frames, size_t n, uint64_t *lineno)
 
 int main(int argc, char **argv)
 {
-	struct mbuf in = {0}, frames = {0};
 	char path[4096];
 	uint64_t lineno = 1;
 	size_t nframes = 0, scan = 0;
@@ -316,7 +316,7 @@ int main(int argc, char **argv)
 toolong:
 				/* out of order otherwise: answer what came before first */
 				if (nframes)
-					cycle(&frames, nframes, &lineno);
+					cycle(nframes, &lineno);
 				nframes = 0;
 				no_answer(lineno++, "failed", "input longer than 1 MiB", 23);
 				start = (size_t)(e - in.data) + 1;
@@ -328,7 +328,7 @@ toolong:
 			if (!skipping && in.len > MAP_INPUT_MAX) {
 				/* a line too long to keep: drop it as it comes */
 				if (nframes)
-					cycle(&frames, nframes, &lineno);
+					cycle(nframes, &lineno);
 				nframes = 0;
 				no_answer(lineno++, "failed", "input longer than 1 MiB", 23);
 				skipping = true;
@@ -352,10 +352,14 @@ toolong:
 			scan = 0;
 		}
 		if (nframes)
-			cycle(&frames, nframes, &lineno);
+			cycle(nframes, &lineno);
 		nframes = 0;
 		out_flush();
 	}
 	out_flush();
+	free(in.data);
+	free(frames.data);
+	free(rb.data);
+	free(outb.data);
 	return exit_rc;
 }
