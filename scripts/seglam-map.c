@@ -269,7 +269,9 @@ int main(int argc, char **argv)
 
 	while (!eof || in.len) {
 		/* Take what is there; wait only when there is nothing to send. */
-		while (!eof && in.len < MAP_CYCLE_BYTES && nframes < MAP_CYCLE_INPUTS) {
+		/* Without a complete input, read on whatever is held: a partial line is
+		 * at most MAP_INPUT_MAX + one read, or it is being skipped. */
+		while (!eof && nframes < MAP_CYCLE_INPUTS && (in.len < MAP_CYCLE_BYTES || !nframes)) {
 			struct pollfd p = {.fd = fd, .events = POLLIN};
 			ssize_t r;
 

@@ -282,3 +282,18 @@ def test_map_file_from_shell_redirections(mount):
     assert r.returncode == 0, r.stderr
     out = r.stdout.decode()
     assert 'A B C \\n' in out and 'truncated-ok' in out
+
+
+def test_map_lines_over_1mib_fail_alone(mount):
+    """A line over 1 MiB (the limit of one input) fails its line, in order, however
+    the pipe cuts it; one of exactly 1 MiB is an input (here its answer is too large)."""
+    mount.put_proc('upper', UPPER)
+    r = sh(mount, '(echo a; head -c 3000000 /dev/zero | tr "\\0" x; echo; echo b; '
+                  'head -c 1048576 /dev/zero | tr "\\0" y; echo; echo c; '
+                  'head -c 1048577 /dev/zero | tr "\\0" z) | $SEGLAM map upper')
+    assert r.returncode == 1
+    assert r.stdout == b'A\n\nB\n\nC\n\n'
+    err = r.stderr.decode()
+    assert 'line 2: failed: input longer than 1 MiB' in err
+    assert 'line 4: failed: answer exceeds' in err
+    assert 'line 6: failed: input longer than 1 MiB' in err
