@@ -131,25 +131,25 @@ static bool print_log_reason(void)
 }
 
 /* An input with no answer: an empty output line and the reason on stderr. */
-static void no_answer(uint64_t lineno, const char *what, const char *why, size_t whylen)
+static void no_answer(uint64_t line, const char *what, const char *why, size_t whylen)
 {
 	while (whylen && (why[whylen - 1] == '\n' || why[whylen - 1] == '\r'))
 		whylen--;
 	out_flush(); /* keep stdout and stderr in order for a terminal */
 	fprintf(stderr, "%s: %s: %s %llu: %s%s%.*s\n", prog, type, nul_mode ? "input" : "line",
-		(unsigned long long)lineno, what, whylen ? ": " : "", (int)whylen, why);
+		(unsigned long long)line, what, whylen ? ": " : "", (int)whylen, why);
 	mbuf_add(&outb, &sep, 1);
 	exit_rc = 1;
 }
 
-static void emit(uint64_t lineno, uint32_t kind, const char *data, size_t len)
+static void emit(uint64_t line, uint32_t kind, const char *data, size_t len)
 {
 	if (kind == 0) {
 		if (!nul_mode) {
 			if (len && data[len - 1] == '\n')
 				len--;
 			if (memchr(data, '\n', len)) {
-				no_answer(lineno, "the answer holds a newline (use seglam map -0)",
+				no_answer(line, "the answer holds a newline (use seglam map -0)",
 					  "", 0);
 				return;
 			}
@@ -157,7 +157,7 @@ static void emit(uint64_t lineno, uint32_t kind, const char *data, size_t len)
 		mbuf_add(&outb, data, len);
 		mbuf_add(&outb, &sep, 1);
 	} else {
-		no_answer(lineno, kind == 1 ? "rejected" : "failed", data, len);
+		no_answer(line, kind == 1 ? "rejected" : "failed", data, len);
 	}
 }
 
@@ -180,7 +180,7 @@ static void stream_failed(const char *what)
 }
 
 /* Write the frames of one cycle, read back their @n records, print them. */
-static void cycle(size_t n, uint64_t *lineno)
+static void cycle(size_t n, uint64_t *line)
 {
 	size_t done = 0, at = 0;
 
@@ -204,7 +204,7 @@ static void cycle(size_t n, uint64_t *lineno)
 
 			if (rb.len - at - 8 < len)
 				break;
-			emit((*lineno)++, kind, rb.data + at + 8, len);
+			emit((*line)++, kind, rb.data + at + 8, len);
 			at += 8 + (size_t)len;
 			n--;
 		}
@@ -230,12 +230,75 @@ static void cycle(size_t n, uint64_t *lineno)
 	out_flush();
 }
 
+static uint64_t lineno = 1;
+static size_t nframes, scan; /* in.data[0..scan) holds no separator */
+static bool skipping;	     /* dropping a line over MAP_INPUT_MAX as it comes */
+
+static void add_frame(const char *p, size_t len)
+{
+	char h[4];
+
+	put_le32(h, (uint32_t)len);
+	mbuf_add(&frames, h, 4);
+	mbuf_add(&frames, p, len);
+	nframes++;
+}
+
+static void send_frames(void)
+{
+	if (nframes)
+		cycle(nframes, &lineno);
+	nframes = 0;
+}
+
+static void too_long(void)
+{
+	send_frames(); /* what came before is answered first: output stays in order */
+	no_answer(lineno++, "failed", "input longer than 1 MiB", 23);
+}
+
+/* Turn the complete inputs held in @in into frames, up to one cycle's worth; keep
+ * the rest (and a partial input) in @in. */
+static void split(void)
+{
+	size_t start = 0;
+
+	while (nframes < MAP_CYCLE_INPUTS && frames.len < MAP_CYCLE_BYTES) {
+		char *e = memchr(in.data + scan, sep, in.len - scan);
+		size_t len;
+
+		if (!e) {
+			scan = in.len;
+			break;
+		}
+		len = (size_t)(e - in.data) - start;
+		if (skipping)
+			skipping = false; /* reported when it began */
+		else if (len > MAP_INPUT_MAX)
+			too_long();
+		else
+			add_frame(in.data + start, len);
+		start = scan = (size_t)(e - in.data) + 1;
+	}
+	if (start) {
+		memmove(in.data, in.data + start, in.len - start);
+		in.len -= start;
+		scan -= start;
+	}
+	if (!skipping && scan == in.len && in.len > MAP_INPUT_MAX) {
+		too_long();
+		skipping = true;
+	}
+	if (skipping) {
+		in.len = 0;
+		scan = 0;
+	}
+}
+
 int main(int argc, char **argv)
 {
 	char path[4096];
-	uint64_t lineno = 1;
-	size_t nframes = 0, scan = 0;
-	bool eof = false, skipping = false;
+	bool eof = false;
 	int fd = 0, a = 1;
 
 	if (a < argc && !strcmp(argv[a], "-0")) {
@@ -267,96 +330,37 @@ int main(int argc, char **argv)
 	if (map_fd < 0)
 		stream_failed("cannot open map/TYPE");
 
-	while (!eof || in.len) {
-		/* Take what is there; wait only when there is nothing to send. */
-		/* Without a complete input, read on whatever is held: a partial line is
-		 * at most MAP_INPUT_MAX + one read, or it is being skipped. */
-		while (!eof && nframes < MAP_CYCLE_INPUTS && (in.len < MAP_CYCLE_BYTES || !nframes)) {
-			struct pollfd p = {.fd = fd, .events = POLLIN};
-			ssize_t r;
+	for (;;) {
+		struct pollfd p = {.fd = fd, .events = POLLIN};
+		ssize_t r;
 
-			if (nframes && poll(&p, 1, 0) == 0)
-				break;
-			mbuf_need(&in, MAP_READ_CHUNK);
-			r = read(fd, in.data + in.len, MAP_READ_CHUNK);
-			if (r < 0 && errno == EINTR)
-				continue;
-			if (r < 0) {
-				fprintf(stderr, "%s: reading input: %s\n", prog, strerror(errno));
-				return 3;
-			}
-			if (r == 0)
-				eof = true;
-			in.len += (size_t)r;
-			/* split what came */
-			size_t start = 0;
-
-			for (;;) {
-				char *e = memchr(in.data + scan, sep, in.len - scan);
-				size_t len;
-
-				if (!e) {
-					scan = in.len;
-					break;
-				}
-				len = (size_t)(e - in.data) - start;
-				if (skipping) {
-					skipping = false;
-				} else if (len > MAP_INPUT_MAX) {
-					goto toolong;
-				} else {
-					char h[4];
-
-					put_le32(h, (uint32_t)len);
-					mbuf_add(&frames, h, 4);
-					mbuf_add(&frames, in.data + start, len);
-					nframes++;
-				}
-				start = (size_t)(e - in.data) + 1;
-				scan = start;
-				continue;
-toolong:
-				/* out of order otherwise: answer what came before first */
-				if (nframes)
-					cycle(nframes, &lineno);
-				nframes = 0;
-				no_answer(lineno++, "failed", "input longer than 1 MiB", 23);
-				start = (size_t)(e - in.data) + 1;
-				scan = start;
-			}
-			memmove(in.data, in.data + start, in.len - start);
-			in.len -= start;
-			scan -= start;
-			if (!skipping && in.len > MAP_INPUT_MAX) {
-				/* a line too long to keep: drop it as it comes */
-				if (nframes)
-					cycle(nframes, &lineno);
-				nframes = 0;
-				no_answer(lineno++, "failed", "input longer than 1 MiB", 23);
-				skipping = true;
-			}
-			if (skipping) {
-				in.len = 0;
-				scan = 0;
-			}
+		split();
+		if (nframes >= MAP_CYCLE_INPUTS || frames.len >= MAP_CYCLE_BYTES) {
+			send_frames();
+			continue;
 		}
-		if (eof && in.len) {
-			/* the last input, without a final separator */
-			char h[4];
-
-			if (!skipping) {
-				put_le32(h, (uint32_t)in.len);
-				mbuf_add(&frames, h, 4);
-				mbuf_add(&frames, in.data, in.len);
-				nframes++;
-			}
-			in.len = 0;
-			scan = 0;
+		if (eof) {
+			if (in.len) /* the last input, without a final separator */
+				add_frame(in.data, in.len);
+			send_frames();
+			break;
 		}
-		if (nframes)
-			cycle(nframes, &lineno);
-		nframes = 0;
-		out_flush();
+		/* Send what there is rather than wait for more input (streaming). */
+		if (nframes && poll(&p, 1, 0) == 0) {
+			send_frames();
+			continue;
+		}
+		mbuf_need(&in, MAP_READ_CHUNK);
+		r = read(fd, in.data + in.len, MAP_READ_CHUNK);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			fprintf(stderr, "%s: reading input: %s\n", prog, strerror(errno));
+			return 3;
+		}
+		if (r == 0)
+			eof = true;
+		in.len += (size_t)r;
 	}
 	out_flush();
 	free(in.data);
