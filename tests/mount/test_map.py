@@ -297,3 +297,13 @@ def test_map_lines_over_1mib_fail_alone(mount):
     assert 'line 2: failed: input longer than 1 MiB' in err
     assert 'line 4: failed: answer exceeds' in err
     assert 'line 6: failed: input longer than 1 MiB' in err
+
+
+def test_map_millions_of_tiny_lines_from_a_file(mount, tmp_path):
+    """A large read of tiny inputs is cut into cycles the daemon's queue takes."""
+    mount.put_proc('upper', UPPER)
+    f = tmp_path / 'empty-lines'
+    f.write_bytes(b'\n' * 3_000_000 + b'q\n')
+    r = sh(mount, f'$SEGLAM map upper {f} | uniq -c')
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == [b'3000000', b'1', b'Q']
