@@ -946,17 +946,19 @@ int sandbox_run_batch(const char *source, size_t srclen, const char *frames, siz
 		if (ret == 0)
 			break; /* all answered, or the rest skipped (out_max): sent again */
 		ret = 0;
-		if (!each) {
+		if (!each && count - done > 1) {
 			/* Buffered answers died with the worker: go again answer by
 			 * answer, so the input that kills it is known. */
 			each = true;
 			continue;
 		}
-		/* Answer by answer, the first input not answered is the culprit. */
+		/* Answer by answer (or with one input left), the first input not
+		 * answered is the culprit.  The rest of this batch stays answer by
+		 * answer: where one input failed, the next failure costs one run. */
 		sandbox_batch_failed(out, &why);
 		off += FRAME_REQ_HDR + frame_get_request((const uint8_t *)frames + off);
 		done++;
-		each = false;
+		each = true;
 	}
 	if (ret < 0) {
 		out->len = mark;
