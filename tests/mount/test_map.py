@@ -307,3 +307,27 @@ def test_map_millions_of_tiny_lines_from_a_file(mount, tmp_path):
     r = sh(mount, f'$SEGLAM map upper {f} | uniq -c')
     assert r.returncode == 0, r.stderr
     assert r.stdout.split() == [b'3000000', b'1', b'Q']
+
+
+BIG = r'''#include <seglam.h>
+#include <string.h>
+
+int seglam_run(const char *in, size_t len, seglam_out *out)
+{
+	static char block[200000];
+
+	memset(block, in[0], sizeof(block));
+	seglam_write(out, block, sizeof(block));
+	return seglam_write(out, "\n", 1);
+}
+'''
+
+
+def test_map_large_answers_come_in_order_with_bounded_batches(mount):
+    """200 kB answers: a batch's answers stop near 1 MiB and the rest are sent again,
+    so every input still gets its own answer, in order."""
+    mount.put_proc('big', BIG)
+    letters = 'abcdefghijklmnopqrstuvwxyz' * 4
+    r = sh(mount, 'printf "%s" | $SEGLAM map big | cut -c1-3' % ''.join(c + '\\n' for c in letters))
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.decode().split() == [c * 3 for c in letters]
