@@ -163,7 +163,7 @@ static uint64_t proc_tests_id(const char *type)
 
 	store_type_dir(type, &path);
 	buf_adds(&path, "/tests");
-	fd = openat(store_root_fd(), path.data, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	fd = store_open_beneath(path.data, O_RDONLY | O_DIRECTORY, 0);
 	if (fd < 0)
 		goto out;
 	dir = fdopendir(fd);
@@ -174,7 +174,7 @@ static uint64_t proc_tests_id(const char *type)
 	while ((de = readdir(dir))) {
 		struct stat st;
 
-		if (de->d_name[0] == '.' || fstatat(fd, de->d_name, &st, 0) != 0)
+		if (de->d_name[0] == '.' || fstatat(fd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0)
 			continue;
 		/* Sum of per-file hashes: independent of readdir order. */
 		buf_reset(&acc);
@@ -189,81 +189,169 @@ out:
 	return id;
 }
 
-static int case_cmp(const void *a, const void *b)
-{
-	return strcmp(((const struct llm_case *)a)->name, ((const struct llm_case *)b)->name);
-}
-
 static bool case_name_ok(const char *name, size_t len)
 {
 	/* Editor and rsync litter is never a test case. */
 	return len > 0 && name[0] != '.' && name[len - 1] != '~' && name[0] != '#';
 }
 
-int proc_read_cases(int fd, struct llm_case **out, size_t *nout)
+static int name_cmp(const void *a, const void *b)
 {
-	struct llm_case *cases = NULL;
-	size_t n = 0;
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/*
+ * Call @fn on each case of tests/ (@fd taken), one at a time, in name order, until
+ * their bytes reach @max: hard links make a small directory hold any number of big
+ * files, and the daemon must not hold them all for one reader.  @fn may take the
+ * case (clearing *c); a nonzero return stops the walk and is returned.  *@cut tells
+ * that cases were left out for the cap.
+ */
+static int proc_foreach_case(int fd, size_t max, int (*fn)(struct llm_case *c, void *arg),
+			     void *arg, bool *cut)
+{
+	char **names = NULL;
+	size_t nnames = 0, total = 0, i;
 	struct dirent *de;
 	DIR *dir;
+	int ret = 0;
 
-	*out = NULL;
-	*nout = 0;
+	*cut = false;
 	dir = fdopendir(fd);
 	if (!dir) {
 		close(fd);
 		return -errno;
 	}
-	while ((de = readdir(dir)) && n < PROC_CASES_MAX) {
+	while ((de = readdir(dir)) && nnames < PROC_CASES_MAX) {
 		size_t len = strlen(de->d_name);
-		struct llm_case c = {0};
-		struct buf outname = BUF_INIT;
 
 		if (len < 4 || strcmp(de->d_name + len - 3, ".in") ||
 		    !case_name_ok(de->d_name, len - 3))
 			continue;
-		c.name = strndup(de->d_name, len - 3);
-		if (!c.name)
+		names = realloc(names, (nnames + 1) * sizeof(*names));
+		if (!names)
 			abort();
-		buf_printf(&outname, "%s.out", c.name);
-		if (file_read_all(fd, de->d_name, PROC_CASE_MAX, &c.in) != 0 ||
-		    file_read_all(fd, outname.data, PROC_CASE_MAX, &c.out) != 0) {
-			/* An input without its answer (yet) is not a case. */
-			buf_free(&outname);
-			free(c.name);
-			buf_free(&c.in);
-			buf_free(&c.out);
-			continue;
+		names[nnames] = strndup(de->d_name, len - 3);
+		if (!names[nnames])
+			abort();
+		nnames++;
+	}
+	if (nnames)
+		qsort(names, nnames, sizeof(*names), name_cmp);
+	for (i = 0; i < nnames && !*cut && !ret; i++) {
+		struct llm_case c = {0};
+		struct buf name = BUF_INIT;
+		size_t room = max - total, lim = room < PROC_CASE_MAX ? room : PROC_CASE_MAX;
+		int rc;
+
+		/* Each file with what is left of the budget: never more than @max in all. */
+		buf_printf(&name, "%s.in", names[i]);
+		rc = file_read_all(dirfd(dir), name.data, lim, &c.in);
+		if (!rc) {
+			room -= c.in.len;
+			lim = room < PROC_CASE_MAX ? room : PROC_CASE_MAX;
+			buf_reset(&name);
+			buf_printf(&name, "%s.out", names[i]);
+			rc = file_read_all(dirfd(dir), name.data, lim, &c.out);
 		}
-		buf_free(&outname);
-		cases = realloc(cases, (n + 1) * sizeof(*cases));
-		if (!cases)
-			abort();
-		cases[n++] = c;
+		if (rc == -EFBIG && lim < PROC_CASE_MAX)
+			*cut = true;
+		buf_free(&name);
+		if (!rc) {
+			/* (An input without its answer, yet, is not a case.) */
+			total += c.in.len + c.out.len;
+			c.name = names[i];
+			names[i] = NULL;
+			ret = fn(&c, arg);
+		}
+		free(c.name);
+		buf_free(&c.in);
+		buf_free(&c.out);
 	}
 	closedir(dir);
-	if (n)
-		qsort(cases, n, sizeof(*cases), case_cmp);
-	*out = cases;
-	*nout = n;
+	for (i = 0; i < nnames; i++)
+		free(names[i]);
+	free(names);
+	return ret;
+}
+
+struct case_list {
+	struct llm_case *cases;
+	size_t n;
+};
+
+static int case_list_add(struct llm_case *c, void *arg)
+{
+	struct case_list *l = arg;
+
+	l->cases = realloc(l->cases, (l->n + 1) * sizeof(*l->cases));
+	if (!l->cases)
+		abort();
+	l->cases[l->n++] = *c;
+	memset(c, 0, sizeof(*c));
 	return 0;
+}
+
+/* The cases of tests/ (@fd taken), in name order, at most @max bytes in all. */
+static int proc_read_cases_max(int fd, size_t max, struct llm_case **out, size_t *nout, bool *cut)
+{
+	struct case_list l = {0};
+	int ret = proc_foreach_case(fd, max, case_list_add, &l, cut);
+
+	*out = l.cases;
+	*nout = l.n;
+	return ret;
+}
+
+int proc_read_cases(int fd, struct llm_case **out, size_t *nout)
+{
+	bool cut;
+
+	return proc_read_cases_max(fd, procs.cfg.tests_max ? procs.cfg.tests_max : 16u << 20, out,
+				   nout, &cut);
+}
+
+static size_t proc_tests_max(void)
+{
+	return procs.cfg.tests_max ? procs.cfg.tests_max : 16u << 20;
+}
+
+/* A type's tests/, never through a symlink (it could otherwise name any file on the
+ * host), or -errno. */
+static int proc_tests_open(const char *type)
+{
+	struct buf path = BUF_INIT;
+	int fd;
+
+	store_type_dir(type, &path);
+	buf_adds(&path, "/tests");
+	fd = store_open_beneath(path.data, O_RDONLY | O_DIRECTORY, 0);
+	buf_free(&path);
+	return fd;
+}
+
+static void proc_tests_cut(const char *type, size_t n)
+{
+	log_warn("procs/%s: tests/ holds more than %zu MiB of cases: only the first %zu (by "
+		 "name) are used (raise -o tests_max, or make the cases smaller)",
+		 type, proc_tests_max() >> 20, n);
 }
 
 /* Load the cases of a type's tests/, sorted by name. */
 static int proc_load_cases(const char *type, struct llm_case **out, size_t *nout)
 {
-	struct buf path = BUF_INIT;
-	int fd;
+	bool cut = false;
+	int fd, ret;
 
 	*out = NULL;
 	*nout = 0;
-	store_type_dir(type, &path);
-	buf_adds(&path, "/tests");
-	fd = openat(store_root_fd(), path.data, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	buf_free(&path);
+	fd = proc_tests_open(type);
 	if (fd < 0)
 		return 0;
-	return proc_read_cases(fd, out, nout);
+	ret = proc_read_cases_max(fd, proc_tests_max(), out, nout, &cut);
+	if (cut)
+		proc_tests_cut(type, *nout);
+	return ret;
 }
 
 /* Quote untrusted bytes for a one-line log message, shortened. */
@@ -345,17 +433,42 @@ int proc_check_source(const char *src, size_t len, const struct llm_case *cases,
 	return ret;
 }
 
-/* Compile and test the current source; sets state and reason. Lock held. */
+struct admit_run {
+	const struct pversion *v;
+	struct buf *why;
+	size_t n;
+};
+
+static int admit_case(struct llm_case *c, void *arg)
+{
+	struct admit_run *a = arg;
+
+	a->n++;
+	return proc_run_cases(a->v->src, a->v->len, c, 1, a->why);
+}
+
+/* Compile and test the current source, the cases loaded and run one at a time;
+ * sets state and reason. Lock held. */
 static void proc_admit(struct proc *p, bool quiet)
 {
-	struct llm_case *cases = NULL;
-	size_t n = 0;
-	int ret;
+	struct admit_run a = {p->cur, &p->reason, 0};
+	struct buf err = BUF_INIT;
+	bool cut = false;
+	size_t n;
+	int ret, fd;
 
 	atomic_fetch_add(&procs.admissions, 1);
 	buf_reset(&p->reason);
-	proc_load_cases(p->type, &cases, &n);
-	ret = proc_check_source(p->cur->src, p->cur->len, cases, n, &p->reason);
+	ret = sandbox_compile(p->cur->src, p->cur->len, &err);
+	if (ret) {
+		buf_printf(&p->reason, "compile failed: %s", buf_str(&err));
+	} else if ((fd = proc_tests_open(p->type)) >= 0) {
+		ret = proc_foreach_case(fd, proc_tests_max(), admit_case, &a, &cut);
+		if (cut)
+			proc_tests_cut(p->type, a.n);
+	}
+	buf_free(&err);
+	n = a.n;
 	if (ret) {
 		atomic_fetch_add(&procs.admission_failures, 1);
 		p->state = PROC_FAILING;
@@ -372,7 +485,6 @@ static void proc_admit(struct proc *p, bool quiet)
 			store_log(p->type, "source %016llx compiled and passed %zu test%s",
 				  (unsigned long long)p->cur->hash, n, n == 1 ? "" : "s");
 	}
-	llm_cases_free(cases, n);
 }
 
 struct meta_source_arg {
@@ -431,6 +543,24 @@ static bool proc_admission_on_record(const char *type, uint64_t hash, uint64_t t
 	return yes;
 }
 
+/* A name proc_keep_history makes: YYYYMMDDTHHMMSSZ-<16 hex>.c */
+static int history_name_ok(const struct dirent *de)
+{
+	const char *s = de->d_name;
+	size_t i;
+
+	if (strlen(s) != 35 || s[8] != 'T' || s[15] != 'Z' || s[16] != '-' || strcmp(s + 33, ".c"))
+		return 0;
+	for (i = 0; i < 33; i++) {
+		if (i == 8 || i == 15 || i == 16)
+			continue;
+		if (i < 16 ? !(s[i] >= '0' && s[i] <= '9')
+			   : !((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+			return 0;
+	}
+	return 1;
+}
+
 /* Keep a replaced source in history/, named by its mtime and hash, bounded. */
 static void proc_keep_history(struct proc *p, const struct pversion *old)
 {
@@ -450,15 +580,21 @@ static void proc_keep_history(struct proc *p, const struct pversion *old)
 	store_type_dir(p->type, &dir);
 	buf_adds(&dir, "/history");
 	{
-		int fd = openat(store_root_fd(), dir.data, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		/* Never through a symlink, and only names this code makes: a history/
+		 * planted elsewhere must not let the daemon delete anything there. */
+		int fd = store_open_beneath(dir.data, O_RDONLY | O_DIRECTORY, 0);
 		struct dirent **list = NULL;
 		int i, n;
 
 		if (fd < 0)
 			goto out;
-		n = scandirat(fd, ".", &list, NULL, alphasort);
+		n = scandirat(fd, ".", &list, history_name_ok, alphasort);
 		for (i = 0; i < n; i++) {
-			if (list[i]->d_name[0] != '.' && n - i > (int)procs.cfg.history_max + 2)
+			struct stat st;
+
+			if (n - i > (int)procs.cfg.history_max &&
+			    fstatat(fd, list[i]->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+			    S_ISREG(st.st_mode))
 				unlinkat(fd, list[i]->d_name, 0);
 			free(list[i]);
 		}
@@ -486,7 +622,7 @@ static void proc_revalidate(struct proc *p)
 	p->checked_ns = now_ns();
 	store_type_dir(p->type, &path);
 	buf_adds(&path, "/source.c");
-	if (fstatat(store_root_fd(), path.data, &st, 0) != 0 || !S_ISREG(st.st_mode)) {
+	if (store_lstat(path.data, &st) != 0 || !S_ISREG(st.st_mode)) {
 		if (p->cur) {
 			pversion_put(p->cur);
 			p->cur = NULL;

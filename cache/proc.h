@@ -43,6 +43,7 @@ struct proc_config {
 	size_t memo_bytes;	/* default 64 MiB */
 	unsigned fail_ttl_ms;	/* how long a failed synthesis is remembered; default 30000 */
 	unsigned history_max;	/* sources kept in history/; default 20 */
+	size_t tests_max;	/* bytes of test cases read from one tests/; default 16 MiB */
 	proc_synth_fn synth;	/* NULL: no LLM, a miss is ENOENT */
 };
 

@@ -14,6 +14,7 @@
 #include <xxhash.h>
 
 #include "atomic.h"
+#include "beneath.h"
 #include "log.h"
 
 #define STORE_MARKER "seglamfs-store"
@@ -31,6 +32,218 @@ int store_root_fd(void)
 bool store_readonly(void)
 {
 	return store_ro;
+}
+
+/*
+ * A store entry is not what it must be (a symlink or ".." on the way, where the
+ * daemon needs a directory or a file): refused, and said, a few times a second at
+ * most (an NFS peer can plant one that every lookup meets).
+ */
+static void store_refused(const char *path, int err)
+{
+	static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+	static time_t second;
+	static unsigned count;
+	time_t now = time(NULL);
+	bool say;
+	const char *what = err == -ELOOP   ? "a symlink where a directory or file belongs"
+			   : err == -EXDEV ? "a '..' leading out of STORE"
+					   : "not a directory where one belongs";
+
+	if (err != -ELOOP && err != -EXDEV && err != -ENOTDIR)
+		return;
+	pthread_mutex_lock(&lock);
+	if (now != second) {
+		second = now;
+		count = 0;
+	}
+	say = count++ < 5;
+	pthread_mutex_unlock(&lock);
+	if (say)
+		log_warn("store: %s: refused: %s (seglamfs never follows links in STORE; "
+			 "replace it with a real directory or file)",
+			 path, what);
+}
+
+int store_open_beneath(const char *rel, int flags, mode_t mode)
+{
+	int fd = beneath_open(store_fd, rel, flags, mode);
+
+	if (fd < 0)
+		store_refused(rel, fd);
+	return fd;
+}
+
+int store_open_file(const char *rel, int flags, mode_t mode)
+{
+	int fd = store_open_beneath(rel, flags | O_NONBLOCK, mode);
+	struct stat st;
+
+	if (fd < 0)
+		return fd;
+	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+		int ret = S_ISDIR(st.st_mode) ? -EISDIR : -EACCES;
+
+		if (ret == -EACCES)
+			log_warn("store: %s: refused: not a regular file (a FIFO or device in "
+				 "STORE is never opened; remove it)",
+				 rel);
+		close(fd);
+		return ret;
+	}
+	return fd;
+}
+
+int store_parent_fd(const char *rel, const char **base)
+{
+	int fd = beneath_parent(store_fd, rel, base);
+
+	if (fd < 0)
+		store_refused(rel, fd);
+	return fd;
+}
+
+int store_lstat(const char *rel, struct stat *st)
+{
+	const char *base;
+	int dirfd = store_parent_fd(rel, &base), ret = 0;
+
+	if (dirfd < 0)
+		return dirfd;
+	if (fstatat(dirfd, base, st, AT_SYMLINK_NOFOLLOW) != 0)
+		ret = -errno;
+	close(dirfd);
+	return ret;
+}
+
+int store_unlink(const char *rel, int flags)
+{
+	const char *base;
+	int dirfd = store_parent_fd(rel, &base), ret = 0;
+
+	if (dirfd < 0)
+		return dirfd;
+	if (unlinkat(dirfd, base, flags) != 0)
+		ret = -errno;
+	close(dirfd);
+	return ret;
+}
+
+int store_rename(const char *from, const char *to, unsigned int flags)
+{
+	const char *b1, *b2;
+	int d1 = store_parent_fd(from, &b1), d2 = -1, ret = 0;
+
+	if (d1 < 0)
+		return d1;
+	d2 = store_parent_fd(to, &b2);
+	if (d2 < 0)
+		ret = d2;
+	else if (renameat2(d1, b1, d2, b2, flags) != 0)
+		ret = -errno;
+	close(d1);
+	if (d2 >= 0)
+		close(d2);
+	return ret;
+}
+
+int store_link(const char *from, const char *to)
+{
+	const char *b1, *b2;
+	int d1 = store_parent_fd(from, &b1), d2 = -1, ret = 0;
+
+	if (d1 < 0)
+		return d1;
+	d2 = store_parent_fd(to, &b2);
+	if (d2 < 0)
+		ret = d2;
+	else if (linkat(d1, b1, d2, b2, 0) != 0)
+		ret = -errno;
+	close(d1);
+	if (d2 >= 0)
+		close(d2);
+	return ret;
+}
+
+int store_mkdir(const char *rel, mode_t mode)
+{
+	const char *base;
+	int dirfd = store_parent_fd(rel, &base), ret = 0;
+
+	if (dirfd < 0)
+		return dirfd;
+	if (mkdirat(dirfd, base, mode & 0777) != 0)
+		ret = -errno;
+	close(dirfd);
+	return ret;
+}
+
+int store_symlink(const char *target, const char *rel)
+{
+	const char *base;
+	int dirfd = store_parent_fd(rel, &base), ret = 0;
+
+	if (dirfd < 0)
+		return dirfd;
+	if (symlinkat(target, dirfd, base) != 0)
+		ret = -errno;
+	close(dirfd);
+	return ret;
+}
+
+ssize_t store_readlink(const char *rel, char *buf, size_t size)
+{
+	const char *base;
+	int dirfd = store_parent_fd(rel, &base);
+	ssize_t n;
+
+	if (dirfd < 0)
+		return dirfd;
+	n = readlinkat(dirfd, base, buf, size);
+	if (n < 0)
+		n = -errno;
+	close(dirfd);
+	return n;
+}
+
+int store_chmod(const char *rel, mode_t mode)
+{
+	const char *base;
+	int dirfd = store_parent_fd(rel, &base), ret = 0;
+
+	if (dirfd < 0)
+		return dirfd;
+	/* Never setuid, setgid or sticky: the store is served to other users. */
+	if (fchmodat(dirfd, base, mode & 0777, AT_SYMLINK_NOFOLLOW) != 0)
+		ret = -errno;
+	close(dirfd);
+	return ret;
+}
+
+int store_chown(const char *rel, uid_t uid, gid_t gid)
+{
+	const char *base;
+	int dirfd = store_parent_fd(rel, &base), ret = 0;
+
+	if (dirfd < 0)
+		return dirfd;
+	if (fchownat(dirfd, base, uid, gid, AT_SYMLINK_NOFOLLOW) != 0)
+		ret = -errno;
+	close(dirfd);
+	return ret;
+}
+
+int store_utimens(const char *rel, const struct timespec ts[2])
+{
+	const char *base;
+	int dirfd = store_parent_fd(rel, &base), ret = 0;
+
+	if (dirfd < 0)
+		return dirfd;
+	if (utimensat(dirfd, base, ts, AT_SYMLINK_NOFOLLOW) != 0)
+		ret = -errno;
+	close(dirfd);
+	return ret;
 }
 
 static int store_check_marker(const char *path, struct buf *err)
@@ -168,30 +381,66 @@ int store_read(const char *type, const char *rel, size_t max, struct buf *out)
 	return ret;
 }
 
-/* mkdir -p for the store-relative @path. */
+/*
+ * mkdir -p for the store-relative @path, one component at a time, never through a
+ * symlink; returns an fd of the last directory (O_PATH) or -errno.
+ */
+static int store_mkdirs_fd(const char *path)
+{
+	char comp[256];
+	const char *p = path, *end;
+	int cur = -1, fd, ret = 0;
+
+	for (; *p; p = *end ? end + 1 : end) {
+		int at = cur >= 0 ? cur : store_fd;
+		size_t len;
+
+		end = strchrnul(p, '/');
+		len = (size_t)(end - p);
+		if (!len)
+			continue;
+		if (len >= sizeof(comp) || (len <= 2 && !strncmp(p, "..", len))) {
+			ret = -EINVAL;
+			goto out;
+		}
+		memcpy(comp, p, len);
+		comp[len] = '\0';
+		if (mkdirat(at, comp, 0755) != 0 && errno != EEXIST) {
+			ret = -errno;
+			goto out;
+		}
+		fd = openat(at, comp, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (fd < 0) {
+			struct stat st;
+
+			ret = -errno;
+			if (ret == -ENOTDIR && fstatat(at, comp, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+			    S_ISLNK(st.st_mode))
+				ret = -ELOOP;
+			store_refused(path, ret);
+			goto out;
+		}
+		if (cur >= 0)
+			close(cur);
+		cur = fd;
+	}
+	if (cur < 0)
+		cur = dup(store_fd);
+	return cur < 0 ? -errno : cur;
+out:
+	if (cur >= 0)
+		close(cur);
+	return ret;
+}
+
 static int store_mkdirs(const char *path)
 {
-	struct buf p = BUF_INIT;
-	char *s;
-	int ret = 0;
+	int fd = store_mkdirs_fd(path);
 
-	buf_adds(&p, path);
-	for (s = p.data;; s++) {
-		if (*s == '/' || *s == '\0') {
-			char c = *s;
-
-			*s = '\0';
-			if (mkdirat(store_fd, p.data, 0755) != 0 && errno != EEXIST) {
-				ret = -errno;
-				break;
-			}
-			*s = c;
-			if (!c)
-				break;
-		}
-	}
-	buf_free(&p);
-	return ret;
+	if (fd < 0)
+		return fd;
+	close(fd);
+	return 0;
 }
 
 int store_mkdir_type(const char *type)
@@ -210,11 +459,13 @@ int store_mkdir_type(const char *type)
 bool store_type_exists(const char *type)
 {
 	struct buf dir = BUF_INIT;
-	struct stat st;
+	struct stat st = {0};
 	bool ok;
 
 	store_type_dir(type, &dir);
-	ok = fstatat(store_fd, dir.data, &st, 0) == 0 && S_ISDIR(st.st_mode);
+	ok = store_lstat(dir.data, &st) == 0 && S_ISDIR(st.st_mode);
+	if (!ok && S_ISLNK(st.st_mode))
+		store_refused(dir.data, -ELOOP);
 	buf_free(&dir);
 	return ok;
 }
@@ -223,27 +474,19 @@ int store_write(const char *type, const char *rel, const void *data, size_t len)
 {
 	struct buf path = BUF_INIT;
 	char *slash;
-	int ret;
+	int ret, dirfd;
 
 	if (store_ro)
 		return -EROFS;
 	store_path(type, rel, &path);
 	slash = strrchr(path.data, '/');
 	*slash = '\0';
-	ret = store_mkdirs(path.data);
-	*slash = '/';
-	if (!ret) {
-		int dirfd;
-
-		*slash = '\0';
-		dirfd = openat(store_fd, path.data, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-		*slash = '/';
-		if (dirfd < 0) {
-			ret = -errno;
-		} else {
-			ret = atomic_write(dirfd, slash + 1, data, len, 0644);
-			close(dirfd);
-		}
+	dirfd = store_mkdirs_fd(path.data);
+	if (dirfd < 0) {
+		ret = dirfd;
+	} else {
+		ret = atomic_write(dirfd, slash + 1, data, len, 0644);
+		close(dirfd);
 	}
 	buf_free(&path);
 	return ret;
@@ -263,11 +506,14 @@ static int store_walk_level(int dirfd, int depth, int (*fn)(const char *, void *
 		if (de->d_name[0] == '.')
 			continue;
 		if (depth == 2) {
-			if (store_type_valid(de->d_name, strlen(de->d_name)))
+			/* A symlink planted as a type is not one (store_type_exists agrees). */
+			if ((de->d_type == DT_DIR || de->d_type == DT_UNKNOWN) &&
+			    store_type_valid(de->d_name, strlen(de->d_name)))
 				ret = fn(de->d_name, arg);
 			continue;
 		}
-		int sub = openat(dirfd, de->d_name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		int sub =
+		    openat(dirfd, de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 
 		if (sub >= 0)
 			ret = store_walk_level(sub, depth + 1, fn, arg);
@@ -278,10 +524,10 @@ static int store_walk_level(int dirfd, int depth, int (*fn)(const char *, void *
 
 int store_foreach_type(int (*fn)(const char *type, void *arg), void *arg)
 {
-	int fd = openat(store_fd, "procs", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	int fd = store_open_beneath("procs", O_RDONLY | O_DIRECTORY, 0);
 
 	if (fd < 0)
-		return errno == ENOENT ? 0 : -errno;
+		return fd == -ENOENT ? 0 : fd;
 	return store_walk_level(fd, 0, fn, arg);
 }
 
@@ -301,7 +547,8 @@ static void store_clean_dir(int dirfd, int depth)
 			continue;
 		}
 		if (depth < 2 && de->d_type == DT_DIR && de->d_name[0] != '.') {
-			int sub = openat(dirfd, de->d_name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+			int sub = openat(dirfd, de->d_name,
+					 O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
 
 			if (sub >= 0)
 				store_clean_dir(sub, depth + 1);
@@ -318,7 +565,7 @@ void store_clean_type(const char *type)
 	if (store_ro)
 		return;
 	store_type_dir(type, &dir);
-	fd = openat(store_fd, dir.data, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	fd = store_open_beneath(dir.data, O_RDONLY | O_DIRECTORY, 0);
 	if (fd >= 0)
 		store_clean_dir(fd, 0);
 	buf_free(&dir);

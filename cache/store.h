@@ -16,6 +16,10 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <time.h>
+
 #include "buf.h"
 
 #define STORE_FORMAT_VERSION 1
@@ -27,6 +31,29 @@ void store_close(void);
 bool store_readonly(void);
 /* The store's root directory fd (O_PATH-free, usable with *at() calls). */
 int store_root_fd(void);
+
+/*
+ * Every path the daemon resolves in STORE goes through these: relative to the
+ * store root, never through a symlink or ".." (common/beneath.h), the last
+ * component acted on without following it.  A refusal (-ELOOP, -EXDEV) is logged.
+ * All return 0 (or an fd, or a length) or -errno.
+ */
+int store_open_beneath(const char *rel, int flags, mode_t mode);
+/* A regular file only: a FIFO or device is refused (-EACCES) without waiting on it. */
+int store_open_file(const char *rel, int flags, mode_t mode);
+/* An O_PATH fd of the directory holding @rel's last component, named by *@base. */
+int store_parent_fd(const char *rel, const char **base);
+int store_lstat(const char *rel, struct stat *st);
+int store_unlink(const char *rel, int flags);
+int store_rename(const char *from, const char *to, unsigned int flags);
+int store_link(const char *from, const char *to);
+/* mkdir, chmod: without setuid, setgid or sticky bits, whatever @mode says. */
+int store_mkdir(const char *rel, mode_t mode);
+int store_chmod(const char *rel, mode_t mode);
+int store_chown(const char *rel, uid_t uid, gid_t gid);
+int store_utimens(const char *rel, const struct timespec ts[2]);
+int store_symlink(const char *target, const char *rel);
+ssize_t store_readlink(const char *rel, char *buf, size_t size);
 
 /* 1..128 bytes of A-Z a-z 0-9 . _ + -, not starting with '.'. */
 bool store_type_valid(const char *name, size_t len);

@@ -1,6 +1,8 @@
 /* atomic: temp-file + fsync + rename writes, and whole-file reads; see atomic.h. */
 #include "atomic.h"
 
+#include "beneath.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -90,6 +92,9 @@ int atomic_write(int dirfd, const char *name, const void *data, size_t len, mode
 	struct buf tmp = BUF_INIT;
 	int fd = -1, ret;
 
+	/* One name in @dirfd: a path would resolve through whatever its directories are. */
+	if (strchr(name, '/'))
+		return -EINVAL;
 	atomic_tmpname(&tmp);
 	fd = openat(dirfd, tmp.data, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
 	if (fd < 0) {
@@ -120,10 +125,11 @@ int file_read_all(int dirfd, const char *name, size_t max, struct buf *out)
 	struct stat st;
 
 	/* O_NONBLOCK: opening a FIFO (say tests/x.in in a store restored with
-	 * rsync -a) must not wait for a writer; then only regular files are read. */
-	fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+	 * rsync -a) must not wait for a writer; then only regular files are read.
+	 * No symlink on the way is followed, and no ".." leaves @dirfd. */
+	fd = beneath_open(dirfd, name, O_RDONLY | O_NONBLOCK, 0);
 	if (fd < 0)
-		return -errno;
+		return fd;
 	if (fstat(fd, &st) < 0)
 		ret = -errno;
 	else if (!S_ISREG(st.st_mode))

@@ -16,6 +16,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +31,7 @@
 #include "map.h"
 #include "name.h"
 #include "node.h"
+#include "perm.h"
 #include "proc.h"
 #include "store.h"
 
@@ -37,6 +39,10 @@
 #define FS_QUERY_MAX (64u << 20)
 
 static struct fs_config fs_cfg;
+/* Bytes buffered by all open query/ handles, bounded by fs_cfg.query_mem: one user's
+ * writes must not take the daemon's memory (a handle alone is capped at
+ * FS_QUERY_MAX). */
+static _Atomic size_t fs_query_bytes;
 static struct fuse_session *fs_session;
 
 enum handle_kind { H_ANSWER, H_QUERY, H_STATS, H_PFILE, H_DIR, H_MAP };
@@ -91,6 +97,9 @@ void fs_init(const struct fs_config *cfg)
 	fs_cfg = *cfg;
 	if (fs_cfg.timeout <= 0)
 		fs_cfg.timeout = 1.0;
+	if (!fs_cfg.query_mem)
+		fs_cfg.query_mem = (size_t)256 << 20;
+	map_init(fs_cfg.query_mem);
 }
 
 /* Every live handle, so that those the kernel never released (a lazy unmount
@@ -177,8 +186,7 @@ static int attr_store(struct node *n, struct stat *st)
 	int ret = 0;
 
 	node_store_path(n, &path);
-	if (fstatat(store_root_fd(), path.data, st, AT_SYMLINK_NOFOLLOW) != 0)
-		ret = -errno;
+	ret = store_lstat(path.data, st);
 	buf_free(&path);
 	if (!ret && n->writer) {
 		struct stat sh;
@@ -242,7 +250,9 @@ static int node_attr(struct node *n, struct stat *st, double *timeout)
 		*timeout = FS_FIXED_TIMEOUT;
 		break;
 	case NODE_PROCS:
-		attr_dir(st, ino, fs_cfg.readonly ? 0555 : 0755);
+		/* Shared (allow_other): anyone may add a type, only its owner (or root)
+		 * may rename or remove it, as in /tmp. */
+		attr_dir(st, ino, fs_cfg.readonly ? 0555 : fs_cfg.shared ? 01777 : 0755);
 		*timeout = FS_FIXED_TIMEOUT;
 		break;
 	case NODE_STATS:
@@ -333,9 +343,12 @@ static int lookup_store_child(struct node *parent, const char *name, struct node
 	node_store_path(parent, &path);
 	buf_addc(&path, '/');
 	buf_adds(&path, name);
-	if (fstatat(store_root_fd(), path.data, &st, AT_SYMLINK_NOFOLLOW) != 0) {
-		ret = -errno;
-	} else {
+	ret = store_lstat(path.data, &st);
+	/* A FIFO, device or socket in STORE (an NFS peer, a restore) is not served:
+	 * the mount never makes one, and opening one would wait or reach a device. */
+	if (!ret && !S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode) && !S_ISLNK(st.st_mode))
+		ret = -ENOENT;
+	if (!ret) {
 		struct node *old = node_child(parent, name);
 
 		/* Another file now stands behind the name (replaced by rename, here or
@@ -514,6 +527,8 @@ static int procs_path(fuse_ino_t ino, const char *name, struct buf *path, struct
 		ret = -ESTALE;
 	} else if (n->kind != NODE_PROCS_TYPE && n->kind != NODE_PFILE) {
 		ret = n->kind == NODE_PROCS ? -EPERM : -EACCES;
+	} else if (name && atomic_is_tmpname(name)) {
+		ret = -EINVAL; /* the daemon's own temp names are never made through the mount */
 	} else {
 		node_store_path(n, path);
 		if (name) {
@@ -545,8 +560,8 @@ static void chown_to_caller(fuse_req_t req, const char *path)
 	const struct fuse_ctx *ctx = fuse_req_ctx(req);
 
 	if (getuid() == 0 && ctx && (ctx->uid != 0 || ctx->gid != 0))
-		if (fchownat(store_root_fd(), path, ctx->uid, ctx->gid, AT_SYMLINK_NOFOLLOW) != 0)
-			log_debug("chown %s: %s", path, strerror(errno));
+		if (store_chown(path, ctx->uid, ctx->gid) != 0)
+			log_debug("chown %s: failed", path);
 }
 
 static void reply_new_entry(fuse_req_t req, fuse_ino_t parent_ino, const char *name)
@@ -589,6 +604,8 @@ static void fs_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
 		}
 		ret = store_mkdir_type(name);
 		if (!ret) {
+			store_type_dir(name, &path);
+			chown_to_caller(req, path.data);
 			procs_changed(name);
 			reply_new_entry(req, parent, name);
 		}
@@ -597,10 +614,9 @@ static void fs_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
 	ret = procs_path(parent, name, &path, &type);
 	if (ret)
 		goto out;
-	if (mkdirat(store_root_fd(), path.data, mode & 07777) != 0) {
-		ret = -errno;
+	ret = store_mkdir(path.data, mode);
+	if (ret)
 		goto out;
-	}
 	chown_to_caller(req, path.data);
 	procs_changed(type.data);
 	reply_new_entry(req, parent, name);
@@ -646,10 +662,9 @@ static void fs_unlink_common(fuse_req_t req, fuse_ino_t parent, const char *name
 		if (ret)
 			goto out;
 	}
-	if (unlinkat(store_root_fd(), path.data, flags) != 0) {
-		ret = -errno;
+	ret = store_unlink(path.data, flags);
+	if (ret)
 		goto out;
-	}
 	detach_child(parent, name);
 	procs_changed(type.data);
 out:
@@ -738,12 +753,12 @@ static void fs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 		break; /* inputs are unbounded: nothing to list */
 	case NODE_PROCS_TYPE:
 	case NODE_PFILE: {
-		int fd = openat(store_root_fd(), path.data, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		int fd = store_open_beneath(path.data, O_RDONLY | O_DIRECTORY, 0);
 		struct dirent *de;
 		DIR *dir;
 
 		if (fd < 0) {
-			ret = -errno;
+			ret = fd;
 			break;
 		}
 		dir = fdopendir(fd);
@@ -754,7 +769,9 @@ static void fs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 		}
 		while ((de = readdir(dir))) {
 			if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..") ||
-			    atomic_is_tmpname(de->d_name))
+			    atomic_is_tmpname(de->d_name) ||
+			    (de->d_type != DT_REG && de->d_type != DT_DIR && de->d_type != DT_LNK &&
+			     de->d_type != DT_UNKNOWN))
 				continue;
 			dir_add(h, de->d_name, (mode_t)DTTOIF(de->d_type), 0);
 		}
@@ -825,6 +842,7 @@ static void handle_destroy(struct handle *h)
 		break;
 	case H_QUERY:
 		answer_put(h->q.ans);
+		atomic_fetch_sub(&fs_query_bytes, h->q.input.len);
 		buf_free(&h->q.input);
 		pthread_mutex_destroy(&h->q.lock);
 		break;
@@ -846,7 +864,7 @@ static void handle_destroy(struct handle *h)
 		pthread_mutex_unlock(&node_lock);
 		if (h->pf.shadow >= 0) {
 			close(h->pf.shadow);
-			unlinkat(store_root_fd(), h->pf.shadow_path.data, 0);
+			store_unlink(h->pf.shadow_path.data, 0);
 		}
 		if (h->pf.fd >= 0)
 			close(h->pf.fd);
@@ -879,8 +897,10 @@ static void fs_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, struct fus
 	(void)fi;
 	ret = procs_path(ino, NULL, &path, NULL);
 	if (ret == 0) {
-		fd = openat(store_root_fd(), path.data, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-		if (fd < 0 || fsync(fd) != 0)
+		fd = store_open_beneath(path.data, O_RDONLY | O_DIRECTORY, 0);
+		if (fd < 0)
+			ret = fd;
+		else if (fsync(fd) != 0)
 			ret = -errno;
 		if (fd >= 0)
 			close(fd);
@@ -915,12 +935,12 @@ static int pfile_make_shadow(struct pfile *pf, const char *target, bool copy)
 	buf_add(&tmp, target, (size_t)(slash - target + 1));
 	atomic_tmpname(&tmp);
 	if (pf->fd >= 0 && fstat(pf->fd, &st) == 0)
-		st.st_mode &= 07777;
+		st.st_mode &= 0777; /* never setuid, setgid or sticky */
 	else
 		st.st_mode = 0644;
-	fd = openat(store_root_fd(), tmp.data, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, st.st_mode);
+	fd = store_open_beneath(tmp.data, O_RDWR | O_CREAT | O_EXCL, st.st_mode);
 	if (fd < 0) {
-		ret = -errno;
+		ret = fd;
 		goto out;
 	}
 	if (copy && pf->fd >= 0) {
@@ -950,7 +970,7 @@ static int pfile_make_shadow(struct pfile *pf, const char *target, bool copy)
 out:
 	if (fd >= 0) {
 		close(fd);
-		unlinkat(store_root_fd(), tmp.data, 0);
+		store_unlink(tmp.data, 0);
 	}
 	buf_free(&tmp);
 	return ret;
@@ -971,7 +991,7 @@ static int pfile_commit(struct pfile *pf, const char *target, bool gone)
 		/* Half the data is worse than none: drop the shadow, keep the old file. */
 		ret = pf->error;
 		close(pf->shadow);
-		unlinkat(store_root_fd(), pf->shadow_path.data, 0);
+		store_unlink(pf->shadow_path.data, 0);
 		pf->shadow = -1;
 		pf->dirty = false;
 		pf->error = 0;
@@ -982,9 +1002,8 @@ static int pfile_commit(struct pfile *pf, const char *target, bool gone)
 		goto out;
 	}
 	if (gone) {
-		unlinkat(store_root_fd(), pf->shadow_path.data, 0);
-	} else if (renameat(store_root_fd(), pf->shadow_path.data, store_root_fd(), target) != 0) {
-		ret = -errno;
+		store_unlink(pf->shadow_path.data, 0);
+	} else if ((ret = store_rename(pf->shadow_path.data, target, 0)) != 0) {
 		goto out;
 	}
 	if (pf->fd >= 0)
@@ -1078,9 +1097,9 @@ static int pfile_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		goto out;
 	if (acc != O_RDONLY && (ret = check_writable()))
 		goto out;
-	fd = openat(store_root_fd(), path.data, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	fd = store_open_file(path.data, O_RDONLY, 0);
 	if (fd < 0) {
-		ret = -errno;
+		ret = fd;
 		goto out;
 	}
 	h = handle_new(H_PFILE, ino);
@@ -1128,11 +1147,9 @@ static void fs_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 		goto out;
 	}
 	/* The name appears at once (POSIX), empty; the data arrives by shadow. */
-	fd = openat(store_root_fd(), path.data,
-		    O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW | (fi->flags & O_EXCL),
-		    mode & 07777);
+	fd = store_open_file(path.data, O_WRONLY | O_CREAT | (fi->flags & O_EXCL), mode & 0777);
 	if (fd < 0) {
-		ret = -errno;
+		ret = fd;
 		goto out;
 	}
 	close(fd);
@@ -1267,7 +1284,7 @@ static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		break;
 	case NODE_MAP_TYPE:
 		h = handle_new(H_MAP, ino);
-		h->map = map_open(type);
+		ret = map_open(type, &h->map);
 		fi->direct_io = 1;
 		fi->nonseekable = 1;
 		break;
@@ -1306,6 +1323,18 @@ static void reply_slice(fuse_req_t req, const char *data, size_t len, size_t siz
 	else
 		fuse_reply_buf(req, data + off,
 			       len - (size_t)off < size ? len - (size_t)off : size);
+}
+
+/* Take @more bytes of the query budget, or -ENOSPC when it is spent. */
+static int query_charge(size_t more)
+{
+	size_t now = atomic_fetch_add(&fs_query_bytes, more);
+
+	if (now + more > fs_cfg.query_mem) {
+		atomic_fetch_sub(&fs_query_bytes, more);
+		return -ENOSPC;
+	}
+	return 0;
 }
 
 /* Seal a query handle: run the procedure on what was written. q.lock held. */
@@ -1422,6 +1451,12 @@ static void fs_write(fuse_req_t req, fuse_ino_t ino, const char *data, size_t si
 			ret = -EBUSY; /* the answer has been read: open the file again */
 		} else if ((uint64_t)off + size > FS_QUERY_MAX) {
 			ret = -EFBIG;
+		} else if ((size_t)off + size > h->q.input.len &&
+			   (ret = query_charge((size_t)off + size - h->q.input.len)) != 0) {
+			log_debug(
+			    "query/: an input write refused: open query/ handles already "
+			    "buffer %zu bytes, the -o query_mem limit (they free it on close)",
+			    atomic_load(&fs_query_bytes));
 		} else {
 			if ((size_t)off > h->q.input.len) {
 				buf_grow(&h->q.input, (size_t)off - h->q.input.len);
@@ -1516,7 +1551,7 @@ static void node_set_backing(fuse_ino_t ino, const char *path)
 {
 	struct stat st;
 
-	if (fstatat(store_root_fd(), path, &st, AT_SYMLINK_NOFOLLOW) == 0)
+	if (store_lstat(path, &st) == 0)
 		node_note_backing(ino, &st);
 }
 
@@ -1526,9 +1561,9 @@ static int truncate_atomic(const char *path, off_t size)
 	struct pfile pf = {.fd = -1, .shadow = -1};
 	int ret;
 
-	pf.fd = openat(store_root_fd(), path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	pf.fd = store_open_file(path, O_RDONLY, 0);
 	if (pf.fd < 0)
-		return -errno;
+		return pf.fd;
 	ret = pfile_make_shadow(&pf, path, size > 0);
 	if (!ret && ftruncate(pf.shadow, size) != 0)
 		ret = -errno;
@@ -1538,12 +1573,22 @@ static int truncate_atomic(const char *path, off_t size)
 	}
 	if (pf.shadow >= 0) {
 		close(pf.shadow);
-		unlinkat(store_root_fd(), pf.shadow_path.data, 0);
+		store_unlink(pf.shadow_path.data, 0);
 	}
 	if (pf.fd >= 0)
 		close(pf.fd);
 	buf_free(&pf.shadow_path);
 	return ret;
+}
+
+/* SETATTR of a directory the mount makes: its owner (or root) may, and nothing is
+ * kept; only root gives it away (the same rules as for store files). */
+static int fixed_dir_setattr(fuse_req_t req, const struct stat *attr, int to_set)
+{
+	struct stat cur;
+
+	attr_dir(&cur, INO_ROOT, 0755);
+	return perm_setattr(req, &cur, attr, to_set) ? -EPERM : 0;
 }
 
 static void fs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
@@ -1552,14 +1597,21 @@ static void fs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 	struct handle *h = fi ? fi_handle(fi) : NULL;
 	struct buf path = BUF_INIT, type = BUF_INIT;
 	struct pfile *pf = h && h->kind == H_PFILE ? &h->pf : NULL;
-	int ret, root = store_root_fd();
+	struct stat cur;
+	int ret;
 
 	ret = procs_path(ino, NULL, &path, &type);
 	if (ret == -EPERM || ret == -EACCES) {
-		/* Outside procs/: only a no-op truncate of a query or map file is harmless. */
+		/* Outside procs/: only a no-op truncate of a query or map file is harmless;
+		 * the owner (or root) restoring a backup may set the owner, mode and times
+		 * of the directories the mount makes, which keep none of them (as on other
+		 * virtual filesystems), so that rsync -a, cp -a and tar exit 0. */
 		if (h && (h->kind == H_QUERY || h->kind == H_MAP) && to_set == FUSE_SET_ATTR_SIZE &&
 		    attr->st_size == 0)
 			ret = 0;
+		else if (!(to_set & FUSE_SET_ATTR_SIZE) &&
+			 ((ino >= INO_ROOT && ino <= INO_QUERY) || ino == INO_MAP))
+			ret = fixed_dir_setattr(req, attr, to_set);
 		if (!ret) {
 			fs_getattr(req, ino, fi);
 			goto out_free;
@@ -1570,18 +1622,24 @@ static void fs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 		goto out;
 	if (pf)
 		pthread_mutex_lock(&pf->lock);
-	if (to_set & FUSE_SET_ATTR_MODE) {
-		if (fchmodat(root, path.data, attr->st_mode & 07777, 0) != 0)
-			ret = -errno;
+	/* Never for a caller the kernel would refuse (the daemon acts as root). */
+	if (pf && fstat(pf->fd, &cur) != 0)
+		ret = -errno;
+	else if (!pf)
+		ret = store_lstat(path.data, &cur);
+	if (!ret)
+		ret = perm_setattr(req, &cur, attr, to_set);
+	if (!ret && (to_set & FUSE_SET_ATTR_MODE)) {
+		/* store_chmod drops setuid, setgid and sticky bits. */
+		ret = store_chmod(path.data, attr->st_mode);
 		if (pf && pf->shadow >= 0)
-			fchmod(pf->shadow, attr->st_mode & 07777);
+			fchmod(pf->shadow, attr->st_mode & 0777);
 	}
 	if (!ret && (to_set & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID))) {
 		uid_t uid = to_set & FUSE_SET_ATTR_UID ? attr->st_uid : (uid_t)-1;
 		gid_t gid = to_set & FUSE_SET_ATTR_GID ? attr->st_gid : (gid_t)-1;
 
-		if (fchownat(root, path.data, uid, gid, AT_SYMLINK_NOFOLLOW) != 0)
-			ret = -errno;
+		ret = store_chown(path.data, uid, gid);
 	}
 	if (!ret && (to_set & FUSE_SET_ATTR_SIZE)) {
 		if (pf && pf->writable) {
@@ -1615,8 +1673,8 @@ static void fs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 		if (pf && pf->shadow >= 0) {
 			if (futimens(pf->shadow, ts) != 0)
 				ret = -errno;
-		} else if (utimensat(root, path.data, ts, AT_SYMLINK_NOFOLLOW) != 0) {
-			ret = -errno;
+		} else {
+			ret = store_utimens(path.data, ts);
 		}
 	}
 	if (pf)
@@ -1633,6 +1691,36 @@ out_free:
 	buf_free(&type);
 }
 
+/* Regular files only (knfsd creates files through MKNOD): no device, FIFO or socket
+ * is ever made in the store. */
+static void fs_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev)
+{
+	struct buf path = BUF_INIT, type = BUF_INIT;
+	int ret = check_writable(), fd;
+
+	(void)rdev;
+	if (!ret && !S_ISREG(mode))
+		ret = -EPERM;
+	if (!ret)
+		ret = procs_path(parent, name, &path, &type);
+	if (!ret) {
+		fd = store_open_beneath(path.data, O_WRONLY | O_CREAT | O_EXCL, mode & 0777);
+		if (fd < 0)
+			ret = fd;
+		else
+			close(fd);
+	}
+	if (ret) {
+		fuse_reply_err(req, -ret);
+	} else {
+		chown_to_caller(req, path.data);
+		procs_changed(type.data);
+		reply_new_entry(req, parent, name);
+	}
+	buf_free(&path);
+	buf_free(&type);
+}
+
 static void fs_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char *name)
 {
 	struct buf path = BUF_INIT, type = BUF_INIT;
@@ -1640,8 +1728,8 @@ static void fs_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, cons
 
 	if (!ret)
 		ret = procs_path(parent, name, &path, &type);
-	if (!ret && symlinkat(link, store_root_fd(), path.data) != 0)
-		ret = -errno;
+	if (!ret)
+		ret = store_symlink(link, path.data);
 	if (ret) {
 		fuse_reply_err(req, -ret);
 	} else {
@@ -1662,9 +1750,9 @@ static void fs_readlink(fuse_req_t req, fuse_ino_t ino)
 
 	ret = procs_path(ino, NULL, &path, NULL);
 	if (!ret) {
-		n = readlinkat(store_root_fd(), path.data, target, sizeof(target) - 1);
+		n = store_readlink(path.data, target, sizeof(target) - 1);
 		if (n < 0)
-			ret = -errno;
+			ret = (int)n;
 	}
 	buf_free(&path);
 	if (ret) {
@@ -1684,8 +1772,8 @@ static void fs_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t parent, const cha
 		ret = procs_path(ino, NULL, &from, NULL);
 	if (!ret)
 		ret = procs_path(parent, name, &to, &type);
-	if (!ret && linkat(store_root_fd(), from.data, store_root_fd(), to.data, 0) != 0)
-		ret = -errno;
+	if (!ret)
+		ret = store_link(from.data, to.data);
 	if (ret) {
 		fuse_reply_err(req, -ret);
 	} else {
@@ -1706,6 +1794,10 @@ static void fs_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_
 
 	if (ret)
 		goto out;
+	if (flags & RENAME_WHITEOUT) {
+		ret = -EINVAL; /* a whiteout is a device file: never made in the store */
+		goto out;
+	}
 	if (parent == INO_PROCS || newparent == INO_PROCS) {
 		/* Renaming a whole type: both sides must be type directories. */
 		if (parent != newparent || !type_name_ok(name) || !type_name_ok(newname)) {
@@ -1716,9 +1808,12 @@ static void fs_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_
 		store_type_dir(newname, &to);
 		buf_adds(&t1, name);
 		buf_adds(&t2, newname);
-		ret = store_mkdir_type(newname);
-		if (!ret && unlinkat(store_root_fd(), to.data, AT_REMOVEDIR) != 0)
-			ret = -errno;
+		/* The bucket directories of the new name; an exchange needs both types. */
+		if (!(flags & RENAME_EXCHANGE)) {
+			ret = store_mkdir_type(newname);
+			if (!ret)
+				ret = store_unlink(to.data, AT_REMOVEDIR);
+		}
 	} else {
 		ret = procs_path(parent, name, &from, &t1);
 		if (!ret)
@@ -1728,20 +1823,21 @@ static void fs_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_
 	}
 	if (ret)
 		goto out;
-	if (renameat2(store_root_fd(), from.data, store_root_fd(), to.data, flags) != 0) {
-		ret = -errno;
+	ret = store_rename(from.data, to.data, flags);
+	if (ret)
 		goto out;
-	}
 	pthread_mutex_lock(&node_lock);
 	pn = node_by_ino(parent);
 	npn = node_by_ino(newparent);
 	n = pn ? node_child(pn, name) : NULL;
 	victim = npn ? node_child(npn, newname) : NULL;
 	if (flags & RENAME_EXCHANGE) {
-		if (n)
-			node_detach(n);
-		if (victim)
-			node_detach(victim);
+		if (n && victim)
+			node_exchange(n, victim);
+		else if (n && npn)
+			node_move(n, npn, newname);
+		else if (victim && pn)
+			node_move(victim, pn, name);
 	} else {
 		if (victim && victim != n)
 			node_detach(victim);
@@ -1792,6 +1888,7 @@ const struct fuse_lowlevel_ops fs_ops = {
     .setattr = fs_setattr,
     .readlink = fs_readlink,
     .mkdir = fs_mkdir,
+    .mknod = fs_mknod,
     .unlink = fs_unlink,
     .rmdir = fs_rmdir,
     .symlink = fs_symlink,

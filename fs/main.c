@@ -25,6 +25,7 @@
 #include "library.h"
 #include "llm.h"
 #include "node.h"
+#include "options.h"
 #include "log.h"
 #include "proc.h"
 #include "sandbox.h"
@@ -36,6 +37,8 @@ struct options {
 	int positional;
 	unsigned timeout_ms, revalidate_ms, memo_mb, workers, worker_mem_mb, max_answer;
 	unsigned fail_ttl_ms, repair_rounds, calls_per_hour, history;
+	unsigned query_mem_mb, tests_max_mb;
+	int allow_other, default_permissions;
 	unsigned long tokens_per_hour;
 	char *worker, *include, *library;
 	int use_library, readonly, debug_log, show_help, show_version;
@@ -56,6 +59,8 @@ static const struct fuse_opt option_spec[] = {
     OPT("max_answer=%u", max_answer),
     OPT("fail_ttl=%u", fail_ttl_ms),
     OPT("history=%u", history),
+    OPT("query_mem=%u", query_mem_mb),
+    OPT("tests_max=%u", tests_max_mb),
     OPT("worker=%s", worker),
     OPT("include=%s", include),
     OPT("library", use_library),
@@ -98,6 +103,9 @@ static void usage(const char *prog)
 	    "  -o worker_mem=MB         address-space limit of a worker (default 256)\n"
 	    "  -o max_answer=BYTES      largest answer (default 1048576)\n"
 	    "  -o history=N             replaced sources kept in procs/TYPE/history/ (default 20)\n"
+	    "  -o query_mem=MB          input all open query/ files may buffer together; past it\n"
+	    "                           a write fails with ENOSPC (default 256)\n"
+	    "  -o tests_max=MB          test-case bytes read from one type's tests/ (default 16)\n"
 	    "  -o worker=PATH           the seglam-worker binary\n"
 	    "  -o include=DIR           the headers procedures compile against\n"
 	    "  -o log_debug             verbose log\n"
@@ -127,6 +135,10 @@ static int option_proc(void *data, const char *arg, int key, struct fuse_args *o
 	}
 	if (key == FUSE_OPT_KEY_OPT && !strcmp(arg, "ro"))
 		o->readonly = 1; /* also passed on to the kernel */
+	if (key == FUSE_OPT_KEY_OPT && !strcmp(arg, "allow_other"))
+		o->allow_other = 1;
+	if (key == FUSE_OPT_KEY_OPT && !strcmp(arg, "default_permissions"))
+		o->default_permissions = 1;
 	return 1;
 }
 
@@ -201,7 +213,14 @@ int main(int argc, char *argv[])
 
 	signal(SIGPIPE, SIG_IGN);
 	o.repair_rounds = UINT_MAX; /* 0 is meaningful: no repair */
+	if (options_check_numbers(argc, argv) != 0)
+		goto out;
 	if (fuse_opt_parse(&args, &o, option_spec, option_proc) != 0)
+		goto out;
+	/* Other users: the kernel checks their permissions against the store's owners
+	 * and modes, so nobody changes another's procedure or gets root through it. */
+	if (o.allow_other && !o.default_permissions &&
+	    fuse_opt_add_arg(&args, "-odefault_permissions") != 0)
 		goto out;
 	if (o.show_version) {
 		printf("seglamfs %s\n", SEGLAM_VERSION);
@@ -298,6 +317,7 @@ int main(int argc, char *argv[])
 	pc.memo_bytes = (size_t)(o.memo_mb ? o.memo_mb : 64) << 20;
 	pc.fail_ttl_ms = o.fail_ttl_ms;
 	pc.history_max = o.history;
+	pc.tests_max = (size_t)(o.tests_max_mb ? o.tests_max_mb : 16) << 20;
 	if (syc.llm.provider != LLM_NONE) {
 		synth_init(&syc);
 		pc.synth = synth_procedure;
@@ -307,6 +327,8 @@ int main(int argc, char *argv[])
 
 	fc.timeout = pc.revalidate_ms / 1000.0;
 	fc.readonly = o.readonly;
+	fc.shared = o.allow_other;
+	fc.query_mem = (size_t)(o.query_mem_mb ? o.query_mem_mb : 256) << 20;
 	fs_init(&fc);
 	node_init();
 

@@ -13,6 +13,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -29,6 +30,13 @@
 #define MAP_BATCH_COUNT 16384u		/* inputs per batch, at most */
 #define MAP_BATCH_FIRST 16u		/* inputs in the first batch of a stream */
 #define MAP_BATCH_NS 50000000ull	/* aim: a batch takes 50 ms */
+#define MAP_OUT_RESERVE (2u << 20)	/* per stream: a batch's records (1 MiB) + one answer */
+
+/* Memory of all map/ streams together (queued input, plus a reservation for
+ * records per open stream), bounded by -o query_mem: one user opening many
+ * streams must not take the daemon's memory. */
+static _Atomic size_t map_mem;
+static size_t map_mem_max = (size_t)256 << 20;
 
 struct map_stream {
 	char *type;
@@ -57,22 +65,55 @@ static uint32_t map_le32(const char *p)
 	return (uint32_t)u[0] | (uint32_t)u[1] << 8 | (uint32_t)u[2] << 16 | (uint32_t)u[3] << 24;
 }
 
-struct map_stream *map_open(const char *type)
+void map_init(size_t max_bytes)
 {
-	struct map_stream *m = calloc(1, sizeof(*m));
+	if (max_bytes)
+		map_mem_max = max_bytes;
+}
 
+/* Take @n bytes of the budget, or -ENOSPC. */
+static int map_charge(size_t n)
+{
+	size_t now = atomic_fetch_add(&map_mem, n);
+
+	if (now + n > map_mem_max) {
+		atomic_fetch_sub(&map_mem, n);
+		log_debug("map/: refused %zu bytes: open map/ streams hold %zu, the -o query_mem "
+			  "limit (they free it on close)",
+			  n, now);
+		return -ENOSPC;
+	}
+	return 0;
+}
+
+static void map_release(size_t n)
+{
+	atomic_fetch_sub(&map_mem, n);
+}
+
+int map_open(const char *type, struct map_stream **out)
+{
+	struct map_stream *m;
+	int ret = map_charge(MAP_OUT_RESERVE);
+
+	*out = NULL;
+	if (ret)
+		return ret;
+	m = calloc(1, sizeof(*m));
 	if (!m || !(m->type = strdup(type)))
 		abort();
 	pthread_mutex_init(&m->lock, NULL);
 	pthread_mutex_init(&m->rlock, NULL);
 	m->batch_max = MAP_BATCH_FIRST;
-	return m;
+	*out = m;
+	return 0;
 }
 
 void map_close(struct map_stream *m)
 {
 	if (!m)
 		return;
+	map_release(MAP_OUT_RESERVE + m->in.len + m->batch.len);
 	buf_free(&m->in);
 	buf_free(&m->out);
 	buf_free(&m->batch);
@@ -111,16 +152,19 @@ void map_write(fuse_req_t req, struct map_stream *m, const char *data, size_t si
 		ret = -EINVAL;
 	} else if (m->in.len >= MAP_PENDING_MAX) {
 		ret = -EAGAIN; /* read the records of what was written first */
-	} else {
+	} else if ((ret = map_charge(size)) == 0) {
 		old = m->in.len;
 		buf_add(&m->in, data, size);
 		ret = map_scan(m);
 		if (ret < 0) {
+			size_t keep = m->ready > old ? m->ready : old;
+
 			/* Keep the frames before the bad one; the stream ends there. */
 			log_info("map/%s: an input frame claims more than %u bytes: stream refused",
 				 m->type, MAP_INPUT_MAX);
 			m->broken = true;
-			buf_truncate(&m->in, m->ready > old ? m->ready : old);
+			map_release(m->in.len - keep);
+			buf_truncate(&m->in, keep);
 		}
 	}
 	pthread_mutex_unlock(&m->lock);
@@ -151,6 +195,8 @@ static void map_take(struct map_stream *m)
 	buf_truncate(&m->in, m->in.len - off);
 	m->ready -= off;
 	m->nready -= n;
+	if (!m->in.len)
+		buf_free(&m->in); /* an idle stream holds nothing */
 }
 
 /* Run the batch (filling it first if empty); records go to out.  rlock held. */
@@ -200,6 +246,9 @@ static int map_run(struct map_stream *m, bool *nothing)
 	memmove(m->batch.data, m->batch.data + off, m->batch.len - off);
 	buf_truncate(&m->batch, m->batch.len - off);
 	m->batch_n -= ran;
+	map_release(off);
+	if (!m->batch.len)
+		buf_free(&m->batch);
 out:
 	buf_free(&err);
 	return ret;
@@ -224,6 +273,10 @@ void map_read(fuse_req_t req, struct map_stream *m, size_t size)
 	n = m->out.len - m->out_off < size ? m->out.len - m->out_off : size;
 	fuse_reply_buf(req, m->out.data + m->out_off, n);
 	m->out_off += n;
+	if (m->out_off == m->out.len) {
+		buf_free(&m->out);
+		m->out_off = 0;
+	}
 	pthread_mutex_unlock(&m->rlock);
 	return;
 out:

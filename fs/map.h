@@ -9,8 +9,9 @@
  *
  * all integers little-endian.  Inputs are run in batches by the type's worker
  * (proc_map), so a FUSE round trip carries thousands of inputs.  Memory is
- * bounded per descriptor: a write fails with EAGAIN while 4 MiB of input wait
- * unanswered, and answers are made only when read.
+ * bounded per descriptor (a write fails with EAGAIN while 4 MiB of input wait
+ * unanswered, and answers are made only when read) and for all descriptors
+ * together (-o query_mem, else ENOSPC).
  */
 #ifndef SEGLAM_MAP_H
 #define SEGLAM_MAP_H
@@ -21,7 +22,10 @@
 
 struct map_stream;
 
-struct map_stream *map_open(const char *type);
+/* Bound the memory of all streams together (bytes; 0 keeps the default 256 MiB). */
+void map_init(size_t max_bytes);
+/* 0, or -ENOSPC when the streams already open hold the whole budget. */
+int map_open(const char *type, struct map_stream **m);
 void map_close(struct map_stream *m);
 /* The FUSE write and read of a map/TYPE descriptor: they reply to @req. */
 void map_write(fuse_req_t req, struct map_stream *m, const char *data, size_t size);

@@ -249,6 +249,34 @@ void node_move(struct node *n, struct node *parent, const char *name)
 	node_free_if_unused(old_parent);
 }
 
+void node_exchange(struct node *a, struct node *b)
+{
+	struct node *pa = a->parent;
+	char *name = a->name, *type = a->type_owned;
+
+	if (a == b)
+		return;
+	if (!a->unlinked)
+		unlink_name(a);
+	if (!b->unlinked)
+		unlink_name(b);
+	/* Each parent keeps one child: the counts do not change. */
+	a->name = b->name;
+	a->parent = b->parent;
+	b->name = name;
+	b->parent = pa;
+	a->unlinked = b->unlinked = false;
+	if (a->kind == NODE_PROCS_TYPE && b->kind == NODE_PROCS_TYPE) {
+		/* A type directory's type is its name. */
+		a->type_owned = b->type_owned;
+		b->type_owned = type;
+		a->type = a->type_owned;
+		b->type = b->type_owned;
+	}
+	insert_name(a);
+	insert_name(b);
+}
+
 void node_store_path(const struct node *node, struct buf *out)
 {
 	const struct node *chain[256];

@@ -87,6 +87,10 @@ void node_forget(struct node *node, uint64_t n);
 void node_detach(struct node *node);
 /* Move to a new parent/name (rename). Under node_lock. */
 void node_move(struct node *node, struct node *parent, const char *name);
+/* RENAME_EXCHANGE: @a takes @b's parent and name and @b takes @a's, so that each
+ * node goes on naming the object it named (a held directory must never resolve
+ * to what was swapped in under its old name). */
+void node_exchange(struct node *a, struct node *b);
 /* Store-relative path of a procs node ("procs/ab/cd/TYPE/tests/x.in"). Under node_lock. */
 void node_store_path(const struct node *node, struct buf *out);
 /* The type a node belongs to (NULL for fixed nodes). Under node_lock. */

@@ -173,6 +173,12 @@ static void stream_failed(const char *what)
 				"write one)\n", prog, type);
 		exit(2);
 	}
+	if (e == ENOSPC) {
+		fprintf(stderr, "%s: %s: %s: the mount's buffers for map/ are full (the streams "
+				"open now hold -o query_mem); try again when some have ended\n",
+			prog, type, what);
+		exit(3);
+	}
 	if (e != EIO || !print_log_reason())
 		fprintf(stderr, "%s: %s: %s: %s (see seglam log %s)\n", prog, type, what,
 			strerror(e), type);

@@ -27,6 +27,22 @@ SANITIZER_MARKS = ('ERROR: AddressSanitizer', 'ERROR: LeakSanitizer', 'runtime e
                    'SUMMARY: UndefinedBehaviorSanitizer')
 
 sys.path.insert(0, os.path.join(ROOT, 'tests'))
+
+def pytest_configure(config):
+    config.addinivalue_line('markers', 'long: an expensive test (load, crash loops, '
+                            'large stores); run by `scripts/test --long` and CI')
+
+
+def pytest_collection_modifyitems(config, items):
+    """Long tests run only with SEGLAM_LONG=1 (scripts/test --long sets it)."""
+    if os.environ.get('SEGLAM_LONG') == '1':
+        return
+    skip = pytest.mark.skip(reason='long test: run with scripts/test --long')
+    for item in items:
+        if 'long' in item.keywords:
+            item.add_marker(skip)
+
+
 import llm_server  # noqa: E402
 
 UPPER = r'''#include <seglam.h>

@@ -16,6 +16,8 @@ import threading
 import time
 import zlib
 
+import pytest
+
 from conftest import BUILD, worker_pids
 
 RSS_CAP_MIB = 160        # plain build: memo (64 MiB) + records + slack
@@ -50,6 +52,7 @@ def source(k):
             '{\n\t(void)in;\n\treturn seglam_printf(out, "%d %%zu\\n", len);\n}\n') % k
 
 
+@pytest.mark.long
 def test_10000_types_touched_once(mounts, tmp_path):
     store = tmp_path / 'store'
     store.mkdir()

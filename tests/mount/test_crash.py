@@ -12,6 +12,8 @@ import signal
 import subprocess
 import time
 
+import pytest
+
 from conftest import Mount, worker_pids
 
 KILLS = 60
@@ -187,6 +189,7 @@ def ensure_fusectl():
                        check=False, capture_output=True)
 
 
+@pytest.mark.long
 def test_kill9_loop_leaves_only_whole_files(tmp_path):
     ensure_fusectl()
     tmp = str(tmp_path)

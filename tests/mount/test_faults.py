@@ -40,11 +40,13 @@ def run_load(tmp_path, *args, duration=None):
     return p
 
 
+@pytest.mark.long
 def test_llm_failure_modes_during_load(tmp_path):
     p = run_load(tmp_path, '--llm-faults', '--skip', 'rsync')
     assert p.returncode == 0, p.stdout[-4000:] + p.stderr[-2000:]
 
 
+@pytest.mark.long
 def test_workers_killed_at_random_during_load(tmp_path):
     p = run_load(tmp_path, '--kill-workers', '0.5', '--skip', 'rsync')
     assert p.returncode == 0, p.stdout[-4000:] + p.stderr[-2000:]

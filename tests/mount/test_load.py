@@ -13,12 +13,15 @@ import subprocess
 import sys
 import threading
 
+import pytest
+
 from conftest import ROOT
 
 LOAD = os.path.join(ROOT, 'tests', 'load', 'load.py')
 BUILD = os.environ.get('SEGLAM_BUILD', os.path.join(ROOT, 'build'))
 
 
+@pytest.mark.long
 def test_load_16_clients(tmp_path):
     secs = os.environ.get('SEGLAM_LOAD_SECONDS', '30')
     p = subprocess.run([sys.executable, LOAD, '--build', BUILD, '--duration', secs,

@@ -331,3 +331,32 @@ def test_map_large_answers_come_in_order_with_bounded_batches(mount):
     r = sh(mount, 'printf "%s" | $SEGLAM map big | cut -c1-3' % ''.join(c + '\\n' for c in letters))
     assert r.returncode == 0, r.stderr
     assert r.stdout.decode().split() == [c * 3 for c in letters]
+
+
+def test_map_streams_share_the_query_mem_budget(mounts):
+    """-o query_mem bounds all map/ streams together: 2 MiB reserved per open stream
+    plus queued input; past it an open or a write fails with ENOSPC, and closing
+    gives it back."""
+    m = mounts(options=['-o', 'query_mem=5'])
+    m.put_proc('upper', UPPER)
+    path = m.path('map', 'upper')
+    a = os.open(path, os.O_RDWR)
+    b = os.open(path, os.O_RDWR)
+    try:
+        with pytest.raises(OSError) as e:
+            os.close(os.open(path, os.O_RDWR))
+        assert e.value.errno == errno.ENOSPC
+        frame = struct.pack('<I', 16) + b'abcdefghijklmnop'
+        chunk = frame * (65536 // len(frame))
+        sent = 0
+        with pytest.raises(OSError) as e:
+            while sent < 8 << 20:
+                os.write(a, chunk)
+                sent += len(chunk)
+        assert e.value.errno == errno.ENOSPC
+        assert sent <= 1 << 20
+    finally:
+        os.close(a)
+    os.close(b)
+    r = sh(m, 'printf "x\\n" | $SEGLAM map upper')
+    assert r.returncode == 0 and r.stdout == b'X\n'

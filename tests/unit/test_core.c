@@ -10,6 +10,7 @@
 
 #include "answer.h"
 #include "atomic.h"
+#include "beneath.h"
 #include "buf.h"
 #include "name.h"
 #include "store.h"
@@ -109,6 +110,75 @@ static void test_atomic(void)
 	rmdir(dir);
 	buf_free(&b);
 	buf_free(&name);
+}
+
+/* beneath: no symlink and no ".." on the way, with openat2 and with the walk. */
+static void test_beneath_mode(bool walk)
+{
+	char dir[] = "/tmp/seglam-test-XXXXXX", outside[] = "/tmp/seglam-test-XXXXXX";
+	const char *base;
+	int fd, sub, out_fd;
+	struct buf b = BUF_INIT;
+	struct stat st;
+
+	if (!mkdtemp(dir) || !mkdtemp(outside)) {
+		CHECK(0, "mkdtemp");
+		return;
+	}
+	beneath_force_walk(walk);
+	out_fd = open(outside, O_RDONLY | O_DIRECTORY);
+	atomic_write(out_fd, "secret", "canary", 6, 0600);
+	fd = open(dir, O_RDONLY | O_DIRECTORY);
+	mkdirat(fd, "a", 0755);
+	mkdirat(fd, "a/b", 0755);
+	atomic_write(fd, "x", "x", 1, 0644);
+	symlinkat(outside, fd, "a/out");
+	symlinkat("../x", fd, "a/rel");
+
+	sub = beneath_open(fd, "a/b", O_RDONLY | O_DIRECTORY, 0);
+	CHECK(sub >= 0, walk ? "walk: plain path opens" : "openat2: plain path opens");
+	if (sub >= 0)
+		close(sub);
+	CHECK(beneath_open(fd, "a/out/secret", O_RDONLY, 0) == -ELOOP,
+	      walk ? "walk: symlink on the way is ELOOP" : "openat2: symlink on the way is ELOOP");
+	CHECK(beneath_open(fd, "a/out", O_RDONLY | O_DIRECTORY, 0) < 0,
+	      walk ? "walk: symlink at the end refused" : "openat2: symlink at the end refused");
+	CHECK(beneath_open(fd, "a/rel", O_RDONLY, 0) < 0,
+	      walk ? "walk: relative symlink refused" : "openat2: relative symlink refused");
+	CHECK(beneath_open(fd, "../x", O_RDONLY, 0) == -EXDEV,
+	      walk ? "walk: .. out is EXDEV" : "openat2: .. out is EXDEV");
+	CHECK(beneath_open(fd, "a/out/new", O_WRONLY | O_CREAT, 0644) < 0 &&
+		  faccessat(out_fd, "new", F_OK, 0) != 0,
+	      walk ? "walk: no create through a symlink" : "openat2: no create through a symlink");
+	CHECK(file_read_all(fd, "a/out/secret", 100, &b) == -ELOOP && !b.len,
+	      "file_read_all never follows a symlinked directory");
+	sub = beneath_parent(fd, "a/out/secret", &base);
+	CHECK(sub == -ELOOP, "beneath_parent refuses a symlinked parent");
+	sub = beneath_parent(fd, "a/out", &base);
+	CHECK(sub >= 0 && !strcmp(base, "out") &&
+		  fstatat(sub, base, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode),
+	      "beneath_parent gives the directory of a symlink, not its target");
+	if (sub >= 0)
+		close(sub);
+	CHECK(beneath_parent(fd, "a/..", &base) == -EINVAL, "beneath_parent refuses ..");
+	beneath_force_walk(false);
+	unlinkat(fd, "a/out", 0);
+	unlinkat(fd, "a/rel", 0);
+	unlinkat(fd, "a/b", AT_REMOVEDIR);
+	unlinkat(fd, "a", AT_REMOVEDIR);
+	unlinkat(fd, "x", 0);
+	unlinkat(out_fd, "secret", 0);
+	close(fd);
+	close(out_fd);
+	rmdir(dir);
+	rmdir(outside);
+	buf_free(&b);
+}
+
+static void test_beneath(void)
+{
+	test_beneath_mode(false);
+	test_beneath_mode(true);
 }
 
 static void test_store(void)
@@ -246,6 +316,7 @@ int main(void)
 	test_name();
 	test_buf();
 	test_atomic();
+	test_beneath();
 	test_store();
 	test_memo();
 	printf("%d passed, %d failed\n", count - failures, failures);

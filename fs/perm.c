@@ -1,0 +1,80 @@
+/* perm: the kernel's ownership rules for SETATTR, checked by the daemon; see perm.h. */
+#include "perm.h"
+
+#include <errno.h>
+
+void perm_caller(fuse_req_t req, uid_t *uid, gid_t *gid)
+{
+	const struct fuse_ctx *ctx = fuse_req_ctx(req);
+
+	*uid = ctx ? ctx->uid : 0;
+	*gid = ctx ? ctx->gid : 0;
+}
+
+bool perm_owner(fuse_req_t req, uid_t owner)
+{
+	uid_t uid;
+	gid_t gid;
+
+	perm_caller(req, &uid, &gid);
+	return uid == 0 || uid == owner;
+}
+
+static bool perm_in_group(fuse_req_t req, gid_t want)
+{
+	gid_t groups[64];
+	uid_t uid;
+	gid_t gid;
+	int i, n;
+
+	perm_caller(req, &uid, &gid);
+	if (gid == want)
+		return true;
+	n = fuse_req_getgroups(req, 64, groups);
+	for (i = 0; i < n && i < 64; i++)
+		if (groups[i] == want)
+			return true;
+	return false;
+}
+
+static bool perm_may_write(fuse_req_t req, const struct stat *cur)
+{
+	uid_t uid;
+	gid_t gid;
+
+	perm_caller(req, &uid, &gid);
+	if (uid == 0)
+		return true;
+	if (uid == cur->st_uid)
+		return cur->st_mode & S_IWUSR;
+	if (perm_in_group(req, cur->st_gid))
+		return cur->st_mode & S_IWGRP;
+	return cur->st_mode & S_IWOTH;
+}
+
+int perm_setattr(fuse_req_t req, const struct stat *cur, const struct stat *attr, int to_set)
+{
+	uid_t uid;
+	gid_t gid;
+	bool owner;
+
+	perm_caller(req, &uid, &gid);
+	if (uid == 0)
+		return 0;
+	owner = uid == cur->st_uid;
+	if ((to_set & FUSE_SET_ATTR_UID) && attr->st_uid != cur->st_uid)
+		return -EPERM;
+	if ((to_set & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID | FUSE_SET_ATTR_MODE)) && !owner)
+		return -EPERM;
+	if ((to_set & FUSE_SET_ATTR_GID) && attr->st_gid != cur->st_gid &&
+	    !perm_in_group(req, attr->st_gid))
+		return -EPERM;
+	if (((to_set & FUSE_SET_ATTR_ATIME) && !(to_set & FUSE_SET_ATTR_ATIME_NOW)) ||
+	    ((to_set & FUSE_SET_ATTR_MTIME) && !(to_set & FUSE_SET_ATTR_MTIME_NOW)))
+		if (!owner)
+			return -EPERM;
+	if ((to_set & (FUSE_SET_ATTR_ATIME_NOW | FUSE_SET_ATTR_MTIME_NOW)) && !owner &&
+	    !perm_may_write(req, cur))
+		return -EACCES;
+	return 0;
+}
