@@ -30,7 +30,10 @@
 #define MAP_BATCH_COUNT 16384u		/* inputs per batch, at most */
 #define MAP_BATCH_FIRST 16u		/* inputs in the first batch of a stream */
 #define MAP_BATCH_NS 50000000ull	/* aim: a batch takes 50 ms */
-#define MAP_OUT_RESERVE (2u << 20)	/* per stream: a batch's records (1 MiB) + one answer */
+/* Charged per open stream: a batch's records (1 MiB) plus one answer, and the
+ * buffers an idle stream keeps (up to MAP_KEEP each for input and batch). */
+#define MAP_OUT_RESERVE (4u << 20)
+#define MAP_KEEP (1u << 20)
 
 /* Memory of all map/ streams together (queued input, plus a reservation for
  * records per open stream), bounded by -o query_mem: one user opening many
@@ -123,6 +126,14 @@ void map_close(struct map_stream *m)
 	free(m);
 }
 
+/* An empty buffer keeps its memory (no churn between batches) unless it grew over
+ * @keep for a burst. */
+static void map_trim(struct buf *b, size_t keep)
+{
+	if (!b->len && b->cap > keep)
+		buf_free(b);
+}
+
 /* Mark the frames of @in completed since the last call as ready.  Lock held. */
 static int map_scan(struct map_stream *m)
 {
@@ -189,14 +200,15 @@ static void map_take(struct map_stream *m)
 		n++;
 	}
 	buf_reset(&m->batch);
-	buf_add(&m->batch, m->in.data, off);
 	m->batch_n = n;
+	if (!off)
+		return;
+	buf_add(&m->batch, m->in.data, off);
 	memmove(m->in.data, m->in.data + off, m->in.len - off);
 	buf_truncate(&m->in, m->in.len - off);
 	m->ready -= off;
 	m->nready -= n;
-	if (!m->in.len)
-		buf_free(&m->in); /* an idle stream holds nothing */
+	map_trim(&m->in, MAP_KEEP);
 }
 
 /* Run the batch (filling it first if empty); records go to out.  rlock held. */
@@ -243,12 +255,13 @@ static int map_run(struct map_stream *m, bool *nothing)
 		memcpy(&len, m->batch.data + off, 4);
 		off += 4 + (size_t)len;
 	}
-	memmove(m->batch.data, m->batch.data + off, m->batch.len - off);
-	buf_truncate(&m->batch, m->batch.len - off);
+	if (off) {
+		memmove(m->batch.data, m->batch.data + off, m->batch.len - off);
+		buf_truncate(&m->batch, m->batch.len - off);
+	}
 	m->batch_n -= ran;
 	map_release(off);
-	if (!m->batch.len)
-		buf_free(&m->batch);
+	map_trim(&m->batch, MAP_KEEP);
 out:
 	buf_free(&err);
 	return ret;
@@ -274,8 +287,9 @@ void map_read(fuse_req_t req, struct map_stream *m, size_t size)
 	fuse_reply_buf(req, m->out.data + m->out_off, n);
 	m->out_off += n;
 	if (m->out_off == m->out.len) {
-		buf_free(&m->out);
+		buf_reset(&m->out);
 		m->out_off = 0;
+		map_trim(&m->out, 2 * MAP_KEEP);
 	}
 	pthread_mutex_unlock(&m->rlock);
 	return;

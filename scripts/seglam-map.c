@@ -62,6 +62,8 @@ static void mbuf_need(struct mbuf *b, size_t extra)
 
 static void mbuf_add(struct mbuf *b, const void *p, size_t n)
 {
+	if (!n)
+		return;
 	mbuf_need(b, n);
 	memcpy(b->data + b->len, p, n);
 	b->len += n;
@@ -269,6 +271,8 @@ static void split(void)
 {
 	size_t start = 0;
 
+	if (!in.len)
+		return;
 	while (nframes < MAP_CYCLE_INPUTS && frames.len < MAP_CYCLE_BYTES) {
 		char *e = memchr(in.data + scan, sep, in.len - scan);
 		size_t len;

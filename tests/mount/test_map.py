@@ -334,10 +334,10 @@ def test_map_large_answers_come_in_order_with_bounded_batches(mount):
 
 
 def test_map_streams_share_the_query_mem_budget(mounts):
-    """-o query_mem bounds all map/ streams together: 2 MiB reserved per open stream
+    """-o query_mem bounds all map/ streams together: 4 MiB reserved per open stream
     plus queued input; past it an open or a write fails with ENOSPC, and closing
     gives it back."""
-    m = mounts(options=['-o', 'query_mem=5'])
+    m = mounts(options=['-o', 'query_mem=9'])
     m.put_proc('upper', UPPER)
     path = m.path('map', 'upper')
     a = os.open(path, os.O_RDWR)
