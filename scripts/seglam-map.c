@@ -158,6 +158,8 @@ static void emit(uint64_t line, uint32_t kind, const char *data, size_t len)
 		}
 		mbuf_add(&outb, data, len);
 		mbuf_add(&outb, &sep, 1);
+		if (outb.len >= MAP_READ_CHUNK)
+			out_flush(); /* large answers: hold one chunk, not a cycle's worth */
 	} else {
 		no_answer(line, kind == 1 ? "rejected" : "failed", data, len);
 	}
