@@ -895,7 +895,8 @@ int proc_map(const char *type, const char *frames, size_t bytes, size_t count, s
 		atomic_fetch_add(ret == -ENOENT ? &procs.not_found : &procs.errors, 1);
 		pthread_mutex_lock(&p->lock);
 		if (ret == -ENOENT)
-			buf_printf(err, "%s: no procedure (and no LLM configured to write one)", type);
+			buf_printf(err, "%s: no procedure (and no LLM configured to write one)",
+				   type);
 		else if (p->synth_reason.len && p->synth_fail_until)
 			buf_add(err, p->synth_reason.data, p->synth_reason.len);
 		else if (p->reason.len)
@@ -925,11 +926,13 @@ int proc_map(const char *type, const char *frames, size_t bytes, size_t count, s
 		} else {
 			struct buf reason = BUF_INIT;
 
-			atomic_fetch_add(kind == SANDBOX_REJECTED ? &procs.rejects : &procs.errors, 1);
+			atomic_fetch_add(kind == SANDBOX_REJECTED ? &procs.rejects : &procs.errors,
+					 1);
 			/* a few per batch: the log is rate limited anyway */
 			if (logged++ < PROC_LOG_BURST) {
 				buf_add(&reason, out->data + at + 8, len);
-				proc_log_input(p, kind == SANDBOX_REJECTED ? "rejected" : "run failed",
+				proc_log_input(p,
+					       kind == SANDBOX_REJECTED ? "rejected" : "run failed",
 					       frames + off + 4, inlen, buf_str(&reason));
 			}
 			buf_free(&reason);

@@ -34,7 +34,7 @@
 
 #define SANDBOX_PER_SOURCE 4		    /* live workers per source before waiting */
 #define SANDBOX_MAX_SOURCE (16u << 20)	    /* larger sources are refused */
-#define SANDBOX_MAX_INPUT (FRAME_REQ_BATCH - 1u) /* the frame length is a u32 */
+#define SANDBOX_MAX_INPUT FRAME_REQ_MAX_LEN /* the frame length is a u32 */
 #define SANDBOX_EXIT_GRACE_MS 500	    /* for a worker that closed its pipe */
 
 struct sandbox_worker {
@@ -742,7 +742,7 @@ static void sandbox_put_le32(char *p, uint32_t v)
  * records in @*got (at most @want).  Returns 0, or -EPROTO for a bad record.
  */
 static int sandbox_batch_parse(struct buf *out, size_t *parse, size_t *got, size_t *skipped,
-				size_t want)
+			       size_t want)
 {
 	while (*got + *skipped < want && out->len - *parse >= FRAME_RESP_HDR) {
 		uint8_t *h = (uint8_t *)out->data + *parse;
@@ -833,8 +833,8 @@ static int sandbox_batch_exchange(struct sandbox_worker *w, const char *frames, 
 			}
 			/* The time limit is per input: it restarts with each answer. */
 			if (*got > before)
-				deadline = frame_now_ms() + sbx.cfg.timeout_ms +
-					   SANDBOX_BATCH_SLACK_MS;
+				deadline =
+				    frame_now_ms() + sbx.cfg.timeout_ms + SANDBOX_BATCH_SLACK_MS;
 			continue;
 		}
 		if (r == 0 || (errno != EINTR && errno != EAGAIN))
@@ -930,8 +930,8 @@ int sandbox_run_batch(const char *source, size_t srclen, const char *frames, siz
 		clock_gettime(CLOCK_MONOTONIC, &t1);
 		pthread_mutex_lock(&sbx.lock);
 		sbx.stats.runs += got;
-		sbx.stats.run_ns += (uint64_t)((t1.tv_sec - t0.tv_sec) * 1000000000LL +
-					       (t1.tv_nsec - t0.tv_nsec));
+		sbx.stats.run_ns +=
+		    (uint64_t)((t1.tv_sec - t0.tv_sec) * 1000000000LL + (t1.tv_nsec - t0.tv_nsec));
 		pthread_mutex_unlock(&sbx.lock);
 		sandbox_checkin(w, ret == 0 && w->pid > 0 && sandbox_worker_clean(w));
 		for (size_t i = 0; i < got; i++)

@@ -399,7 +399,7 @@ static void fs_lookup(fuse_req_t req, fuse_ino_t parent_ino, const char *name)
 		if (ret)
 			goto out;
 		n = node_lookup_child(parent, name,
-				      parent->kind == NODE_ASK	   ? NODE_ASK_TYPE
+				      parent->kind == NODE_ASK	 ? NODE_ASK_TYPE
 				      : parent->kind == NODE_MAP ? NODE_MAP_TYPE
 								 : NODE_QUERY_TYPE);
 		n->nlookup--; /* counted below */

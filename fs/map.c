@@ -24,12 +24,12 @@
 #include "log.h"
 #include "proc.h"
 
-#define MAP_INPUT_MAX (1u << 20)	/* one input, bytes */
-#define MAP_PENDING_MAX (4u << 20)	/* queued input before writes get EAGAIN */
-#define MAP_BATCH_BYTES (1u << 20)	/* input bytes per batch */
-#define MAP_BATCH_COUNT 16384u		/* inputs per batch, at most */
-#define MAP_BATCH_FIRST 16u		/* inputs in the first batch of a stream */
-#define MAP_BATCH_NS 50000000ull	/* aim: a batch takes 50 ms */
+#define MAP_INPUT_MAX (1u << 20)   /* one input, bytes */
+#define MAP_PENDING_MAX (4u << 20) /* queued input before writes get EAGAIN */
+#define MAP_BATCH_BYTES (1u << 20) /* input bytes per batch */
+#define MAP_BATCH_COUNT 16384u	   /* inputs per batch, at most */
+#define MAP_BATCH_FIRST 16u	   /* inputs in the first batch of a stream */
+#define MAP_BATCH_NS 50000000ull   /* aim: a batch takes 50 ms */
 /* Charged per open stream: a batch's records (1 MiB) plus one answer, and the
  * buffers an idle stream keeps (up to MAP_KEEP each for input and batch). */
 #define MAP_OUT_RESERVE (4u << 20)

@@ -82,7 +82,7 @@ void node_init(void)
 	static const struct {
 		enum node_kind kind;
 		const char *name;
-	} defs[6] = {{NODE_ROOT, ""},	      {NODE_ASK, "ask"},     {NODE_PROCS, "procs"},
+	} defs[6] = {{NODE_ROOT, ""},	    {NODE_ASK, "ask"},	   {NODE_PROCS, "procs"},
 		     {NODE_QUERY, "query"}, {NODE_STATS, "stats"}, {NODE_MAP, "map"}};
 	size_t i;
 

@@ -28,9 +28,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define MAP_INPUT_MAX (1u << 20)       /* the mount's limit for one input */
-#define MAP_CYCLE_BYTES (1u << 20)     /* input bytes per write */
-#define MAP_CYCLE_INPUTS 32768u	       /* inputs per write */
+#define MAP_INPUT_MAX (1u << 20)   /* the mount's limit for one input */
+#define MAP_CYCLE_BYTES (1u << 20) /* input bytes per write */
+#define MAP_CYCLE_INPUTS 32768u	   /* inputs per write */
 #define MAP_READ_CHUNK (1u << 20)
 
 struct mbuf {
@@ -173,13 +173,16 @@ static void stream_failed(const char *what)
 
 	out_flush();
 	if (e == ENOENT) {
-		fprintf(stderr, "%s: %s: unknown type (no procedure, and no LLM configured to "
-				"write one)\n", prog, type);
+		fprintf(stderr,
+			"%s: %s: unknown type (no procedure, and no LLM configured to "
+			"write one)\n",
+			prog, type);
 		exit(2);
 	}
 	if (e == ENOSPC) {
-		fprintf(stderr, "%s: %s: %s: the mount's buffers for map/ are full (the streams "
-				"open now hold -o query_mem); try again when some have ended\n",
+		fprintf(stderr,
+			"%s: %s: %s: the mount's buffers for map/ are full (the streams "
+			"open now hold -o query_mem); try again when some have ended\n",
 			prog, type, what);
 		exit(3);
 	}
@@ -333,7 +336,8 @@ int main(int argc, char **argv)
 	}
 	snprintf(path, sizeof(path), "%s/map", mnt);
 	if (access(path, F_OK) != 0) {
-		fprintf(stderr, "%s: %s: not a seglamfs mount with map/ (set SEGLAM_MOUNT or use -m)\n",
+		fprintf(stderr,
+			"%s: %s: not a seglamfs mount with map/ (set SEGLAM_MOUNT or use -m)\n",
 			prog, mnt);
 		return 2;
 	}

@@ -42,8 +42,9 @@ enum {
 #define FRAME_REQ_HDR 4
 /* Length words from here up are request kinds, not lengths (inputs are shorter). */
 #define FRAME_REQ_BATCH 0xfffffff0u
-#define FRAME_BATCH_EACH 1u	      /* flag: write each answer out at once */
-#define FRAME_BATCH_MAX (4u << 20)    /* largest batch payload, bytes */
+#define FRAME_REQ_MAX_LEN (FRAME_REQ_BATCH - 1u)
+#define FRAME_BATCH_EACH 1u	     /* flag: write each answer out at once */
+#define FRAME_BATCH_MAX (4u << 20)   /* largest batch payload, bytes */
 #define FRAME_BATCH_MAX_COUNT 65536u /* most inputs in one batch */
 
 struct frame_batch {
