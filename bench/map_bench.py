@@ -7,12 +7,13 @@ same lines: (a) the same procedure source compiled natively (cc -O2) and run in
 a loop (bench/map-native.c): the physical limit; (b) today's ways in: one `cat`
 of ask/TYPE/LINE per input from sh, and one open/read/close per input from C
 (bench/map-open.c), both on a sample and extrapolated; (c) `tr a-z A-Z` for upper.
-Outputs go to files and are checked against each other.  Rates are answers/s;
-each is the median over rounds, interleaved.
+Outputs go to files and are checked against each other.  Rates are answers/s,
+medians over interleaved rounds; ratios are medians of the per-round ratios.
 """
 import os
 import random
 import shutil
+import statistics
 import string
 import subprocess
 import time
@@ -105,13 +106,18 @@ def bench_map(ctx, R, Mount, log):
             out = subprocess.run([opener, ask, sample_file, str(sample)], capture_output=True,
                                  text=True, check=True).stdout.split()
             open_rate = int(out[0]) / float(out[1])
-            med = {k: sorted(v)[len(v) // 2] if v else None for k, v in rates.items()}
+            med = {k: statistics.median(v) if v else None for k, v in rates.items()}
+
+            def ratio(a, b):
+                """Median over rounds of the per-round ratio (as run.py's ratios)."""
+                return statistics.median(x / y for x, y in zip(rates[a], rates[b])) \
+                    if rates[b] else None
             res['types'][t] = {
                 'map_answers_s': med['map'], 'native_answers_s': med['native'],
                 'tr_lines_s': med['tr'], 'cat_answers_s': cat_rate,
                 'open_answers_s': open_rate,
-                'tcc_answers_s': med['tcc'], 'map_vs_native': med['map'] / med['native'],
-                'map_vs_tcc': med['map'] / med['tcc'] if med['tcc'] else None,
+                'tcc_answers_s': med['tcc'], 'map_vs_native': ratio('map', 'native'),
+                'map_vs_tcc': ratio('map', 'tcc'),
                 'map_vs_cat': med['map'] / cat_rate, 'map_vs_open': med['map'] / open_rate,
                 'outputs_identical': same, 'daemon_rss_kb_max': max(rss) if rss else None,
                 'rounds': {k: v for k, v in rates.items() if v}}
@@ -125,7 +131,8 @@ def bench_map(ctx, R, Mount, log):
 def report_lines(res):
     L = ['## Batch: `seglam map` (issue 14)\n',
          '%d lines of 16 random lower-case letters, one run of each way per round, %d rounds '
-         'interleaved; medians. `seglam map` runs the library procedure in the sandboxed '
+         'interleaved; rates are medians over rounds, ratios medians of the per-round '
+         'ratios. `seglam map` runs the library procedure in the sandboxed '
          'worker (tcc-compiled); the native loop is the same source built with `cc -O2` '
          '(bench/map-native.c); `cat` and open/read/close (bench/map-open.c) read '
          '`ask/TYPE/LINE` for a sample of %d new inputs, extrapolated.\n'
