@@ -48,18 +48,26 @@ def sh(m, script, timeout=600):
     return subprocess.run(['sh', '-c', script], capture_output=True, env=env, timeout=timeout)
 
 
-def seglam_map(mount, type_, inputs, window=4096):
-    """README's Python client of MOUNT/map/TYPE, verbatim: yields (kind, bytes)."""
+# README's Python client of MOUNT/map/TYPE, verbatim.
+def seglam_map(mount, type_, inputs, window=1 << 20):
+    """Yield (kind, bytes) for each input (bytes), in order."""
     fd = os.open(f'{mount}/map/{type_}', os.O_RDWR)
     try:
         inputs = iter(inputs)
         while True:
-            chunk = [x for _, x in zip(range(window), inputs)]
-            if not chunk:
+            frames, size = [], 0  # about `window` bytes of inputs, then their answers
+            for x in inputs:
+                frames.append(struct.pack('<I', len(x)) + x)
+                size += 4 + len(x)
+                if size >= window:
+                    break
+            if not frames:
                 break
-            os.write(fd, b''.join(struct.pack('<I', len(x)) + x for x in chunk))
+            data = b''.join(frames)
+            if os.write(fd, data) != len(data):
+                raise OSError('map: short write')
             buf = b''
-            for _ in chunk:
+            for _ in frames:
                 while len(buf) < 8 or len(buf) < 8 + struct.unpack_from('<I', buf, 4)[0]:
                     more = os.read(fd, 1 << 20)
                     if not more:
