@@ -20,6 +20,8 @@ import tempfile
 import time
 import urllib.request
 
+import map_bench
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 UPPER = r'''#include <seglam.h>
@@ -72,14 +74,14 @@ SIZES = {
                  miss_types=5, scale=[1000, 3000], scale_touch=100, scale_lat_rounds=3,
                  scale_lat_batch=200, mount_reps=2, cost_queries=2000, cost_types=50,
                  cost_every=100, cost_inspace=10000, compose_rounds=3, compose_batch=200,
-                 compose_count=100),
+                 compose_count=100, map_lines=50000, map_rounds=1, map_sample=200),
     'full': dict(lat_rounds=11, lat_batch=2000, thr_rounds=5, thr_secs=1.0,
                  clients=[1, 2, 4, 8, 16], thr_types=32, cold_mounts=5, cold_types=20,
                  miss_types=50, scale=[1000, 100000, 1000000], scale_touch=10000,
                  scale_lat_rounds=9, scale_lat_batch=1000, mount_reps=5,
                  cost_queries=100000, cost_types=1000, cost_every=1000,
                  cost_inspace=10000, compose_rounds=11, compose_batch=1000,
-                 compose_count=1000),
+                 compose_count=1000, map_lines=1000000, map_rounds=5, map_sample=3000),
 }
 
 
@@ -908,6 +910,17 @@ def report(ctx, res, figs):
                     comp['count_errors']))
         T.append(('9. worker round trips per composed read, 2 calls', '<= 3 (1 + 1 per call)',
                   fmt(comp['runs_per_read']), verdict(comp['runs_per_read'] <= 3.0)))
+    mp = res.get('map')
+    if mp:
+        L += map_bench.report_lines(mp)
+        up = mp['types'].get('upper')
+        if up:
+            T.append(('batch: seglam map upper', '>= 1,000,000 answers/s',
+                      '%.0f answers/s' % up['map_answers_s'],
+                      verdict(up['map_answers_s'] >= 1e6)))
+        for t, v in mp['types'].items():
+            T.append(('batch: seglam map %s vs native loop' % t, '>= 0.5x',
+                      '%.2fx' % v['map_vs_native'], verdict(v['map_vs_native'] >= 0.5)))
 
     head = ['## Targets\n', '| benchmark | target | measured | |', '|---|---|---|---|']
     head += ['| %s | %s | %s | %s |' % t for t in T]
@@ -953,7 +966,7 @@ def main():
     ap.add_argument('--build', required=True)
     ap.add_argument('--bin', required=True)
     ap.add_argument('--only', default='', help='comma list: latency,throughput,cold,miss,'
-                    'scale,cost,compose')
+                    'scale,cost,compose,map')
     ap.add_argument('--command', default='scripts/bench')
     ap.add_argument('--note', action='append', default=[])
     a = ap.parse_args()
@@ -962,6 +975,7 @@ def main():
     ctx.seglamfs = os.path.join(a.build, 'seglamfs')
     ctx.client = os.path.join(a.bin, 'client')
     ctx.gen_store = os.path.join(a.bin, 'gen-store')
+    ctx.bin = a.bin
     os.makedirs(ctx.out, exist_ok=True)
     ctx.tmp = tempfile.mkdtemp(prefix='work.', dir=ctx.out)
     R = SIZES['tiny' if a.tiny else 'full']
@@ -982,7 +996,8 @@ def main():
                  ('miss', lambda: bench_miss(ctx, R, llm)),
                  ('scale', lambda: bench_scale(ctx, R)),
                  ('cost', lambda: bench_cost(ctx, R, llm)),
-                 ('compose', lambda: bench_compose(ctx, R))]
+                 ('compose', lambda: bench_compose(ctx, R)),
+                 ('map', lambda: map_bench.bench_map(ctx, R, Mount, log))]
         for name, fn in steps:
             if not want(name):
                 continue

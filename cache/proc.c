@@ -1386,6 +1386,79 @@ fail:
 	return ret;
 }
 
+/* The little-endian u32 at @p (records of sandbox_run_batch). */
+static uint32_t proc_le32(const char *p)
+{
+	const unsigned char *u = (const unsigned char *)p;
+
+	return (uint32_t)u[0] | (uint32_t)u[1] << 8 | (uint32_t)u[2] << 16 | (uint32_t)u[3] << 24;
+}
+
+int proc_map(const char *type, const char *frames, size_t bytes, size_t count, struct buf *out,
+	     size_t *ran, struct buf *err)
+{
+	struct pversion *v = NULL;
+	size_t at = out->len, off = 0, logged = 0;
+	struct proc *p;
+	int ret;
+
+	*ran = 0;
+	p = proc_find(type, true);
+	ret = proc_current(p, &v);
+	if (ret) {
+		atomic_fetch_add(ret == -ENOENT ? &procs.not_found : &procs.errors, 1);
+		pthread_mutex_lock(&p->lock);
+		if (ret == -ENOENT)
+			buf_printf(err, "%s: no procedure (and no LLM configured to write one)",
+				   type);
+		else if (p->synth_reason.len && p->synth_fail_until)
+			buf_add(err, p->synth_reason.data, p->synth_reason.len);
+		else if (p->reason.len)
+			buf_add(err, p->reason.data, p->reason.len);
+		else
+			buf_printf(err, "%s: failing (see procs/%s/log)", type, type);
+		pthread_mutex_unlock(&p->lock);
+		goto out;
+	}
+	/* No memo: a stream of a million inputs would flush everything else out. */
+	ret = sandbox_run_batch(v->src, v->len, frames, bytes, count, out, ran, err);
+	count = *ran;
+	atomic_fetch_add(&procs.asks, count);
+	if (ret) {
+		atomic_fetch_add(&procs.errors, 1);
+		store_log(type, "map: %s", buf_str(err));
+		goto out;
+	}
+	atomic_fetch_add(&p->hits, count);
+	for (size_t i = 0; i < count && at + 8 <= out->len; i++) {
+		uint32_t kind = proc_le32(out->data + at), len = proc_le32(out->data + at + 4);
+		uint32_t inlen;
+
+		memcpy(&inlen, frames + off, 4); /* host order, see sandbox.h */
+		if (kind == SANDBOX_ANSWER) {
+			atomic_fetch_add(&procs.answers, 1);
+		} else {
+			struct buf reason = BUF_INIT;
+
+			atomic_fetch_add(kind == SANDBOX_REJECTED ? &procs.rejects : &procs.errors,
+					 1);
+			/* a few per batch: the log is rate limited anyway */
+			if (logged++ < PROC_LOG_BURST) {
+				buf_add(&reason, out->data + at + 8, len);
+				proc_log_input(p,
+					       kind == SANDBOX_REJECTED ? "rejected" : "run failed",
+					       frames + off + 4, inlen, buf_str(&reason));
+			}
+			buf_free(&reason);
+		}
+		at += 8 + (size_t)len;
+		off += 4 + (size_t)inlen;
+	}
+out:
+	pversion_put(v);
+	return ret;
+}
+
 bool proc_type_visible(const char *type)
 {
 	return procs.cfg.synth != NULL || store_type_exists(type);

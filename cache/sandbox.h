@@ -55,6 +55,25 @@ int sandbox_compile(const char *source, size_t srclen, struct buf *err);
 int sandbox_run(const char *source, size_t srclen, const char *in, size_t inlen, struct buf *out,
 		struct buf *err);
 
+/* Record kinds of sandbox_run_batch (and of MOUNT/map/TYPE, which passes them on). */
+enum { SANDBOX_ANSWER = 0, SANDBOX_REJECTED = 1, SANDBOX_FAILED = 2 };
+
+/*
+ * Run the procedure @source on @count inputs at once (seglam map).  @frames holds
+ * them as [u32 len][len bytes], host byte order, @bytes in all (at most 4 MiB and
+ * 65536 inputs).  Appends one record per input to @out, in order:
+ * [u32 kind][u32 len][len bytes], little-endian, kind SANDBOX_ANSWER (the answer),
+ * SANDBOX_REJECTED (the procedure's reason) or SANDBOX_FAILED (why: crashed, timed
+ * out, answer too large).  The time limit applies to each input; an input that
+ * kills its worker fails alone and the next inputs go to a fresh worker.
+ * Answers beyond about 1 MiB are not made: *@ran says how many inputs (a prefix,
+ * at least one) have their record; the caller sends the rest again.
+ * Returns 0, or -EIO with @err (and nothing appended) when the procedure cannot
+ * run at all (does not compile, no worker).
+ */
+int sandbox_run_batch(const char *source, size_t srclen, const char *frames, size_t bytes,
+		      size_t count, struct buf *out, size_t *ran, struct buf *err);
+
 /* Kill pooled workers of this source (it was replaced or evicted). */
 void sandbox_forget(const char *source, size_t srclen);
 

@@ -94,6 +94,7 @@ static void usage(const char *prog)
 	    "  MOUNTPOINT/ask/TYPE/INPUT   read: the answer of procedure TYPE for INPUT\n"
 	    "  MOUNTPOINT/procs/TYPE/      the procedure's source.c, tests/, spec, meta.json, log\n"
 	    "  MOUNTPOINT/query/TYPE       write an input, read the answer (seglam ask)\n"
+	    "  MOUNTPOINT/map/TYPE         framed inputs in, framed answers out (seglam map)\n"
 	    "  MOUNTPOINT/stats            counters\n\n"
 	    "seglamfs options:\n"
 	    "  -o library[=DIR]         copy the bundled procedures into STORE (types it lacks)\n"

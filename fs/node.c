@@ -17,7 +17,7 @@ static struct {
 	uint64_t next_ino;
 } nodes;
 
-static struct node fixed[5];
+static struct node fixed[6];
 
 static size_t ino_bucket(uint64_t ino)
 {
@@ -82,16 +82,13 @@ void node_init(void)
 	static const struct {
 		enum node_kind kind;
 		const char *name;
-	} defs[5] = {{NODE_ROOT, ""},
-		     {NODE_ASK, "ask"},
-		     {NODE_PROCS, "procs"},
-		     {NODE_QUERY, "query"},
-		     {NODE_STATS, "stats"}};
+	} defs[6] = {{NODE_ROOT, ""},	    {NODE_ASK, "ask"},	   {NODE_PROCS, "procs"},
+		     {NODE_QUERY, "query"}, {NODE_STATS, "stats"}, {NODE_MAP, "map"}};
 	size_t i;
 
 	node_generation = (uint64_t)time(NULL);
 	rehash();
-	for (i = 0; i < 5; i++) {
+	for (i = 0; i < 6; i++) {
 		struct node *n = &fixed[i];
 
 		n->ino = i + 1;
@@ -107,7 +104,7 @@ void node_init(void)
 
 static bool node_fixed(const struct node *n)
 {
-	return n >= fixed && n < fixed + 5;
+	return n >= fixed && n < fixed + 6;
 }
 
 struct node *node_by_ino(uint64_t ino)
@@ -151,7 +148,8 @@ struct node *node_lookup_child(struct node *parent, const char *name, enum node_
 		n->name = strdup(name);
 		if (!n->name)
 			abort();
-		if (kind == NODE_ASK_TYPE || kind == NODE_QUERY_TYPE || kind == NODE_PROCS_TYPE) {
+		if (kind == NODE_ASK_TYPE || kind == NODE_QUERY_TYPE || kind == NODE_PROCS_TYPE ||
+		    kind == NODE_MAP_TYPE) {
 			n->type_owned = strdup(name);
 			if (!n->type_owned)
 				abort();

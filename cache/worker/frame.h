@@ -38,8 +38,32 @@
  * outside a run (in reply to the source) or malformed is a protocol violation:
  * the daemon kills the worker.
  *
- * Extending the protocol: keep one final frame per request from the zygote,
- * and never let a child write to the daemon's pipe.
+ * Batch request (seglam map): a request whose length word is FRAME_REQ_BATCH is
+ * followed by struct frame_batch and then @bytes of inputs, each [u32 len][len
+ * bytes].  One run child serves the whole batch (a batch is one reader's): it
+ * answers each input with an ordinary final frame, in order (calls in between
+ * as above).  It buffers its replies and writes them out when the buffer fills,
+ * at the end of the batch, and before starting an input once @flush_ms have
+ * passed since the last write (FRAME_BATCH_EACH: after every answer), so the
+ * daemon sees progress at least every flush_ms and times each input, not the
+ * batch.  Once the answers of a batch reach @out_max bytes, the remaining inputs
+ * are not run: each gets FRAME_SKIPPED (no bytes) and the daemon sends them again
+ * later, which bounds what a batch can make the daemon hold.  The zygote passes
+ * complete, checked frames on as they come and counts the final ones: after
+ * @count the run is over (the child is killed, anything more it wrote is
+ * dropped); a child that dies first gets one FRAME_FAILED in place of the input
+ * it was on, and the batch ends there.
+ *
+ * How the zygote knows how many final frames a run owes: before any procedure
+ * code runs, the child writes FRAME_START ([i32 FRAME_START][u32 4][u32 count],
+ * count 1 for an input, the batch's count for a batch) into its pipe.  Procedure
+ * code can only write after it, so the zygote takes the first frame of a run as
+ * the truth and any other FRAME_START as a protocol violation.  FRAME_START never
+ * reaches the daemon.
+ *
+ * Extending the protocol: keep the final frames per request as the daemon
+ * expects them, written by the zygote, and never let a child write to the
+ * daemon's pipe.
  */
 #ifndef SEGLAM_FRAME_H
 #define SEGLAM_FRAME_H
@@ -53,12 +77,28 @@ enum {
 	FRAME_REJECTED = 1,
 	FRAME_TOO_LARGE = 2,
 	FRAME_FAILED = 3,
-	FRAME_CALL = 4, /* a call request during a run (composition) */
+	FRAME_CALL = 4,	   /* a call request during a run (composition) */
+	FRAME_SKIPPED = 5, /* batch only: not run, send again */
+	FRAME_START = 6,   /* run child -> zygote only: how many final frames follow */
 	FRAME_COMPILED = 0,
 	FRAME_COMPILE_ERROR = 1,
 };
 
 #define FRAME_REQ_HDR 4
+/* Length words from here up are request kinds, not lengths (inputs are shorter). */
+#define FRAME_REQ_BATCH 0xfffffff0u
+#define FRAME_REQ_MAX_LEN (FRAME_REQ_BATCH - 1u)
+#define FRAME_BATCH_EACH 1u	     /* flag: write each answer out at once */
+#define FRAME_BATCH_MAX (4u << 20)   /* largest batch payload, bytes */
+#define FRAME_BATCH_MAX_COUNT 65536u /* most inputs in one batch */
+
+struct frame_batch {
+	uint32_t flags;
+	uint32_t flush_ms;
+	uint32_t count;
+	uint32_t bytes;
+	uint32_t out_max;
+};
 #define FRAME_RESP_HDR 8
 /* Reply length meaning "the call failed" (seglam_call returns NULL). */
 #define FRAME_CALL_FAILED UINT32_MAX

@@ -34,6 +34,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/auxv.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -43,6 +44,7 @@
 #include <stddef.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <ctype.h>
@@ -202,6 +204,8 @@ struct worker_held {
 
 static struct worker_held *worker_held;
 
+static void worker_batch_flush(void);
+
 static const char *seglam_call(const char *type, const char *in, size_t len, size_t *n)
 {
 	uint8_t hdr[FRAME_RESP_HDR], rhdr[FRAME_REQ_HDR];
@@ -216,6 +220,8 @@ static const char *seglam_call(const char *type, const char *in, size_t len, siz
 	tl = strnlen(type, FRAME_CALL_TYPE_MAX + 1);
 	if (tl == 0 || tl > FRAME_CALL_TYPE_MAX || len > worker_out.cap)
 		return NULL; /* not a type name, or an input the daemon would refuse */
+	/* a batch's answers so far first: frames leave in order */
+	worker_batch_flush();
 	frame_put_response(hdr, FRAME_CALL, (uint32_t)(tl + 1 + len));
 	if (frame_write_full(1, hdr, sizeof(hdr), -1) < 0 ||
 	    frame_write_full(1, type, tl + 1, -1) < 0 ||
@@ -518,26 +524,38 @@ static void worker_landlock(const char *include_dir, const char *libtcc1, bool a
 	close(ruleset);
 }
 
-static char *worker_read_frame(uint32_t *len)
+/* The length word of the next request (or a request kind, FRAME_REQ_*). */
+static uint32_t worker_read_len(void)
 {
 	uint8_t hdr[FRAME_REQ_HDR];
 	ssize_t r = frame_read_full(0, hdr, sizeof(hdr), -1);
-	char *data;
 
 	if (r == 0)
 		_exit(0); /* the daemon closed the pipe: done */
 	if (r != (ssize_t)sizeof(hdr))
 		_exit(WORKER_EXIT_IO);
-	*len = frame_get_request(hdr);
-	if (*len == UINT32_MAX)
-		_exit(WORKER_EXIT_IO);
-	data = malloc((size_t)*len + 1);
+	return frame_get_request(hdr);
+}
+
+static char *worker_read_body(uint32_t len)
+{
+	char *data;
+
+	if (len >= FRAME_REQ_BATCH)
+		_exit(WORKER_EXIT_IO); /* a request kind where a length belongs */
+	data = malloc((size_t)len + 1);
 	if (!data)
 		worker_die_oom();
-	if (frame_read_full(0, data, *len, -1) != (ssize_t)*len)
+	if (frame_read_full(0, data, len, -1) != (ssize_t)len)
 		_exit(WORKER_EXIT_IO);
-	data[*len] = '\0';
+	data[len] = '\0';
 	return data;
+}
+
+static char *worker_read_frame(uint32_t *len)
+{
+	*len = worker_read_len();
+	return worker_read_body(*len);
 }
 
 /* ------------------------------------------------------------------------- */
@@ -882,21 +900,171 @@ static int worker_parse_size(const char *s, unsigned long long *v)
 	return errno || end == s || *end ? -1 : 0;
 }
 
+/* ------------------------------------------------------------------------- */
+/* Batches (seglam map, frame.h): many inputs per request, answers buffered. */
+
+#define WORKER_BATCH_OUT (256u << 10) /* reply buffer; written out when full */
+
+/* vDSO present: CLOCK_MONOTONIC_COARSE is read without a system call, so the
+ * seccomp filter need not allow clock_gettime.  Without it a batch writes each
+ * answer out at once (slower, and still timed per input by the daemon). */
+static bool worker_have_clock;
+
+static int64_t worker_coarse_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* A batch's answers not written yet (seglam_call writes them before a call, so
+ * frames leave in order). */
+static char worker_obuf[WORKER_BATCH_OUT];
+static size_t worker_olen;
+
+static void worker_batch_flush(void)
+{
+	if (worker_olen && frame_write_full(1, worker_obuf, worker_olen, -1) < 0)
+		_exit(WORKER_EXIT_IO);
+	worker_olen = 0;
+}
+
+/* The rest of a batch request (after its length word): the header and the inputs. */
+static char *worker_batch_read(struct frame_batch *b)
+{
+	char *data;
+
+	if (frame_read_full(0, b, sizeof(*b), -1) != (ssize_t)sizeof(*b) ||
+	    b->bytes > FRAME_BATCH_MAX || b->count > FRAME_BATCH_MAX_COUNT || b->count == 0)
+		_exit(WORKER_EXIT_IO);
+	data = malloc(b->bytes ? b->bytes : 1);
+	if (!data)
+		worker_die_oom();
+	if (frame_read_full(0, data, b->bytes, -1) != (ssize_t)b->bytes)
+		_exit(WORKER_EXIT_IO);
+	return data;
+}
+
+static void worker_batch_run(worker_run_fn run, const struct frame_batch *b, char *data)
+{
+	static char *in;
+	static size_t incap;
+	size_t off = 0, produced = 0;
+	bool each;
+	int64_t last;
+
+	each = (b->flags & FRAME_BATCH_EACH) || !worker_have_clock;
+	last = worker_have_clock ? worker_coarse_ms() : 0;
+	for (uint32_t i = 0; i < b->count; i++) {
+		uint8_t hdr[FRAME_RESP_HDR];
+		uint32_t len;
+		int32_t status;
+		int rc;
+
+		if (b->bytes - off < FRAME_REQ_HDR)
+			_exit(WORKER_EXIT_IO);
+		len = frame_get_request((const uint8_t *)data + off);
+		off += FRAME_REQ_HDR;
+		if (len > b->bytes - off)
+			_exit(WORKER_EXIT_IO);
+		if (produced >= b->out_max) {
+			/* enough for the daemon to hold: the rest comes again later */
+			frame_put_response(hdr, FRAME_SKIPPED, 0);
+			if (sizeof(hdr) > sizeof(worker_obuf) - worker_olen)
+				worker_batch_flush();
+			memcpy(worker_obuf + worker_olen, hdr, sizeof(hdr));
+			worker_olen += sizeof(hdr);
+			off += len;
+			continue;
+		}
+		/* Progress before a new input, so the daemon can time this one alone. */
+		if (!each && worker_olen && worker_coarse_ms() - last >= (int64_t)b->flush_ms) {
+			worker_batch_flush();
+			last = worker_coarse_ms();
+		}
+		/* A private NUL-terminated copy: a procedure scribbling on its input
+		 * must not change the inputs that follow. */
+		if (len + 1 > incap) {
+			free(in);
+			incap = len + 1 > 4096 ? len + 1 : 4096;
+			in = malloc(incap);
+			if (!in)
+				worker_die_oom();
+		}
+		memcpy(in, data + off, len);
+		in[len] = '\0';
+		off += len;
+		worker_out.len = 0;
+		worker_out.overflow = false;
+		worker_out.data[0] = '\0';
+		rc = run(in, len, &worker_out);
+		if (worker_out.overflow) {
+			status = FRAME_TOO_LARGE;
+			worker_out.len = 0;
+		} else {
+			status = rc ? FRAME_REJECTED : FRAME_ANSWER;
+		}
+		frame_put_response(hdr, status, (uint32_t)worker_out.len);
+		produced += sizeof(hdr) + worker_out.len;
+		if (sizeof(hdr) + worker_out.len > sizeof(worker_obuf) - worker_olen)
+			worker_batch_flush();
+		if (sizeof(hdr) + worker_out.len <= sizeof(worker_obuf)) {
+			memcpy(worker_obuf + worker_olen, hdr, sizeof(hdr));
+			memcpy(worker_obuf + worker_olen + sizeof(hdr), worker_out.data,
+			       worker_out.len);
+			worker_olen += sizeof(hdr) + worker_out.len;
+		} else if (frame_write_full(1, hdr, sizeof(hdr), -1) < 0 ||
+			   frame_write_full(1, worker_out.data, worker_out.len, -1) < 0) {
+			_exit(WORKER_EXIT_IO);
+		}
+		if (each)
+			worker_batch_flush();
+	}
+	worker_batch_flush();
+}
+
+/* One input: its answer (or rejection) as a frame written in one write, so the
+ * reader wakes up once. */
+static void worker_run_one(worker_run_fn run, char *in, uint32_t len)
+{
+	int32_t status;
+	int rc;
+
+	worker_out.len = 0;
+	worker_out.overflow = false;
+	worker_out.data[0] = '\0';
+	rc = run(in, len, &worker_out);
+	if (worker_out.overflow) {
+		status = FRAME_TOO_LARGE;
+		worker_out.len = 0;
+	} else {
+		status = rc ? FRAME_REJECTED : FRAME_ANSWER;
+	}
+	frame_put_response((uint8_t *)worker_out.data - FRAME_RESP_HDR, status,
+			   (uint32_t)worker_out.len);
+	if (frame_write_full(1, worker_out.data - FRAME_RESP_HDR, FRAME_RESP_HDR + worker_out.len,
+			     -1) < 0)
+		_exit(WORKER_EXIT_IO);
+}
+
 /* -o worker_reuse: serve inputs in this process until the daemon closes the pipe.
  * A procedure may keep state from one input to the next (SECURITY.md). */
 static void __attribute__((noreturn)) worker_serve_reuse(worker_run_fn run)
 {
 	worker_call_fd = 0;
 	for (;;) {
-		int32_t status;
-		uint32_t len;
-		char *in = worker_read_frame(&len);
-		int rc;
+		uint32_t len = worker_read_len();
+		struct frame_batch b;
+		char *in;
 
-		worker_out.len = 0;
-		worker_out.overflow = false;
-		worker_out.data[0] = '\0';
-		rc = run(in, len, &worker_out);
+		if (len == FRAME_REQ_BATCH) {
+			in = worker_batch_read(&b);
+			worker_batch_run(run, &b, in);
+		} else {
+			in = worker_read_body(len);
+			worker_run_one(run, in, len);
+		}
 		free(in);
 		while (worker_held) {
 			struct worker_held *h = worker_held;
@@ -904,18 +1072,6 @@ static void __attribute__((noreturn)) worker_serve_reuse(worker_run_fn run)
 			worker_held = h->next;
 			free(h);
 		}
-		if (worker_out.overflow) {
-			status = FRAME_TOO_LARGE;
-			worker_out.len = 0;
-		} else {
-			status = rc ? FRAME_REJECTED : FRAME_ANSWER;
-		}
-		/* header and answer in one write, so the daemon wakes up once */
-		frame_put_response((uint8_t *)worker_out.data - FRAME_RESP_HDR, status,
-				   (uint32_t)worker_out.len);
-		if (frame_write_full(1, worker_out.data - FRAME_RESP_HDR,
-				     FRAME_RESP_HDR + worker_out.len, -1) < 0)
-			_exit(WORKER_EXIT_IO);
 	}
 }
 
@@ -942,44 +1098,44 @@ static void worker_child_prefault(void)
 
 /*
  * A run's child, forked before its request arrives: locks itself down, reads one
- * request from fd 0 (the daemon's pipe: the zygote never holds an input), closes
- * fd 0, runs the procedure on it, writes one response frame on fd 1 (its pipe to
- * the zygote) and exits.  Closing fd 0 before any procedure code runs is what
- * lets the zygote pass the answer on as soon as it is complete, without waiting
- * for this process to be gone: nothing here can read a later request.  Exits 0
- * with nothing written when the daemon has closed the request pipe.
+ * request (an input or a batch) from fd 0 (the daemon's pipe: the zygote never
+ * holds an input), closes fd 0, tells the zygote how many final frames it owes
+ * (FRAME_START), runs the procedure, writes its frames on fd 1 (its pipe to the
+ * zygote), and waits to be killed.  All of that before the procedure runs is
+ * what the zygote may trust: closing fd 0 first lets the zygote pass answers on
+ * as soon as they are whole, since nothing here can read a later request, and
+ * FRAME_START comes before any byte the procedure could write.  Exits 0 with
+ * nothing written when the daemon has closed the request pipe.
  */
 static void __attribute__((noreturn)) worker_child(worker_run_fn run)
 {
-	int32_t status;
-	uint32_t len;
+	uint8_t start[FRAME_RESP_HDR + 4];
+	uint32_t len, count = 1;
+	struct frame_batch b;
 	char *in;
-	int rc;
 
 	worker_child_lockdown();
 	worker_child_prefault();
-	in = worker_read_frame(&len);
+	len = worker_read_len();
+	if (len == FRAME_REQ_BATCH) {
+		in = worker_batch_read(&b);
+		count = b.count;
+	} else {
+		in = worker_read_body(len);
+	}
 	if (close(0) < 0)
 		_exit(WORKER_EXIT_IO);
-	worker_out.len = 0;
-	worker_out.overflow = false;
-	worker_out.data[0] = '\0';
-	rc = run(in, len, &worker_out);
-	if (worker_out.overflow) {
-		status = FRAME_TOO_LARGE;
-		worker_out.len = 0;
-	} else {
-		status = rc ? FRAME_REJECTED : FRAME_ANSWER;
-	}
-	/* header and answer in one write: the zygote wakes up once */
-	frame_put_response((uint8_t *)worker_out.data - FRAME_RESP_HDR, status,
-			   (uint32_t)worker_out.len);
-	if (frame_write_full(1, worker_out.data - FRAME_RESP_HDR, FRAME_RESP_HDR + worker_out.len,
-			     -1) < 0)
+	frame_put_response(start, FRAME_START, 4);
+	memcpy(start + FRAME_RESP_HDR, &count, 4);
+	if (frame_write_full(1, start, sizeof(start), -1) < 0)
 		_exit(WORKER_EXIT_IO);
+	if (len == FRAME_REQ_BATCH)
+		worker_batch_run(run, &b, in);
+	else
+		worker_run_one(run, in, len);
 	/* Wait to be killed rather than exit: tearing this process down now would
 	 * compete for the CPU with the zygote passing the answer on. */
-	while (read(WORKER_CHILD_FD, &status, 1) < 0 && errno == EINTR)
+	while (read(WORKER_CHILD_FD, &len, 1) < 0 && errno == EINTR)
 		;
 	_exit(0);
 }
@@ -1025,28 +1181,27 @@ static int worker_reap(pid_t child)
 	return status;
 }
 
-/* Replace what @relay holds (@n bytes) by a FRAME_FAILED frame. */
-static size_t worker_failed(char *relay, size_t n, int32_t kind, int wait_status)
+/* Tell the daemon the run failed in place of the final frame it waits for. */
+static void worker_send_failed(int32_t kind, int wait_status)
 {
 	int32_t fail[2] = {kind, wait_status};
+	uint8_t frame[FRAME_RESP_HDR + sizeof(fail)];
 
-	explicit_bzero(relay, n);
-	frame_put_response((uint8_t *)relay, FRAME_FAILED, sizeof(fail));
-	memcpy(relay + FRAME_RESP_HDR, fail, sizeof(fail));
-	return FRAME_RESP_HDR + sizeof(fail);
+	frame_put_response(frame, FRAME_FAILED, sizeof(fail));
+	memcpy(frame + FRAME_RESP_HDR, fail, sizeof(fail));
+	if (frame_write_full(1, frame, sizeof(frame), -1) < 0)
+		_exit(WORKER_EXIT_IO);
 }
-
-/* The largest frame a child may send: a call request (frame.h). */
-#define WORKER_RELAY_MAX(cap) (FRAME_RESP_HDR + FRAME_CALL_TYPE_MAX + 1 + (cap))
 
 /*
  * Pass the daemon's answer to a call on, from fd 0 to the child's WORKER_CALL_FD,
- * through @relay.  All of it is read even when the child is gone (EPIPE: SIGPIPE
- * is ignored), so the request pipe stays in step.  The daemon is trusted, but a
+ * in pieces.  All of it is read even when the child is gone (EPIPE: SIGPIPE is
+ * ignored), so the request pipe stays in step.  The daemon is trusted, but a
  * length over the cap means the pipe is out of step: exit.
  */
-static void worker_pass_answer(char *relay)
+static void worker_pass_answer(void)
 {
+	static char piece[64 * 1024];
 	uint8_t hdr[FRAME_REQ_HDR];
 	bool gone = false;
 	uint32_t len;
@@ -1058,116 +1213,171 @@ static void worker_pass_answer(char *relay)
 		_exit(WORKER_EXIT_IO);
 	if (frame_write_full(WORKER_CALL_FD, hdr, sizeof(hdr), -1) < 0)
 		gone = true;
-	if (len == FRAME_CALL_FAILED || len == 0)
-		return;
-	if (frame_read_full(0, relay, len, -1) != (ssize_t)len)
-		_exit(WORKER_EXIT_IO);
-	if (!gone)
-		frame_write_full(WORKER_CALL_FD, relay, len, -1);
-	explicit_bzero(relay, len);
+	while (len != FRAME_CALL_FAILED && len) {
+		uint32_t n = len < sizeof(piece) ? len : (uint32_t)sizeof(piece);
+
+		if (frame_read_full(0, piece, n, -1) != (ssize_t)n)
+			_exit(WORKER_EXIT_IO);
+		if (!gone && frame_write_full(WORKER_CALL_FD, piece, n, -1) < 0)
+			gone = true;
+		len -= n;
+	}
+	explicit_bzero(piece, sizeof(piece));
 }
 
+/* The largest frame a child may send: a call request (frame.h). */
+#define WORKER_RELAY_MAX(cap) (FRAME_RESP_HDR + FRAME_CALL_TYPE_MAX + 1 + (cap))
+/* The zygote's buffer for a child's frames: the largest frame (a call request)
+ * and a batch's buffer of answers. */
+#define WORKER_RELAY_ROOM(cap) (WORKER_RELAY_MAX(cap) + WORKER_BATCH_OUT)
+
+enum { WORKER_RUN_DONE, WORKER_RUN_REAPED, WORKER_RUN_EOF };
+
 /*
- * The zygote's side of one run: the child's frames into @relay
- * (WORKER_RELAY_MAX(cap) bytes), each header checked before its payload is read.
- * A call request (well formed: frame_get_call) goes to the daemon and its answer
- * back to the child, and the run goes on.  A complete valid final frame is
- * passed on at once (*@reaped false: the caller stops and reaps the child after
- * sending it).  A malformed frame (a bad header, a call without a type name)
- * gets the child killed, and an end of file before a whole frame (the child
- * exited, or closed fd 1) its wait status; both become a FRAME_FAILED frame.
- * Returns the bytes to send from @relay, or 0 when the daemon closed the
- * request pipe.
+ * The zygote's side of one run: read what the child writes into @relay
+ * (WORKER_RELAY_ROOM(cap) bytes), check each frame's header before its payload,
+ * and write complete checked frames to the daemon as they come.  The first frame
+ * must be FRAME_START (what the child owes: 1 final frame, or a batch's count).
+ * A call request (well formed: frame_get_call) goes to the daemon after the
+ * frames before it, and its answer back to the child.  After the last final
+ * frame owed the run is over: WORKER_RUN_DONE, the child still to be killed and
+ * reaped (whatever else it wrote is dropped with it).  A malformed frame gets the
+ * child killed, and an end of file before the last frame (the child exited, or
+ * closed fd 1) its wait status; either way one FRAME_FAILED goes in place of the
+ * final frame the daemon waits for: WORKER_RUN_REAPED.  WORKER_RUN_EOF: the
+ * daemon closed the request pipe.
  */
-static size_t worker_relay(pid_t child, char *relay, bool *reaped)
+static int worker_relay(pid_t child, char *relay)
 {
-	size_t cap = worker_out.cap;
+	size_t cap = worker_out.cap, room = WORKER_RELAY_ROOM(cap), have = 0, pos = 0, sent = 0;
+	uint32_t owed = 0, len;
+	bool started = false;
 	const char *type, *in;
 	int32_t status;
-	uint32_t len;
 	size_t inlen;
-	ssize_t got;
+	ssize_t r;
 	int st;
 
-	*reaped = true;
 	for (;;) {
-		got = frame_read_full(WORKER_CHILD_FD, relay, FRAME_RESP_HDR, -1);
-		if (got != FRAME_RESP_HDR)
-			break;
-		if (frame_get_response((uint8_t *)relay, FRAME_CALL,
-				       (uint32_t)(WORKER_RELAY_MAX(cap) - FRAME_RESP_HDR), &status,
-				       &len) < 0 ||
-		    status == FRAME_FAILED || (status != FRAME_CALL && len > cap)) {
-			kill(child, SIGKILL);
-			return worker_failed(relay, FRAME_RESP_HDR, FRAME_FAIL_PROTOCOL,
-					     worker_reap(child));
+		while (have - pos >= FRAME_RESP_HDR) {
+			uint8_t *h = (uint8_t *)relay + pos;
+
+			if (!started) {
+				if (frame_get_response(h, FRAME_START, 4, &status, &len) < 0 ||
+				    status != FRAME_START || len != 4)
+					goto violation;
+				if (have - pos < FRAME_RESP_HDR + 4)
+					break;
+				memcpy(&owed, h + FRAME_RESP_HDR, 4);
+				if (owed == 0 || owed > FRAME_BATCH_MAX_COUNT)
+					goto violation;
+				started = true;
+				pos = sent = pos + FRAME_RESP_HDR + 4;
+				continue;
+			}
+			if (frame_get_response(h, FRAME_SKIPPED,
+					       (uint32_t)(WORKER_RELAY_MAX(cap) - FRAME_RESP_HDR),
+					       &status, &len) < 0 ||
+			    status == FRAME_FAILED || (status != FRAME_CALL && len > cap) ||
+			    (status == FRAME_SKIPPED && len))
+				goto violation;
+			if (have - pos < FRAME_RESP_HDR + len)
+				break;
+			if (status == FRAME_CALL) {
+				if (frame_get_call(relay + pos + FRAME_RESP_HDR, len, &type, &in,
+						   &inlen) < 0)
+					goto violation;
+				/* the answers before it, then the call itself */
+				pos += FRAME_RESP_HDR + len;
+				if (frame_write_full(1, relay + sent, pos - sent, -1) < 0)
+					_exit(WORKER_EXIT_IO);
+				sent = pos;
+				worker_pass_answer();
+				continue;
+			}
+			pos += FRAME_RESP_HDR + len;
+			if (--owed == 0) {
+				if (frame_write_full(1, relay + sent, pos - sent, -1) < 0)
+					_exit(WORKER_EXIT_IO);
+				explicit_bzero(relay, have);
+				return WORKER_RUN_DONE;
+			}
 		}
-		got = frame_read_full(WORKER_CHILD_FD, relay + FRAME_RESP_HDR, len, -1);
-		if (got != (ssize_t)len) {
-			got = FRAME_RESP_HDR + (got > 0 ? got : 0);
-			break;
-		}
-		if (status != FRAME_CALL) {
-			*reaped = false;
-			return FRAME_RESP_HDR + len;
-		}
-		if (frame_get_call(relay + FRAME_RESP_HDR, len, &type, &in, &inlen) < 0) {
-			kill(child, SIGKILL);
-			return worker_failed(relay, FRAME_RESP_HDR + len, FRAME_FAIL_PROTOCOL,
-					     worker_reap(child));
-		}
-		if (frame_write_full(1, relay, FRAME_RESP_HDR + len, -1) < 0)
+		/* what is whole goes out now; a partial frame waits for the rest */
+		if (pos > sent && frame_write_full(1, relay + sent, pos - sent, -1) < 0)
 			_exit(WORKER_EXIT_IO);
-		explicit_bzero(relay, FRAME_RESP_HDR + len);
-		worker_pass_answer(relay);
+		memmove(relay, relay + pos, have - pos);
+		have -= pos;
+		explicit_bzero(relay + have, pos);
+		pos = sent = 0;
+		r = read(WORKER_CHILD_FD, relay + have, room - have);
+		if (r > 0) {
+			have += (size_t)r;
+			continue;
+		}
+		if (r < 0 && errno == EINTR)
+			continue;
+		break; /* end of file: the child exited (or closed fd 1) */
 	}
+	explicit_bzero(relay, have);
 	st = worker_reap(child);
-	if (got <= 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0)
-		return 0;
-	/* it could not even lock itself down: this worker cannot serve */
-	if (got <= 0 && WIFEXITED(st) && WEXITSTATUS(st) == WORKER_EXIT_SETUP)
-		_exit(WORKER_EXIT_SETUP);
-	return worker_failed(
-	    relay, got > 0 ? (size_t)got : 0,
-	    WIFEXITED(st) && WEXITSTATUS(st) == 0 ? FRAME_FAIL_PROTOCOL : FRAME_FAIL_DIED, st);
+	if (!started) {
+		/* Gone before it said it had a request: whether it took one from the
+		 * pipe is unknown, so this worker cannot answer for it.  The daemon
+		 * closing the pipe is the normal case. */
+		if (have == 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0)
+			return WORKER_RUN_EOF;
+		if (WIFEXITED(st))
+			_exit(WEXITSTATUS(st) ? WEXITSTATUS(st) : WORKER_EXIT_IO);
+		kill(getpid(), SIGKILL);
+		_exit(WORKER_EXIT_IO);
+	}
+	worker_send_failed(WIFEXITED(st) && WEXITSTATUS(st) == 0 ? FRAME_FAIL_PROTOCOL
+								  : FRAME_FAIL_DIED,
+			   st);
+	return WORKER_RUN_REAPED;
+violation:
+	explicit_bzero(relay, have);
+	kill(child, SIGKILL);
+	st = worker_reap(child);
+	if (!started)
+		_exit(WORKER_EXIT_IO); /* the child's own code broke the protocol */
+	worker_send_failed(FRAME_FAIL_PROTOCOL, st);
+	return WORKER_RUN_REAPED;
 }
 
 /*
- * Serve inputs until the daemon closes the pipe, each in a fresh child.  The
- * child for the next input is forked, and has locked itself down, before that
- * input is sent: as soon as an answer is passed on, the child that made it is
- * killed (it has said all it may: one frame), reaped, and the next one forked
- * while the daemon is busy with the answer.  So neither the fork nor a child's
- * exit is between a request and its answer.  The zygote never runs procedure
- * code and never holds an input; it wipes each relayed answer before the next
- * fork, so a child starts with nothing of an earlier run.
+ * Serve requests until the daemon closes the pipe, each in a fresh child.  The
+ * child for the next request is forked, and has locked itself down, before that
+ * request is sent: as soon as a run's last frame is passed on, the child that
+ * made it is killed (it has said all it may), and the next one forked before the
+ * old one is reaped, while the daemon is busy with the answer.  So neither the
+ * fork nor a child's exit is between a request and its answer.  The zygote never
+ * runs procedure code and never holds an input; it wipes what it relayed, so a
+ * child starts with nothing of an earlier run.
  */
 static void __attribute__((noreturn)) worker_serve(worker_run_fn run, char *relay)
 {
 	pid_t child = worker_fork_child(run), next;
 
 	for (;;) {
-		bool reaped;
-		size_t n = worker_relay(child, relay, &reaped);
+		int end = worker_relay(child, relay);
 
-		if (!n)
+		if (end == WORKER_RUN_EOF)
 			_exit(0);
-		if (frame_write_full(1, relay, n, -1) < 0)
-			_exit(WORKER_EXIT_IO);
-		explicit_bzero(relay, n);
-		/* The daemon was woken by that write as by a writer about to block
+		/* The daemon was woken by the last write as by a writer about to block
 		 * (a pipe's wake-up is synchronous): it waits for this CPU unless the
 		 * zygote yields it before going on with the work below. */
 		sched_yield();
 		/* The next child is forked before this one is reaped, so its exit
 		 * (unmapping its memory) overlaps the fork, not the next request.
-		 * Closing its pipe first frees WORKER_CHILD_FD for the new one. */
-		if (!reaped)
+		 * Closing its pipes first frees their numbers for the new one. */
+		if (end == WORKER_RUN_DONE)
 			kill(child, SIGKILL);
 		close(WORKER_CHILD_FD);
 		close(WORKER_CALL_FD);
 		next = worker_fork_child(run);
-		if (!reaped)
+		if (end == WORKER_RUN_DONE)
 			worker_reap(child);
 		child = next;
 	}
@@ -1219,7 +1429,7 @@ int main(int argc, char **argv)
 	worker_out.data = malloc(FRAME_RESP_HDR + (size_t)cap + 1);
 	if (worker_out.data)
 		worker_out.data += FRAME_RESP_HDR;
-	relay = malloc(WORKER_RELAY_MAX((size_t)cap));
+	relay = malloc(WORKER_RELAY_ROOM((size_t)cap));
 	if (!worker_out.data || !relay)
 		worker_die_oom();
 
@@ -1240,6 +1450,9 @@ int main(int argc, char **argv)
 	 * down further.  The "compiled" reply is only sent once the filter is in
 	 * place, so a pooled worker is always a locked one. */
 	worker_warm_up();
+	worker_have_clock = getauxval(AT_SYSINFO_EHDR) != 0;
+	if (worker_have_clock)
+		worker_coarse_ms(); /* resolves the vDSO entry before the filter */
 	if ((reuse ? worker_seccomp_reuse() : worker_seccomp()) < 0)
 		worker_fail(WORKER_EXIT_SETUP, "worker: cannot install the seccomp filter");
 	frame_put_response(hdr, FRAME_COMPILED, 0);
