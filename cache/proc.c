@@ -1420,8 +1420,14 @@ int proc_map(const char *type, const char *frames, size_t bytes, size_t count, s
 		pthread_mutex_unlock(&p->lock);
 		goto out;
 	}
-	/* No memo: a stream of a million inputs would flush everything else out. */
-	ret = sandbox_run_batch(v->src, v->len, frames, bytes, count, out, ran, err);
+	/* No memo: a stream of a million inputs would flush everything else out.
+	 * Its seglam_calls are this type's, as in a read (composition). */
+	{
+		bool pushed = proc_push(p, v->hash);
+
+		ret = sandbox_run_batch(v->src, v->len, frames, bytes, count, out, ran, err);
+		proc_pop(pushed);
+	}
 	count = *ran;
 	atomic_fetch_add(&procs.asks, count);
 	if (ret) {

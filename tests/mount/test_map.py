@@ -368,3 +368,54 @@ def test_map_streams_share_the_query_mem_budget(mounts):
     os.close(b)
     r = sh(m, 'printf "x\\n" | $SEGLAM map upper')
     assert r.returncode == 0 and r.stdout == b'X\n'
+
+
+def test_map_of_a_composed_type(mount):
+    """seglam_call inside a batch: the run child's calls go through the zygote
+    between its answers, and every line is the composed answer, in order."""
+    from test_compose import caller
+    mount.put_proc('upper', UPPER)
+    mount.put_proc('shout', caller('upper'))
+    lines = ''.join(f'w{i}\\n' for i in range(300))
+    r = sh(mount, f'printf "{lines}" | $SEGLAM map shout')
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.decode().splitlines() == [f'<W{i}>' for i in range(300)]
+    # unknown callee: each line's call fails alone, the stream goes on
+    mount.put_proc('asks-ghost', caller('no-such-type'))
+    r = sh(mount, 'printf "a\\nb\\n" | $SEGLAM map asks-ghost; printf "c\\n" | $SEGLAM map shout')
+    assert r.stdout.endswith(b'<C>\n'), r
+    assert mount.ask('shout', 'still') == b'<STILL>\n'
+
+
+# Keeps every input it sees in static memory and answers with all of them.
+REMEMBER = r'''#include <seglam.h>
+#include <string.h>
+
+static char seen[4096];
+static size_t used;
+
+int seglam_run(const char *in, size_t len, seglam_out *out)
+{
+	if (len < sizeof(seen) - used - 1) {
+		memcpy(seen + used, in, len);
+		used += len;
+		seen[used++] = ';';
+	}
+	return seglam_printf(out, "%.*s\n", (int)used, seen);
+}
+'''
+
+
+def test_map_batches_do_not_see_each_other(mount):
+    """A batch is one reader's: its inputs share one run child, and the next
+    stream (another reader) starts from the compiled image."""
+    mount.put_proc('remember', REMEMBER)
+    r = sh(mount, 'printf "a\\nb\\n" | $SEGLAM map remember')
+    assert r.returncode == 0, r.stderr
+    r = sh(mount, 'printf "secret\\n" | $SEGLAM map remember')
+    assert r.returncode == 0, r.stderr
+    r = sh(mount, 'printf "c\\nd\\n" | $SEGLAM map remember')
+    assert r.returncode == 0, r.stderr
+    assert b'secret' not in r.stdout and b'a;' not in r.stdout, r.stdout
+    assert r.stdout.splitlines()[0] == b'c;'
+    assert mount.ask('remember', 'q') == b'q;\n'
