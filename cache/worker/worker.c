@@ -69,6 +69,9 @@ pid_t _Fork(void);
  * its final frame, blocks on until the zygote kills it. */
 #define WORKER_CHILD_FD 3
 #define WORKER_CALL_FD 4
+/* The same two for the child forked ahead, until it becomes the current one. */
+#define WORKER_NEXT_CHILD_FD 5
+#define WORKER_NEXT_CALL_FD 6
 #define WORKER_CPU_BACKSTOP 300 /* s; the daemon enforces the real per-run limit */
 #define WORKER_MAX_FDS 16
 
@@ -797,6 +800,7 @@ static int worker_seccomp(void)
 	ALLOW(read, 1, SCMP_A0(SCMP_CMP_EQ, WORKER_CHILD_FD));
 	ALLOW(write, 1, SCMP_A0(SCMP_CMP_EQ, 1));
 	ALLOW(write, 1, SCMP_A0(SCMP_CMP_EQ, WORKER_CALL_FD));
+	ALLOW(write, 1, SCMP_A0(SCMP_CMP_EQ, WORKER_NEXT_CALL_FD)); /* its "go" */
 	/* glibc's fatal messages ("free(): double free detected") go to fd 2 with
 	 * writev before abort(); fd 2 is /dev/null */
 	ALLOW(writev, 1, SCMP_A0(SCMP_CMP_EQ, 2));
@@ -1111,11 +1115,17 @@ static void __attribute__((noreturn)) worker_child(worker_run_fn run)
 {
 	uint8_t start[FRAME_RESP_HDR + 4];
 	uint32_t len, count = 1;
+	char go;
 	struct frame_batch b;
 	char *in;
 
 	worker_child_lockdown();
 	worker_child_prefault();
+	/* Forked ahead: wait until the run before this one is over, so that only
+	 * one process ever reads the request pipe (the zygote reads call answers
+	 * from it during a run).  End of file: the zygote is gone. */
+	if (frame_read_full(WORKER_CHILD_FD, &go, 1, -1) != 1)
+		_exit(0);
 	len = worker_read_len();
 	if (len == FRAME_REQ_BATCH) {
 		in = worker_batch_read(&b);
@@ -1140,35 +1150,59 @@ static void __attribute__((noreturn)) worker_child(worker_run_fn run)
 	_exit(0);
 }
 
-/* Fork the child for the next run with its two pipes: its fd 1 writes to the
- * zygote's WORKER_CHILD_FD, its WORKER_CHILD_FD reads the zygote's WORKER_CALL_FD. */
+/*
+ * Fork a child ahead (it locks itself down, then waits for its "go"), with its
+ * two pipes: its fd 1 writes to the zygote's WORKER_NEXT_CHILD_FD, its
+ * WORKER_CHILD_FD reads the zygote's WORKER_NEXT_CALL_FD (first the "go" byte,
+ * then call answers).  The zygote moves
+ * them to WORKER_CHILD_FD and WORKER_CALL_FD when it becomes the current child.
+ */
 static pid_t worker_fork_child(worker_run_fn run)
 {
 	int p[2], q[2];
 	pid_t child;
 
-	if (pipe2(p, O_CLOEXEC) < 0 || p[0] != WORKER_CHILD_FD || p[1] != WORKER_CALL_FD ||
-	    pipe2(q, O_CLOEXEC) < 0)
+	if (pipe2(p, O_CLOEXEC) < 0 || p[0] != WORKER_NEXT_CHILD_FD ||
+	    p[1] != WORKER_NEXT_CALL_FD || pipe2(q, O_CLOEXEC) < 0)
 		_exit(WORKER_EXIT_IO);
 	child = _Fork();
 	if (child < 0)
 		_exit(WORKER_EXIT_IO);
 	if (child == 0) {
-		/* the daemon's response pipe is gone from the child; dup2 leaves the
-		 * new fds without O_CLOEXEC */
+		/* Its own pipes as fd 1 and WORKER_CHILD_FD (dup2 leaves them
+		 * without O_CLOEXEC); nothing of the current child's (fds 3 and 4
+		 * until the dup2) nor of the zygote's ends of its own. */
 		if (dup2(p[1], 1) < 0 || dup2(q[0], WORKER_CHILD_FD) < 0)
 			_exit(WORKER_EXIT_IO);
-		close(p[1]);
-		close(q[0]);
-		close(q[1]);
+		for (int fd = WORKER_CALL_FD; fd <= q[1]; fd++)
+			close(fd);
 		worker_child(run);
 	}
-	/* p[1] (WORKER_CALL_FD) is replaced by the write end of the call pipe */
-	if (dup2(q[1], WORKER_CALL_FD) < 0)
+	/* p[1] (WORKER_NEXT_CALL_FD) is replaced by the write end of the call pipe */
+	if (dup2(q[1], WORKER_NEXT_CALL_FD) < 0)
 		_exit(WORKER_EXIT_IO);
 	close(q[0]);
 	close(q[1]);
 	return child;
+}
+
+/* The child forked ahead becomes the current one: its pipes move down. */
+static void worker_promote(void)
+{
+	if (dup2(WORKER_NEXT_CHILD_FD, WORKER_CHILD_FD) < 0 ||
+	    dup2(WORKER_NEXT_CALL_FD, WORKER_CALL_FD) < 0)
+		_exit(WORKER_EXIT_IO);
+	close(WORKER_NEXT_CHILD_FD);
+	close(WORKER_NEXT_CALL_FD);
+}
+
+/* Let the child forked ahead read the request pipe (a broken pipe: it is gone,
+ * which its relay will find). */
+static void worker_go(void)
+{
+	char go = 1;
+
+	frame_write_full(WORKER_NEXT_CALL_FD, &go, 1, -1);
 }
 
 static int worker_reap(pid_t child)
@@ -1358,28 +1392,46 @@ violation:
  */
 static void __attribute__((noreturn)) worker_serve(worker_run_fn run, char *relay)
 {
-	pid_t child = worker_fork_child(run), next;
+	pid_t child, next, dying = 0;
+	int hold[2];
 
+	/* The first child is forked as a next one would be (fds 3 and 4 held
+	 * meanwhile), told to go at once, and moved down. */
+	if (pipe2(hold, O_CLOEXEC) < 0 || hold[0] != WORKER_CHILD_FD || hold[1] != WORKER_CALL_FD)
+		_exit(WORKER_EXIT_IO);
+	child = worker_fork_child(run);
+	worker_go();
+	close(hold[0]);
+	close(hold[1]);
+	worker_promote();
+	next = worker_fork_child(run);
 	for (;;) {
 		int end = worker_relay(child, relay);
 
 		if (end == WORKER_RUN_EOF)
 			_exit(0);
+		/* The run is over, and with it the zygote's reads of call answers
+		 * from the request pipe: the child forked ahead may read it now. */
+		worker_go();
 		/* The daemon was woken by the last write as by a writer about to block
 		 * (a pipe's wake-up is synchronous): it waits for this CPU unless the
 		 * zygote yields it before going on with the work below. */
 		sched_yield();
-		/* The next child is forked before this one is reaped, so its exit
-		 * (unmapping its memory) overlaps the fork, not the next request.
-		 * Closing its pipes first frees their numbers for the new one. */
+		/* The child forked ahead is the current one now, perhaps already
+		 * running the next request.  This
+		 * one is killed and reaped one run later (its exit overlaps that
+		 * run), and the one after the next is forked meanwhile: neither a fork
+		 * nor an exit is between a request and its answer. */
 		if (end == WORKER_RUN_DONE)
 			kill(child, SIGKILL);
 		close(WORKER_CHILD_FD);
 		close(WORKER_CALL_FD);
-		next = worker_fork_child(run);
-		if (end == WORKER_RUN_DONE)
-			worker_reap(child);
+		worker_promote();
+		if (dying)
+			worker_reap(dying);
+		dying = end == WORKER_RUN_DONE ? child : 0;
 		child = next;
+		next = worker_fork_child(run);
 	}
 }
 
