@@ -13,12 +13,14 @@
  * parser with no hardening), and the strict seccomp filter goes on *after*
  * relocation (which needs executable memory) and before any procedure code runs.
  *
- * Procedure code never runs in this process (the "zygote"): each input is run in
- * a child forked for it, which locks itself down further and exits after one
- * answer.  So no run sees another run's input (a procedure's static variables,
- * heap and even its writable code start afresh from the compiled image each
- * time), and the daemon's pipe carries only frames the zygote wrote, one per
- * request, after the child is gone (frame.h).
+ * Procedure code never runs in this process (the "zygote"): each request (an
+ * input, or a batch of one reader's inputs) is run in a child forked for it one
+ * run ahead, which locks itself down further, waits for its turn, and is killed
+ * after its answers.  So no run sees another run's input (a procedure's static
+ * variables, heap and even its writable code start afresh from the compiled
+ * image each time), and the daemon's pipe carries only frames the zygote wrote
+ * and checked: the final frames each request is owed, and the run's call
+ * requests (frame.h).
  */
 #include <errno.h>
 #include <fcntl.h>
