@@ -18,3 +18,6 @@ def test_bench_tiny_runs_and_reports():
     with open(os.path.join(out, 'results.json')) as f:
         results = json.load(f)
     assert results
+    # Questions in plain words (section 9): the stream is answered, never wrongly.
+    assert results['questions']['stream']['wrong'] == 0
+    assert results['questions']['stream']['errors'] == 0
