@@ -4,6 +4,10 @@
  * STORE/procs/HH/HH/TYPE/source.c, HHHH the top 16 bits of XXH3_64(TYPE).
  *
  *   gen-store STORE N PREFIX      types PREFIX0000000 ... (N of them)
+ *   gen-store STORE N PREFIX q    the same, each with procs/TYPE/patterns
+ *                                 ("what is the TYPE of {x}", "TYPE of {x}") and one
+ *                                 example question (questions/ex.q|.in), for the
+ *                                 questions benchmark
  *
  * Every source is distinct (it names its type), so no two types share a worker.
  * Plain writes, no fsync: this is test data, the page cache is written back later.
@@ -49,8 +53,8 @@ int main(int argc, char **argv)
 	unsigned long n;
 	int root, fd;
 
-	if (argc != 4) {
-		fprintf(stderr, "usage: gen-store STORE N PREFIX\n");
+	if (argc < 4 || argc > 5) {
+		fprintf(stderr, "usage: gen-store STORE N PREFIX [q]\n");
 		return 2;
 	}
 	n = strtoul(argv[2], NULL, 10);
@@ -87,6 +91,24 @@ int main(int argc, char **argv)
 		if (fd < 0 || write(fd, src, (size_t)len) != len)
 			die(path);
 		close(fd);
+		if (argc > 4 && !strcmp(argv[4], "q")) {
+			static const char *files[][2] = {
+				{"patterns", "what is the %s of {x}\n%s of {x}\n"},
+				{"questions/ex.q", "What is the %s of abc?\n"},
+				{"questions/ex.in", "abc\n"}};
+
+			snprintf(path, sizeof(path), "procs/%02x/%02x/%s/questions", hi, lo, type);
+			mk(root, path);
+			for (size_t k = 0; k < sizeof(files) / sizeof(files[0]); k++) {
+				snprintf(path, sizeof(path), "procs/%02x/%02x/%s/%s", hi, lo, type,
+					 files[k][0]);
+				len = snprintf(src, sizeof(src), files[k][1], type, type);
+				fd = openat(root, path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+				if (fd < 0 || write(fd, src, (size_t)len) != len)
+					die(path);
+				close(fd);
+			}
+		}
 	}
 	close(root);
 	return 0;

@@ -10,6 +10,7 @@ import argparse
 import json
 import os
 import platform
+import re
 import shutil
 import signal
 import socket
@@ -74,14 +75,19 @@ SIZES = {
                  miss_types=5, scale=[1000, 3000], scale_touch=100, scale_lat_rounds=3,
                  scale_lat_batch=200, mount_reps=2, cost_queries=2000, cost_types=50,
                  cost_every=100, cost_inspace=10000, compose_rounds=3, compose_batch=200,
-                 compose_count=100, map_lines=50000, map_rounds=1, map_sample=200),
+                 compose_count=100,
+                 q_sizes=[10, 1000], q_rounds=3, q_batch=300, q_stream=3000, q_every=100,
+                 q_inspace=10000, map_lines=50000, map_rounds=1, map_sample=200),
     'full': dict(lat_rounds=11, lat_batch=2000, thr_rounds=5, thr_secs=1.0,
                  clients=[1, 2, 4, 8, 16], thr_types=32, cold_mounts=5, cold_types=20,
                  miss_types=50, scale=[1000, 100000, 1000000], scale_touch=10000,
                  scale_lat_rounds=9, scale_lat_batch=1000, mount_reps=5,
                  cost_queries=100000, cost_types=1000, cost_every=1000,
                  cost_inspace=10000, compose_rounds=11, compose_batch=1000,
-                 compose_count=1000, map_lines=1000000, map_rounds=5, map_sample=3000),
+                 compose_count=1000,
+                 q_sizes=[10, 1000, 100000], q_rounds=11, q_batch=2000, q_stream=100000,
+                 q_every=1000, q_inspace=10000, map_lines=1000000, map_rounds=5,
+                 map_sample=3000),
 }
 
 
@@ -608,6 +614,180 @@ def bench_cost(ctx, R, llm):
             'worker_spawns': st.get('worker_spawns'), 'marks': marks, 'csv': 'cost.csv'}
 
 
+
+# ---- 9: questions in plain words --------------------------------------------------------
+
+def q_store(ctx, n):
+    """A generated store of n procedures with patterns, kept in OUT/qstores."""
+    d = os.path.join(ctx.out, 'qstores', str(n))
+    done = os.path.join(ctx.out, 'qstores', '%d.complete' % n)
+    if not os.path.exists(done):
+        shutil.rmtree(d, ignore_errors=True)
+        os.makedirs(os.path.dirname(d), exist_ok=True)
+        log('questions: generating a store of %d procedures with patterns' % n)
+        subprocess.run([ctx.gen_store, d, str(n), 'p', 'q'], check=True)
+        with open(done, 'w') as f:
+            f.write('ok\n')
+    return d
+
+
+def q_name(question):
+    return question.replace('%', '%25').replace('/', '%2F')
+
+
+def first_read_s(path):
+    t0 = time.perf_counter()
+    with open(path, 'rb') as f:
+        f.read()
+    return time.perf_counter() - t0
+
+
+# 30 families (integer operations a*x+b), 6 phrasings each: the stream of questions.
+Q_OPS = ['square root floor', 'successor', 'predecessor', 'double', 'triple', 'half floor',
+         'negation', 'tenfold', 'hundredfold', 'quadruple', 'quintuple', 'sextuple',
+         'septuple', 'octuple', 'nonuple', 'decuple', 'increment by seven',
+         'decrement by three', 'shift by forty', 'mirror', 'offset by nine', 'scaled by five',
+         'plus twelve', 'minus twenty', 'twice plus one', 'thrice minus two', 'dozen times',
+         'score times', 'gross times', 'century offset']
+Q_PHRASES = ['what is the {op} of {n}', 'compute the {op} of {n}', '{op} of {n}',
+             'give me the {op} of {n}', "what's the {op} of {n}", 'tell me the {op} of {n}']
+
+
+def q_families():
+    fams = []
+    for k, op in enumerate(Q_OPS):
+        a, b = (k % 7) + 1, k * 3 - 11
+        t = 'op-' + op.replace(' ', '-')
+        code = ('#include <seglam.h>\n#include <stdlib.h>\n\n'
+                'int seglam_run(const char *in, size_t len, seglam_out *out)\n{\n'
+                '\tchar *end;\n\tlong long v = strtoll(in, &end, 10);\n\n'
+                '\tif (!len || end != in + len)\n\t\treturn seglam_printf(out, "not an integer"), 1;\n'
+                '\tseglam_printf(out, "%%lld\\n", %dLL * v + %dLL);\n\treturn 0;\n}\n' % (a, b))
+        fams.append({'op': op, 'type': t, 'a': a, 'b': b, 'code': code})
+    return fams
+
+
+def bench_questions(ctx, R, llm):
+    import random
+    res = {'sizes': {}}
+    sizes = R['q_sizes']
+    stores = {n: q_store(ctx, n) for n in sizes}
+    nops = R['q_rounds'] * R['q_batch']
+    t = 'p%07d' % 5
+    # question hit vs ask hit, same mount, same inputs, interleaved
+    log('questions: q/ hit vs ask/ hit')
+    m = Mount(ctx, stores[sizes[-1]], name='q-lat')
+    try:
+        res['index_build_s'] = first_read_s(m.path('q', 'what is the %s of warm' % t))
+        qa = write_list(ctx, 'q-ask', [m.path('ask', t, 'v%d' % i) for i in range(nops)])
+        qq = write_list(ctx, 'q-q', [m.path('q', q_name('what is the %s of v%d' % (t, i)))
+                                     for i in range(nops)])
+        o = json.loads(client(ctx, 'lat', R['q_rounds'], R['q_batch'], 'ask=list:' + qa,
+                              'q=list:' + qq))
+        st = m.stats()
+    finally:
+        m.close()
+    s = o['series']
+    res['vs_ask'] = {'types': sizes[-1], 'ask_p50_us': s['ask']['p50_us'],
+                     'q_p50_us': s['q']['p50_us'], 'ask_p99_us': s['ask']['p99_us'],
+                     'q_p99_us': s['q']['p99_us'],
+                     'ratio': ratio_rounds(s['q']['p50_rounds'], s['ask']['p50_rounds']),
+                     'question_hits': st.get('question_hits')}
+    # flat in the number of types: each size against the smallest, interleaved
+    base = sizes[0]
+    for n in sizes[1:]:
+        log('questions: hit latency at %d types vs %d' % (n, base))
+        a = Mount(ctx, stores[base], name='q-a')
+        b = Mount(ctx, stores[n], name='q-b')
+        try:
+            build = first_read_s(b.path('q', 'what is the %s of warm' % t))
+            first_read_s(a.path('q', 'what is the %s of warm' % t))
+            la = write_list(ctx, 'q-la', [a.path('q', 'what is the %s of w%d' % (t, i))
+                                          for i in range(nops)])
+            lb = write_list(ctx, 'q-lb', [b.path('q', 'what is the %s of w%d' % (t, i))
+                                          for i in range(nops)])
+            o = json.loads(client(ctx, 'lat', R['q_rounds'], R['q_batch'], 'base=list:' + la,
+                                  'big=list:' + lb))
+            rss = b.rss_kb()
+        finally:
+            a.close()
+            b.close()
+        s = o['series']
+        res['sizes'][str(n)] = {'q_p50_us': s['big']['p50_us'], 'base_p50_us': s['base']['p50_us'],
+                                'ratio_vs_%d' % base: ratio_rounds(s['big']['p50_rounds'],
+                                                                   s['base']['p50_rounds']),
+                                'index_build_s': build, 'daemon_rss_kb': rss}
+    # the question stream, routed by a test LLM that routes like a good model
+    log('questions: a stream of %d questions, %d families x %d phrasings'
+        % (R['q_stream'], len(Q_OPS), len(Q_PHRASES)))
+    fams = q_families()
+    router = []
+    for f in fams:
+        for ph in Q_PHRASES:
+            pat = ph.replace('{op}', f['op'])
+            rx = re.escape(pat.replace('{n}', '\x00')).replace('\x00', '(?P<n>-?[0-9]+)')
+            router.append({'type': f['type'], 'regex': rx, 'input': '{n}', 'patterns': [pat],
+                           'code': f['code'], 'tests': [['1', str(f['a'] + f['b'])]]})
+    llm.post('/_script', {'responses': [], 'default': {'kind': 'router', 'families': router}})
+    m = Mount(ctx, new_store(ctx, 'q-stream'), opts='', env=llm.env(), name='q-stream')
+    rng = random.Random(42)
+    weights = [1.0 / (k + 1) for k in range(len(fams))]
+    seen = set()
+    rows = []
+    calls0 = llm.calls()['count']
+    prev_calls, exact_win, wrong, errors = calls0, 0, 0, 0
+    t0 = time.perf_counter()
+    try:
+        for i in range(1, R['q_stream'] + 1):
+            f = rng.choices(fams, weights)[0]
+            ph = rng.choice(Q_PHRASES)
+            n = rng.randrange(R['q_inspace'])
+            question = ph.replace('{op}', f['op']).replace('{n}', str(n))
+            if rng.random() < 0.5:
+                question = question[0].upper() + question[1:] + '?'
+            if question not in seen:
+                seen.add(question)
+                exact_win += 1
+            try:
+                with open(m.path('q', q_name(question)), 'rb') as fh:
+                    got = fh.read()
+                if got != b'%d\n' % (f['a'] * n + f['b']):
+                    wrong += 1
+            except OSError:
+                errors += 1
+            if i % R['q_every'] == 0:
+                c = llm.calls()['count']
+                rows.append([i, c - prev_calls, exact_win, c - calls0])
+                prev_calls, exact_win = c, 0
+        secs = time.perf_counter() - t0
+        st = m.stats()
+    finally:
+        m.close()
+    total_calls = rows[-1][3] if rows else 0
+    after = [r for r in rows if r[0] > 1000]
+    calls_after = sum(r[1] for r in after)
+    q_after = R['q_stream'] - 1000
+    csv = os.path.join(ctx.out, 'questions.csv')
+    with open(csv, 'w') as fh:
+        fh.write('questions,llm_calls_window,exact_misses_window,llm_calls_total\n')
+        fh.writelines('%d,%d,%d,%d\n' % tuple(r) for r in rows)
+    per_k = 1000.0 / R['q_every']
+    res['stream'] = {'questions': R['q_stream'], 'families': len(fams),
+                     'phrasings': len(Q_PHRASES), 'input_space': R['q_inspace'],
+                     'llm_calls': total_calls, 'wrong': wrong, 'errors': errors,
+                     'seconds': secs,
+                     'hit_rate_after_1000': 1.0 - calls_after / q_after if q_after > 0 else None,
+                     'exact_hit_rate': 1.0 - len(seen) / R['q_stream'],
+                     'first_window_calls_per_1k': rows[0][1] * per_k if rows else None,
+                     'last_window_calls_per_1k': rows[-1][1] * per_k if rows else None,
+                     'first_window_exact_per_1k': rows[0][2] * per_k if rows else None,
+                     'last_window_exact_per_1k': rows[-1][2] * per_k if rows else None,
+                     'routing_calls': st.get('routing_calls'),
+                     'routing_admitted': st.get('routing_admitted'),
+                     'routing_failed': st.get('routing_failed'), 'csv': 'questions.csv'}
+    return res
+
+
 # ---- plots and report -----------------------------------------------------------------
 
 def gnuplot(ctx, name, script):
@@ -669,6 +849,22 @@ def plots(ctx, res):
                                "lines lw 2 title 'exact-match answer cache', '' every ::1 using "
                                "($1/1000):(($2>0?$2:0.1)*1000.0/%d) with lines lw 2 title "
                                "'seglamfs (0 drawn as 0.1)'\n" % (cost['types'], ev, ev))
+    qs = res.get('questions')
+    if qs:
+        sm = qs['stream']
+        ev = res['params']['q_every']
+        figs['questions'] = gnuplot(ctx, 'questions',
+                                    "set title 'LLM calls per 1,000 questions (%d families x %d "
+                                    "phrasings, Zipf s=1, random inputs)'\n"
+                                    "set datafile separator ','\n"
+                                    "set xlabel 'questions (thousands)'\n"
+                                    "set ylabel 'LLM calls per 1,000 questions'\nset logscale y\n"
+                                    "set grid\nset key top right\n"
+                                    "plot 'questions.csv' every ::1 using ($1/1000):($3*1000.0/%d) "
+                                    "with lines lw 2 title 'exact-match answer cache', '' every "
+                                    "::1 using ($1/1000):(($2>0?$2:0.1)*1000.0/%d) with lines lw 2 "
+                                    "title 'seglamfs q/ (0 drawn as 0.1)'\n"
+                                    % (sm['families'], sm['phrasings'], ev, ev))
     return figs
 
 
@@ -884,7 +1080,7 @@ def report(ctx, res, figs):
     comp = res.get('compose')
     if comp:
         s = comp['series']
-        L.append('## 9. Composition (seglam_call)\n')
+        L.append('## 10. Composition (seglam_call)\n')
         L.append('`call1` answers by calling `upper` once, `call2` by calling it twice (each '
                  'half of the input). Every read is a new input, so the caller runs and so '
                  'does `upper` for `call1`; the fresh names share their first half, so '
@@ -908,8 +1104,61 @@ def report(ctx, res, figs):
                  % (fmt(comp['first_call_us']), fmt(comp['second_call_us']), comp['count_reads'],
                     fmt(comp['runs_per_read']), fmt(comp['calls_per_read']),
                     comp['count_errors']))
-        T.append(('9. worker round trips per composed read, 2 calls', '<= 3 (1 + 1 per call)',
+        T.append(('10. worker round trips per composed read, 2 calls', '<= 3 (1 + 1 per call)',
                   fmt(comp['runs_per_read']), verdict(comp['runs_per_read'] <= 3.0)))
+
+    qs = res.get('questions')
+    if qs:
+        L.append('## 9. Questions in plain words\n')
+        v = qs['vs_ask']
+        L.append('Question hit (`q/what is the p0000005 of vN`) against ask hit '
+                 '(`ask/p0000005/vN`), same mount of %d types, same fresh inputs, '
+                 'interleaved:\n' % v['types'])
+        L.append('| series | p50 (µs) | p99 (µs) |\n|---|---:|---:|')
+        L.append('| ask/ hit | %s | %s |' % (fmt(v['ask_p50_us']), fmt(v['ask_p99_us'])))
+        L.append('| q/ hit | %s | %s |' % (fmt(v['q_p50_us']), fmt(v['q_p99_us'])))
+        L.append('| ratio q/ask (p50) | %s | |\n' % fmt(v['ratio']))
+        T.append(('9. question hit vs ask hit', '<= 1.3x', fmt(v['ratio']) + 'x',
+                  verdict(v['ratio'] is not None and v['ratio'] <= 1.3)))
+        L.append('The index is built on the first question (%.3f s at %d types).\n'
+                 % (qs['index_build_s'], v['types']))
+        if qs['sizes']:
+            L.append('| types | q/ hit p50 (µs) | ratio vs the %d-type store | index build (s) | '
+                     'daemon RSS (MB) |\n|---:|---:|---:|---:|---:|' % res['params']['q_sizes'][0])
+            worst = 0
+            for n, x in qs['sizes'].items():
+                r = [val for key, val in x.items() if key.startswith('ratio_vs_')][0]
+                worst = max(worst, r or 0)
+                L.append('| %s | %s | %s | %.3f | %.1f |' % (n, fmt(x['q_p50_us']), fmt(r),
+                                                             x['index_build_s'],
+                                                             x['daemon_rss_kb'] / 1024.0))
+            L.append('')
+            T.append(('9. question hit, flat in types', 'within 1.2x', fmt(worst) + 'x',
+                      verdict(worst <= 1.2)))
+        sm = qs['stream']
+        L.append('Stream: %d questions, %d families x %d phrasings, Zipf(1) over families, '
+                 'inputs uniform in [0, %d), half of them capitalized with a `?`; the test LLM '
+                 'routes like a good model (one pattern, the question\'s phrasing).\n'
+                 % (sm['questions'], sm['families'], sm['phrasings'], sm['input_space']))
+        L.append('| | LLM calls, total | per 1,000: first window | last window | hit rate |'
+                 '\n|---|---:|---:|---:|---:|')
+        L.append('| seglamfs q/ | %d | %s | %s | %s after the first 1,000 |' % (
+            sm['llm_calls'], fmt(sm['first_window_calls_per_1k'], 1),
+            fmt(sm['last_window_calls_per_1k'], 1),
+            fmt(100 * sm['hit_rate_after_1000'], 2) + '%' if sm['hit_rate_after_1000'] is not None else 'n/a'))
+        L.append('| exact-match answer cache | | %s | %s | %s overall |' % (
+            fmt(sm['first_window_exact_per_1k'], 1), fmt(sm['last_window_exact_per_1k'], 1),
+            fmt(100 * sm['exact_hit_rate'], 2) + '%'))
+        L.append('| GenCache (published, arXiv 2511.17565) | | | | 83%, < 10% incorrect |\n')
+        L.append('Incorrect answers: %d; errors: %d; %.1f s.\n'
+                 % (sm['wrong'], sm['errors'], sm['seconds']))
+        if figs.get('questions'):
+            L.append('![questions cost curve](%s)\n' % figs['questions'])
+        ok = sm['wrong'] == 0 and (sm['hit_rate_after_1000'] or 0) > 0.95
+        T.append(('9. question stream', '> 95% hits after 1,000, 0 incorrect',
+                  '%s, %d incorrect' % (fmt(100 * (sm['hit_rate_after_1000'] or 0), 2) + '%',
+                                        sm['wrong']), verdict(ok)))
+
     mp = res.get('map')
     if mp:
         L += map_bench.report_lines(mp)
@@ -966,7 +1215,7 @@ def main():
     ap.add_argument('--build', required=True)
     ap.add_argument('--bin', required=True)
     ap.add_argument('--only', default='', help='comma list: latency,throughput,cold,miss,'
-                    'scale,cost,compose,map')
+                    'scale,cost,compose,questions,map')
     ap.add_argument('--command', default='scripts/bench')
     ap.add_argument('--note', action='append', default=[])
     a = ap.parse_args()
@@ -997,11 +1246,12 @@ def main():
                  ('scale', lambda: bench_scale(ctx, R)),
                  ('cost', lambda: bench_cost(ctx, R, llm)),
                  ('compose', lambda: bench_compose(ctx, R)),
+                 ('questions', lambda: bench_questions(ctx, R, llm)),
                  ('map', lambda: map_bench.bench_map(ctx, R, Mount, log))]
         for name, fn in steps:
             if not want(name):
                 continue
-            if name in ('miss', 'cost') and llm is None:
+            if name in ('miss', 'cost', 'questions') and llm is None:
                 llm = LLMServer(ctx)
             t1 = time.time()
             try:

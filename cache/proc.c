@@ -39,6 +39,9 @@
  * not turn into unbounded meta.json writes or LLM requests. */
 #define PROC_CALLS_MAX 64
 #define PROC_CALL_SYNTH_MAX 2
+/* Inputs of readers waiting on one synthesis shown to the LLM (examples of the form). */
+#define PROC_WAIT_INPUTS 8
+#define PROC_WAIT_INPUT_MAX 1024
 
 /* One source text, shared by readers running it while a newer one is admitted. */
 struct pversion {
@@ -73,6 +76,8 @@ struct proc {
 	uint64_t synth_key; /* admitted_key of the source a synthesis ran for */
 	uint64_t synth_fail_until;
 	struct buf synth_reason;
+	struct buf waiting[PROC_WAIT_INPUTS]; /* inputs asked while synthesizing */
+	unsigned nwaiting;
 	/* Counters not yet written to meta.json. */
 	atomic_ulong hits, misses;
 	/* Log rate limiting of per-input failures. */
@@ -257,9 +262,19 @@ static bool case_name_ok(const char *name, size_t len)
 	return len > 0 && name[0] != '.' && name[len - 1] != '~' && name[0] != '#';
 }
 
+static bool name_is_llm(const char *name)
+{
+	return !strncmp(name, "llm-", 4);
+}
+
 static int name_cmp(const void *a, const void *b)
 {
-	return strcmp(*(char *const *)a, *(char *const *)b);
+	const char *x = *(char *const *)a, *y = *(char *const *)b;
+	int lx = name_is_llm(x), ly = name_is_llm(y);
+
+	/* A person's cases first (a failure names one of them when it can, and they
+	 * are known before the llm- cases they overrule). */
+	return lx != ly ? lx - ly : strcmp(x, y);
 }
 
 /*
@@ -273,7 +288,8 @@ static int proc_foreach_case(int fd, size_t max, int (*fn)(struct llm_case *c, v
 			     void *arg, bool *cut)
 {
 	char **names = NULL;
-	size_t nnames = 0, total = 0, i;
+	size_t nnames = 0, total = 0, i, nhuman = 0;
+	uint64_t *human = NULL; /* input hashes of a person's cases */
 	struct dirent *de;
 	DIR *dir;
 	int ret = 0;
@@ -321,10 +337,24 @@ static int proc_foreach_case(int fd, size_t max, int (*fn)(struct llm_case *c, v
 		buf_free(&name);
 		if (!rc) {
 			/* (An input without its answer, yet, is not a case.) */
+			uint64_t h = XXH3_64bits(buf_str(&c.in), c.in.len);
+			bool overruled = false;
+
 			total += c.in.len + c.out.len;
+			/* A person's case wins over an LLM's (tests/llm-*) for the same input. */
+			if (!name_is_llm(names[i])) {
+				human = realloc(human, (nhuman + 1) * sizeof(*human));
+				if (!human)
+					abort();
+				human[nhuman++] = h;
+			} else {
+				for (size_t k = 0; k < nhuman && !overruled; k++)
+					overruled = human[k] == h;
+			}
 			c.name = names[i];
 			names[i] = NULL;
-			ret = fn(&c, arg);
+			if (!overruled)
+				ret = fn(&c, arg);
 		}
 		free(c.name);
 		buf_free(&c.in);
@@ -334,6 +364,7 @@ static int proc_foreach_case(int fd, size_t max, int (*fn)(struct llm_case *c, v
 	for (i = 0; i < nnames; i++)
 		free(names[i]);
 	free(names);
+	free(human);
 	return ret;
 }
 
@@ -612,6 +643,8 @@ static void meta_edit_source(cJSON *meta, void *arg)
 		meta_set_string(meta, "written", when);
 		cJSON_DeleteItemFromObjectCaseSensitive(meta, "model");
 		cJSON_DeleteItemFromObjectCaseSensitive(meta, "provider");
+		/* The evidence was about the LLM's source, not this one. */
+		cJSON_DeleteItemFromObjectCaseSensitive(meta, "validation");
 	}
 	meta_set_string(meta, "source_hash", hash);
 	/* "calls" belong to the source that made them (proc_record_call). */
@@ -824,7 +857,52 @@ static void proc_material_load(struct proc *p, struct proc_material *m, struct b
  * Lock held on entry and exit (dropped while the LLM works).  Returns 0 when the
  * record should be revalidated and used, or -EIO with @why.
  */
-static int proc_synthesize(struct proc *p, struct buf *why)
+/* Remember the input of a reader that waits on a synthesis. Lock held. */
+static void proc_wait_input(struct proc *p, const char *in, size_t len)
+{
+	unsigned i;
+
+	if (!in || len > PROC_WAIT_INPUT_MAX || p->nwaiting == PROC_WAIT_INPUTS)
+		return;
+	for (i = 0; i < p->nwaiting; i++)
+		if (p->waiting[i].len == len && !memcmp(buf_str(&p->waiting[i]), in, len))
+			return;
+	buf_reset(&p->waiting[p->nwaiting]);
+	buf_add(&p->waiting[p->nwaiting], in, len);
+	buf_grow(&p->waiting[p->nwaiting], 0);
+	p->nwaiting++;
+}
+
+int proc_waiting_inputs(const char *type, struct llm_case **cases, size_t *n)
+{
+	struct proc *p = proc_find(type, false);
+	struct llm_case *v = NULL;
+	unsigned i;
+
+	*cases = NULL;
+	*n = 0;
+	if (!p)
+		return 0;
+	pthread_mutex_lock(&p->lock);
+	if (p->nwaiting) {
+		v = calloc(p->nwaiting, sizeof(*v));
+		if (!v)
+			abort();
+		for (i = 0; i < p->nwaiting; i++) {
+			buf_add(&v[i].in, buf_str(&p->waiting[i]), p->waiting[i].len);
+			buf_grow(&v[i].in, 0);
+			buf_grow(&v[i].out, 0);
+			if (asprintf(&v[i].name, "asked-%u", i + 1) < 0)
+				abort();
+		}
+		*n = p->nwaiting;
+	}
+	pthread_mutex_unlock(&p->lock);
+	*cases = v;
+	return 0;
+}
+
+static int proc_synthesize(struct proc *p, const char *in, size_t len, struct buf *why)
 {
 	struct proc_material m;
 	struct llm_case *cases = NULL;
@@ -833,6 +911,7 @@ static int proc_synthesize(struct proc *p, struct buf *why)
 	int ret;
 
 	if (p->synth_busy) {
+		proc_wait_input(p, in, len);
 		while (p->synth_busy)
 			pthread_cond_wait(&p->cond, &p->lock);
 		return 0; /* the caller re-checks the state the synthesis left */
@@ -854,6 +933,8 @@ static int proc_synthesize(struct proc *p, struct buf *why)
 	}
 	p->synth_busy = true;
 	p->synth_key = key;
+	p->nwaiting = 0;
+	proc_wait_input(p, in, len);
 	if (p->state == PROC_FAILING && p->cur) {
 		buf_add(&prev, p->cur->src, p->cur->len);
 		buf_adds(&failure, buf_str(&p->reason));
@@ -881,6 +962,7 @@ static int proc_synthesize(struct proc *p, struct buf *why)
 
 	pthread_mutex_lock(&p->lock);
 	p->synth_busy = false;
+	p->nwaiting = 0;
 	pthread_cond_broadcast(&p->cond);
 	if (ret) {
 		atomic_fetch_add(&procs.synth_failures, 1);
@@ -945,7 +1027,7 @@ static int proc_lock(struct proc *p)
 }
 
 /* Get the current admitted source (a reference), revalidating/synthesizing. */
-static int proc_current(struct proc *p, struct pversion **out)
+static int proc_current(struct proc *p, const char *in, size_t len, struct pversion **out)
 {
 	struct buf why = BUF_INIT;
 	int ret = 0;
@@ -971,7 +1053,7 @@ static int proc_current(struct proc *p, struct pversion **out)
 			ret = -ENOENT;
 			break;
 		}
-		ret = proc_synthesize(p, &why);
+		ret = proc_synthesize(p, in, len, &why);
 		if (ret)
 			break;
 	}
@@ -996,7 +1078,7 @@ int proc_ask(const char *type, const char *in, size_t len, struct answer **ans)
 	if (!proc_depth)
 		proc_chain_synths = 0; /* a new top-level read */
 	p = proc_find(type, true);
-	ret = proc_current(p, &v);
+	ret = proc_current(p, in, len, &v);
 	if (ret) {
 		atomic_fetch_add(ret == -ENOENT ? &procs.not_found : &procs.errors, 1);
 		if (ret != -ENOENT)
@@ -1399,12 +1481,18 @@ int proc_map(const char *type, const char *frames, size_t bytes, size_t count, s
 {
 	struct pversion *v = NULL;
 	size_t at = out->len, off = 0, logged = 0;
+	uint32_t first;
 	struct proc *p;
 	int ret;
 
 	*ran = 0;
+	if (!count || bytes < sizeof(first))
+		return 0;
 	p = proc_find(type, true);
-	ret = proc_current(p, &v);
+	/* A miss is synthesized for the first input of the batch (validation asks the
+	 * LLM about the inputs that caused the miss). */
+	memcpy(&first, frames, sizeof(first));
+	ret = proc_current(p, frames + 4, first, &v);
 	if (ret) {
 		atomic_fetch_add(ret == -ENOENT ? &procs.not_found : &procs.errors, 1);
 		pthread_mutex_lock(&p->lock);
@@ -1573,6 +1661,8 @@ void proc_shutdown(void)
 			free(p->callers);
 			buf_free(&p->reason);
 			buf_free(&p->synth_reason);
+			for (unsigned w = 0; w < PROC_WAIT_INPUTS; w++)
+				buf_free(&p->waiting[w]);
 			pthread_mutex_destroy(&p->lock);
 			pthread_cond_destroy(&p->cond);
 			free(p->type);

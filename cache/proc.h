@@ -89,6 +89,12 @@ int proc_check_source(const char *src, size_t len, const struct llm_case *cases,
  */
 int proc_read_cases(int dirfd, struct llm_case **cases, size_t *n);
 
+/*
+ * The inputs of the readers waiting on the type's synthesis now (the one that
+ * caused the miss first), as cases with empty answers; free with llm_cases_free().
+ */
+int proc_waiting_inputs(const char *type, struct llm_case **cases, size_t *n);
+
 /* Write out counters (hits, misses) held in memory. */
 void proc_flush(void);
 

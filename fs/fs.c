@@ -33,7 +33,9 @@
 #include "node.h"
 #include "perm.h"
 #include "proc.h"
+#include "route.h"
 #include "store.h"
+#include "synth.h"
 
 #define FS_FIXED_TIMEOUT 3600.0
 #define FS_QUERY_MAX (64u << 20)
@@ -144,6 +146,15 @@ static struct handle *fi_handle(struct fuse_file_info *fi)
 	return (struct handle *)(uintptr_t)fi->fh;
 }
 
+/* An answer of ask/TYPE/INPUT, or of a question (q/QUESTION, query/.q: the pseudo type
+ * ROUTE_TYPE, which no real type name can be). */
+static int fs_ask(const char *type, const char *in, size_t len, struct answer **ans)
+{
+	if (!strcmp(type, ROUTE_TYPE))
+		return route_ask(in, len, ans);
+	return proc_ask(type, in, len, ans);
+}
+
 /* ---- attributes ---------------------------------------------------------- */
 
 static void attr_dir(struct stat *st, uint64_t ino, mode_t mode)
@@ -174,6 +185,8 @@ static void attr_file(struct stat *st, uint64_t ino, mode_t mode, off_t size, in
 static void stats_text(struct buf *out)
 {
 	proc_stats(out);
+	route_stats(out);
+	synth_stats(out);
 	pthread_mutex_lock(&node_lock);
 	buf_printf(out, "inodes %zu\n", node_count());
 	pthread_mutex_unlock(&node_lock);
@@ -240,7 +253,7 @@ static int node_attr(struct node *n, struct stat *st, double *timeout)
 	switch (n->kind) {
 	case NODE_ROOT:
 		attr_dir(st, ino, 0755);
-		st->st_nlink = 6;
+		st->st_nlink = 7;
 		*timeout = FS_FIXED_TIMEOUT;
 		break;
 	case NODE_ASK:
@@ -277,7 +290,7 @@ static int node_attr(struct node *n, struct stat *st, double *timeout)
 		memcpy(input, n->input, n->inlen + 1);
 		inlen = n->inlen;
 		pthread_mutex_unlock(&node_lock);
-		ret = proc_ask(type, input, inlen, &ans);
+		ret = fs_ask(type, input, inlen, &ans);
 		pthread_mutex_lock(&node_lock);
 		free(type);
 		free(input);
@@ -395,6 +408,8 @@ static void fs_lookup(fuse_req_t req, fuse_ino_t parent_ino, const char *name)
 	case NODE_MAP:
 		pthread_mutex_unlock(&node_lock);
 		ret = type_name_ok(name) && proc_type_visible(name) ? 0 : -ENOENT;
+		if (parent->kind == NODE_QUERY && !strcmp(name, ROUTE_TYPE))
+			ret = 0; /* query/.q: questions too long for a name */
 		pthread_mutex_lock(&node_lock);
 		if (ret)
 			goto out;
@@ -546,6 +561,7 @@ static int procs_path(fuse_ino_t ino, const char *name, struct buf *path, struct
 static void procs_changed(const char *type)
 {
 	proc_touched(type);
+	route_touched(type);
 	fs_inval_type(type);
 }
 
@@ -738,6 +754,7 @@ static void fs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 		dir_add(h, "procs", S_IFDIR, INO_PROCS);
 		dir_add(h, "query", S_IFDIR, INO_QUERY);
 		dir_add(h, "stats", S_IFREG, INO_STATS);
+		dir_add(h, "q", S_IFDIR, INO_Q);
 		dir_add(h, "map", S_IFDIR, INO_MAP);
 		break;
 	case NODE_ASK:
@@ -1269,7 +1286,7 @@ static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 			break;
 		}
 		h = handle_new(H_ANSWER, ino);
-		ret = proc_ask(type, input, inlen, &h->ans);
+		ret = fs_ask(type, input, inlen, &h->ans);
 		if (!ret && h->ans->rc)
 			ret = h->ans->rc;
 		if (ret)
@@ -1353,7 +1370,7 @@ static void query_seal(struct handle *h)
 		h->q.err = -ESTALE;
 		return;
 	}
-	h->q.err = proc_ask(type, buf_str(&h->q.input), h->q.input.len, &h->q.ans);
+	h->q.err = fs_ask(type, buf_str(&h->q.input), h->q.input.len, &h->q.ans);
 	if (!h->q.err && h->q.ans->rc)
 		h->q.err = h->q.ans->rc;
 	free(type);

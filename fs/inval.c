@@ -100,6 +100,10 @@ static void inval_one(const char *type)
 	t = qry ? node_child(qry, type) : NULL;
 	if (t)
 		collect_add(&c, INO_QUERY, t->ino, type);
+	/* A question may be answered by any type, or route elsewhere after a change. */
+	t = node_by_ino(INO_Q);
+	if (t)
+		node_foreach_child(t, collect_child, &c);
 	pthread_mutex_unlock(&node_lock);
 
 	for (i = 0; i < c.n; i++) {

@@ -30,13 +30,14 @@
 #include "proc.h"
 #include "sandbox.h"
 #include "store.h"
+#include "route.h"
 #include "synth.h"
 
 struct options {
 	char *store;
 	int positional;
 	unsigned timeout_ms, revalidate_ms, memo_mb, workers, worker_mem_mb, max_answer;
-	unsigned fail_ttl_ms, repair_rounds, calls_per_hour, history;
+	unsigned fail_ttl_ms, repair_rounds, calls_per_hour, history, versions, validate;
 	unsigned query_mem_mb, tests_max_mb;
 	int allow_other, default_permissions;
 	unsigned long tokens_per_hour;
@@ -77,6 +78,8 @@ static const struct fuse_opt option_spec[] = {
     OPT("llm_max_tokens=%u", llm_max_tokens),
     OPT("llm_max_tokens_field=%s", llm_max_tokens_field),
     OPT("repair_rounds=%u", repair_rounds),
+    OPT("versions=%u", versions),
+    OPT("validate=%u", validate),
     OPT("llm_calls_per_hour=%u", calls_per_hour),
     OPT("llm_tokens_per_hour=%lu", tokens_per_hour),
     OPT("-h", show_help),
@@ -125,7 +128,9 @@ static void usage(const char *prog)
 	    "  -o llm_max_tokens=N      (default 4096)  -o llm_max_tokens_field=NAME\n"
 	    "  -o repair_rounds=N       repair rounds after a failed compile or test (default 3)\n"
 	    "  -o fail_ttl=MS           how long a failed synthesis is remembered (default 30000)\n"
-	    "  -o llm_calls_per_hour=N  -o llm_tokens_per_hour=N   budget (default unlimited)\n\n",
+	    "  -o llm_calls_per_hour=N  -o llm_tokens_per_hour=N   budget (default unlimited)\n"
+	    "  -o versions=N            independent syntheses that must agree (default 1, max 5)\n"
+	    "  -o validate=0|1          check syntheses against direct answers (default 1)\n\n",
 	    prog);
 	printf("FUSE options:\n");
 	fuse_cmdline_help();
@@ -197,6 +202,7 @@ static void *flush_main(void *arg)
 		pthread_cond_timedwait(&flush_cond, &flush_lock, &ts);
 		pthread_mutex_unlock(&flush_lock);
 		proc_flush();
+		route_flush();
 		pthread_mutex_lock(&flush_lock);
 	}
 	pthread_mutex_unlock(&flush_lock);
@@ -221,6 +227,7 @@ int main(int argc, char *argv[])
 
 	signal(SIGPIPE, SIG_IGN);
 	o.repair_rounds = UINT_MAX; /* 0 is meaningful: no repair */
+	o.validate = 1;
 	if (options_check_numbers(argc, argv) != 0)
 		goto out;
 	if (fuse_opt_parse(&args, &o, option_spec, option_proc) != 0)
@@ -284,6 +291,8 @@ int main(int argc, char *argv[])
 	}
 	syc.repair_rounds = o.repair_rounds == UINT_MAX ? 3 : o.repair_rounds;
 	syc.calls_per_hour = o.calls_per_hour;
+	syc.versions = o.versions ? o.versions : 1;
+	syc.validate = o.validate != 0;
 	syc.tokens_per_hour = o.tokens_per_hour;
 
 	if (store_open(o.store, o.readonly, &err) != 0) {
@@ -334,6 +343,15 @@ int main(int argc, char *argv[])
 	}
 	proc_init(&pc);
 	proc_set_change_hook(fs_inval_type);
+	{
+		struct route_config rc = {pc.revalidate_ms, pc.fail_ttl_ms, syc.repair_rounds,
+					  syc.llm.provider != LLM_NONE};
+
+		if (!rc.fail_ttl_ms)
+			rc.fail_ttl_ms = 30000; /* as proc_init */
+		route_init(&rc);
+		route_set_change_hook(fs_inval_type);
+	}
 
 	fc.timeout = pc.revalidate_ms / 1000.0;
 	fc.readonly = o.readonly;
@@ -394,6 +412,7 @@ out_signals:
 out_session:
 	fuse_session_destroy(se);
 out_proc:
+	route_shutdown();
 	proc_shutdown();
 	node_shutdown();
 out:

@@ -6,6 +6,7 @@
 #include <time.h>
 #include <xxhash.h>
 
+#include "route.h"
 #include "store.h"
 
 pthread_mutex_t node_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -17,7 +18,8 @@ static struct {
 	uint64_t next_ino;
 } nodes;
 
-static struct node fixed[6];
+#define NODE_FIXED 7
+static struct node fixed[NODE_FIXED];
 
 static size_t ino_bucket(uint64_t ino)
 {
@@ -82,19 +84,26 @@ void node_init(void)
 	static const struct {
 		enum node_kind kind;
 		const char *name;
-	} defs[6] = {{NODE_ROOT, ""},	    {NODE_ASK, "ask"},	   {NODE_PROCS, "procs"},
-		     {NODE_QUERY, "query"}, {NODE_STATS, "stats"}, {NODE_MAP, "map"}};
+	} defs[NODE_FIXED] = {{NODE_ROOT, ""},
+			      {NODE_ASK, "ask"},
+			      {NODE_PROCS, "procs"},
+			      {NODE_QUERY, "query"},
+			      {NODE_STATS, "stats"},
+			      {NODE_ASK_TYPE, "q"},
+			      {NODE_MAP, "map"}};
 	size_t i;
 
 	node_generation = (uint64_t)time(NULL);
 	rehash();
-	for (i = 0; i < 6; i++) {
+	for (i = 0; i < NODE_FIXED; i++) {
 		struct node *n = &fixed[i];
 
 		n->ino = i + 1;
 		n->kind = defs[i].kind;
 		n->name = (char *)defs[i].name;
 		n->parent = i ? &fixed[0] : NULL;
+		if (n->ino == INO_Q)
+			n->type = ROUTE_TYPE; /* its answers are questions (fs_ask) */
 		insert_ino(n);
 		if (i)
 			insert_name(n);
@@ -104,7 +113,7 @@ void node_init(void)
 
 static bool node_fixed(const struct node *n)
 {
-	return n >= fixed && n < fixed + 6;
+	return n >= fixed && n < fixed + NODE_FIXED;
 }
 
 struct node *node_by_ino(uint64_t ino)

@@ -42,7 +42,8 @@ enum node_kind {
 #define INO_PROCS 3
 #define INO_QUERY 4
 #define INO_STATS 5
-#define INO_MAP 6
+#define INO_Q 6 /* q/: an ASK_TYPE directory of the pseudo type ROUTE_TYPE */
+#define INO_MAP 7
 
 struct pfile;
 

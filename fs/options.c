@@ -30,6 +30,8 @@ static const struct numopt numopts[] = {
     {"repair_rounds", 0, 100, "a number of rounds from 0 to 100"},
     {"llm_calls_per_hour", 0, 4000000000ull, "a number of calls (0: unlimited)"},
     {"llm_tokens_per_hour", 0, 1ull << 62, "a number of tokens (0: unlimited)"},
+    {"versions", 1, 5, "a number of versions from 1 to 5"},
+    {"validate", 0, 1, "0 (off) or 1 (on)"},
 };
 
 static int check_one(const char *opt, size_t len)

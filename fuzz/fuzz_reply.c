@@ -1,4 +1,4 @@
-/* fuzz reply: llm/reply.c llm_reply_code and llm_reply_cases, which pull the
+/* fuzz reply: llm/reply.c llm_reply_code, llm_reply_cases and llm_reply_lines, which pull the
  * procedure and optional test cases out of whatever a model sent back (fences,
  * <think> blocks, prose, any bytes). */
 #include "fuzz.h"
@@ -42,6 +42,16 @@ int fuzz_reply(const uint8_t *data, size_t size)
 		/* The answer gets one "\n" appended. */
 		FUZZ_CHECK(cases[i].out.len >= 1 && cases[i].out.len <= 4097);
 		FUZZ_CHECK(cases[i].out.data[cases[i].out.len - 1] == '\n');
+	}
+	llm_cases_free(cases, (size_t)n);
+
+	/* Validation blocks (answers, rejects, withdraw): TEXT as written. */
+	n = llm_reply_lines(reply, size, "answers", &cases);
+	FUZZ_CHECK(n >= 0 && n <= 64);
+	for (int i = 0; i < n; i++) {
+		FUZZ_CHECK(cases[i].in.data && cases[i].in.data[cases[i].in.len] == '\0');
+		FUZZ_CHECK(cases[i].out.data && cases[i].out.data[cases[i].out.len] == '\0');
+		FUZZ_CHECK(cases[i].in.len <= 4096 && cases[i].out.len <= 4096);
 	}
 	llm_cases_free(cases, (size_t)n);
 	buf_free(&code);

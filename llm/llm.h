@@ -85,6 +85,11 @@ struct llm_prompt_input {
 	/* Composition: the nearest existing types it may call (none: no section). */
 	const struct llm_callable *callable;
 	size_t ncallable;
+	/* Inputs that were asked (examples of the input's form), or none. */
+	const struct llm_case *inputs;
+	size_t ninputs;
+	/* The failure is a disagreement with direct answers: explain withdrawal. */
+	int disagreement;
 };
 
 void llm_prompt_build(const struct llm_prompt_input *in, struct buf *system, struct buf *user);
@@ -103,5 +108,26 @@ int llm_reply_code(const char *reply, size_t len, struct buf *code);
  */
 int llm_reply_cases(const char *reply, size_t len, struct llm_case **cases);
 void llm_cases_free(struct llm_case *cases, size_t n);
+
+/*
+ * Validation replies: the `INPUT => TEXT` lines of every block tagged @tag
+ * ("answers", "rejects", "withdraw"), unescaped as in a tests block, TEXT as
+ * written (no newline appended).  Returns the number found; free with
+ * llm_cases_free().
+ */
+int llm_reply_lines(const char *reply, size_t len, const char *tag, struct llm_case **cases);
+
+/* The request for direct answers: shows the type, never a procedure. */
+struct llm_answers_input {
+	const char *type;
+	const char *spec;	      /* may be NULL */
+	const struct llm_case *cases; /* tests/ (answers known) */
+	size_t ncases;
+	const struct llm_case *inputs; /* inputs to answer (their .in only) */
+	size_t ninputs;
+	unsigned picks; /* how many more inputs the LLM picks itself (0: none) */
+};
+
+void llm_prompt_answers(const struct llm_answers_input *in, struct buf *system, struct buf *user);
 
 #endif

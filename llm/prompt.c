@@ -229,12 +229,109 @@ static void llm_prompt_callable(const struct llm_prompt_input *in, struct buf *u
 	buf_free(&types);
 }
 
+/* Section @one rendered once per input ({{in}}), without the final newline. */
+static void llm_input_list(struct buf *list, const char *one, const struct llm_case *inputs,
+			   size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n && i < LLM_PROMPT_MAX_CASES; i++) {
+		struct buf qi = BUF_INIT;
+
+		llm_quote(&qi, buf_str(&inputs[i].in), inputs[i].in.len, LLM_PROMPT_MAX_CASE_BYTES);
+		struct llm_subst s[] = {{"in", qi.data, qi.len}};
+		llm_render(list, one, s, 1);
+		buf_free(&qi);
+	}
+	if (i < n)
+		buf_printf(list, "- and %zu more not shown\n", n - i);
+	while (list->len && list->data[list->len - 1] == '\n')
+		buf_truncate(list, list->len - 1);
+}
+
+static void llm_inputs_section(struct buf *out, const struct llm_case *inputs, size_t n)
+{
+	struct buf list = BUF_INIT;
+
+	if (!n)
+		return;
+	llm_input_list(&list, "input", inputs, n);
+	struct llm_subst s[] = {{"inputs", buf_str(&list), list.len}};
+	llm_render(out, "inputs", s, 1);
+	buf_free(&list);
+}
+
+static void llm_spec_cases(const char *type, const char *spec_text, const struct llm_case *cs,
+			   size_t nc, struct buf *spec, struct buf *cases);
+
 void llm_prompt_build(const struct llm_prompt_input *in, struct buf *system, struct buf *user)
 {
 	struct buf spec = BUF_INIT, cases = BUF_INIT, src = BUF_INIT, fail = BUF_INIT;
+	struct buf inputs = BUF_INIT;
 	const char *type = in->type ? in->type : "";
 
 	llm_render(system, "system", NULL, 0);
+	llm_spec_cases(type, in->spec, in->cases, in->ncases, &spec, &cases);
+	llm_inputs_section(&inputs, in->inputs, in->ninputs);
+
+	struct llm_subst us[] = {{"type", type, strlen(type)},
+				 {"spec", buf_str(&spec), spec.len},
+				 {"cases", buf_str(&cases), cases.len},
+				 {"inputs", buf_str(&inputs), inputs.len}};
+	llm_render(user, "user", us, 4);
+	llm_prompt_callable(in, user);
+
+	if (in->prev_source || in->failure) {
+		llm_fence(&src, "c", in->prev_source ? in->prev_source : "(no code)",
+			  LLM_PROMPT_MAX_SOURCE);
+		llm_fence(&fail, "", in->failure ? in->failure : "(no message)",
+			  LLM_PROMPT_MAX_FAILURE);
+		struct llm_subst s[] = {{"type", type, strlen(type)},
+					{"source", src.data, src.len},
+					{"failure", fail.data, fail.len}};
+		llm_render(user, "repair", s, 3);
+		if (in->disagreement)
+			llm_render(user, "withdraw-help", NULL, 0);
+	}
+	buf_free(&spec);
+	buf_free(&cases);
+	buf_free(&src);
+	buf_free(&fail);
+	buf_free(&inputs);
+}
+
+void llm_prompt_answers(const struct llm_answers_input *in, struct buf *system, struct buf *user)
+{
+	struct buf spec = BUF_INIT, cases = BUF_INIT, list = BUF_INIT, picks = BUF_INIT;
+	const char *type = in->type ? in->type : "";
+	char num[16];
+
+	llm_render(system, "answers-system", NULL, 0);
+	llm_spec_cases(type, in->spec, in->cases, in->ncases, &spec, &cases);
+	llm_input_list(&list, "answers-input", in->inputs, in->ninputs);
+	if (in->picks) {
+		snprintf(num, sizeof(num), "%u", in->picks);
+		struct llm_subst s[] = {{"picks", num, strlen(num)}};
+		llm_render(&picks, "answers-picks", s, 1);
+	}
+	struct llm_subst us[] = {{"type", type, strlen(type)},
+				 {"spec", buf_str(&spec), spec.len},
+				 {"cases", buf_str(&cases), cases.len},
+				 {"inputs", buf_str(&list), list.len},
+				 {"picks", buf_str(&picks), picks.len}};
+	llm_render(user, "answers-user", us, 5);
+	buf_free(&spec);
+	buf_free(&cases);
+	buf_free(&list);
+	buf_free(&picks);
+}
+
+/* The {{spec}} and {{cases}} parts shared by both requests. */
+static void llm_spec_cases(const char *type, const char *spec_text, const struct llm_case *cs,
+			   size_t nc, struct buf *spec, struct buf *cases)
+{
+	struct llm_prompt_input one = {.spec = spec_text, .cases = cs, .ncases = nc};
+	struct llm_prompt_input *in = &one;
 
 	if (in->spec && *in->spec) {
 		size_t n = strlen(in->spec);
@@ -244,7 +341,7 @@ void llm_prompt_build(const struct llm_prompt_input *in, struct buf *system, str
 		if (n > LLM_PROMPT_MAX_SPEC)
 			n = LLM_PROMPT_MAX_SPEC;
 		struct llm_subst s[] = {{"spec", in->spec, n}};
-		llm_render(&spec, "spec", s, 1);
+		llm_render(spec, "spec", s, 1);
 	}
 
 	if (in->ncases) {
@@ -270,31 +367,10 @@ void llm_prompt_build(const struct llm_prompt_input *in, struct buf *system, str
 		while (list.len && list.data[list.len - 1] == '\n')
 			buf_truncate(&list, list.len - 1);
 		struct llm_subst s[] = {{"cases", buf_str(&list), list.len}};
-		llm_render(&cases, "cases", s, 1);
+		llm_render(cases, "cases", s, 1);
 		buf_free(&list);
 	} else {
 		struct llm_subst s[] = {{"type", type, strlen(type)}};
-		llm_render(&cases, "no-cases", s, 1);
+		llm_render(cases, "no-cases", s, 1);
 	}
-
-	struct llm_subst us[] = {{"type", type, strlen(type)},
-				 {"spec", buf_str(&spec), spec.len},
-				 {"cases", buf_str(&cases), cases.len}};
-	llm_render(user, "user", us, 3);
-	llm_prompt_callable(in, user);
-
-	if (in->prev_source || in->failure) {
-		llm_fence(&src, "c", in->prev_source ? in->prev_source : "(no code)",
-			  LLM_PROMPT_MAX_SOURCE);
-		llm_fence(&fail, "", in->failure ? in->failure : "(no message)",
-			  LLM_PROMPT_MAX_FAILURE);
-		struct llm_subst s[] = {{"type", type, strlen(type)},
-					{"source", src.data, src.len},
-					{"failure", fail.data, fail.len}};
-		llm_render(user, "repair", s, 3);
-	}
-	buf_free(&spec);
-	buf_free(&cases);
-	buf_free(&src);
-	buf_free(&fail);
 }

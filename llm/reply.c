@@ -681,3 +681,96 @@ void llm_cases_free(struct llm_case *cases, size_t n)
 	}
 	free(cases);
 }
+
+/*
+ * The tag of the block whose content starts at b->off: the word after the fence
+ * characters on the line before (```answers, ~~~ withdraw).
+ */
+static int llm_block_tag_is(const struct llm_scan *sc, const struct llm_block *b, const char *tag)
+{
+	const char *t = sc->text.data;
+	size_t e = b->off ? b->off - 1 : 0, s = e, k = strlen(tag), i;
+
+	if (!b->off || !t)
+		return 0;
+	while (s > 0 && t[s - 1] != '\n')
+		s--;
+	i = s;
+	while (i < e &&
+	       (llm_is_blank(t[i]) || t[i] == '`' || t[i] == '~' || t[i] == '{' || t[i] == '.'))
+		i++;
+	if (e - i < k || strncasecmp(t + i, tag, k))
+		return 0;
+	i += k;
+	return i == e || llm_is_blank(t[i]) || t[i] == '}' || t[i] == ',';
+}
+
+int llm_reply_lines(const char *reply, size_t len, const char *tag, struct llm_case **cases)
+{
+	struct llm_scan *sc = calloc(1, sizeof(*sc));
+	struct llm_case *v = NULL;
+	size_t nv = 0;
+
+	*cases = NULL;
+	if (!sc)
+		return 0;
+	llm_scan(reply ? reply : "", reply ? len : 0, sc);
+	for (size_t bi = 0; bi < sc->nblocks && nv < LLM_MAX_REPLY_CASES; bi++) {
+		const struct llm_block *b = &sc->blocks[bi];
+		const char *s = sc->text.data + b->off;
+		size_t p = 0;
+
+		if (!llm_block_tag_is(sc, b, tag))
+			continue;
+		while (p < b->len && nv < LLM_MAX_REPLY_CASES) {
+			const char *nl = memchr(s + p, '\n', b->len - p);
+			size_t e = nl ? (size_t)(nl - s) : b->len, next = nl ? e + 1 : b->len;
+			size_t i = p, arrow = 0, is, ie, os, oe;
+			int found = 0;
+
+			llm_trim(s, &i, &e);
+			p = next;
+			if (i == e || s[i] == '#')
+				continue;
+			for (size_t a = i; a + 1 < e; a++) {
+				if (s[a] == '=' && s[a + 1] == '>' &&
+				    (a == i || llm_is_blank(s[a - 1])) &&
+				    (a + 2 == e || llm_is_blank(s[a + 2]))) {
+					arrow = a;
+					found = 1;
+					break;
+				}
+			}
+			if (!found)
+				continue;
+			is = i;
+			ie = arrow;
+			os = arrow + 2;
+			oe = e;
+			llm_trim(s, &is, &ie);
+			llm_trim(s, &os, &oe);
+			if (ie - is > LLM_MAX_CASE_BYTES || oe - os > LLM_MAX_CASE_BYTES)
+				continue;
+			if (!(nv & (nv - 1))) {
+				struct llm_case *nvv = realloc(v, (nv ? nv * 2 : 1) * sizeof(*v));
+
+				if (!nvv)
+					goto out;
+				v = nvv;
+			}
+			memset(&v[nv], 0, sizeof(v[nv]));
+			llm_unescape(&v[nv].in, s + is, ie - is);
+			llm_unescape(&v[nv].out, s + os, oe - os);
+			buf_grow(&v[nv].in, 0);
+			buf_grow(&v[nv].out, 0);
+			if (asprintf(&v[nv].name, "%s-%zu", tag, nv + 1) < 0)
+				v[nv].name = NULL;
+			nv++;
+		}
+	}
+out:
+	llm_scan_free(sc);
+	free(sc);
+	*cases = v;
+	return (int)nv;
+}

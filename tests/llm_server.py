@@ -12,9 +12,24 @@ Control API (JSON):
                   {"responses": [...], "default": {...}, "api_key": "..."};
                   once the list is used up the default is served (default: auto).
                   With api_key set, requests with another key get a 401.
+                  "answers": [...] and "answers_default" script the validation
+                  requests apart (see below); "by_type": {TYPE: [...]} responses
+                  for one type's synthesis requests, served before the list.
   POST /_reset    forget the script, the calls and the api_key.
   GET  /_calls    {"count": N, "calls": [{"path", "protocol", "headers", "body",
-                  "prompt", "type"}...]} (headers with lower-case names).
+                  "prompt", "type"}...]} (headers with lower-case names), and the
+                  validation requests apart: "answers_count", "answers_calls".
+
+Validation requests (the prompt starts "Give direct answers for the type below")
+are served from their own script, so the synthesis script and counts are as
+before.  An answers response is:
+  {"kind": "auto"}     the right answers for a type with a reference (REFERENCE),
+                       for every input asked plus PICKS; an empty block otherwise
+  {"kind": "answers", "answers": [["in", "out"], ...], "rejects": [["in", "why"]],
+   "auto": true}       these lines (with "auto", also the reference's answers for
+                       the other inputs)
+  {"kind": "text", "text": "..."}   as is
+A "code" response may carry "withdraw": [["in", "reason"], ...].
 
 A response is one of:
   {"kind": "code", "code": "...", "tests": [["in", "out"], ...]}
@@ -28,6 +43,13 @@ A response is one of:
   {"kind": "compose", "callee": "T", "code": "...", "tests": [...]}
         as "code", but only when the prompt offers type T in its list of existing
         types that may be called (composition); otherwise a reply with no code
+  {"kind": "route", "type": T | "none": REASON, "patterns": [...],
+   "questions": [[Q, INPUT], ...], "code": C, "spec": S, "tests": [[in, out]...]}
+        a routing reply for a question in plain words (see route_text)
+  {"kind": "router", "families": [{"type": T, "regex": R, "input": TEMPLATE,
+   "patterns": [...], "code": C (optional)}, ...]}
+        routes like a good model: the family whose regex (Python, named groups)
+        matches the question gives the reply; no family: `none`
   {"kind": "auto"}                       a correct procedure for a known type
                                          (see AUTO), no code for an unknown one
 Any response may carry "usage": false (omit usage) or "usage": [in, out].
@@ -140,12 +162,16 @@ int seglam_run(const char *in, size_t len, seglam_out *out)
 TYPE_RE = re.compile(r'^Type: (\S+)', re.M)
 
 
-def wrap_code(code, tests=None):
+def wrap_code(code, tests=None, withdraw=None):
     text = ('Here is a procedure for this type. It handles the general case and '
             'rejects invalid input.\n\n```c\n' + code.rstrip('\n') + '\n```\n')
     if tests:
         text += '\nSome extra cases:\n\n```tests\n'
         text += ''.join('%s => %s\n' % (i, o) for i, o in tests)
+        text += '```\n'
+    if withdraw:
+        text += '\nThese direct answers were wrong:\n\n```withdraw\n'
+        text += ''.join('%s => %s\n' % (escape_line(i), o) for i, o in withdraw)
         text += '```\n'
     return text + '\nThe answer ends with a newline, as usual.\n'
 
@@ -159,6 +185,178 @@ def compose_reply(r, prompt):
     return 'There is no existing type %r to build on, so no code.' % callee
 
 
+QUESTION_RE = re.compile(r'^Question:\n(.*)$', re.M)
+
+
+def route_text(r):
+    """A routing reply: prose around the route, patterns, questions (and c) blocks."""
+    text = 'Let me think about which procedure answers this.\n\n'
+    if r.get('none') is not None:
+        return text + '```route\nnone: %s\n```\n' % r['none']
+    text += '```route\ntype: %s\n```\n\n' % r.get('type', '')
+    text += '```patterns\n' + ''.join(p + '\n' for p in r.get('patterns', [])) + '```\n\n'
+    text += '```questions\n' + ''.join('%s => %s\n' % (q, i) for q, i in r.get('questions', []))
+    text += '```\n'
+    if r.get('spec'):
+        text += '\n```spec\n' + r['spec'].rstrip('\n') + '\n```\n'
+    if r.get('code'):
+        text += '\n' + wrap_code(r['code'], r.get('tests'))
+    return text
+
+
+def router_text(r, prompt):
+    """Route the question of @prompt by the first family whose regex matches it."""
+    m = QUESTION_RE.search(prompt)
+    q = m.group(1).strip() if m else ''
+    for fam in r.get('families', []):
+        g = re.fullmatch(fam['regex'], q, re.I)
+        if not g:
+            continue
+        inp = fam.get('input', '')
+        for k, v in g.groupdict().items():
+            inp = inp.replace('{%s}' % k, v)
+        reply = {'type': fam['type'], 'patterns': fam['patterns'], 'questions': [[q, inp]]}
+        if fam.get('code') and ('## type: %s\n' % fam['type']) not in prompt:
+            reply['code'] = fam['code']
+            reply['tests'] = fam.get('tests')
+        return route_text(reply)
+    return route_text({'none': 'no procedure answers this'})
+
+
+# -- validation: direct answers (the request that shows no code) --------------
+
+ANSWERS_RE = re.compile(r'^Give direct answers for the type below', re.M)
+PICKS_RE = re.compile(r'pick (\d+) more inputs')
+PICKS = ['', 'a', 'Hello World', '42', '-7', 'abc123']
+# Inputs a type's direct answers pick instead of PICKS (set by a benchmark).
+REFERENCE_PICKS = {}
+
+
+def _int_input(s):
+    """strtoll over the whole input, as the AUTO procedures parse: None if not."""
+    if not re.fullmatch(r'\s*[+-]?\d+', s):
+        return None
+    v = int(s)
+    return v if -2**63 <= v < 2**63 else None
+
+
+def _int_answer(f):
+    def ref(s):
+        v = _int_input(s)
+        if v is None:
+            return None, 'not an integer'
+        return '%d' % f(v), None
+    return ref
+
+
+def _bytes_map(f):
+    return lambda s: (f(s), None)
+
+
+# The meaning of each AUTO type, independent of its C code: (answer, None) or
+# (None, reason) for an input that must be rejected.  Answers have no final newline.
+REFERENCE = {
+    'upper': _bytes_map(lambda s: ''.join(c.upper() if c.isascii() else c for c in s)),
+    'lower': _bytes_map(lambda s: ''.join(c.lower() if c.isascii() else c for c in s)),
+    'reverse': _bytes_map(lambda s: s.encode('utf-8', 'surrogateescape')[::-1]
+                          .decode('utf-8', 'surrogateescape')),
+    'length': _bytes_map(lambda s: str(len(s.encode('utf-8', 'surrogateescape')))),
+    'add-one': _int_answer(lambda v: v + 1),
+    'double': _int_answer(lambda v: v * 2),
+}
+
+
+def c_literal_decode(text):
+    """The bytes of one or more adjacent C string literals ("a" "b"), as str."""
+    out = bytearray()
+    for lit in re.findall(r'"((?:[^"\\]|\\.)*)"', text):
+        i = 0
+        raw = lit.encode('utf-8', 'surrogateescape')
+        while i < len(raw):
+            c = raw[i]
+            if c != 0x5c or i + 1 == len(raw):
+                out.append(c)
+                i += 1
+                continue
+            e = chr(raw[i + 1])
+            i += 2
+            if e == 'x':
+                h = re.match(rb'[0-9a-fA-F]{1,2}', raw[i:])
+                out.append(int(h.group(0), 16))
+                i += len(h.group(0))
+            else:
+                out += {'n': b'\n', 't': b'\t', 'r': b'\r', '0': b'\0'}.get(e, e.encode())
+    return out.decode('utf-8', 'surrogateescape')
+
+
+def escape_line(s):
+    """Text for one side of an `INPUT => ANSWER` line."""
+    b = s.encode('utf-8', 'surrogateescape')
+    out = ''
+    for i, c in enumerate(b):
+        ch = chr(c)
+        if ch == '\\':
+            out += '\\\\'
+        elif ch == '\n':
+            out += '\\n'
+        elif ch == '\t':
+            out += '\\t'
+        elif c < 0x20 or c >= 0x7f or (ch == ' ' and (i == 0 or i == len(b) - 1)):
+            out += '\\x%02x' % c
+        else:
+            out += ch
+    return out
+
+
+def answers_inputs(prompt):
+    """The inputs a validation prompt asks about, and how many more to pick."""
+    m = re.search(r'^Answer these inputs:\n\n(.*?)(?:\n\n|\Z)', prompt, re.M | re.S)
+    inputs = []
+    if m:
+        for line in m.group(1).split('\n'):
+            if line.startswith('- "'):
+                inputs.append(c_literal_decode(line[2:]))
+    p = PICKS_RE.search(prompt)
+    return inputs, int(p.group(1)) if p else 0
+
+
+def answers_text(answers, rejects, prose='Here are the answers.'):
+    text = prose + '\n\n```answers\n'
+    text += ''.join('%s => %s\n' % (escape_line(i), escape_line(o)) for i, o in answers)
+    text += '```\n'
+    if rejects:
+        text += '\n```rejects\n'
+        text += ''.join('%s => %s\n' % (escape_line(i), o) for i, o in rejects)
+        text += '```\n'
+    return text
+
+
+def answer_validation(r, typ, prompt):
+    """The reply text to a validation request, for answers response @r."""
+    kind = r.get('kind', 'auto')
+    if kind == 'text':
+        return r.get('text', '')
+    inputs, picks = answers_inputs(prompt)
+    answers = [list(a) for a in r.get('answers', [])] if kind == 'answers' else []
+    rejects = [list(a) for a in r.get('rejects', [])] if kind == 'answers' else []
+    ref = REFERENCE.get(typ or '')
+    if ref and (kind == 'auto' or r.get('auto')):
+        given = {a[0] for a in answers} | {a[0] for a in rejects}
+        own = REFERENCE_PICKS.get(typ, PICKS)
+        for s in inputs + (own[:max(picks, len(own))] if picks else []):
+            if s in given:
+                continue
+            given.add(s)
+            out, why = ref(s)
+            if why is None:
+                answers.append([s, out])
+            else:
+                rejects.append([s, why])
+    if not answers and not rejects:
+        return "I cannot tell what this type answers without more information.\n\n```answers\n```\n"
+    return answers_text(answers, rejects)
+
+
 class State:
     def __init__(self):
         self.lock = threading.Lock()
@@ -169,12 +367,24 @@ class State:
         self.default = {'kind': 'auto'}
         self.calls = []
         self.api_key = None
+        self.answers = []
+        self.answers_default = {'kind': 'auto'}
+        self.answer_calls = []
+        self.by_type = {}  # type -> responses served to that type's synthesis first
 
-    def next_response(self):
+    def next_response(self, typ=None):
         with self.lock:
+            if self.by_type.get(typ):
+                return self.by_type[typ].pop(0)
             if self.script:
                 return self.script.pop(0)
             return self.default
+
+    def next_answers(self):
+        with self.lock:
+            if self.answers:
+                return self.answers.pop(0)
+            return self.answers_default
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -208,7 +418,9 @@ class Handler(BaseHTTPRequestHandler):
         st = self.server.state
         if self.path == '/_calls':
             with st.lock:
-                self.send(200, {'count': len(st.calls), 'calls': st.calls})
+                self.send(200, {'count': len(st.calls), 'calls': st.calls,
+                                'answers_count': len(st.answer_calls),
+                                'answers_calls': st.answer_calls})
         elif self.path == '/_health':
             self.send(200, {'ok': True})
         else:
@@ -233,6 +445,9 @@ class Handler(BaseHTTPRequestHandler):
                     st.script = spec.get('responses', [])
                     st.default = spec.get('default', {'kind': 'auto'})
                     st.api_key = spec.get('api_key')
+                    st.answers = spec.get('answers', [])
+                    st.answers_default = spec.get('answers_default', {'kind': 'auto'})
+                    st.by_type = spec.get('by_type', {})
             return self.send(200, {'ok': True})
         if self.path in ('/v1/chat/completions', '/chat/completions'):
             return self.serve_llm('openai', raw)
@@ -258,8 +473,9 @@ class Handler(BaseHTTPRequestHandler):
                     prompt += m['content'] + '\n'
         m = TYPE_RE.search(prompt)
         typ = m.group(1) if m else None
+        validation = bool(ANSWERS_RE.search(prompt))
         with st.lock:
-            st.calls.append({'path': self.path, 'protocol': proto, 'headers': headers,
+            (st.answer_calls if validation else st.calls).append({'path': self.path, 'protocol': proto, 'headers': headers,
                              'body': body if body is not None else raw.decode('latin-1'),
                              'prompt': prompt, 'type': typ})
             key = st.api_key
@@ -276,7 +492,10 @@ class Handler(BaseHTTPRequestHandler):
                 # Like real servers, echo (part of) the key: clients must scrub it.
                 return self.send_error_shape(proto, 401, 'Incorrect API key provided: %s'
                                              % got, etype='authentication_error')
-        self.respond(proto, st.next_response(), body, prompt, typ)
+        if validation:
+            text = answer_validation(st.next_answers(), typ, prompt)
+            return self.respond(proto, {'kind': 'text', 'text': text}, body, prompt, typ)
+        self.respond(proto, st.next_response(typ), body, prompt, typ)
 
     def send_error_shape(self, proto, status, msg, etype='invalid_request_error', hdrs=None):
         if proto == 'anthropic':
@@ -316,11 +535,15 @@ class Handler(BaseHTTPRequestHandler):
             return self.send_error_shape(proto, status, r.get('message', 'error %d' % status),
                                          etype, r.get('headers'))
         if kind == 'code':
-            text = wrap_code(r.get('code', ''), r.get('tests'))
+            text = wrap_code(r.get('code', ''), r.get('tests'), r.get('withdraw'))
         elif kind == 'compose':
             text = compose_reply(r, prompt)
         elif kind == 'text':
             text = r.get('text', '')
+        elif kind == 'route':
+            text = route_text(r)
+        elif kind == 'router':
+            text = router_text(r, prompt)
         else:  # auto
             code = AUTO.get(typ or '')
             if code:

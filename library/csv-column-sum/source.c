@@ -6,7 +6,7 @@
  * header row, then data rows; fields are separated by commas, rows by LF or CRLF,
  * and a field in double quotes may hold commas, newlines and "" for a quote.
  *
- * Integer sums are exact (64-bit); once a value has a fraction or an exponent,
+ * Integer sums are exact (any size); once a value has a fraction or an exponent,
  * or an integer sum overflows, the sum continues in double precision and is
  * printed with 15 significant digits.
  */
@@ -152,6 +152,80 @@ static long find_column(struct csv *c, const char *want, size_t wlen, seglam_out
 	return -1;
 }
 
+/*
+ * Exact integer sums of any size: the positive and the negative values are added
+ * up separately, as magnitudes in base 10^9 limbs (least significant first), and
+ * subtracted at the end.  40 limbs of 9 digits (360 digits) hold far more than
+ * the longest field (256 bytes) times any number of rows.
+ */
+#define LIMBS 40
+#define LIMB_BASE 1000000000u
+
+struct big {
+	uint32_t l[LIMBS];
+};
+
+/* Add the decimal digits s[0..n) to @b; false when the sum no longer fits. */
+static bool big_add_digits(struct big *b, const char *s, size_t n)
+{
+	struct big v = { { 0 } };
+	size_t i, k = 0;
+	uint64_t carry = 0;
+
+	/* digits into limbs, 9 at a time from the right */
+	while (n > 0) {
+		size_t take = n < 9 ? n : 9;
+		uint32_t limb = 0;
+
+		if (k == LIMBS)
+			return false;
+		for (i = n - take; i < n; i++)
+			limb = limb * 10 + (uint32_t)(s[i] - '0');
+		v.l[k++] = limb;
+		n -= take;
+	}
+	for (i = 0; i < LIMBS; i++) {
+		uint64_t t = (uint64_t)b->l[i] + v.l[i] + carry;
+
+		b->l[i] = (uint32_t)(t % LIMB_BASE);
+		carry = t / LIMB_BASE;
+	}
+	return carry == 0;
+}
+
+static int big_cmp(const struct big *a, const struct big *b)
+{
+	for (size_t i = LIMBS; i-- > 0;)
+		if (a->l[i] != b->l[i])
+			return a->l[i] < b->l[i] ? -1 : 1;
+	return 0;
+}
+
+/* a -= b, for a >= b */
+static void big_sub(struct big *a, const struct big *b)
+{
+	int64_t borrow = 0;
+
+	for (size_t i = 0; i < LIMBS; i++) {
+		int64_t t = (int64_t)a->l[i] - b->l[i] - borrow;
+
+		borrow = t < 0;
+		a->l[i] = (uint32_t)(t < 0 ? t + LIMB_BASE : t);
+	}
+}
+
+static void big_print(seglam_out *out, const struct big *b, bool negative)
+{
+	size_t i = LIMBS;
+
+	while (i > 1 && b->l[i - 1] == 0)
+		i--;
+	seglam_printf(out, "%s%u", negative ? "-" : "", b->l[i - 1]);
+	while (i-- > 1)
+		seglam_printf(out, "%09u", b->l[i - 1]);
+	seglam_printf(out, "\n");
+}
+
 int seglam_run(const char *in, size_t len, seglam_out *out)
 {
 	struct csv c = { 0 };
@@ -160,7 +234,7 @@ int seglam_run(const char *in, size_t len, seglam_out *out)
 	size_t wlen, flen;
 	long column, col;
 	bool all_int = true, last, integer;
-	int64_t isum = 0;
+	struct big psum = { { 0 } }, nsum = { { 0 } };
 	double dsum = 0;
 
 	/* line 1: the column */
@@ -230,16 +304,12 @@ int seglam_run(const char *in, size_t len, seglam_out *out)
 			}
 			dsum += d;
 			if (all_int) {
-				char *end;
-				long long v = strtoll(s, &end, 10);
+				bool neg = *s == '-';
+				const char *digits = s + (*s == '-' || *s == '+');
 
-				/* an integer beyond int64, or a sum that overflows */
-				if (!integer || *end || v == LLONG_MAX || v == LLONG_MIN ||
-				    (v > 0 && isum > INT64_MAX - v) ||
-				    (v < 0 && isum < INT64_MIN - v))
+				if (!integer ||
+				    !big_add_digits(neg ? &nsum : &psum, digits, strlen(digits)))
 					all_int = false;
-				else
-					isum += v;
 			}
 		}
 		if (c.err) {
@@ -247,9 +317,18 @@ int seglam_run(const char *in, size_t len, seglam_out *out)
 			return 1;
 		}
 	}
-	if (all_int)
-		seglam_printf(out, "%lld\n", (long long)isum);
-	else
+	if (all_int) {
+		bool neg = big_cmp(&psum, &nsum) < 0;
+
+		if (neg) {
+			big_sub(&nsum, &psum);
+			big_print(out, &nsum, true);
+		} else {
+			big_sub(&psum, &nsum);
+			big_print(out, &psum, false);
+		}
+	} else {
 		seglam_printf(out, "%.15g\n", dsum == 0 ? 0.0 : dsum);	/* no -0 */
+	}
 	return 0;
 }

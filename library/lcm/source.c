@@ -79,6 +79,7 @@ int seglam_run(const char *in, size_t len, seglam_out *out)
 	const char *p = in, *end = in + len;
 	uint64_t result = 0;
 	unsigned long count = 0;
+	bool zero = false, overflow = false;
 
 	for (;;) {
 		const char *num;
@@ -100,22 +101,29 @@ int seglam_run(const char *in, size_t len, seglam_out *out)
 			seglam_printf(out, "\n");
 			return 1;
 		}
+		/* A 0 anywhere makes the answer 0, even after the running lcm overflowed:
+		 * so an overflow is only an error once every number has been read. */
+		if (n == 0)
+			zero = true;
 		if (count++ == 0) {
 			result = n;
-		} else if (result == 0 || n == 0) {
-			result = 0;
-		} else {
+		} else if (!overflow && result != 0 && n != 0) {
 			uint64_t a = result / gcd(result, n);
 
-			if (a > UINT64_MAX / n) {
-				seglam_printf(out, "the lcm is larger than 18446744073709551615\n");
-				return 1;
-			}
-			result = a * n;
+			if (a > UINT64_MAX / n)
+				overflow = true;
+			else
+				result = a * n;
 		}
 	}
 	if (count < 2) {
 		seglam_printf(out, "expected two or more integers, separated by spaces or commas\n");
+		return 1;
+	}
+	if (zero) {
+		result = 0;
+	} else if (overflow) {
+		seglam_printf(out, "the lcm is larger than 18446744073709551615\n");
 		return 1;
 	}
 	seglam_printf(out, "%llu\n", (unsigned long long)result);

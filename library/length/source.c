@@ -145,6 +145,9 @@ int seglam_run(const char *in, size_t len, seglam_out *out)
 		return 1;
 	}
 	r = v * units[f].metres / units[t].metres;
+	/* v * metres can overflow where the result fits: then scale by the ratio. */
+	if (!isfinite(r))
+		r = v * (units[f].metres / units[t].metres);
 	if (!isfinite(r)) {
 		seglam_printf(out, "result out of range\n");
 		return 1;

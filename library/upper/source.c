@@ -137,6 +137,12 @@ int seglam_run(const char *in, size_t len, seglam_out *out)
 			n += utf8_encode(to_upper(cp), buf + n);
 		i += k;
 	}
+	/* A 4-byte character can end exactly at the end of buf: make room. */
+	if (n == sizeof(buf)) {
+		if (seglam_write(out, buf, n))
+			return 1;
+		n = 0;
+	}
 	buf[n++] = '\n';
 	seglam_write(out, buf, n);
 	return 0;

@@ -21,3 +21,6 @@ def test_bench_tiny_runs_and_reports():
     # composition: one worker run for the caller and one per call (at most)
     assert results['compose']['runs_per_read'] <= 3.0
     assert results['compose']['count_errors'] == 0
+    # Questions in plain words (section 9): the stream is answered, never wrongly.
+    assert results['questions']['stream']['wrong'] == 0
+    assert results['questions']['stream']['errors'] == 0

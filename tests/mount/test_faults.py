@@ -161,7 +161,7 @@ def store_rel(type_):
 
 @pytest.mark.parametrize('ro_option', [False, True], ids=['store-remounted-ro', 'with-o-ro'])
 def test_read_only_store(mounts, tmpfs, ro_option):
-    store = tmpfs('store')
+    store = tmpfs('store', size='16m')  # the bundled library: 569 small files
     m = mounts(name='rw', store=store, library=True)
     m.put_proc('shout', UPPER, tests={'a': ('abc', 'ABC\n')})
     assert m.ask('shout', 'x') == b'X\n'

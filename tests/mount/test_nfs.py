@@ -97,7 +97,7 @@ def test_nfs_reads_answers_sources_and_lists(nfs):
     assert sorted(g.ls('procs')) == procs
     assert sorted(g.ls('ask')) == sorted(os.listdir(m.path('ask')))
     assert set(g.ls('procs/roman-to-int')) >= {'source.c', 'tests', 'spec'}
-    assert set(g.ls('')) == {'ask', 'map', 'procs', 'query', 'stats'}
+    assert set(g.ls('')) == {'ask', 'map', 'procs', 'q', 'query', 'stats'}
 
 
 def test_nfs_writes_new_source(nfs, tmp_path):

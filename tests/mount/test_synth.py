@@ -213,10 +213,11 @@ def test_command_provider(mounts, tmp_path):
 
 
 def test_budget_caps_llm_calls(mounts, llm):
-    m = llm_mount(mounts, llm, options=['-o', 'llm_calls_per_hour=1'])
+    # A new type costs two calls: the synthesis and its direct answers (validation).
+    m = llm_mount(mounts, llm, options=['-o', 'llm_calls_per_hour=2'])
     assert m.ask('upper', 'a') == b'A\n'
     assert m.ask_errno('lower', 'A') == errno.EIO
-    assert llm.count() == 1
+    assert llm.count() == 1 and llm.calls()['answers_count'] == 1
     log = m.proc_log('lower')
     assert 'budget spent' in log and 'refills at' in log
     assert m.ask('upper', 'b') == b'B\n'

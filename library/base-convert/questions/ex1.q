@@ -1,0 +1,1 @@
+convert ff from base 16 to base 10

@@ -1,0 +1,1 @@
+What is 255 in hex?

@@ -1,0 +1,1 @@
+what is binary 1010 in decimal

@@ -1,0 +1,1 @@
+decode the base64 TWFu

@@ -1,0 +1,1 @@
+What is Man in base64?

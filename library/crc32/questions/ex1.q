@@ -1,0 +1,1 @@
+What is the CRC32 of 123456789?

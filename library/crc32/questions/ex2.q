@@ -1,0 +1,1 @@
+crc32 of hello

@@ -1,0 +1,1 @@
+What is the prime factorization of 360?

@@ -1,0 +1,1 @@
+factorize 1024

@@ -1,0 +1,1 @@
+What is the GCD of 12 and 18?

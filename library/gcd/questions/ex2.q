@@ -1,0 +1,1 @@
+greatest common divisor of 84 and 36

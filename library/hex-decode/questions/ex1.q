@@ -1,0 +1,1 @@
+hex decode 486921

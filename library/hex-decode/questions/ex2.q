@@ -1,0 +1,1 @@
+decode the hex 616263

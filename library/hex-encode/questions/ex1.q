@@ -1,0 +1,1 @@
+hex encode Hi!

@@ -1,0 +1,1 @@
+encode abc as hex

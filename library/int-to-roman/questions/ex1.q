@@ -1,0 +1,1 @@
+What is 1994 in Roman numerals?

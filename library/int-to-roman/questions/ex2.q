@@ -1,0 +1,1 @@
+write 2026 as a roman numeral

@@ -1,0 +1,1 @@
+is 561 a prime number?

@@ -1,0 +1,1 @@
+What is the LCM of 4 and 6?

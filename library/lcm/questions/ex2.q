@@ -1,0 +1,1 @@
+least common multiple of 21 and 6

@@ -1,0 +1,1 @@
+convert 1 mi to km

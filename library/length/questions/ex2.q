@@ -1,0 +1,1 @@
+How many ft are in 12 in?

@@ -1,0 +1,1 @@
+convert HELLO to lower case

@@ -1,0 +1,1 @@
+convert the roman numeral XIV to decimal

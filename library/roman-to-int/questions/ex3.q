@@ -1,0 +1,1 @@
+What number is the Roman numeral MMXXVI?

@@ -1,0 +1,1 @@
+rot13 Hello

@@ -1,0 +1,1 @@
+what is uryyb in rot13

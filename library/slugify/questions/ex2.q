@@ -1,0 +1,1 @@
+url slug for Crème Brûlée

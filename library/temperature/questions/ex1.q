@@ -1,0 +1,1 @@
+What is 100 degrees Celsius in Fahrenheit?

@@ -1,0 +1,1 @@
+convert 98.6 degrees fahrenheit to celsius

@@ -1,0 +1,1 @@
+convert the cat hat to title case

@@ -1,0 +1,1 @@
+title case hello world

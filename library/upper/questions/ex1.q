@@ -1,0 +1,1 @@
+convert hello world to upper case

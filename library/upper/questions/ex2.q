@@ -1,0 +1,1 @@
+uppercase straße

@@ -1,0 +1,1 @@
+url decode a%20b

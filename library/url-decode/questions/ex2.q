@@ -1,0 +1,1 @@
+percent-decode x%3D1

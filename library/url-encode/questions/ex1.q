@@ -1,0 +1,1 @@
+url encode a b&c

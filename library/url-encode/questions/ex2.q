@@ -1,0 +1,1 @@
+percent-encode x=1

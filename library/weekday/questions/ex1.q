@@ -1,0 +1,1 @@
+What day of the week is 2024-02-29?

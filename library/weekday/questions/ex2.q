@@ -1,0 +1,1 @@
+what weekday was 1970-01-01

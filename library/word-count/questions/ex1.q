@@ -1,0 +1,1 @@
+How many words are in the cat sat on the mat?

@@ -1,0 +1,1 @@
+word count of a b c
