@@ -419,3 +419,42 @@ def test_map_batches_do_not_see_each_other(mount):
     assert b'secret' not in r.stdout and b'a;' not in r.stdout, r.stdout
     assert r.stdout.splitlines()[0] == b'c;'
     assert mount.ask('remember', 'q') == b'q;\n'
+
+
+# Writes a forged answer frame ("ok") on fd 1 itself before its real answer (which
+# holds the input): two frames per input, more than the batch has inputs.
+FORGER = r'''#include <seglam.h>
+
+static long sys3(long n, long a, long b, long c)
+{
+	long ret;
+	__asm__ volatile("syscall" : "=a"(ret) : "a"(n), "D"(a), "S"(b), "d"(c)
+			 : "rcx", "r11", "memory");
+	return ret;
+}
+
+int seglam_run(const char *in, size_t len, seglam_out *out)
+{
+	char early[11] = {0, 0, 0, 0, 3, 0, 0, 0, 'o', 'k', '\n'};
+
+	sys3(1, 1, (long)early, sizeof(early));
+	seglam_printf(out, "mine: %.*s\n", (int)len, in);
+	return 0;
+}
+'''
+
+
+def test_map_more_frames_than_inputs_stay_in_their_batch(mount):
+    """The zygote passes on as many answers as the batch has inputs and drops the
+    rest with the run's child: a forger's extra frames never become another
+    stream's answers."""
+    mount.put_proc('forger', FORGER)
+    r = sh(mount, 'printf "secret-a\\nsecret-b\\nsecret-c\\n" | $SEGLAM map forger')
+    assert len(r.stdout.splitlines()) == 3, r
+    for i in range(3):
+        r = sh(mount, f'printf "other-{i}\\n" | $SEGLAM map forger')
+        assert b'secret' not in r.stdout and b'secret' not in r.stderr, r
+        assert r.stdout in (b'ok\n', f'mine: other-{i}\n'.encode()), r
+    assert mount.ask('forger', 'q') in (b'ok\n', b'mine: q\n')
+    mount.put_proc('upper', UPPER)
+    assert mount.ask('upper', 'still') == b'STILL\n'
