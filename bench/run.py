@@ -21,6 +21,8 @@ import tempfile
 import time
 import urllib.request
 
+import map_bench
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 UPPER = r'''#include <seglam.h>
@@ -37,22 +39,55 @@ int seglam_run(const char *in, size_t len, seglam_out *out)
 }
 '''
 
+# Composition: CALL1 asks upper once, CALL2 twice (on each half of the input).
+CALL1 = r'''#include <seglam.h>
+
+int seglam_run(const char *in, size_t len, seglam_out *out)
+{
+	size_t n;
+	const char *a = seglam_call("upper", in, len, &n);
+
+	if (!a)
+		return 1;
+	seglam_write(out, "<", 1);
+	return seglam_write(out, a, n);
+}
+'''
+
+CALL2 = r'''#include <seglam.h>
+
+int seglam_run(const char *in, size_t len, seglam_out *out)
+{
+	size_t h = len / 2, n1, n2;
+	const char *a = seglam_call("upper", in, h, &n1);
+	const char *b = a ? seglam_call("upper", in + h, len - h, &n2) : NULL;
+
+	if (!b)
+		return 1;
+	seglam_write(out, a, n1);
+	return seglam_write(out, b, n2);
+}
+'''
+
 SIZES = {
     'tiny': dict(lat_rounds=3, lat_batch=300, thr_rounds=1, thr_secs=0.25,
                  clients=[1, 2, 4, 8, 16], thr_types=8, cold_mounts=2, cold_types=4,
                  miss_types=5, scale=[1000, 3000], scale_touch=100, scale_lat_rounds=3,
                  scale_lat_batch=200, mount_reps=2, cost_queries=2000, cost_types=50,
-                 cost_every=100, cost_inspace=10000,
+                 cost_every=100, cost_inspace=10000, compose_rounds=3, compose_batch=200,
+                 compose_count=100,
                  q_sizes=[10, 1000], q_rounds=3, q_batch=300, q_stream=3000, q_every=100,
-                 q_inspace=10000),
+                 q_inspace=10000, map_lines=50000, map_rounds=1, map_sample=200),
     'full': dict(lat_rounds=11, lat_batch=2000, thr_rounds=5, thr_secs=1.0,
                  clients=[1, 2, 4, 8, 16], thr_types=32, cold_mounts=5, cold_types=20,
                  miss_types=50, scale=[1000, 100000, 1000000], scale_touch=10000,
                  scale_lat_rounds=9, scale_lat_batch=1000, mount_reps=5,
                  cost_queries=100000, cost_types=1000, cost_every=1000,
-                 cost_inspace=10000,
+                 cost_inspace=10000, compose_rounds=11, compose_batch=1000,
+                 compose_count=1000,
                  q_sizes=[10, 1000, 100000], q_rounds=11, q_batch=2000, q_stream=100000,
-                 q_every=1000, q_inspace=10000),
+                 q_every=1000, q_inspace=10000, map_lines=1000000, map_rounds=5,
+                 map_sample=3000),
 }
 
 
@@ -380,6 +415,50 @@ def bench_cold(ctx, R):
             'plain_first_p50_us': median(plain),
             'ratio_p50': median([a / p for a, p in zip(ask, plain)]),
             'samples_us': ask}
+
+
+# ---- 9: composition -----------------------------------------------------------------------
+
+def bench_compose(ctx, R):
+    log('composition: what a seglam_call costs')
+    m = Mount(ctx, new_store(ctx, 'cmp'), name='cmp')
+    try:
+        m.add_type('upper')
+        m.add_type('call1', CALL1)
+        m.add_type('call2', CALL2)
+        for t in ('upper', 'call1', 'call2'):
+            with open(m.path('ask', t, 'warm')) as f:
+                f.read()
+        series = ['direct=new:' + m.path('ask', 'upper'),
+                  'call1=new:' + m.path('ask', 'call1'),
+                  'call2=new:' + m.path('ask', 'call2'),
+                  'repeat=file:' + m.path('ask', 'call2', 'warm')]
+        out = json.loads(client(ctx, 'lat', R['compose_rounds'], R['compose_batch'], *series))
+        # Worker round trips per read, by the daemon's counters: N new inputs of call2.
+        n = R['compose_count']
+        st0 = m.stats()
+        # both halves new every time: the caller and both callees run
+        lines = [m.path('ask', 'call2', '%08d%08d' % (i + 1, n + i + 1)) for i in range(n)]
+        o = client(ctx, 'once', write_list(ctx, 'compose-list', lines)).split('\n')
+        errors = sum(1 for l in o if l.strip() and l.split()[1] != '0')
+        st1 = m.stats()
+    finally:
+        m.close()
+    s = out['series']
+    res = {'rounds': out['rounds'], 'batch': out['batch'], 'series': {}}
+    for k, v in s.items():
+        res['series'][k] = {'p50_us': v['p50_us'], 'p99_us': v['p99_us'], 'errors': v['errors']}
+    d = lambda a, b: median([x - y for x, y in zip(s[a]['p50_rounds'], s[b]['p50_rounds'])])
+    res['first_call_us'] = d('call1', 'direct')
+    res['second_call_us'] = d('call2', 'call1')
+    res['count_reads'] = n
+    res['count_errors'] = errors
+    res['runs_per_read'] = (st1['worker_runs'] - st0['worker_runs']) / n
+    res['calls_per_read'] = (st1['calls'] - st0['calls']) / n
+    res['worker_run_us'] = ((st1['worker_run_us'] - st0['worker_run_us'])
+                            / max(1, st1['worker_runs'] - st0['worker_runs']))
+    res['spawns'] = st1['worker_spawns']
+    return res
 
 
 # ---- 6: miss overhead ---------------------------------------------------------------------
@@ -998,6 +1077,35 @@ def report(ctx, res, figs):
         if figs.get('cost'):
             L.append('![cost curve](%s)\n' % figs['cost'])
 
+    comp = res.get('compose')
+    if comp:
+        s = comp['series']
+        L.append('## 10. Composition (seglam_call)\n')
+        L.append('`call1` answers by calling `upper` once, `call2` by calling it twice (each '
+                 'half of the input). Every read is a new input, so the caller runs and so '
+                 'does `upper` for `call1`; the fresh names share their first half, so '
+                 '`call2`\'s first call is answered from `upper`\'s memo and only the second '
+                 'runs `upper`. %d rounds of %d reads per series.\n'
+                 % (comp['rounds'], comp['batch']))
+        L.append('| series | p50 (µs) | p99 (µs) |\n|---|---:|---:|')
+        names = {'direct': '`upper`, new input (no call: the baseline)',
+                 'call1': '`call1`, new input (1 call)', 'call2': '`call2`, new input (2 calls)',
+                 'repeat': '`call2`, repeated input (memo hit: no run, no call)'}
+        for k, v in s.items():
+            L.append('| %s | %s | %s |' % (names.get(k, k), fmt(v['p50_us']), fmt(v['p99_us'])))
+        L.append('')
+        L.append('A call whose callee runs costs %s µs at p50 (call1 - direct): the '
+                 'callee\'s worker round trip plus the call frames over the caller\'s pipes '
+                 'and the ask path. A call answered from the '
+                 'callee\'s memo costs %s µs (call2 - call1): the frames and a memo lookup, '
+                 'no callee run. Over %d inputs of `call2` new in both halves the daemon '
+                 'counted %s worker runs and %s calls per read (%d errors): one run for the '
+                 'caller and at most one per call.\n'
+                 % (fmt(comp['first_call_us']), fmt(comp['second_call_us']), comp['count_reads'],
+                    fmt(comp['runs_per_read']), fmt(comp['calls_per_read']),
+                    comp['count_errors']))
+        T.append(('10. worker round trips per composed read, 2 calls', '<= 3 (1 + 1 per call)',
+                  fmt(comp['runs_per_read']), verdict(comp['runs_per_read'] <= 3.0)))
 
     qs = res.get('questions')
     if qs:
@@ -1051,6 +1159,18 @@ def report(ctx, res, figs):
                   '%s, %d incorrect' % (fmt(100 * (sm['hit_rate_after_1000'] or 0), 2) + '%',
                                         sm['wrong']), verdict(ok)))
 
+    mp = res.get('map')
+    if mp:
+        L += map_bench.report_lines(mp)
+        up = mp['types'].get('upper')
+        if up:
+            T.append(('batch: seglam map upper', '>= 1,000,000 answers/s',
+                      '%.0f answers/s' % up['map_answers_s'],
+                      verdict(up['map_answers_s'] >= 1e6)))
+        for t, v in mp['types'].items():
+            T.append(('batch: seglam map %s vs native loop' % t, '>= 0.5x',
+                      '%.2fx' % v['map_vs_native'], verdict(v['map_vs_native'] >= 0.5)))
+
     head = ['## Targets\n', '| benchmark | target | measured | |', '|---|---|---|---|']
     head += ['| %s | %s | %s | %s |' % t for t in T]
     head.append('')
@@ -1095,7 +1215,7 @@ def main():
     ap.add_argument('--build', required=True)
     ap.add_argument('--bin', required=True)
     ap.add_argument('--only', default='', help='comma list: latency,throughput,cold,miss,'
-                    'scale,cost,questions')
+                    'scale,cost,compose,questions,map')
     ap.add_argument('--command', default='scripts/bench')
     ap.add_argument('--note', action='append', default=[])
     a = ap.parse_args()
@@ -1104,6 +1224,7 @@ def main():
     ctx.seglamfs = os.path.join(a.build, 'seglamfs')
     ctx.client = os.path.join(a.bin, 'client')
     ctx.gen_store = os.path.join(a.bin, 'gen-store')
+    ctx.bin = a.bin
     os.makedirs(ctx.out, exist_ok=True)
     ctx.tmp = tempfile.mkdtemp(prefix='work.', dir=ctx.out)
     R = SIZES['tiny' if a.tiny else 'full']
@@ -1124,7 +1245,9 @@ def main():
                  ('miss', lambda: bench_miss(ctx, R, llm)),
                  ('scale', lambda: bench_scale(ctx, R)),
                  ('cost', lambda: bench_cost(ctx, R, llm)),
-                 ('questions', lambda: bench_questions(ctx, R, llm))]
+                 ('compose', lambda: bench_compose(ctx, R)),
+                 ('questions', lambda: bench_questions(ctx, R, llm)),
+                 ('map', lambda: map_bench.bench_map(ctx, R, Mount, log))]
         for name, fn in steps:
             if not want(name):
                 continue

@@ -27,6 +27,18 @@
 #define PROC_BUCKETS 4096
 /* At most this many per-input failures are written to a type's log per second. */
 #define PROC_LOG_BURST 5
+/* Composition: calls nest at most this deep (DESIGN.md); graph walks visit at most
+ * PROC_GRAPH_MAX types (what a hit pays is bounded whatever the graph). */
+#define PROC_CALL_DEPTH 8
+#define PROC_GRAPH_MAX 64
+#define PROC_CALLERS_MAX (64 * 1024)
+/* A call waits at most this long for a callee's record (see proc_lock). */
+#define PROC_CALL_LOCK_S 30
+/* Distinct callees written to meta.json per caller source, and LLM syntheses that
+ * the calls of one read may start: a procedure calling many names in a loop must
+ * not turn into unbounded meta.json writes or LLM requests. */
+#define PROC_CALLS_MAX 64
+#define PROC_CALL_SYNTH_MAX 2
 /* Inputs of readers waiting on one synthesis shown to the LLM (examples of the form). */
 #define PROC_WAIT_INPUTS 8
 #define PROC_WAIT_INPUT_MAX 1024
@@ -37,6 +49,7 @@ struct pversion {
 	uint64_t hash;
 	int64_t mtime_ns;
 	size_t len;
+	bool calls; /* the source mentions seglam_call (composition) */
 	char src[];
 };
 
@@ -71,16 +84,41 @@ struct proc {
 	/* Log rate limiting of per-input failures. */
 	time_t log_second;
 	unsigned log_count;
+	/*
+	 * Composition (under procs.graph_lock): the types this one was seen calling
+	 * with source calls_version, and the types seen calling it.  dep_gen counts
+	 * changes of callees; it is part of the memo version of this type's answers,
+	 * so a callee's change retires them.  Records are never freed before
+	 * shutdown, so the pointers stay valid.
+	 */
+	struct proc **calls, **callers;
+	size_t ncalls, ncallers;
+	uint64_t calls_version;
+	atomic_ulong dep_gen;
+	atomic_bool has_calls;
 };
+
+/* One procedure running on this thread: a chain of calls is a stack of these. */
+struct proc_frame {
+	struct proc *p;
+	uint64_t version; /* of the source running; 0 for a synthesis candidate */
+};
+
+static _Thread_local struct proc_frame proc_stack[PROC_CALL_DEPTH + 4];
+static _Thread_local unsigned proc_depth;
+static _Thread_local unsigned proc_chain_synths; /* syntheses started by this read's calls */
+static _Thread_local bool proc_synth_refused;	 /* the last call's callee hit that bound */
 
 static struct {
 	struct proc_config cfg;
 	pthread_mutex_t lock;
 	struct proc *table[PROC_BUCKETS];
 	void (*change_hook)(const char *type);
+	pthread_mutex_t graph_lock; /* the calls/callers edges of every record */
+	atomic_ulong calls, call_failures;
 	atomic_ulong asks, answers, rejects, errors, not_found, syntheses, synth_failures,
 	    admissions, admission_failures, admissions_on_record;
-} procs = {.lock = PTHREAD_MUTEX_INITIALIZER};
+} procs = {.lock = PTHREAD_MUTEX_INITIALIZER, .graph_lock = PTHREAD_MUTEX_INITIALIZER};
 
 static uint64_t now_ns(void)
 {
@@ -102,6 +140,9 @@ static struct pversion *pversion_get(struct pversion *v)
 	return v;
 }
 
+static int proc_call(const char *type, const char *in, size_t len, struct buf *out,
+		     struct buf *why);
+
 int proc_init(const struct proc_config *cfg)
 {
 	procs.cfg = *cfg;
@@ -114,6 +155,7 @@ int proc_init(const struct proc_config *cfg)
 	if (!procs.cfg.history_max)
 		procs.cfg.history_max = 20;
 	memo_init(procs.cfg.memo_bytes);
+	sandbox_set_call_handler(proc_call);
 	return 0;
 }
 
@@ -122,10 +164,30 @@ void proc_set_change_hook(void (*fn)(const char *type))
 	procs.change_hook = fn;
 }
 
+static void proc_changed_callers(struct proc *p);
+
 static void proc_changed(struct proc *p)
 {
 	if (procs.change_hook)
 		procs.change_hook(p->type);
+	proc_changed_callers(p);
+}
+
+/* Push a frame; false when the stack is full (the depth check makes that rare). */
+static bool proc_push(struct proc *p, uint64_t version)
+{
+	if (proc_depth >= sizeof(proc_stack) / sizeof(proc_stack[0]))
+		return false;
+	proc_stack[proc_depth].p = p;
+	proc_stack[proc_depth].version = version;
+	proc_depth++;
+	return true;
+}
+
+static void proc_pop(bool pushed)
+{
+	if (pushed)
+		proc_depth--;
 }
 
 static struct proc *proc_find(const char *type, bool create)
@@ -491,19 +553,30 @@ static void proc_admit(struct proc *p, bool quiet)
 
 	atomic_fetch_add(&procs.admissions, 1);
 	buf_reset(&p->reason);
-	ret = sandbox_compile(p->cur->src, p->cur->len, &err);
-	if (ret) {
-		buf_printf(&p->reason, "compile failed: %s", buf_str(&err));
-	} else if (quiet) {
-		/* meta.json records that this very source passed these very tests (same
-		 * hashes): running them again on a first read after a remount would only
-		 * repeat that.  Trusting the record gives nothing away: whoever can write
-		 * meta.json can write source.c and tests/ beside it (SECURITY.md). */
-		atomic_fetch_add(&procs.admissions_on_record, 1);
-	} else if ((fd = proc_tests_open(p->type)) >= 0) {
-		ret = proc_foreach_case(fd, proc_tests_max(), admit_case, &a, &cut);
-		if (cut)
-			proc_tests_cut(p->type, a.n);
+	{
+		/* The tests of a callee admitted during a call get their own time
+		 * limits: its verdict must not depend on what its caller had left. */
+		struct sandbox_chain_saved chain;
+		bool pushed = proc_push(p, p->cur->hash);
+
+		sandbox_chain_suspend(&chain);
+		ret = sandbox_compile(p->cur->src, p->cur->len, &err);
+		if (ret) {
+			buf_printf(&p->reason, "compile failed: %s", buf_str(&err));
+		} else if (quiet) {
+			/* meta.json records that this very source passed these very tests
+			 * (same hashes): running them again on a first read after a
+			 * remount would only repeat that.  Trusting the record gives
+			 * nothing away: whoever can write meta.json can write source.c
+			 * and tests/ beside it (SECURITY.md). */
+			atomic_fetch_add(&procs.admissions_on_record, 1);
+		} else if ((fd = proc_tests_open(p->type)) >= 0) {
+			ret = proc_foreach_case(fd, proc_tests_max(), admit_case, &a, &cut);
+			if (cut)
+				proc_tests_cut(p->type, a.n);
+		}
+		sandbox_chain_resume(&chain);
+		proc_pop(pushed);
 	}
 	buf_free(&err);
 	n = a.n;
@@ -529,10 +602,40 @@ static void proc_admit(struct proc *p, bool quiet)
 	}
 }
 
+/* Callees a caller's meta.json stopped listing: their `callers` files need a look. */
+struct proc_dropped {
+	char *names[PROC_GRAPH_MAX];
+	size_t n;
+};
+
+/* Add the names of the array @calls that are not in @keep[0..nkeep) to @d. */
+static void proc_dropped_collect(const cJSON *calls, const char *const *keep, size_t nkeep,
+				 struct proc_dropped *d)
+{
+	const cJSON *it;
+
+	if (!d)
+		return;
+	cJSON_ArrayForEach(it, calls)
+	{
+		bool kept = false;
+
+		if (!cJSON_IsString(it) || d->n >= PROC_GRAPH_MAX)
+			continue;
+		for (size_t i = 0; i < nkeep && !kept; i++)
+			kept = !strcmp(keep[i], it->valuestring);
+		if (!kept && (d->names[d->n] = strdup(it->valuestring)))
+			d->n++;
+	}
+}
+
+static void proc_dropped_apply(struct proc_dropped *d);
+
 struct meta_source_arg {
 	uint64_t hash, tests_id;
 	bool ok;
 	const char *reason;
+	struct proc_dropped *dropped;
 };
 
 /* A source nobody recorded is a person's edit; record its hash and who wrote it. */
@@ -556,6 +659,14 @@ static void meta_edit_source(cJSON *meta, void *arg)
 		cJSON_DeleteItemFromObjectCaseSensitive(meta, "validation");
 	}
 	meta_set_string(meta, "source_hash", hash);
+	/* "calls" belong to the source that made them (proc_record_call). */
+	known = meta_get_string(meta, "calls_source");
+	if (!known || strcmp(known, hash) != 0) {
+		proc_dropped_collect(cJSON_GetObjectItemCaseSensitive(meta, "calls"), NULL, 0,
+				     a->dropped);
+		cJSON_DeleteItemFromObjectCaseSensitive(meta, "calls");
+		cJSON_DeleteItemFromObjectCaseSensitive(meta, "calls_source");
+	}
 	snprintf(hash, sizeof(hash), "%016llx", (unsigned long long)a->tests_id);
 	meta_set_string(meta, "tests_id", hash);
 	meta_set_string(meta, "compile",
@@ -701,6 +812,7 @@ static void proc_revalidate(struct proc *p)
 			v->hash = hash;
 			v->mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
 			v->len = src.len;
+			v->calls = memmem(buf_str(&src), src.len, "seglam_call", 11) != NULL;
 			memcpy(v->src, buf_str(&src), src.len + 1);
 			if (p->cur) {
 				if (!store_readonly())
@@ -722,10 +834,13 @@ static void proc_revalidate(struct proc *p)
 	proc_admit(p, known);
 	changed = true;
 	if (!store_readonly() && !(known && p->state == PROC_READY)) {
+		struct proc_dropped dropped = {.n = 0};
 		struct meta_source_arg a = {p->cur->hash, tests_id, p->state == PROC_READY,
-					    p->state == PROC_READY ? NULL : buf_str(&p->reason)};
+					    p->state == PROC_READY ? NULL : buf_str(&p->reason),
+					    &dropped};
 
 		meta_update(p->type, meta_edit_source, &a);
+		proc_dropped_apply(&dropped);
 	}
 out:
 	/* The first load of a type in this daemon changes nothing the kernel has. */
@@ -824,7 +939,17 @@ static void synth_job_run(struct synth_job *job)
 		m.failure = buf_str(&job->failure);
 	}
 	atomic_fetch_add(&procs.syntheses, 1);
-	ret = procs.cfg.synth(&m, &err);
+	{
+		/* Candidates are checked as this type (its calls are cycle-checked),
+		 * and the LLM's time is not a caller's run time. */
+		struct sandbox_chain_saved chain;
+		bool pushed = proc_push(p, 0);
+
+		sandbox_chain_suspend(&chain);
+		ret = procs.cfg.synth(&m, &err);
+		sandbox_chain_resume(&chain);
+		proc_pop(pushed);
+	}
 	llm_cases_free(cases, m.ncases);
 
 	pthread_mutex_lock(&p->lock);
@@ -869,10 +994,14 @@ static void *synth_job_main(void *arg)
  * Returns 0 when the record should be revalidated and used, -EIO with @why, or
  * -EINTR.
  */
+static int proc_synth_wait(struct proc *p, const atomic_bool *intr);
+
 static int proc_synthesize(struct proc *p, const char *in, size_t len, struct buf *why)
 {
 	uint64_t key = p->admitted_key;
 	const atomic_bool *intr = proc_intr;
+	struct sandbox_chain_saved chain;
+	int ret;
 
 	if (!p->synth_busy) {
 		struct synth_job *job;
@@ -887,6 +1016,13 @@ static int proc_synthesize(struct proc *p, const char *in, size_t len, struct bu
 		if (p->state == PROC_FAILING && p->synth_key == key && !p->synth_fail_until) {
 			/* A repair already produced this very source: do not loop. */
 			buf_adds(why, buf_str(&p->reason));
+			return -EIO;
+		}
+		if (proc_depth && ++proc_chain_synths > PROC_CALL_SYNTH_MAX) {
+			/* A procedure's calls must not make the LLM write a store. */
+			proc_synth_refused = true;
+			buf_printf(why, "calls of one read may start at most %d syntheses",
+				   PROC_CALL_SYNTH_MAX);
 			return -EIO;
 		}
 		job = calloc(1, sizeof(*job));
@@ -918,6 +1054,17 @@ static int proc_synthesize(struct proc *p, const char *in, size_t len, struct bu
 	/* Readers that wait show the LLM the form of the inputs (examples). */
 	if (p->synth_busy)
 		proc_wait_input(p, in, len);
+	/* A caller waiting on its callee's synthesis: the LLM's time is not the
+	 * caller's run time (composition: one deadline per chain). */
+	sandbox_chain_suspend(&chain);
+	ret = proc_synth_wait(p, intr);
+	sandbox_chain_resume(&chain);
+	return ret;
+}
+
+/* Wait for the synthesis of @p to end (lock held, dropped while waiting). */
+static int proc_synth_wait(struct proc *p, const atomic_bool *intr)
+{
 	while (p->synth_busy) {
 		struct timespec ts;
 
@@ -966,13 +1113,34 @@ static void proc_log_input(struct proc *p, const char *what, const char *in, siz
 	buf_free(&line);
 }
 
+/*
+ * Lock a record.  Inside a call the wait is bounded: a record's lock is held
+ * while its tests run, so two types that call each other, admitted at once by
+ * two threads, would otherwise wait on each other forever.
+ */
+static int proc_lock(struct proc *p)
+{
+	struct timespec until;
+
+	if (!proc_depth)
+		return pthread_mutex_lock(&p->lock) ? -EIO : 0;
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += PROC_CALL_LOCK_S;
+	return pthread_mutex_timedlock(&p->lock, &until) ? -EDEADLK : 0;
+}
+
 /* Get the current admitted source (a reference), revalidating/synthesizing. */
 static int proc_current(struct proc *p, const char *in, size_t len, struct pversion **out,
 			struct buf *why)
 {
 	int ret = 0;
 
-	pthread_mutex_lock(&p->lock);
+	if (proc_lock(p) < 0) {
+		log_warn("procs/%s: busy for %d s during a call (types calling each other "
+			 "being admitted at once?)",
+			 p->type, PROC_CALL_LOCK_S);
+		return -EIO;
+	}
 	for (;;) {
 		if (p->stale || now_ns() - p->checked_ns >= procs.cfg.revalidate_ms * 1000000ull)
 			proc_revalidate(p);
@@ -1001,6 +1169,8 @@ static int proc_current(struct proc *p, const char *in, size_t len, struct pvers
 	return ret;
 }
 
+static void proc_refresh_callees(struct proc *p);
+
 /*
  * The answer of @type for @in.  @count: this is the ask itself (an open, a query),
  * counted in stats and meta.json; otherwise a look ahead (LOOKUP, stat) that
@@ -1013,9 +1183,12 @@ static int proc_answer(const char *type, const char *in, size_t len, struct answ
 	struct pversion *v = NULL;
 	struct answer *a;
 	struct proc *p;
+	uint64_t version;
 	int ret;
 
 	*ans = NULL;
+	if (!proc_depth)
+		proc_chain_synths = 0; /* a new top-level read */
 	p = proc_find(type, true);
 	ret = proc_current(p, in, len, &v, why);
 	if (ret == -EINTR)
@@ -1027,9 +1200,23 @@ static int proc_answer(const char *type, const char *in, size_t len, struct answ
 			atomic_fetch_add(&p->misses, 1);
 		goto out;
 	}
-	a = memo_find(v->hash, in, len);
+	/* A type that calls others: its answers also depend on theirs (dep_gen). */
+	proc_refresh_callees(p);
+	/*
+	 * Answers are shared by types with the same source, except those of a type
+	 * that calls: they also depend on dep_gen, which is this type's own count
+	 * (another type with this source may not have seen the callee change).
+	 */
+	version = v->hash;
+	if (v->calls || atomic_load(&p->has_calls))
+		version = (version ^ XXH3_64bits(p->type, strlen(p->type))) +
+			  atomic_load(&p->dep_gen) * 0x9E3779B97F4A7C15ull;
+	a = memo_find(version, in, len);
 	if (!a) {
+		bool pushed = proc_push(p, v->hash);
+
 		ret = sandbox_run(v->src, v->len, in, len, &out, &err);
+		proc_pop(pushed);
 		if (ret == -EIO) {
 			atomic_fetch_add(&procs.asks, 1);
 			atomic_fetch_add(&procs.errors, 1);
@@ -1037,7 +1224,7 @@ static int proc_answer(const char *type, const char *in, size_t len, struct answ
 			buf_adds(why, buf_str(&err));
 			goto out;
 		}
-		a = answer_new(ret, v->hash, out.data, out.len);
+		a = answer_new(ret, version, out.data, out.len);
 		a->mtime_ns = v->mtime_ns;
 		memo_add(in, len, a);
 		if (ret == -EINVAL)
@@ -1085,6 +1272,440 @@ int proc_peek(const char *type, const char *in, size_t len, struct answer **ans)
 	return ret;
 }
 
+/* ------------------------------------------------------------------------- */
+/* Composition: procedures calling procedures (seglam_call) */
+
+static bool proc_list_has(struct proc *const *list, size_t n, const struct proc *p)
+{
+	for (size_t i = 0; i < n; i++)
+		if (list[i] == p)
+			return true;
+	return false;
+}
+
+static void proc_list_add(struct proc ***list, size_t *n, struct proc *p)
+{
+	struct proc **l = realloc(*list, (*n + 1) * sizeof(**list));
+
+	if (!l)
+		abort();
+	l[(*n)++] = p;
+	*list = l;
+}
+
+/*
+ * Collect @p and, breadth first, the types reachable over @callers (or callees)
+ * edges, at most PROC_GRAPH_MAX: into @seen, returning how many.
+ */
+static size_t proc_walk(struct proc *p, bool callers, struct proc **seen)
+{
+	size_t n = 0, i = 0;
+
+	seen[n++] = p;
+	pthread_mutex_lock(&procs.graph_lock);
+	while (i < n) {
+		struct proc *q = seen[i++];
+		struct proc **l = callers ? q->callers : q->calls;
+		size_t k = callers ? q->ncallers : q->ncalls;
+
+		for (size_t j = 0; j < k && n < PROC_GRAPH_MAX; j++)
+			if (!proc_list_has(seen, n, l[j]))
+				seen[n++] = l[j];
+	}
+	pthread_mutex_unlock(&procs.graph_lock);
+	return n;
+}
+
+/*
+ * @p changed: every type that calls it, transitively, has new answers too.  Bump
+ * their dep_gen (their memo entries no longer match) and have the mount drop
+ * their kernel caches.
+ */
+static void proc_changed_callers(struct proc *p)
+{
+	struct proc *seen[PROC_GRAPH_MAX];
+	size_t n = proc_walk(p, true, seen);
+
+	for (size_t i = 1; i < n; i++) {
+		atomic_fetch_add(&seen[i]->dep_gen, 1);
+		if (procs.change_hook)
+			procs.change_hook(seen[i]->type);
+	}
+}
+
+/*
+ * Before a hit of a type that calls others: revalidate its callees (transitively)
+ * whose revalidation period is over, so an edit made outside this mount (another
+ * daemon, NFS) reaches the caller within revalidate_ms like any edit.  A callee
+ * busy elsewhere is skipped: whoever holds it propagates what it finds.
+ */
+static void proc_refresh_callees(struct proc *p)
+{
+	struct proc *seen[PROC_GRAPH_MAX];
+	uint64_t now;
+	size_t n;
+
+	if (!atomic_load(&p->has_calls))
+		return;
+	n = proc_walk(p, false, seen);
+	now = now_ns();
+	for (size_t i = 1; i < n; i++) {
+		struct proc *c = seen[i];
+
+		if (pthread_mutex_trylock(&c->lock) != 0)
+			continue;
+		if (c->stale || now - c->checked_ns >= procs.cfg.revalidate_ms * 1000000ull)
+			proc_revalidate(c);
+		pthread_mutex_unlock(&c->lock);
+	}
+}
+
+struct meta_calls_arg {
+	char version[17];
+	struct proc **calls;
+	size_t n;
+	struct proc_dropped dropped; /* what an older source called and this one did not */
+};
+
+static int proc_strcmp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* meta.json "calls": the types the source "calls_source" was seen calling, sorted. */
+static void meta_edit_calls(cJSON *meta, void *arg)
+{
+	struct meta_calls_arg *a = arg;
+	const char *known = meta_get_string(meta, "calls_source");
+	cJSON *old = cJSON_GetObjectItemCaseSensitive(meta, "calls"), *it, *arr;
+	const char *names[PROC_GRAPH_MAX * 2];
+	size_t n = 0;
+
+	if (!known || strcmp(known, a->version)) {
+		const char *keep[PROC_GRAPH_MAX] = {NULL};
+		size_t nkeep = 0;
+
+		for (size_t i = 0; i < a->n && nkeep < PROC_GRAPH_MAX; i++)
+			keep[nkeep++] = a->calls[i]->type;
+		proc_dropped_collect(old, keep, nkeep, &a->dropped);
+	}
+	/* Another daemon may have recorded calls of this source that we did not see. */
+	if (known && !strcmp(known, a->version) && cJSON_IsArray(old)) {
+		cJSON_ArrayForEach(it, old)
+		{
+			if (n < PROC_GRAPH_MAX && cJSON_IsString(it) &&
+			    store_type_valid(it->valuestring, strlen(it->valuestring)))
+				names[n++] = it->valuestring;
+		}
+	}
+	for (size_t i = 0; i < a->n && n < PROC_GRAPH_MAX * 2; i++)
+		names[n++] = a->calls[i]->type;
+	qsort(names, n, sizeof(names[0]), proc_strcmp);
+	arr = cJSON_CreateArray();
+	if (!arr)
+		abort();
+	for (size_t i = 0; i < n; i++)
+		if (!i || strcmp(names[i], names[i - 1]))
+			cJSON_AddItemToArray(arr, cJSON_CreateString(names[i]));
+	/* names point into old: replace only once the new array is built */
+	cJSON_DeleteItemFromObjectCaseSensitive(meta, "calls");
+	cJSON_AddItemToObject(meta, "calls", arr);
+	meta_set_string(meta, "calls_source", a->version);
+}
+
+/* Whether @caller's meta.json lists @callee in "calls". */
+static bool proc_meta_calls(const char *caller, const char *callee)
+{
+	cJSON *meta = meta_load(caller), *it;
+	bool yes = false;
+
+	if (!meta)
+		return false;
+	cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(meta, "calls"))
+	{
+		if (cJSON_IsString(it) && !strcmp(it->valuestring, callee))
+			yes = true;
+	}
+	cJSON_Delete(meta);
+	return yes;
+}
+
+/*
+ * procs/CALLEE/callers: the types whose meta.json lists CALLEE in "calls", one a
+ * line, sorted.  Rewritten when a new caller is seen; entries whose meta.json no
+ * longer says so (the caller was edited or removed) are dropped then.
+ */
+static void proc_write_callers(const char *callee, const char *caller)
+{
+	struct buf old = BUF_INIT, old2 = BUF_INIT, out = BUF_INIT;
+	char *names[PROC_GRAPH_MAX * 4];
+	size_t n = 0;
+	int rd;
+
+	if (caller)
+		names[n++] = strdup(caller);
+	rd = store_read(callee, "callers", PROC_CALLERS_MAX, &old);
+	if (rd == 0 && old.len) {
+		char *line = old.data, *end = old.data + old.len;
+
+		while (line < end && n < sizeof(names) / sizeof(names[0])) {
+			char *nl = memchr(line, '\n', (size_t)(end - line));
+
+			if (!nl)
+				nl = end;
+			*nl = '\0';
+			if (store_type_valid(line, strlen(line)) && (!caller || strcmp(line, caller)) &&
+			    proc_meta_calls(line, callee))
+				names[n++] = strdup(line);
+			line = nl + 1;
+		}
+	}
+	for (size_t i = 0; i < n; i++)
+		if (!names[i])
+			abort();
+	qsort(names, n, sizeof(names[0]), proc_strcmp);
+	for (size_t i = 0; i < n; i++)
+		if (!i || strcmp(names[i], names[i - 1]))
+			buf_printf(&out, "%s\n", names[i]);
+	for (size_t i = 0; i < n; i++)
+		free(names[i]);
+	/* Only a file that changes is written (old was cut by the NULs above). */
+	if (caller || (rd == 0 && store_read(callee, "callers", PROC_CALLERS_MAX, &old2) == 0 &&
+		       (old2.len != out.len || memcmp(buf_str(&old2), buf_str(&out), out.len))))
+		store_write(callee, "callers", out.data, out.len);
+	buf_free(&old2);
+	buf_free(&old);
+	buf_free(&out);
+}
+
+/* Rewrite the callers files of callees a caller no longer lists; frees @d's names. */
+static void proc_dropped_apply(struct proc_dropped *d)
+{
+	for (size_t i = 0; i < d->n; i++) {
+		if (!store_readonly() && store_type_valid(d->names[i], strlen(d->names[i])) &&
+		    store_type_exists(d->names[i]))
+			proc_write_callers(d->names[i], NULL);
+		free(d->names[i]);
+	}
+	d->n = 0;
+}
+
+/*
+ * The procedure of frame @f called @callee: record the edge in memory and, the
+ * first time for this source, in the caller's meta.json and the callee's callers.
+ */
+static void proc_record_call(struct proc_frame *f, struct proc *callee)
+{
+	struct proc *caller = f->p;
+	struct meta_calls_arg arg = {.n = 0};
+	bool fresh = false;
+
+	pthread_mutex_lock(&procs.graph_lock);
+	if (f->version && caller->calls_version != f->version) {
+		/* a new source: what the old one called no longer says anything */
+		caller->ncalls = 0;
+		caller->calls_version = f->version;
+	}
+	if (!proc_list_has(caller->calls, caller->ncalls, callee)) {
+		/* in memory always (invalidation must be right); on disk the first few */
+		proc_list_add(&caller->calls, &caller->ncalls, callee);
+		fresh = caller->ncalls <= PROC_CALLS_MAX;
+		if (fresh && f->version) {
+			arg.calls = malloc(caller->ncalls * sizeof(*arg.calls));
+			if (!arg.calls)
+				abort();
+			memcpy(arg.calls, caller->calls, caller->ncalls * sizeof(*arg.calls));
+			arg.n = caller->ncalls;
+		}
+	}
+	if (!proc_list_has(callee->callers, callee->ncallers, caller))
+		proc_list_add(&callee->callers, &callee->ncallers, caller);
+	atomic_store(&caller->has_calls, true);
+	pthread_mutex_unlock(&procs.graph_lock);
+
+	if (fresh && f->version && !store_readonly()) {
+		/* Rare (once per edge and source) and not the chain's run time. */
+		struct sandbox_chain_saved chain;
+
+		sandbox_chain_suspend(&chain);
+		snprintf(arg.version, sizeof(arg.version), "%016llx",
+			 (unsigned long long)f->version);
+		meta_update(caller->type, meta_edit_calls, &arg);
+		if (store_type_exists(callee->type))
+			proc_write_callers(callee->type, caller->type);
+		proc_dropped_apply(&arg.dropped);
+		sandbox_chain_resume(&chain);
+	}
+	free(arg.calls);
+}
+
+/*
+ * The sandbox's call handler (sandbox_call_fn): a seglam_call() of the procedure
+ * running on top of this thread's stack.  A call is an ask, with the same memo,
+ * synthesis and admission as a read of ask/TYPE/INPUT.
+ */
+static int proc_call(const char *type, const char *in, size_t len, struct buf *out, struct buf *why)
+{
+	struct proc_frame *top = proc_depth ? &proc_stack[proc_depth - 1] : NULL;
+	struct answer *a = NULL;
+	struct proc *callee;
+	int ret;
+
+	atomic_fetch_add(&procs.calls, 1);
+	proc_synth_refused = false;
+	if (!store_type_valid(type, strlen(type))) {
+		buf_adds(why, "not a type name: ");
+		quote(why, type, strlen(type));
+		ret = -EINVAL;
+		goto fail;
+	}
+	for (unsigned i = 0; i < proc_depth; i++) {
+		if (strcmp(proc_stack[i].p->type, type))
+			continue;
+		buf_adds(why, "a cycle: ");
+		for (unsigned k = i; k < proc_depth; k++)
+			buf_printf(why, "%s -> ", proc_stack[k].p->type);
+		buf_adds(why, type);
+		ret = -ELOOP;
+		goto fail;
+	}
+	if (proc_depth > PROC_CALL_DEPTH) {
+		buf_printf(why, "calls nest deeper than %d (%s is called at depth %u)",
+			   PROC_CALL_DEPTH, type, proc_depth);
+		ret = -ELOOP;
+		goto fail;
+	}
+	if (!proc_type_visible(type)) {
+		/* no record, no edge: made-up names cost nothing to remember */
+		ret = -ENOENT;
+		buf_printf(why, "%s: no such type (and no LLM to write it)", type);
+		goto fail;
+	}
+	callee = proc_find(type, true);
+	if (top)
+		proc_record_call(top, callee);
+	ret = proc_ask(type, in, len, &a);
+	if (ret == -ENOENT) {
+		buf_printf(why, "%s: no such type (and no LLM to write it)", type);
+		goto fail;
+	} else if (ret && proc_synth_refused) {
+		buf_printf(why,
+			   "%s is missing or failing, and the calls of one read may start at "
+			   "most %d syntheses",
+			   type, PROC_CALL_SYNTH_MAX);
+		goto fail;
+	} else if (ret) {
+		buf_printf(why, "%s failed (see procs/%s/log)", type, type);
+		goto fail;
+	}
+	if (a->rc) {
+		/* raw: proc_log_input quotes the whole reason */
+		buf_printf(why, "%s rejected the input: ", type);
+		buf_add(why, a->data, a->len && a->data[a->len - 1] == '\n' ? a->len - 1 : a->len);
+		ret = -EINVAL;
+		goto fail;
+	}
+	buf_add(out, a->data, a->len);
+	answer_put(a);
+	return 0;
+fail:
+	atomic_fetch_add(&procs.call_failures, 1);
+	if (top)
+		proc_log_input(top->p, "seglam_call failed", in, len, buf_str(why));
+	answer_put(a);
+	return ret;
+}
+
+/* The little-endian u32 at @p (records of sandbox_run_batch). */
+static uint32_t proc_le32(const char *p)
+{
+	const unsigned char *u = (const unsigned char *)p;
+
+	return (uint32_t)u[0] | (uint32_t)u[1] << 8 | (uint32_t)u[2] << 16 | (uint32_t)u[3] << 24;
+}
+
+int proc_map(const char *type, const char *frames, size_t bytes, size_t count, struct buf *out,
+	     size_t *ran, struct buf *err)
+{
+	struct pversion *v = NULL;
+	size_t at = out->len, off = 0, logged = 0;
+	uint32_t first;
+	struct proc *p;
+	int ret;
+
+	*ran = 0;
+	if (!count || bytes < sizeof(first))
+		return 0;
+	p = proc_find(type, true);
+	/* A miss is synthesized for the first input of the batch (validation asks the
+	 * LLM about the inputs that caused the miss). */
+	memcpy(&first, frames, sizeof(first));
+	{
+		struct buf why = BUF_INIT; /* said better below, from the record */
+
+		ret = proc_current(p, frames + 4, first, &v, &why);
+		buf_free(&why);
+	}
+	if (ret) {
+		atomic_fetch_add(ret == -ENOENT ? &procs.not_found : &procs.errors, 1);
+		pthread_mutex_lock(&p->lock);
+		if (ret == -ENOENT)
+			buf_printf(err, "%s: no procedure (and no LLM configured to write one)",
+				   type);
+		else if (p->synth_reason.len && p->synth_fail_until)
+			buf_add(err, p->synth_reason.data, p->synth_reason.len);
+		else if (p->reason.len)
+			buf_add(err, p->reason.data, p->reason.len);
+		else
+			buf_printf(err, "%s: failing (see procs/%s/log)", type, type);
+		pthread_mutex_unlock(&p->lock);
+		goto out;
+	}
+	/* No memo: a stream of a million inputs would flush everything else out.
+	 * Its seglam_calls are this type's, as in a read (composition). */
+	{
+		bool pushed = proc_push(p, v->hash);
+
+		ret = sandbox_run_batch(v->src, v->len, frames, bytes, count, out, ran, err);
+		proc_pop(pushed);
+	}
+	count = *ran;
+	atomic_fetch_add(&procs.asks, count);
+	if (ret) {
+		atomic_fetch_add(&procs.errors, 1);
+		store_log(type, "map: %s", buf_str(err));
+		goto out;
+	}
+	atomic_fetch_add(&p->hits, count);
+	for (size_t i = 0; i < count && at + 8 <= out->len; i++) {
+		uint32_t kind = proc_le32(out->data + at), len = proc_le32(out->data + at + 4);
+		uint32_t inlen;
+
+		memcpy(&inlen, frames + off, 4); /* host order, see sandbox.h */
+		if (kind == SANDBOX_ANSWER) {
+			atomic_fetch_add(&procs.answers, 1);
+		} else {
+			struct buf reason = BUF_INIT;
+
+			atomic_fetch_add(kind == SANDBOX_REJECTED ? &procs.rejects : &procs.errors,
+					 1);
+			/* a few per batch: the log is rate limited anyway */
+			if (logged++ < PROC_LOG_BURST) {
+				buf_add(&reason, out->data + at + 8, len);
+				proc_log_input(p,
+					       kind == SANDBOX_REJECTED ? "rejected" : "run failed",
+					       frames + off + 4, inlen, buf_str(&reason));
+			}
+			buf_free(&reason);
+		}
+		at += 8 + (size_t)len;
+		off += 4 + (size_t)inlen;
+	}
+out:
+	pversion_put(v);
+	return ret;
+}
+
 bool proc_type_visible(const char *type)
 {
 	return procs.cfg.synth != NULL || store_type_exists(type);
@@ -1104,6 +1725,8 @@ void proc_touched(const char *type)
 		p->synth_fail_until = 0;
 		p->synth_key = 0;
 		pthread_mutex_unlock(&p->lock);
+		/* The mount drops this type's kernel caches; its callers' go too. */
+		proc_changed_callers(p);
 	}
 }
 
@@ -1207,6 +1830,9 @@ void proc_stats(struct buf *out)
 	buf_printf(out, "admission_failures %lu\n", atomic_load(&procs.admission_failures));
 	buf_printf(out, "admissions_on_record %lu\n", atomic_load(&procs.admissions_on_record));
 	buf_printf(out, "syntheses %lu\n", atomic_load(&procs.syntheses));
+	buf_printf(out, "calls %lu\n", atomic_load(&procs.calls));
+	buf_printf(out, "call_failures %lu\n", atomic_load(&procs.call_failures));
+	buf_printf(out, "workers_parked_max %llu\n", (unsigned long long)ss.parked_max);
 	buf_printf(out, "synthesis_failures %lu\n", atomic_load(&procs.synth_failures));
 	buf_printf(out, "worker_spawns %llu\n", (unsigned long long)ss.spawns);
 	buf_printf(out, "worker_runs %llu\n", (unsigned long long)ss.runs);
@@ -1220,6 +1846,7 @@ void proc_stats(struct buf *out)
 
 void proc_shutdown(void)
 {
+	sandbox_set_call_handler(NULL);
 	size_t i;
 
 	/* A synthesis nobody waits for any more still holds its record. */
@@ -1234,6 +1861,8 @@ void proc_shutdown(void)
 		for (; p; p = next) {
 			next = p->next;
 			pversion_put(p->cur);
+			free(p->calls);
+			free(p->callers);
 			buf_free(&p->reason);
 			buf_free(&p->synth_reason);
 			for (unsigned w = 0; w < PROC_WAIT_INPUTS; w++)

@@ -78,6 +78,16 @@ int proc_peek(const char *type, const char *in, size_t len, struct answer **ans)
  */
 void proc_set_interrupt(const atomic_bool *flag);
 
+/*
+ * Run @type on @count inputs at once, for MOUNT/map/TYPE (seglam map): @frames,
+ * @bytes and the records appended to @out are as for sandbox_run_batch().  The
+ * source is found, revalidated and synthesized on a miss as for proc_ask; the
+ * answers are counted but not memoized.  *@ran: how many inputs got a record (a
+ * prefix).  Returns 0, or -ENOENT / -EIO with the reason in @err (nothing appended).
+ */
+int proc_map(const char *type, const char *frames, size_t bytes, size_t count, struct buf *out,
+	     size_t *ran, struct buf *err);
+
 /* Whether ask/TYPE exists: the store has it, or an LLM can make it. */
 bool proc_type_visible(const char *type);
 

@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -34,7 +35,7 @@
 
 #define SANDBOX_PER_SOURCE 4		    /* live workers per source before waiting */
 #define SANDBOX_MAX_SOURCE (16u << 20)	    /* larger sources are refused */
-#define SANDBOX_MAX_INPUT (UINT32_MAX - 1u) /* the frame length is a u32 */
+#define SANDBOX_MAX_INPUT FRAME_REQ_MAX_LEN /* the frame length is a u32 */
 #define SANDBOX_EXIT_GRACE_MS 500	    /* for a worker that closed its pipe */
 
 struct sandbox_worker {
@@ -45,6 +46,7 @@ struct sandbox_worker {
 	pid_t pid;
 	int req_fd, resp_fd; /* our ends, O_CLOEXEC | O_NONBLOCK */
 	bool forgotten;	     /* sandbox_forget() while busy: discard on return */
+	bool parked;	     /* waiting on a seglam_call: not counted against the cap */
 };
 
 struct sandbox_list {
@@ -62,8 +64,16 @@ static struct {
 	/* Out of both lists and not yet reaped: still processes, so still under the
 	 * cap until sandbox_kill_chain() has waited for them. */
 	unsigned dying;
+	unsigned parked; /* busy workers waiting on a call (see sandbox.h) */
+	sandbox_call_fn call_fn;
 	struct sandbox_stats stats;
 } sbx = {.lock = PTHREAD_MUTEX_INITIALIZER, .returned = PTHREAD_COND_INITIALIZER};
+
+/* The chain of runs this thread is in (composition): the top-level deadline. */
+static _Thread_local struct {
+	bool active;
+	int64_t deadline;
+} sbx_chain;
 
 /* ------------------------------------------------------------------------- */
 /* Lists (callers hold sbx.lock) */
@@ -113,16 +123,46 @@ static void sandbox_worker_free(struct sandbox_worker *w)
 	free(w);
 }
 
+/* SIGKILL to the worker's process group: the worker and the child of the run in
+ * progress (which is not ours to reap: it is reparented and reaped by init). */
+static void sandbox_group_kill(pid_t pid)
+{
+	if (kill(-pid, SIGKILL) < 0)
+		kill(pid, SIGKILL);
+}
+
 /* SIGKILL and reap: the one way a worker ends, so no zombie is ever left. */
 static void sandbox_worker_kill(struct sandbox_worker *w)
 {
 	if (w->pid > 0) {
-		kill(w->pid, SIGKILL);
+		sandbox_group_kill(w->pid);
 		while (waitpid(w->pid, NULL, 0) < 0 && errno == EINTR)
 			;
 		w->pid = 0;
 	}
 	sandbox_worker_free(w);
+}
+
+/* A worker's (or a run's child's) wait status as a reason, appended to @err. */
+static void sandbox_describe_status(int status, struct buf *err)
+{
+	if (WIFSIGNALED(status)) {
+		int sig = WTERMSIG(status);
+		const char *name = sigabbrev_np(sig);
+
+		if (sig == SIGSYS)
+			buf_adds(err, "killed by the sandbox: forbidden system call (SIGSYS)");
+		else if (sig == SIGXCPU || sig == SIGKILL)
+			buf_printf(err, "killed by SIG%s (CPU or memory limit)", name ? name : "?");
+		else
+			buf_printf(err, "crashed: SIG%s", name ? name : "?");
+	} else if (WEXITSTATUS(status) == WORKER_EXIT_OOM) {
+		buf_printf(err, "ran out of memory (limit %zu MiB)", sbx.cfg.mem_limit >> 20);
+	} else if (WEXITSTATUS(status) == WORKER_EXIT_SETUP) {
+		buf_adds(err, "could not set up the sandbox");
+	} else {
+		buf_printf(err, "exited with status %d", WEXITSTATUS(status));
+	}
 }
 
 /* Why did this worker stop talking?  Reaps it and appends the reason to @err. */
@@ -140,28 +180,16 @@ static void sandbox_worker_diagnose(struct sandbox_worker *w, struct buf *err)
 		usleep(1000);
 	}
 	if (r == 0) {
-		kill(w->pid, SIGKILL);
+		sandbox_group_kill(w->pid);
 		while (waitpid(w->pid, &status, 0) < 0 && errno == EINTR)
 			;
 		buf_adds(err, "stopped answering and was killed");
 	} else if (r < 0) {
 		buf_printf(err, "lost: waitpid: %s", strerror(errno));
-	} else if (WIFSIGNALED(status)) {
-		int sig = WTERMSIG(status);
-		const char *name = sigabbrev_np(sig);
-
-		if (sig == SIGSYS)
-			buf_adds(err, "killed by the sandbox: forbidden system call (SIGSYS)");
-		else if (sig == SIGXCPU || sig == SIGKILL)
-			buf_printf(err, "killed by SIG%s (CPU or memory limit)", name ? name : "?");
-		else
-			buf_printf(err, "crashed: SIG%s", name ? name : "?");
-	} else if (WEXITSTATUS(status) == WORKER_EXIT_OOM) {
-		buf_printf(err, "ran out of memory (limit %zu MiB)", sbx.cfg.mem_limit >> 20);
-	} else if (WEXITSTATUS(status) == WORKER_EXIT_SETUP) {
-		buf_adds(err, "could not set up the sandbox");
 	} else {
-		buf_printf(err, "exited with status %d", WEXITSTATUS(status));
+		/* the worker is gone; a run's child it left (if any) goes too */
+		kill(-w->pid, SIGKILL);
+		sandbox_describe_status(status, err);
 	}
 	w->pid = 0;
 }
@@ -181,7 +209,8 @@ static int sandbox_high_fd(int fd)
 static int sandbox_spawn(struct sandbox_worker *w)
 {
 	char mem[32], cap[32];
-	char *argv[] = {"seglam-worker", sbx.include_dir, SEGLAM_LIBTCC1, mem, cap, NULL};
+	char *argv[8] = {"seglam-worker", sbx.include_dir, SEGLAM_LIBTCC1, mem, cap};
+	int argc = 5;
 	char *envp[] = {NULL}; /* no API key, no anything */
 	int req[2] = {-1, -1}, resp[2] = {-1, -1};
 	posix_spawn_file_actions_t fa;
@@ -189,6 +218,11 @@ static int sandbox_spawn(struct sandbox_worker *w)
 	sigset_t none, all;
 	int ret;
 
+	if (sbx.cfg.allow_no_landlock)
+		argv[argc++] = "allow_no_landlock";
+	if (sbx.cfg.worker_reuse)
+		argv[argc++] = "reuse";
+	argv[argc] = NULL;
 	snprintf(mem, sizeof(mem), "%zu", sbx.cfg.mem_limit);
 	snprintf(cap, sizeof(cap), "%zu", sbx.cfg.max_answer);
 	posix_spawn_file_actions_init(&fa);
@@ -221,9 +255,12 @@ static int sandbox_spawn(struct sandbox_worker *w)
 		ret = -posix_spawnattr_setsigdefault(&attr, &all);
 	if (!ret)
 		ret = -posix_spawnattr_setsigmask(&attr, &none);
+	/* its own process group, so that a timeout kills the run's child too */
 	if (!ret)
-		ret = -posix_spawnattr_setflags(&attr,
-						POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
+		ret = -posix_spawnattr_setpgroup(&attr, 0);
+	if (!ret)
+		ret = -posix_spawnattr_setflags(
+		    &attr, POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETPGROUP);
 	if (!ret)
 		ret = -posix_spawn(&w->pid, sbx.worker_path, &fa, &attr, argv, envp);
 	if (ret)
@@ -242,6 +279,101 @@ out:
 	}
 	posix_spawn_file_actions_destroy(&fa);
 	posix_spawnattr_destroy(&attr);
+	return ret;
+}
+
+/* Largest call request: a type name, its NUL, and an input up to the answer cap
+ * (so one callee's answer can be handed to another). */
+#define SANDBOX_CALL_CAP                                                                           \
+	((uint32_t)(sbx.cfg.max_answer < UINT32_MAX - 2 - FRAME_CALL_TYPE_MAX                      \
+			? FRAME_CALL_TYPE_MAX + 1 + sbx.cfg.max_answer                             \
+			: UINT32_MAX - 1))
+
+static void sandbox_park(struct sandbox_worker *w, bool on)
+{
+	pthread_mutex_lock(&sbx.lock);
+	w->parked = on;
+	if (on) {
+		sbx.parked++;
+		sbx.stats.calls++;
+		if (sbx.parked > sbx.stats.parked_max)
+			sbx.stats.parked_max = sbx.parked;
+		/* its slot under the cap is free for the callee (or anyone) now */
+		pthread_cond_broadcast(&sbx.returned);
+	} else {
+		sbx.parked--;
+	}
+	pthread_mutex_unlock(&sbx.lock);
+}
+
+/*
+ * Serve one call frame of @rlen bytes from @w (its header already read): read the
+ * request, ask the handler (the worker parked meanwhile), write the answer frame.
+ * *@deadline follows the chain's (a suspension for admitting the callee moved it).
+ * Returns 0; -ETIMEDOUT; -EPROTO (a malformed request, @err says so); or -EIO when
+ * the worker stopped talking.
+ */
+static int sandbox_answer_call(struct sandbox_worker *w, const char *req, size_t rlen,
+			       int64_t *deadline, struct buf *err);
+
+static int sandbox_serve_call(struct sandbox_worker *w, uint32_t rlen, int64_t *deadline,
+			      struct buf *err)
+{
+	struct buf req = BUF_INIT;
+	ssize_t r;
+	int ret;
+
+	buf_grow(&req, rlen);
+	r = frame_read_full(w->resp_fd, req.data, rlen, *deadline);
+	if (r < 0 || r != (ssize_t)rlen)
+		ret = r == -ETIMEDOUT ? -ETIMEDOUT : -EIO;
+	else
+		ret = sandbox_answer_call(w, req.data, rlen, deadline, err);
+	buf_free(&req);
+	return ret;
+}
+
+/* The part of sandbox_serve_call after the request is read: @req, @rlen bytes
+ * (a batch has it in its buffer already). */
+static int sandbox_answer_call(struct sandbox_worker *w, const char *req, size_t rlen,
+			       int64_t *deadline, struct buf *err)
+{
+	struct buf ans = BUF_INIT, why = BUF_INIT;
+	uint8_t hdr[FRAME_REQ_HDR];
+	const char *type, *in;
+	size_t inlen;
+	int ret, rc = -ENOSYS;
+
+	if (frame_get_call(req, rlen, &type, &in, &inlen) < 0) {
+		buf_adds(err, "protocol violation from the worker (malformed call)");
+		ret = -EPROTO;
+		goto out;
+	}
+	if (sbx.call_fn) {
+		sandbox_park(w, true);
+		rc = sbx.call_fn(type, in, inlen, &ans, &why);
+		sandbox_park(w, false);
+		if (sbx_chain.active)
+			*deadline = sbx_chain.deadline;
+		/* The chain's time is spent (a callee timed out, say): the whole read
+		 * fails, whatever the caller would do with a NULL. */
+		if (frame_now_ms() >= *deadline) {
+			ret = -ETIMEDOUT;
+			goto out;
+		}
+	}
+	if (rc == 0 && ans.len > sbx.cfg.max_answer)
+		rc = -EFBIG; /* the callee's own cap is the same: defensive */
+	frame_put_request(hdr, rc == 0 ? (uint32_t)ans.len : FRAME_CALL_FAILED);
+	ret = frame_write_full(w->req_fd, hdr, sizeof(hdr), *deadline);
+	if (!ret && rc == 0 && ans.len)
+		ret = frame_write_full(w->req_fd, ans.data, ans.len, *deadline);
+	/* A write error (EPIPE) is not final here either: the reply read tells. */
+	if (ret != -ETIMEDOUT)
+		ret = 0;
+out:
+	buf_free(&ans);
+	buf_free(&why);
 	return ret;
 }
 
@@ -274,14 +406,27 @@ static int sandbox_exchange(struct sandbox_worker *w, const void *msg, size_t le
 	/* A write error (EPIPE) is not final: the worker may have replied first. */
 	if (wr == -ETIMEDOUT)
 		goto timeout;
+again:
 	r = frame_read_full(w->resp_fd, resp, sizeof(resp), deadline);
 	if (r == -ETIMEDOUT)
 		goto timeout;
 	if (r != (ssize_t)sizeof(resp))
 		goto died;
-	if (frame_get_response(resp, max_status, cap, &status, &rlen) < 0) {
+	if (frame_get_response(resp, max_status, max_status >= FRAME_CALL ? SANDBOX_CALL_CAP : cap,
+			       &status, &rlen) < 0 ||
+	    (status != FRAME_CALL && rlen > cap)) {
 		buf_adds(err, "protocol violation from the worker");
 		goto kill;
+	}
+	if (status == FRAME_CALL) {
+		r = sandbox_serve_call(w, rlen, &deadline, err);
+		if (r == -ETIMEDOUT)
+			goto timeout;
+		if (r == -EPROTO)
+			goto kill;
+		if (r < 0)
+			goto died;
+		goto again;
 	}
 	buf_reset(data);
 	buf_grow(data, rlen);
@@ -306,7 +451,7 @@ died:
 	pthread_mutex_unlock(&sbx.lock);
 	return -EIO;
 kill:
-	kill(w->pid, SIGKILL);
+	sandbox_group_kill(w->pid);
 	while (waitpid(w->pid, NULL, 0) < 0 && errno == EINTR)
 		;
 	w->pid = 0;
@@ -338,7 +483,7 @@ static struct sandbox_worker *sandbox_trim(unsigned limit)
 {
 	struct sandbox_worker *dead = NULL;
 
-	while (sbx.idle.n + sbx.busy.n > limit && sbx.idle.tail) {
+	while (sbx.idle.n + sbx.busy.n - sbx.parked > limit && sbx.idle.tail) {
 		struct sandbox_worker *w = sbx.idle.tail;
 
 		sandbox_list_del(&sbx.idle, w);
@@ -399,13 +544,13 @@ static int sandbox_checkout(uint64_t key, const char *src, size_t len, struct sa
 			goto found;
 		}
 		for (w = sbx.busy.head; w; w = w->next)
-			mine += sandbox_same_source(w, key, src, len);
+			mine += !w->parked && sandbox_same_source(w, key, src, len);
 		if (mine >= SANDBOX_PER_SOURCE) {
 			pthread_cond_wait(&sbx.returned, &sbx.lock);
 			continue;
 		}
 		if (!sbx.cfg.max_workers ||
-		    sbx.idle.n + sbx.busy.n + sbx.dying < sbx.cfg.max_workers)
+		    sbx.idle.n + sbx.busy.n + sbx.dying - sbx.parked < sbx.cfg.max_workers)
 			break;
 		/* Make room: evict least recently used idle workers, and reap them
 		 * before the new one is started. */
@@ -486,9 +631,11 @@ static int sandbox_start(struct sandbox_worker *w, struct buf *err)
 		goto out;
 	}
 	if (ret == FRAME_COMPILE_ERROR) {
-		/* A reason, always: an empty one would read "compile failed: ". */
+		/* A reason, always: an empty one would read "compile failed: ".  It is
+		 * the worker's (tcc's, quoting the source: "#error ESC[2J") text, on its
+		 * way to logs, the LLM and readers: no control byte gets through. */
 		if (msg.len)
-			buf_add(err, msg.data, msg.len);
+			buf_addrepr(err, msg.data, msg.len, true);
 		else
 			buf_adds(err, "the compiler failed without a message");
 	} else if (ret == FRAME_COMPILED) {
@@ -550,6 +697,18 @@ int sandbox_init(const struct sandbox_config *cfg)
 	sbx.cfg.include_dir = sbx.include_dir;
 	memset(&sbx.stats, 0, sizeof(sbx.stats));
 	sbx.ready = true;
+	/* The workers enforce it (they see the same kernel); say it once here too. */
+	if (syscall(SYS_landlock_create_ruleset, NULL, 0, 1UL /* _VERSION */) < 0) {
+		if (sbx.cfg.allow_no_landlock)
+			log_warn("sandbox: Landlock is not available (%s): compiles are guarded "
+				 "by the precheck alone (-o allow_no_landlock)",
+				 strerror(errno));
+		else
+			log_error("sandbox: Landlock is not available (%s): every compile will "
+				  "be refused; use a kernel of 5.13 or later with landlock in its "
+				  "lsm= list, or accept the risk with -o allow_no_landlock",
+				  strerror(errno));
+	}
 out:
 	pthread_mutex_unlock(&sbx.lock);
 	return ret;
@@ -610,14 +769,27 @@ static int sandbox_run_once(struct sandbox_worker *w, const char *in, size_t inl
 {
 	struct timespec t0, t1;
 	int64_t deadline;
+	bool chain_top;
 	int ret;
 
 	/* The time limit covers the run only, not the compile before it.  One clock
 	 * read serves the limit and the run_ns statistic (frame_now_ms's clock). */
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	deadline = (int64_t)t0.tv_sec * 1000 + t0.tv_nsec / 1000000 + sbx.cfg.timeout_ms;
-	ret = sandbox_exchange(w, in, inlen, FRAME_TOO_LARGE, (uint32_t)sbx.cfg.max_answer,
+	/* A callee gets what is left of the top-level run's time (sandbox.h). */
+	chain_top = !sbx_chain.active;
+	if (chain_top) {
+		sbx_chain.active = true;
+		sbx_chain.deadline = deadline;
+	} else if (sbx_chain.deadline < deadline) {
+		deadline = sbx_chain.deadline;
+	}
+	/* FRAME_FAILED carries 8 bytes even when the answer cap is smaller */
+	ret = sandbox_exchange(w, in, inlen, FRAME_CALL,
+			       (uint32_t)(sbx.cfg.max_answer < 8 ? 8 : sbx.cfg.max_answer),
 			       deadline, out, err);
+	if (chain_top)
+		sbx_chain.active = false;
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	pthread_mutex_lock(&sbx.lock);
 	sbx.stats.runs++;
@@ -625,6 +797,8 @@ static int sandbox_run_once(struct sandbox_worker *w, const char *in, size_t inl
 	    (uint64_t)((t1.tv_sec - t0.tv_sec) * 1000000000LL + (t1.tv_nsec - t0.tv_nsec));
 	pthread_mutex_unlock(&sbx.lock);
 	*reuse = false;
+	if ((ret == FRAME_ANSWER || ret == FRAME_REJECTED) && out->len > sbx.cfg.max_answer)
+		ret = FRAME_TOO_LARGE;
 	switch (ret) {
 	case FRAME_ANSWER:
 		*reuse = sandbox_worker_clean(w);
@@ -636,10 +810,53 @@ static int sandbox_run_once(struct sandbox_worker *w, const char *in, size_t inl
 		buf_reset(out);
 		buf_printf(err, "answer exceeds %zu bytes", sbx.cfg.max_answer);
 		return -EIO;
+	case FRAME_FAILED: {
+		int32_t fail[2];
+
+		if (out->len != sizeof(fail)) {
+			buf_adds(err, "protocol violation from the worker");
+		} else {
+			memcpy(fail, out->data, sizeof(fail));
+			if (fail[0] == FRAME_FAIL_DIED) {
+				/* the zygote is untouched: it may serve again */
+				sandbox_describe_status(fail[1], err);
+				*reuse = sandbox_worker_clean(w);
+			} else {
+				buf_adds(err, "protocol violation from the procedure");
+			}
+		}
+		buf_reset(out);
+		pthread_mutex_lock(&sbx.lock);
+		sbx.stats.crashes++;
+		pthread_mutex_unlock(&sbx.lock);
+		return -EIO;
+	}
 	default:
 		buf_reset(out);
 		return -EIO;
 	}
+}
+
+void sandbox_set_call_handler(sandbox_call_fn fn)
+{
+	pthread_mutex_lock(&sbx.lock);
+	sbx.call_fn = fn;
+	pthread_mutex_unlock(&sbx.lock);
+}
+
+void sandbox_chain_suspend(struct sandbox_chain_saved *saved)
+{
+	saved->active = sbx_chain.active;
+	saved->deadline = sbx_chain.deadline;
+	saved->since = frame_now_ms();
+	sbx_chain.active = false;
+}
+
+void sandbox_chain_resume(const struct sandbox_chain_saved *saved)
+{
+	sbx_chain.active = saved->active;
+	/* the time spent suspended is not the chain's */
+	sbx_chain.deadline = saved->deadline + (frame_now_ms() - saved->since);
 }
 
 int sandbox_run(const char *source, size_t srclen, const char *in, size_t inlen, struct buf *out,
@@ -716,4 +933,303 @@ void sandbox_get_stats(struct sandbox_stats *st)
 	*st = sbx.stats;
 	st->live_workers = sbx.idle.n + sbx.busy.n;
 	pthread_mutex_unlock(&sbx.lock);
+}
+
+/* ------------------------------------------------------------------------- */
+/* Batches (seglam map) */
+
+#define SANDBOX_BATCH_PIPE (1 << 20) /* pipe size asked for: one write, one wakeup */
+#define SANDBOX_BATCH_READ (256u << 10)
+#define SANDBOX_BATCH_SLACK_MS 50 /* flush interval + coarse clock granularity */
+#define SANDBOX_BATCH_FLUSH_MS 10
+#define SANDBOX_BATCH_OUT (1u << 20) /* answers of one batch, bytes (then FRAME_SKIPPED) */
+
+static void sandbox_put_le32(char *p, uint32_t v)
+{
+	p[0] = (char)(v & 0xff);
+	p[1] = (char)((v >> 8) & 0xff);
+	p[2] = (char)((v >> 16) & 0xff);
+	p[3] = (char)(v >> 24);
+}
+
+/*
+ * Turn the worker records read into @out from @*parse on into batch records,
+ * in place: [i32 status][u32 len] native -> [u32 kind][u32 len] little-endian.
+ * An answer over the cap becomes a failure with its reason.  Counts complete
+ * records in @*got (at most @want).  Returns 0, or -EPROTO for a bad record.
+ */
+static int sandbox_batch_parse(struct buf *out, size_t *parse, size_t *got, size_t *skipped,
+			       size_t want)
+{
+	while (*got + *skipped < want && out->len - *parse >= FRAME_RESP_HDR) {
+		uint8_t *h = (uint8_t *)out->data + *parse;
+		int32_t status;
+		uint32_t len;
+
+		if (frame_get_response(h, FRAME_SKIPPED, SANDBOX_CALL_CAP, &status, &len) < 0 ||
+		    (status != FRAME_CALL && len > sbx.cfg.max_answer &&
+		     !(status == FRAME_FAILED && len == 8)) ||
+		    (status == FRAME_FAILED && len != 8))
+			return -EPROTO;
+		if (status == FRAME_CALL || status == FRAME_FAILED) {
+			/* the zygote's: handled by the caller once it is whole */
+			if (*skipped)
+				return -EPROTO;
+			if (out->len - *parse - FRAME_RESP_HDR < len)
+				break;
+			return status;
+		}
+		if (status == FRAME_SKIPPED) {
+			/* no bytes; once skipping, every later input is skipped too */
+			if (len)
+				return -EPROTO;
+			memmove(h, h + FRAME_RESP_HDR, out->len - *parse - FRAME_RESP_HDR);
+			out->len -= FRAME_RESP_HDR;
+			(*skipped)++;
+			continue;
+		}
+		if (*skipped)
+			return -EPROTO;
+		if (out->len - *parse - FRAME_RESP_HDR < len)
+			break;
+		if (status == FRAME_TOO_LARGE) {
+			char why[64];
+			size_t wl = (size_t)snprintf(why, sizeof(why), "answer exceeds %zu bytes",
+						     sbx.cfg.max_answer);
+			size_t at = *parse + FRAME_RESP_HDR;
+
+			buf_grow(out, wl);
+			memmove(out->data + at + wl, out->data + at, out->len - at);
+			memcpy(out->data + at, why, wl);
+			out->len += wl;
+			h = (uint8_t *)out->data + *parse;
+			status = SANDBOX_FAILED;
+			len = (uint32_t)wl;
+		}
+		sandbox_put_le32((char *)h, (uint32_t)status);
+		sandbox_put_le32((char *)h + 4, len);
+		*parse += FRAME_RESP_HDR + len;
+		(*got)++;
+	}
+	return 0;
+}
+
+/*
+ * Send @count inputs (@frames, @bytes) as one batch request and read the answers
+ * into @out.  *@got counts the inputs answered, even on failure.  Returns 0, or
+ * -EIO with the reason in @err and the worker reaped.
+ */
+static int sandbox_batch_exchange(struct sandbox_worker *w, const char *frames, size_t bytes,
+				  size_t count, bool each, struct buf *out, size_t *got,
+				  struct buf *err)
+{
+	uint8_t req[FRAME_REQ_HDR + sizeof(struct frame_batch)];
+	struct frame_batch b = {.flags = each ? FRAME_BATCH_EACH : 0,
+				.flush_ms = SANDBOX_BATCH_FLUSH_MS,
+				.count = (uint32_t)count,
+				.bytes = (uint32_t)bytes,
+				.out_max = SANDBOX_BATCH_OUT};
+	size_t parse = out->len, base = out->len, skipped = 0;
+	int64_t deadline = frame_now_ms() + sbx.cfg.timeout_ms + SANDBOX_BATCH_SLACK_MS;
+	int wr;
+
+	*got = 0;
+	frame_put_request(req, FRAME_REQ_BATCH);
+	memcpy(req + FRAME_REQ_HDR, &b, sizeof(b));
+	wr = frame_write_full(w->req_fd, req, sizeof(req), deadline);
+	if (!wr)
+		wr = frame_write_full(w->req_fd, frames, bytes, deadline);
+	if (wr == -ETIMEDOUT)
+		goto timeout;
+	/* On a write error (EPIPE) the worker is gone: reading says why. */
+	while (*got + skipped < count) {
+		struct pollfd p = {.fd = w->resp_fd, .events = POLLIN};
+		size_t before = *got;
+		int64_t left;
+		ssize_t r;
+		int rec;
+
+		buf_grow(out, SANDBOX_BATCH_READ);
+		r = read(w->resp_fd, out->data + out->len, SANDBOX_BATCH_READ);
+		if (r > 0) {
+			out->len += (size_t)r;
+			/* An honest worker stops at out_max plus one answer. */
+			rec = sandbox_batch_parse(out, &parse, got, &skipped, count);
+			if (rec < 0 || parse - base > SANDBOX_BATCH_OUT + sbx.cfg.max_answer + 64) {
+				buf_adds(err, "protocol violation from the worker");
+				goto kill;
+			}
+			if (rec == FRAME_CALL) {
+				/* seglam_call from the current input: answered within its
+				 * time limit, which also bounds the callee (sandbox.h) */
+				uint32_t len;
+				int rc;
+
+				memcpy(&len, out->data + parse + 4, 4);
+				sbx_chain.active = true;
+				sbx_chain.deadline = deadline;
+				rc = sandbox_answer_call(w, out->data + parse + FRAME_RESP_HDR, len,
+							 &deadline, err);
+				sbx_chain.active = false;
+				memmove(out->data + parse, out->data + parse + FRAME_RESP_HDR + len,
+					out->len - parse - FRAME_RESP_HDR - len);
+				out->len -= FRAME_RESP_HDR + len;
+				if (rc == -ETIMEDOUT)
+					goto timeout;
+				if (rc < 0)
+					goto kill;
+				continue;
+			}
+			if (rec == FRAME_FAILED) {
+				/* the zygote's word for the input it was on: its child
+				 * died (the reason) or broke the protocol */
+				int32_t fail[2];
+
+				memcpy(fail, out->data + parse + FRAME_RESP_HDR, sizeof(fail));
+				if (fail[0] == FRAME_FAIL_DIED)
+					sandbox_describe_status(fail[1], err);
+				else
+					buf_adds(err, "protocol violation from the procedure");
+				pthread_mutex_lock(&sbx.lock);
+				sbx.stats.crashes++;
+				pthread_mutex_unlock(&sbx.lock);
+				goto kill_quiet;
+			}
+			/* The time limit is per input: it restarts with each answer. */
+			if (*got > before)
+				deadline =
+				    frame_now_ms() + sbx.cfg.timeout_ms + SANDBOX_BATCH_SLACK_MS;
+			continue;
+		}
+		if (r == 0 || (errno != EINTR && errno != EAGAIN))
+			goto died;
+		if (errno == EINTR)
+			continue;
+		left = deadline - frame_now_ms();
+		if (left <= 0)
+			goto timeout;
+		if (poll(&p, 1, left > 60000 ? 60000 : (int)left) < 0 && errno != EINTR)
+			goto died;
+	}
+	if (parse == out->len)
+		return 0;
+	/* Every answer is in, but more bytes came: keep the answers, not the worker. */
+	log_error("sandbox: worker %d sent bytes after its last answer: killed", (int)w->pid);
+	goto kill;
+timeout:
+	buf_printf(err, "timed out after %u ms", sbx.cfg.timeout_ms);
+	pthread_mutex_lock(&sbx.lock);
+	sbx.stats.timeouts++;
+	pthread_mutex_unlock(&sbx.lock);
+	goto kill;
+died:
+	out->len = parse; /* drop a partial record */
+	sandbox_worker_diagnose(w, err);
+	pthread_mutex_lock(&sbx.lock);
+	sbx.stats.crashes++;
+	pthread_mutex_unlock(&sbx.lock);
+	return -EIO;
+kill:
+kill_quiet:
+	out->len = parse;
+	sandbox_group_kill(w->pid);
+	while (waitpid(w->pid, NULL, 0) < 0 && errno == EINTR)
+		;
+	w->pid = 0;
+	return *got + skipped == count ? 0 : -EIO;
+}
+
+static void sandbox_batch_failed(struct buf *out, const struct buf *why)
+{
+	char h[8];
+
+	sandbox_put_le32(h, SANDBOX_FAILED);
+	sandbox_put_le32(h + 4, (uint32_t)why->len);
+	buf_add(out, h, sizeof(h));
+	buf_add(out, why->data ? why->data : "", why->len);
+}
+
+int sandbox_run_batch(const char *source, size_t srclen, const char *frames, size_t bytes,
+		      size_t count, struct buf *out, size_t *ran, struct buf *err)
+{
+	uint64_t key = XXH3_64bits(source, srclen);
+	struct buf why = BUF_INIT;
+	size_t done = 0, off = 0, mark = out->len;
+	bool each = false;
+	int ret = 0;
+
+	if (srclen > SANDBOX_MAX_SOURCE) {
+		buf_printf(err, "source is larger than %u bytes", SANDBOX_MAX_SOURCE);
+		return -EIO;
+	}
+	if (bytes > FRAME_BATCH_MAX || count > FRAME_BATCH_MAX_COUNT) {
+		buf_printf(err, "batch larger than %u bytes or %u inputs", FRAME_BATCH_MAX,
+			   FRAME_BATCH_MAX_COUNT);
+		return -EIO;
+	}
+	while (done < count) {
+		struct sandbox_worker *w = NULL;
+		struct timespec t0, t1;
+		size_t got = 0;
+
+		ret = sandbox_checkout(key, source, srclen, &w);
+		if (ret < 0) {
+			buf_printf(err, "sandbox: %s", strerror(-ret));
+			ret = -EIO;
+			break;
+		}
+		if (w->pid <= 0) {
+			ret = sandbox_start(w, err);
+			if (ret < 0) {
+				sandbox_checkin(w, false);
+				break;
+			}
+			/* Room for a whole batch in each pipe: fewer wakeups both ways. */
+			fcntl(w->req_fd, F_SETPIPE_SZ, SANDBOX_BATCH_PIPE);
+			fcntl(w->resp_fd, F_SETPIPE_SZ, SANDBOX_BATCH_PIPE);
+		}
+		clock_gettime(CLOCK_MONOTONIC, &t0);
+		buf_reset(&why);
+		ret = sandbox_batch_exchange(w, frames + off, bytes - off, count - done, each, out,
+					     &got, &why);
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+		pthread_mutex_lock(&sbx.lock);
+		sbx.stats.runs += got;
+		sbx.stats.run_ns +=
+		    (uint64_t)((t1.tv_sec - t0.tv_sec) * 1000000000LL + (t1.tv_nsec - t0.tv_nsec));
+		pthread_mutex_unlock(&sbx.lock);
+		sandbox_checkin(w, ret == 0 && w->pid > 0 && sandbox_worker_clean(w));
+		for (size_t i = 0; i < got; i++)
+			off += FRAME_REQ_HDR + frame_get_request((const uint8_t *)frames + off);
+		done += got;
+		if (ret == 0 && done < count && !got) {
+			/* an honest worker always runs the first input of a batch */
+			buf_adds(err, "protocol violation from the worker (skipped every input)");
+			ret = -EIO;
+			break;
+		}
+		if (ret == 0)
+			break; /* all answered, or the rest skipped (out_max): sent again */
+		ret = 0;
+		if (!each && count - done > 1) {
+			/* Buffered answers died with the worker: go again answer by
+			 * answer, so the input that kills it is known. */
+			each = true;
+			continue;
+		}
+		/* Answer by answer (or with one input left), the first input not
+		 * answered is the culprit.  The rest of this batch stays answer by
+		 * answer: where one input failed, the next failure costs one run. */
+		sandbox_batch_failed(out, &why);
+		off += FRAME_REQ_HDR + frame_get_request((const uint8_t *)frames + off);
+		done++;
+		each = true;
+	}
+	if (ret < 0) {
+		out->len = mark;
+		done = 0;
+	}
+	*ran = done;
+	buf_free(&why);
+	return ret;
 }

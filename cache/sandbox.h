@@ -12,6 +12,7 @@
 #ifndef SEGLAM_SANDBOX_H
 #define SEGLAM_SANDBOX_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -24,6 +25,13 @@ struct sandbox_config {
 	size_t max_answer;	 /* answer size cap in bytes; default 1 MiB */
 	size_t mem_limit;	 /* worker address-space limit in bytes; default 256 MiB */
 	unsigned max_workers;	 /* live workers kept in the pool (LRU); default 64 */
+	/* Compile even where Landlock is missing (-o allow_no_landlock): tcc then
+	 * can read any file user nobody can, guarded only by the precheck. */
+	bool allow_no_landlock;
+	/* Run every input in the worker process itself (-o worker_reuse) instead of
+	 * a fresh child per input: no fork per run, but a procedure may then keep
+	 * state from one input (one reader) to the next.  See SECURITY.md. */
+	bool worker_reuse;
 };
 
 int sandbox_init(const struct sandbox_config *cfg);
@@ -47,11 +55,64 @@ int sandbox_compile(const char *source, size_t srclen, struct buf *err);
 int sandbox_run(const char *source, size_t srclen, const char *in, size_t inlen, struct buf *out,
 		struct buf *err);
 
+/* Record kinds of sandbox_run_batch (and of MOUNT/map/TYPE, which passes them on). */
+enum { SANDBOX_ANSWER = 0, SANDBOX_REJECTED = 1, SANDBOX_FAILED = 2 };
+
+/*
+ * Run the procedure @source on @count inputs at once (seglam map).  @frames holds
+ * them as [u32 len][len bytes], host byte order, @bytes in all (at most 4 MiB and
+ * 65536 inputs).  Appends one record per input to @out, in order:
+ * [u32 kind][u32 len][len bytes], little-endian, kind SANDBOX_ANSWER (the answer),
+ * SANDBOX_REJECTED (the procedure's reason) or SANDBOX_FAILED (why: crashed, timed
+ * out, answer too large).  The time limit applies to each input; an input that
+ * kills its worker fails alone and the next inputs go to a fresh worker.
+ * Answers beyond about 1 MiB are not made: *@ran says how many inputs (a prefix,
+ * at least one) have their record; the caller sends the rest again.
+ * Returns 0, or -EIO with @err (and nothing appended) when the procedure cannot
+ * run at all (does not compile, no worker).
+ */
+int sandbox_run_batch(const char *source, size_t srclen, const char *frames, size_t bytes,
+		      size_t count, struct buf *out, size_t *ran, struct buf *err);
+
 /* Kill pooled workers of this source (it was replaced or evicted). */
 void sandbox_forget(const char *source, size_t srclen);
 
+/*
+ * Composition.  A procedure's seglam_call() reaches the daemon as a call frame
+ * during a run; the exchange loop hands it to @fn (set once at start by the
+ * cache layer), on the thread running the caller, and sends the answer back.
+ * @fn returns 0 with the callee's answer in @out, or -errno (the procedure sees
+ * NULL) with a reason in @why.  Without a handler every call fails.
+ *
+ * While a caller waits, its worker is "parked": it does not count against
+ * max_workers (nor against the per-source limit), so the callee can always get a
+ * worker and a chain never deadlocks at the cap.  Parked workers use no CPU; the
+ * pool exceeds the cap by at most the parked ones, at most 8 per chain (the depth
+ * limit), and goes back under the cap as chains finish.
+ *
+ * The time limit of a top-level run covers the whole chain: a run started while
+ * another run of this thread waits on a call has only the time left.
+ */
+typedef int (*sandbox_call_fn)(const char *type, const char *in, size_t len, struct buf *out,
+			       struct buf *why);
+void sandbox_set_call_handler(sandbox_call_fn fn);
+
+/*
+ * Step out of the current chain's time limit (for work that is not running the
+ * chain's procedures: admitting a callee, asking the LLM for it): runs started
+ * until sandbox_chain_resume() get their own limit, and the time spent is not
+ * counted against the chain.  @saved is opaque state for resume.
+ */
+struct sandbox_chain_saved {
+	int64_t deadline, since;
+	int active;
+};
+void sandbox_chain_suspend(struct sandbox_chain_saved *saved);
+void sandbox_chain_resume(const struct sandbox_chain_saved *saved);
+
 struct sandbox_stats {
 	uint64_t spawns, runs, compiles, compile_failures, crashes, timeouts, live_workers;
+	uint64_t calls, parked_max; /* call frames served; most workers parked at once */
 	uint64_t run_ns; /* time in run exchanges: request written to answer read */
 };
 void sandbox_get_stats(struct sandbox_stats *st);

@@ -11,6 +11,7 @@
 
 #include "log.h"
 #include "meta.h"
+#include "nearest.h"
 #include "sandbox.h"
 #include "store.h"
 
@@ -510,6 +511,7 @@ static int synth_version(struct synth_run *r, const char *start, const char *fai
 	struct llm_prompt_input pin = {0};
 	struct buf system = BUF_INIT, user = BUF_INIT, why = BUF_INIT;
 	struct buf prev = BUF_INIT, fail = BUF_INIT, line = BUF_INIT;
+	struct llm_callable *callable = NULL;
 	unsigned round;
 	int ret = -EIO;
 
@@ -517,6 +519,9 @@ static int synth_version(struct synth_run *r, const char *start, const char *fai
 	pin.spec = m->spec;
 	pin.cases = m->cases;
 	pin.ncases = m->ncases;
+	/* Composition: show the LLM what it may call instead of re-deriving it. */
+	pin.ncallable = nearest_types(m->type, m->spec, NEAREST_MAX, &callable);
+	pin.callable = callable;
 	if (start) {
 		buf_adds(&prev, start);
 		buf_adds(&fail, failure ? failure : "");
@@ -625,6 +630,7 @@ static int synth_version(struct synth_run *r, const char *start, const char *fai
 	buf_free(&prev);
 	buf_free(&fail);
 	buf_free(&line);
+	nearest_free(callable, pin.ncallable);
 	return ret;
 }
 

@@ -1,6 +1,7 @@
 /* buf: growable byte buffer, see buf.h. */
 #include "buf.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -72,6 +73,69 @@ void buf_vprintf(struct buf *b, const char *fmt, va_list ap)
 	b->len += (size_t)n;
 }
 
+/* Length of the valid UTF-8 sequence at @s (at most @n bytes) that is not a C1
+ * control, or 0. */
+static size_t buf_utf8_len(const unsigned char *s, size_t n)
+{
+	uint32_t cp;
+	size_t len;
+
+	if (s[0] >= 0xc2 && s[0] <= 0xdf) {
+		len = 2;
+		cp = s[0] & 0x1f;
+	} else if (s[0] >= 0xe0 && s[0] <= 0xef) {
+		len = 3;
+		cp = s[0] & 0x0f;
+	} else if (s[0] >= 0xf0 && s[0] <= 0xf4) {
+		len = 4;
+		cp = s[0] & 0x07;
+	} else {
+		return 0;
+	}
+	if (len > n)
+		return 0;
+	for (size_t i = 1; i < len; i++) {
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+		cp = cp << 6 | (s[i] & 0x3f);
+	}
+	if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
+	    (cp >= 0xd800 && cp <= 0xdfff) || (cp >= 0x80 && cp <= 0x9f))
+		return 0;
+	return len;
+}
+
+void buf_addrepr(struct buf *b, const void *data, size_t len, bool keep_newlines)
+{
+	const unsigned char *s = data;
+
+	buf_grow(b, len);
+	for (size_t i = 0; i < len;) {
+		unsigned char c = s[i];
+		size_t u;
+
+		if (c == '\\') {
+			buf_adds(b, "\\\\");
+		} else if (c == '\n') {
+			buf_adds(b, keep_newlines ? "\n" : "\\n");
+		} else if (c == '\t') {
+			buf_adds(b, "\\t");
+		} else if (c >= 0x20 && c < 0x7f) {
+			buf_addc(b, (char)c);
+		} else if (c >= 0x80 && (u = buf_utf8_len(s + i, len - i)) > 0) {
+			buf_add(b, s + i, u);
+			i += u;
+			continue;
+		} else {
+			static const char hex[] = "0123456789abcdef";
+			char esc[4] = {'\\', 'x', hex[c >> 4], hex[c & 15]};
+
+			buf_add(b, esc, sizeof(esc));
+		}
+		i++;
+	}
+}
+
 void buf_printf(struct buf *b, const char *fmt, ...)
 {
 	va_list ap;
@@ -119,7 +183,7 @@ const char *buf_str(const struct buf *b)
 	return b->data ? b->data : "";
 }
 
-void buf_addrepr(struct buf *b, const void *data, size_t len, size_t max)
+void buf_addquoted(struct buf *b, const void *data, size_t len, size_t max)
 {
 	const unsigned char *s = data;
 	size_t i;

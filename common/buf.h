@@ -11,6 +11,7 @@
 #define SEGLAM_BUF_H
 
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 struct buf {
@@ -30,6 +31,15 @@ void buf_adds(struct buf *b, const char *s);
 void buf_addc(struct buf *b, char c);
 void buf_printf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void buf_vprintf(struct buf *b, const char *fmt, va_list ap);
+/*
+ * Append untrusted text (a compiler message, anything a worker sent) so that it is
+ * safe in a log, a terminal or a reply: a backslash becomes \\, a tab \t, and every
+ * other control byte (C0, DEL, the C1 range U+0080-U+009F) and every byte that is
+ * not part of valid UTF-8 becomes \xNN, so no escape sequence, bell or forged line
+ * gets through.  Newlines are kept when @keep_newlines (a message of several lines),
+ * else written as \n.
+ */
+void buf_addrepr(struct buf *b, const void *data, size_t len, bool keep_newlines);
 void buf_reset(struct buf *b);
 void buf_truncate(struct buf *b, size_t len);
 void buf_free(struct buf *b);
@@ -41,7 +51,7 @@ char *buf_steal(struct buf *b);
  * bytes as \xNN (bytes >= 0x80 kept: UTF-8 stays readable), then "... (N bytes)"
  * when cut.  The quoting of proc.c's quote() and synth.c's synth_quote().
  */
-void buf_addrepr(struct buf *b, const void *data, size_t len, size_t max);
+void buf_addquoted(struct buf *b, const void *data, size_t len, size_t max);
 /* Returns a printable C string even for an empty, never-grown buffer. */
 const char *buf_str(const struct buf *b);
 

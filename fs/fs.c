@@ -30,6 +30,7 @@
 
 #include "atomic.h"
 #include "log.h"
+#include "map.h"
 #include "name.h"
 #include "node.h"
 #include "perm.h"
@@ -51,7 +52,7 @@ static _Atomic size_t fs_query_bytes;
 static struct fuse_session *fs_session;
 static struct timespec fs_mounted; /* the times of the directories the mount makes */
 
-enum handle_kind { H_ANSWER, H_QUERY, H_STATS, H_PFILE, H_DIR };
+enum handle_kind { H_ANSWER, H_QUERY, H_STATS, H_PFILE, H_DIR, H_MAP };
 
 struct pfile {
 	pthread_mutex_t lock;
@@ -84,6 +85,7 @@ struct handle {
 			struct buf reply; /* status mode: what follows the input */
 		} q;
 		struct buf text;
+		struct map_stream *map;
 		struct pfile pf;
 		struct {
 			struct dirent_snap *ents;
@@ -107,6 +109,7 @@ void fs_init(const struct fs_config *cfg)
 		fs_cfg.timeout = 1.0;
 	if (!fs_cfg.query_mem)
 		fs_cfg.query_mem = (size_t)256 << 20;
+	map_init(fs_cfg.query_mem);
 }
 
 /* Every live handle, so that those the kernel never released (a lazy unmount
@@ -293,11 +296,12 @@ static int node_attr(struct node *n, struct stat *st, double *timeout)
 	switch (n->kind) {
 	case NODE_ROOT:
 		attr_dir(st, ino, 0755);
-		st->st_nlink = 6;
+		st->st_nlink = 7;
 		*timeout = FS_FIXED_TIMEOUT;
 		break;
 	case NODE_ASK:
 	case NODE_QUERY:
+	case NODE_MAP:
 		attr_dir(st, ino, 0555);
 		*timeout = FS_FIXED_TIMEOUT;
 		break;
@@ -319,6 +323,7 @@ static int node_attr(struct node *n, struct stat *st, double *timeout)
 		attr_dir(st, ino, 0555);
 		break;
 	case NODE_QUERY_TYPE:
+	case NODE_MAP_TYPE:
 		attr_file(st, ino, 0666, 0,
 			  (int64_t)fs_mounted.tv_sec * 1000000000 + fs_mounted.tv_nsec);
 		break;
@@ -459,6 +464,7 @@ static void fs_lookup(fuse_req_t req, fuse_ino_t parent_ino, const char *name)
 		break;
 	case NODE_ASK:
 	case NODE_QUERY:
+	case NODE_MAP:
 		if (parent->ino == INO_QUERY && !strcmp(name, QUERY_STATUS_DIR)) {
 			/* query/.status/ works as query/ does, with the status in the data. */
 			n = node_lookup_child(parent, name, NODE_QUERY);
@@ -473,7 +479,9 @@ static void fs_lookup(fuse_req_t req, fuse_ino_t parent_ino, const char *name)
 		if (ret)
 			goto out;
 		n = node_lookup_child(parent, name,
-				      parent->kind == NODE_ASK ? NODE_ASK_TYPE : NODE_QUERY_TYPE);
+				      parent->kind == NODE_ASK	 ? NODE_ASK_TYPE
+				      : parent->kind == NODE_MAP ? NODE_MAP_TYPE
+								 : NODE_QUERY_TYPE);
 		n->nlookup--; /* counted below */
 		break;
 	case NODE_PROCS:
@@ -851,14 +859,16 @@ static void fs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 		dir_add(h, "query", S_IFDIR, INO_QUERY);
 		dir_add(h, "stats", S_IFREG, INO_STATS);
 		dir_add(h, "q", S_IFDIR, INO_Q);
+		dir_add(h, "map", S_IFDIR, INO_MAP);
 		break;
 	case NODE_ASK:
 	case NODE_PROCS:
 	case NODE_QUERY:
+	case NODE_MAP:
 		ret = store_foreach_type(type_foreach_add, h);
 		if (kind == NODE_PROCS && !ret)
 			procs_dot_entries(h);
-		if (kind == NODE_QUERY)
+		if (kind == NODE_QUERY || kind == NODE_MAP)
 			for (size_t i = 2; i < h->dir.n; i++)
 				h->dir.ents[i].type = S_IFREG;
 		break;
@@ -962,6 +972,9 @@ static void handle_destroy(struct handle *h)
 		break;
 	case H_STATS:
 		buf_free(&h->text);
+		break;
+	case H_MAP:
+		map_close(h->map);
 		break;
 	case H_PFILE:
 		pfile_save(h);
@@ -1364,7 +1377,7 @@ static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	kind = n ? n->kind : NODE_ROOT;
 	if (n && kind == NODE_QUERY_TYPE)
 		status = n->parent && n->parent->ino != INO_QUERY;
-	if (n && (kind == NODE_ANSWER || kind == NODE_QUERY_TYPE)) {
+	if (n && (kind == NODE_ANSWER || kind == NODE_QUERY_TYPE || kind == NODE_MAP_TYPE)) {
 		type = strdup(n->type);
 		if (kind == NODE_ANSWER) {
 			input = malloc(n->inlen + 1);
@@ -1399,6 +1412,12 @@ static void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		pthread_mutex_init(&h->q.lock, NULL);
 		h->q.status = status;
 		fi->direct_io = 1;
+		break;
+	case NODE_MAP_TYPE:
+		h = handle_new(H_MAP, ino);
+		ret = map_open(type, &h->map);
+		fi->direct_io = 1;
+		fi->nonseekable = 1;
 		break;
 	case NODE_STATS:
 		h = handle_new(H_STATS, ino);
@@ -1593,6 +1612,9 @@ static void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 			answer_put(a);
 		}
 		return;
+	case H_MAP:
+		map_read(req, h->map, size);
+		return;
 	case H_PFILE:
 		data = malloc(size ? size : 1);
 		if (!data)
@@ -1650,6 +1672,10 @@ static void fs_write(fuse_req_t req, fuse_ino_t ino, const char *data, size_t si
 			fuse_reply_err(req, -ret);
 		else
 			fuse_reply_write(req, size);
+		return;
+	}
+	if (h->kind == H_MAP) {
+		map_write(req, h->map, data, size);
 		return;
 	}
 	if (h->kind != H_PFILE || !h->pf.writable) {
@@ -1772,13 +1798,15 @@ static void fs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to
 
 	ret = procs_path(ino, NULL, &path, &type);
 	if (ret == -EPERM || ret == -EACCES) {
-		/* Outside procs/: only a no-op truncate of a query file is harmless; the
-		 * owner (or root) restoring a backup may set the owner, mode and times of
-		 * the directories the mount makes, which keep none of them (as on other
+		/* Outside procs/: only a no-op truncate of a query or map file is harmless;
+		 * the owner (or root) restoring a backup may set the owner, mode and times
+		 * of the directories the mount makes, which keep none of them (as on other
 		 * virtual filesystems), so that rsync -a, cp -a and tar exit 0. */
-		if (h && h->kind == H_QUERY && to_set == FUSE_SET_ATTR_SIZE && attr->st_size == 0)
+		if (h && (h->kind == H_QUERY || h->kind == H_MAP) && to_set == FUSE_SET_ATTR_SIZE &&
+		    attr->st_size == 0)
 			ret = 0;
-		else if (!(to_set & FUSE_SET_ATTR_SIZE) && ino >= INO_ROOT && ino <= INO_QUERY)
+		else if (!(to_set & FUSE_SET_ATTR_SIZE) &&
+			 ((ino >= INO_ROOT && ino <= INO_QUERY) || ino == INO_MAP))
 			ret = fixed_dir_setattr(req, attr, to_set);
 		if (!ret) {
 			fs_getattr(req, ino, fi);

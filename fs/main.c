@@ -43,7 +43,8 @@ struct options {
 	int allow_other, default_permissions;
 	unsigned long tokens_per_hour;
 	char *worker, *include, *library;
-	int use_library, readonly, debug_log, show_help, show_version;
+	int use_library, readonly, debug_log, show_help, show_version, allow_no_landlock;
+	int worker_reuse;
 	char *llm, *llm_url, *llm_model, *llm_command, *llm_max_tokens_field;
 	unsigned llm_timeout_ms, llm_max_tokens;
 	double price_in, price_out;
@@ -70,6 +71,8 @@ static const struct fuse_opt option_spec[] = {
     OPT("library", use_library),
     OPT("library=%s", library),
     OPT("log_debug", debug_log),
+    OPT("allow_no_landlock", allow_no_landlock),
+    OPT("worker_reuse", worker_reuse),
     OPT("llm=%s", llm),
     OPT("llm_url=%s", llm_url),
     OPT("llm_model=%s", llm_model),
@@ -100,9 +103,11 @@ static void usage(const char *prog)
 	    "  MOUNTPOINT/procs/TYPE/      the procedure's source.c, tests/, spec, meta.json, log\n"
 	    "  MOUNTPOINT/query/TYPE       write an input, read the answer\n"
 	    "  MOUNTPOINT/query/.status/TYPE  the same, after a status line (seglam ask)\n"
+	    "  MOUNTPOINT/map/TYPE         framed inputs in, framed answers out (seglam map)\n"
 	    "  MOUNTPOINT/stats            counters\n\n"
 	    "seglamfs options:\n"
-	    "  -o library[=DIR]         copy the bundled procedures into STORE (types it lacks)\n"
+	    "  -o library[=DIR]         copy the bundled procedures into STORE (new and\n"
+	    "                           unedited library types)\n"
 	    "  -o timeout=MS            time limit of one compile or run (default 2000)\n"
 	    "  -o revalidate=MS         how often the store is re-checked for changes made\n"
 	    "                           elsewhere, e.g. by other daemons (default 1000)\n"
@@ -117,6 +122,11 @@ static void usage(const char *prog)
 	    "  -o worker=PATH           the seglam-worker binary\n"
 	    "  -o include=DIR           the headers procedures compile against\n"
 	    "  -o log_debug             verbose log\n"
+	    "  -o allow_no_landlock     compile even without Landlock (kernel < 5.13): the\n"
+	    "                           compiler could then read files of this host\n"
+	    "  -o worker_reuse          run every input in the pooled worker itself (no fork\n"
+	    "                           per run): faster, but a procedure may then remember\n"
+	    "                           earlier inputs and show them to later readers\n"
 	    "LLM options (environment: SEGLAM_LLM, SEGLAM_LLM_URL, SEGLAM_LLM_MODEL,\n"
 	    "SEGLAM_LLM_API_KEY, SEGLAM_LLM_COMMAND; the key is never taken as an option):\n"
 	    "  -o llm=openai|anthropic|command|none\n"
@@ -391,6 +401,8 @@ int main(int argc, char *argv[])
 	sc.max_answer = o.max_answer ? o.max_answer : 1 << 20;
 	sc.mem_limit = (size_t)(o.worker_mem_mb ? o.worker_mem_mb : 256) << 20;
 	sc.max_workers = o.workers ? o.workers : 64;
+	sc.allow_no_landlock = o.allow_no_landlock;
+	sc.worker_reuse = o.worker_reuse;
 	if (!path_exists(sc.worker_path) || !path_exists(sc.include_dir)) {
 		fprintf(stderr,
 			"seglamfs: %s: not found (pass -o worker=PATH and -o include=DIR)\n",

@@ -18,7 +18,7 @@ static struct {
 	uint64_t next_ino;
 } nodes;
 
-#define NODE_FIXED 6
+#define NODE_FIXED 7
 static struct node fixed[NODE_FIXED];
 
 static size_t ino_bucket(uint64_t ino)
@@ -89,7 +89,8 @@ void node_init(void)
 			      {NODE_PROCS, "procs"},
 			      {NODE_QUERY, "query"},
 			      {NODE_STATS, "stats"},
-			      {NODE_ASK_TYPE, "q"}};
+			      {NODE_ASK_TYPE, "q"},
+			      {NODE_MAP, "map"}};
 	size_t i;
 
 	node_generation = (uint64_t)time(NULL);
@@ -156,7 +157,8 @@ struct node *node_lookup_child(struct node *parent, const char *name, enum node_
 		n->name = strdup(name);
 		if (!n->name)
 			abort();
-		if (kind == NODE_ASK_TYPE || kind == NODE_QUERY_TYPE || kind == NODE_PROCS_TYPE) {
+		if (kind == NODE_ASK_TYPE || kind == NODE_QUERY_TYPE || kind == NODE_PROCS_TYPE ||
+		    kind == NODE_MAP_TYPE) {
 			n->type_owned = strdup(name);
 			if (!n->type_owned)
 				abort();

@@ -33,6 +33,8 @@ enum node_kind {
 	NODE_QUERY_TYPE, /* query/TYPE */
 	NODE_PROCS_TYPE, /* procs/TYPE/ */
 	NODE_PFILE,	 /* anything below procs/TYPE/ */
+	NODE_MAP,	 /* map/ */
+	NODE_MAP_TYPE,	 /* map/TYPE */
 };
 
 #define INO_ROOT 1
@@ -41,6 +43,7 @@ enum node_kind {
 #define INO_QUERY 4
 #define INO_STATS 5
 #define INO_Q 6 /* q/: an ASK_TYPE directory of the pseudo type ROUTE_TYPE */
+#define INO_MAP 7
 
 struct pfile;
 

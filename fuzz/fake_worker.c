@@ -41,6 +41,14 @@ static void skip_request(void)
 	if (read(0, hdr, 4) != 4)
 		return;
 	memcpy(&len, hdr, 4);
+	if (len == 0xfffffff0u) {
+		/* a batch (frame.h): flags, flush_ms, count, bytes, out_max; then bytes */
+		uint32_t b[5];
+
+		if (read(0, b, sizeof(b)) != (ssize_t)sizeof(b))
+			return;
+		len = b[3];
+	}
 	while (len) {
 		ssize_t r = read(0, chunk, len < sizeof(chunk) ? len : sizeof(chunk));
 

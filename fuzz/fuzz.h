@@ -27,6 +27,7 @@
 	X(cases)                                                                                   \
 	X(frame)                                                                                   \
 	X(sandbox)                                                                                 \
+	X(batch)                                                                                   \
 	X(precheck)                                                                                \
 	X(retry)
 

@@ -7,7 +7,8 @@
  * stream's, no length may exceed the cap, and nothing may block.
  *
  * Input: [u8 flags][u8 cap_lo][u8 cap_hi][stream...]; flags bit 0-1: highest
- * valid status (the daemon uses 1 for compile replies, 2 for run replies); bit 2:
+ * valid status (the daemon uses 1 for compile replies, 3 for run replies, which may
+ * be call requests: their payload then goes through frame_get_call); bit 2:
  * blocking reads (deadline -1, as the worker reads) instead of poll + deadline.
  */
 #include "fuzz.h"
@@ -86,6 +87,20 @@ int fuzz_frame(const uint8_t *data, size_t size)
 		off += (size_t)r;
 		if ((size_t)r < len)
 			break; /* the worker died mid-payload */
+		if (status == FRAME_CALL) {
+			/* A call request (composition): TYPE NUL INPUT, all within it. */
+			const char *type, *in;
+			size_t inlen;
+
+			payload[len] = '\0';
+			if (frame_get_call((const char *)payload, len, &type, &in, &inlen) == 0) {
+				size_t tl = strlen(type);
+
+				FUZZ_CHECK(type == (const char *)payload);
+				FUZZ_CHECK(tl >= 1 && tl <= FRAME_CALL_TYPE_MAX);
+				FUZZ_CHECK(in == type + tl + 1 && in + inlen == type + len);
+			}
+		}
 	}
 	FUZZ_CHECK(off <= n);
 	free(payload);

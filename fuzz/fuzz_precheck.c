@@ -9,7 +9,12 @@
  * logical line (comments count as blanks) starts a directive, which must be one
  * of the allowed ones, and an #include must name an allowed header as <h> (or
  * "seglam.h") with nothing after it; no _Pragma identifier outside literals and
- * pp-numbers; no NUL, no unterminated block comment.  Both must agree in both
+ * pp-numbers; no NUL, no unterminated block comment.  And where tcc's lexer reads
+ * differently from the C standard or between normal and #if-skipped text (issue
+ * 10): the rest of an #error/#warning line is raw (no comment or literal starts
+ * in it); a literal must close on its line; a '#' first on a line but after a
+ * comment is refused; a backslash outside a literal (after splicing) is refused.
+ * tests/unit/test_precheck_tcc.c checks the same against tcc itself.  Both must agree in both
  * directions: accepting what the reference finds forbidden is a sandbox hole,
  * refusing what it finds fine would break good procedures.  Also: the verdict
  * is stable, a refusal carries one message with a real line number, and
@@ -73,43 +78,80 @@ static size_t ref_splice(const uint8_t *in, size_t n, char *out)
  * End of the literal opened by the quote at @i: past its closing quote, or at
  * the newline (or end) where an unterminated one stops.
  */
-static size_t ref_literal_end(const char *t, size_t n, size_t i)
+static size_t ref_literal_end(const char *t, size_t n, size_t i, bool *closed)
 {
 	char q = t[i++];
 
+	*closed = false;
 	while (i < n && t[i] != '\n') {
-		if (t[i] == q)
+		if (t[i] == q) {
+			*closed = true;
 			return i + 1;
+		}
 		i += t[i] == '\\' && i + 1 < n && t[i + 1] != '\n' ? 2 : 1;
 	}
 	return i;
 }
 
-/* Phase 3, comments only: each becomes one space, literals are kept as they are.
- * Returns the new length, or -1 for an unterminated block comment. */
+/* Written into the comment-free text for a comment that comes first on its line
+ * (ref_accepts maps any 0x01 of the input to 0x02 first: both are "other" bytes). */
+#define REF_LEADING_COMMENT '\x01'
+
+static bool ref_word_at(const char *t, size_t n, size_t i, const char *word)
+{
+	size_t l = strlen(word);
+
+	return i + l <= n && !memcmp(t + i, word, l) && (i + l == n || !ref_idchar(t[i + l]));
+}
+
+/*
+ * Phase 3, comments only: each becomes one space (REF_LEADING_COMMENT when only
+ * blanks and comments come before it on its line), literals are kept as they are,
+ * and so is the rest of an #error or #warning line, where nothing is a comment.
+ * Returns the new length, or -1 for an unterminated block comment.
+ */
 static long ref_uncomment(const char *in, size_t n, char *out)
 {
 	size_t o = 0, i = 0;
+	bool bol = true;	 /* only blanks and comments so far on this line */
+	bool after_hash = false; /* a directive's name may come next */
 
 	while (i < n) {
-		if (in[i] == '"' || in[i] == '\'') {
-			size_t e = ref_literal_end(in, n, i);
-
-			memcpy(out + o, in + i, e - i);
-			o += e - i;
-			i = e;
+		if (in[i] == '\n') {
+			bol = true;
+			after_hash = false;
+			out[o++] = in[i++];
+		} else if (ref_hspace(in[i])) {
+			out[o++] = in[i++];
 		} else if (in[i] == '/' && i + 1 < n && in[i + 1] == '*') {
 			const char *e = i + 2 < n ? memmem(in + i + 2, n - i - 2, "*/", 2) : NULL;
 
 			if (!e)
 				return -1;
-			out[o++] = ' ';
+			out[o++] = bol ? REF_LEADING_COMMENT : ' ';
 			i = (size_t)(e - in) + 2;
 		} else if (in[i] == '/' && i + 1 < n && in[i + 1] == '/') {
 			while (i < n && in[i] != '\n')
 				i++;
+		} else if (in[i] == '#' && bol) {
+			out[o++] = in[i++];
+			bol = false;
+			after_hash = true;
+		} else if (after_hash &&
+			   (ref_word_at(in, n, i, "error") || ref_word_at(in, n, i, "warning"))) {
+			while (i < n && in[i] != '\n')
+				out[o++] = in[i++];
+		} else if (in[i] == '"' || in[i] == '\'') {
+			bool closed;
+			size_t e = ref_literal_end(in, n, i, &closed);
+
+			memcpy(out + o, in + i, e - i);
+			o += e - i;
+			i = e;
+			bol = after_hash = false;
 		} else {
 			out[o++] = in[i++];
+			bol = after_hash = false;
 		}
 	}
 	return (long)o;
@@ -150,7 +192,7 @@ static bool ref_include_ok(const char *t, size_t n, size_t i)
 /* Scan comment-free text: true when nothing forbidden is in it. */
 static bool ref_scan(const char *t, size_t n)
 {
-	bool line_start = true;
+	bool line_start = true, commented = false;
 	size_t i = 0;
 
 	while (i < n) {
@@ -158,6 +200,10 @@ static bool ref_scan(const char *t, size_t n)
 
 		if (c == '\n') {
 			line_start = true;
+			commented = false;
+			i++;
+		} else if (c == REF_LEADING_COMMENT) {
+			commented = true;
 			i++;
 		} else if (ref_hspace(c)) {
 			i++;
@@ -165,6 +211,8 @@ static bool ref_scan(const char *t, size_t n)
 			size_t name;
 			bool ok = false;
 
+			if (commented)
+				return false; /* a directive in normal text, not in skipped text */
 			for (i++; i < n && ref_hspace(t[i]); i++)
 				;
 			line_start = false;
@@ -179,13 +227,25 @@ static bool ref_scan(const char *t, size_t n)
 					return false;
 				continue;
 			}
+			if (ref_is(t + name, i - name, "error") ||
+			    ref_is(t + name, i - name, "warning")) {
+				while (i < n && t[i] != '\n')
+					i++; /* raw text */
+				continue;
+			}
 			for (size_t k = 0; k < REF_NELEM(ref_directives); k++)
 				ok |= ref_is(t + name, i - name, ref_directives[k]);
 			if (!ok)
 				return false; /* #pragma, #line, # 12 "file", #ident, ... */
 		} else if (c == '"' || c == '\'') {
-			i = ref_literal_end(t, n, i);
+			bool closed;
+
+			i = ref_literal_end(t, n, i, &closed);
+			if (!closed)
+				return false; /* tcc would read on past the newline */
 			line_start = false;
+		} else if (c == '\\') {
+			return false; /* stray: splices are gone */
 		} else if (ref_digit(c) || (c == '.' && i + 1 < n && ref_digit(t[i + 1]))) {
 			/* pp-number: digits, letters, '_', '$', '.', and a sign after e/E/p/P */
 			for (i++; i < n; i++) {
@@ -224,6 +284,9 @@ static bool ref_accepts(const uint8_t *data, size_t size)
 	plain = malloc(size + 1);
 	FUZZ_CHECK(spliced && plain);
 	n = ref_splice(data, size, spliced);
+	for (size_t i = 0; i < n; i++)
+		if (spliced[i] == REF_LEADING_COMMENT)
+			spliced[i] = '\x02';
 	m = ref_uncomment(spliced, n, plain);
 	ok = m >= 0 && ref_scan(plain, (size_t)m);
 	free(spliced);

@@ -21,4 +21,13 @@ int seglam_run(const char *in, size_t len, seglam_out *out);
 int seglam_write(seglam_out *out, const void *buf, size_t len);
 int seglam_printf(seglam_out *out, const char *fmt, ...);
 
+/*
+ * Composition: the answer of another TYPE for in[len], as if asked through
+ * ask/TYPE/ (memo, synthesis on a miss, the callee's own tests), run in the
+ * callee's own sandbox.  NUL-terminated, valid until seglam_run returns; its
+ * length in *n.  NULL if TYPE rejected the input, failed, is unknown offline, or
+ * the call would recurse (a cycle, or depth over 8).
+ */
+const char *seglam_call(const char *type, const char *in, size_t len, size_t *n);
+
 #endif

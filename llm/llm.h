@@ -74,6 +74,14 @@ struct llm_case {
 	struct buf in, out;
 };
 
+/* An existing type a new procedure may call with seglam_call (composition). */
+struct llm_callable {
+	char *type;
+	char *spec;		 /* may be NULL */
+	struct llm_case example; /* one of its tests, when has_example */
+	int has_example;
+};
+
 struct llm_prompt_input {
 	const char *type;
 	const char *spec;	      /* may be NULL */
@@ -81,6 +89,9 @@ struct llm_prompt_input {
 	size_t ncases;
 	const char *prev_source; /* for a repair round, else NULL */
 	const char *failure;	 /* compiler message or failing case, else NULL */
+	/* Composition: the nearest existing types it may call (none: no section). */
+	const struct llm_callable *callable;
+	size_t ncallable;
 	/* Inputs that were asked (examples of the input's form), or none. */
 	const struct llm_case *inputs;
 	size_t ninputs;

@@ -187,6 +187,52 @@ static void llm_fence(struct buf *b, const char *lang, const char *text, size_t 
 		buf_addc(b, '`');
 }
 
+/* Limits of the composition section: a few types, each briefly. */
+#define LLM_PROMPT_MAX_CALLABLE 8
+#define LLM_PROMPT_MAX_CALLABLE_SPEC 1500
+#define LLM_PROMPT_MAX_EXAMPLE_BYTES 200
+
+/* Composition: the existing types the procedure may seglam_call, appended to @user. */
+static void llm_prompt_callable(const struct llm_prompt_input *in, struct buf *user)
+{
+	struct buf types = BUF_INIT;
+
+	if (!in->ncallable || !in->callable)
+		return;
+	for (size_t i = 0; i < in->ncallable && i < LLM_PROMPT_MAX_CALLABLE; i++) {
+		const struct llm_callable *c = &in->callable[i];
+		struct buf ex = BUF_INIT, qi = BUF_INIT, qo = BUF_INIT;
+		const char *spec = c->spec && *c->spec ? c->spec : "(no spec)";
+		size_t n = strlen(spec);
+
+		while (n && (spec[n - 1] == '\n' || spec[n - 1] == '\r'))
+			n--;
+		if (n > LLM_PROMPT_MAX_CALLABLE_SPEC)
+			n = LLM_PROMPT_MAX_CALLABLE_SPEC;
+		if (c->has_example) {
+			llm_quote(&qi, buf_str(&c->example.in), c->example.in.len,
+				  LLM_PROMPT_MAX_EXAMPLE_BYTES);
+			llm_quote(&qo, buf_str(&c->example.out), c->example.out.len,
+				  LLM_PROMPT_MAX_EXAMPLE_BYTES);
+			struct llm_subst es[] = {{"in", qi.data, qi.len}, {"out", qo.data, qo.len}};
+			llm_render(&ex, "callable-example", es, 2);
+		}
+		struct llm_subst s[] = {
+		    {"type", c->type ? c->type : "", strlen(c->type ? c->type : "")},
+		    {"spec", spec, n},
+		    {"example", buf_str(&ex), ex.len}};
+		llm_render(&types, "callable-type", s, 3);
+		buf_free(&ex);
+		buf_free(&qi);
+		buf_free(&qo);
+	}
+	while (types.len && types.data[types.len - 1] == '\n')
+		buf_truncate(&types, types.len - 1);
+	struct llm_subst s[] = {{"types", buf_str(&types), types.len}};
+	llm_render(user, "callable", s, 1);
+	buf_free(&types);
+}
+
 /* Section @one rendered once per input ({{in}}), without the final newline. */
 static void llm_input_list(struct buf *list, const char *one, const struct llm_case *inputs,
 			   size_t n)
@@ -237,6 +283,7 @@ void llm_prompt_build(const struct llm_prompt_input *in, struct buf *system, str
 				 {"cases", buf_str(&cases), cases.len},
 				 {"inputs", buf_str(&inputs), inputs.len}};
 	llm_render(user, "user", us, 4);
+	llm_prompt_callable(in, user);
 
 	if (in->prev_source || in->failure) {
 		llm_fence(&src, "c", in->prev_source ? in->prev_source : "(no code)",

@@ -40,6 +40,9 @@ A response is one of:
   {"kind": "malformed"}                  200 with a body that is not JSON
   {"kind": "slow", "delay": 5, "then": {...}}   wait, then serve "then" (auto)
   {"kind": "hang"}                       read the request, never answer
+  {"kind": "compose", "callee": "T", "code": "...", "tests": [...]}
+        as "code", but only when the prompt offers type T in its list of existing
+        types that may be called (composition); otherwise a reply with no code
   {"kind": "route", "type": T | "none": REASON, "patterns": [...],
    "questions": [[Q, INPUT], ...], "code": C, "spec": S, "tests": [[in, out]...]}
         a routing reply for a question in plain words (see route_text)
@@ -171,6 +174,15 @@ def wrap_code(code, tests=None, withdraw=None):
         text += ''.join('%s => %s\n' % (escape_line(i), o) for i, o in withdraw)
         text += '```\n'
     return text + '\nThe answer ends with a newline, as usual.\n'
+
+
+def compose_reply(r, prompt):
+    """The "compose" responder: code calling r['callee'] if the prompt lists it."""
+    callee = r.get('callee', '')
+    listed = re.search(r'^### ' + re.escape(callee) + r'$', prompt, re.M)
+    if callee and listed and 'seglam_call' in prompt:
+        return wrap_code(r.get('code', ''), r.get('tests'))
+    return 'There is no existing type %r to build on, so no code.' % callee
 
 
 QUESTION_RE = re.compile(r'^Question:\n(.*)$', re.M)
@@ -524,6 +536,8 @@ class Handler(BaseHTTPRequestHandler):
                                          etype, r.get('headers'))
         if kind == 'code':
             text = wrap_code(r.get('code', ''), r.get('tests'), r.get('withdraw'))
+        elif kind == 'compose':
+            text = compose_reply(r, prompt)
         elif kind == 'text':
             text = r.get('text', '')
         elif kind == 'route':

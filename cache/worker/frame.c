@@ -117,3 +117,16 @@ int frame_get_response(const uint8_t hdr[FRAME_RESP_HDR], int32_t max_status, ui
 	*len = l;
 	return 0;
 }
+
+int frame_get_call(const char *p, size_t len, const char **type, const char **in, size_t *inlen)
+{
+	const char *nul =
+	    memchr(p, '\0', len < FRAME_CALL_TYPE_MAX + 1 ? len : FRAME_CALL_TYPE_MAX + 1);
+
+	if (!nul || nul == p)
+		return -EPROTO;
+	*type = p;
+	*in = nul + 1;
+	*inlen = len - (size_t)(nul + 1 - p);
+	return 0;
+}

@@ -9,8 +9,61 @@
  *   worker -> daemon   [i32 status][u32 len][len bytes]
  *
  * Reply to the source: FRAME_COMPILED, or FRAME_COMPILE_ERROR with the message.
- * Reply to an input: FRAME_ANSWER, FRAME_REJECTED (bytes = reason), or
- * FRAME_TOO_LARGE (no bytes).
+ * Reply to an input: FRAME_ANSWER, FRAME_REJECTED (bytes = reason),
+ * FRAME_TOO_LARGE (no bytes), or FRAME_FAILED (8 bytes: i32 FRAME_FAIL_*, i32
+ * wait status of the run's child).
+ *
+ * Each input runs in a child forked for it by the worker (the "zygote", which
+ * never runs procedure code).  The child is forked, and has locked itself down,
+ * before the request is sent: it reads the request from fd 0 itself (the zygote
+ * never holds an input), closes fd 0 before any procedure code runs, and writes
+ * its frames into a pipe of its own.  The zygote reads them, checks each header
+ * before its payload, and writes to the daemon: the child's final frame as soon
+ * as it is whole (then kills the child), or FRAME_FAILED when the child died or
+ * wrote something malformed first.  So every byte on the daemon's pipe was
+ * written by the zygote, one final frame per request, and nothing of a run can
+ * arrive after its reply (the child can no longer read a later request, and is
+ * killed before the next child is forked).  (Before the zygote, the procedure
+ * could write to fd 1 itself: an early forged reply, and the real one after the
+ * daemon's leftover check, which the next caller then got.)
+ *
+ * Composition (seglam_call): while it runs an input, the child may send any
+ * number of call requests, which the zygote checks (frame_get_call) and relays
+ *   worker -> daemon   [i32 FRAME_CALL][u32 len][TYPE NUL INPUT]
+ * each answered by one request-shaped frame, which the zygote passes into a
+ * second pipe of the child's (its fd 3)
+ *   daemon -> worker   [u32 len][len bytes]   the callee's answer, or
+ *                      [u32 FRAME_CALL_FAILED]  no bytes: seglam_call returns NULL
+ * before the run's final frame (FRAME_ANSWER...) ends the exchange.  A FRAME_CALL
+ * outside a run (in reply to the source) or malformed is a protocol violation:
+ * the daemon kills the worker.
+ *
+ * Batch request (seglam map): a request whose length word is FRAME_REQ_BATCH is
+ * followed by struct frame_batch and then @bytes of inputs, each [u32 len][len
+ * bytes].  One run child serves the whole batch (a batch is one reader's): it
+ * answers each input with an ordinary final frame, in order (calls in between
+ * as above).  It buffers its replies and writes them out when the buffer fills,
+ * at the end of the batch, and before starting an input once @flush_ms have
+ * passed since the last write (FRAME_BATCH_EACH: after every answer), so the
+ * daemon sees progress at least every flush_ms and times each input, not the
+ * batch.  Once the answers of a batch reach @out_max bytes, the remaining inputs
+ * are not run: each gets FRAME_SKIPPED (no bytes) and the daemon sends them again
+ * later, which bounds what a batch can make the daemon hold.  The zygote passes
+ * complete, checked frames on as they come and counts the final ones: after
+ * @count the run is over (the child is killed, anything more it wrote is
+ * dropped); a child that dies first gets one FRAME_FAILED in place of the input
+ * it was on, and the batch ends there.
+ *
+ * How the zygote knows how many final frames a run owes: before any procedure
+ * code runs, the child writes FRAME_START ([i32 FRAME_START][u32 4][u32 count],
+ * count 1 for an input, the batch's count for a batch) into its pipe.  Procedure
+ * code can only write after it, so the zygote takes the first frame of a run as
+ * the truth and any other FRAME_START as a protocol violation.  FRAME_START never
+ * reaches the daemon.
+ *
+ * Extending the protocol: keep the final frames per request as the daemon
+ * expects them, written by the zygote, and never let a child write to the
+ * daemon's pipe.
  */
 #ifndef SEGLAM_FRAME_H
 #define SEGLAM_FRAME_H
@@ -23,14 +76,43 @@ enum {
 	FRAME_ANSWER = 0,
 	FRAME_REJECTED = 1,
 	FRAME_TOO_LARGE = 2,
+	FRAME_FAILED = 3,
+	FRAME_CALL = 4,	   /* a call request during a run (composition) */
+	FRAME_SKIPPED = 5, /* batch only: not run, send again */
+	FRAME_START = 6,   /* run child -> zygote only: how many final frames follow */
 	FRAME_COMPILED = 0,
 	FRAME_COMPILE_ERROR = 1,
 };
 
 #define FRAME_REQ_HDR 4
+/* Length words from here up are request kinds, not lengths (inputs are shorter). */
+#define FRAME_REQ_BATCH 0xfffffff0u
+#define FRAME_REQ_MAX_LEN (FRAME_REQ_BATCH - 1u)
+#define FRAME_BATCH_EACH 1u	     /* flag: write each answer out at once */
+#define FRAME_BATCH_MAX (4u << 20)   /* largest batch payload, bytes */
+#define FRAME_BATCH_MAX_COUNT 65536u /* most inputs in one batch */
+
+struct frame_batch {
+	uint32_t flags;
+	uint32_t flush_ms;
+	uint32_t count;
+	uint32_t bytes;
+	uint32_t out_max;
+};
 #define FRAME_RESP_HDR 8
+/* Reply length meaning "the call failed" (seglam_call returns NULL). */
+#define FRAME_CALL_FAILED UINT32_MAX
+/* A callee's type name is at most this long (DESIGN.md: 1 to 128 bytes). */
+#define FRAME_CALL_TYPE_MAX 128
 /* Compiler messages longer than this are truncated by the worker. */
 #define FRAME_MAX_MESSAGE (64 * 1024)
+
+/* FRAME_FAILED kinds.  The daemon reuses the worker after DIED (the zygote is
+ * untouched), and kills it after PROTOCOL. */
+enum {
+	FRAME_FAIL_DIED = 0,	 /* the child was killed or exited non-zero; see the status */
+	FRAME_FAIL_PROTOCOL = 1, /* it exited 0 but wrote other than one valid frame */
+};
 
 /* Exit codes of seglam-worker that the daemon turns into reasons. */
 enum {
@@ -67,5 +149,12 @@ void frame_put_response(uint8_t hdr[FRAME_RESP_HDR], int32_t status, uint32_t le
  */
 int frame_get_response(const uint8_t hdr[FRAME_RESP_HDR], int32_t max_status, uint32_t cap,
 		       int32_t *status, uint32_t *len);
+
+/*
+ * Split the payload of an untrusted FRAME_CALL: TYPE (1..FRAME_CALL_TYPE_MAX bytes,
+ * no NUL) NUL INPUT.  Returns 0 with @type pointing into @p (NUL-terminated there)
+ * and @in/@inlen the rest, or -EPROTO.
+ */
+int frame_get_call(const char *p, size_t len, const char **type, const char **in, size_t *inlen);
 
 #endif

@@ -5,6 +5,23 @@
  * nor digraphs): join backslash-newlines, then walk the tokens skipping comments
  * and string/char literals, so that "#include" inside a string or a comment is not
  * a directive, and a directive hidden behind a line splice or a comment is.
+ *
+ * It must see every directive tcc executes, and tcc (tccpp.c) lexes in two modes:
+ * normal text, and the text skipped by a false #if (preprocess_skip), which differ.
+ * The precheck cannot know which mode a line is in (that needs macro values), so
+ * it reads every line in a way that is right in both, and refuses the constructs
+ * where the two modes (or tcc and the C standard) disagree:
+ *  - the rest of an #error or #warning line is raw text in both modes: no comment
+ *    or literal starts there;
+ *  - tcc lets a string or character literal run over newlines until its closing
+ *    quote (also in skipped text): a literal must end on the line it starts, or
+ *    the source is refused;
+ *  - a '#' first on a line but after a comment is a directive in normal text and
+ *    not in skipped text: refused;
+ *  - a backslash outside a literal that does not end the line: tcc's skipped text
+ *    ignores it without ending the line start, so a "\#warning" there is a
+ *    directive: refused (it is an error in normal text anyway).
+ * tests/unit/test_precheck_tcc.c checks this against tcc itself.
  */
 #include "precheck.h"
 
@@ -142,6 +159,14 @@ static int worker_check_directive(const struct worker_text *t, size_t hash, size
 	start = i;
 	while (i < t->n && worker_isident(t->c[i], i == start))
 		i++;
+	if ((i - start == 5 && memcmp(t->c + start, "error", 5) == 0) ||
+	    (i - start == 7 && memcmp(t->c + start, "warning", 7) == 0)) {
+		/* tcc reads the rest of the line raw, in skipped text too */
+		while (i < t->n && t->c[i] != '\n')
+			i++;
+		*next = i;
+		return 0;
+	}
 	if (i - start == 7 && memcmp(t->c + start, "include", 7) == 0) {
 		size_t op = worker_skip_blank(t, i);
 
@@ -203,7 +228,7 @@ static int worker_splice(const char *src, size_t len, struct worker_text *t)
 int worker_precheck(const char *src, size_t len, struct buf *err)
 {
 	struct worker_text t = {0};
-	bool line_start = true;
+	bool line_start = true, commented = false;
 	size_t i = 0;
 	int ret = -1;
 
@@ -220,28 +245,51 @@ int worker_precheck(const char *src, size_t len, struct buf *err)
 
 		if (c == '\n') {
 			line_start = true;
+			commented = false;
 			i++;
-		} else if (worker_ishspace(c) ||
-			   (c == '/' && i + 1 < t.n && (t.c[i + 1] == '*' || t.c[i + 1] == '/'))) {
+		} else if (worker_ishspace(c)) {
+			i++;
+		} else if (c == '/' && i + 1 < t.n && (t.c[i + 1] == '*' || t.c[i + 1] == '/')) {
 			/* comments are white space: they keep line_start as it was */
+			commented = commented || line_start;
 			i = worker_skip_blank(&t, i);
 			if (i == SIZE_MAX) {
 				buf_adds(err, "unterminated comment");
 				goto out;
 			}
 		} else if (c == '#' && line_start) {
+			if (commented) {
+				buf_printf(
+				    err,
+				    "line %u: a directive after a comment on its line is not "
+				    "allowed (tcc reads it differently inside #if 0); move "
+				    "the comment after it",
+				    t.line[i]);
+				goto out;
+			}
 			if (worker_check_directive(&t, i, &i, err) < 0)
 				goto out;
 			line_start = false;
 		} else if (c == '"' || c == '\'') {
-			/* A literal ends at its closing quote, or (unterminated) at the
-			 * newline, where tcc will report the error itself. */
+			size_t start = i;
+
+			/* tcc would go on past the newline (parse_pp_string); C does not */
 			for (i++; i < t.n && t.c[i] != c && t.c[i] != '\n'; i++)
 				if (t.c[i] == '\\' && i + 1 < t.n && t.c[i + 1] != '\n')
 					i++;
-			if (i < t.n && t.c[i] == c)
-				i++;
+			if (i >= t.n || t.c[i] != c) {
+				buf_printf(err,
+					   "line %u: missing terminating %c character (a string or "
+					   "character literal must end on the line it starts)",
+					   t.line[start], c);
+				goto out;
+			}
+			i++;
 			line_start = false;
+		} else if (c == '\\') {
+			/* not a line splice (those are gone): a stray backslash */
+			buf_printf(err, "line %u: stray '\\' outside a literal", t.line[i]);
+			goto out;
 		} else if (worker_isident(c, true)) {
 			size_t start = i;
 

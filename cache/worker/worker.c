@@ -2,18 +2,30 @@
  * seglam-worker: compiles one untrusted procedure with libtcc and runs it on inputs.
  *
  * Started by cache/sandbox.c with posix_spawn, an empty environment and
- *	argv: seglam-worker INCLUDE_DIR LIBTCC1_A MEM_LIMIT_BYTES ANSWER_CAP_BYTES
- * fd 0 = requests, fd 1 = responses (frame.h), fd 2 = /dev/null.
+ *	argv: seglam-worker INCLUDE_DIR LIBTCC1_A MEM_LIMIT_BYTES ANSWER_CAP_BYTES [FLAG...]
+ * (FLAGs: allow_no_landlock, reuse).  fd 0 = requests, fd 1 = responses (frame.h), fd 2 =
+ * /dev/null. Without Landlock the worker refuses to compile (tcc could read any file this user can)
+ *unless the last argument says the operator accepted that.
  *
  * The order of the steps in main() is the security argument, and each step says
  * why it comes where it does.  In short: privileges are dropped and the file
  * system is closed off *before* tcc parses hostile source (tcc is a big C
  * parser with no hardening), and the strict seccomp filter goes on *after*
  * relocation (which needs executable memory) and before any procedure code runs.
+ *
+ * Procedure code never runs in this process (the "zygote"): each request (an
+ * input, or a batch of one reader's inputs) is run in a child forked for it one
+ * run ahead, which locks itself down further, waits for its turn, and is killed
+ * after its answers.  So no run sees another run's input (a procedure's static
+ * variables, heap and even its writable code start afresh from the compiled
+ * image each time), and the daemon's pipe carries only frames the zygote wrote
+ * and checked: the final frames each request is owed, and the run's call
+ * requests (frame.h).
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <sched.h>
 #include <libtcc.h>
 #include <linux/landlock.h>
 #include <seccomp.h>
@@ -24,10 +36,17 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/auxv.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <linux/audit.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <stddef.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <ctype.h>
@@ -38,7 +57,23 @@
 #include "frame.h"
 #include "precheck.h"
 
+/* glibc >= 2.34: fork without atfork handlers, one clone() call */
+pid_t _Fork(void);
+
 #define WORKER_NOBODY 65534
+/* RLIMIT_NPROC counts every process of the worker's user (nobody, for a root
+ * daemon), so it cannot be 0 now that the zygote forks: a bound, not a ban. */
+#define WORKER_MAX_PROCS 4096
+/* The zygote's ends of a run child's two pipes, at fixed numbers so that the
+ * zygote's filter can name them: the read end of the child's response pipe (the
+ * child's fd 1), and the write end of the pipe the child reads as its fd 3
+ * (WORKER_CHILD_FD there too), which the child reads for call answers and, after
+ * its final frame, blocks on until the zygote kills it. */
+#define WORKER_CHILD_FD 3
+#define WORKER_CALL_FD 4
+/* The same two for the child forked ahead, until it becomes the current one. */
+#define WORKER_NEXT_CHILD_FD 5
+#define WORKER_NEXT_CALL_FD 6
 #define WORKER_CPU_BACKSTOP 300 /* s; the daemon enforces the real per-run limit */
 #define WORKER_MAX_FDS 16
 
@@ -152,6 +187,71 @@ static void *worker_realloc(void *old, size_t n)
 	return p;
 }
 
+/*
+ * The call stub, in a run's child: a FRAME_CALL on fd 1 (the child's pipe to the
+ * zygote, which relays it to the daemon), the answer frame back on
+ * WORKER_CHILD_FD (the zygote passes it on from the daemon; frame.h).  The daemon
+ * does the ask; this process never sees the callee's code.  An answer stays valid
+ * until the run ends.  A broken pipe mid-call means the run is being given up:
+ * exit.
+ */
+/* Where call answers come from: the run child's second pipe, or fd 0 itself in a
+ * -o worker_reuse worker (which talks to the daemon directly). */
+static int worker_call_fd = WORKER_CHILD_FD;
+
+/* Answers seglam_call returned: they stay valid until seglam_run returns (the ABI
+ * says so).  A run's child never frees them (it ends with its run); a
+ * worker_reuse worker frees them after each run. */
+struct worker_held {
+	struct worker_held *next;
+	char data[];
+};
+
+static struct worker_held *worker_held;
+
+static void worker_batch_flush(void);
+
+static const char *seglam_call(const char *type, const char *in, size_t len, size_t *n)
+{
+	uint8_t hdr[FRAME_RESP_HDR], rhdr[FRAME_REQ_HDR];
+	struct worker_held *h;
+	size_t tl;
+	uint32_t rlen;
+
+	if (n)
+		*n = 0;
+	if (!type || (!in && len))
+		return NULL;
+	tl = strnlen(type, FRAME_CALL_TYPE_MAX + 1);
+	if (tl == 0 || tl > FRAME_CALL_TYPE_MAX || len > worker_out.cap)
+		return NULL; /* not a type name, or an input the daemon would refuse */
+	/* a batch's answers so far first: frames leave in order */
+	worker_batch_flush();
+	frame_put_response(hdr, FRAME_CALL, (uint32_t)(tl + 1 + len));
+	if (frame_write_full(1, hdr, sizeof(hdr), -1) < 0 ||
+	    frame_write_full(1, type, tl + 1, -1) < 0 ||
+	    (len && frame_write_full(1, in, len, -1) < 0))
+		_exit(WORKER_EXIT_IO);
+	if (frame_read_full(worker_call_fd, rhdr, sizeof(rhdr), -1) != (ssize_t)sizeof(rhdr))
+		_exit(WORKER_EXIT_IO);
+	rlen = frame_get_request(rhdr);
+	if (rlen == FRAME_CALL_FAILED)
+		return NULL;
+	if (rlen > worker_out.cap)
+		_exit(WORKER_EXIT_IO);
+	h = malloc(sizeof(*h) + rlen + 1);
+	if (!h)
+		worker_die_oom();
+	if (frame_read_full(worker_call_fd, h->data, rlen, -1) != (ssize_t)rlen)
+		_exit(WORKER_EXIT_IO);
+	h->data[rlen] = '\0';
+	h->next = worker_held;
+	worker_held = h;
+	if (n)
+		*n = rlen;
+	return h->data;
+}
+
 struct worker_sym {
 	const char *name;
 	const void *addr;
@@ -166,6 +266,7 @@ static const struct worker_sym worker_syms[] = {
     /* seglam.h */
     WORKER_SYM(seglam_write),
     WORKER_SYM(seglam_printf),
+    WORKER_SYM(seglam_call),
     /* string.h (memcpy, memmove and memset are also emitted by tcc itself) */
     WORKER_SYM(memcpy),
     WORKER_SYM(memmove),
@@ -349,7 +450,7 @@ static void worker_set_limits(rlim_t mem)
 	worker_limit(RLIMIT_CPU, WORKER_CPU_BACKSTOP, WORKER_CPU_BACKSTOP + 10, "RLIMIT_CPU");
 	worker_limit(RLIMIT_NOFILE, WORKER_MAX_FDS, WORKER_MAX_FDS, "RLIMIT_NOFILE");
 	worker_limit(RLIMIT_FSIZE, 0, 0, "RLIMIT_FSIZE");
-	worker_limit(RLIMIT_NPROC, 0, 0, "RLIMIT_NPROC");
+	worker_limit(RLIMIT_NPROC, WORKER_MAX_PROCS, WORKER_MAX_PROCS, "RLIMIT_NPROC");
 	worker_limit(RLIMIT_CORE, 0, 0, "RLIMIT_CORE");
 	worker_limit(RLIMIT_MEMLOCK, 0, 0, "RLIMIT_MEMLOCK");
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
@@ -373,18 +474,28 @@ static int worker_ll_allow(int ruleset, const char *path, uint64_t access)
 
 /*
  * Landlock: the only files this process can open from now on are the allowed
- * headers (read) and libtcc1.a (read).  Missing Landlock is not fatal: the
- * worker is still nobody, and seccomp later forbids open altogether.
+ * headers (read) and libtcc1.a (read).  Without it tcc, while it parses hostile
+ * source, can open whatever user nobody can read (or, for a daemon that is not
+ * root, whatever its user can), and the precheck is the only guard: so missing
+ * Landlock is fatal unless @allow_missing (-o allow_no_landlock).  Procedure code
+ * itself never can open anything: seccomp forbids open.
  */
-static void worker_landlock(const char *include_dir, const char *libtcc1)
+static void worker_landlock(const char *include_dir, const char *libtcc1, bool allow_missing)
 {
 	struct worker_ll_attr attr = {0};
 	size_t attr_size = sizeof(attr.handled_access_fs);
 	int abi, ruleset;
 
 	abi = (int)syscall(SYS_landlock_create_ruleset, NULL, 0, LANDLOCK_CREATE_RULESET_VERSION);
-	if (abi < 1)
+	if (abi < 1 && allow_missing)
 		return;
+	if (abi < 1)
+		worker_fail(WORKER_EXIT_SETUP,
+			    "worker: Landlock is not available (%s), so the compiler could read "
+			    "files of this host: refusing to compile.  Use a kernel of 5.13 or "
+			    "later with landlock in its lsm= list, or accept the risk with "
+			    "-o allow_no_landlock",
+			    strerror(errno));
 	attr.handled_access_fs = (LANDLOCK_ACCESS_FS_MAKE_SYM << 1) - 1; /* ABI 1 rights */
 	if (abi >= 2)
 		attr.handled_access_fs |= LANDLOCK_ACCESS_FS_REFER;
@@ -418,26 +529,38 @@ static void worker_landlock(const char *include_dir, const char *libtcc1)
 	close(ruleset);
 }
 
-static char *worker_read_frame(uint32_t *len)
+/* The length word of the next request (or a request kind, FRAME_REQ_*). */
+static uint32_t worker_read_len(void)
 {
 	uint8_t hdr[FRAME_REQ_HDR];
 	ssize_t r = frame_read_full(0, hdr, sizeof(hdr), -1);
-	char *data;
 
 	if (r == 0)
 		_exit(0); /* the daemon closed the pipe: done */
 	if (r != (ssize_t)sizeof(hdr))
 		_exit(WORKER_EXIT_IO);
-	*len = frame_get_request(hdr);
-	if (*len == UINT32_MAX)
-		_exit(WORKER_EXIT_IO);
-	data = malloc((size_t)*len + 1);
+	return frame_get_request(hdr);
+}
+
+static char *worker_read_body(uint32_t len)
+{
+	char *data;
+
+	if (len >= FRAME_REQ_BATCH)
+		_exit(WORKER_EXIT_IO); /* a request kind where a length belongs */
+	data = malloc((size_t)len + 1);
 	if (!data)
 		worker_die_oom();
-	if (frame_read_full(0, data, *len, -1) != (ssize_t)*len)
+	if (frame_read_full(0, data, len, -1) != (ssize_t)len)
 		_exit(WORKER_EXIT_IO);
-	data[*len] = '\0';
+	data[len] = '\0';
 	return data;
+}
+
+static char *worker_read_frame(uint32_t *len)
+{
+	*len = worker_read_len();
+	return worker_read_body(*len);
 }
 
 /* ------------------------------------------------------------------------- */
@@ -606,10 +729,11 @@ static void worker_warm_up(void)
 }
 
 /*
- * The filter under which procedure code runs.  Default: kill the whole process
- * (SIGSYS), which the daemon reports as "forbidden system call".
+ * -o worker_reuse: the filter of a worker that runs every input itself, in this
+ * one process, with no child per run (and so nothing of the zygote's filter:
+ * no fork, pipe, dup, kill).  Default action: kill the whole process (SIGSYS).
  */
-static int worker_seccomp(void)
+static int worker_seccomp_reuse(void)
 {
 	scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_KILL_PROCESS);
 	pid_t pid = getpid(), tid = gettid();
@@ -654,6 +778,123 @@ out:
 	return r;
 }
 
+/*
+ * The zygote's filter.  Default: kill the whole process (SIGSYS).  The zygote
+ * itself only reads requests, forks, relays and waits; what else is here is what
+ * its children need (they add worker_child_lockdown()'s list on top, and a
+ * system call must pass both).
+ */
+static int worker_seccomp(void)
+{
+	scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_KILL_PROCESS);
+	int r = -ENOMEM;
+
+	if (!ctx)
+		return r;
+#define ALLOW(call, ...)                                                                           \
+	do {                                                                                       \
+		r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(call), __VA_ARGS__);            \
+		if (r < 0)                                                                         \
+			goto out;                                                                  \
+	} while (0)
+	/* the two pipes, and the zygote's end of the pipe from a run's child */
+	ALLOW(read, 1, SCMP_A0(SCMP_CMP_EQ, 0));
+	ALLOW(read, 1, SCMP_A0(SCMP_CMP_EQ, WORKER_CHILD_FD));
+	ALLOW(write, 1, SCMP_A0(SCMP_CMP_EQ, 1));
+	ALLOW(write, 1, SCMP_A0(SCMP_CMP_EQ, WORKER_CALL_FD));
+	ALLOW(write, 1, SCMP_A0(SCMP_CMP_EQ, WORKER_NEXT_CALL_FD)); /* its "go" */
+	/* glibc's fatal messages ("free(): double free detected") go to fd 2 with
+	 * writev before abort(); fd 2 is /dev/null */
+	ALLOW(writev, 1, SCMP_A0(SCMP_CMP_EQ, 2));
+	/* malloc and friends; never executable memory, so no new code after relocation */
+	ALLOW(mmap, 1, SCMP_A2(SCMP_CMP_MASKED_EQ, PROT_EXEC, 0));
+	ALLOW(mprotect, 1, SCMP_A2(SCMP_CMP_MASKED_EQ, PROT_EXEC, 0));
+	ALLOW(munmap, 0);
+	ALLOW(mremap, 0); /* realloc of large blocks */
+	ALLOW(brk, 0);
+	ALLOW(madvise, 0); /* free() returning memory */
+	ALLOW(exit, 0);
+	ALLOW(exit_group, 0);
+	ALLOW(rt_sigreturn, 0);
+	/* abort() (called by a procedure, or by malloc on heap corruption) blocks
+	 * signals and raises SIGABRT on its own thread: allowed here for any thread,
+	 * and narrowed to the child itself by its own filter. */
+	ALLOW(rt_sigprocmask, 0);
+	ALLOW(getpid, 0);
+	ALLOW(gettid, 0);
+	ALLOW(tgkill, 1, SCMP_A2(SCMP_CMP_EQ, SIGABRT));
+	/* the zygote: _Fork() exactly as glibc 2.34+ does it, a pipe per run, and
+	 * killing a child that floods it */
+	ALLOW(clone, 1,
+	      SCMP_A0(SCMP_CMP_EQ,
+		      (scmp_datum_t)(CLONE_CHILD_SETTID | CLONE_CHILD_CLEARTID | SIGCHLD)));
+	ALLOW(set_robust_list, 0);
+	ALLOW(wait4, 0);
+	ALLOW(pipe2, 0);
+	ALLOW(close, 0);
+	ALLOW(kill, 1, SCMP_A1(SCMP_CMP_EQ, SIGKILL));
+	ALLOW(sched_yield, 0);
+	/* the child, before any procedure code: its pipe as fd 1, its own filter */
+	ALLOW(dup2, 0);
+	ALLOW(seccomp, 1, SCMP_A0(SCMP_CMP_EQ, SECCOMP_SET_MODE_FILTER));
+#undef ALLOW
+	r = seccomp_load(ctx);
+out:
+	seccomp_release(ctx);
+	return r;
+}
+
+/*
+ * A run's child, before the procedure's code: on top of the zygote's filter, only
+ * the system calls a procedure needs (their arguments are checked by the zygote's
+ * filter), close (the child gives up fd 0 before the procedure runs), and abort()
+ * only at itself.  No fork, no pipe, no dup, no wait, no kill, no further filter.
+ * A raw filter rather than libseccomp: it is built and loaded in every child,
+ * once per run.
+ */
+static void worker_child_lockdown(void)
+{
+	uint32_t self = (uint32_t)getpid(); /* == its tid: one thread */
+	/* clang-format off */
+	struct sock_filter f[] = {
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch)),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH_X86_64, 1, 0),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS),
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+#define WORKER_ALLOW_NR(n) BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (n), 0, 1), \
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW)
+		WORKER_ALLOW_NR(__NR_read),
+		WORKER_ALLOW_NR(__NR_write),
+		WORKER_ALLOW_NR(__NR_writev),
+		WORKER_ALLOW_NR(__NR_mmap),
+		WORKER_ALLOW_NR(__NR_mprotect),
+		WORKER_ALLOW_NR(__NR_munmap),
+		WORKER_ALLOW_NR(__NR_mremap),
+		WORKER_ALLOW_NR(__NR_brk),
+		WORKER_ALLOW_NR(__NR_madvise),
+		WORKER_ALLOW_NR(__NR_exit),
+		WORKER_ALLOW_NR(__NR_exit_group),
+		WORKER_ALLOW_NR(__NR_rt_sigreturn),
+		WORKER_ALLOW_NR(__NR_rt_sigprocmask),
+		WORKER_ALLOW_NR(__NR_getpid),
+		WORKER_ALLOW_NR(__NR_gettid),
+		WORKER_ALLOW_NR(__NR_close), /* fd 0, once the request is read */
+#undef WORKER_ALLOW_NR
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_tgkill, 0, 5),
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[0])),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, self, 0, 3),
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[1])),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, self, 0, 1),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS),
+	};
+	/* clang-format on */
+	struct sock_fprog prog = {.len = sizeof(f) / sizeof(f[0]), .filter = f};
+
+	if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) < 0)
+		_exit(WORKER_EXIT_SETUP);
+}
+
 /* ------------------------------------------------------------------------- */
 
 static int worker_parse_size(const char *s, unsigned long long *v)
@@ -665,22 +906,105 @@ static int worker_parse_size(const char *s, unsigned long long *v)
 	return errno || end == s || *end ? -1 : 0;
 }
 
-static void worker_serve(worker_run_fn run)
-{
-	static char small[4096];
+/* ------------------------------------------------------------------------- */
+/* Batches (seglam map, frame.h): many inputs per request, answers buffered. */
 
-	for (;;) {
+#define WORKER_BATCH_OUT (256u << 10) /* reply buffer; written out when full */
+
+/* vDSO present: CLOCK_MONOTONIC_COARSE is read without a system call, so the
+ * seccomp filter need not allow clock_gettime.  Without it a batch writes each
+ * answer out at once (slower, and still timed per input by the daemon). */
+static bool worker_have_clock;
+
+static int64_t worker_coarse_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* A batch's answers not written yet (seglam_call writes them before a call, so
+ * frames leave in order). */
+static char worker_obuf[WORKER_BATCH_OUT];
+static size_t worker_olen;
+
+static void worker_batch_flush(void)
+{
+	if (worker_olen && frame_write_full(1, worker_obuf, worker_olen, -1) < 0)
+		_exit(WORKER_EXIT_IO);
+	worker_olen = 0;
+}
+
+/* The rest of a batch request (after its length word): the header and the inputs. */
+static char *worker_batch_read(struct frame_batch *b)
+{
+	char *data;
+
+	if (frame_read_full(0, b, sizeof(*b), -1) != (ssize_t)sizeof(*b) ||
+	    b->bytes > FRAME_BATCH_MAX || b->count > FRAME_BATCH_MAX_COUNT || b->count == 0)
+		_exit(WORKER_EXIT_IO);
+	data = malloc(b->bytes ? b->bytes : 1);
+	if (!data)
+		worker_die_oom();
+	if (frame_read_full(0, data, b->bytes, -1) != (ssize_t)b->bytes)
+		_exit(WORKER_EXIT_IO);
+	return data;
+}
+
+static void worker_batch_run(worker_run_fn run, const struct frame_batch *b, char *data)
+{
+	static char *in;
+	static size_t incap;
+	size_t off = 0, produced = 0;
+	bool each;
+	int64_t last;
+
+	each = (b->flags & FRAME_BATCH_EACH) || !worker_have_clock;
+	last = worker_have_clock ? worker_coarse_ms() : 0;
+	for (uint32_t i = 0; i < b->count; i++) {
 		uint8_t hdr[FRAME_RESP_HDR];
-		int32_t status;
 		uint32_t len;
-		char *in = worker_read_frame(&len);
+		int32_t status;
 		int rc;
 
+		if (b->bytes - off < FRAME_REQ_HDR)
+			_exit(WORKER_EXIT_IO);
+		len = frame_get_request((const uint8_t *)data + off);
+		off += FRAME_REQ_HDR;
+		if (len > b->bytes - off)
+			_exit(WORKER_EXIT_IO);
+		if (produced >= b->out_max) {
+			/* enough for the daemon to hold: the rest comes again later */
+			frame_put_response(hdr, FRAME_SKIPPED, 0);
+			if (sizeof(hdr) > sizeof(worker_obuf) - worker_olen)
+				worker_batch_flush();
+			memcpy(worker_obuf + worker_olen, hdr, sizeof(hdr));
+			worker_olen += sizeof(hdr);
+			off += len;
+			continue;
+		}
+		/* Progress before a new input, so the daemon can time this one alone. */
+		if (!each && worker_olen && worker_coarse_ms() - last >= (int64_t)b->flush_ms) {
+			worker_batch_flush();
+			last = worker_coarse_ms();
+		}
+		/* A private NUL-terminated copy: a procedure scribbling on its input
+		 * must not change the inputs that follow. */
+		if (len + 1 > incap) {
+			free(in);
+			incap = len + 1 > 4096 ? len + 1 : 4096;
+			in = malloc(incap);
+			if (!in)
+				worker_die_oom();
+		}
+		memcpy(in, data + off, len);
+		in[len] = '\0';
+		off += len;
 		worker_out.len = 0;
 		worker_out.overflow = false;
 		worker_out.data[0] = '\0';
 		rc = run(in, len, &worker_out);
-		free(in);
 		if (worker_out.overflow) {
 			status = FRAME_TOO_LARGE;
 			worker_out.len = 0;
@@ -688,16 +1012,428 @@ static void worker_serve(worker_run_fn run)
 			status = rc ? FRAME_REJECTED : FRAME_ANSWER;
 		}
 		frame_put_response(hdr, status, (uint32_t)worker_out.len);
-		/* A small reply goes out in one write, so the daemon wakes up once. */
-		if (worker_out.len <= sizeof(small) - sizeof(hdr)) {
-			memcpy(small, hdr, sizeof(hdr));
-			memcpy(small + sizeof(hdr), worker_out.data, worker_out.len);
-			if (frame_write_full(1, small, sizeof(hdr) + worker_out.len, -1) < 0)
-				_exit(WORKER_EXIT_IO);
+		produced += sizeof(hdr) + worker_out.len;
+		if (sizeof(hdr) + worker_out.len > sizeof(worker_obuf) - worker_olen)
+			worker_batch_flush();
+		if (sizeof(hdr) + worker_out.len <= sizeof(worker_obuf)) {
+			memcpy(worker_obuf + worker_olen, hdr, sizeof(hdr));
+			memcpy(worker_obuf + worker_olen + sizeof(hdr), worker_out.data,
+			       worker_out.len);
+			worker_olen += sizeof(hdr) + worker_out.len;
 		} else if (frame_write_full(1, hdr, sizeof(hdr), -1) < 0 ||
 			   frame_write_full(1, worker_out.data, worker_out.len, -1) < 0) {
 			_exit(WORKER_EXIT_IO);
 		}
+		if (each)
+			worker_batch_flush();
+	}
+	worker_batch_flush();
+}
+
+/* One input: its answer (or rejection) as a frame written in one write, so the
+ * reader wakes up once. */
+static void worker_run_one(worker_run_fn run, char *in, uint32_t len)
+{
+	int32_t status;
+	int rc;
+
+	worker_out.len = 0;
+	worker_out.overflow = false;
+	worker_out.data[0] = '\0';
+	rc = run(in, len, &worker_out);
+	if (worker_out.overflow) {
+		status = FRAME_TOO_LARGE;
+		worker_out.len = 0;
+	} else {
+		status = rc ? FRAME_REJECTED : FRAME_ANSWER;
+	}
+	frame_put_response((uint8_t *)worker_out.data - FRAME_RESP_HDR, status,
+			   (uint32_t)worker_out.len);
+	if (frame_write_full(1, worker_out.data - FRAME_RESP_HDR, FRAME_RESP_HDR + worker_out.len,
+			     -1) < 0)
+		_exit(WORKER_EXIT_IO);
+}
+
+/* -o worker_reuse: serve inputs in this process until the daemon closes the pipe.
+ * A procedure may keep state from one input to the next (SECURITY.md). */
+static void __attribute__((noreturn)) worker_serve_reuse(worker_run_fn run)
+{
+	worker_call_fd = 0;
+	for (;;) {
+		uint32_t len = worker_read_len();
+		struct frame_batch b;
+		char *in;
+
+		if (len == FRAME_REQ_BATCH) {
+			in = worker_batch_read(&b);
+			worker_batch_run(run, &b, in);
+		} else {
+			in = worker_read_body(len);
+			worker_run_one(run, in, len);
+		}
+		free(in);
+		while (worker_held) {
+			struct worker_held *h = worker_held;
+
+			worker_held = h->next;
+			free(h);
+		}
+	}
+}
+
+/*
+ * Touch, while waiting for a request, the pages a typical run writes first, so
+ * their copy-on-write faults are taken before the request and not after it: the
+ * stack, the head of the answer buffer, the top of the heap.
+ */
+static void worker_child_prefault(void)
+{
+	volatile char stack[64 * 1024];
+	size_t head = worker_out.cap + 1 < 16384 ? worker_out.cap + 1 : 16384;
+	void *p;
+
+	for (size_t i = 0; i < sizeof(stack); i += 4096)
+		stack[i] = 0;
+	for (size_t i = 0; i < head; i += 4096)
+		worker_out.data[i] = 0;
+	p = malloc(16384);
+	if (p)
+		memset(p, 0, 16384);
+	free(p);
+}
+
+/*
+ * A run's child, forked before its request arrives: locks itself down, reads one
+ * request (an input or a batch) from fd 0 (the daemon's pipe: the zygote never
+ * holds an input), closes fd 0, tells the zygote how many final frames it owes
+ * (FRAME_START), runs the procedure, writes its frames on fd 1 (its pipe to the
+ * zygote), and waits to be killed.  All of that before the procedure runs is
+ * what the zygote may trust: closing fd 0 first lets the zygote pass answers on
+ * as soon as they are whole, since nothing here can read a later request, and
+ * FRAME_START comes before any byte the procedure could write.  Exits 0 with
+ * nothing written when the daemon has closed the request pipe.
+ */
+static void __attribute__((noreturn)) worker_child(worker_run_fn run)
+{
+	uint8_t start[FRAME_RESP_HDR + 4];
+	uint32_t len, count = 1;
+	char go;
+	struct frame_batch b;
+	char *in;
+
+	worker_child_lockdown();
+	worker_child_prefault();
+	/* Forked ahead: wait until the run before this one is over, so that only
+	 * one process ever reads the request pipe (the zygote reads call answers
+	 * from it during a run).  End of file: the zygote is gone. */
+	if (frame_read_full(WORKER_CHILD_FD, &go, 1, -1) != 1)
+		_exit(0);
+	len = worker_read_len();
+	if (len == FRAME_REQ_BATCH) {
+		in = worker_batch_read(&b);
+		count = b.count;
+	} else {
+		in = worker_read_body(len);
+	}
+	if (close(0) < 0)
+		_exit(WORKER_EXIT_IO);
+	frame_put_response(start, FRAME_START, 4);
+	memcpy(start + FRAME_RESP_HDR, &count, 4);
+	if (frame_write_full(1, start, sizeof(start), -1) < 0)
+		_exit(WORKER_EXIT_IO);
+	if (len == FRAME_REQ_BATCH)
+		worker_batch_run(run, &b, in);
+	else
+		worker_run_one(run, in, len);
+	/* Wait to be killed rather than exit: tearing this process down now would
+	 * compete for the CPU with the zygote passing the answer on. */
+	while (read(WORKER_CHILD_FD, &len, 1) < 0 && errno == EINTR)
+		;
+	_exit(0);
+}
+
+/*
+ * Fork a child ahead (it locks itself down, then waits for its "go"), with its
+ * two pipes: its fd 1 writes to the zygote's WORKER_NEXT_CHILD_FD, its
+ * WORKER_CHILD_FD reads the zygote's WORKER_NEXT_CALL_FD (first the "go" byte,
+ * then call answers).  The zygote moves
+ * them to WORKER_CHILD_FD and WORKER_CALL_FD when it becomes the current child.
+ */
+static pid_t worker_fork_child(worker_run_fn run)
+{
+	int p[2], q[2];
+	pid_t child;
+
+	if (pipe2(p, O_CLOEXEC) < 0 || p[0] != WORKER_NEXT_CHILD_FD ||
+	    p[1] != WORKER_NEXT_CALL_FD || pipe2(q, O_CLOEXEC) < 0)
+		_exit(WORKER_EXIT_IO);
+	child = _Fork();
+	if (child < 0)
+		_exit(WORKER_EXIT_IO);
+	if (child == 0) {
+		/* Its own pipes as fd 1 and WORKER_CHILD_FD (dup2 leaves them
+		 * without O_CLOEXEC); nothing of the current child's (fds 3 and 4
+		 * until the dup2) nor of the zygote's ends of its own. */
+		if (dup2(p[1], 1) < 0 || dup2(q[0], WORKER_CHILD_FD) < 0)
+			_exit(WORKER_EXIT_IO);
+		for (int fd = WORKER_CALL_FD; fd <= q[1]; fd++)
+			close(fd);
+		worker_child(run);
+	}
+	/* p[1] (WORKER_NEXT_CALL_FD) is replaced by the write end of the call pipe */
+	if (dup2(q[1], WORKER_NEXT_CALL_FD) < 0)
+		_exit(WORKER_EXIT_IO);
+	close(q[0]);
+	close(q[1]);
+	return child;
+}
+
+/* The child forked ahead becomes the current one: its pipes move down. */
+static void worker_promote(void)
+{
+	if (dup2(WORKER_NEXT_CHILD_FD, WORKER_CHILD_FD) < 0 ||
+	    dup2(WORKER_NEXT_CALL_FD, WORKER_CALL_FD) < 0)
+		_exit(WORKER_EXIT_IO);
+	close(WORKER_NEXT_CHILD_FD);
+	close(WORKER_NEXT_CALL_FD);
+}
+
+/* Let the child forked ahead read the request pipe (a broken pipe: it is gone,
+ * which its relay will find). */
+static void worker_go(void)
+{
+	char go = 1;
+
+	frame_write_full(WORKER_NEXT_CALL_FD, &go, 1, -1);
+}
+
+static int worker_reap(pid_t child)
+{
+	int status;
+
+	while (wait4(child, &status, 0, NULL) < 0)
+		if (errno != EINTR)
+			_exit(WORKER_EXIT_IO);
+	return status;
+}
+
+/* Tell the daemon the run failed in place of the final frame it waits for. */
+static void worker_send_failed(int32_t kind, int wait_status)
+{
+	int32_t fail[2] = {kind, wait_status};
+	uint8_t frame[FRAME_RESP_HDR + sizeof(fail)];
+
+	frame_put_response(frame, FRAME_FAILED, sizeof(fail));
+	memcpy(frame + FRAME_RESP_HDR, fail, sizeof(fail));
+	if (frame_write_full(1, frame, sizeof(frame), -1) < 0)
+		_exit(WORKER_EXIT_IO);
+}
+
+/*
+ * Pass the daemon's answer to a call on, from fd 0 to the child's WORKER_CALL_FD,
+ * in pieces.  All of it is read even when the child is gone (EPIPE: SIGPIPE is
+ * ignored), so the request pipe stays in step.  The daemon is trusted, but a
+ * length over the cap means the pipe is out of step: exit.
+ */
+static void worker_pass_answer(void)
+{
+	static char piece[64 * 1024];
+	uint8_t hdr[FRAME_REQ_HDR];
+	bool gone = false;
+	uint32_t len;
+
+	if (frame_read_full(0, hdr, sizeof(hdr), -1) != (ssize_t)sizeof(hdr))
+		_exit(WORKER_EXIT_IO);
+	len = frame_get_request(hdr);
+	if (len != FRAME_CALL_FAILED && len > worker_out.cap)
+		_exit(WORKER_EXIT_IO);
+	if (frame_write_full(WORKER_CALL_FD, hdr, sizeof(hdr), -1) < 0)
+		gone = true;
+	while (len != FRAME_CALL_FAILED && len) {
+		uint32_t n = len < sizeof(piece) ? len : (uint32_t)sizeof(piece);
+
+		if (frame_read_full(0, piece, n, -1) != (ssize_t)n)
+			_exit(WORKER_EXIT_IO);
+		if (!gone && frame_write_full(WORKER_CALL_FD, piece, n, -1) < 0)
+			gone = true;
+		len -= n;
+	}
+	explicit_bzero(piece, sizeof(piece));
+}
+
+/* The largest frame a child may send: a call request (frame.h). */
+#define WORKER_RELAY_MAX(cap) (FRAME_RESP_HDR + FRAME_CALL_TYPE_MAX + 1 + (cap))
+/* The zygote's buffer for a child's frames: the largest frame (a call request)
+ * and a batch's buffer of answers. */
+#define WORKER_RELAY_ROOM(cap) (WORKER_RELAY_MAX(cap) + WORKER_BATCH_OUT)
+
+enum { WORKER_RUN_DONE, WORKER_RUN_REAPED, WORKER_RUN_EOF };
+
+/*
+ * The zygote's side of one run: read what the child writes into @relay
+ * (WORKER_RELAY_ROOM(cap) bytes), check each frame's header before its payload,
+ * and write complete checked frames to the daemon as they come.  The first frame
+ * must be FRAME_START (what the child owes: 1 final frame, or a batch's count).
+ * A call request (well formed: frame_get_call) goes to the daemon after the
+ * frames before it, and its answer back to the child.  After the last final
+ * frame owed the run is over: WORKER_RUN_DONE, the child still to be killed and
+ * reaped (whatever else it wrote is dropped with it).  A malformed frame gets the
+ * child killed, and an end of file before the last frame (the child exited, or
+ * closed fd 1) its wait status; either way one FRAME_FAILED goes in place of the
+ * final frame the daemon waits for: WORKER_RUN_REAPED.  WORKER_RUN_EOF: the
+ * daemon closed the request pipe.
+ */
+static int worker_relay(pid_t child, char *relay)
+{
+	size_t cap = worker_out.cap, room = WORKER_RELAY_ROOM(cap), have = 0, pos = 0, sent = 0;
+	uint32_t owed = 0, len;
+	bool started = false;
+	const char *type, *in;
+	int32_t status;
+	size_t inlen;
+	ssize_t r;
+	int st;
+
+	for (;;) {
+		while (have - pos >= FRAME_RESP_HDR) {
+			uint8_t *h = (uint8_t *)relay + pos;
+
+			if (!started) {
+				if (frame_get_response(h, FRAME_START, 4, &status, &len) < 0 ||
+				    status != FRAME_START || len != 4)
+					goto violation;
+				if (have - pos < FRAME_RESP_HDR + 4)
+					break;
+				memcpy(&owed, h + FRAME_RESP_HDR, 4);
+				if (owed == 0 || owed > FRAME_BATCH_MAX_COUNT)
+					goto violation;
+				started = true;
+				pos = sent = pos + FRAME_RESP_HDR + 4;
+				continue;
+			}
+			if (frame_get_response(h, FRAME_SKIPPED,
+					       (uint32_t)(WORKER_RELAY_MAX(cap) - FRAME_RESP_HDR),
+					       &status, &len) < 0 ||
+			    status == FRAME_FAILED || (status != FRAME_CALL && len > cap) ||
+			    (status == FRAME_SKIPPED && len))
+				goto violation;
+			if (have - pos < FRAME_RESP_HDR + len)
+				break;
+			if (status == FRAME_CALL) {
+				if (frame_get_call(relay + pos + FRAME_RESP_HDR, len, &type, &in,
+						   &inlen) < 0)
+					goto violation;
+				/* the answers before it, then the call itself */
+				pos += FRAME_RESP_HDR + len;
+				if (frame_write_full(1, relay + sent, pos - sent, -1) < 0)
+					_exit(WORKER_EXIT_IO);
+				sent = pos;
+				worker_pass_answer();
+				continue;
+			}
+			pos += FRAME_RESP_HDR + len;
+			if (--owed == 0) {
+				if (frame_write_full(1, relay + sent, pos - sent, -1) < 0)
+					_exit(WORKER_EXIT_IO);
+				explicit_bzero(relay, have);
+				return WORKER_RUN_DONE;
+			}
+		}
+		/* what is whole goes out now; a partial frame waits for the rest */
+		if (pos > sent && frame_write_full(1, relay + sent, pos - sent, -1) < 0)
+			_exit(WORKER_EXIT_IO);
+		memmove(relay, relay + pos, have - pos);
+		have -= pos;
+		explicit_bzero(relay + have, pos);
+		pos = sent = 0;
+		r = read(WORKER_CHILD_FD, relay + have, room - have);
+		if (r > 0) {
+			have += (size_t)r;
+			continue;
+		}
+		if (r < 0 && errno == EINTR)
+			continue;
+		break; /* end of file: the child exited (or closed fd 1) */
+	}
+	explicit_bzero(relay, have);
+	st = worker_reap(child);
+	if (!started) {
+		/* Gone before it said it had a request: whether it took one from the
+		 * pipe is unknown, so this worker cannot answer for it.  The daemon
+		 * closing the pipe is the normal case. */
+		if (have == 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0)
+			return WORKER_RUN_EOF;
+		if (WIFEXITED(st))
+			_exit(WEXITSTATUS(st) ? WEXITSTATUS(st) : WORKER_EXIT_IO);
+		kill(getpid(), SIGKILL);
+		_exit(WORKER_EXIT_IO);
+	}
+	worker_send_failed(WIFEXITED(st) && WEXITSTATUS(st) == 0 ? FRAME_FAIL_PROTOCOL
+								  : FRAME_FAIL_DIED,
+			   st);
+	return WORKER_RUN_REAPED;
+violation:
+	explicit_bzero(relay, have);
+	kill(child, SIGKILL);
+	st = worker_reap(child);
+	if (!started)
+		_exit(WORKER_EXIT_IO); /* the child's own code broke the protocol */
+	worker_send_failed(FRAME_FAIL_PROTOCOL, st);
+	return WORKER_RUN_REAPED;
+}
+
+/*
+ * Serve requests until the daemon closes the pipe, each in a fresh child.  The
+ * child for the next request is forked, and has locked itself down, before that
+ * request is sent: as soon as a run's last frame is passed on, the child that
+ * made it is killed (it has said all it may), and the next one forked before the
+ * old one is reaped, while the daemon is busy with the answer.  So neither the
+ * fork nor a child's exit is between a request and its answer.  The zygote never
+ * runs procedure code and never holds an input; it wipes what it relayed, so a
+ * child starts with nothing of an earlier run.
+ */
+static void __attribute__((noreturn)) worker_serve(worker_run_fn run, char *relay)
+{
+	pid_t child, next, dying = 0;
+	int hold[2];
+
+	/* The first child is forked as a next one would be (fds 3 and 4 held
+	 * meanwhile), told to go at once, and moved down. */
+	if (pipe2(hold, O_CLOEXEC) < 0 || hold[0] != WORKER_CHILD_FD || hold[1] != WORKER_CALL_FD)
+		_exit(WORKER_EXIT_IO);
+	child = worker_fork_child(run);
+	worker_go();
+	close(hold[0]);
+	close(hold[1]);
+	worker_promote();
+	next = worker_fork_child(run);
+	for (;;) {
+		int end = worker_relay(child, relay);
+
+		if (end == WORKER_RUN_EOF)
+			_exit(0);
+		/* The run is over, and with it the zygote's reads of call answers
+		 * from the request pipe: the child forked ahead may read it now. */
+		worker_go();
+		/* The daemon was woken by the last write as by a writer about to block
+		 * (a pipe's wake-up is synchronous): it waits for this CPU unless the
+		 * zygote yields it before going on with the work below. */
+		sched_yield();
+		/* The child forked ahead is the current one now, perhaps already
+		 * running the next request.  This
+		 * one is killed and reaped one run later (its exit overlaps that
+		 * run), and the one after the next is forked meanwhile: neither a fork
+		 * nor an exit is between a request and its answer. */
+		if (end == WORKER_RUN_DONE)
+			kill(child, SIGKILL);
+		close(WORKER_CHILD_FD);
+		close(WORKER_CALL_FD);
+		worker_promote();
+		if (dying)
+			worker_reap(dying);
+		dying = end == WORKER_RUN_DONE ? child : 0;
+		child = next;
+		next = worker_fork_child(run);
 	}
 }
 
@@ -708,16 +1444,28 @@ int main(int argc, char **argv)
 	uint8_t hdr[FRAME_RESP_HDR];
 	worker_run_fn run;
 	uint32_t srclen;
-	char *src;
+	char *src, *relay;
+	bool allow_no_landlock = false, reuse = false, bad_flag = false;
 
 	/* Step 1: nothing inherited but the two pipes and /dev/null.  (The daemon
 	 * already spawned us with an empty environment and closefrom(3); this
 	 * also covers a daemon that forgot.) */
 	worker_close_fds();
-	if (argc != 5 || worker_parse_size(argv[3], &mem) < 0 ||
-	    worker_parse_size(argv[4], &cap) < 0 || cap == 0 || cap >= UINT32_MAX)
-		worker_fail(WORKER_EXIT_USAGE,
-			    "usage: seglam-worker INCLUDE_DIR LIBTCC1 MEM_BYTES ANSWER_CAP");
+	/* a write to a run's child that died mid-call fails with EPIPE instead */
+	signal(SIGPIPE, SIG_IGN);
+	for (int i = 5; i < argc; i++) {
+		if (strcmp(argv[i], "allow_no_landlock") == 0)
+			allow_no_landlock = true;
+		else if (strcmp(argv[i], "reuse") == 0)
+			reuse = true;
+		else
+			bad_flag = true;
+	}
+	if (argc < 5 || bad_flag || worker_parse_size(argv[3], &mem) < 0 ||
+	    worker_parse_size(argv[4], &cap) < 0 || cap == 0 ||
+	    cap >= UINT32_MAX - WORKER_RELAY_MAX(0))
+		worker_fail(WORKER_EXIT_USAGE, "usage: seglam-worker INCLUDE_DIR LIBTCC1 MEM_BYTES "
+					       "ANSWER_CAP [allow_no_landlock] [reuse]");
 
 	/* Step 2: drop root, then limits.  setuid first: RLIMIT_NPROC 0 would be
 	 * checked against the new user otherwise.  no_new_privs is also what
@@ -728,11 +1476,15 @@ int main(int argc, char **argv)
 		worker_fail(WORKER_EXIT_SETUP, "worker: include directory: %s", strerror(errno));
 
 	/* Step 3: file system closed off before any untrusted byte is parsed. */
-	worker_landlock(argv[1], argv[2]);
+	worker_landlock(argv[1], argv[2], allow_no_landlock);
 
 	worker_out.cap = (size_t)cap;
-	worker_out.data = malloc((size_t)cap + 1);
-	if (!worker_out.data)
+	/* room for the response header in front: a child writes its frame at once */
+	worker_out.data = malloc(FRAME_RESP_HDR + (size_t)cap + 1);
+	if (worker_out.data)
+		worker_out.data += FRAME_RESP_HDR;
+	relay = malloc(WORKER_RELAY_ROOM((size_t)cap));
+	if (!worker_out.data || !relay)
 		worker_die_oom();
 
 	/* Step 4: the source, screened lexically (#include of files, #pragma). */
@@ -748,16 +1500,22 @@ int main(int argc, char **argv)
 		worker_fail(0, "%s", err.data);
 
 	/* Step 6: lock down.  From here on: read fd 0, write fd 1, non-executable
-	 * memory management, exit.  The "compiled" reply is only sent once the
-	 * filter is in place, so a pooled worker is always a locked one. */
+	 * memory management, exit, and forking a child per run that locks itself
+	 * down further.  The "compiled" reply is only sent once the filter is in
+	 * place, so a pooled worker is always a locked one. */
 	worker_warm_up();
-	if (worker_seccomp() < 0)
+	worker_have_clock = getauxval(AT_SYSINFO_EHDR) != 0;
+	if (worker_have_clock)
+		worker_coarse_ms(); /* resolves the vDSO entry before the filter */
+	if ((reuse ? worker_seccomp_reuse() : worker_seccomp()) < 0)
 		worker_fail(WORKER_EXIT_SETUP, "worker: cannot install the seccomp filter");
 	frame_put_response(hdr, FRAME_COMPILED, 0);
 	if (frame_write_full(1, hdr, sizeof(hdr), -1) < 0)
 		_exit(WORKER_EXIT_IO);
 
-	/* Step 7: serve inputs until the daemon closes the pipe. */
-	worker_serve(run);
+	/* Step 7: serve inputs, each in a fresh child, until the daemon closes the pipe. */
+	if (reuse)
+		worker_serve_reuse(run);
+	worker_serve(run, relay);
 	return 0;
 }

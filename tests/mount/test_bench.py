@@ -18,6 +18,9 @@ def test_bench_tiny_runs_and_reports():
     with open(os.path.join(out, 'results.json')) as f:
         results = json.load(f)
     assert results
+    # composition: one worker run for the caller and one per call (at most)
+    assert results['compose']['runs_per_read'] <= 3.0
+    assert results['compose']['count_errors'] == 0
     # Questions in plain words (section 9): the stream is answered, never wrongly.
     assert results['questions']['stream']['wrong'] == 0
     assert results['questions']['stream']['errors'] == 0

@@ -1,5 +1,7 @@
-"""Hostile procedures through a real mount: each read fails (or answers harmlessly)
-within the time limit, nothing leaks, and the mount keeps serving (issue 2)."""
+"""Hostile procedures through a real mount: each read ends in one of the outcomes its
+`expect:` line allows (grammar: tests/unit/hostile/README.md), nothing leaks, nothing
+is written outside, and the mount keeps serving (issues 2 and 10).  Outcomes are
+"contained", never one kernel's signal; elapsed time is never asserted."""
 import errno
 import glob
 import os
@@ -12,14 +14,18 @@ from conftest import HOSTILE, UPPER, alive, worker_pids
 
 SECRET = 'sk-SEGLAM-SECRET-7f3a9c1e5b'
 CASES = sorted(glob.glob(os.path.join(HOSTILE, '*.c')))
-PWNED = ['/tmp/pwned', '/tmp/seglam-pwned', '/tmp/pwned-system', '/tmp/pwned-dlopen']
+PWNED = ['/tmp/pwned', '/tmp/seglam-pwned', '/tmp/pwned-system', '/tmp/pwned-dlopen',
+         '/tmp/seglam-pwned-execve', '/tmp/seglam-pwned-system', '/tmp/seglam-pwned-dlopen']
 
 
 def expectation(path):
+    """(allowed kinds, allowed reasons) from the case's `expect:` line."""
     with open(path) as f:
-        m = re.search(r'expect:\s*(EIO|EINVAL|OK)\s*(.*?)\s*(\*/)?$', f.read(), re.M)
-    assert m, f'{path}: no expect: line'
-    return m.group(1), m.group(2)
+        m = re.search(r'expect:\s*((?:EIO|EINVAL|OK)(?:\|(?:EIO|EINVAL|OK))*)(.*?)\s*(\*/)?$',
+                      f.read(), re.M)
+    assert m, f'{path}: no valid expect: line'
+    reasons = [r.strip() for r in m.group(2).split(' | ') if r.strip()]
+    return m.group(1).split('|'), reasons
 
 
 @pytest.fixture(scope='module')
@@ -40,24 +46,21 @@ def hostile_mount(tmp_path_factory):
 @pytest.mark.parametrize('path', CASES, ids=[os.path.basename(c)[:-2] for c in CASES])
 def test_hostile(hostile_mount, path):
     m = hostile_mount
-    kind, reason = expectation(path)
+    kinds, reasons = expectation(path)
     name = 'h-' + os.path.basename(path)[:-2].replace('_', '-')
     with open(path) as f:
         m.put_proc(name, f.read())
-    t0 = time.monotonic()
     try:
         answer = m.ask(name, 'input')
         err = 0
     except OSError as e:
         answer, err = b'', e.errno
-    elapsed = time.monotonic() - t0
-    assert elapsed < 10, f'took {elapsed:.1f}s'
-    if kind == 'OK':
-        assert err == 0, f'expected a harmless answer, got errno {err}: {m.proc_log(name)}'
-    else:
-        assert err == getattr(errno, kind), f'expected {kind}, got {err or answer!r}'
-        if reason:
-            assert reason in m.proc_log(name), m.proc_log(name)
+    got = 'OK' if err == 0 else errno.errorcode.get(err, str(err))
+    log = m.proc_log(name)
+    assert got in kinds, f'expected {"|".join(kinds)}, got {got}: {answer[:300]!r} {log[-500:]}'
+    # EINVAL's reason is in the log too (the rejection is logged); OK's in the answer
+    text = answer.decode(errors='replace') if err == 0 else log
+    assert not reasons or any(r in text for r in reasons), f'none of {reasons} in {text[-500:]!r}'
     # nothing leaks: not into the answer, the log, the daemon log or the store
     assert SECRET.encode() not in answer
     assert SECRET not in m.proc_log(name)
@@ -67,6 +70,9 @@ def test_hostile(hostile_mount, path):
             with open(os.path.join(dirpath, fn), 'rb') as f:
                 assert SECRET.encode() not in f.read(), fn
     assert b'root:' not in answer and 'root:x:' not in m.proc_log(name)
+    # compiler text is quoted: no terminal escape or bell reaches the log
+    assert '\x1b' not in m.proc_log(name) and '\x07' not in m.proc_log(name)
+    assert '\x1b' not in m.daemon_log() and '\x07' not in m.daemon_log()
     for p in PWNED:
         assert not os.path.exists(p), p
     # the mount and every other procedure keep working
@@ -76,3 +82,25 @@ def test_hostile(hostile_mount, path):
 
 def test_workers_are_bounded(hostile_mount):
     assert 0 < len(worker_pids(parent=hostile_mount.proc.pid)) <= 64
+
+
+@pytest.mark.parametrize('case', ['remember', 'reply_early_late'])
+def test_no_caller_gets_another_callers_input(hostile_mount, case):
+    """Issue 10 item 6: each run is a fresh child of the compiled worker, so neither
+    a procedure's static memory nor a forged early reply (with the real one, holding
+    the input, sent late) can hand one read's input to a later read."""
+    m = hostile_mount
+    name = 'iso-' + case.replace('_', '-')
+    with open(os.path.join(HOSTILE, case + '.c')) as f:
+        m.put_proc(name, f.read())
+    for i in range(5):
+        try:
+            answer = m.ask(name, f'secret-of-caller-{i}')
+        except OSError as e:
+            assert e.errno == errno.EIO, e
+            answer = b''
+        for j in range(i):
+            assert f'secret-of-caller-{j}'.encode() not in answer, (i, answer)
+        if case == 'remember':
+            assert answer == b'remembered: []\n', answer
+    assert m.ask('upper', 'still-here') == b'STILL-HERE\n'

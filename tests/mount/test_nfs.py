@@ -93,11 +93,11 @@ def test_nfs_reads_answers_sources_and_lists(nfs):
     with open(m.path('procs', 'roman-to-int', 'source.c'), 'rb') as f:
         assert g.cat('procs/roman-to-int/source.c') == f.read()
     procs = sorted(os.listdir(m.path('procs')))
-    assert len(procs) == 34
+    assert len(procs) == 37  # library/ (34, and the 3 composed types)
     assert sorted(g.ls('procs')) == procs
     assert sorted(g.ls('ask')) == sorted(os.listdir(m.path('ask')))
     assert set(g.ls('procs/roman-to-int')) >= {'source.c', 'tests', 'spec'}
-    assert set(g.ls('')) == {'ask', 'procs', 'q', 'query', 'stats'}
+    assert set(g.ls('')) == {'ask', 'map', 'procs', 'q', 'query', 'stats'}
 
 
 def test_nfs_writes_new_source(nfs, tmp_path):

@@ -23,7 +23,7 @@ FIXED_LIMITS = {
     'Max cpu time': ('300', '310'),  # WORKER_CPU_BACKSTOP, +10 hard
     'Max open files': ('16', '16'),  # WORKER_MAX_FDS
     'Max file size': ('0', '0'),
-    'Max processes': ('0', '0'),
+    'Max processes': ('4096', '4096'),  # WORKER_MAX_PROCS: the worker forks a child per run
     'Max core file size': ('0', '0'),
     'Max locked memory': ('0', '0'),
 }
@@ -139,9 +139,12 @@ def test_no_new_privs_seccomp_not_dumpable(workers):
 
 def test_fds(workers):
     """Point 1: fd 0 and 1 are the request and response pipes, fd 2 is /dev/null,
-    nothing else (sandbox.c spawns with closefrom(3), worker.c close_range(3);
-    tcc's include and libtcc1.a fds and the Landlock ruleset fd are closed
-    before the worker answers "compiled")."""
+    fds 3 and 4 the zygote's ends of the two pipes to the current run's child (its
+    answers, and call answers to it) and fds 5 and 6 those to the child forked
+    ahead for the next run; nothing else (sandbox.c
+    spawns with closefrom(3), worker.c close_range(3); tcc's include and libtcc1.a
+    fds and the Landlock ruleset fd are closed before the worker answers
+    "compiled")."""
     _, pids, _ = workers
     for pid in pids:
         if not ROOT:
@@ -150,12 +153,17 @@ def test_fds(workers):
                 os.listdir(f'/proc/{pid}/fd')
             continue
         fds = sorted(os.listdir(f'/proc/{pid}/fd'), key=int)
-        assert fds == ['0', '1', '2'], (pid, fds)
+        # the children's pipes are closed for a moment between one run and the next
+        assert fds[:3] == ['0', '1', '2'] and set(fds[3:]) <= {'3', '4', '5', '6'}, (pid, fds)
         targets = [os.readlink(f'/proc/{pid}/fd/{fd}') for fd in fds]
         assert targets[0].startswith('pipe:'), (pid, targets)
         assert targets[1].startswith('pipe:'), (pid, targets)
         assert targets[0] != targets[1], (pid, targets)
         assert targets[2] == '/dev/null', (pid, targets)
+        for extra in targets[3:]:
+            assert extra.startswith('pipe:'), (pid, targets)
+            assert extra not in targets[:2], (pid, targets)
+        assert len(set(targets[3:])) == len(targets[3:]), (pid, targets)
 
 
 def test_empty_environment(workers):

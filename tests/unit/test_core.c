@@ -59,12 +59,12 @@ static void test_buf(void)
 	buf_add(&b, "\0z", 2);
 	CHECK(b.len == 5 && b.data[3] == '\0' && b.data[4] == 'z', "binary data");
 	buf_reset(&b);
-	buf_addrepr(&b, "a'b\\\n\t\x01\xc3\xa9", 9, 100);
+	buf_addquoted(&b, "a'b\\\n\t\x01\xc3\xa9", 9, 100);
 	CHECK(!strcmp(b.data, "'a\\'b\\\\\\n\\t\\x01\xc3\xa9'"),
-	      "addrepr escapes quotes, backslash, control bytes; keeps UTF-8");
+	      "addquoted escapes quotes, backslash, control bytes; keeps UTF-8");
 	buf_reset(&b);
-	buf_addrepr(&b, "abcdef", 6, 3);
-	CHECK(!strcmp(b.data, "'abc'... (6 bytes)"), "addrepr cuts at max and says how long");
+	buf_addquoted(&b, "abcdef", 6, 3);
+	CHECK(!strcmp(b.data, "'abc'... (6 bytes)"), "addquoted cuts at max and says how long");
 	buf_free(&b);
 }
 

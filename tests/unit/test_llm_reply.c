@@ -319,6 +319,40 @@ static void test_prompt(void)
 	buf_free(&cases[1].out);
 }
 
+/* Composition: the nearest existing types, listed for the LLM to seglam_call. */
+static void test_prompt_callable(void)
+{
+	struct llm_callable callable[2] = {{.type = "weekday", .spec = "Input: a date.\n"},
+					   {.type = "days-between"}};
+	struct llm_prompt_input in = {.type = "days-until-friday"};
+	struct buf sys = BUF_INIT, user = BUF_INIT;
+
+	llm_prompt_build(&in, &sys, &user);
+	CHECK(!strstr(user.data, "seglam_call"), "no callable types: no composition section");
+	callable[0].has_example = 1;
+	buf_adds(&callable[0].example.in, "2024-02-29");
+	buf_adds(&callable[0].example.out, "Thursday\n");
+	in.callable = callable;
+	in.ncallable = 2;
+	buf_reset(&sys);
+	buf_reset(&user);
+	llm_prompt_build(&in, &sys, &user);
+	CHECK(strstr(user.data, "const char *seglam_call(const char *type, const char *in, "
+				"size_t len, size_t *n);") != NULL,
+	      "composition section: the call's signature");
+	CHECK(strstr(user.data, "### weekday\nInput: a date.\nExample: seglam_call(\"...\", "
+				"\"2024-02-29\", ...) returns \"Thursday\\n\"") != NULL,
+	      "composition section: name, spec and one example of a type");
+	CHECK(strstr(user.data, "### days-between\n(no spec)") != NULL,
+	      "composition section: a type without spec or example");
+	CHECK(!strstr(user.data, "{{") && !strstr(user.data, "@@"),
+	      "composition: no template left");
+	buf_free(&callable[0].example.in);
+	buf_free(&callable[0].example.out);
+	buf_free(&sys);
+	buf_free(&user);
+}
+
 /* Validation: the answers/rejects/withdraw blocks and the request that shows no code. */
 static void test_validation(void)
 {
@@ -567,6 +601,7 @@ int main(void)
 	test_reply_cases();
 	test_fuzz();
 	test_prompt();
+	test_prompt_callable();
 	test_validation();
 	test_config();
 	expect_host("https://api.openai.com/v1", "api.openai.com");

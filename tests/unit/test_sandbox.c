@@ -1,12 +1,14 @@
 /*
  * test_sandbox: cache/sandbox.c and the seglam-worker it drives, end to end.
  *
- *	test_sandbox WORKER INCLUDE_DIR HOSTILE_DIR
+ *	test_sandbox WORKER INCLUDE_DIR HOSTILE_DIR [NOLANDLOCK_WORKER]
  *
  * Real workers, real seccomp.  Each case prints "ok N - name" or "not ok N - name";
  * the exit status is non-zero if any failed.  The hostile corpus (the .c files in HOSTILE_DIR)
- * is data driven: each file has a line "expect: EIO|EINVAL|OK <substring>" saying
- * how the run must end and what the message (or answer) must contain.
+ * is data driven: each file has an "expect:" line (grammar in tests/unit/hostile/README.md)
+ * naming the outcomes allowed on any kernel; containment is checked for every case.
+ * Nothing here asserts on elapsed time (timings are printed): the suite must pass on
+ * a loaded 2-core machine.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -27,7 +29,7 @@
 #define TIMEOUT_MS 1000
 
 static int test_n, test_failed;
-static const char *worker_path, *include_dir, *hostile_dir;
+static const char *worker_path, *include_dir, *hostile_dir, *nolandlock_path;
 
 static void check(bool ok, const char *name, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -70,13 +72,17 @@ static int run(const char *src, const char *in, struct buf *out, struct buf *err
 	return sandbox_run(src, strlen(src), in, strlen(in), out, err);
 }
 
-static void start(unsigned max_workers)
+static bool opt_worker_reuse;
+
+static void start_with(const char *worker, unsigned max_workers, bool allow_no_landlock)
 {
 	struct sandbox_config cfg = {
-	    .worker_path = worker_path,
+	    .worker_path = worker,
 	    .include_dir = include_dir,
 	    .timeout_ms = TIMEOUT_MS,
 	    .max_workers = max_workers,
+	    .allow_no_landlock = allow_no_landlock,
+	    .worker_reuse = opt_worker_reuse,
 	};
 	int r = sandbox_init(&cfg);
 
@@ -84,6 +90,11 @@ static void start(unsigned max_workers)
 		printf("Bail out! sandbox_init: %s\n", strerror(-r));
 		exit(1);
 	}
+}
+
+static void start(unsigned max_workers)
+{
+	start_with(worker_path, max_workers, false);
 }
 
 static const char good_src[] = "#include <seglam.h>\n"
@@ -299,14 +310,115 @@ static int cmp_str(const void *a, const void *b)
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
+/*
+ * One hostile case's "expect:" line (tests/unit/hostile/README.md):
+ *	expect: KIND[|KIND...] [REASON[ | REASON...]]
+ * The run must end in one of the KINDs (OK: answered, EINVAL: rejected, EIO:
+ * failed) with a message containing one of the REASONs (the answer for OK, the
+ * rejection for EINVAL, the error for EIO).  Containment is checked for every
+ * case whatever it says: no secret and no host file in anything that comes back,
+ * nothing written outside, and the pool still serves a good procedure.
+ */
+struct expect {
+	int kinds[3];
+	unsigned nkinds;
+	char reasons[8][128];
+	unsigned nreasons;
+};
+
+static int parse_expect(const char *src, struct expect *x)
+{
+	const char *e = strstr(src, "expect: "), *p, *eol;
+	char line[1024], *tok, *save, *kinds, *rest;
+
+	memset(x, 0, sizeof(*x));
+	if (!e)
+		return -1;
+	p = e + 8;
+	eol = strchr(p, '\n');
+	snprintf(line, sizeof(line), "%.*s", (int)(eol ? eol - p : (long)strlen(p)), p);
+	if ((tok = strstr(line, "*/")))
+		*tok = '\0';
+	kinds = line;
+	rest = strchr(line, ' ');
+	if (rest)
+		*rest++ = '\0';
+	for (tok = strtok_r(kinds, "|", &save); tok; tok = strtok_r(NULL, "|", &save)) {
+		int k = strcmp(tok, "OK") == 0	     ? 0
+			: strcmp(tok, "EINVAL") == 0 ? -EINVAL
+			: strcmp(tok, "EIO") == 0    ? -EIO
+						     : 1;
+
+		if (k > 0 || x->nkinds >= 3)
+			return -1;
+		x->kinds[x->nkinds++] = k;
+	}
+	while (rest && *rest) {
+		char *bar = strstr(rest, " | "), *end;
+
+		if (bar)
+			*bar = '\0';
+		while (*rest == ' ')
+			rest++;
+		for (end = rest + strlen(rest); end > rest && end[-1] == ' ';)
+			*--end = '\0';
+		if (*rest) {
+			if (x->nreasons >= 8)
+				return -1;
+			snprintf(x->reasons[x->nreasons++], sizeof(x->reasons[0]), "%s", rest);
+		}
+		rest = bar ? bar + 3 : NULL;
+	}
+	return x->nkinds ? 0 : -1;
+}
+
+static bool expect_met(const struct expect *x, int r, const char *msg)
+{
+	bool kind = false;
+
+	for (unsigned i = 0; i < x->nkinds; i++)
+		kind = kind || x->kinds[i] == r;
+	if (!kind)
+		return false;
+	if (!x->nreasons)
+		return true;
+	for (unsigned i = 0; i < x->nreasons; i++)
+		if (strstr(msg, x->reasons[i]))
+			return true;
+	return false;
+}
+
+/* Nothing of the host came back, the message is printable, and nothing was
+ * written outside. */
+static bool contained(const struct buf *out, const struct buf *err, const char **why)
+{
+	const char *host = "root:x:0:0:"; /* /etc/passwd */
+
+	*why = "";
+	if (strstr(buf_str(out), SECRET) || strstr(buf_str(err), SECRET))
+		*why = "the secret leaked";
+	else if (strstr(buf_str(out), host) || strstr(buf_str(err), host))
+		*why = "a host file leaked";
+	for (size_t i = 0; i < err->len; i++)
+		if (((unsigned char)err->data[i] < 0x20 && err->data[i] != '\n') ||
+		    err->data[i] == 0x7f)
+			*why = "a raw control byte in the message";
+	for (size_t i = 0; i < sizeof(pwned) / sizeof(pwned[0]); i++)
+		if (file_exists(pwned[i]))
+			*why = pwned[i];
+	return !**why;
+}
+
 static void test_hostile_one(const char *name)
 {
 	struct buf src = BUF_INIT, out = BUF_INIT, err = BUF_INIT;
-	char path[4096], want_err[16] = "", want[256] = "", label[512];
-	const char *e;
+	char path[4096], label[512];
+	struct expect x;
+	const char *why, *msg;
+	bool parsed;
 	double t0, dt;
 	FILE *f;
-	int r, want_r;
+	int r;
 
 	snprintf(path, sizeof(path), "%s/%s", hostile_dir, name);
 	f = fopen(path, "r");
@@ -318,27 +430,21 @@ static void test_hostile_one(const char *name)
 			buf_add(&src, chunk, n);
 		fclose(f);
 	}
-	e = strstr(buf_str(&src), "expect: ");
-	if (e) {
-		char *end;
-
-		sscanf(e + 8, "%15s %255[^\n]", want_err, want);
-		end = strstr(want, "*/");
-		if (end)
-			*end = '\0';
-		for (end = want + strlen(want); end > want && end[-1] == ' ';)
-			*--end = '\0';
-	}
-	want_r = strcmp(want_err, "OK") == 0 ? 0 : strcmp(want_err, "EINVAL") == 0 ? -EINVAL : -EIO;
-	snprintf(label, sizeof(label), "hostile %s: %s \"%s\"", name, want_err, want);
+	parsed = parse_expect(buf_str(&src), &x) == 0;
+	snprintf(label, sizeof(label), "hostile %s: contained, %s%s%s", name,
+		 x.nkinds && x.kinds[0] == 0 ? "OK"
+		 : x.kinds[0] == -EINVAL     ? "EINVAL"
+					     : "EIO",
+		 x.nkinds > 1 ? "|..." : "", x.nreasons ? " as expected" : "");
 	t0 = now_ms();
 	r = sandbox_run(src.data, src.len, "x", 1, &out, &err);
 	dt = now_ms() - t0;
-	check(e && r == want_r && strstr(want_r == 0 ? buf_str(&out) : buf_str(&err), want) &&
-		  dt < TIMEOUT_MS + 1500 && !strstr(buf_str(&out), SECRET) &&
-		  !strstr(buf_str(&err), SECRET),
-	      label, "r=%d after %.0f ms; err=%.300s; out=%.300s", r, dt, buf_str(&err),
-	      buf_str(&out));
+	/* Elapsed time is printed, never asserted: the machine may be loaded. */
+	msg = r == -EIO ? buf_str(&err) : buf_str(&out);
+	printf("# %s: r=%d after %.0f ms: %.*s\n", name, r, dt, (int)strcspn(msg, "\n"), msg);
+	check(parsed && expect_met(&x, r, msg) && contained(&out, &err, &why), label,
+	      "%s r=%d; err=%.300s; out=%.300s", parsed ? why : "no valid expect: line", r,
+	      buf_str(&err), buf_str(&out));
 	r = run(good_src, "3", &out, &err);
 	if (r != 0 || strcmp(buf_str(&out), "10\n") != 0)
 		check(false, "pool still serves after hostile", "%s: r=%d err=%s", name, r,
@@ -492,11 +598,82 @@ static void test_pool_limits(void)
 	buf_free(&err);
 }
 
+/* Composition: the call handler the cache layer would provide, scripted by type. */
+static int call_handler(const char *type, const char *in, size_t len, struct buf *out,
+			struct buf *why)
+{
+	struct buf err = BUF_INIT;
+	int r;
+
+	if (!strcmp(type, "sq")) {
+		/* a nested run on this thread: the caller's worker is parked meanwhile */
+		r = sandbox_run(good_src, strlen(good_src), in, len, out, &err);
+		buf_free(&err);
+		return r;
+	}
+	if (!strcmp(type, "slow")) {
+		usleep((TIMEOUT_MS + 200) * 1000);
+		buf_adds(out, "late\n");
+		return 0;
+	}
+	buf_adds(why, "no such type");
+	return -ENOENT;
+}
+
+static const char caller_src[] = "#include <seglam.h>\n"
+				 "int seglam_run(const char *in, size_t len, seglam_out *out)\n"
+				 "{\n"
+				 "\tsize_t n = 99;\n"
+				 "\tconst char *a = seglam_call(in, \"7\", 1, &n);\n"
+				 "\tif (!a)\n"
+				 "\t\treturn seglam_printf(out, \"NULL n=%zu\\n\", n);\n"
+				 "\treturn seglam_printf(out, \"got %zu %s\", n, a);\n"
+				 "}\n";
+
+static void test_calls(void)
+{
+	struct buf out = BUF_INIT, err = BUF_INIT;
+	struct sandbox_stats st;
+	int r;
+
+	sandbox_shutdown();
+	start(1); /* the cap at 1: a caller and its callee must still both run */
+	r = run(caller_src, "x", &out, &err);
+	check(r == 0 && !strcmp(buf_str(&out), "NULL n=0\n"), "no handler: seglam_call is NULL",
+	      "r=%d out=%s err=%s", r, buf_str(&out), buf_str(&err));
+	sandbox_set_call_handler(call_handler);
+	r = run(caller_src, "sq", &out, &err);
+	check(r == 0 && !strcmp(buf_str(&out), "got 3 50\n"),
+	      "seglam_call answers through the daemon, workers cap 1", "r=%d out=%s err=%s", r,
+	      buf_str(&out), buf_str(&err));
+	r = run(caller_src, "nope", &out, &err);
+	check(r == 0 && !strcmp(buf_str(&out), "NULL n=0\n"), "a failed call is NULL",
+	      "r=%d out=%s err=%s", r, buf_str(&out), buf_str(&err));
+	r = run(caller_src, "", &out, &err);
+	check(r == 0 && !strcmp(buf_str(&out), "NULL n=0\n"), "an empty type is NULL",
+	      "r=%d out=%s err=%s", r, buf_str(&out), buf_str(&err));
+	r = run(caller_src, "slow", &out, &err);
+	check(r == -EIO && strstr(buf_str(&err), "timed out"),
+	      "a call past the time limit fails the whole run", "r=%d out=%s err=%s", r,
+	      buf_str(&out), buf_str(&err));
+	r = run(caller_src, "sq", &out, &err);
+	sandbox_get_stats(&st);
+	check(r == 0 && st.calls >= 4 && st.parked_max >= 1,
+	      "the pool keeps serving after a timed-out call", "r=%d calls=%llu parked_max=%llu", r,
+	      (unsigned long long)st.calls, (unsigned long long)st.parked_max);
+	sandbox_set_call_handler(NULL);
+	buf_free(&out);
+	buf_free(&err);
+}
+
+/* Cold and warm latencies, printed for the record: timing is asserted only in
+ * benchmarks (bench/), never here.  What is checked is that every run is right. */
 static void test_timing(void)
 {
 	struct buf out = BUF_INIT, err = BUF_INIT;
 	double cold[20], warm[2000];
 	char src[300];
+	int bad = 0;
 
 	for (int i = 0; i < 20; i++) {
 		double t0;
@@ -507,22 +684,195 @@ static void test_timing(void)
 			 "{ return seglam_printf(out, \"%%d %%zu\\n\", %d, strlen(in)); }\n",
 			 i);
 		t0 = now_ms();
-		sandbox_compile(src, strlen(src), &err);
+		bad += sandbox_compile(src, strlen(src), &err) != 0;
 		cold[i] = now_ms() - t0;
 		sandbox_forget(src, strlen(src));
 	}
 	for (int i = 0; i < 2000; i++) {
 		double t0 = now_ms();
 
-		run(good_src, "42", &out, &err);
+		bad += run(good_src, "42", &out, &err) != 0 || strcmp(buf_str(&out), "1765\n");
 		warm[i] = now_ms() - t0;
 	}
 	qsort(cold, 20, sizeof(double), cmp_double);
 	qsort(warm, 2000, sizeof(double), cmp_double);
 	printf("# cold start (spawn + compile) median %.2f ms, max %.2f ms\n", cold[10], cold[19]);
 	printf("# warm run median %.1f us, p99 %.1f us\n", warm[1000] * 1e3, warm[1980] * 1e3);
-	check(cold[10] < 200 && warm[1000] < 5, "timing is sane", "cold %.2f warm %.3f", cold[10],
-	      warm[1000]);
+	check(bad == 0, "20 cold compiles and 2000 warm runs all right", "%d wrong; err=%s", bad,
+	      buf_str(&err));
+	buf_free(&out);
+	buf_free(&err);
+}
+
+/* buf_addrepr, the one quoting helper for worker and compiler text. */
+static void test_addrepr(void)
+{
+	/* ESC, BEL, backslash, newline, tab, DEL, U+00E9, U+009B (C1 CSI), a lone
+	 * continuation byte, an overlong '/', a truncated sequence */
+	static const char in[] = "a\x1b[2J\x07\\b\n\t\x7f\xc3\xa9\xc2\x9b\x80\xc0\xaf\xe2\x82";
+	const char *keep =
+	    "a\\x1b[2J\\x07\\\\b\n\\t\\x7f\xc3\xa9\\xc2\\x9b\\x80\\xc0\\xaf\\xe2\\x82";
+	const char *flat =
+	    "a\\x1b[2J\\x07\\\\b\\n\\t\\x7f\xc3\xa9\\xc2\\x9b\\x80\\xc0\\xaf\\xe2\\x82";
+	struct buf a = BUF_INIT, b = BUF_INIT;
+
+	buf_addrepr(&a, in, sizeof(in) - 1, true);
+	buf_addrepr(&b, in, sizeof(in) - 1, false);
+	check(strcmp(buf_str(&a), keep) == 0 && strcmp(buf_str(&b), flat) == 0,
+	      "buf_addrepr escapes control bytes, C1 and invalid UTF-8, keeps valid UTF-8",
+	      "got %s | %s", buf_str(&a), buf_str(&b));
+	buf_free(&a);
+	buf_free(&b);
+}
+
+/*
+ * No run sees another's input (issue 10 item 6): a procedure that keeps its inputs
+ * in static memory, and one that writes a forged reply early and its real one (with
+ * the input) late, are each run for one caller and then another; the second
+ * caller never gets the first one's input.  Before each run had a fresh child,
+ * both leaked.
+ */
+static void test_runs_isolated(void)
+{
+	static const char *const cases[] = {"remember.c", "reply_early_late.c"};
+	struct buf src = BUF_INIT, out = BUF_INIT, err = BUF_INIT;
+
+	for (size_t c = 0; c < sizeof(cases) / sizeof(cases[0]); c++) {
+		char path[4096], name[128];
+		bool leaked = false;
+		FILE *f;
+
+		snprintf(path, sizeof(path), "%s/%s", hostile_dir, cases[c]);
+		buf_reset(&src);
+		f = fopen(path, "r");
+		if (f) {
+			char chunk[4096];
+			size_t n;
+
+			while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
+				buf_add(&src, chunk, n);
+			fclose(f);
+		}
+		for (int i = 0; i < 6; i++) {
+			char in[64];
+			bool other = false;
+			int r;
+
+			snprintf(in, sizeof(in), "secret-of-caller-%d", i);
+			buf_reset(&out);
+			buf_reset(&err);
+			r = sandbox_run(src.data, src.len, in, strlen(in), &out, &err);
+			/* any earlier caller's input (the corpus ran these with "x") */
+			for (int j = 0; j < i; j++) {
+				char prev[64];
+
+				snprintf(prev, sizeof(prev), "secret-of-caller-%d", j);
+				other = other || strstr(buf_str(&out), prev) ||
+					strstr(buf_str(&err), prev);
+			}
+			other = other || strstr(buf_str(&out), "input: x") ||
+				strstr(buf_str(&out), "[x;");
+			if (other) {
+				printf("# run %d: r=%d out=%s err=%s\n", i, r, buf_str(&out),
+				       buf_str(&err));
+				leaked = true;
+			}
+		}
+		snprintf(name, sizeof(name), "%s: no caller gets an earlier caller's input",
+			 cases[c]);
+		check(src.len > 0 && !leaked, name, "see above");
+	}
+	buf_free(&src);
+	buf_free(&out);
+	buf_free(&err);
+}
+
+/*
+ * -o worker_reuse: inputs run in the pooled worker itself.  Answers are right,
+ * a forged reply still kills the worker, and (what the option trades away, and
+ * SECURITY.md says) a procedure remembers earlier inputs.
+ */
+static void test_worker_reuse(void)
+{
+	struct buf src = BUF_INIT, out = BUF_INIT, err = BUF_INIT;
+	char path[4096];
+	bool all = true;
+	FILE *f;
+	int r;
+
+	sandbox_shutdown();
+	opt_worker_reuse = true;
+	start(0);
+	for (int i = 0; i < 200 && all; i++) {
+		char in[32], want[32];
+
+		snprintf(in, sizeof(in), "%d", i);
+		snprintf(want, sizeof(want), "%ld\n", (long)i * i + 1);
+		all = run(good_src, in, &out, &err) == 0 && strcmp(buf_str(&out), want) == 0;
+	}
+	check(all, "worker_reuse: 200 runs answered right", "out=%s err=%s", buf_str(&out),
+	      buf_str(&err));
+	snprintf(path, sizeof(path), "%s/remember.c", hostile_dir);
+	f = fopen(path, "r");
+	if (f) {
+		char chunk[4096];
+		size_t n;
+
+		while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
+			buf_add(&src, chunk, n);
+		fclose(f);
+	}
+	sandbox_run(src.data, src.len, "first", 5, &out, &err);
+	r = sandbox_run(src.data, src.len, "second", 6, &out, &err);
+	check(r == 0 && strstr(buf_str(&out), "first;"),
+	      "worker_reuse: a procedure remembers earlier inputs (what the option trades away)",
+	      "r=%d out=%s", r, buf_str(&out));
+	/* seglam_call in a reusing worker: the answer comes on fd 0 itself */
+	sandbox_set_call_handler(call_handler);
+	all = true;
+	for (int i = 0; i < 20 && all; i++)
+		all = run(caller_src, i % 2 ? "sq" : "nope", &out, &err) == 0 &&
+		      !strcmp(buf_str(&out), i % 2 ? "got 3 50\n" : "NULL n=0\n");
+	sandbox_set_call_handler(NULL);
+	check(all, "worker_reuse: seglam_call answers, 20 runs in a row", "out=%s err=%s",
+	      buf_str(&out), buf_str(&err));
+	sandbox_shutdown();
+	opt_worker_reuse = false;
+	start(0);
+	buf_free(&src);
+	buf_free(&out);
+	buf_free(&err);
+}
+
+/*
+ * Fail closed: on a kernel without Landlock (simulated by nolandlock-worker, which
+ * makes landlock_create_ruleset fail with ENOSYS under the real worker) nothing
+ * compiles, with a reason naming the fix, unless allow_no_landlock was given.
+ */
+static void test_no_landlock(void)
+{
+	struct buf out = BUF_INIT, err = BUF_INIT;
+	int r;
+
+	if (!nolandlock_path) {
+		check(false, "no Landlock: refused", "no nolandlock-worker path given");
+		return;
+	}
+	sandbox_shutdown();
+	start_with(nolandlock_path, 0, false);
+	r = run(good_src, "3", &out, &err);
+	check(r == -EIO && strstr(buf_str(&err), "Landlock is not available") &&
+		  strstr(buf_str(&err), "allow_no_landlock") && out.len == 0,
+	      "without Landlock nothing compiles, and the reason names the option", "r=%d err=%s",
+	      r, buf_str(&err));
+	sandbox_shutdown();
+	start_with(nolandlock_path, 0, true);
+	r = run(good_src, "3", &out, &err);
+	check(r == 0 && strcmp(buf_str(&out), "10\n") == 0,
+	      "allow_no_landlock compiles without Landlock", "r=%d out=%s err=%s", r, buf_str(&out),
+	      buf_str(&err));
+	sandbox_shutdown();
+	start(0);
 	buf_free(&out);
 	buf_free(&err);
 }
@@ -535,8 +885,10 @@ int main(int argc, char **argv)
 	worker_path = argc > 1 ? argv[1] : getenv("SEGLAM_WORKER");
 	include_dir = argc > 2 ? argv[2] : getenv("SEGLAM_INCLUDE");
 	hostile_dir = argc > 3 ? argv[3] : getenv("SEGLAM_HOSTILE");
+	nolandlock_path = argc > 4 ? argv[4] : getenv("SEGLAM_NOLANDLOCK_WORKER");
 	if (!worker_path || !include_dir || !hostile_dir) {
-		fprintf(stderr, "usage: test_sandbox WORKER INCLUDE_DIR HOSTILE_DIR\n");
+		fprintf(stderr, "usage: test_sandbox WORKER INCLUDE_DIR HOSTILE_DIR "
+				"[NOLANDLOCK_WORKER]\n");
 		return 2;
 	}
 	/* What the daemon does at start; and a secret the workers must never see. */
@@ -548,7 +900,11 @@ int main(int argc, char **argv)
 	test_compile_errors();
 	test_libc();
 	test_binary_and_cap();
+	test_addrepr();
 	test_hostile();
+	test_runs_isolated();
+	test_worker_reuse();
+	test_no_landlock();
 	test_concurrency();
 	test_timing();
 
@@ -560,6 +916,7 @@ int main(int argc, char **argv)
 	       (unsigned long long)st.crashes, (unsigned long long)st.timeouts,
 	       (unsigned long long)st.live_workers);
 	test_pool_limits();
+	test_calls();
 	sandbox_shutdown();
 	count_procs(&children, &workers);
 	check(children == 0 && workers == 0, "no worker or zombie left after shutdown",

