@@ -27,7 +27,7 @@
 #define PROC_BUCKETS 4096
 /* At most this many per-input failures are written to a type's log per second. */
 #define PROC_LOG_BURST 5
-/* Composition: calls nest at most this deep (DESIGN.md); graph walks visit at most
+/* Composition: calls nest at most this deep (docs/DESIGN.md); graph walks visit at most
  * PROC_GRAPH_MAX types (what a hit pays is bounded whatever the graph). */
 #define PROC_CALL_DEPTH 8
 #define PROC_GRAPH_MAX 64

@@ -102,7 +102,7 @@ struct frame_batch {
 #define FRAME_RESP_HDR 8
 /* Reply length meaning "the call failed" (seglam_call returns NULL). */
 #define FRAME_CALL_FAILED UINT32_MAX
-/* A callee's type name is at most this long (DESIGN.md: 1 to 128 bytes). */
+/* A callee's type name is at most this long (docs/DESIGN.md: 1 to 128 bytes). */
 #define FRAME_CALL_TYPE_MAX 128
 /* Compiler messages longer than this are truncated by the worker. */
 #define FRAME_MAX_MESSAGE (64 * 1024)

@@ -1,4 +1,4 @@
-"""Composition: procedures call procedures with seglam_call (DESIGN.md, "Composition").
+"""Composition: procedures call procedures with seglam_call (docs/DESIGN.md, "Composition").
 
 Real mounts: composed answers, edits of a callee reaching its callers, cycles, depth,
 unknown and failing callees, the worker cap, and synthesis of a type that calls
