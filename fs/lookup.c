@@ -1,0 +1,220 @@
+/*
+ * lookup: LOOKUP and FORGET, from a name under a directory node to a node.
+ */
+#include "fs_int.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <xxhash.h>
+
+#include "atomic.h"
+#include "log.h"
+#include "map.h"
+#include "name.h"
+#include "node.h"
+#include "perm.h"
+#include "proc.h"
+#include "route.h"
+#include "store.h"
+#include "store_edit.h"
+#include "synth.h"
+#include "usage.h"
+
+bool type_name_ok(const char *name)
+{
+	return store_type_valid(name, strlen(name));
+}
+
+/*
+ * Entries at the top of procs/ whose names start with a dot (.git, .gitignore)
+ * are kept as ordinary files in STORE/procs/, where no type can be: a type name
+ * never starts with a dot, and the store's type walk skips dot names.
+ */
+bool procs_dot_name(fuse_ino_t parent, const char *name)
+{
+	return parent == INO_PROCS && name[0] == '.' && strcmp(name, ".") && strcmp(name, "..") &&
+	       !atomic_is_tmpname(name) && strlen(name) <= NAME_MAX;
+}
+
+int lookup_store_child(struct node *parent, const char *name, struct node **out)
+{
+	struct buf path = BUF_INIT;
+	struct stat st;
+	int ret = 0;
+
+	if (atomic_is_tmpname(name))
+		return -ENOENT;
+	node_store_path(parent, &path);
+	buf_addc(&path, '/');
+	buf_adds(&path, name);
+	ret = store_lstat(path.data, &st);
+	/* A FIFO, device or socket in STORE (an NFS peer, a restore) is not served:
+	 * the mount never makes one, and opening one would wait or reach a device. */
+	if (!ret && !S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode) && !S_ISLNK(st.st_mode))
+		ret = -ENOENT;
+	if (!ret) {
+		struct node *old = node_child(parent, name);
+
+		/* Another file now stands behind the name (replaced by rename, here or
+		 * by another daemon): it gets a new inode, as on a local filesystem, so
+		 * a reader of the old one is never cut to the new one's size. */
+		if (old && old->backing && old->backing != (uint64_t)st.st_ino)
+			node_detach(old);
+		*out = node_lookup_child(parent, name, NODE_PFILE);
+		(*out)->backing = (uint64_t)st.st_ino;
+	}
+	buf_free(&path);
+	return ret;
+}
+
+void fs_lookup(fuse_req_t req, fuse_ino_t parent_ino, const char *name)
+{
+	struct node *parent, *n = NULL;
+	struct buf input = BUF_INIT;
+	int ret = 0;
+
+	pthread_mutex_lock(&node_lock);
+	parent = node_by_ino(parent_ino);
+	if (!parent) {
+		ret = -ESTALE;
+		goto out;
+	}
+	/* NFS export asks for "." and ".." of inodes it has handles for. */
+	if (!strcmp(name, ".") || !strcmp(name, "..")) {
+		n = !strcmp(name, ".") || !parent->parent ? parent : parent->parent;
+		n->nlookup++;
+		ret = reply_node(req, n);
+		goto out;
+	}
+	switch (parent->kind) {
+	case NODE_ROOT:
+		n = node_child(parent, name);
+		if (!n) {
+			ret = -ENOENT;
+			goto out;
+		}
+		break;
+	case NODE_ASK:
+	case NODE_QUERY:
+	case NODE_MAP:
+		if (parent->ino == INO_QUERY && !strcmp(name, QUERY_STATUS_DIR)) {
+			/* query/.status/ works as query/ does, with the status in the data. */
+			n = node_lookup_child(parent, name, NODE_QUERY);
+			n->nlookup--;
+			break;
+		}
+		pthread_mutex_unlock(&node_lock);
+		ret = type_name_ok(name) && proc_type_visible(name) ? 0 : -ENOENT;
+		if (parent->kind == NODE_QUERY && !strcmp(name, ROUTE_TYPE))
+			ret = 0; /* query/.q: questions too long for a name */
+		pthread_mutex_lock(&node_lock);
+		if (ret)
+			goto out;
+		n = node_lookup_child(parent, name,
+				      parent->kind == NODE_ASK	 ? NODE_ASK_TYPE
+				      : parent->kind == NODE_MAP ? NODE_MAP_TYPE
+								 : NODE_QUERY_TYPE);
+		n->nlookup--; /* counted below */
+		break;
+	case NODE_PROCS:
+		if (procs_dot_name(parent->ino, name)) {
+			ret = lookup_store_child(parent, name, &n);
+			if (ret)
+				goto out;
+			n->nlookup--;
+			break;
+		}
+		pthread_mutex_unlock(&node_lock);
+		ret = type_name_ok(name) && store_type_exists(name) ? 0 : -ENOENT;
+		pthread_mutex_lock(&node_lock);
+		if (ret)
+			goto out;
+		n = node_lookup_child(parent, name, NODE_PROCS_TYPE);
+		n->nlookup--;
+		break;
+	case NODE_ASK_TYPE:
+		n = node_lookup_child(parent, name, NODE_ANSWER);
+		n->nlookup--;
+		if (!n->input) {
+			name_decode(name, strlen(name), &input);
+			n->inlen = input.len;
+			n->input = buf_steal(&input);
+		}
+		break;
+	case NODE_PROCS_TYPE:
+	case NODE_PFILE:
+		ret = lookup_store_child(parent, name, &n);
+		if (ret)
+			goto out;
+		n->nlookup--;
+		break;
+	default:
+		ret = -ENOTDIR;
+		goto out;
+	}
+	n->nlookup++;
+	ret = reply_node(req, n);
+out:
+	pthread_mutex_unlock(&node_lock);
+	buf_free(&input);
+	if (ret)
+		fuse_reply_err(req, -ret);
+}
+
+void fs_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
+{
+	struct node *n;
+
+	pthread_mutex_lock(&node_lock);
+	n = node_by_ino(ino);
+	if (n)
+		node_forget(n, nlookup);
+	pthread_mutex_unlock(&node_lock);
+	fuse_reply_none(req);
+}
+
+void fs_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *list)
+{
+	size_t i;
+
+	pthread_mutex_lock(&node_lock);
+	for (i = 0; i < count; i++) {
+		struct node *n = node_by_ino(list[i].ino);
+
+		if (n)
+			node_forget(n, list[i].nlookup);
+	}
+	pthread_mutex_unlock(&node_lock);
+	fuse_reply_none(req);
+}
+
+void reply_new_entry(fuse_req_t req, fuse_ino_t parent_ino, const char *name)
+{
+	struct node *parent, *n = NULL;
+	int ret;
+
+	pthread_mutex_lock(&node_lock);
+	parent = node_by_ino(parent_ino);
+	if (parent && parent->kind == NODE_PROCS && !procs_dot_name(parent_ino, name)) {
+		n = node_lookup_child(parent, name, NODE_PROCS_TYPE);
+		ret = 0;
+	} else {
+		ret = parent ? lookup_store_child(parent, name, &n) : -ESTALE;
+	}
+	if (!ret)
+		ret = reply_node(req, n);
+	pthread_mutex_unlock(&node_lock);
+	if (ret)
+		fuse_reply_err(req, -ret);
+}

@@ -1,0 +1,115 @@
+/*
+ * query: query/TYPE (and query/.status/TYPE): the input written, sealed into an
+ * answer at the first read.
+ */
+#include "fs_int.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <xxhash.h>
+
+#include "atomic.h"
+#include "log.h"
+#include "map.h"
+#include "name.h"
+#include "node.h"
+#include "perm.h"
+#include "proc.h"
+#include "route.h"
+#include "store.h"
+#include "store_edit.h"
+#include "synth.h"
+#include "usage.h"
+
+/*
+ * Status mode (query/.status/TYPE): what follows the input is one status line,
+ * "ok", "rejected", "unknown" or "failed", then the answer or the reason of this
+ * very ask, so `seglam ask` never has to guess it from the log.  Only an
+ * interrupt is an error of the read.  q.lock held.
+ */
+static void query_seal_status(struct handle *h, const char *type)
+{
+	struct buf why = BUF_INIT;
+	int ret;
+
+	if (!strcmp(type, ROUTE_TYPE)) {
+		ret = route_ask(buf_str(&h->q.input), h->q.input.len, &h->q.ans);
+		if (ret && ret != -EINTR)
+			buf_adds(&why, "no procedure answers this question (see the daemon's log)");
+	} else {
+		ret = proc_ask_why(type, buf_str(&h->q.input), h->q.input.len, &h->q.ans, &why);
+	}
+
+	buf_reset(&h->q.reply);
+	h->q.err = 0;
+	if (ret == -EINTR) {
+		h->q.err = ret;
+		h->q.sealed = false;
+	} else if (!ret && !h->q.ans->rc) {
+		buf_adds(&h->q.reply, "ok\n");
+		buf_add(&h->q.reply, h->q.ans->data, h->q.ans->len);
+	} else {
+		const char *body = ret ? buf_str(&why) : h->q.ans->data;
+		size_t len = ret ? why.len : h->q.ans->len;
+
+		buf_adds(&h->q.reply, ret == -ENOENT ? "unknown\n"
+				      : ret	     ? "failed\n"
+						     : "rejected\n");
+		buf_add(&h->q.reply, body, len);
+		if (!len || body[len - 1] != '\n')
+			buf_addc(&h->q.reply, '\n');
+	}
+	buf_free(&why);
+}
+
+/* Take @more bytes of the query budget, or -ENOSPC when it is spent. */
+int query_charge(size_t more)
+{
+	size_t now = atomic_fetch_add(&fs_query_bytes, more);
+
+	if (now + more > fs_cfg.query_mem) {
+		atomic_fetch_sub(&fs_query_bytes, more);
+		return -ENOSPC;
+	}
+	return 0;
+}
+
+/* Seal a query handle: run the procedure on what was written. q.lock held. */
+void query_seal(struct handle *h)
+{
+	struct node *n;
+	char *type = NULL;
+
+	h->q.sealed = true;
+	pthread_mutex_lock(&node_lock);
+	n = node_by_ino(h->ino);
+	if (n)
+		type = strdup(n->type);
+	pthread_mutex_unlock(&node_lock);
+	if (!type) {
+		h->q.err = -ESTALE;
+		return;
+	}
+	if (h->q.status) {
+		query_seal_status(h, type);
+		free(type);
+		return;
+	}
+	h->q.err = fs_ask(type, buf_str(&h->q.input), h->q.input.len, &h->q.ans);
+	if (!h->q.err && h->q.ans->rc)
+		h->q.err = h->q.ans->rc;
+	if (h->q.err == -EINTR)
+		h->q.sealed = false; /* interrupted: the next read asks again */
+	free(type);
+}
