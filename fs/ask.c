@@ -96,3 +96,27 @@ void answer_open_mode(struct handle *h, struct fuse_file_info *fi)
 			fi->keep_cache = 1;
 	}
 }
+
+void ask_read(fuse_req_t req, struct handle *h, size_t size, off_t off)
+{
+	/* Our own reference: once the reply is written the reader may close and
+	 * RELEASE (on another thread) drop the handle's, while writev returns. */
+	struct answer *a = answer_get(h->ans);
+
+	reply_slice(req, a->data, a->len, size, off);
+	answer_put(a);
+}
+
+void ask_destroy(struct handle *h)
+{
+	if (h->paged) {
+		struct node *n;
+
+		pthread_mutex_lock(&node_lock);
+		n = node_by_ino(h->ino);
+		if (n && n->page_opens)
+			n->page_opens--;
+		pthread_mutex_unlock(&node_lock);
+	}
+	answer_put(h->ans);
+}

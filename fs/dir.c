@@ -221,3 +221,10 @@ void fs_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_
 	buf_free(&path);
 	fuse_reply_err(req, -ret);
 }
+
+void dir_destroy(struct handle *h)
+{
+	for (size_t i = 0; i < h->dir.n; i++)
+		free(h->dir.ents[i].name);
+	free(h->dir.ents);
+}

@@ -151,183 +151,27 @@ out:
 	}
 }
 
-static void reply_slice(fuse_req_t req, const char *data, size_t len, size_t size, off_t off)
-{
-	if ((size_t)off >= len)
-		fuse_reply_buf(req, NULL, 0);
-	else
-		fuse_reply_buf(req, data + off,
-			       len - (size_t)off < size ? len - (size_t)off : size);
-}
-
-void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
-		    struct fuse_file_info *fi)
+void fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi)
 {
 	struct handle *h = fi_handle(fi);
-	char *data;
-	ssize_t n;
 
 	(void)ino;
-	switch (h->kind) {
-	case H_ANSWER: {
-		/* Our own reference: once the reply is written the reader may close and
-		 * RELEASE (on another thread) drop the handle's, while writev returns. */
-		struct answer *a = answer_get(h->ans);
-
-		reply_slice(req, a->data, a->len, size, off);
-		answer_put(a);
-		return;
-	}
-	case H_STATS:
-		data = malloc(h->text.len + 1);
-		if (!data)
-			abort();
-		memcpy(data, buf_str(&h->text), h->text.len + 1);
-		reply_slice(req, data, h->text.len, size, off);
-		free(data);
-		return;
-	case H_QUERY:
-		/* The file reads as the input written, followed by the answer, so a
-		 * reader continuing on the writing descriptor gets just the answer. */
-		pthread_mutex_lock(&h->q.lock);
-		if (!h->q.sealed) {
-			atomic_bool intr;
-
-			fs_intr_begin(req, &intr);
-			query_seal(h);
-			fs_intr_end(req);
-		}
-		if (h->q.err) {
-			pthread_mutex_unlock(&h->q.lock);
-			fuse_reply_err(req, -h->q.err);
-			return;
-		}
-		if ((size_t)off < h->q.input.len) {
-			size_t n = h->q.input.len - (size_t)off < size
-				       ? h->q.input.len - (size_t)off
-				       : size;
-
-			data = malloc(n ? n : 1);
-			if (!data)
-				abort();
-			memcpy(data, h->q.input.data + off, n);
-			pthread_mutex_unlock(&h->q.lock);
-			fuse_reply_buf(req, data, n);
-			free(data);
-		} else if (h->q.status) {
-			size_t skip = (size_t)off - h->q.input.len, n = 0;
-
-			if (skip < h->q.reply.len)
-				n = h->q.reply.len - skip < size ? h->q.reply.len - skip : size;
-			data = malloc(n ? n : 1);
-			if (!data)
-				abort();
-			memcpy(data, h->q.reply.data + skip, n);
-			pthread_mutex_unlock(&h->q.lock);
-			fuse_reply_buf(req, data, n);
-			free(data);
-		} else {
-			struct answer *a = answer_get(h->q.ans);
-
-			pthread_mutex_unlock(&h->q.lock);
-			reply_slice(req, a->data, a->len, size, off - (off_t)h->q.input.len);
-			answer_put(a);
-		}
-		return;
-	case H_MAP:
-		map_read(req, h->map, size);
-		return;
-	case H_PFILE:
-		data = malloc(size ? size : 1);
-		if (!data)
-			abort();
-		pthread_mutex_lock(&h->pf.lock);
-		n = pread(h->pf.shadow >= 0 ? h->pf.shadow : h->pf.fd, data, size, off);
-		pthread_mutex_unlock(&h->pf.lock);
-		if (n < 0)
-			fuse_reply_err(req, errno);
-		else
-			fuse_reply_buf(req, data, (size_t)n);
-		free(data);
-		return;
-	default:
+	if (handle_ops[h->kind].read)
+		handle_ops[h->kind].read(req, h, size, off);
+	else
 		fuse_reply_err(req, EISDIR);
-	}
 }
 
 void fs_write(fuse_req_t req, fuse_ino_t ino, const char *data, size_t size, off_t off,
-		     struct fuse_file_info *fi)
+	      struct fuse_file_info *fi)
 {
 	struct handle *h = fi_handle(fi);
-	struct buf path = BUF_INIT;
-	ssize_t n;
-	int ret = 0;
 
-	if (h->kind == H_QUERY) {
-		pthread_mutex_lock(&h->q.lock);
-		if (h->q.sealed) {
-			ret = -EBUSY; /* the answer has been read: open the file again */
-		} else if ((uint64_t)off + size > FS_QUERY_MAX) {
-			ret = -EFBIG;
-		} else if ((size_t)off + size > h->q.input.len &&
-			   (ret = query_charge((size_t)off + size - h->q.input.len)) != 0) {
-			log_debug(
-			    "query/: an input write refused: open query/ handles already "
-			    "buffer %zu bytes, the -o query_mem limit (they free it on close)",
-			    atomic_load(&fs_query_bytes));
-		} else {
-			if ((size_t)off > h->q.input.len) {
-				buf_grow(&h->q.input, (size_t)off - h->q.input.len);
-				memset(h->q.input.data + h->q.input.len, 0,
-				       (size_t)off - h->q.input.len);
-				h->q.input.len = (size_t)off;
-			}
-			if ((size_t)off + size > h->q.input.len) {
-				buf_grow(&h->q.input, (size_t)off + size - h->q.input.len);
-				h->q.input.len = (size_t)off + size;
-				h->q.input.data[h->q.input.len] = '\0';
-			}
-			memcpy(h->q.input.data + off, data, size);
-		}
-		pthread_mutex_unlock(&h->q.lock);
-		if (ret)
-			fuse_reply_err(req, -ret);
-		else
-			fuse_reply_write(req, size);
-		return;
-	}
-	if (h->kind == H_MAP) {
-		map_write(req, h->map, data, size);
-		return;
-	}
-	if (h->kind != H_PFILE || !h->pf.writable) {
-		fuse_reply_err(req, EBADF);
-		return;
-	}
-	pthread_mutex_lock(&h->pf.lock);
-	if (h->pf.shadow < 0) {
-		ret = procs_path(ino, NULL, &path, NULL);
-		if (!ret)
-			ret = pfile_make_shadow(&h->pf, path.data, true);
-		if (!ret)
-			pfile_set_writer(ino, &h->pf);
-	}
-	if (!ret) {
-		n = pwrite(h->pf.shadow, data, size, off);
-		if (n < 0)
-			ret = -errno;
-		else if ((size_t)n < size)
-			ret = -ENOSPC;
-		h->pf.dirty = true;
-		if (ret)
-			h->pf.error = ret;
-	}
-	pthread_mutex_unlock(&h->pf.lock);
-	buf_free(&path);
-	if (ret)
-		fuse_reply_err(req, -ret);
+	(void)ino;
+	if (handle_ops[h->kind].write)
+		handle_ops[h->kind].write(req, h, data, size, off);
 	else
-		fuse_reply_write(req, size);
+		fuse_reply_err(req, EBADF);
 }
 
 void fs_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -335,24 +179,16 @@ void fs_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	struct handle *h = fi_handle(fi);
 
 	(void)ino;
-	fuse_reply_err(req, h->kind == H_PFILE ? -pfile_save(h) : 0);
+	fuse_reply_err(req, handle_ops[h->kind].flush ? -handle_ops[h->kind].flush(h) : 0);
 }
 
 void fs_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
 {
 	struct handle *h = fi_handle(fi);
-	int ret = 0;
 
 	(void)ino;
 	(void)datasync;
-	if (h->kind == H_PFILE) {
-		ret = pfile_save(h);
-		pthread_mutex_lock(&h->pf.lock);
-		if (!ret && fsync(h->pf.fd) != 0 && errno != EBADF && errno != EINVAL)
-			ret = -errno;
-		pthread_mutex_unlock(&h->pf.lock);
-	}
-	fuse_reply_err(req, -ret);
+	fuse_reply_err(req, handle_ops[h->kind].fsync ? -handle_ops[h->kind].fsync(h) : 0);
 }
 
 void fs_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)

@@ -75,6 +75,21 @@ struct handle {
 	struct handle *next, *prev;
 };
 
+/*
+ * What each kind of handle does: fs.c dispatches READ, WRITE, FLUSH and FSYNC, and
+ * handle_destroy RELEASE, through handle_ops[kind].  A NULL entry takes the
+ * default: EISDIR for a read, EBADF for a write, nothing to save or free.
+ */
+struct handle_ops {
+	void (*read)(fuse_req_t req, struct handle *h, size_t size, off_t off);
+	void (*write)(fuse_req_t req, struct handle *h, const char *data, size_t size, off_t off);
+	int (*flush)(struct handle *h); /* 0 or -errno */
+	int (*fsync)(struct handle *h);
+	void (*destroy)(struct handle *h);
+};
+
+extern const struct handle_ops handle_ops[];
+
 static inline struct handle *fi_handle(struct fuse_file_info *fi)
 {
 	return (struct handle *)(uintptr_t)fi->fh;
@@ -86,11 +101,14 @@ void handle_free(struct handle *h);
 void fs_intr_begin(fuse_req_t req, atomic_bool *flag);
 void fs_intr_end(fuse_req_t req);
 void handle_destroy(struct handle *h);
+void reply_slice(fuse_req_t req, const char *data, size_t len, size_t size, off_t off);
 
 /* ask.c */
 int fs_ask(const char *type, const char *in, size_t len, struct answer **ans);
 int fs_peek(const char *type, const char *in, size_t len, struct answer **ans);
 void answer_open_mode(struct handle *h, struct fuse_file_info *fi);
+void ask_read(fuse_req_t req, struct handle *h, size_t size, off_t off);
+void ask_destroy(struct handle *h);
 
 /* attr.c */
 void attr_dir(struct stat *st, uint64_t ino, mode_t mode);
@@ -101,6 +119,8 @@ void fs_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
 
 /* stats.c */
 void stats_text(struct buf *out);
+void stats_read(fuse_req_t req, struct handle *h, size_t size, off_t off);
+void stats_destroy(struct handle *h);
 
 /* lookup.c */
 bool type_name_ok(const char *name);
@@ -116,6 +136,7 @@ void fs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
 void fs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi);
 void fs_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
 void fs_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi);
+void dir_destroy(struct handle *h);
 
 /* procs.c */
 int procs_path(fuse_ino_t ino, const char *name, struct buf *path, struct buf *type);
@@ -133,17 +154,20 @@ void fs_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t n
 	       const char *newname, unsigned int flags);
 
 /* pfile.c */
-int pfile_make_shadow(struct pfile *pf, const char *target, bool copy);
 int pfile_save(struct handle *h);
-void pfile_set_writer(uint64_t ino, struct pfile *pf);
 int pfile_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
 void fs_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
 	       struct fuse_file_info *fi);
 void fs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
 		struct fuse_file_info *fi);
+void pfile_read(fuse_req_t req, struct handle *h, size_t size, off_t off);
+void pfile_write(fuse_req_t req, struct handle *h, const char *data, size_t size, off_t off);
+int pfile_fsync(struct handle *h);
+void pfile_destroy(struct handle *h);
 
 /* query.c */
-int query_charge(size_t more);
-void query_seal(struct handle *h);
+void query_read(fuse_req_t req, struct handle *h, size_t size, off_t off);
+void query_write(fuse_req_t req, struct handle *h, const char *data, size_t size, off_t off);
+void query_destroy(struct handle *h);
 
 #endif

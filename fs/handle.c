@@ -94,60 +94,51 @@ void fs_intr_end(fuse_req_t req)
 	fuse_req_interrupt_func(req, NULL, NULL);
 }
 
+void reply_slice(fuse_req_t req, const char *data, size_t len, size_t size, off_t off)
+{
+	if ((size_t)off >= len)
+		fuse_reply_buf(req, NULL, 0);
+	else
+		fuse_reply_buf(req, data + off,
+			       len - (size_t)off < size ? len - (size_t)off : size);
+}
+
+static void map_handle_read(fuse_req_t req, struct handle *h, size_t size, off_t off)
+{
+	(void)off; /* a stream: map.c keeps its own position */
+	map_read(req, h->map, size);
+}
+
+static void map_handle_write(fuse_req_t req, struct handle *h, const char *data, size_t size,
+			     off_t off)
+{
+	(void)off;
+	map_write(req, h->map, data, size);
+}
+
+static void map_handle_destroy(struct handle *h)
+{
+	map_close(h->map);
+}
+
+const struct handle_ops handle_ops[] = {
+    [H_ANSWER] = {.read = ask_read, .destroy = ask_destroy},
+    [H_QUERY] = {.read = query_read, .write = query_write, .destroy = query_destroy},
+    [H_STATS] = {.read = stats_read, .destroy = stats_destroy},
+    [H_PFILE] = {.read = pfile_read,
+		 .write = pfile_write,
+		 .flush = pfile_save,
+		 .fsync = pfile_fsync,
+		 .destroy = pfile_destroy},
+    [H_DIR] = {.destroy = dir_destroy},
+    [H_MAP] = {.read = map_handle_read, .write = map_handle_write, .destroy = map_handle_destroy},
+};
+
 /* Release a handle: save what a procs file still holds, free everything. */
 void handle_destroy(struct handle *h)
 {
-	switch (h->kind) {
-	case H_ANSWER:
-		if (h->paged) {
-			struct node *n;
-
-			pthread_mutex_lock(&node_lock);
-			n = node_by_ino(h->ino);
-			if (n && n->page_opens)
-				n->page_opens--;
-			pthread_mutex_unlock(&node_lock);
-		}
-		answer_put(h->ans);
-		break;
-	case H_QUERY:
-		answer_put(h->q.ans);
-		atomic_fetch_sub(&fs_query_bytes, h->q.input.len);
-		buf_free(&h->q.input);
-		buf_free(&h->q.reply);
-		pthread_mutex_destroy(&h->q.lock);
-		break;
-	case H_STATS:
-		buf_free(&h->text);
-		break;
-	case H_MAP:
-		map_close(h->map);
-		break;
-	case H_PFILE:
-		pfile_save(h);
-		pthread_mutex_lock(&node_lock);
-		{
-			struct node *n = node_by_ino(h->ino);
-
-			if (n && n->writer == &h->pf)
-				n->writer = NULL;
-		}
-		pthread_mutex_unlock(&node_lock);
-		if (h->pf.shadow >= 0) {
-			close(h->pf.shadow);
-			store_unlink(h->pf.shadow_path.data, 0);
-		}
-		if (h->pf.fd >= 0)
-			close(h->pf.fd);
-		buf_free(&h->pf.shadow_path);
-		pthread_mutex_destroy(&h->pf.lock);
-		break;
-	case H_DIR:
-		for (size_t i = 0; i < h->dir.n; i++)
-			free(h->dir.ents[i].name);
-		free(h->dir.ents);
-		break;
-	}
+	if (handle_ops[h->kind].destroy)
+		handle_ops[h->kind].destroy(h);
 	handle_forget(h);
 	free(h);
 }

@@ -50,7 +50,7 @@ static void node_note_backing(fuse_ino_t ino, const struct stat *st)
 }
 
 /* Give @pf a shadow of @target (with its data when @copy): store_edit.h. */
-int pfile_make_shadow(struct pfile *pf, const char *target, bool copy)
+static int pfile_make_shadow(struct pfile *pf, const char *target, bool copy)
 {
 	int fd = store_edit_shadow(pf->fd, target, copy, &pf->shadow_path);
 
@@ -136,7 +136,7 @@ int pfile_save(struct handle *h)
 	return ret;
 }
 
-void pfile_set_writer(uint64_t ino, struct pfile *pf)
+static void pfile_set_writer(uint64_t ino, struct pfile *pf)
 {
 	struct node *n;
 
@@ -381,4 +381,89 @@ out:
 out_free:
 	buf_free(&path);
 	buf_free(&type);
+}
+
+void pfile_read(fuse_req_t req, struct handle *h, size_t size, off_t off)
+{
+	char *data = malloc(size ? size : 1);
+	ssize_t n;
+
+	if (!data)
+		abort();
+	pthread_mutex_lock(&h->pf.lock);
+	n = pread(h->pf.shadow >= 0 ? h->pf.shadow : h->pf.fd, data, size, off);
+	pthread_mutex_unlock(&h->pf.lock);
+	if (n < 0)
+		fuse_reply_err(req, errno);
+	else
+		fuse_reply_buf(req, data, (size_t)n);
+	free(data);
+}
+
+/* Writes go to the shadow, made at the first one (with the file's data). */
+void pfile_write(fuse_req_t req, struct handle *h, const char *data, size_t size, off_t off)
+{
+	struct buf path = BUF_INIT;
+	ssize_t n;
+	int ret = 0;
+
+	if (!h->pf.writable) {
+		fuse_reply_err(req, EBADF);
+		return;
+	}
+	pthread_mutex_lock(&h->pf.lock);
+	if (h->pf.shadow < 0) {
+		ret = procs_path(h->ino, NULL, &path, NULL);
+		if (!ret)
+			ret = pfile_make_shadow(&h->pf, path.data, true);
+		if (!ret)
+			pfile_set_writer(h->ino, &h->pf);
+	}
+	if (!ret) {
+		n = pwrite(h->pf.shadow, data, size, off);
+		if (n < 0)
+			ret = -errno;
+		else if ((size_t)n < size)
+			ret = -ENOSPC;
+		h->pf.dirty = true;
+		if (ret)
+			h->pf.error = ret;
+	}
+	pthread_mutex_unlock(&h->pf.lock);
+	buf_free(&path);
+	if (ret)
+		fuse_reply_err(req, -ret);
+	else
+		fuse_reply_write(req, size);
+}
+
+/* FSYNC: commit, then sync the file the descriptor now has. */
+int pfile_fsync(struct handle *h)
+{
+	int ret = pfile_save(h);
+
+	pthread_mutex_lock(&h->pf.lock);
+	if (!ret && fsync(h->pf.fd) != 0 && errno != EBADF && errno != EINVAL)
+		ret = -errno;
+	pthread_mutex_unlock(&h->pf.lock);
+	return ret;
+}
+
+/* RELEASE: save what the handle still holds, drop a shadow that failed. */
+void pfile_destroy(struct handle *h)
+{
+	struct node *n;
+
+	pfile_save(h);
+	pthread_mutex_lock(&node_lock);
+	n = node_by_ino(h->ino);
+	if (n && n->writer == &h->pf)
+		n->writer = NULL;
+	pthread_mutex_unlock(&node_lock);
+	if (h->pf.shadow >= 0)
+		store_edit_discard(h->pf.shadow, h->pf.shadow_path.data);
+	if (h->pf.fd >= 0)
+		close(h->pf.fd);
+	buf_free(&h->pf.shadow_path);
+	pthread_mutex_destroy(&h->pf.lock);
 }

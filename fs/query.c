@@ -74,7 +74,7 @@ static void query_seal_status(struct handle *h, const char *type)
 }
 
 /* Take @more bytes of the query budget, or -ENOSPC when it is spent. */
-int query_charge(size_t more)
+static int query_charge(size_t more)
 {
 	size_t now = atomic_fetch_add(&fs_query_bytes, more);
 
@@ -86,7 +86,7 @@ int query_charge(size_t more)
 }
 
 /* Seal a query handle: run the procedure on what was written. q.lock held. */
-void query_seal(struct handle *h)
+static void query_seal(struct handle *h)
 {
 	struct node *n;
 	char *type = NULL;
@@ -112,4 +112,98 @@ void query_seal(struct handle *h)
 	if (h->q.err == -EINTR)
 		h->q.sealed = false; /* interrupted: the next read asks again */
 	free(type);
+}
+
+/* The file reads as the input written, followed by the answer, so a reader
+ * continuing on the writing descriptor gets just the answer. */
+void query_read(fuse_req_t req, struct handle *h, size_t size, off_t off)
+{
+	char *data;
+
+	pthread_mutex_lock(&h->q.lock);
+	if (!h->q.sealed) {
+		atomic_bool intr;
+
+		fs_intr_begin(req, &intr);
+		query_seal(h);
+		fs_intr_end(req);
+	}
+	if (h->q.err) {
+		pthread_mutex_unlock(&h->q.lock);
+		fuse_reply_err(req, -h->q.err);
+		return;
+	}
+	if ((size_t)off < h->q.input.len) {
+		size_t n =
+		    h->q.input.len - (size_t)off < size ? h->q.input.len - (size_t)off : size;
+
+		data = malloc(n ? n : 1);
+		if (!data)
+			abort();
+		memcpy(data, h->q.input.data + off, n);
+		pthread_mutex_unlock(&h->q.lock);
+		fuse_reply_buf(req, data, n);
+		free(data);
+	} else if (h->q.status) {
+		size_t skip = (size_t)off - h->q.input.len, n = 0;
+
+		if (skip < h->q.reply.len)
+			n = h->q.reply.len - skip < size ? h->q.reply.len - skip : size;
+		data = malloc(n ? n : 1);
+		if (!data)
+			abort();
+		memcpy(data, h->q.reply.data + skip, n);
+		pthread_mutex_unlock(&h->q.lock);
+		fuse_reply_buf(req, data, n);
+		free(data);
+	} else {
+		struct answer *a = answer_get(h->q.ans);
+
+		pthread_mutex_unlock(&h->q.lock);
+		reply_slice(req, a->data, a->len, size, off - (off_t)h->q.input.len);
+		answer_put(a);
+	}
+}
+
+void query_write(fuse_req_t req, struct handle *h, const char *data, size_t size, off_t off)
+{
+	int ret = 0;
+
+	pthread_mutex_lock(&h->q.lock);
+	if (h->q.sealed) {
+		ret = -EBUSY; /* the answer has been read: open the file again */
+	} else if ((uint64_t)off + size > FS_QUERY_MAX) {
+		ret = -EFBIG;
+	} else if ((size_t)off + size > h->q.input.len &&
+		   (ret = query_charge((size_t)off + size - h->q.input.len)) != 0) {
+		log_debug("query/: an input write refused: open query/ handles already "
+			  "buffer %zu bytes, the -o query_mem limit (they free it on close)",
+			  atomic_load(&fs_query_bytes));
+	} else {
+		if ((size_t)off > h->q.input.len) {
+			buf_grow(&h->q.input, (size_t)off - h->q.input.len);
+			memset(h->q.input.data + h->q.input.len, 0, (size_t)off - h->q.input.len);
+			h->q.input.len = (size_t)off;
+		}
+		if ((size_t)off + size > h->q.input.len) {
+			buf_grow(&h->q.input, (size_t)off + size - h->q.input.len);
+			h->q.input.len = (size_t)off + size;
+			h->q.input.data[h->q.input.len] = '\0';
+		}
+		memcpy(h->q.input.data + off, data, size);
+	}
+	pthread_mutex_unlock(&h->q.lock);
+	if (ret)
+		fuse_reply_err(req, -ret);
+	else
+		fuse_reply_write(req, size);
+}
+
+void query_destroy(struct handle *h)
+{
+	answer_put(h->q.ans);
+	atomic_fetch_sub(&fs_query_bytes, h->q.input.len);
+	buf_free(&h->q.input);
+	buf_free(&h->q.reply);
+	pthread_mutex_destroy(&h->q.lock);
 }

@@ -41,3 +41,19 @@ void stats_text(struct buf *out)
 	buf_printf(out, "inodes %zu\n", node_count());
 	pthread_mutex_unlock(&node_lock);
 }
+
+void stats_read(fuse_req_t req, struct handle *h, size_t size, off_t off)
+{
+	char *data = malloc(h->text.len + 1);
+
+	if (!data)
+		abort();
+	memcpy(data, buf_str(&h->text), h->text.len + 1);
+	reply_slice(req, data, h->text.len, size, off);
+	free(data);
+}
+
+void stats_destroy(struct handle *h)
+{
+	buf_free(&h->text);
+}
