@@ -101,88 +101,113 @@ double entry_timeout(double attr_timeout)
 }
 
 /*
- * Attributes of any node; node_lock held on entry, may be dropped and retaken
- * (answers run procedures).  *@ans, if given, receives the answer of an ANSWER
- * node.
+ * The attributes of each node kind (node_ops[].attr): node_lock held on entry,
+ * may be dropped and retaken (answers run procedures); *@timeout comes in as the
+ * default, fs_cfg.timeout.
  */
-int node_attr(struct node *n, struct stat *st, double *timeout)
+int attr_root(struct node *n, struct stat *st, double *timeout)
+{
+	attr_dir(st, n->ino, 0755);
+	st->st_nlink = 7;
+	*timeout = FS_FIXED_TIMEOUT;
+	return 0;
+}
+
+/* ask/, query/, map/ */
+int attr_view(struct node *n, struct stat *st, double *timeout)
+{
+	attr_dir(st, n->ino, 0555);
+	*timeout = FS_FIXED_TIMEOUT;
+	return 0;
+}
+
+int attr_procs(struct node *n, struct stat *st, double *timeout)
+{
+	/* Shared (allow_other): anyone may add a type, only its owner (or root)
+	 * may rename or remove it, as in /tmp. */
+	attr_dir(st, n->ino, fs_cfg.readonly ? 0555 : fs_cfg.shared ? 01777 : 0755);
+	*timeout = FS_FIXED_TIMEOUT;
+	return 0;
+}
+
+int attr_stats(struct node *n, struct stat *st, double *timeout)
+{
+	struct buf text = BUF_INIT;
+	uint64_t ino = n->ino;
+
+	pthread_mutex_unlock(&node_lock);
+	stats_text(&text);
+	pthread_mutex_lock(&node_lock);
+	attr_file(st, ino, 0444, (off_t)text.len,
+		  (int64_t)fs_mounted.tv_sec * 1000000000 + fs_mounted.tv_nsec);
+	*timeout = 0;
+	buf_free(&text);
+	return 0;
+}
+
+int attr_ask_type(struct node *n, struct stat *st, double *timeout)
+{
+	(void)timeout;
+	attr_dir(st, n->ino, 0555);
+	return 0;
+}
+
+/* query/TYPE, map/TYPE */
+int attr_query_type(struct node *n, struct stat *st, double *timeout)
+{
+	(void)timeout;
+	attr_file(st, n->ino, 0666, 0,
+		  (int64_t)fs_mounted.tv_sec * 1000000000 + fs_mounted.tv_nsec);
+	return 0;
+}
+
+int attr_answer_node(struct node *n, struct stat *st, double *timeout)
 {
 	struct answer *ans = NULL;
-	struct buf text = BUF_INIT;
 	char *type, *input;
 	size_t inlen;
-	uint64_t ino = n->ino;
-	int ret = 0;
+	int ret;
 
-	*timeout = fs_cfg.timeout;
-	switch (n->kind) {
-	case NODE_ROOT:
-		attr_dir(st, ino, 0755);
-		st->st_nlink = 7;
-		*timeout = FS_FIXED_TIMEOUT;
-		break;
-	case NODE_ASK:
-	case NODE_QUERY:
-	case NODE_MAP:
-		attr_dir(st, ino, 0555);
-		*timeout = FS_FIXED_TIMEOUT;
-		break;
-	case NODE_PROCS:
-		/* Shared (allow_other): anyone may add a type, only its owner (or root)
-		 * may rename or remove it, as in /tmp. */
-		attr_dir(st, ino, fs_cfg.readonly ? 0555 : fs_cfg.shared ? 01777 : 0755);
-		*timeout = FS_FIXED_TIMEOUT;
-		break;
-	case NODE_STATS:
-		pthread_mutex_unlock(&node_lock);
-		stats_text(&text);
-		pthread_mutex_lock(&node_lock);
-		attr_file(st, ino, 0444, (off_t)text.len,
-			  (int64_t)fs_mounted.tv_sec * 1000000000 + fs_mounted.tv_nsec);
-		*timeout = 0;
-		break;
-	case NODE_ASK_TYPE:
-		attr_dir(st, ino, 0555);
-		break;
-	case NODE_QUERY_TYPE:
-	case NODE_MAP_TYPE:
-		attr_file(st, ino, 0666, 0,
-			  (int64_t)fs_mounted.tv_sec * 1000000000 + fs_mounted.tv_nsec);
-		break;
-	case NODE_ANSWER:
-		type = strdup(n->type);
-		input = malloc(n->inlen + 1);
-		if (!type || !input)
-			abort();
-		memcpy(input, n->input, n->inlen + 1);
-		inlen = n->inlen;
-		pthread_mutex_unlock(&node_lock);
-		ret = fs_peek(type, input, inlen, &ans);
-		pthread_mutex_lock(&node_lock);
-		free(type);
-		free(input);
-		if (ret)
-			break;
-		if (ans->rc) {
-			ret = ans->rc;
-			break;
-		}
+	(void)timeout;
+	type = strdup(n->type);
+	input = malloc(n->inlen + 1);
+	if (!type || !input)
+		abort();
+	memcpy(input, n->input, n->inlen + 1);
+	inlen = n->inlen;
+	pthread_mutex_unlock(&node_lock);
+	ret = fs_peek(type, input, inlen, &ans);
+	pthread_mutex_lock(&node_lock);
+	free(type);
+	free(input);
+	if (!ret && ans->rc)
+		ret = ans->rc;
+	if (!ret)
 		attr_answer(n, ans, st);
-		break;
-	case NODE_PROCS_TYPE:
-		ret = attr_store(n, st);
-		break;
-	case NODE_PFILE:
-		/* Files here are replaced by rename (saves, other daemons): a cached size
-		 * would cut reads of the file a descriptor really has open, so the kernel
-		 * asks every time (with the descriptor, when there is one). */
-		*timeout = 0;
-		ret = attr_store(n, st);
-		break;
-	}
 	answer_put(ans);
-	buf_free(&text);
 	return ret;
+}
+
+int attr_procs_type(struct node *n, struct stat *st, double *timeout)
+{
+	(void)timeout;
+	return attr_store(n, st);
+}
+
+int attr_pfile(struct node *n, struct stat *st, double *timeout)
+{
+	/* Files here are replaced by rename (saves, other daemons): a cached size
+	 * would cut reads of the file a descriptor really has open, so the kernel
+	 * asks every time (with the descriptor, when there is one). */
+	*timeout = 0;
+	return attr_store(n, st);
+}
+
+/* Attributes of any node; node_lock held on entry, may be dropped and retaken. */
+int node_attr(struct node *n, struct stat *st, double *timeout)
+{
+	*timeout = fs_cfg.timeout;
+	return node_ops[n->kind].attr(n, st, timeout);
 }
 
 int reply_node(fuse_req_t req, struct node *n)

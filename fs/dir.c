@@ -80,6 +80,76 @@ static void procs_dot_entries(struct handle *h)
 	closedir(dir);
 }
 
+/*
+ * The entries of a directory of each kind (node_ops[].opendir), after "." and
+ * "..": node_lock not held; @path is the store path of a directory in the store
+ * (node_ops[].in_store).
+ */
+int dir_root(struct handle *h, enum node_kind kind, const char *path)
+{
+	(void)kind;
+	(void)path;
+	dir_add(h, "ask", S_IFDIR, INO_ASK);
+	dir_add(h, "procs", S_IFDIR, INO_PROCS);
+	dir_add(h, "query", S_IFDIR, INO_QUERY);
+	dir_add(h, "stats", S_IFREG, INO_STATS);
+	dir_add(h, "q", S_IFDIR, INO_Q);
+	dir_add(h, "map", S_IFDIR, INO_MAP);
+	return 0;
+}
+
+/* ask/, procs/, query/, map/: the types of the store. */
+int dir_types(struct handle *h, enum node_kind kind, const char *path)
+{
+	int ret = store_foreach_type(type_foreach_add, h);
+
+	(void)path;
+	if (kind == NODE_PROCS && !ret)
+		procs_dot_entries(h);
+	if (kind == NODE_QUERY || kind == NODE_MAP)
+		for (size_t i = 2; i < h->dir.n; i++)
+			h->dir.ents[i].type = S_IFREG;
+	return ret;
+}
+
+int dir_ask_type(struct handle *h, enum node_kind kind, const char *path)
+{
+	(void)h;
+	(void)kind;
+	(void)path;
+	return 0; /* inputs are unbounded: nothing to list */
+}
+
+/* procs/TYPE/ and its directories: what the store holds, less temp files and
+ * anything but files, directories and links. */
+int dir_store(struct handle *h, enum node_kind kind, const char *path)
+{
+	int fd = store_open_beneath(path, O_RDONLY | O_DIRECTORY, 0);
+	struct dirent *de;
+	DIR *dir;
+
+	(void)kind;
+	if (fd < 0)
+		return fd;
+	dir = fdopendir(fd);
+	if (!dir) {
+		int ret = -errno;
+
+		close(fd);
+		return ret;
+	}
+	while ((de = readdir(dir))) {
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..") ||
+		    atomic_is_tmpname(de->d_name) ||
+		    (de->d_type != DT_REG && de->d_type != DT_DIR && de->d_type != DT_LNK &&
+		     de->d_type != DT_UNKNOWN))
+			continue;
+		dir_add(h, de->d_name, (mode_t)DTTOIF(de->d_type), 0);
+	}
+	closedir(dir);
+	return 0;
+}
+
 void fs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct handle *h = handle_new(H_DIR, ino);
@@ -91,7 +161,7 @@ void fs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	pthread_mutex_lock(&node_lock);
 	n = node_by_ino(ino);
 	kind = n ? n->kind : NODE_ROOT;
-	if (n && (kind == NODE_PROCS_TYPE || kind == NODE_PFILE))
+	if (n && node_ops[kind].in_store)
 		node_store_path(n, &path);
 	pthread_mutex_unlock(&node_lock);
 	if (!n) {
@@ -100,58 +170,10 @@ void fs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	}
 	dir_add(h, ".", S_IFDIR, ino);
 	dir_add(h, "..", S_IFDIR, 0);
-	switch (kind) {
-	case NODE_ROOT:
-		dir_add(h, "ask", S_IFDIR, INO_ASK);
-		dir_add(h, "procs", S_IFDIR, INO_PROCS);
-		dir_add(h, "query", S_IFDIR, INO_QUERY);
-		dir_add(h, "stats", S_IFREG, INO_STATS);
-		dir_add(h, "q", S_IFDIR, INO_Q);
-		dir_add(h, "map", S_IFDIR, INO_MAP);
-		break;
-	case NODE_ASK:
-	case NODE_PROCS:
-	case NODE_QUERY:
-	case NODE_MAP:
-		ret = store_foreach_type(type_foreach_add, h);
-		if (kind == NODE_PROCS && !ret)
-			procs_dot_entries(h);
-		if (kind == NODE_QUERY || kind == NODE_MAP)
-			for (size_t i = 2; i < h->dir.n; i++)
-				h->dir.ents[i].type = S_IFREG;
-		break;
-	case NODE_ASK_TYPE:
-		break; /* inputs are unbounded: nothing to list */
-	case NODE_PROCS_TYPE:
-	case NODE_PFILE: {
-		int fd = store_open_beneath(path.data, O_RDONLY | O_DIRECTORY, 0);
-		struct dirent *de;
-		DIR *dir;
-
-		if (fd < 0) {
-			ret = fd;
-			break;
-		}
-		dir = fdopendir(fd);
-		if (!dir) {
-			ret = -errno;
-			close(fd);
-			break;
-		}
-		while ((de = readdir(dir))) {
-			if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..") ||
-			    atomic_is_tmpname(de->d_name) ||
-			    (de->d_type != DT_REG && de->d_type != DT_DIR && de->d_type != DT_LNK &&
-			     de->d_type != DT_UNKNOWN))
-				continue;
-			dir_add(h, de->d_name, (mode_t)DTTOIF(de->d_type), 0);
-		}
-		closedir(dir);
-		break;
-	}
-	default:
+	if (node_ops[kind].opendir)
+		ret = node_ops[kind].opendir(h, kind, path.data);
+	else
 		ret = -ENOTDIR;
-	}
 out:
 	buf_free(&path);
 	if (ret) {

@@ -65,79 +65,77 @@ void fs_init(const struct fs_config *cfg)
 	map_init(fs_cfg.query_mem);
 }
 
+/* OPEN of map/TYPE: a stream (map.c). */
+static int map_type_open(fuse_req_t req, const struct node_open *o, struct fuse_file_info *fi,
+			 struct handle **hp)
+{
+	struct handle *h = *hp = handle_new(H_MAP, o->ino);
+
+	(void)req;
+	fi->direct_io = 1;
+	fi->nonseekable = 1;
+	return map_open(o->type, &h->map);
+}
+
+/* What each kind of node does: one row per kind (see struct node_ops). */
+const struct node_ops node_ops[] = {
+    [NODE_ROOT] = {.attr = attr_root, .lookup = lookup_root, .opendir = dir_root},
+    [NODE_ASK] = {.attr = attr_view, .lookup = lookup_view, .opendir = dir_types},
+    [NODE_PROCS] = {.attr = attr_procs, .lookup = lookup_procs, .opendir = dir_types},
+    [NODE_QUERY] = {.attr = attr_view, .lookup = lookup_view, .opendir = dir_types},
+    [NODE_STATS] = {.attr = attr_stats, .open = stats_open},
+    [NODE_ASK_TYPE] = {.attr = attr_ask_type, .lookup = lookup_ask_type, .opendir = dir_ask_type},
+    [NODE_ANSWER] = {.attr = attr_answer_node, .open = ask_open},
+    [NODE_QUERY_TYPE] = {.attr = attr_query_type, .open = query_open},
+    [NODE_PROCS_TYPE] = {.attr = attr_procs_type,
+			 .lookup = lookup_store,
+			 .opendir = dir_store,
+			 .in_store = true},
+    [NODE_PFILE] = {.attr = attr_pfile,
+		    .lookup = lookup_store,
+		    .open = pfile_node_open,
+		    .opendir = dir_store,
+		    .in_store = true},
+    [NODE_MAP] = {.attr = attr_view, .lookup = lookup_view, .opendir = dir_types},
+    [NODE_MAP_TYPE] = {.attr = attr_query_type, .open = map_type_open},
+};
+
 void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
+	struct node_open o = {.ino = ino};
 	struct handle *h = NULL;
 	struct node *n;
 	enum node_kind kind;
 	char *type = NULL, *input = NULL;
-	size_t inlen = 0;
-	atomic_bool intr;
-	bool status = false;
 	int ret = 0;
 
+	/* What the open needs of the node, copied: it runs without node_lock. */
 	pthread_mutex_lock(&node_lock);
 	n = node_by_ino(ino);
 	kind = n ? n->kind : NODE_ROOT;
-	if (n && kind == NODE_QUERY_TYPE)
-		status = n->parent && n->parent->ino != INO_QUERY;
-	if (n && (kind == NODE_ANSWER || kind == NODE_QUERY_TYPE || kind == NODE_MAP_TYPE)) {
-		type = strdup(n->type);
-		if (kind == NODE_ANSWER) {
-			input = malloc(n->inlen + 1);
-			memcpy(input, n->input, n->inlen + 1);
-			inlen = n->inlen;
-		}
+	if (n && n->parent)
+		o.parent_ino = n->parent->ino;
+	if (n && n->type && !(type = strdup(n->type)))
+		abort();
+	if (n && n->input) {
+		input = malloc(n->inlen + 1);
+		if (!input)
+			abort();
+		memcpy(input, n->input, n->inlen + 1);
+		o.inlen = n->inlen;
 	}
 	pthread_mutex_unlock(&node_lock);
-	if (!n) {
+	o.type = type;
+	o.input = input;
+	if (!n)
 		ret = -ESTALE;
-		goto out;
-	}
-	switch (kind) {
-	case NODE_ANSWER:
-		if ((fi->flags & O_ACCMODE) != O_RDONLY) {
-			ret = -EACCES;
-			break;
-		}
-		h = handle_new(H_ANSWER, ino);
-		fs_intr_begin(req, &intr);
-		ret = fs_ask(type, input, inlen, &h->ans);
-		fs_intr_end(req);
-		if (!ret && h->ans->rc)
-			ret = h->ans->rc;
-		if (ret)
-			break;
-		answer_open_mode(h, fi);
-		fi->noflush = 1; /* nothing to save on close: spare the round trip */
-		break;
-	case NODE_QUERY_TYPE:
-		h = handle_new(H_QUERY, ino);
-		pthread_mutex_init(&h->q.lock, NULL);
-		h->q.status = status;
-		fi->direct_io = 1;
-		break;
-	case NODE_MAP_TYPE:
-		h = handle_new(H_MAP, ino);
-		ret = map_open(type, &h->map);
-		fi->direct_io = 1;
-		fi->nonseekable = 1;
-		break;
-	case NODE_STATS:
-		h = handle_new(H_STATS, ino);
-		stats_text(&h->text);
-		fi->direct_io = 1;
-		fi->noflush = 1;
-		break;
-	case NODE_PFILE:
-		ret = pfile_open(req, ino, fi);
-		goto out;
-	default:
+	else if (!node_ops[kind].open)
 		ret = -EISDIR;
-	}
-	if (!ret)
+	else
+		ret = node_ops[kind].open(req, &o, fi, &h);
+	/* An open that sets fi->fh itself (procs/ files) leaves @h NULL. */
+	if (!ret && h)
 		fi->fh = (uintptr_t)h;
-out:
 	free(type);
 	free(input);
 	if (ret) {

@@ -1,7 +1,7 @@
 /*
  * fs_int: what the files of fs/ share (not for outside fs/; fs.h is the interface).
  *
- * fs.c holds the op table and the file I/O that dispatches on the handle kind;
+ * fs.c holds the libfuse op table and the node_ops table; handle.c the handle_ops;
  * each other file is one view (ask.c, query.c, stats.c, procs.c) or one mechanism
  * (handle.c, attr.c, lookup.c, dir.c, pfile.c).
  */
@@ -90,6 +90,37 @@ struct handle_ops {
 
 extern const struct handle_ops handle_ops[];
 
+/* What an OPEN needs of its node, copied out from under node_lock. */
+struct node_open {
+	fuse_ino_t ino;
+	fuse_ino_t parent_ino; /* 0 for the root */
+	const char *type;      /* the node's type, if it has one (ask/, query/, map/) */
+	const char *input;     /* ask/TYPE/INPUT: the decoded input */
+	size_t inlen;
+};
+
+/*
+ * What each kind of node does: LOOKUP, GETATTR, OPEN and OPENDIR dispatch through
+ * node_ops[kind] (fs.c), one row per enum node_kind, so that the kinds are not
+ * switched on in every operation.  A NULL entry: ENOTDIR for lookup and opendir,
+ * EISDIR for open.
+ */
+struct node_ops {
+	/* Attributes; node_lock held, may be dropped and retaken (answers run
+	 * procedures).  *@timeout comes in as fs_cfg.timeout. */
+	int (*attr)(struct node *n, struct stat *st, double *timeout);
+	/* Child @name, its lookup not counted; node_lock held, may be dropped. */
+	int (*lookup)(struct node *parent, const char *name, struct node **out);
+	/* A new handle in *@hp (freed by fs_open on failure); node_lock not held. */
+	int (*open)(fuse_req_t req, const struct node_open *o, struct fuse_file_info *fi,
+		    struct handle **hp);
+	/* The entries after "." and ".."; node_lock not held. */
+	int (*opendir)(struct handle *h, enum node_kind kind, const char *path);
+	bool in_store; /* a directory in the store: opendir gets its store path */
+};
+
+extern const struct node_ops node_ops[];
+
 static inline struct handle *fi_handle(struct fuse_file_info *fi)
 {
 	return (struct handle *)(uintptr_t)fi->fh;
@@ -106,9 +137,10 @@ void reply_slice(fuse_req_t req, const char *data, size_t len, size_t size, off_
 /* ask.c */
 int fs_ask(const char *type, const char *in, size_t len, struct answer **ans);
 int fs_peek(const char *type, const char *in, size_t len, struct answer **ans);
-void answer_open_mode(struct handle *h, struct fuse_file_info *fi);
 void ask_read(fuse_req_t req, struct handle *h, size_t size, off_t off);
 void ask_destroy(struct handle *h);
+int ask_open(fuse_req_t req, const struct node_open *o, struct fuse_file_info *fi,
+	     struct handle **hp);
 
 /* attr.c */
 void attr_dir(struct stat *st, uint64_t ino, mode_t mode);
@@ -116,11 +148,22 @@ double entry_timeout(double attr_timeout);
 int node_attr(struct node *n, struct stat *st, double *timeout);
 int reply_node(fuse_req_t req, struct node *n);
 void fs_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
+int attr_root(struct node *n, struct stat *st, double *timeout);
+int attr_view(struct node *n, struct stat *st, double *timeout);
+int attr_procs(struct node *n, struct stat *st, double *timeout);
+int attr_stats(struct node *n, struct stat *st, double *timeout);
+int attr_ask_type(struct node *n, struct stat *st, double *timeout);
+int attr_query_type(struct node *n, struct stat *st, double *timeout);
+int attr_answer_node(struct node *n, struct stat *st, double *timeout);
+int attr_procs_type(struct node *n, struct stat *st, double *timeout);
+int attr_pfile(struct node *n, struct stat *st, double *timeout);
 
 /* stats.c */
 void stats_text(struct buf *out);
 void stats_read(fuse_req_t req, struct handle *h, size_t size, off_t off);
 void stats_destroy(struct handle *h);
+int stats_open(fuse_req_t req, const struct node_open *o, struct fuse_file_info *fi,
+	       struct handle **hp);
 
 /* lookup.c */
 bool type_name_ok(const char *name);
@@ -130,6 +173,11 @@ void fs_lookup(fuse_req_t req, fuse_ino_t parent_ino, const char *name);
 void fs_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup);
 void fs_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *list);
 void reply_new_entry(fuse_req_t req, fuse_ino_t parent_ino, const char *name);
+int lookup_root(struct node *parent, const char *name, struct node **out);
+int lookup_view(struct node *parent, const char *name, struct node **out);
+int lookup_procs(struct node *parent, const char *name, struct node **out);
+int lookup_ask_type(struct node *parent, const char *name, struct node **out);
+int lookup_store(struct node *parent, const char *name, struct node **out);
 
 /* dir.c */
 void fs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
@@ -137,6 +185,10 @@ void fs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct f
 void fs_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
 void fs_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi);
 void dir_destroy(struct handle *h);
+int dir_root(struct handle *h, enum node_kind kind, const char *path);
+int dir_types(struct handle *h, enum node_kind kind, const char *path);
+int dir_ask_type(struct handle *h, enum node_kind kind, const char *path);
+int dir_store(struct handle *h, enum node_kind kind, const char *path);
 
 /* procs.c */
 int procs_path(fuse_ino_t ino, const char *name, struct buf *path, struct buf *type);
@@ -155,7 +207,6 @@ void fs_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t n
 
 /* pfile.c */
 int pfile_save(struct handle *h);
-int pfile_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
 void fs_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
 	       struct fuse_file_info *fi);
 void fs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
@@ -164,10 +215,14 @@ void pfile_read(fuse_req_t req, struct handle *h, size_t size, off_t off);
 void pfile_write(fuse_req_t req, struct handle *h, const char *data, size_t size, off_t off);
 int pfile_fsync(struct handle *h);
 void pfile_destroy(struct handle *h);
+int pfile_node_open(fuse_req_t req, const struct node_open *o, struct fuse_file_info *fi,
+		    struct handle **hp);
 
 /* query.c */
 void query_read(fuse_req_t req, struct handle *h, size_t size, off_t off);
 void query_write(fuse_req_t req, struct handle *h, const char *data, size_t size, off_t off);
 void query_destroy(struct handle *h);
+int query_open(fuse_req_t req, const struct node_open *o, struct fuse_file_info *fi,
+	       struct handle **hp);
 
 #endif

@@ -78,10 +78,91 @@ int lookup_store_child(struct node *parent, const char *name, struct node **out)
 	return ret;
 }
 
+/*
+ * The child @name of a directory of each kind (node_ops[].lookup), its lookup not
+ * yet counted: node_lock held on entry, may be dropped and retaken.
+ */
+int lookup_root(struct node *parent, const char *name, struct node **out)
+{
+	*out = node_child(parent, name);
+	return *out ? 0 : -ENOENT;
+}
+
+/* ask/, query/, map/: a directory (ask/) or file of each visible type. */
+int lookup_view(struct node *parent, const char *name, struct node **out)
+{
+	struct node *n;
+	int ret;
+
+	if (parent->ino == INO_QUERY && !strcmp(name, QUERY_STATUS_DIR)) {
+		/* query/.status/ works as query/ does, with the status in the data. */
+		n = node_lookup_child(parent, name, NODE_QUERY);
+		n->nlookup--;
+		*out = n;
+		return 0;
+	}
+	pthread_mutex_unlock(&node_lock);
+	ret = type_name_ok(name) && proc_type_visible(name) ? 0 : -ENOENT;
+	if (parent->kind == NODE_QUERY && !strcmp(name, ROUTE_TYPE))
+		ret = 0; /* query/.q: questions too long for a name */
+	pthread_mutex_lock(&node_lock);
+	if (ret)
+		return ret;
+	n = node_lookup_child(parent, name,
+			      parent->kind == NODE_ASK	 ? NODE_ASK_TYPE
+			      : parent->kind == NODE_MAP ? NODE_MAP_TYPE
+							 : NODE_QUERY_TYPE);
+	n->nlookup--; /* counted by fs_lookup */
+	*out = n;
+	return 0;
+}
+
+int lookup_procs(struct node *parent, const char *name, struct node **out)
+{
+	int ret;
+
+	if (procs_dot_name(parent->ino, name))
+		return lookup_store(parent, name, out);
+	pthread_mutex_unlock(&node_lock);
+	ret = type_name_ok(name) && store_type_exists(name) ? 0 : -ENOENT;
+	pthread_mutex_lock(&node_lock);
+	if (ret)
+		return ret;
+	*out = node_lookup_child(parent, name, NODE_PROCS_TYPE);
+	(*out)->nlookup--;
+	return 0;
+}
+
+/* ask/TYPE/INPUT: any name is an input. */
+int lookup_ask_type(struct node *parent, const char *name, struct node **out)
+{
+	struct node *n = node_lookup_child(parent, name, NODE_ANSWER);
+
+	n->nlookup--;
+	if (!n->input) {
+		struct buf input = BUF_INIT;
+
+		name_decode(name, strlen(name), &input);
+		n->inlen = input.len;
+		n->input = buf_steal(&input);
+	}
+	*out = n;
+	return 0;
+}
+
+/* procs/TYPE/... and procs/.NAME: what the store holds. */
+int lookup_store(struct node *parent, const char *name, struct node **out)
+{
+	int ret = lookup_store_child(parent, name, out);
+
+	if (!ret)
+		(*out)->nlookup--;
+	return ret;
+}
+
 void fs_lookup(fuse_req_t req, fuse_ino_t parent_ino, const char *name)
 {
 	struct node *parent, *n = NULL;
-	struct buf input = BUF_INIT;
 	int ret = 0;
 
 	pthread_mutex_lock(&node_lock);
@@ -97,77 +178,17 @@ void fs_lookup(fuse_req_t req, fuse_ino_t parent_ino, const char *name)
 		ret = reply_node(req, n);
 		goto out;
 	}
-	switch (parent->kind) {
-	case NODE_ROOT:
-		n = node_child(parent, name);
-		if (!n) {
-			ret = -ENOENT;
-			goto out;
-		}
-		break;
-	case NODE_ASK:
-	case NODE_QUERY:
-	case NODE_MAP:
-		if (parent->ino == INO_QUERY && !strcmp(name, QUERY_STATUS_DIR)) {
-			/* query/.status/ works as query/ does, with the status in the data. */
-			n = node_lookup_child(parent, name, NODE_QUERY);
-			n->nlookup--;
-			break;
-		}
-		pthread_mutex_unlock(&node_lock);
-		ret = type_name_ok(name) && proc_type_visible(name) ? 0 : -ENOENT;
-		if (parent->kind == NODE_QUERY && !strcmp(name, ROUTE_TYPE))
-			ret = 0; /* query/.q: questions too long for a name */
-		pthread_mutex_lock(&node_lock);
-		if (ret)
-			goto out;
-		n = node_lookup_child(parent, name,
-				      parent->kind == NODE_ASK	 ? NODE_ASK_TYPE
-				      : parent->kind == NODE_MAP ? NODE_MAP_TYPE
-								 : NODE_QUERY_TYPE);
-		n->nlookup--; /* counted below */
-		break;
-	case NODE_PROCS:
-		if (procs_dot_name(parent->ino, name)) {
-			ret = lookup_store_child(parent, name, &n);
-			if (ret)
-				goto out;
-			n->nlookup--;
-			break;
-		}
-		pthread_mutex_unlock(&node_lock);
-		ret = type_name_ok(name) && store_type_exists(name) ? 0 : -ENOENT;
-		pthread_mutex_lock(&node_lock);
-		if (ret)
-			goto out;
-		n = node_lookup_child(parent, name, NODE_PROCS_TYPE);
-		n->nlookup--;
-		break;
-	case NODE_ASK_TYPE:
-		n = node_lookup_child(parent, name, NODE_ANSWER);
-		n->nlookup--;
-		if (!n->input) {
-			name_decode(name, strlen(name), &input);
-			n->inlen = input.len;
-			n->input = buf_steal(&input);
-		}
-		break;
-	case NODE_PROCS_TYPE:
-	case NODE_PFILE:
-		ret = lookup_store_child(parent, name, &n);
-		if (ret)
-			goto out;
-		n->nlookup--;
-		break;
-	default:
+	if (!node_ops[parent->kind].lookup) {
 		ret = -ENOTDIR;
 		goto out;
 	}
+	ret = node_ops[parent->kind].lookup(parent, name, &n);
+	if (ret)
+		goto out;
 	n->nlookup++;
 	ret = reply_node(req, n);
 out:
 	pthread_mutex_unlock(&node_lock);
-	buf_free(&input);
 	if (ret)
 		fuse_reply_err(req, -ret);
 }

@@ -163,7 +163,7 @@ static bool pfile_replaced(fuse_ino_t ino, int fd)
 	return replaced;
 }
 
-int pfile_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+static int pfile_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct buf path = BUF_INIT;
 	struct handle *h;
@@ -466,4 +466,12 @@ void pfile_destroy(struct handle *h)
 		close(h->pf.fd);
 	buf_free(&h->pf.shadow_path);
 	pthread_mutex_destroy(&h->pf.lock);
+}
+
+/* OPEN of a procs/ file (node_ops[].open): the handle goes into @fi directly. */
+int pfile_node_open(fuse_req_t req, const struct node_open *o, struct fuse_file_info *fi,
+		    struct handle **hp)
+{
+	(void)hp;
+	return pfile_open(req, o->ino, fi);
 }

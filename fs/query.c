@@ -207,3 +207,16 @@ void query_destroy(struct handle *h)
 	buf_free(&h->q.reply);
 	pthread_mutex_destroy(&h->q.lock);
 }
+
+/* OPEN of query/TYPE, or of query/.status/TYPE (status mode). */
+int query_open(fuse_req_t req, const struct node_open *o, struct fuse_file_info *fi,
+	       struct handle **hp)
+{
+	struct handle *h = *hp = handle_new(H_QUERY, o->ino);
+
+	(void)req;
+	pthread_mutex_init(&h->q.lock, NULL);
+	h->q.status = o->parent_ino && o->parent_ino != INO_QUERY;
+	fi->direct_io = 1;
+	return 0;
+}
