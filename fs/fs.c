@@ -9,37 +9,22 @@
  * store file in place: the first write (or an O_TRUNC open) makes a "shadow", a
  * temp copy beside the target, and FLUSH/FSYNC commits it with fsync + rename.
  * FLUSH is the commit point because it is synchronous with close(): RELEASE is
- * not, and the next read after a save must see the new procedure.
+ * not, and the next read after a save must see the new procedure (pfile.c, with
+ * the store I/O in cache/store_edit.c).
+ *
+ * This file holds the op table given to libfuse and node_ops, one row per node
+ * kind; each view and mechanism has its own file (fs_int.h).
  */
 #include "fs_int.h"
 
-#include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
-#include <limits.h>
-#include <stdatomic.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <sys/statvfs.h>
-#include <time.h>
 #include <unistd.h>
 
-#include <xxhash.h>
-
-#include "atomic.h"
-#include "log.h"
 #include "map.h"
-#include "name.h"
-#include "node.h"
-#include "perm.h"
-#include "proc.h"
-#include "route.h"
 #include "store.h"
-#include "store_edit.h"
-#include "synth.h"
-#include "usage.h"
 
 struct fs_config fs_cfg;
 /* Bytes buffered by all open query/ handles, bounded by fs_cfg.query_mem: one user's

@@ -3,31 +3,11 @@
  */
 #include "fs_int.h"
 
-#include <dirent.h>
-#include <errno.h>
-#include <fcntl.h>
-#include <limits.h>
-#include <stdatomic.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <sys/statvfs.h>
-#include <time.h>
-#include <unistd.h>
 
-#include <xxhash.h>
-
-#include "atomic.h"
-#include "log.h"
-#include "map.h"
-#include "name.h"
-#include "node.h"
-#include "perm.h"
 #include "proc.h"
 #include "route.h"
-#include "store.h"
-#include "store_edit.h"
 #include "synth.h"
 #include "usage.h"
 
