@@ -111,7 +111,7 @@ static void inval_one(const char *type)
 		 * Attributes only: a name under ask/ keeps its inode when its procedure
 		 * changes, only its size does.  Cached pages need no invalidation here:
 		 * an open checks the version they were read from (answer_open_mode in
-		 * fs.c) and drops or replaces them.  Not inval_entry: it takes the parent's lock,
+		 * ask.c) and drops or replaces them.  Not inval_entry: it takes the parent's lock,
 		 * which a LOOKUP waiting on this daemon holds (after a kill -9 that wait never
 		 * ends), and it makes the kernel forget inodes NFS clients hold handles for. ENOENT
 		 * just means the kernel had already forgotten the inode.

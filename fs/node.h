@@ -59,7 +59,7 @@ struct node {
 	/* NODE_ANSWER: the decoded input. */
 	char *input;
 	size_t inlen;
-	/* NODE_ANSWER, what the kernel may hold (see answer_open_mode in fs.c): the
+	/* NODE_ANSWER, what the kernel may hold (see answer_open_mode in ask.c): the
 	 * size every attribute reply so far carried, and the version of the answer
 	 * whose pages page-cache handles may have filled. */
 	size_t told_size;

@@ -15,6 +15,7 @@
 #include "clock.h"
 #include "name.h"
 #include "store.h"
+#include "store_edit.h"
 #include "tap.h"
 #include "xalloc.h"
 
@@ -262,6 +263,91 @@ static void test_store(void)
 	buf_free(&path);
 }
 
+/* store_edit: shadow, commit by rename, truncate, type rename; never out of STORE. */
+static void test_store_edit(void)
+{
+	char dir[] = "/tmp/seglam-store-XXXXXX", outside[] = "/tmp/seglam-test-XXXXXX";
+	struct buf err = BUF_INIT, b = BUF_INIT, tdir = BUF_INIT, target = BUF_INIT,
+		   shadow_path = BUF_INIT, cmd = BUF_INIT;
+	struct stat st;
+	int fd, shadow;
+
+	if (!mkdtemp(dir) || !mkdtemp(outside)) {
+		CHECK(0, "mkdtemp");
+		return;
+	}
+	CHECK(store_open(dir, false, &err) == 0, "edit: open a new store");
+	CHECK(store_write("ed", "source.c", "old data", 8) == 0, "edit: a file to edit");
+	store_type_dir("ed", &tdir);
+	buf_printf(&target, "%s/source.c", tdir.data);
+
+	fd = store_open_file(target.data, O_RDONLY, 0);
+	shadow = store_edit_shadow(fd, target.data, true, &shadow_path);
+	CHECK(shadow >= 0 && strstr(shadow_path.data, ATOMIC_TMP_PREFIX),
+	      "shadow: a temp file beside the target");
+	CHECK(shadow >= 0 && pwrite(shadow, "NEW", 3, 0) == 3, "shadow takes writes");
+	CHECK(store_read("ed", "source.c", 100, &b) == 0 && !strcmp(b.data, "old data"),
+	      "the target is unchanged before the commit");
+	CHECK(store_edit_commit(shadow, shadow_path.data, target.data, false) == 0,
+	      "commit renames the shadow over the target");
+	buf_reset(&b);
+	CHECK(store_read("ed", "source.c", 100, &b) == 0 && !strcmp(b.data, "NEW data"),
+	      "the target has the copied data with the write");
+	CHECK(store_lstat(shadow_path.data, &st) == -ENOENT, "no temp file is left");
+	close(shadow);
+	close(fd);
+
+	fd = store_open_file(target.data, O_RDONLY, 0);
+	shadow = store_edit_shadow(fd, target.data, false, &shadow_path);
+	CHECK(shadow >= 0 && store_edit_commit(shadow, shadow_path.data, target.data, true) == 0,
+	      "commit of an unlinked name");
+	CHECK(store_lstat(shadow_path.data, &st) == -ENOENT,
+	      "an unlinked name's shadow is removed, not renamed");
+	buf_reset(&b);
+	CHECK(store_read("ed", "source.c", 100, &b) == 0 && !strcmp(b.data, "NEW data"),
+	      "and the target is untouched");
+	close(shadow);
+	close(fd);
+
+	fd = store_open_file(target.data, O_RDONLY, 0);
+	shadow = store_edit_shadow(fd, target.data, false, &shadow_path);
+	store_edit_discard(shadow, shadow_path.data);
+	CHECK(store_lstat(shadow_path.data, &st) == -ENOENT, "discard removes the shadow");
+	close(fd);
+
+	CHECK(store_edit_truncate(target.data, 3) == 0, "truncate");
+	buf_reset(&b);
+	CHECK(store_read("ed", "source.c", 100, &b) == 0 && !strcmp(b.data, "NEW"),
+	      "truncate keeps the prefix");
+
+	/* A symlinked directory in STORE: no shadow is made through it. */
+	buf_printf(&cmd, "ln -s %s %s/%s/out", outside, dir, tdir.data);
+	CHECK(system(cmd.data) == 0, "edit: a symlink to outside the store");
+	buf_reset(&target);
+	buf_printf(&target, "%s/out/x", tdir.data);
+	shadow = store_edit_shadow(-1, target.data, false, &shadow_path);
+	CHECK(shadow < 0, "no shadow through a symlink out of STORE");
+	if (shadow >= 0)
+		close(shadow);
+	CHECK(store_edit_truncate(target.data, 0) < 0, "no truncate through a symlink");
+
+	CHECK(store_edit_rename_type("ed", "ed2", 0) == 0 && !store_type_exists("ed") &&
+		  store_type_exists("ed2"),
+	      "rename a type");
+	CHECK(store_edit_rename_type("nosuch", "ed3", 0) == -ENOENT, "rename of no type: ENOENT");
+	store_close();
+	buf_reset(&cmd);
+	buf_printf(&cmd, "rm -rf %s %s", dir, outside);
+	if (system(cmd.data) != 0)
+		printf("# cleanup failed\n");
+	buf_free(&err);
+	buf_free(&b);
+	buf_free(&tdir);
+	buf_free(&target);
+	buf_free(&shadow_path);
+	buf_free(&cmd);
+}
+
 static void test_memo(void)
 {
 	struct answer *a, *b;
@@ -336,6 +422,7 @@ int main(void)
 	test_atomic();
 	test_beneath();
 	test_store();
+	test_store_edit();
 	test_memo();
 	return tap_done();
 }

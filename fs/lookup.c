@@ -1,0 +1,225 @@
+/*
+ * lookup: LOOKUP and FORGET, from a name under a directory node to a node.
+ */
+#include "fs_int.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdatomic.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "atomic.h"
+#include "name.h"
+#include "proc.h"
+#include "route.h"
+#include "store.h"
+
+bool type_name_ok(const char *name)
+{
+	return store_type_valid(name, strlen(name));
+}
+
+/*
+ * Entries at the top of procs/ whose names start with a dot (.git, .gitignore)
+ * are kept as ordinary files in STORE/procs/, where no type can be: a type name
+ * never starts with a dot, and the store's type walk skips dot names.
+ */
+bool procs_dot_name(fuse_ino_t parent, const char *name)
+{
+	return parent == INO_PROCS && name[0] == '.' && strcmp(name, ".") && strcmp(name, "..") &&
+	       !atomic_is_tmpname(name) && strlen(name) <= NAME_MAX;
+}
+
+int lookup_store_child(struct node *parent, const char *name, struct node **out)
+{
+	struct buf path = BUF_INIT;
+	struct stat st;
+	int ret = 0;
+
+	if (atomic_is_tmpname(name))
+		return -ENOENT;
+	node_store_path(parent, &path);
+	buf_addc(&path, '/');
+	buf_adds(&path, name);
+	ret = store_lstat(path.data, &st);
+	/* A FIFO, device or socket in STORE (an NFS peer, a restore) is not served:
+	 * the mount never makes one, and opening one would wait or reach a device. */
+	if (!ret && !S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode) && !S_ISLNK(st.st_mode))
+		ret = -ENOENT;
+	if (!ret) {
+		struct node *old = node_child(parent, name);
+
+		/* Another file now stands behind the name (replaced by rename, here or
+		 * by another daemon): it gets a new inode, as on a local filesystem, so
+		 * a reader of the old one is never cut to the new one's size. */
+		if (old && old->backing && old->backing != (uint64_t)st.st_ino)
+			node_detach(old);
+		*out = node_lookup_child(parent, name, NODE_PFILE);
+		(*out)->backing = (uint64_t)st.st_ino;
+	}
+	buf_free(&path);
+	return ret;
+}
+
+/*
+ * The child @name of a directory of each kind (node_ops[].lookup), its lookup not
+ * yet counted: node_lock held on entry, may be dropped and retaken.
+ */
+int lookup_root(struct node *parent, const char *name, struct node **out)
+{
+	*out = node_child(parent, name);
+	return *out ? 0 : -ENOENT;
+}
+
+/* ask/, query/, map/: a directory (ask/) or file of each visible type. */
+int lookup_view(struct node *parent, const char *name, struct node **out)
+{
+	struct node *n;
+	int ret;
+
+	if (parent->ino == INO_QUERY && !strcmp(name, QUERY_STATUS_DIR)) {
+		/* query/.status/ works as query/ does, with the status in the data. */
+		n = node_lookup_child(parent, name, NODE_QUERY);
+		n->nlookup--;
+		*out = n;
+		return 0;
+	}
+	pthread_mutex_unlock(&node_lock);
+	ret = type_name_ok(name) && proc_type_visible(name) ? 0 : -ENOENT;
+	if (parent->kind == NODE_QUERY && !strcmp(name, ROUTE_TYPE))
+		ret = 0; /* query/.q: questions too long for a name */
+	pthread_mutex_lock(&node_lock);
+	if (ret)
+		return ret;
+	n = node_lookup_child(parent, name,
+			      parent->kind == NODE_ASK	 ? NODE_ASK_TYPE
+			      : parent->kind == NODE_MAP ? NODE_MAP_TYPE
+							 : NODE_QUERY_TYPE);
+	n->nlookup--; /* counted by fs_lookup */
+	*out = n;
+	return 0;
+}
+
+int lookup_procs(struct node *parent, const char *name, struct node **out)
+{
+	int ret;
+
+	if (procs_dot_name(parent->ino, name))
+		return lookup_store(parent, name, out);
+	pthread_mutex_unlock(&node_lock);
+	ret = type_name_ok(name) && store_type_exists(name) ? 0 : -ENOENT;
+	pthread_mutex_lock(&node_lock);
+	if (ret)
+		return ret;
+	*out = node_lookup_child(parent, name, NODE_PROCS_TYPE);
+	(*out)->nlookup--;
+	return 0;
+}
+
+/* ask/TYPE/INPUT: any name is an input. */
+int lookup_ask_type(struct node *parent, const char *name, struct node **out)
+{
+	struct node *n = node_lookup_child(parent, name, NODE_ANSWER);
+
+	n->nlookup--;
+	if (!n->input) {
+		struct buf input = BUF_INIT;
+
+		name_decode(name, strlen(name), &input);
+		n->inlen = input.len;
+		n->input = buf_steal(&input);
+	}
+	*out = n;
+	return 0;
+}
+
+/* procs/TYPE/... and procs/.NAME: what the store holds. */
+int lookup_store(struct node *parent, const char *name, struct node **out)
+{
+	int ret = lookup_store_child(parent, name, out);
+
+	if (!ret)
+		(*out)->nlookup--;
+	return ret;
+}
+
+void fs_lookup(fuse_req_t req, fuse_ino_t parent_ino, const char *name)
+{
+	struct node *parent, *n = NULL;
+	int ret = 0;
+
+	pthread_mutex_lock(&node_lock);
+	parent = node_by_ino(parent_ino);
+	if (!parent) {
+		ret = -ESTALE;
+		goto out;
+	}
+	/* NFS export asks for "." and ".." of inodes it has handles for. */
+	if (!strcmp(name, ".") || !strcmp(name, "..")) {
+		n = !strcmp(name, ".") || !parent->parent ? parent : parent->parent;
+		n->nlookup++;
+		ret = reply_node(req, n);
+		goto out;
+	}
+	if (!node_ops[parent->kind].lookup) {
+		ret = -ENOTDIR;
+		goto out;
+	}
+	ret = node_ops[parent->kind].lookup(parent, name, &n);
+	if (ret)
+		goto out;
+	n->nlookup++;
+	ret = reply_node(req, n);
+out:
+	pthread_mutex_unlock(&node_lock);
+	if (ret)
+		fuse_reply_err(req, -ret);
+}
+
+void fs_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
+{
+	struct node *n;
+
+	pthread_mutex_lock(&node_lock);
+	n = node_by_ino(ino);
+	if (n)
+		node_forget(n, nlookup);
+	pthread_mutex_unlock(&node_lock);
+	fuse_reply_none(req);
+}
+
+void fs_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *list)
+{
+	size_t i;
+
+	pthread_mutex_lock(&node_lock);
+	for (i = 0; i < count; i++) {
+		struct node *n = node_by_ino(list[i].ino);
+
+		if (n)
+			node_forget(n, list[i].nlookup);
+	}
+	pthread_mutex_unlock(&node_lock);
+	fuse_reply_none(req);
+}
+
+void reply_new_entry(fuse_req_t req, fuse_ino_t parent_ino, const char *name)
+{
+	struct node *parent, *n = NULL;
+	int ret;
+
+	pthread_mutex_lock(&node_lock);
+	parent = node_by_ino(parent_ino);
+	if (parent && parent->kind == NODE_PROCS && !procs_dot_name(parent_ino, name)) {
+		n = node_lookup_child(parent, name, NODE_PROCS_TYPE);
+		ret = 0;
+	} else {
+		ret = parent ? lookup_store_child(parent, name, &n) : -ESTALE;
+	}
+	if (!ret)
+		ret = reply_node(req, n);
+	pthread_mutex_unlock(&node_lock);
+	if (ret)
+		fuse_reply_err(req, -ret);
+}

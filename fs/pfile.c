@@ -1,0 +1,463 @@
+/*
+ * pfile: files under procs/, written through shadows.
+ *
+ * Writes never touch the store file in place: the first write (or an O_TRUNC
+ * open, a truncate) makes a "shadow", a temp copy beside the target, and
+ * FLUSH/FSYNC commits it with fsync + rename (cache/store_edit.h).  FLUSH is the
+ * commit point because it is synchronous with close(): RELEASE is not, and the
+ * next read after a save must see the new procedure.
+ */
+#include "fs_int.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "atomic.h"
+#include "log.h"
+#include "perm.h"
+#include "store.h"
+#include "store_edit.h"
+
+/* Node @ino now stands for the store file @st describes. */
+static void node_note_backing(fuse_ino_t ino, const struct stat *st)
+{
+	struct node *n;
+
+	pthread_mutex_lock(&node_lock);
+	n = node_by_ino(ino);
+	if (n)
+		n->backing = (uint64_t)st->st_ino;
+	pthread_mutex_unlock(&node_lock);
+}
+
+/* Give @pf a shadow of @target (with its data when @copy): store_edit.h. */
+static int pfile_make_shadow(struct pfile *pf, const char *target, bool copy)
+{
+	int fd = store_edit_shadow(pf->fd, target, copy, &pf->shadow_path);
+
+	if (fd < 0)
+		return fd;
+	pf->shadow = fd;
+	return 0;
+}
+
+/*
+ * Make the shadow the file: fsync it, rename it over the target.  pf->lock held.
+ * @target is the node's current store path (it may have been renamed since open);
+ * @gone when the name was unlinked meanwhile, so a save does not resurrect it.
+ */
+static int pfile_commit(struct pfile *pf, const char *target, bool gone)
+{
+	int ret = 0;
+
+	if (!pf->dirty || pf->shadow < 0)
+		return 0;
+	if (pf->error) {
+		/* Half the data is worse than none: drop the shadow, keep the old file. */
+		ret = pf->error;
+		store_edit_discard(pf->shadow, pf->shadow_path.data);
+		pf->shadow = -1;
+		pf->dirty = false;
+		pf->error = 0;
+		return ret;
+	}
+	ret = store_edit_commit(pf->shadow, pf->shadow_path.data, target, gone);
+	if (ret)
+		goto out;
+	if (pf->fd >= 0)
+		close(pf->fd);
+	pf->fd = pf->shadow;
+	pf->shadow = -1;
+	pf->dirty = false;
+out:
+	return ret;
+}
+
+/* Commit a handle's writes; used by flush, fsync and release. */
+int pfile_save(struct handle *h)
+{
+	struct buf path = BUF_INIT, type = BUF_INIT;
+	struct pfile *pf = &h->pf;
+	struct node *n;
+	bool gone = true;
+	int ret;
+
+	pthread_mutex_lock(&pf->lock);
+	if (!pf->dirty) {
+		pthread_mutex_unlock(&pf->lock);
+		return 0;
+	}
+	pthread_mutex_lock(&node_lock);
+	n = node_by_ino(h->ino);
+	if (n) {
+		gone = n->unlinked;
+		node_store_path(n, &path);
+		buf_adds(&type, node_type(n));
+		if (n->writer == pf)
+			n->writer = NULL;
+	}
+	pthread_mutex_unlock(&node_lock);
+	ret = pfile_commit(pf, path.data ? path.data : "", gone);
+	if (!ret && !gone) {
+		struct stat st;
+
+		/* Saved through this name: the name keeps its inode, as with an
+		 * in-place write. */
+		if (fstat(pf->fd, &st) == 0)
+			node_note_backing(h->ino, &st);
+	}
+	pthread_mutex_unlock(&pf->lock);
+	if (ret)
+		log_error("procs/%s: saving %s failed: %s (the old file is unchanged)", type.data,
+			  path.data, strerror(-ret));
+	else if (!gone)
+		procs_changed(type.data);
+	buf_free(&path);
+	buf_free(&type);
+	return ret;
+}
+
+static void pfile_set_writer(uint64_t ino, struct pfile *pf)
+{
+	struct node *n;
+
+	pthread_mutex_lock(&node_lock);
+	n = node_by_ino(ino);
+	if (n)
+		n->writer = pf;
+	pthread_mutex_unlock(&node_lock);
+}
+
+static bool pfile_replaced(fuse_ino_t ino, int fd)
+{
+	struct stat st;
+	struct node *n;
+	bool replaced = false;
+
+	if (fstat(fd, &st) != 0)
+		return false;
+	pthread_mutex_lock(&node_lock);
+	n = node_by_ino(ino);
+	if (n && n->backing && n->backing != (uint64_t)st.st_ino)
+		replaced = true;
+	pthread_mutex_unlock(&node_lock);
+	return replaced;
+}
+
+static int pfile_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct buf path = BUF_INIT;
+	struct handle *h;
+	int acc = fi->flags & O_ACCMODE, ret, fd;
+
+	ret = procs_path(ino, NULL, &path, NULL);
+	if (ret)
+		goto out;
+	if (acc != O_RDONLY && (ret = check_writable()))
+		goto out;
+	fd = store_open_file(path.data, O_RDONLY, 0);
+	if (fd < 0) {
+		ret = fd;
+		goto out;
+	}
+	h = handle_new(H_PFILE, ino);
+	/* The name stands for another file than the one the kernel looked up, whose
+	 * size it caches: read this one without letting that size cut it short. */
+	if (pfile_replaced(ino, fd))
+		fi->direct_io = 1;
+	pthread_mutex_init(&h->pf.lock, NULL);
+	h->pf.fd = fd;
+	h->pf.shadow = -1;
+	h->pf.writable = acc != O_RDONLY;
+	if (h->pf.writable && (fi->flags & O_TRUNC)) {
+		ret = pfile_make_shadow(&h->pf, path.data, false);
+		if (ret) {
+			close(fd);
+			handle_free(h);
+			goto out;
+		}
+		h->pf.dirty = true;
+		pfile_set_writer(ino, &h->pf);
+	}
+	fi->fh = (uintptr_t)h;
+	fi->keep_cache = 0;
+	(void)req;
+out:
+	buf_free(&path);
+	return ret;
+}
+
+void fs_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+	       struct fuse_file_info *fi)
+{
+	struct buf path = BUF_INIT, type = BUF_INIT;
+	struct fuse_entry_param e;
+	struct node *pnode, *n = NULL;
+	int ret = check_writable(), fd;
+
+	if (ret)
+		goto out;
+	ret = procs_path(parent, name, &path, &type);
+	if (ret)
+		goto out;
+	if (atomic_is_tmpname(name)) {
+		ret = -EINVAL;
+		goto out;
+	}
+	/* The name appears at once (POSIX), empty; the data arrives by shadow. */
+	fd = store_open_file(path.data, O_WRONLY | O_CREAT | (fi->flags & O_EXCL), mode & 0777);
+	if (fd < 0) {
+		ret = fd;
+		goto out;
+	}
+	close(fd);
+	chown_to_caller(req, path.data);
+	pthread_mutex_lock(&node_lock);
+	pnode = node_by_ino(parent);
+	ret = pnode ? lookup_store_child(pnode, name, &n) : -ESTALE;
+	if (!ret) {
+		memset(&e, 0, sizeof(e));
+		ret = node_attr(n, &e.attr, &e.attr_timeout);
+		if (ret)
+			node_forget(n, 1);
+	}
+	pthread_mutex_unlock(&node_lock);
+	if (ret)
+		goto out;
+	e.ino = e.attr.st_ino;
+	e.generation = node_generation;
+	e.entry_timeout = entry_timeout(e.attr_timeout);
+	ret = pfile_open(req, e.ino, fi);
+	if (ret) {
+		pthread_mutex_lock(&node_lock);
+		n = node_by_ino(e.ino);
+		if (n)
+			node_forget(n, 1);
+		pthread_mutex_unlock(&node_lock);
+		goto out;
+	}
+	procs_changed(type.data);
+	fuse_reply_create(req, &e, fi);
+out:
+	if (ret)
+		fuse_reply_err(req, -ret);
+	buf_free(&path);
+	buf_free(&type);
+}
+
+/* After replacing the file behind a name ourselves: the name keeps its inode. */
+static void node_set_backing(fuse_ino_t ino, const char *path)
+{
+	struct stat st;
+
+	if (store_lstat(path, &st) == 0)
+		node_note_backing(ino, &st);
+}
+
+/* SETATTR of a directory the mount makes: its owner (or root) may, and nothing is
+ * kept; only root gives it away (the same rules as for store files). */
+static int fixed_dir_setattr(fuse_req_t req, const struct stat *attr, int to_set)
+{
+	struct stat cur;
+
+	attr_dir(&cur, INO_ROOT, 0755);
+	return perm_setattr(req, &cur, attr, to_set) ? -EPERM : 0;
+}
+
+void fs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
+		struct fuse_file_info *fi)
+{
+	struct handle *h = fi ? fi_handle(fi) : NULL;
+	struct buf path = BUF_INIT, type = BUF_INIT;
+	struct pfile *pf = h && h->kind == H_PFILE ? &h->pf : NULL;
+	struct stat cur;
+	int ret;
+
+	ret = procs_path(ino, NULL, &path, &type);
+	if (ret == -EPERM || ret == -EACCES) {
+		/* Outside procs/: only a no-op truncate of a query or map file is harmless;
+		 * the owner (or root) restoring a backup may set the owner, mode and times
+		 * of the directories the mount makes, which keep none of them (as on other
+		 * virtual filesystems), so that rsync -a, cp -a and tar exit 0. */
+		if (h && (h->kind == H_QUERY || h->kind == H_MAP) && to_set == FUSE_SET_ATTR_SIZE &&
+		    attr->st_size == 0)
+			ret = 0;
+		else if (!(to_set & FUSE_SET_ATTR_SIZE) &&
+			 ((ino >= INO_ROOT && ino <= INO_QUERY) || ino == INO_MAP))
+			ret = fixed_dir_setattr(req, attr, to_set);
+		if (!ret) {
+			fs_getattr(req, ino, fi);
+			goto out_free;
+		}
+		goto out;
+	}
+	if (ret || (ret = check_writable()))
+		goto out;
+	if (pf)
+		pthread_mutex_lock(&pf->lock);
+	/* Never for a caller the kernel would refuse (the daemon acts as root). */
+	if (pf && fstat(pf->fd, &cur) != 0)
+		ret = -errno;
+	else if (!pf)
+		ret = store_lstat(path.data, &cur);
+	if (!ret)
+		ret = perm_setattr(req, &cur, attr, to_set);
+	if (!ret && (to_set & FUSE_SET_ATTR_MODE)) {
+		/* store_chmod drops setuid, setgid and sticky bits. */
+		ret = store_chmod(path.data, attr->st_mode);
+		if (pf && pf->shadow >= 0)
+			fchmod(pf->shadow, attr->st_mode & 0777);
+	}
+	if (!ret && (to_set & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID))) {
+		uid_t uid = to_set & FUSE_SET_ATTR_UID ? attr->st_uid : (uid_t)-1;
+		gid_t gid = to_set & FUSE_SET_ATTR_GID ? attr->st_gid : (gid_t)-1;
+
+		ret = store_chown(path.data, uid, gid);
+	}
+	if (!ret && (to_set & FUSE_SET_ATTR_SIZE)) {
+		if (pf && pf->writable) {
+			if (pf->shadow < 0) {
+				ret = pfile_make_shadow(pf, path.data, attr->st_size > 0);
+				if (!ret)
+					pfile_set_writer(ino, pf);
+			}
+			if (!ret && ftruncate(pf->shadow, attr->st_size) != 0) {
+				ret = -errno;
+				pf->error = ret;
+			}
+			pf->dirty = true;
+		} else {
+			ret = store_edit_truncate(path.data, attr->st_size);
+			if (!ret)
+				node_set_backing(ino, path.data);
+		}
+	}
+	if (!ret && (to_set & (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME))) {
+		struct timespec ts[2] = {{0, UTIME_OMIT}, {0, UTIME_OMIT}};
+
+		if (to_set & FUSE_SET_ATTR_ATIME_NOW)
+			ts[0].tv_nsec = UTIME_NOW;
+		else if (to_set & FUSE_SET_ATTR_ATIME)
+			ts[0] = attr->st_atim;
+		if (to_set & FUSE_SET_ATTR_MTIME_NOW)
+			ts[1].tv_nsec = UTIME_NOW;
+		else if (to_set & FUSE_SET_ATTR_MTIME)
+			ts[1] = attr->st_mtim;
+		if (pf && pf->shadow >= 0) {
+			if (futimens(pf->shadow, ts) != 0)
+				ret = -errno;
+		} else {
+			ret = store_utimens(path.data, ts);
+		}
+	}
+	if (pf)
+		pthread_mutex_unlock(&pf->lock);
+	if (!ret && (to_set & FUSE_SET_ATTR_SIZE) && !pf)
+		procs_changed(type.data);
+out:
+	if (ret)
+		fuse_reply_err(req, -ret);
+	else
+		fs_getattr(req, ino, fi);
+out_free:
+	buf_free(&path);
+	buf_free(&type);
+}
+
+void pfile_read(fuse_req_t req, struct handle *h, size_t size, off_t off)
+{
+	char *data = malloc(size ? size : 1);
+	ssize_t n;
+
+	if (!data)
+		abort();
+	pthread_mutex_lock(&h->pf.lock);
+	n = pread(h->pf.shadow >= 0 ? h->pf.shadow : h->pf.fd, data, size, off);
+	pthread_mutex_unlock(&h->pf.lock);
+	if (n < 0)
+		fuse_reply_err(req, errno);
+	else
+		fuse_reply_buf(req, data, (size_t)n);
+	free(data);
+}
+
+/* Writes go to the shadow, made at the first one (with the file's data). */
+void pfile_write(fuse_req_t req, struct handle *h, const char *data, size_t size, off_t off)
+{
+	struct buf path = BUF_INIT;
+	ssize_t n;
+	int ret = 0;
+
+	if (!h->pf.writable) {
+		fuse_reply_err(req, EBADF);
+		return;
+	}
+	pthread_mutex_lock(&h->pf.lock);
+	if (h->pf.shadow < 0) {
+		ret = procs_path(h->ino, NULL, &path, NULL);
+		if (!ret)
+			ret = pfile_make_shadow(&h->pf, path.data, true);
+		if (!ret)
+			pfile_set_writer(h->ino, &h->pf);
+	}
+	if (!ret) {
+		n = pwrite(h->pf.shadow, data, size, off);
+		if (n < 0)
+			ret = -errno;
+		else if ((size_t)n < size)
+			ret = -ENOSPC;
+		h->pf.dirty = true;
+		if (ret)
+			h->pf.error = ret;
+	}
+	pthread_mutex_unlock(&h->pf.lock);
+	buf_free(&path);
+	if (ret)
+		fuse_reply_err(req, -ret);
+	else
+		fuse_reply_write(req, size);
+}
+
+/* FSYNC: commit, then sync the file the descriptor now has. */
+int pfile_fsync(struct handle *h)
+{
+	int ret = pfile_save(h);
+
+	pthread_mutex_lock(&h->pf.lock);
+	if (!ret && fsync(h->pf.fd) != 0 && errno != EBADF && errno != EINVAL)
+		ret = -errno;
+	pthread_mutex_unlock(&h->pf.lock);
+	return ret;
+}
+
+/* RELEASE: save what the handle still holds, drop a shadow that failed. */
+void pfile_destroy(struct handle *h)
+{
+	struct node *n;
+
+	pfile_save(h);
+	pthread_mutex_lock(&node_lock);
+	n = node_by_ino(h->ino);
+	if (n && n->writer == &h->pf)
+		n->writer = NULL;
+	pthread_mutex_unlock(&node_lock);
+	if (h->pf.shadow >= 0)
+		store_edit_discard(h->pf.shadow, h->pf.shadow_path.data);
+	if (h->pf.fd >= 0)
+		close(h->pf.fd);
+	buf_free(&h->pf.shadow_path);
+	pthread_mutex_destroy(&h->pf.lock);
+}
+
+/* OPEN of a procs/ file (node_ops[].open): the handle goes into @fi directly. */
+int pfile_node_open(fuse_req_t req, const struct node_open *o, struct fuse_file_info *fi,
+		    struct handle **hp)
+{
+	(void)hp;
+	return pfile_open(req, o->ino, fi);
+}

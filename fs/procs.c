@@ -1,0 +1,333 @@
+/*
+ * procs: the namespace operations of procs/ (mkdir, unlink, rename, links),
+ * each a store_* call beneath STORE, then the node table and the caches told.
+ */
+#include "fs_int.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "atomic.h"
+#include "log.h"
+#include "proc.h"
+#include "route.h"
+#include "store.h"
+#include "store_edit.h"
+
+/*
+ * Resolve @ino to a procs node's store path (and type); for a NULL @name the node
+ * itself, else its child @name.  Returns 0, -ESTALE, or -EPERM outside procs/.
+ */
+int procs_path(fuse_ino_t ino, const char *name, struct buf *path, struct buf *type)
+{
+	struct node *n;
+	int ret = 0;
+
+	pthread_mutex_lock(&node_lock);
+	n = node_by_ino(ino);
+	if (!n) {
+		ret = -ESTALE;
+	} else if (n->kind == NODE_PROCS && name && procs_dot_name(ino, name)) {
+		buf_printf(path, "procs/%s", name);
+		if (type)
+			buf_adds(type, name);
+	} else if (n->kind != NODE_PROCS_TYPE && n->kind != NODE_PFILE) {
+		ret = n->kind == NODE_PROCS ? -EPERM : -EACCES;
+	} else if (name && atomic_is_tmpname(name)) {
+		ret = -EINVAL; /* the daemon's own temp names are never made through the mount */
+	} else {
+		node_store_path(n, path);
+		if (name) {
+			buf_addc(path, '/');
+			buf_adds(path, name);
+		}
+		if (type)
+			buf_adds(type, node_type(n));
+	}
+	pthread_mutex_unlock(&node_lock);
+	return ret;
+}
+
+/* Something under procs/TYPE changed through the mount. */
+void procs_changed(const char *type)
+{
+	if (type[0] == '.')
+		return; /* .git and the like: no procedure, no answers to drop */
+	proc_touched(type);
+	route_touched(type);
+	fs_inval_type(type);
+}
+
+int check_writable(void)
+{
+	return fs_cfg.readonly || store_readonly() ? -EROFS : 0;
+}
+
+/* Give a created entry to the requesting user when the daemon runs as root. */
+void chown_to_caller(fuse_req_t req, const char *path)
+{
+	const struct fuse_ctx *ctx = fuse_req_ctx(req);
+
+	if (getuid() == 0 && ctx && (ctx->uid != 0 || ctx->gid != 0))
+		if (store_chown(path, ctx->uid, ctx->gid) != 0)
+			log_debug("chown %s: failed", path);
+}
+
+void fs_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
+{
+	struct buf path = BUF_INIT, type = BUF_INIT;
+	int ret = check_writable();
+
+	if (ret)
+		goto out;
+	if (parent == INO_PROCS && !procs_dot_name(parent, name)) {
+		if (!type_name_ok(name)) {
+			ret = -EINVAL;
+			goto out;
+		}
+		if (store_type_exists(name)) {
+			ret = -EEXIST;
+			goto out;
+		}
+		ret = store_mkdir_type(name);
+		if (!ret) {
+			store_type_dir(name, &path);
+			chown_to_caller(req, path.data);
+			procs_changed(name);
+			reply_new_entry(req, parent, name);
+		}
+		goto out;
+	}
+	ret = procs_path(parent, name, &path, &type);
+	if (ret)
+		goto out;
+	ret = store_mkdir(path.data, mode);
+	if (ret)
+		goto out;
+	chown_to_caller(req, path.data);
+	procs_changed(type.data);
+	reply_new_entry(req, parent, name);
+out:
+	if (ret)
+		fuse_reply_err(req, -ret);
+	buf_free(&path);
+	buf_free(&type);
+}
+
+static void detach_child(fuse_ino_t parent_ino, const char *name)
+{
+	struct node *parent, *n;
+
+	pthread_mutex_lock(&node_lock);
+	parent = node_by_ino(parent_ino);
+	n = parent ? node_child(parent, name) : NULL;
+	if (n)
+		node_detach(n);
+	pthread_mutex_unlock(&node_lock);
+}
+
+static void fs_unlink_common(fuse_req_t req, fuse_ino_t parent, const char *name, int flags)
+{
+	struct buf path = BUF_INIT, type = BUF_INIT;
+	int ret = check_writable();
+
+	if (ret)
+		goto out;
+	if (parent == INO_PROCS && !procs_dot_name(parent, name)) {
+		if (!flags) {
+			ret = -EISDIR;
+			goto out;
+		}
+		if (!type_name_ok(name)) {
+			ret = -ENOENT;
+			goto out;
+		}
+		store_type_dir(name, &path);
+		buf_adds(&type, name);
+	} else {
+		ret = procs_path(parent, name, &path, &type);
+		if (ret)
+			goto out;
+	}
+	ret = store_unlink(path.data, flags);
+	if (ret)
+		goto out;
+	detach_child(parent, name);
+	procs_changed(type.data);
+out:
+	fuse_reply_err(req, -ret);
+	buf_free(&path);
+	buf_free(&type);
+}
+
+void fs_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	fs_unlink_common(req, parent, name, 0);
+}
+
+void fs_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	fs_unlink_common(req, parent, name, AT_REMOVEDIR);
+}
+
+/* Regular files only (knfsd creates files through MKNOD): no device, FIFO or socket
+ * is ever made in the store. */
+void fs_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev)
+{
+	struct buf path = BUF_INIT, type = BUF_INIT;
+	int ret = check_writable(), fd;
+
+	(void)rdev;
+	if (!ret && !S_ISREG(mode))
+		ret = -EPERM;
+	if (!ret)
+		ret = procs_path(parent, name, &path, &type);
+	if (!ret) {
+		fd = store_open_beneath(path.data, O_WRONLY | O_CREAT | O_EXCL, mode & 0777);
+		if (fd < 0)
+			ret = fd;
+		else
+			close(fd);
+	}
+	if (ret) {
+		fuse_reply_err(req, -ret);
+	} else {
+		chown_to_caller(req, path.data);
+		procs_changed(type.data);
+		reply_new_entry(req, parent, name);
+	}
+	buf_free(&path);
+	buf_free(&type);
+}
+
+void fs_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char *name)
+{
+	struct buf path = BUF_INIT, type = BUF_INIT;
+	int ret = check_writable();
+
+	if (!ret)
+		ret = procs_path(parent, name, &path, &type);
+	if (!ret)
+		ret = store_symlink(link, path.data);
+	if (ret) {
+		fuse_reply_err(req, -ret);
+	} else {
+		chown_to_caller(req, path.data);
+		procs_changed(type.data);
+		reply_new_entry(req, parent, name);
+	}
+	buf_free(&path);
+	buf_free(&type);
+}
+
+void fs_readlink(fuse_req_t req, fuse_ino_t ino)
+{
+	struct buf path = BUF_INIT;
+	char target[4096];
+	ssize_t n = -1;
+	int ret;
+
+	ret = procs_path(ino, NULL, &path, NULL);
+	if (!ret) {
+		n = store_readlink(path.data, target, sizeof(target) - 1);
+		if (n < 0)
+			ret = (int)n;
+	}
+	buf_free(&path);
+	if (ret) {
+		fuse_reply_err(req, ret == -EPERM ? EINVAL : -ret);
+		return;
+	}
+	target[n] = '\0';
+	fuse_reply_readlink(req, target);
+}
+
+void fs_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t parent, const char *name)
+{
+	struct buf from = BUF_INIT, to = BUF_INIT, type = BUF_INIT;
+	int ret = check_writable();
+
+	if (!ret)
+		ret = procs_path(ino, NULL, &from, NULL);
+	if (!ret)
+		ret = procs_path(parent, name, &to, &type);
+	if (!ret)
+		ret = store_link(from.data, to.data);
+	if (ret) {
+		fuse_reply_err(req, -ret);
+	} else {
+		procs_changed(type.data);
+		reply_new_entry(req, parent, name);
+	}
+	buf_free(&from);
+	buf_free(&to);
+	buf_free(&type);
+}
+
+void fs_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
+	       const char *newname, unsigned int flags)
+{
+	struct buf from = BUF_INIT, to = BUF_INIT, t1 = BUF_INIT, t2 = BUF_INIT;
+	struct node *pn, *npn, *n, *victim;
+	int ret = check_writable();
+
+	if (ret)
+		goto out;
+	if (flags & RENAME_WHITEOUT) {
+		ret = -EINVAL; /* a whiteout is a device file: never made in the store */
+		goto out;
+	}
+	if ((parent == INO_PROCS && !procs_dot_name(parent, name)) ||
+	    (newparent == INO_PROCS && !procs_dot_name(newparent, newname))) {
+		/* Renaming a whole type: both sides must be type directories. */
+		if (parent != newparent || !type_name_ok(name) || !type_name_ok(newname)) {
+			ret = -EXDEV;
+			goto out;
+		}
+		buf_adds(&t1, name);
+		buf_adds(&t2, newname);
+		ret = store_edit_rename_type(name, newname, flags);
+	} else {
+		ret = procs_path(parent, name, &from, &t1);
+		if (!ret)
+			ret = procs_path(newparent, newname, &to, &t2);
+		if (!ret && (atomic_is_tmpname(name) || atomic_is_tmpname(newname)))
+			ret = -EINVAL;
+		if (!ret)
+			ret = store_rename(from.data, to.data, flags);
+	}
+	if (ret)
+		goto out;
+	pthread_mutex_lock(&node_lock);
+	pn = node_by_ino(parent);
+	npn = node_by_ino(newparent);
+	n = pn ? node_child(pn, name) : NULL;
+	victim = npn ? node_child(npn, newname) : NULL;
+	if (flags & RENAME_EXCHANGE) {
+		if (n && victim)
+			node_exchange(n, victim);
+		else if (n && npn)
+			node_move(n, npn, newname);
+		else if (victim && pn)
+			node_move(victim, pn, name);
+	} else {
+		if (victim && victim != n)
+			node_detach(victim);
+		if (n && npn)
+			node_move(n, npn, newname);
+	}
+	pthread_mutex_unlock(&node_lock);
+	procs_changed(t1.data);
+	if (strcmp(t1.data, t2.data))
+		procs_changed(t2.data);
+out:
+	fuse_reply_err(req, -ret);
+	buf_free(&from);
+	buf_free(&to);
+	buf_free(&t1);
+	buf_free(&t2);
+}
