@@ -332,12 +332,8 @@ static int proc_foreach_case(int fd, size_t max, int (*fn)(struct llm_case *c, v
 		if (len < 4 || strcmp(de->d_name + len - 3, ".in") ||
 		    !case_name_ok(de->d_name, len - 3))
 			continue;
-		names = realloc(names, (nnames + 1) * sizeof(*names));
-		if (!names)
-			abort();
-		names[nnames] = strndup(de->d_name, len - 3);
-		if (!names[nnames])
-			abort();
+		names = xrealloc(names, (nnames + 1) * sizeof(*names));
+		names[nnames] = xstrndup(de->d_name, len - 3);
 		nnames++;
 	}
 	if (nnames)
@@ -369,9 +365,7 @@ static int proc_foreach_case(int fd, size_t max, int (*fn)(struct llm_case *c, v
 			total += c.in.len + c.out.len;
 			/* A person's case wins over an LLM's (tests/llm-*) for the same input. */
 			if (!name_is_llm(names[i])) {
-				human = realloc(human, (nhuman + 1) * sizeof(*human));
-				if (!human)
-					abort();
+				human = xrealloc(human, (nhuman + 1) * sizeof(*human));
 				human[nhuman++] = h;
 			} else {
 				for (size_t k = 0; k < nhuman && !overruled; k++)
@@ -403,9 +397,7 @@ static int case_list_add(struct llm_case *c, void *arg)
 {
 	struct case_list *l = arg;
 
-	l->cases = realloc(l->cases, (l->n + 1) * sizeof(*l->cases));
-	if (!l->cases)
-		abort();
+	l->cases = xrealloc(l->cases, (l->n + 1) * sizeof(*l->cases));
 	l->cases[l->n++] = *c;
 	memset(c, 0, sizeof(*c));
 	return 0;
@@ -675,38 +667,25 @@ static void meta_edit_source(cJSON *meta, void *arg)
 {
 	struct meta_source_arg *a = arg;
 	const char *known = meta_get_string(meta, "source_hash");
-	char hash[17], when[32];
+	char hash[17];
 
 	snprintf(hash, sizeof(hash), "%016llx", (unsigned long long)a->hash);
 	if (!known) {
 		if (!meta_get_string(meta, "author"))
-			meta_set_string(meta, "author", "human");
+			meta_set_author_human(meta, false);
 	} else if (strcmp(known, hash) != 0) {
-		meta_now(when, sizeof(when));
-		meta_set_string(meta, "author", "human");
-		meta_set_string(meta, "written", when);
-		cJSON_DeleteItemFromObjectCaseSensitive(meta, "model");
-		cJSON_DeleteItemFromObjectCaseSensitive(meta, "provider");
-		/* The evidence was about the LLM's source, not this one. */
-		cJSON_DeleteItemFromObjectCaseSensitive(meta, "validation");
+		meta_set_author_human(meta, true);
 	}
-	meta_set_string(meta, "source_hash", hash);
+	meta_set_source(meta, a->hash);
 	/* "calls" belong to the source that made them (proc_record_call). */
 	known = meta_get_string(meta, "calls_source");
 	if (!known || strcmp(known, hash) != 0) {
 		proc_dropped_collect(cJSON_GetObjectItemCaseSensitive(meta, "calls"), NULL, 0,
 				     a->dropped);
-		cJSON_DeleteItemFromObjectCaseSensitive(meta, "calls");
-		cJSON_DeleteItemFromObjectCaseSensitive(meta, "calls_source");
+		meta_drop_calls(meta);
 	}
-	snprintf(hash, sizeof(hash), "%016llx", (unsigned long long)a->tests_id);
-	meta_set_string(meta, "tests_id", hash);
-	meta_set_string(meta, "compile", a->verdict == VERDICT_COMPILE ? "failed" : "ok");
-	meta_set_string(meta, "tests", a->verdict == VERDICT_OK ? "passed" : "failed");
-	if (a->reason)
-		meta_set_string(meta, "failure", a->reason);
-	else
-		cJSON_DeleteItemFromObjectCaseSensitive(meta, "failure");
+	meta_set_admission(meta, a->tests_id, a->verdict != VERDICT_COMPILE,
+			   a->verdict == VERDICT_OK, a->reason);
 }
 
 /* Whether meta.json already records this very source and tests as passed. */
@@ -1007,15 +986,12 @@ int proc_waiting_inputs(const char *type, struct llm_case **cases, size_t *n)
 		return 0;
 	pthread_mutex_lock(&p->lock);
 	if (p->nwaiting) {
-		v = calloc(p->nwaiting, sizeof(*v));
-		if (!v)
-			abort();
+		v = xcalloc(p->nwaiting, sizeof(*v));
 		for (i = 0; i < p->nwaiting; i++) {
 			buf_add(&v[i].in, buf_str(&p->waiting[i]), p->waiting[i].len);
 			buf_grow(&v[i].in, 0);
 			buf_grow(&v[i].out, 0);
-			if (asprintf(&v[i].name, "asked-%u", i + 1) < 0)
-				abort();
+			v[i].name = xasprintf("asked-%u", i + 1);
 		}
 		*n = p->nwaiting;
 	}
@@ -1046,7 +1022,7 @@ static void synth_job_run(struct synth_job *job)
 	struct proc *p = job->p;
 	struct proc_material m;
 	struct llm_case *cases = NULL;
-	struct buf spec = BUF_INIT, err = BUF_INIT;
+	struct buf spec = BUF_INIT, err = BUF_INIT, failure = BUF_INIT;
 	int ret;
 
 	proc_material_load(p, &m, &spec, &cases);
@@ -1068,14 +1044,19 @@ static void synth_job_run(struct synth_job *job)
 	}
 	llm_cases_free(cases, m.ncases);
 
+	if (ret) {
+		/* Logged before the lock is taken: the log is store I/O. */
+		buf_reset(&failure);
+		buf_printf(&failure, "synthesis failed: %s", buf_str(&err));
+		log_warn("procs/%s: %s", p->type, buf_str(&failure));
+		store_log(p->type, "%s", buf_str(&failure));
+	}
 	pthread_mutex_lock(&p->lock);
 	if (ret) {
 		atomic_fetch_add(&procs.synth_failures, 1);
 		p->synth_fail_until = now_ns() + (uint64_t)procs.cfg.fail_ttl_ms * 1000000ull;
 		buf_reset(&p->synth_reason);
-		buf_printf(&p->synth_reason, "synthesis failed: %s", buf_str(&err));
-		log_warn("procs/%s: %s", p->type, buf_str(&p->synth_reason));
-		store_log(p->type, "%s", buf_str(&p->synth_reason));
+		buf_add(&p->synth_reason, failure.data, failure.len);
 	} else {
 		p->synth_fail_until = 0;
 		p->stale = true;
@@ -1086,6 +1067,7 @@ static void synth_job_run(struct synth_job *job)
 	pthread_mutex_unlock(&p->lock);
 	buf_free(&spec);
 	buf_free(&err);
+	buf_free(&failure);
 	buf_free(&job->prev);
 	buf_free(&job->failure);
 	free(job);
@@ -1141,9 +1123,7 @@ static int proc_synthesize(struct proc *p, const char *in, size_t len, struct bu
 				   PROC_CALL_SYNTH_MAX);
 			return -EIO;
 		}
-		job = calloc(1, sizeof(*job));
-		if (!job)
-			abort();
+		job = xcalloc(1, sizeof(*job));
 		job->p = p;
 		if (p->state == PROC_FAILING && p->cur) {
 			buf_add(&job->prev, p->cur->src, p->cur->len);
@@ -1390,10 +1370,8 @@ static bool proc_list_has(struct proc *const *list, size_t n, const struct proc 
 
 static void proc_list_add(struct proc ***list, size_t *n, struct proc *p)
 {
-	struct proc **l = realloc(*list, (*n + 1) * sizeof(**list));
+	struct proc **l = xreallocarray(*list, *n + 1, sizeof(**list));
 
-	if (!l)
-		abort();
 	l[(*n)++] = p;
 	*list = l;
 }
@@ -1483,9 +1461,9 @@ static void meta_edit_calls(cJSON *meta, void *arg)
 {
 	struct meta_calls_arg *a = arg;
 	const char *known = meta_get_string(meta, "calls_source");
-	cJSON *old = cJSON_GetObjectItemCaseSensitive(meta, "calls"), *it, *arr;
+	cJSON *old = cJSON_GetObjectItemCaseSensitive(meta, "calls"), *it;
 	const char *names[PROC_GRAPH_MAX * 2];
-	size_t n = 0;
+	size_t n = 0, unique = 0;
 
 	if (!known || strcmp(known, a->version)) {
 		const char *keep[PROC_GRAPH_MAX] = {NULL};
@@ -1507,16 +1485,10 @@ static void meta_edit_calls(cJSON *meta, void *arg)
 	for (size_t i = 0; i < a->n && n < PROC_GRAPH_MAX * 2; i++)
 		names[n++] = a->calls[i]->type;
 	qsort(names, n, sizeof(names[0]), proc_strcmp);
-	arr = cJSON_CreateArray();
-	if (!arr)
-		abort();
 	for (size_t i = 0; i < n; i++)
 		if (!i || strcmp(names[i], names[i - 1]))
-			cJSON_AddItemToArray(arr, cJSON_CreateString(names[i]));
-	/* names point into old: replace only once the new array is built */
-	cJSON_DeleteItemFromObjectCaseSensitive(meta, "calls");
-	cJSON_AddItemToObject(meta, "calls", arr);
-	meta_set_string(meta, "calls_source", a->version);
+			names[unique++] = names[i];
+	meta_set_calls(meta, names, unique, a->version);
 }
 
 /* Whether @caller's meta.json lists @callee in "calls". */
@@ -1549,7 +1521,7 @@ static void proc_write_callers(const char *callee, const char *caller)
 	int rd;
 
 	if (caller)
-		names[n++] = strdup(caller);
+		names[n++] = xstrdup(caller);
 	rd = store_read(callee, "callers", PROC_CALLERS_MAX, &old);
 	if (rd == 0 && old.len) {
 		char *line = old.data, *end = old.data + old.len;
@@ -1562,13 +1534,10 @@ static void proc_write_callers(const char *callee, const char *caller)
 			*nl = '\0';
 			if (store_type_valid(line, strlen(line)) && (!caller || strcmp(line, caller)) &&
 			    proc_meta_calls(line, callee))
-				names[n++] = strdup(line);
+				names[n++] = xstrdup(line);
 			line = nl + 1;
 		}
 	}
-	for (size_t i = 0; i < n; i++)
-		if (!names[i])
-			abort();
 	qsort(names, n, sizeof(names[0]), proc_strcmp);
 	for (size_t i = 0; i < n; i++)
 		if (!i || strcmp(names[i], names[i - 1]))
@@ -1617,9 +1586,7 @@ static void proc_record_call(struct proc_frame *f, struct proc *callee)
 		proc_list_add(&caller->calls, &caller->ncalls, callee);
 		fresh = caller->ncalls <= PROC_CALLS_MAX;
 		if (fresh && f->version) {
-			arg.calls = malloc(caller->ncalls * sizeof(*arg.calls));
-			if (!arg.calls)
-				abort();
+			arg.calls = xmalloc(caller->ncalls * sizeof(*arg.calls));
 			memcpy(arg.calls, caller->calls, caller->ncalls * sizeof(*arg.calls));
 			arg.n = caller->ncalls;
 		}
@@ -1844,8 +1811,7 @@ static void meta_edit_counts(cJSON *meta, void *arg)
 {
 	struct meta_counts *c = arg;
 
-	meta_add_number(meta, "hits", (double)c->hits);
-	meta_add_number(meta, "misses", (double)c->misses);
+	meta_add_counts(meta, c->hits, c->misses);
 }
 
 void proc_flush(void)
