@@ -40,7 +40,7 @@ bool store_readonly(void)
  */
 static void store_refused(const char *path, int err)
 {
-	static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+	static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER; /* second and count */
 	static time_t second;
 	static unsigned count;
 	time_t now = time(NULL);

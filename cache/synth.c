@@ -20,7 +20,7 @@ static struct synth_config synth_cfg;
 
 /* A fixed hourly window: simple to reason about and to explain in the log. */
 static struct {
-	pthread_mutex_t lock;
+	pthread_mutex_t lock; /* the counters below; never held across the LLM or I/O */
 	time_t window_start;
 	unsigned calls;
 	unsigned long tokens;
