@@ -76,8 +76,7 @@ static void meta_set_hash(cJSON *meta, const char *key, uint64_t hash)
 	meta_set_string(meta, key, hex);
 }
 
-void meta_set_author_llm(cJSON *meta, const char *provider, const char *model,
-			 const char *made_by)
+void meta_set_author_llm(cJSON *meta, const char *provider, const char *model, const char *made_by)
 {
 	char when[32];
 

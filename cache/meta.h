@@ -39,8 +39,7 @@ void meta_now(char *out, size_t size);
 
 /* An LLM wrote the source now: author, written, provider, model; @made_by (e.g.
  * "routing") or NULL to leave that field alone. */
-void meta_set_author_llm(cJSON *meta, const char *provider, const char *model,
-			 const char *made_by);
+void meta_set_author_llm(cJSON *meta, const char *provider, const char *model, const char *made_by);
 /* A person wrote the source: author "human"; with @now, written (now), and the
  * LLM's model, provider and validation evidence (about another source) go. */
 void meta_set_author_human(cJSON *meta, bool now);

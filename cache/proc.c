@@ -126,9 +126,9 @@ static _Thread_local unsigned proc_chain_synths; /* syntheses started by this re
 static _Thread_local bool proc_synth_refused;	 /* the last call's callee hit that bound */
 
 static struct {
-	struct proc_config cfg;		       /* set by proc_init, then read only */
-	pthread_mutex_t lock;		       /* table and the records' next: never held
-						* across store I/O */
+	struct proc_config cfg; /* set by proc_init, then read only */
+	/* The table and the records' next; never held across store I/O. */
+	pthread_mutex_t lock;
 	struct proc *table[PROC_BUCKETS];
 	void (*change_hook)(const char *type); /* set once at start */
 	pthread_mutex_t graph_lock;	       /* the calls/callers edges of every record */

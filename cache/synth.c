@@ -114,16 +114,16 @@ static void meta_edit_provenance(cJSON *meta, void *arg)
 	struct provenance *p = arg;
 	char *host = llm_url_host(p->llm->url);
 	struct meta_synthesis s = {
-		.llm_host = host,
-		.source_hash = p->source_hash,
-		.prompt_hash = p->prompt_hash,
-		.reply_hash = p->reply_hash,
-		.tokens_in = p->tokens_in,
-		.tokens_out = p->tokens_out,
-		.calls = p->calls,
-		.rounds = p->rounds,
-		.cases = p->cases,
-		.repair = p->repair,
+	    .llm_host = host,
+	    .source_hash = p->source_hash,
+	    .prompt_hash = p->prompt_hash,
+	    .reply_hash = p->reply_hash,
+	    .tokens_in = p->tokens_in,
+	    .tokens_out = p->tokens_out,
+	    .calls = p->calls,
+	    .rounds = p->rounds,
+	    .cases = p->cases,
+	    .repair = p->repair,
 	};
 
 	meta_set_author_llm(meta, llm_provider_name(p->llm->provider),

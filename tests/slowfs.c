@@ -39,9 +39,9 @@ static void real(const char *path, char *out)
 	snprintf(out, PATH_MAX, "%s%s", root, path);
 }
 
-#define REAL(p) \
-	char r[PATH_MAX]; \
-	slow(); \
+#define REAL(p)                                                                                    \
+	char r[PATH_MAX];                                                                          \
+	slow();                                                                                    \
 	real(p, r)
 
 static void *sf_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
@@ -245,28 +245,28 @@ static int sf_fsync(const char *path, int datasync, struct fuse_file_info *fi)
 }
 
 static const struct fuse_operations sf_ops = {
-	.init = sf_init,
-	.getattr = sf_getattr,
-	.access = sf_access,
-	.readlink = sf_readlink,
-	.readdir = sf_readdir,
-	.mkdir = sf_mkdir,
-	.symlink = sf_symlink,
-	.unlink = sf_unlink,
-	.rmdir = sf_rmdir,
-	.rename = sf_rename,
-	.link = sf_link,
-	.chmod = sf_chmod,
-	.chown = sf_chown,
-	.truncate = sf_truncate,
-	.utimens = sf_utimens,
-	.open = sf_open,
-	.create = sf_create,
-	.read = sf_read,
-	.write = sf_write,
-	.statfs = sf_statfs,
-	.release = sf_release,
-	.fsync = sf_fsync,
+    .init = sf_init,
+    .getattr = sf_getattr,
+    .access = sf_access,
+    .readlink = sf_readlink,
+    .readdir = sf_readdir,
+    .mkdir = sf_mkdir,
+    .symlink = sf_symlink,
+    .unlink = sf_unlink,
+    .rmdir = sf_rmdir,
+    .rename = sf_rename,
+    .link = sf_link,
+    .chmod = sf_chmod,
+    .chown = sf_chown,
+    .truncate = sf_truncate,
+    .utimens = sf_utimens,
+    .open = sf_open,
+    .create = sf_create,
+    .read = sf_read,
+    .write = sf_write,
+    .statfs = sf_statfs,
+    .release = sf_release,
+    .fsync = sf_fsync,
 };
 
 int main(int argc, char *argv[])
