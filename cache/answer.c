@@ -43,7 +43,7 @@ struct memo_entry {
 };
 
 static struct {
-	pthread_mutex_t lock;
+	pthread_mutex_t lock; /* everything below; memory only, never held across I/O */
 	struct memo_entry **table;
 	size_t nbuckets, entries, bytes, max_bytes;
 	struct memo_entry lru; /* sentinel */

@@ -2,12 +2,14 @@
 #include "meta.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "buf.h"
 #include "store.h"
+#include "xalloc.h"
 
 #define META_MAX (1024 * 1024)
 
@@ -64,6 +66,112 @@ void meta_now(char *out, size_t size)
 
 	gmtime_r(&now, &tm);
 	strftime(out, size, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+static void meta_set_hash(cJSON *meta, const char *key, uint64_t hash)
+{
+	char hex[17];
+
+	snprintf(hex, sizeof(hex), "%016llx", (unsigned long long)hash);
+	meta_set_string(meta, key, hex);
+}
+
+void meta_set_author_llm(cJSON *meta, const char *provider, const char *model, const char *made_by)
+{
+	char when[32];
+
+	meta_now(when, sizeof(when));
+	meta_set_string(meta, "author", "llm");
+	meta_set_string(meta, "written", when);
+	meta_set_string(meta, "provider", provider);
+	meta_set_string(meta, "model", model);
+	if (made_by)
+		meta_set_string(meta, "made_by", made_by);
+}
+
+void meta_set_author_human(cJSON *meta, bool now)
+{
+	char when[32];
+
+	meta_set_string(meta, "author", "human");
+	if (!now)
+		return;
+	meta_now(when, sizeof(when));
+	meta_set_string(meta, "written", when);
+	meta_delete(meta, "model");
+	meta_delete(meta, "provider");
+	/* The evidence was about the LLM's source, not this one. */
+	meta_delete(meta, "validation");
+}
+
+void meta_set_synthesis(cJSON *meta, const struct meta_synthesis *s)
+{
+	meta_set_string(meta, "llm_host", s->llm_host);
+	meta_set_hash(meta, "source_hash", s->source_hash);
+	meta_set_hash(meta, "prompt_hash", s->prompt_hash);
+	meta_set_hash(meta, "reply_hash", s->reply_hash);
+	meta_set_number(meta, "tokens_in", (double)s->tokens_in);
+	meta_set_number(meta, "tokens_out", (double)s->tokens_out);
+	meta_set_number(meta, "llm_calls", s->calls);
+	meta_set_number(meta, "repair_rounds", s->rounds);
+	meta_set_bool(meta, "repair", s->repair);
+	meta_set_number(meta, "tests_passed", s->cases);
+}
+
+void meta_set_source(cJSON *meta, uint64_t source_hash)
+{
+	meta_set_hash(meta, "source_hash", source_hash);
+}
+
+void meta_set_admission(cJSON *meta, uint64_t tests_id, bool compiled, bool passed,
+			const char *failure)
+{
+	if (tests_id)
+		meta_set_hash(meta, "tests_id", tests_id);
+	meta_set_string(meta, "compile", compiled ? "ok" : "failed");
+	meta_set_string(meta, "tests", passed ? "passed" : "failed");
+	if (failure)
+		meta_set_string(meta, "failure", failure);
+	else
+		meta_delete(meta, "failure");
+}
+
+void meta_set_validation(cJSON *meta, cJSON *validation)
+{
+	meta_delete(meta, "validation");
+	if (validation)
+		cJSON_AddItemToObject(meta, "validation", validation);
+}
+
+void meta_set_calls(cJSON *meta, const char *const *names, size_t n, const char *version)
+{
+	cJSON *arr = cJSON_CreateArray();
+
+	if (!arr)
+		abort();
+	for (size_t i = 0; i < n; i++)
+		cJSON_AddItemToArray(arr, cJSON_CreateString(names[i]));
+	/* @names may point into the old array: replace it only once the new is built */
+	meta_delete(meta, "calls");
+	cJSON_AddItemToObject(meta, "calls", arr);
+	meta_set_string(meta, "calls_source", version);
+}
+
+void meta_drop_calls(cJSON *meta)
+{
+	meta_delete(meta, "calls");
+	meta_delete(meta, "calls_source");
+}
+
+void meta_add_counts(cJSON *meta, unsigned long hits, unsigned long misses)
+{
+	meta_add_number(meta, "hits", (double)hits);
+	meta_add_number(meta, "misses", (double)misses);
+}
+
+void meta_add_question_hits(cJSON *meta, unsigned long hits)
+{
+	meta_add_number(meta, "question_hits", (double)hits);
 }
 
 cJSON *meta_load(const char *type)

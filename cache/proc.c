@@ -19,6 +19,7 @@
 #include "meta.h"
 #include "sandbox.h"
 #include "store.h"
+#include "xalloc.h"
 
 #define PROC_SOURCE_MAX (1024 * 1024)
 #define PROC_SPEC_MAX (64 * 1024)
@@ -32,7 +33,7 @@
 #define PROC_CALL_DEPTH 8
 #define PROC_GRAPH_MAX 64
 #define PROC_CALLERS_MAX (64 * 1024)
-/* A call waits at most this long for a callee's record (see proc_lock). */
+/* A call waits at most this long for a callee's revalidation (proc_reval_wait). */
 #define PROC_CALL_LOCK_S 30
 /* Distinct callees written to meta.json per caller source, and LLM syntheses that
  * the calls of one read may start: a procedure calling many names in a loop must
@@ -55,15 +56,30 @@ struct pversion {
 
 enum proc_state { PROC_MISSING, PROC_READY, PROC_FAILING };
 
+/*
+ * One record per type asked.  Locking: @lock is held only for short critical
+ * sections, never across store I/O, a compilation, a test run or the LLM, since
+ * the stats file, the mount's change hook and this type's other readers take it.
+ * The slow work of a type serializes on the type alone, through flags under
+ * @lock with @cond: reval_busy (a revalidation or first sweep runs, lock
+ * dropped) and synth_busy (a synthesis runs).  Readers of the type wait on @cond;
+ * readers of other types and global structures never wait on them.
+ */
 struct proc {
-	char *type;
-	struct proc *next;
+	char *type;	   /* immutable */
+	struct proc *next; /* under procs.lock (records are never freed before shutdown) */
 	pthread_mutex_t lock;
-	pthread_cond_t cond;
+	pthread_cond_t cond; /* signalled when reval_busy or synth_busy clears */
+	/* Under @lock. */
 	uint64_t checked_ns;
 	bool stale;
 	bool loaded; /* revalidated at least once */
-	/* What the store looked like at the last revalidation. */
+	/*
+	 * A revalidation runs with @lock dropped: only its thread writes the fields
+	 * from src_seen to admitted_key (and loaded), under @lock, when it ends.
+	 */
+	bool reval_busy;
+	/* What the store looked like at the last revalidation (under @lock). */
 	bool src_seen;
 	struct stat src_st;
 	uint64_t tests_id;
@@ -71,17 +87,17 @@ struct proc {
 	enum proc_state state;
 	struct buf reason;
 	uint64_t admitted_key; /* (source, tests) pair last admitted or refused */
-	/* Synthesis: single flight, and a remembered failure. */
+	/* Synthesis (under @lock): single flight, and a remembered failure. */
 	bool synth_busy;
 	uint64_t synth_key; /* admitted_key of the source a synthesis ran for */
 	uint64_t synth_fail_until;
 	struct buf synth_reason;
 	struct buf waiting[PROC_WAIT_INPUTS]; /* inputs asked while synthesizing */
 	unsigned nwaiting;
-	/* Counters not yet written to meta.json. */
+	/* Counters not yet written to meta.json (atomics, no lock). */
 	atomic_ulong hits, misses;
 	atomic_ulong asked; /* asks since mount: the hot types of stats */
-	/* Log rate limiting of per-input failures. */
+	/* Log rate limiting of per-input failures (under @lock). */
 	time_t log_second;
 	unsigned log_count;
 	/*
@@ -110,11 +126,13 @@ static _Thread_local unsigned proc_chain_synths; /* syntheses started by this re
 static _Thread_local bool proc_synth_refused;	 /* the last call's callee hit that bound */
 
 static struct {
-	struct proc_config cfg;
+	struct proc_config cfg; /* set by proc_init, then read only */
+	/* The table and the records' next; never held across store I/O. */
 	pthread_mutex_t lock;
 	struct proc *table[PROC_BUCKETS];
-	void (*change_hook)(const char *type);
-	pthread_mutex_t graph_lock; /* the calls/callers edges of every record */
+	void (*change_hook)(const char *type); /* set once at start */
+	pthread_mutex_t graph_lock;	       /* the calls/callers edges of every record */
+	/* Counters: atomics, no lock. */
 	atomic_ulong calls, call_failures;
 	atomic_ulong asks, answers, rejects, errors, not_found, syntheses, synth_failures,
 	    admissions, admission_failures, admissions_on_record;
@@ -194,6 +212,7 @@ static struct proc *proc_find(const char *type, bool create)
 {
 	uint64_t h = XXH3_64bits(type, strlen(type));
 	struct proc **slot, *p;
+	bool fresh = false;
 
 	pthread_mutex_lock(&procs.lock);
 	slot = &procs.table[h % PROC_BUCKETS];
@@ -202,21 +221,27 @@ static struct proc *proc_find(const char *type, bool create)
 			goto out;
 	if (!create)
 		goto out;
-	p = calloc(1, sizeof(*p));
-	if (!p)
-		abort();
-	p->type = strdup(type);
-	if (!p->type)
-		abort();
+	p = xcalloc(1, sizeof(*p));
+	p->type = xstrdup(type);
 	pthread_mutex_init(&p->lock, NULL);
 	pthread_cond_init(&p->cond, NULL);
 	p->stale = true;
+	/* First touch of a type in this daemon: temp files a crash left behind are
+	 * swept first.  That walks a directory in the store: the new record is busy
+	 * meanwhile (its readers wait), the table is not. */
+	p->reval_busy = true;
 	p->next = *slot;
 	*slot = p;
-	/* First touch of a type in this daemon: sweep temp files a crash left behind. */
-	store_clean_type(type);
+	fresh = true;
 out:
 	pthread_mutex_unlock(&procs.lock);
+	if (fresh) {
+		store_clean_type(type);
+		pthread_mutex_lock(&p->lock);
+		p->reval_busy = false;
+		pthread_cond_broadcast(&p->cond);
+		pthread_mutex_unlock(&p->lock);
+	}
 	return p;
 }
 
@@ -307,12 +332,8 @@ static int proc_foreach_case(int fd, size_t max, int (*fn)(struct llm_case *c, v
 		if (len < 4 || strcmp(de->d_name + len - 3, ".in") ||
 		    !case_name_ok(de->d_name, len - 3))
 			continue;
-		names = realloc(names, (nnames + 1) * sizeof(*names));
-		if (!names)
-			abort();
-		names[nnames] = strndup(de->d_name, len - 3);
-		if (!names[nnames])
-			abort();
+		names = xrealloc(names, (nnames + 1) * sizeof(*names));
+		names[nnames] = xstrndup(de->d_name, len - 3);
 		nnames++;
 	}
 	if (nnames)
@@ -344,9 +365,7 @@ static int proc_foreach_case(int fd, size_t max, int (*fn)(struct llm_case *c, v
 			total += c.in.len + c.out.len;
 			/* A person's case wins over an LLM's (tests/llm-*) for the same input. */
 			if (!name_is_llm(names[i])) {
-				human = realloc(human, (nhuman + 1) * sizeof(*human));
-				if (!human)
-					abort();
+				human = xrealloc(human, (nhuman + 1) * sizeof(*human));
 				human[nhuman++] = h;
 			} else {
 				for (size_t k = 0; k < nhuman && !overruled; k++)
@@ -378,9 +397,7 @@ static int case_list_add(struct llm_case *c, void *arg)
 {
 	struct case_list *l = arg;
 
-	l->cases = realloc(l->cases, (l->n + 1) * sizeof(*l->cases));
-	if (!l->cases)
-		abort();
+	l->cases = xrealloc(l->cases, (l->n + 1) * sizeof(*l->cases));
 	l->cases[l->n++] = *c;
 	memset(c, 0, sizeof(*c));
 	return 0;
@@ -541,28 +558,34 @@ static int admit_case(struct llm_case *c, void *arg)
 	return proc_run_cases(a->v->src, a->v->len, c, 1, a->why);
 }
 
-/* Compile and test the current source, the cases loaded and run one at a time;
- * sets state and reason. Lock held. */
-static void proc_admit(struct proc *p, bool quiet)
+/*
+ * Compile and test @v, the cases loaded and run one at a time; the reason of a
+ * failure goes to @reason.  No lock held: this is store I/O, a compilation and
+ * every test run (the record is marked reval_busy by the caller).
+ */
+static enum proc_verdict proc_admit(struct proc *p, const struct pversion *v, bool quiet,
+				    struct buf *reason)
 {
-	struct admit_run a = {p->cur, &p->reason, 0};
+	struct admit_run a = {v, reason, 0};
+	enum proc_verdict verdict = VERDICT_OK;
 	struct buf err = BUF_INIT;
 	bool cut = false;
 	size_t n;
 	int ret, fd;
 
 	atomic_fetch_add(&procs.admissions, 1);
-	buf_reset(&p->reason);
+	buf_reset(reason);
 	{
 		/* The tests of a callee admitted during a call get their own time
 		 * limits: its verdict must not depend on what its caller had left. */
 		struct sandbox_chain_saved chain;
-		bool pushed = proc_push(p, p->cur->hash);
+		bool pushed = proc_push(p, v->hash);
 
 		sandbox_chain_suspend(&chain);
-		ret = sandbox_compile(p->cur->src, p->cur->len, &err);
+		ret = sandbox_compile(v->src, v->len, &err);
 		if (ret) {
-			buf_printf(&p->reason, "compile failed: %s", buf_str(&err));
+			verdict = VERDICT_COMPILE;
+			buf_printf(reason, "compile failed: %s", buf_str(&err));
 		} else if (quiet) {
 			/* meta.json records that this very source passed these very tests
 			 * (same hashes): running them again on a first read after a
@@ -572,6 +595,8 @@ static void proc_admit(struct proc *p, bool quiet)
 			atomic_fetch_add(&procs.admissions_on_record, 1);
 		} else if ((fd = proc_tests_open(p->type)) >= 0) {
 			ret = proc_foreach_case(fd, proc_tests_max(), admit_case, &a, &cut);
+			if (ret)
+				verdict = VERDICT_TEST;
 			if (cut)
 				proc_tests_cut(p->type, a.n);
 		}
@@ -580,26 +605,25 @@ static void proc_admit(struct proc *p, bool quiet)
 	}
 	buf_free(&err);
 	n = a.n;
-	if (ret) {
+	if (verdict != VERDICT_OK) {
 		atomic_fetch_add(&procs.admission_failures, 1);
-		p->state = PROC_FAILING;
 		log_warn("procs/%s: %s (fix source.c or tests/; see procs/%s/log)", p->type,
-			 buf_str(&p->reason), p->type);
-		store_log(p->type, "%s", buf_str(&p->reason));
+			 buf_str(reason), p->type);
+		store_log(p->type, "%s", buf_str(reason));
 	} else {
-		p->state = PROC_READY;
 		if (quiet)
 			log_info("procs/%s: source %016llx compiled; its tests passed on record",
-				 p->type, (unsigned long long)p->cur->hash);
+				 p->type, (unsigned long long)v->hash);
 		else
 			log_info("procs/%s: source %016llx compiled and passed %zu test%s", p->type,
-				 (unsigned long long)p->cur->hash, n, n == 1 ? "" : "s");
+				 (unsigned long long)v->hash, n, n == 1 ? "" : "s");
 		/* An admission already on record (a remount, another daemon) is not news:
 		 * skip the fsync'ed log write on this first read. */
 		if (!quiet)
 			store_log(p->type, "source %016llx compiled and passed %zu test%s",
-				  (unsigned long long)p->cur->hash, n, n == 1 ? "" : "s");
+				  (unsigned long long)v->hash, n, n == 1 ? "" : "s");
 	}
+	return verdict;
 }
 
 /* Callees a caller's meta.json stopped listing: their `callers` files need a look. */
@@ -633,8 +657,8 @@ static void proc_dropped_apply(struct proc_dropped *d);
 
 struct meta_source_arg {
 	uint64_t hash, tests_id;
-	bool ok;
-	const char *reason;
+	enum proc_verdict verdict;
+	const char *reason; /* why the verdict is not VERDICT_OK, or NULL */
 	struct proc_dropped *dropped;
 };
 
@@ -643,39 +667,25 @@ static void meta_edit_source(cJSON *meta, void *arg)
 {
 	struct meta_source_arg *a = arg;
 	const char *known = meta_get_string(meta, "source_hash");
-	char hash[17], when[32];
+	char hash[17];
 
 	snprintf(hash, sizeof(hash), "%016llx", (unsigned long long)a->hash);
 	if (!known) {
 		if (!meta_get_string(meta, "author"))
-			meta_set_string(meta, "author", "human");
+			meta_set_author_human(meta, false);
 	} else if (strcmp(known, hash) != 0) {
-		meta_now(when, sizeof(when));
-		meta_set_string(meta, "author", "human");
-		meta_set_string(meta, "written", when);
-		cJSON_DeleteItemFromObjectCaseSensitive(meta, "model");
-		cJSON_DeleteItemFromObjectCaseSensitive(meta, "provider");
-		/* The evidence was about the LLM's source, not this one. */
-		cJSON_DeleteItemFromObjectCaseSensitive(meta, "validation");
+		meta_set_author_human(meta, true);
 	}
-	meta_set_string(meta, "source_hash", hash);
+	meta_set_source(meta, a->hash);
 	/* "calls" belong to the source that made them (proc_record_call). */
 	known = meta_get_string(meta, "calls_source");
 	if (!known || strcmp(known, hash) != 0) {
 		proc_dropped_collect(cJSON_GetObjectItemCaseSensitive(meta, "calls"), NULL, 0,
 				     a->dropped);
-		cJSON_DeleteItemFromObjectCaseSensitive(meta, "calls");
-		cJSON_DeleteItemFromObjectCaseSensitive(meta, "calls_source");
+		meta_drop_calls(meta);
 	}
-	snprintf(hash, sizeof(hash), "%016llx", (unsigned long long)a->tests_id);
-	meta_set_string(meta, "tests_id", hash);
-	meta_set_string(meta, "compile",
-			a->ok || !a->reason || strncmp(a->reason, "compile", 7) ? "ok" : "failed");
-	meta_set_string(meta, "tests", a->ok ? "passed" : "failed");
-	if (a->reason)
-		meta_set_string(meta, "failure", a->reason);
-	else
-		cJSON_DeleteItemFromObjectCaseSensitive(meta, "failure");
+	meta_set_admission(meta, a->tests_id, a->verdict != VERDICT_COMPILE,
+			   a->verdict == VERDICT_OK, a->reason);
 }
 
 /* Whether meta.json already records this very source and tests as passed. */
@@ -762,93 +772,178 @@ out:
 }
 
 /*
- * Bring the record in line with the store: re-read source.c if its identity
- * changed, re-admit when the source or tests changed.  Lock held.
+ * What a revalidation found, worked out with the record's lock dropped and
+ * applied to the record under it (proc_revalidate).
  */
-static void proc_revalidate(struct proc *p)
+struct reval {
+	bool src_seen;
+	struct stat src_st;
+	struct pversion *cur; /* a reference */
+	enum proc_state state;
+	uint64_t admitted_key, tests_id;
+	bool reason_set; /* reason replaces the record's */
+	struct buf reason;
+	bool changed;
+};
+
+/*
+ * The store part of a revalidation: re-read source.c if its identity changed,
+ * re-admit when the source or tests changed.  No lock held (store I/O, compile,
+ * tests): @r starts as a copy of the record and only this thread touches it.
+ */
+static void proc_revalidate_store(struct proc *p, struct reval *r)
 {
 	struct buf path = BUF_INIT, src = BUF_INIT;
+	enum proc_verdict verdict;
 	struct stat st;
 	uint64_t tests_id, key;
-	bool changed = false, known;
+	bool known;
 	int ret;
 
-	p->stale = false;
-	p->checked_ns = now_ns();
 	store_type_dir(p->type, &path);
 	buf_adds(&path, "/source.c");
 	if (store_lstat(path.data, &st) != 0 || !S_ISREG(st.st_mode)) {
-		if (p->cur) {
-			pversion_put(p->cur);
-			p->cur = NULL;
-			changed = true;
+		if (r->cur) {
+			pversion_put(r->cur);
+			r->cur = NULL;
+			r->changed = true;
 		}
-		p->src_seen = false;
-		p->state = PROC_MISSING;
-		p->admitted_key = 0;
+		r->src_seen = false;
+		r->state = PROC_MISSING;
+		r->admitted_key = 0;
 		goto out;
 	}
-	if (!p->src_seen || st.st_ino != p->src_st.st_ino || st.st_dev != p->src_st.st_dev ||
-	    st.st_size != p->src_st.st_size || st.st_mtim.tv_sec != p->src_st.st_mtim.tv_sec ||
-	    st.st_mtim.tv_nsec != p->src_st.st_mtim.tv_nsec ||
-	    st.st_ctim.tv_nsec != p->src_st.st_ctim.tv_nsec) {
+	if (!r->src_seen || st.st_ino != r->src_st.st_ino || st.st_dev != r->src_st.st_dev ||
+	    st.st_size != r->src_st.st_size || st.st_mtim.tv_sec != r->src_st.st_mtim.tv_sec ||
+	    st.st_mtim.tv_nsec != r->src_st.st_mtim.tv_nsec ||
+	    st.st_ctim.tv_nsec != r->src_st.st_ctim.tv_nsec) {
 		ret = file_read_all(store_root_fd(), path.data, PROC_SOURCE_MAX, &src);
 		if (ret) {
-			buf_reset(&p->reason);
-			buf_printf(&p->reason, "cannot read source.c: %s", strerror(-ret));
-			p->state = PROC_FAILING;
+			r->reason_set = true;
+			buf_printf(&r->reason, "cannot read source.c: %s", strerror(-ret));
+			r->state = PROC_FAILING;
 			goto out;
 		}
-		p->src_seen = true;
-		p->src_st = st;
+		r->src_seen = true;
+		r->src_st = st;
 		uint64_t hash = XXH3_64bits(src.data ? src.data : "", src.len);
 
-		if (!p->cur || p->cur->hash != hash) {
-			struct pversion *v = malloc(sizeof(*v) + src.len + 1);
+		if (!r->cur || r->cur->hash != hash) {
+			struct pversion *v = xmalloc(sizeof(*v) + src.len + 1);
 
-			if (!v)
-				abort();
 			atomic_init(&v->refs, 1);
 			v->hash = hash;
 			v->mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
 			v->len = src.len;
 			v->calls = memmem(buf_str(&src), src.len, "seglam_call", 11) != NULL;
 			memcpy(v->src, buf_str(&src), src.len + 1);
-			if (p->cur) {
+			if (r->cur) {
 				if (!store_readonly())
-					proc_keep_history(p, p->cur);
-				sandbox_forget(p->cur->src, p->cur->len);
-				pversion_put(p->cur);
+					proc_keep_history(p, r->cur);
+				sandbox_forget(r->cur->src, r->cur->len);
+				pversion_put(r->cur);
 			}
-			p->cur = v;
-			changed = true;
+			r->cur = v;
+			r->changed = true;
 		}
 	}
 	tests_id = proc_tests_id(p->type);
-	key = p->cur->hash ^ (tests_id * 0x9E3779B97F4A7C15ull);
-	if (key == p->admitted_key && p->state != PROC_MISSING)
+	key = r->cur->hash ^ (tests_id * 0x9E3779B97F4A7C15ull);
+	if (key == r->admitted_key && r->state != PROC_MISSING)
 		goto out;
-	p->tests_id = tests_id;
-	p->admitted_key = key;
-	known = proc_admission_on_record(p->type, p->cur->hash, tests_id);
-	proc_admit(p, known);
-	changed = true;
-	if (!store_readonly() && !(known && p->state == PROC_READY)) {
+	r->tests_id = tests_id;
+	r->admitted_key = key;
+	known = proc_admission_on_record(p->type, r->cur->hash, tests_id);
+	r->reason_set = true;
+	verdict = proc_admit(p, r->cur, known, &r->reason);
+	r->state = verdict == VERDICT_OK ? PROC_READY : PROC_FAILING;
+	r->changed = true;
+	if (!store_readonly() && !(known && verdict == VERDICT_OK)) {
 		struct proc_dropped dropped = {.n = 0};
-		struct meta_source_arg a = {p->cur->hash, tests_id, p->state == PROC_READY,
-					    p->state == PROC_READY ? NULL : buf_str(&p->reason),
+		struct meta_source_arg a = {r->cur->hash, tests_id, verdict,
+					    verdict == VERDICT_OK ? NULL : buf_str(&r->reason),
 					    &dropped};
 
 		meta_update(p->type, meta_edit_source, &a);
 		proc_dropped_apply(&dropped);
 	}
 out:
-	/* The first load of a type in this daemon changes nothing the kernel has. */
-	if (changed && p->loaded)
-		proc_changed(p);
-	p->loaded = true;
 	buf_free(&path);
 	buf_free(&src);
+}
+
+/*
+ * Bring the record in line with the store.  Lock held on entry and exit, and
+ * dropped in between: the record is marked reval_busy, so readers of this type
+ * wait for the outcome (proc_reval_wait) while nobody else waits on the store.
+ */
+static void proc_revalidate(struct proc *p)
+{
+	struct reval r = {.src_seen = p->src_seen,
+			  .src_st = p->src_st,
+			  .cur = p->cur ? pversion_get(p->cur) : NULL,
+			  .state = p->state,
+			  .admitted_key = p->admitted_key,
+			  .tests_id = p->tests_id,
+			  .reason = BUF_INIT};
+	bool loaded = p->loaded;
+
+	p->reval_busy = true;
+	p->stale = false;
+	p->checked_ns = now_ns();
+	pthread_mutex_unlock(&p->lock);
+
+	proc_revalidate_store(p, &r);
+
+	pthread_mutex_lock(&p->lock);
+	p->src_seen = r.src_seen;
+	p->src_st = r.src_st;
+	pversion_put(p->cur);
+	p->cur = r.cur;
+	p->state = r.state;
+	p->admitted_key = r.admitted_key;
+	p->tests_id = r.tests_id;
+	if (r.reason_set) {
+		struct buf t = p->reason;
+
+		p->reason = r.reason;
+		r.reason = t;
+	}
+	p->loaded = true;
+	/* The first load of a type in this daemon changes nothing the kernel has.
+	 * The hook reaches the kernel (FUSE notifications): never under the lock. */
+	if (r.changed && loaded) {
+		pthread_mutex_unlock(&p->lock);
+		proc_changed(p);
+		pthread_mutex_lock(&p->lock);
+	}
+	p->reval_busy = false;
+	pthread_cond_broadcast(&p->cond);
+	buf_free(&r.reason);
+}
+
+/*
+ * Wait while another thread revalidates @p (lock held, dropped while waiting).
+ * Inside a call the wait is bounded: two types that call each other, admitted at
+ * once by two threads, would otherwise wait on each other forever.  Returns 0 or
+ * -EDEADLK.
+ */
+static int proc_reval_wait(struct proc *p)
+{
+	struct timespec until;
+
+	if (!proc_depth) {
+		while (p->reval_busy)
+			pthread_cond_wait(&p->cond, &p->lock);
+		return 0;
+	}
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += PROC_CALL_LOCK_S;
+	while (p->reval_busy)
+		if (pthread_cond_timedwait(&p->cond, &p->lock, &until) == ETIMEDOUT &&
+		    p->reval_busy)
+			return -EDEADLK;
+	return 0;
 }
 
 /* Read spec and tests for the synthesizer. */
@@ -891,15 +986,12 @@ int proc_waiting_inputs(const char *type, struct llm_case **cases, size_t *n)
 		return 0;
 	pthread_mutex_lock(&p->lock);
 	if (p->nwaiting) {
-		v = calloc(p->nwaiting, sizeof(*v));
-		if (!v)
-			abort();
+		v = xcalloc(p->nwaiting, sizeof(*v));
 		for (i = 0; i < p->nwaiting; i++) {
 			buf_add(&v[i].in, buf_str(&p->waiting[i]), p->waiting[i].len);
 			buf_grow(&v[i].in, 0);
 			buf_grow(&v[i].out, 0);
-			if (asprintf(&v[i].name, "asked-%u", i + 1) < 0)
-				abort();
+			v[i].name = xasprintf("asked-%u", i + 1);
 		}
 		*n = p->nwaiting;
 	}
@@ -930,7 +1022,7 @@ static void synth_job_run(struct synth_job *job)
 	struct proc *p = job->p;
 	struct proc_material m;
 	struct llm_case *cases = NULL;
-	struct buf spec = BUF_INIT, err = BUF_INIT;
+	struct buf spec = BUF_INIT, err = BUF_INIT, failure = BUF_INIT;
 	int ret;
 
 	proc_material_load(p, &m, &spec, &cases);
@@ -952,14 +1044,19 @@ static void synth_job_run(struct synth_job *job)
 	}
 	llm_cases_free(cases, m.ncases);
 
+	if (ret) {
+		/* Logged before the lock is taken: the log is store I/O. */
+		buf_reset(&failure);
+		buf_printf(&failure, "synthesis failed: %s", buf_str(&err));
+		log_warn("procs/%s: %s", p->type, buf_str(&failure));
+		store_log(p->type, "%s", buf_str(&failure));
+	}
 	pthread_mutex_lock(&p->lock);
 	if (ret) {
 		atomic_fetch_add(&procs.synth_failures, 1);
 		p->synth_fail_until = now_ns() + (uint64_t)procs.cfg.fail_ttl_ms * 1000000ull;
 		buf_reset(&p->synth_reason);
-		buf_printf(&p->synth_reason, "synthesis failed: %s", buf_str(&err));
-		log_warn("procs/%s: %s", p->type, buf_str(&p->synth_reason));
-		store_log(p->type, "%s", buf_str(&p->synth_reason));
+		buf_add(&p->synth_reason, failure.data, failure.len);
 	} else {
 		p->synth_fail_until = 0;
 		p->stale = true;
@@ -970,6 +1067,7 @@ static void synth_job_run(struct synth_job *job)
 	pthread_mutex_unlock(&p->lock);
 	buf_free(&spec);
 	buf_free(&err);
+	buf_free(&failure);
 	buf_free(&job->prev);
 	buf_free(&job->failure);
 	free(job);
@@ -1025,9 +1123,7 @@ static int proc_synthesize(struct proc *p, const char *in, size_t len, struct bu
 				   PROC_CALL_SYNTH_MAX);
 			return -EIO;
 		}
-		job = calloc(1, sizeof(*job));
-		if (!job)
-			abort();
+		job = xcalloc(1, sizeof(*job));
 		job->p = p;
 		if (p->state == PROC_FAILING && p->cur) {
 			buf_add(&job->prev, p->cur->src, p->cur->len);
@@ -1113,35 +1209,24 @@ static void proc_log_input(struct proc *p, const char *what, const char *in, siz
 	buf_free(&line);
 }
 
-/*
- * Lock a record.  Inside a call the wait is bounded: a record's lock is held
- * while its tests run, so two types that call each other, admitted at once by
- * two threads, would otherwise wait on each other forever.
- */
-static int proc_lock(struct proc *p)
-{
-	struct timespec until;
-
-	if (!proc_depth)
-		return pthread_mutex_lock(&p->lock) ? -EIO : 0;
-	clock_gettime(CLOCK_REALTIME, &until);
-	until.tv_sec += PROC_CALL_LOCK_S;
-	return pthread_mutex_timedlock(&p->lock, &until) ? -EDEADLK : 0;
-}
-
 /* Get the current admitted source (a reference), revalidating/synthesizing. */
 static int proc_current(struct proc *p, const char *in, size_t len, struct pversion **out,
 			struct buf *why)
 {
 	int ret = 0;
 
-	if (proc_lock(p) < 0) {
-		log_warn("procs/%s: busy for %d s during a call (types calling each other "
-			 "being admitted at once?)",
-			 p->type, PROC_CALL_LOCK_S);
-		return -EIO;
-	}
+	pthread_mutex_lock(&p->lock);
 	for (;;) {
+		if (p->reval_busy) {
+			if (proc_reval_wait(p) < 0) {
+				log_warn("procs/%s: busy for %d s during a call (types calling "
+					 "each other being admitted at once?)",
+					 p->type, PROC_CALL_LOCK_S);
+				ret = -EIO;
+				break;
+			}
+			continue;
+		}
 		if (p->stale || now_ns() - p->checked_ns >= procs.cfg.revalidate_ms * 1000000ull)
 			proc_revalidate(p);
 		if (p->state == PROC_READY) {
@@ -1285,10 +1370,8 @@ static bool proc_list_has(struct proc *const *list, size_t n, const struct proc 
 
 static void proc_list_add(struct proc ***list, size_t *n, struct proc *p)
 {
-	struct proc **l = realloc(*list, (*n + 1) * sizeof(**list));
+	struct proc **l = xreallocarray(*list, *n + 1, sizeof(**list));
 
-	if (!l)
-		abort();
 	l[(*n)++] = p;
 	*list = l;
 }
@@ -1337,7 +1420,8 @@ static void proc_changed_callers(struct proc *p)
  * Before a hit of a type that calls others: revalidate its callees (transitively)
  * whose revalidation period is over, so an edit made outside this mount (another
  * daemon, NFS) reaches the caller within revalidate_ms like any edit.  A callee
- * busy elsewhere is skipped: whoever holds it propagates what it finds.
+ * being revalidated elsewhere is skipped: that revalidation propagates what it
+ * finds.
  */
 static void proc_refresh_callees(struct proc *p)
 {
@@ -1352,9 +1436,9 @@ static void proc_refresh_callees(struct proc *p)
 	for (size_t i = 1; i < n; i++) {
 		struct proc *c = seen[i];
 
-		if (pthread_mutex_trylock(&c->lock) != 0)
-			continue;
-		if (c->stale || now - c->checked_ns >= procs.cfg.revalidate_ms * 1000000ull)
+		pthread_mutex_lock(&c->lock);
+		if (!c->reval_busy &&
+		    (c->stale || now - c->checked_ns >= procs.cfg.revalidate_ms * 1000000ull))
 			proc_revalidate(c);
 		pthread_mutex_unlock(&c->lock);
 	}
@@ -1377,9 +1461,9 @@ static void meta_edit_calls(cJSON *meta, void *arg)
 {
 	struct meta_calls_arg *a = arg;
 	const char *known = meta_get_string(meta, "calls_source");
-	cJSON *old = cJSON_GetObjectItemCaseSensitive(meta, "calls"), *it, *arr;
+	cJSON *old = cJSON_GetObjectItemCaseSensitive(meta, "calls"), *it;
 	const char *names[PROC_GRAPH_MAX * 2];
-	size_t n = 0;
+	size_t n = 0, unique = 0;
 
 	if (!known || strcmp(known, a->version)) {
 		const char *keep[PROC_GRAPH_MAX] = {NULL};
@@ -1401,16 +1485,10 @@ static void meta_edit_calls(cJSON *meta, void *arg)
 	for (size_t i = 0; i < a->n && n < PROC_GRAPH_MAX * 2; i++)
 		names[n++] = a->calls[i]->type;
 	qsort(names, n, sizeof(names[0]), proc_strcmp);
-	arr = cJSON_CreateArray();
-	if (!arr)
-		abort();
 	for (size_t i = 0; i < n; i++)
 		if (!i || strcmp(names[i], names[i - 1]))
-			cJSON_AddItemToArray(arr, cJSON_CreateString(names[i]));
-	/* names point into old: replace only once the new array is built */
-	cJSON_DeleteItemFromObjectCaseSensitive(meta, "calls");
-	cJSON_AddItemToObject(meta, "calls", arr);
-	meta_set_string(meta, "calls_source", a->version);
+			names[unique++] = names[i];
+	meta_set_calls(meta, names, unique, a->version);
 }
 
 /* Whether @caller's meta.json lists @callee in "calls". */
@@ -1443,7 +1521,7 @@ static void proc_write_callers(const char *callee, const char *caller)
 	int rd;
 
 	if (caller)
-		names[n++] = strdup(caller);
+		names[n++] = xstrdup(caller);
 	rd = store_read(callee, "callers", PROC_CALLERS_MAX, &old);
 	if (rd == 0 && old.len) {
 		char *line = old.data, *end = old.data + old.len;
@@ -1456,13 +1534,10 @@ static void proc_write_callers(const char *callee, const char *caller)
 			*nl = '\0';
 			if (store_type_valid(line, strlen(line)) && (!caller || strcmp(line, caller)) &&
 			    proc_meta_calls(line, callee))
-				names[n++] = strdup(line);
+				names[n++] = xstrdup(line);
 			line = nl + 1;
 		}
 	}
-	for (size_t i = 0; i < n; i++)
-		if (!names[i])
-			abort();
 	qsort(names, n, sizeof(names[0]), proc_strcmp);
 	for (size_t i = 0; i < n; i++)
 		if (!i || strcmp(names[i], names[i - 1]))
@@ -1511,9 +1586,7 @@ static void proc_record_call(struct proc_frame *f, struct proc *callee)
 		proc_list_add(&caller->calls, &caller->ncalls, callee);
 		fresh = caller->ncalls <= PROC_CALLS_MAX;
 		if (fresh && f->version) {
-			arg.calls = malloc(caller->ncalls * sizeof(*arg.calls));
-			if (!arg.calls)
-				abort();
+			arg.calls = xmalloc(caller->ncalls * sizeof(*arg.calls));
 			memcpy(arg.calls, caller->calls, caller->ncalls * sizeof(*arg.calls));
 			arg.n = caller->ncalls;
 		}
@@ -1738,8 +1811,7 @@ static void meta_edit_counts(cJSON *meta, void *arg)
 {
 	struct meta_counts *c = arg;
 
-	meta_add_number(meta, "hits", (double)c->hits);
-	meta_add_number(meta, "misses", (double)c->misses);
+	meta_add_counts(meta, c->hits, c->misses);
 }
 
 void proc_flush(void)

@@ -22,6 +22,13 @@
 #include "buf.h"
 #include "llm.h"
 
+/* The outcome of compiling a source and running it on a type's cases. */
+enum proc_verdict {
+	VERDICT_OK,
+	VERDICT_COMPILE, /* it does not compile */
+	VERDICT_TEST,	 /* a case failed: a wrong answer, a rejection or a failed run */
+};
+
 /* What the synthesizer gets: everything the prompt is made of. */
 struct proc_material {
 	const char *type;

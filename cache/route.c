@@ -24,6 +24,7 @@
 #include "pattern.h"
 #include "proc.h"
 #include "store.h"
+#include "xalloc.h"
 #include "synth.h"
 
 #define ROUTE_PATTERNS_MAX (256u << 10)
@@ -121,7 +122,12 @@ struct fail {
 
 static struct {
 	struct route_config cfg;
-	pthread_rwlock_t lock; /* the tables below */
+	/*
+	 * Locking.  @lock: the tables below (types, words, patterns index);
+	 * readers of q/ take it shared.  Never held across store I/O or the LLM:
+	 * files are read (tdata_load) before and logged after.
+	 */
+	pthread_rwlock_t lock;
 	struct rtype **types;
 	size_t ntb, ntypes;
 	struct word **words;
@@ -129,8 +135,13 @@ static struct {
 	unsigned long epoch;
 	size_t npatterns;
 
-	pthread_mutex_t admit; /* one admission at a time: patterns files are appended */
-	pthread_mutex_t mu;    /* what follows */
+	/* One routing admission at a time (patterns files are appended, a new type's
+	 * candidate is checked): held across store I/O and the sandbox, but taken only
+	 * by a question that missed and got a routing reply, never by a hit, a read
+	 * of ask/ or the tables' readers. */
+	pthread_mutex_t admit;
+	pthread_mutex_t mu; /* what follows (short sections; walks and scans run with
+			     * walked == 1 or a signature taken, unlocked) */
 	pthread_cond_t cond;
 	int walked; /* 0 not yet, 1 walking, 2 done */
 	struct sig notes;
@@ -187,9 +198,7 @@ static void vec_add(struct vec *v, struct rtype *t, uint32_t i)
 {
 	if (v->n == v->cap) {
 		v->cap = v->cap ? v->cap * 2 : 1; /* most words are in one type */
-		v->v = realloc(v->v, v->cap * sizeof(*v->v));
-		if (!v->v)
-			abort();
+		v->v = xrealloc(v->v, v->cap * sizeof(*v->v));
 	}
 	v->v[v->n].t = t;
 	v->v[v->n].i = i;
@@ -378,13 +387,9 @@ static void wordset_add_text(struct wordset *ws, const char *s, size_t len)
 			continue;
 		if (ws->n == ws->cap) {
 			ws->cap = ws->cap ? ws->cap * 2 : 16;
-			ws->w = realloc(ws->w, ws->cap * sizeof(*ws->w));
-			if (!ws->w)
-				abort();
+			ws->w = xrealloc(ws->w, ws->cap * sizeof(*ws->w));
 		}
-		ws->w[ws->n] = strdup(w);
-		if (!ws->w[ws->n])
-			abort();
+		ws->w[ws->n] = xstrdup(w);
 		ws->n++;
 	}
 }
@@ -483,9 +488,7 @@ static void tdata_parse(struct tdata *d, const char *text, size_t len)
 				   (int)(e - p > 200 ? 200 : e - p), text + p);
 			d->reason = buf_steal(&why);
 		} else if (r > 0) {
-			d->pats = realloc(d->pats, (d->npats + 1) * sizeof(*d->pats));
-			if (!d->pats)
-				abort();
+			d->pats = xrealloc(d->pats, (d->npats + 1) * sizeof(*d->pats));
 			d->pats[d->npats++] = pt;
 		}
 		p = nl ? e + 1 : len;
@@ -542,9 +545,7 @@ static void tdata_examples(struct tdata *d, const char *name)
 		pat_normalize(q.data ? q.data : "", q.len, &nq);
 		if (!nq.len || memchr(nq.data, '\0', nq.len))
 			continue;
-		d->ex = realloc(d->ex, (d->nex + 1) * sizeof(*d->ex));
-		if (!d->ex)
-			abort();
+		d->ex = xrealloc(d->ex, (d->nex + 1) * sizeof(*d->ex));
 		x = &d->ex[d->nex++];
 		x->name = strndup(de->d_name, len - 2);
 		x->qlen = nq.len;
@@ -832,9 +833,7 @@ static bool file_type(struct rtype *t, struct tdata *d, bool cross, struct buf *
 		t->d.spec = NULL;
 	}
 	wordset_unique(&ws);
-	t->owords = malloc((ws.n ? ws.n : 1) * sizeof(*t->owords));
-	if (!t->owords)
-		abort();
+	t->owords = xmalloc((ws.n ? ws.n : 1) * sizeof(*t->owords));
 	t->nowords = ws.n;
 	for (size_t i = 0; i < ws.n; i++) {
 		t->owords[i] = word_get(ws.w[i]);
@@ -979,6 +978,8 @@ static int walk_one(const char *name, void *arg)
 static void walk_cross(void)
 {
 	struct buf why = BUF_INIT;
+	struct refusal *refused = NULL;
+	size_t nrefused = 0;
 
 	pthread_rwlock_wrlock(&rt.lock);
 	for (size_t b = 0; b < rt.ntb; b++)
@@ -990,10 +991,20 @@ static void walk_cross(void)
 				continue;
 			unfile_patterns(t);
 			t->d.reason = buf_steal(&why);
-			log_warn("%s: patterns not used: %s", t->name, t->d.reason);
-			store_log(t->name, "patterns: not used: %s", t->d.reason);
+			refused = xreallocarray(refused, nrefused + 1, sizeof(*refused));
+			refused[nrefused].name = xstrdup(t->name);
+			refused[nrefused].reason = xstrdup(t->d.reason);
+			nrefused++;
 		}
 	pthread_rwlock_unlock(&rt.lock);
+	/* Logged with the index unlocked: a log line is store I/O. */
+	for (size_t i = 0; i < nrefused; i++) {
+		log_warn("%s: patterns not used: %s", refused[i].name, refused[i].reason);
+		store_log(refused[i].name, "patterns: not used: %s", refused[i].reason);
+		free(refused[i].name);
+		free(refused[i].reason);
+	}
+	free(refused);
 	buf_free(&why);
 }
 
@@ -1368,9 +1379,7 @@ static size_t nearest(const char *nq, size_t nqlen, struct near *out, size_t max
 			if (t->epoch != rt.epoch) {
 				t->epoch = rt.epoch;
 				t->score = 0;
-				cand = realloc(cand, (ncand + 1) * sizeof(*cand));
-				if (!cand)
-					abort();
+				cand = xrealloc(cand, (ncand + 1) * sizeof(*cand));
 				cand[ncand++] = t;
 			}
 			t->score += 1.0 / (double)w->tr.n;
@@ -1480,9 +1489,7 @@ static int parse_reply(const char *text, size_t len, struct rreply *r, struct bu
 		trim(&s, &e);
 		if (!nq.len || e - s > ROUTE_EXAMPLE_BYTES)
 			continue;
-		r->add.ex = realloc(r->add.ex, (r->add.nex + 1) * sizeof(*r->add.ex));
-		if (!r->add.ex)
-			abort();
+		r->add.ex = xrealloc(r->add.ex, (r->add.nex + 1) * sizeof(*r->add.ex));
 		x = &r->add.ex[r->add.nex++];
 		x->qlen = nq.len;
 		x->q = buf_steal(&nq);
@@ -1508,18 +1515,12 @@ static void rreply_free(struct rreply *r)
 
 static void meta_edit_routed(cJSON *meta, void *arg)
 {
-	char when[32];
 	const struct llm_config *llm = synth_llm();
 
 	(void)arg;
-	meta_now(when, sizeof(when));
-	meta_set_string(meta, "author", "llm");
-	meta_set_string(meta, "written", when);
-	meta_set_string(meta, "provider", llm_provider_name(llm->provider));
-	meta_set_string(meta, "model", llm->model ? llm->model : "");
-	meta_set_string(meta, "made_by", "routing");
-	meta_set_string(meta, "compile", "ok");
-	meta_set_string(meta, "tests", "passed");
+	meta_set_author_llm(meta, llm_provider_name(llm->provider), llm->model ? llm->model : "",
+			    "routing");
+	meta_set_admission(meta, 0, true, true, NULL);
 }
 
 /* A new type's procedure, from the reply: compiled and tested in the sandbox. */
@@ -1957,7 +1958,7 @@ void route_set_change_hook(void (*fn)(const char *type))
 
 static void meta_edit_qhits(cJSON *meta, void *arg)
 {
-	meta_add_number(meta, "question_hits", (double)*(unsigned long *)arg);
+	meta_add_question_hits(meta, *(unsigned long *)arg);
 }
 
 void route_flush(void)

@@ -22,7 +22,6 @@
 
 static int store_fd = -1;
 static bool store_ro;
-static pthread_mutex_t store_log_lock = PTHREAD_MUTEX_INITIALIZER;
 
 int store_root_fd(void)
 {
@@ -41,7 +40,7 @@ bool store_readonly(void)
  */
 static void store_refused(const char *path, int err)
 {
-	static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+	static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER; /* second and count */
 	static time_t second;
 	static unsigned count;
 	time_t now = time(NULL);
@@ -682,10 +681,10 @@ int store_log(const char *type, const char *fmt, ...)
 	va_end(ap);
 	if (!line.len || line.data[line.len - 1] != '\n')
 		buf_addc(&line, '\n');
-	/* The mutex only spares this daemon's threads the file lock's round trips. */
-	pthread_mutex_lock(&store_log_lock);
+	/* No process-wide mutex: the OFD lock on the type's own log orders this
+	 * daemon's threads too, so appenders to one log never wait on another's
+	 * (slow, NFS) write and fsync. */
 	ret = store_log_append(type, &line);
-	pthread_mutex_unlock(&store_log_lock);
 	buf_free(&line);
 	return ret;
 }

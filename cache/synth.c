@@ -14,12 +14,13 @@
 #include "nearest.h"
 #include "sandbox.h"
 #include "store.h"
+#include "xalloc.h"
 
 static struct synth_config synth_cfg;
 
 /* A fixed hourly window: simple to reason about and to explain in the log. */
 static struct {
-	pthread_mutex_t lock;
+	pthread_mutex_t lock; /* the counters below; never held across the LLM or I/O */
 	time_t window_start;
 	unsigned calls;
 	unsigned long tokens;
@@ -111,35 +112,26 @@ struct provenance {
 static void meta_edit_provenance(cJSON *meta, void *arg)
 {
 	struct provenance *p = arg;
-	char hex[17], when[32];
 	char *host = llm_url_host(p->llm->url);
+	struct meta_synthesis s = {
+	    .llm_host = host,
+	    .source_hash = p->source_hash,
+	    .prompt_hash = p->prompt_hash,
+	    .reply_hash = p->reply_hash,
+	    .tokens_in = p->tokens_in,
+	    .tokens_out = p->tokens_out,
+	    .calls = p->calls,
+	    .rounds = p->rounds,
+	    .cases = p->cases,
+	    .repair = p->repair,
+	};
 
-	meta_now(when, sizeof(when));
-	meta_set_string(meta, "author", "llm");
-	meta_set_string(meta, "written", when);
-	meta_set_string(meta, "provider", llm_provider_name(p->llm->provider));
-	meta_set_string(meta, "model", p->llm->model ? p->llm->model : "");
-	meta_set_string(meta, "llm_host", host ? host : "");
-	snprintf(hex, sizeof(hex), "%016llx", (unsigned long long)p->source_hash);
-	meta_set_string(meta, "source_hash", hex);
-	snprintf(hex, sizeof(hex), "%016llx", (unsigned long long)p->prompt_hash);
-	meta_set_string(meta, "prompt_hash", hex);
-	snprintf(hex, sizeof(hex), "%016llx", (unsigned long long)p->reply_hash);
-	meta_set_string(meta, "reply_hash", hex);
-	meta_set_number(meta, "tokens_in", (double)p->tokens_in);
-	meta_set_number(meta, "tokens_out", (double)p->tokens_out);
-	meta_set_number(meta, "llm_calls", p->calls);
-	meta_set_number(meta, "repair_rounds", p->rounds);
-	meta_set_bool(meta, "repair", p->repair);
-	meta_set_string(meta, "compile", "ok");
-	meta_set_string(meta, "tests", "passed");
-	meta_set_number(meta, "tests_passed", p->cases);
-	cJSON_DeleteItemFromObjectCaseSensitive(meta, "failure");
-	cJSON_DeleteItemFromObjectCaseSensitive(meta, "validation");
-	if (p->validation) {
-		cJSON_AddItemToObject(meta, "validation", p->validation);
-		p->validation = NULL;
-	}
+	meta_set_author_llm(meta, llm_provider_name(p->llm->provider),
+			    p->llm->model ? p->llm->model : "", NULL);
+	meta_set_synthesis(meta, &s);
+	meta_set_admission(meta, 0, true, true, NULL);
+	meta_set_validation(meta, p->validation);
+	p->validation = NULL;
 	free(host);
 }
 
@@ -334,9 +326,7 @@ static void synth_add_expect(struct synth_run *r, const struct llm_case *c, bool
 		}
 		return;
 	}
-	r->ex = realloc(r->ex, (r->nex + 1) * sizeof(*r->ex));
-	if (!r->ex)
-		abort();
+	r->ex = xrealloc(r->ex, (r->nex + 1) * sizeof(*r->ex));
 	e = &r->ex[r->nex++];
 	memset(e, 0, sizeof(*e));
 	buf_add(&e->in, buf_str(&c->in), c->in.len);
@@ -567,9 +557,7 @@ static int synth_version(struct synth_run *r, const char *start, const char *fai
 		/* Cases from tests/ first, then any the reply carried (optional). */
 		nextra = llm_reply_cases(buf_str(&reply.text), reply.text.len, &extra);
 		total = m->ncases + (size_t)(nextra > 0 ? nextra : 0);
-		cases = calloc(total ? total : 1, sizeof(*cases));
-		if (!cases)
-			abort();
+		cases = xcalloc(total ? total : 1, sizeof(*cases));
 		if (m->ncases)
 			memcpy(cases, m->cases, m->ncases * sizeof(*cases));
 		for (size_t i = 0; nextra > 0 && i < (size_t)nextra; i++)
@@ -642,9 +630,7 @@ static void synth_add_input(struct llm_case **v, size_t *n, const char *s, size_
 			return;
 	if (*n >= SYNTH_MAX_COMPARE)
 		return;
-	*v = realloc(*v, (*n + 1) * sizeof(**v));
-	if (!*v)
-		abort();
+	*v = xrealloc(*v, (*n + 1) * sizeof(**v));
 	memset(&(*v)[*n], 0, sizeof(**v));
 	buf_add(&(*v)[*n].in, s, len);
 	buf_grow(&(*v)[*n].in, 0);

@@ -25,6 +25,8 @@ struct usage_point {
 static struct usage_config usage_cfg;
 static time_t usage_start;
 static struct usage_point usage_last;
+/* usage_last and the history file's appends: taken only by the periodic tick (which
+ * writes to the store under it), never by a request. */
 static pthread_mutex_t usage_lock = PTHREAD_MUTEX_INITIALIZER;
 
 void usage_init(const struct usage_config *cfg)
