@@ -44,7 +44,7 @@
 /* A word in more types than this says nothing about which type is near. */
 #define ROUTE_COMMON_WORD 5000
 /* STORE/routes/TYPE: a note that TYPE's patterns or questions changed, for other
- * daemons sharing the store (see docs/design-questions.md). */
+ * daemons sharing the store (see docs/questions.md). */
 #define ROUTE_NOTES "routes"
 /* Notes older than the last scan by more than this are not looked at again: the slack
  * covers clocks of hosts sharing the store over NFS that disagree a little. */

@@ -6,7 +6,7 @@
  * filed by literal words: a pattern under its rarest whole word, an example under
  * each of its words.  A question looks up only the patterns filed under its own
  * words, so a hit costs about the same at 10 types or 100,000.  See
- * docs/design-questions.md for how the index is built and kept fresh.
+ * docs/questions.md for how the index is built and kept fresh.
  *
  * Knows nothing about FUSE.
  */
