@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -37,6 +38,8 @@
 #define SANDBOX_MAX_SOURCE (16u << 20)	    /* larger sources are refused */
 #define SANDBOX_MAX_INPUT FRAME_REQ_MAX_LEN /* the frame length is a u32 */
 #define SANDBOX_EXIT_GRACE_MS 500	    /* for a worker that closed its pipe */
+/* A mother that keeps dying is not started again: workers are spawned one by one. */
+#define SANDBOX_MOTHER_STARTS 16
 
 struct sandbox_worker {
 	struct sandbox_worker *prev, *next; /* in the idle list or the busy list */
@@ -67,7 +70,17 @@ static struct {
 	unsigned parked; /* busy workers waiting on a call (see sandbox.h) */
 	sandbox_call_fn call_fn;
 	struct sandbox_stats stats;
-} sbx = {.lock = PTHREAD_MUTEX_INITIALIZER, .returned = PTHREAD_COND_INITIALIZER};
+	/* The mother (worker.c "mother"): forks a worker per type.  mlock orders
+	 * requests on its socket; pid 0 when there is none (not yet started, or it
+	 * died: started again on the next spawn, up to SANDBOX_MOTHER_STARTS). */
+	pthread_mutex_t mlock;
+	pid_t mother_pid;
+	int mother_fd;
+	unsigned mother_starts;
+} sbx = {.lock = PTHREAD_MUTEX_INITIALIZER,
+	 .returned = PTHREAD_COND_INITIALIZER,
+	 .mlock = PTHREAD_MUTEX_INITIALIZER,
+	 .mother_fd = -1};
 
 /* The chain of runs this thread is in (composition): the top-level deadline. */
 static _Thread_local struct {
@@ -206,13 +219,18 @@ static int sandbox_high_fd(int fd)
 	return nfd;
 }
 
-static int sandbox_spawn(struct sandbox_worker *w)
+/*
+ * posix_spawn seglam-worker with @fd0 and @fd1 as its fds 0 and 1 (fd 2
+ * /dev/null, nothing else), in its own process group, with default signal
+ * dispositions and an empty environment.  @mother: start the mother instead.
+ */
+static int sandbox_spawn_exec(int fd0, int fd1, bool mother, pid_t *pid)
 {
 	char mem[32], cap[32];
-	char *argv[8] = {"seglam-worker", sbx.include_dir, SEGLAM_LIBTCC1, mem, cap};
+	char *argv[8] = {mother ? "seglam-mother" : "seglam-worker", sbx.include_dir,
+			 SEGLAM_LIBTCC1, mem, cap};
 	int argc = 5;
 	char *envp[] = {NULL}; /* no API key, no anything */
-	int req[2] = {-1, -1}, resp[2] = {-1, -1};
 	posix_spawn_file_actions_t fa;
 	posix_spawnattr_t attr;
 	sigset_t none, all;
@@ -222,30 +240,20 @@ static int sandbox_spawn(struct sandbox_worker *w)
 		argv[argc++] = "allow_no_landlock";
 	if (sbx.cfg.worker_reuse)
 		argv[argc++] = "reuse";
+	if (mother)
+		argv[argc++] = "mother";
 	argv[argc] = NULL;
 	snprintf(mem, sizeof(mem), "%zu", sbx.cfg.mem_limit);
 	snprintf(cap, sizeof(cap), "%zu", sbx.cfg.max_answer);
 	posix_spawn_file_actions_init(&fa);
 	posix_spawnattr_init(&attr);
-	/* O_CLOEXEC on every end: another thread spawning at the same moment must
-	 * not inherit them (it would keep our pipes open and hide EOF). */
-	if (pipe2(req, O_CLOEXEC) < 0 || pipe2(resp, O_CLOEXEC) < 0) {
-		ret = -errno;
-		goto out;
-	}
-	for (int i = 0; i < 2; i++) {
-		req[i] = sandbox_high_fd(req[i]);
-		resp[i] = sandbox_high_fd(resp[i]);
-		if (req[i] < 0 || resp[i] < 0) {
-			ret = -EMFILE;
-			goto out;
-		}
-	}
 	sigemptyset(&none);
 	sigfillset(&all);
-	ret = -posix_spawn_file_actions_adddup2(&fa, req[0], 0);
-	if (!ret)
-		ret = -posix_spawn_file_actions_adddup2(&fa, resp[1], 1);
+	ret = -posix_spawn_file_actions_adddup2(&fa, fd0, 0);
+	if (!ret && fd1 >= 0)
+		ret = -posix_spawn_file_actions_adddup2(&fa, fd1, 1);
+	if (!ret && fd1 < 0)
+		ret = -posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
 	if (!ret)
 		ret = -posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
 	if (!ret)
@@ -262,7 +270,159 @@ static int sandbox_spawn(struct sandbox_worker *w)
 		ret = -posix_spawnattr_setflags(
 		    &attr, POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETPGROUP);
 	if (!ret)
-		ret = -posix_spawn(&w->pid, sbx.worker_path, &fa, &attr, argv, envp);
+		ret = -posix_spawn(pid, sbx.worker_path, &fa, &attr, argv, envp);
+	posix_spawn_file_actions_destroy(&fa);
+	posix_spawnattr_destroy(&attr);
+	return ret;
+}
+
+/* End the mother (mlock held): close its socket (it exits on EOF), kill, reap. */
+static void sandbox_mother_stop(void)
+{
+	if (sbx.mother_fd >= 0)
+		close(sbx.mother_fd);
+	sbx.mother_fd = -1;
+	if (sbx.mother_pid > 0) {
+		kill(sbx.mother_pid, SIGKILL);
+		while (waitpid(sbx.mother_pid, NULL, 0) < 0 && errno == EINTR)
+			;
+	}
+	sbx.mother_pid = 0;
+}
+
+/* Start the mother (mlock held).  0 or -errno. */
+static int sandbox_mother_start(void)
+{
+	int sv[2];
+	int ret;
+
+	if (sbx.mother_starts >= SANDBOX_MOTHER_STARTS)
+		return -EAGAIN;
+	sbx.mother_starts++;
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+		return -errno;
+	sv[0] = sandbox_high_fd(sv[0]);
+	sv[1] = sandbox_high_fd(sv[1]);
+	if (sv[0] < 0 || sv[1] < 0) {
+		ret = -EMFILE;
+		goto out;
+	}
+	ret = sandbox_spawn_exec(sv[1], -1, true, &sbx.mother_pid);
+	if (ret)
+		goto out;
+	sbx.mother_fd = sv[0];
+	sv[0] = -1;
+	pthread_mutex_lock(&sbx.lock);
+	sbx.stats.mother_spawns++;
+	pthread_mutex_unlock(&sbx.lock);
+out:
+	for (int i = 0; i < 2; i++)
+		if (sv[i] >= 0)
+			close(sv[i]);
+	return ret;
+}
+
+/*
+ * Ask the mother for a worker on the pipe ends @fd0 (its requests) and @fd1 (its
+ * responses).  0 with *@pid, or -errno (then the caller spawns one itself).
+ * A mother that does not answer well within the time limit is ended.
+ */
+static int sandbox_mother_fork(int fd0, int fd1, pid_t *pid)
+{
+	union {
+		struct cmsghdr h;
+		char buf[CMSG_SPACE(2 * sizeof(int))];
+	} u;
+	char byte = 'W';
+	struct iovec iov = {.iov_base = &byte, .iov_len = 1};
+	struct msghdr msg = {
+	    .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof(u.buf)};
+	struct cmsghdr *c;
+	struct pollfd p;
+	int32_t v = 0;
+	ssize_t n;
+	int ret;
+
+	if (sbx.cfg.worker_reuse)
+		return -ENOTSUP; /* the worker runs procedures itself: see worker.c */
+	pthread_mutex_lock(&sbx.mlock);
+	if (sbx.mother_pid <= 0) {
+		ret = sandbox_mother_start();
+		if (ret)
+			goto out;
+	}
+	memset(&u, 0, sizeof(u));
+	c = CMSG_FIRSTHDR(&msg);
+	c->cmsg_level = SOL_SOCKET;
+	c->cmsg_type = SCM_RIGHTS;
+	c->cmsg_len = CMSG_LEN(2 * sizeof(int));
+	memcpy(CMSG_DATA(c), &fd0, sizeof(int));
+	memcpy(CMSG_DATA(c) + sizeof(int), &fd1, sizeof(int));
+	do
+		n = sendmsg(sbx.mother_fd, &msg, MSG_NOSIGNAL);
+	while (n < 0 && errno == EINTR);
+	if (n != 1) {
+		ret = n < 0 ? -errno : -EIO;
+		goto fail;
+	}
+	p = (struct pollfd){.fd = sbx.mother_fd, .events = POLLIN};
+	do
+		n = poll(&p, 1, (int)sbx.cfg.timeout_ms);
+	while (n < 0 && errno == EINTR);
+	if (n != 1) {
+		ret = -ETIMEDOUT;
+		goto fail;
+	}
+	do
+		n = recv(sbx.mother_fd, &v, sizeof(v), 0);
+	while (n < 0 && errno == EINTR);
+	if (n != (ssize_t)sizeof(v)) {
+		ret = -EIO;
+		goto fail;
+	}
+	if (v <= 0) {
+		ret = v < 0 ? v : -EIO;
+		goto out;
+	}
+	*pid = v;
+	ret = 0;
+	goto out;
+fail:
+	log_warn("sandbox: the worker mother (pid %d) failed (%s): starting another",
+		 (int)sbx.mother_pid, strerror(-ret));
+	sandbox_mother_stop();
+out:
+	pthread_mutex_unlock(&sbx.mlock);
+	return ret;
+}
+
+static int sandbox_spawn(struct sandbox_worker *w)
+{
+	int req[2] = {-1, -1}, resp[2] = {-1, -1};
+	int ret;
+
+	/* O_CLOEXEC on every end: another thread spawning at the same moment must
+	 * not inherit them (it would keep our pipes open and hide EOF). */
+	if (pipe2(req, O_CLOEXEC) < 0 || pipe2(resp, O_CLOEXEC) < 0) {
+		ret = -errno;
+		goto out;
+	}
+	for (int i = 0; i < 2; i++) {
+		req[i] = sandbox_high_fd(req[i]);
+		resp[i] = sandbox_high_fd(resp[i]);
+		if (req[i] < 0 || resp[i] < 0) {
+			ret = -EMFILE;
+			goto out;
+		}
+	}
+	ret = sandbox_mother_fork(req[0], resp[1], &w->pid);
+	if (ret == 0) {
+		pthread_mutex_lock(&sbx.lock);
+		sbx.stats.forks++;
+		pthread_mutex_unlock(&sbx.lock);
+	} else {
+		ret = sandbox_spawn_exec(req[0], resp[1], false, &w->pid);
+	}
 	if (ret)
 		goto out;
 	w->req_fd = req[1];
@@ -277,8 +437,6 @@ out:
 		if (resp[i] >= 0)
 			close(resp[i]);
 	}
-	posix_spawn_file_actions_destroy(&fa);
-	posix_spawnattr_destroy(&attr);
 	return ret;
 }
 
@@ -488,6 +646,7 @@ static struct sandbox_worker *sandbox_trim(unsigned limit)
 
 		sandbox_list_del(&sbx.idle, w);
 		sandbox_doom(&dead, w);
+		sbx.stats.evictions += sbx.ready; /* not at shutdown */
 	}
 	return dead;
 }
@@ -541,6 +700,7 @@ static int sandbox_checkout(uint64_t key, const char *src, size_t len, struct sa
 		if (w) {
 			sandbox_list_del(&sbx.idle, w);
 			sandbox_list_push(&sbx.busy, w);
+			sbx.stats.pool_hits++;
 			goto found;
 		}
 		for (w = sbx.busy.head; w; w = w->next)
@@ -574,6 +734,7 @@ static int sandbox_checkout(uint64_t key, const char *src, size_t len, struct sa
 		goto out;
 	}
 	memcpy(w->source, src, len);
+	sbx.stats.pool_misses++;
 	w->srclen = len;
 	w->key = key;
 	w->req_fd = w->resp_fd = -1;
@@ -733,6 +894,10 @@ void sandbox_shutdown(void)
 	sandbox_update_live();
 	pthread_mutex_unlock(&sbx.lock);
 	sandbox_kill_chain(dead);
+	pthread_mutex_lock(&sbx.mlock);
+	sandbox_mother_stop();
+	sbx.mother_starts = 0;
+	pthread_mutex_unlock(&sbx.mlock);
 	free(sbx.worker_path);
 	free(sbx.include_dir);
 	sbx.worker_path = sbx.include_dir = NULL;
@@ -1232,4 +1397,22 @@ int sandbox_run_batch(const char *source, size_t srclen, const char *frames, siz
 	*ran = done;
 	buf_free(&why);
 	return ret;
+}
+
+void sandbox_stats_print(struct buf *out)
+{
+	struct sandbox_stats st;
+	uint64_t asked;
+
+	sandbox_get_stats(&st);
+	asked = st.pool_hits + st.pool_misses;
+	buf_printf(out, "worker_forks %llu\n", (unsigned long long)st.forks);
+	buf_printf(out, "worker_mother_spawns %llu\n", (unsigned long long)st.mother_spawns);
+	buf_printf(out, "worker_compiles %llu\n", (unsigned long long)st.compiles);
+	buf_printf(out, "worker_evictions %llu\n", (unsigned long long)st.evictions);
+	buf_printf(out, "worker_pool_hits %llu\n", (unsigned long long)st.pool_hits);
+	buf_printf(out, "worker_pool_misses %llu\n", (unsigned long long)st.pool_misses);
+	buf_printf(out, "worker_pool_hit_ratio %.3f\n",
+		   asked ? (double)st.pool_hits / (double)asked : 0.0);
+	buf_printf(out, "workers_max %u\n", sbx.cfg.max_workers);
 }
