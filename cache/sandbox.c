@@ -77,6 +77,7 @@ static struct {
 	pid_t mother_pid;
 	int mother_fd;
 	unsigned mother_starts;
+	uint64_t mother_forks; /* by the current mother */
 } sbx = {.lock = PTHREAD_MUTEX_INITIALIZER,
 	 .returned = PTHREAD_COND_INITIALIZER,
 	 .mlock = PTHREAD_MUTEX_INITIALIZER,
@@ -282,6 +283,7 @@ static void sandbox_mother_stop(void)
 	if (sbx.mother_fd >= 0)
 		close(sbx.mother_fd);
 	sbx.mother_fd = -1;
+	sbx.mother_forks = 0;
 	if (sbx.mother_pid > 0) {
 		kill(sbx.mother_pid, SIGKILL);
 		while (waitpid(sbx.mother_pid, NULL, 0) < 0 && errno == EINTR)
@@ -385,11 +387,18 @@ static int sandbox_mother_fork(int fd0, int fd1, pid_t *pid)
 		goto out;
 	}
 	*pid = v;
+	sbx.mother_forks++;
 	ret = 0;
 	goto out;
 fail:
-	log_warn("sandbox: the worker mother (pid %d) failed (%s): starting another",
-		 (int)sbx.mother_pid, strerror(-ret));
+	/* One that never forked could not set up (no Landlock, say): spawning
+	 * workers one by one reports why, per type; do not try again. */
+	if (!sbx.mother_forks)
+		sbx.mother_starts = SANDBOX_MOTHER_STARTS;
+	log_warn("sandbox: the worker mother (pid %d) failed (%s): %s", (int)sbx.mother_pid,
+		 strerror(-ret),
+		 sbx.mother_starts < SANDBOX_MOTHER_STARTS ? "starting another"
+							   : "spawning each worker instead");
 	sandbox_mother_stop();
 out:
 	pthread_mutex_unlock(&sbx.mlock);
@@ -1412,7 +1421,8 @@ void sandbox_stats_print(struct buf *out)
 	buf_printf(out, "worker_evictions %llu\n", (unsigned long long)st.evictions);
 	buf_printf(out, "worker_pool_hits %llu\n", (unsigned long long)st.pool_hits);
 	buf_printf(out, "worker_pool_misses %llu\n", (unsigned long long)st.pool_misses);
-	buf_printf(out, "worker_pool_hit_ratio %.3f\n",
-		   asked ? (double)st.pool_hits / (double)asked : 0.0);
+	/* stats values are integers: the ratio in thousandths */
+	buf_printf(out, "worker_pool_hit_permille %llu\n",
+		   (unsigned long long)(asked ? st.pool_hits * 1000 / asked : 0));
 	buf_printf(out, "workers_max %u\n", sbx.cfg.max_workers);
 }
