@@ -1510,12 +1510,31 @@ static int worker_mother_recv(int fds[2])
 	return -1;
 }
 
+static bool worker_warmed; /* by the mother, before this worker was forked */
+
 /* Returns only in a new worker, with its pipes on fds 0 and 1. */
-static void worker_mother(char *argv0)
+static void worker_mother(char *argv0, const char *include_dir)
 {
+	static const char warm[] = "#include <seglam.h>\nint seglam_run(const char *in, size_t len, "
+				   "seglam_out *out) { return seglam_write(out, in, len); }\n";
 	size_t len0 = strlen(argv0);
+	TCCState *s = tcc_new();
 
 	prctl(PR_SET_NAME, WORKER_MOTHER_NAME, 0, 0, 0);
+	/* Once for every worker to come: glibc's first-use work (worker_warm_up)
+	 * and tcc's (a compile of this fixed, trusted source: its code and the
+	 * headers are then in the page cache, and tcc's first-use work done).  It
+	 * is parsed only: nothing is relocated, so nothing of it is executable. */
+	worker_warm_up();
+	worker_warmed = true;
+	if (!s)
+		_exit(WORKER_EXIT_OOM);
+	tcc_set_options(s, "-nostdlib -nostdinc");
+	tcc_set_output_type(s, TCC_OUTPUT_MEMORY);
+	tcc_add_include_path(s, include_dir);
+	tcc_add_sysinclude_path(s, include_dir);
+	tcc_compile_string(s, warm);
+	tcc_delete(s);
 	for (;;) {
 		int fds[2], r;
 		long pid;
@@ -1596,7 +1615,7 @@ int main(int argc, char **argv)
 
 	/* Step 3b (mother only): fork a worker per type from here on. */
 	if (mother)
-		worker_mother(argv[0]);
+		worker_mother(argv[0], argv[1]);
 
 	worker_out.cap = (size_t)cap;
 	/* room for the response header in front: a child writes its frame at once */
@@ -1623,7 +1642,8 @@ int main(int argc, char **argv)
 	 * memory management, exit, and forking a child per run that locks itself
 	 * down further.  The "compiled" reply is only sent once the filter is in
 	 * place, so a pooled worker is always a locked one. */
-	worker_warm_up();
+	if (!worker_warmed)
+		worker_warm_up();
 	worker_have_clock = getauxval(AT_SYSINFO_EHDR) != 0;
 	if (worker_have_clock)
 		worker_coarse_ms(); /* resolves the vDSO entry before the filter */
