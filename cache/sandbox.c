@@ -78,6 +78,7 @@ static struct {
 	int mother_fd;
 	unsigned mother_starts;
 	uint64_t mother_forks; /* by the current mother */
+	pid_t mother_owner;    /* getpid() of the process that started it */
 } sbx = {.lock = PTHREAD_MUTEX_INITIALIZER,
 	 .returned = PTHREAD_COND_INITIALIZER,
 	 .mlock = PTHREAD_MUTEX_INITIALIZER,
@@ -313,6 +314,7 @@ static int sandbox_mother_start(void)
 	if (ret)
 		goto out;
 	sbx.mother_fd = sv[0];
+	sbx.mother_owner = getpid();
 	sv[0] = -1;
 	pthread_mutex_lock(&sbx.lock);
 	sbx.stats.mother_spawns++;
@@ -348,6 +350,14 @@ static int sandbox_mother_fork(int fd0, int fd1, pid_t *pid)
 	if (sbx.cfg.worker_reuse)
 		return -ENOTSUP; /* the worker runs procedures itself: see worker.c */
 	pthread_mutex_lock(&sbx.mlock);
+	if (sbx.mother_pid > 0 && sbx.mother_owner != getpid()) {
+		/* Started before fuse_daemonize() forked us: its workers would be
+		 * the children of the process that exited, not ours.  Closing our
+		 * end of its socket ends it; it is not ours to reap. */
+		close(sbx.mother_fd);
+		sbx.mother_fd = -1;
+		sbx.mother_pid = 0;
+	}
 	if (sbx.mother_pid <= 0) {
 		ret = sandbox_mother_start();
 		if (ret)

@@ -119,8 +119,10 @@ struct sandbox_stats {
 	uint64_t forks;		/* workers forked by the mother */
 	uint64_t mother_spawns; /* mothers started (1, unless one died) */
 	uint64_t evictions;	/* idle workers killed to stay under max_workers */
-	uint64_t pool_hits;	/* a compiled worker of the source was idle */
-	uint64_t pool_misses;	/* none was: a cold start (spawn and compile) */
+	/* Of the times a worker was wanted (a compile, a run, a batch): an
+	 * admission's compile and the run after it are one miss and one hit. */
+	uint64_t pool_hits;   /* a compiled worker of the source was idle */
+	uint64_t pool_misses; /* none was: a cold start (spawn and compile) */
 };
 void sandbox_get_stats(struct sandbox_stats *st);
 
