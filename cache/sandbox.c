@@ -49,6 +49,9 @@ struct sandbox_worker {
 	pid_t pid;
 	int req_fd, resp_fd; /* our ends, O_CLOEXEC | O_NONBLOCK */
 	bool forgotten;	     /* sandbox_forget() while busy: discard on return */
+	/* Workers evicted to make room for this one: SIGKILLed at once, reaped
+	 * once it has started (their exit overlaps its compile). */
+	struct sandbox_worker *victims;
 	bool parked;	     /* waiting on a seglam_call: not counted against the cap */
 };
 
@@ -67,6 +70,7 @@ static struct {
 	/* Out of both lists and not yet reaped: still processes, so still under the
 	 * cap until sandbox_kill_chain() has waited for them. */
 	unsigned dying;
+	unsigned killed; /* of those, SIGKILLed evictions awaiting their reaper */
 	unsigned parked; /* busy workers waiting on a call (see sandbox.h) */
 	sandbox_call_fn call_fn;
 	struct sandbox_stats stats;
@@ -670,8 +674,9 @@ static struct sandbox_worker *sandbox_trim(unsigned limit)
 	return dead;
 }
 
-/* Kill and reap a chain from sandbox_doom(); lock not held. */
-static void sandbox_kill_chain(struct sandbox_worker *w)
+/* Kill and reap a chain from sandbox_doom(); lock not held.  @killed: the
+ * chain is counted in sbx.killed (evictions, see sandbox_checkout). */
+static void sandbox_kill_chain(struct sandbox_worker *w, bool killed)
 {
 	unsigned n = 0;
 
@@ -685,6 +690,8 @@ static void sandbox_kill_chain(struct sandbox_worker *w)
 		return;
 	pthread_mutex_lock(&sbx.lock);
 	sbx.dying -= n;
+	if (killed)
+		sbx.killed -= n;
 	pthread_cond_broadcast(&sbx.returned);
 	pthread_mutex_unlock(&sbx.lock);
 }
@@ -702,7 +709,7 @@ static void sandbox_update_live(void)
  */
 static int sandbox_checkout(uint64_t key, const char *src, size_t len, struct sandbox_worker **out)
 {
-	struct sandbox_worker *w, *dead = NULL;
+	struct sandbox_worker *w, *dead = NULL, *chain;
 	int ret = 0;
 
 	pthread_mutex_lock(&sbx.lock);
@@ -728,17 +735,27 @@ static int sandbox_checkout(uint64_t key, const char *src, size_t len, struct sa
 			pthread_cond_wait(&sbx.returned, &sbx.lock);
 			continue;
 		}
-		if (!sbx.cfg.max_workers ||
-		    sbx.idle.n + sbx.busy.n + sbx.dying - sbx.parked < sbx.cfg.max_workers)
+		if (!sbx.cfg.max_workers || sbx.idle.n + sbx.busy.n + sbx.dying - sbx.killed -
+						     sbx.parked <
+						 sbx.cfg.max_workers)
 			break;
-		/* Make room: evict least recently used idle workers, and reap them
-		 * before the new one is started. */
-		dead = sandbox_trim(sbx.cfg.max_workers - 1);
-		if (dead) {
-			pthread_mutex_unlock(&sbx.lock);
-			sandbox_kill_chain(dead);
-			dead = NULL;
-			pthread_mutex_lock(&sbx.lock);
+		/* Make room: evict least recently used idle workers.  SIGKILL is
+		 * final (they run nothing more), so the new worker need not wait for
+		 * their exit: it is started at once and reaps them when it has
+		 * compiled.  Processes stay bounded: past the cap only by evictions
+		 * of cold starts in progress, one each. */
+		chain = sandbox_trim(sbx.cfg.max_workers - 1);
+		if (chain) {
+			struct sandbox_worker *v = chain;
+
+			for (;; v = v->next) {
+				sandbox_group_kill(v->pid);
+				sbx.killed++;
+				if (!v->next)
+					break;
+			}
+			v->next = dead;
+			dead = chain;
 		} else {
 			pthread_cond_wait(&sbx.returned, &sbx.lock);
 		}
@@ -753,6 +770,8 @@ static int sandbox_checkout(uint64_t key, const char *src, size_t len, struct sa
 		goto out;
 	}
 	memcpy(w->source, src, len);
+	w->victims = dead;
+	dead = NULL;
 	sbx.stats.pool_misses++;
 	w->srclen = len;
 	w->key = key;
@@ -763,14 +782,25 @@ found:
 out:
 	sandbox_update_live();
 	pthread_mutex_unlock(&sbx.lock);
-	sandbox_kill_chain(dead);
+	sandbox_kill_chain(dead, true);
 	return ret;
+}
+
+/* Reap the workers evicted for @w (see sandbox_checkout). */
+static void sandbox_reap_victims(struct sandbox_worker *w)
+{
+	struct sandbox_worker *v = w->victims;
+
+	w->victims = NULL;
+	sandbox_kill_chain(v, true);
 }
 
 /* Return a checked-out worker: to the idle list when @reuse, else kill it. */
 static void sandbox_checkin(struct sandbox_worker *w, bool reuse)
 {
 	struct sandbox_worker *dead = NULL;
+
+	sandbox_reap_victims(w);
 
 	pthread_mutex_lock(&sbx.lock);
 	sandbox_list_del(&sbx.busy, w);
@@ -783,7 +813,7 @@ static void sandbox_checkin(struct sandbox_worker *w, bool reuse)
 	sandbox_update_live();
 	pthread_cond_broadcast(&sbx.returned);
 	pthread_mutex_unlock(&sbx.lock);
-	sandbox_kill_chain(dead);
+	sandbox_kill_chain(dead, false);
 }
 
 /* Start the reserved worker @w and compile its source.  0 or -EIO with @err. */
@@ -834,6 +864,7 @@ static int sandbox_start(struct sandbox_worker *w, struct buf *err)
 	sbx.stats.compile_failures++;
 	pthread_mutex_unlock(&sbx.lock);
 out:
+	sandbox_reap_victims(w);
 	buf_free(&msg);
 	return ret;
 }
@@ -912,7 +943,7 @@ void sandbox_shutdown(void)
 		pthread_cond_wait(&sbx.returned, &sbx.lock);
 	sandbox_update_live();
 	pthread_mutex_unlock(&sbx.lock);
-	sandbox_kill_chain(dead);
+	sandbox_kill_chain(dead, false);
 	pthread_mutex_lock(&sbx.mlock);
 	sandbox_mother_stop();
 	sbx.mother_starts = 0;
@@ -1108,7 +1139,7 @@ void sandbox_forget(const char *source, size_t srclen)
 			w->forgotten = true;
 	sandbox_update_live();
 	pthread_mutex_unlock(&sbx.lock);
-	sandbox_kill_chain(dead);
+	sandbox_kill_chain(dead, false);
 }
 
 void sandbox_get_stats(struct sandbox_stats *st)
