@@ -1393,6 +1393,8 @@ def main():
     ap.add_argument('--only', default='', help='comma list: latency,throughput,cold,miss,'
                     'scale,cost,compose,questions,map,longtail')
     ap.add_argument('--command', default='scripts/bench')
+    ap.add_argument('--set', action='append', default=[], metavar='KEY=INT',
+                    help='override one size parameter (e.g. tail_cost_queries=20000)')
     ap.add_argument('--note', action='append', default=[])
     a = ap.parse_args()
     ctx = Ctx()
@@ -1403,7 +1405,12 @@ def main():
     ctx.bin = a.bin
     os.makedirs(ctx.out, exist_ok=True)
     ctx.tmp = tempfile.mkdtemp(prefix='work.', dir=ctx.out)
-    R = SIZES['tiny' if a.tiny else 'full']
+    R = dict(SIZES['tiny' if a.tiny else 'full'])
+    for kv in a.set:
+        k, _, v = kv.partition('=')
+        if k not in R or not v.isdigit():
+            ap.error('--set %s: not a size parameter KEY=INT' % kv)
+        R[k] = int(v)
     only = set(x for x in a.only.split(',') if x)
     want = lambda k: not only or k in only
     t0 = time.time()
