@@ -91,7 +91,7 @@ SIZES = {
                  q_every=1000, q_inspace=10000, map_lines=1000000, map_rounds=5,
                  map_sample=3000,
                  tail_types=10000, tail_cold=400, tail_floor_rounds=500, tail_hits=2000,
-                 tail_cost_queries=100000, tail_cost_types=10000),
+                 tail_cost_queries=20000, tail_cost_types=10000),
 }
 
 
