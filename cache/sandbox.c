@@ -739,17 +739,21 @@ static int sandbox_checkout(uint64_t key, const char *src, size_t len, struct sa
 						     sbx.parked <
 						 sbx.cfg.max_workers)
 			break;
-		/* Make room: evict least recently used idle workers.  SIGKILL is
-		 * final (they run nothing more), so the new worker need not wait for
-		 * their exit: it is started at once and reaps them when it has
-		 * compiled.  Processes stay bounded: past the cap only by evictions
-		 * of cold starts in progress, one each. */
+		/* Make room: evict least recently used idle workers.  An idle
+		 * worker runs no procedure code, and with its request pipe closed
+		 * it never will: it ends its children and exits.  So the new worker
+		 * need not wait for that: it is started at once and reaps them when
+		 * it has compiled.  Processes stay bounded: past the cap only by
+		 * evictions of cold starts in progress, one each. */
 		chain = sandbox_trim(sbx.cfg.max_workers - 1);
 		if (chain) {
 			struct sandbox_worker *v = chain;
 
 			for (;; v = v->next) {
-				sandbox_group_kill(v->pid);
+				/* EOF on its requests: an idle worker then ends its run
+				 * children and reaps them itself (worker_serve) */
+				close(v->req_fd);
+				v->req_fd = -1;
 				sbx.killed++;
 				if (!v->next)
 					break;
@@ -786,12 +790,27 @@ out:
 	return ret;
 }
 
-/* Reap the workers evicted for @w (see sandbox_checkout). */
+/* Reap the workers evicted for @w (see sandbox_checkout): their request pipe
+ * was closed, so they are exiting; those not gone within the grace are killed. */
 static void sandbox_reap_victims(struct sandbox_worker *w)
 {
+	int64_t deadline = frame_now_ms() + SANDBOX_EXIT_GRACE_MS;
 	struct sandbox_worker *v = w->victims;
 
 	w->victims = NULL;
+	for (struct sandbox_worker *x = v; x; x = x->next) {
+		while (x->pid > 0) {
+			pid_t r = waitpid(x->pid, NULL, WNOHANG);
+
+			if (r == x->pid || (r < 0 && errno != EINTR)) {
+				x->pid = 0;
+			} else if (frame_now_ms() >= deadline) {
+				break; /* sandbox_kill_chain kills and reaps it */
+			} else if (r == 0) {
+				usleep(200);
+			}
+		}
+	}
 	sandbox_kill_chain(v, true);
 }
 

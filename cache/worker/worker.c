@@ -1412,8 +1412,17 @@ static void __attribute__((noreturn)) worker_serve(worker_run_fn run, char *rela
 	for (;;) {
 		int end = worker_relay(child, relay);
 
-		if (end == WORKER_RUN_EOF)
+		if (end == WORKER_RUN_EOF) {
+			/* The daemon closed the pipe (it evicted this worker): end the
+			 * child forked ahead and reap it and the last one, so that none
+			 * is left to init (a zombie there still counts against
+			 * RLIMIT_NPROC of user nobody until init reaps it). */
+			kill(next, SIGKILL);
+			worker_reap(next);
+			if (dying)
+				worker_reap(dying);
 			_exit(0);
+		}
 		/* The run is over, and with it the zygote's reads of call answers
 		 * from the request pipe: the child forked ahead may read it now. */
 		worker_go();
