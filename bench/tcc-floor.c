@@ -17,8 +17,9 @@
 #include <time.h>
 
 static const char *const names[] = {"seglam_write", "seglam_printf", "seglam_call", "malloc",
-				    "free", "calloc", "realloc", "memcpy", "memset", "strlen",
-				    "toupper", "tolower", "snprintf", "memcmp", "strcmp"};
+				    "free",	    "calloc",	     "realloc",	    "memcpy",
+				    "memset",	    "strlen",	     "toupper",	    "tolower",
+				    "snprintf",	    "memcmp",	     "strcmp"};
 
 static int stub(void)
 {

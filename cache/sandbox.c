@@ -343,8 +343,10 @@ static int sandbox_mother_fork(int fd0, int fd1, pid_t *pid)
 	} u;
 	char byte = 'W';
 	struct iovec iov = {.iov_base = &byte, .iov_len = 1};
-	struct msghdr msg = {
-	    .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof(u.buf)};
+	struct msghdr msg = {.msg_iov = &iov,
+			     .msg_iovlen = 1,
+			     .msg_control = u.buf,
+			     .msg_controllen = sizeof(u.buf)};
 	struct cmsghdr *c;
 	struct pollfd p;
 	int32_t v = 0;
@@ -735,9 +737,9 @@ static int sandbox_checkout(uint64_t key, const char *src, size_t len, struct sa
 			pthread_cond_wait(&sbx.returned, &sbx.lock);
 			continue;
 		}
-		if (!sbx.cfg.max_workers || sbx.idle.n + sbx.busy.n + sbx.dying - sbx.killed -
-						     sbx.parked <
-						 sbx.cfg.max_workers)
+		if (!sbx.cfg.max_workers ||
+		    sbx.idle.n + sbx.busy.n + sbx.dying - sbx.killed - sbx.parked <
+			sbx.cfg.max_workers)
 			break;
 		/* Make room: evict least recently used idle workers.  An idle
 		 * worker runs no procedure code, and with its request pipe closed

@@ -1486,8 +1486,10 @@ static int worker_mother_recv(int fds[2])
 	} u;
 	char byte;
 	struct iovec iov = {.iov_base = &byte, .iov_len = 1};
-	struct msghdr msg = {
-	    .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf, .msg_controllen = sizeof(u.buf)};
+	struct msghdr msg = {.msg_iov = &iov,
+			     .msg_iovlen = 1,
+			     .msg_control = u.buf,
+			     .msg_controllen = sizeof(u.buf)};
 	struct cmsghdr *c;
 	struct stat st;
 	ssize_t n;
@@ -1524,8 +1526,9 @@ static bool worker_warmed; /* by the mother, before this worker was forked */
 /* Returns only in a new worker, with its pipes on fds 0 and 1. */
 static void worker_mother(char *argv0, const char *include_dir)
 {
-	static const char warm[] = "#include <seglam.h>\nint seglam_run(const char *in, size_t len, "
-				   "seglam_out *out) { return seglam_write(out, in, len); }\n";
+	static const char warm[] =
+	    "#include <seglam.h>\nint seglam_run(const char *in, size_t len, "
+	    "seglam_out *out) { return seglam_write(out, in, len); }\n";
 	size_t len0 = strlen(argv0);
 	TCCState *s = tcc_new();
 
