@@ -77,7 +77,9 @@ SIZES = {
                  cost_every=100, cost_inspace=10000, compose_rounds=3, compose_batch=200,
                  compose_count=100,
                  q_sizes=[10, 1000], q_rounds=3, q_batch=300, q_stream=3000, q_every=100,
-                 q_inspace=10000, map_lines=50000, map_rounds=1, map_sample=200),
+                 q_inspace=10000, map_lines=50000, map_rounds=1, map_sample=200,
+                 tail_types=300, tail_cold=40, tail_floor_rounds=50, tail_hits=200,
+                 tail_cost_queries=2000, tail_cost_types=200),
     'full': dict(lat_rounds=11, lat_batch=2000, thr_rounds=5, thr_secs=1.0,
                  clients=[1, 2, 4, 8, 16], thr_types=32, cold_mounts=5, cold_types=20,
                  miss_types=50, scale=[1000, 100000, 1000000], scale_touch=10000,
@@ -87,7 +89,9 @@ SIZES = {
                  compose_count=1000,
                  q_sizes=[10, 1000, 100000], q_rounds=11, q_batch=2000, q_stream=100000,
                  q_every=1000, q_inspace=10000, map_lines=1000000, map_rounds=5,
-                 map_sample=3000),
+                 map_sample=3000,
+                 tail_types=10000, tail_cold=400, tail_floor_rounds=500, tail_hits=2000,
+                 tail_cost_queries=20000, tail_cost_types=10000),
 }
 
 
@@ -580,12 +584,12 @@ def bench_scale(ctx, R):
 
 # ---- 8: cost curve ---------------------------------------------------------------------
 
-def bench_cost(ctx, R, llm):
+def bench_cost(ctx, R, llm, csv_name='cost.csv'):
     log('cost curve: %d queries over %d types, Zipf types, random inputs'
         % (R['cost_queries'], R['cost_types']))
     llm.serve_code('cost', R['cost_types'])
     m = Mount(ctx, new_store(ctx, 'cost'), opts='', env=llm.env(), name='cost')
-    csv = os.path.join(ctx.out, 'cost.csv')
+    csv = os.path.join(ctx.out, csv_name)
     try:
         before = llm.calls()['count']
         o = client(ctx, 'stream', m.mnt, R['cost_queries'], R['cost_types'], 1.0,
@@ -611,8 +615,134 @@ def bench_cost(ctx, R, llm):
     return {'queries': R['cost_queries'], 'types': R['cost_types'], 'zipf_s': 1.0,
             'input_space': R['cost_inspace'], 'window': ev, 'summary': summ,
             'llm_server_calls': server_calls, 'syntheses': st.get('syntheses'),
-            'worker_spawns': st.get('worker_spawns'), 'marks': marks, 'csv': 'cost.csv'}
+            'worker_spawns': st.get('worker_spawns'), 'marks': marks, 'csv': csv_name,
+            'stats': st}
 
+
+# ---- 11: the long tail (issue 16) ----------------------------------------------------------
+
+def proc_mem_kb(pid):
+    """(RSS, PSS) of a process in kB; PSS splits pages shared copy-on-write (the
+    workers are forks of one mother) between the processes sharing them."""
+    rss = pss = 0
+    try:
+        with open('/proc/%d/smaps_rollup' % pid) as f:
+            for line in f:
+                if line.startswith('Rss:'):
+                    rss = int(line.split()[1])
+                elif line.startswith('Pss:'):
+                    pss = int(line.split()[1])
+    except OSError:
+        pass
+    return rss, pss
+
+
+def tail_procs(daemon):
+    """{'workers': [pid...], 'mother': [pid...]} among the children of @daemon."""
+    out = {'workers': [], 'mother': []}
+    for d in os.listdir('/proc'):
+        if not d.isdigit():
+            continue
+        try:
+            with open('/proc/%s/stat' % d) as f:
+                st = f.read()
+        except OSError:
+            continue
+        name = st[st.index('(') + 1:st.rindex(')')]
+        rest = st.rsplit(')', 1)[1].split()
+        if int(rest[1]) != daemon or rest[0] == 'Z':
+            continue
+        if name == 'seglam-worker':
+            out['workers'].append(int(d))
+        elif name == 'seglam-mother':
+            out['mother'].append(int(d))
+    return out
+
+
+def tcc_floor(ctx, R, source):
+    path = os.path.join(ctx.tmp, 'floor.c')
+    with open(path, 'w') as f:
+        f.write(source)
+    inc = os.path.join(ctx.src, 'include')
+    with open(os.path.join(os.path.dirname(ctx.seglamfs), 'config.h')) as f:
+        libtcc1 = re.search(r'SEGLAM_LIBTCC1 "([^"]*)"', f.read()).group(1)
+    kv = client_bin(ctx, 'tcc-floor', inc, libtcc1, path, R['tail_floor_rounds']).split()
+    return {kv[i]: float(kv[i + 1]) for i in range(0, len(kv), 2)}
+
+
+def client_bin(ctx, name, *args):
+    r = subprocess.run([os.path.join(ctx.bin, name)] + [str(a) for a in args],
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        raise RuntimeError('%s failed: %s' % (name, r.stderr))
+    return r.stdout
+
+
+def bench_longtail(ctx, R, llm):
+    n = R['tail_types']
+    log('long tail: %d stored types, cold starts, memory per type' % n)
+    store, _ = scale_store(ctx, n)
+    res = {'types': n}
+    with open(find_source(store, 'p%07d' % 0)) as f:
+        res['floor'] = tcc_floor(ctx, R, f.read())
+    # Pass 1: every type asked once; the admissions not yet on record are made
+    # and recorded (a store fresh from gen-store has none).  Then pass 2, in a new
+    # mount: the first ask of every type, each admission on record (day 365).
+    passes = []
+    for p in (1, 2):
+        m = Mount(ctx, store, name='tail')
+        try:
+            rss0 = m.rss_kb()
+            paths = [m.path('ask', 'p%07d' % i, 'x') for i in range(n)]
+            t0 = time.perf_counter()
+            o = client(ctx, 'once', write_list(ctx, 'tail', paths)).split('\n')
+            secs = time.perf_counter() - t0
+            first = [float(l.split()[0]) for l in o if l.strip()]
+            errs = sum(1 for l in o if l.strip() and l.split()[1] != '0')
+            rss1 = m.rss_kb()
+            procs = tail_procs(m.proc.pid)
+            wmem = [proc_mem_kb(w) for w in procs['workers']]
+            mmem = [proc_mem_kb(w) for w in procs['mother']]
+            # warm new-input hits of one live type: the baseline of the replay
+            hot = 'p%07d' % (n - 1)
+            o = client(ctx, 'once', write_list(ctx, 'tail-hot', [
+                m.path('ask', hot, 'h%d' % i) for i in range(R['tail_hits'])])).split('\n')
+            hits = [float(l.split()[0]) for l in o if l.strip()]
+            st = m.stats()
+        finally:
+            m.close()
+        passes.append({
+            'seconds': secs, 'errors': errs, 'first_p50_us': median(first),
+            'first_p90_us': pct(first, 90), 'first_mean_us': sum(first) / len(first),
+            'daemon_rss_before_kb': rss0, 'daemon_rss_after_kb': rss1,
+            'daemon_bytes_per_type': (rss1 - rss0) * 1024.0 / n,
+            'workers': len(wmem),
+            'worker_rss_kb_mean': sum(r for r, _ in wmem) / max(1, len(wmem)),
+            'worker_pss_kb_mean': sum(p for _, p in wmem) / max(1, len(wmem)),
+            'mother_rss_kb': sum(r for r, _ in mmem), 'mother_pss_kb': sum(p for _, p in mmem),
+            'warm_new_input_p50_us': median(hits),
+            'stats': {k: st.get(k) for k in (
+                'worker_spawns', 'worker_forks', 'worker_mother_spawns', 'worker_compiles',
+                'worker_evictions', 'worker_pool_hits', 'worker_pool_misses',
+                'worker_pool_hit_permille', 'memo_hit_permille', 'admissions',
+                'admissions_on_record', 'workers_live', 'memo_entries', 'memo_bytes')}})
+    res['passes'] = passes
+    # The cost-curve replay over many types, against the LLM test server.
+    RR = dict(R, cost_queries=R['tail_cost_queries'], cost_types=R['tail_cost_types'],
+              cost_every=max(100, R['tail_cost_queries'] // 100))
+    c = bench_cost(ctx, RR, llm, 'cost-tail.csv')
+    c['mean_query_us'] = c['summary']['seconds'] * 1e6 / c['queries']
+    c['vs_warm_new_input'] = c['mean_query_us'] / passes[-1]['warm_new_input_p50_us']
+    res['cost'] = c
+    return res
+
+
+def find_source(store, t):
+    """STORE/procs/HH/HH/TYPE/source.c (the layout of cache/store.c)."""
+    for dirpath, _, files in os.walk(os.path.join(store, 'procs')):
+        if os.path.basename(dirpath) == t and 'source.c' in files:
+            return os.path.join(dirpath, 'source.c')
+    raise RuntimeError('no source.c of %s in %s' % (t, store))
 
 
 # ---- 9: questions in plain words --------------------------------------------------------
@@ -1077,6 +1207,52 @@ def report(ctx, res, figs):
         if figs.get('cost'):
             L.append('![cost curve](%s)\n' % figs['cost'])
 
+    lt = res.get('longtail')
+    if lt:
+        p1, p2 = lt['passes']
+        fl, c = lt['floor'], lt['cost']
+        L.append('## 11. The long tail\n')
+        L.append('A generated store of %d types (`bench/gen-store.c`), each asked once on '
+                 'input `x` in order with the default pool (`-o workers=64`, so nearly every '
+                 'ask is a cold start and evicts the least recently used worker). Pass 1 '
+                 'admits each type and records the admission in its meta.json; pass 2, in a '
+                 'new mount, asks them again: the first ask of a stored type whose admission '
+                 'is on record (the store of day 365). Workers are forked per type by one '
+                 'mother process (`stats`: `worker_forks`). The floor is `bench/tcc-floor.c`: '
+                 'libtcc compiling and relocating the same source in one process, no worker.\n'
+                 % lt['types'])
+        L.append('| | p50 (µs) | p90 (µs) | mean (µs) |\n|---|---:|---:|---:|')
+        L.append('| first ask, admission on record (pass 2) | %s | %s | %s |'
+                 % (fmt(p2['first_p50_us']), fmt(p2['first_p90_us']), fmt(p2['first_mean_us'])))
+        L.append('| first ask, admission made and recorded (pass 1) | %s | %s | %s |'
+                 % (fmt(p1['first_p50_us']), fmt(p1['first_p90_us']), fmt(p1['first_mean_us'])))
+        L.append('| floor: tcc compile + relocate in-process | %s | %s | %s |'
+                 % (fmt(fl['p50_us']), fmt(fl['p90_us']), fmt(fl['mean_us'])))
+        L.append('| warm new-input hit (one live type) | %s | | |\n'
+                 % fmt(p2['warm_new_input_p50_us']))
+        L.append('Memory after pass 2 (all %d types touched): daemon RSS %d kB -> %d kB, '
+                 '**%s bytes per type** (the proc record, memo entry and kernel-visible '
+                 'names); %d live workers, RSS %s kB each but PSS **%s kB** each (pages '
+                 'shared copy-on-write with the mother are split between the processes '
+                 'sharing them); the mother RSS %d kB, PSS %d kB. Stats: %s.\n'
+                 % (lt['types'], p2['daemon_rss_before_kb'], p2['daemon_rss_after_kb'],
+                    fmt(p2['daemon_bytes_per_type'], 0), p2['workers'],
+                    fmt(p2['worker_rss_kb_mean'], 0), fmt(p2['worker_pss_kb_mean'], 0),
+                    p2['mother_rss_kb'], p2['mother_pss_kb'],
+                    ', '.join('`%s %s`' % kv for kv in p2['stats'].items())))
+        L.append('Cost-curve replay over many types: %d queries, Zipf over %d types, '
+                 'against the LLM test server (%d syntheses): %.1f s, a mean of **%s µs per '
+                 'query, %sx a warm new-input hit** (%d worker spawns, %s evictions).\n'
+                 % (c['queries'], c['types'], c.get('syntheses') or 0, c['summary']['seconds'],
+                    fmt(c['mean_query_us'], 0), fmt(c['vs_warm_new_input']),
+                    c.get('worker_spawns') or 0,
+                    (c.get('stats') or {}).get('worker_evictions', '?')))
+        T.append(('11. cold start p50, admission on record', 'report',
+                  '%s ms (floor %s ms)' % (fmt(p2['first_p50_us'] / 1000),
+                                           fmt(fl['p50_us'] / 1000)), ''))
+        T.append(('11. replay over %d types, mean query vs warm hit' % c['types'], '<= 3x',
+                  '%sx' % fmt(c['vs_warm_new_input']), verdict(c['vs_warm_new_input'] <= 3)))
+
     comp = res.get('compose')
     if comp:
         s = comp['series']
@@ -1215,8 +1391,10 @@ def main():
     ap.add_argument('--build', required=True)
     ap.add_argument('--bin', required=True)
     ap.add_argument('--only', default='', help='comma list: latency,throughput,cold,miss,'
-                    'scale,cost,compose,questions,map')
+                    'scale,cost,compose,questions,map,longtail')
     ap.add_argument('--command', default='scripts/bench')
+    ap.add_argument('--set', action='append', default=[], metavar='KEY=INT',
+                    help='override one size parameter (e.g. tail_cost_queries=20000)')
     ap.add_argument('--note', action='append', default=[])
     a = ap.parse_args()
     ctx = Ctx()
@@ -1227,7 +1405,12 @@ def main():
     ctx.bin = a.bin
     os.makedirs(ctx.out, exist_ok=True)
     ctx.tmp = tempfile.mkdtemp(prefix='work.', dir=ctx.out)
-    R = SIZES['tiny' if a.tiny else 'full']
+    R = dict(SIZES['tiny' if a.tiny else 'full'])
+    for kv in a.set:
+        k, _, v = kv.partition('=')
+        if k not in R or not v.isdigit():
+            ap.error('--set %s: not a size parameter KEY=INT' % kv)
+        R[k] = int(v)
     only = set(x for x in a.only.split(',') if x)
     want = lambda k: not only or k in only
     t0 = time.time()
@@ -1247,11 +1430,12 @@ def main():
                  ('cost', lambda: bench_cost(ctx, R, llm)),
                  ('compose', lambda: bench_compose(ctx, R)),
                  ('questions', lambda: bench_questions(ctx, R, llm)),
-                 ('map', lambda: map_bench.bench_map(ctx, R, Mount, log))]
+                 ('map', lambda: map_bench.bench_map(ctx, R, Mount, log)),
+                 ('longtail', lambda: bench_longtail(ctx, R, llm))]
         for name, fn in steps:
             if not want(name):
                 continue
-            if name in ('miss', 'cost', 'questions') and llm is None:
+            if name in ('miss', 'cost', 'questions', 'longtail') and llm is None:
                 llm = LLMServer(ctx)
             t1 = time.time()
             try:

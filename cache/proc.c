@@ -1914,6 +1914,11 @@ void proc_stats(struct buf *out)
 	buf_printf(out, "worker_crashes %llu\n", (unsigned long long)ss.crashes);
 	buf_printf(out, "worker_timeouts %llu\n", (unsigned long long)ss.timeouts);
 	buf_printf(out, "workers_live %llu\n", (unsigned long long)ss.live_workers);
+	/* issue 16: pool hit ratio, forks, evictions; the memo's ratio to size -o memo */
+	sandbox_stats_print(out);
+	buf_printf(
+	    out, "memo_hit_permille %llu\n",
+	    (unsigned long long)(ms.hits + ms.misses ? ms.hits * 1000 / (ms.hits + ms.misses) : 0));
 }
 
 void proc_shutdown(void)

@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -37,6 +38,8 @@
 #define SANDBOX_MAX_SOURCE (16u << 20)	    /* larger sources are refused */
 #define SANDBOX_MAX_INPUT FRAME_REQ_MAX_LEN /* the frame length is a u32 */
 #define SANDBOX_EXIT_GRACE_MS 500	    /* for a worker that closed its pipe */
+/* A mother that keeps dying is not started again: workers are spawned one by one. */
+#define SANDBOX_MOTHER_STARTS 16
 
 struct sandbox_worker {
 	struct sandbox_worker *prev, *next; /* in the idle list or the busy list */
@@ -46,6 +49,9 @@ struct sandbox_worker {
 	pid_t pid;
 	int req_fd, resp_fd; /* our ends, O_CLOEXEC | O_NONBLOCK */
 	bool forgotten;	     /* sandbox_forget() while busy: discard on return */
+	/* Workers evicted to make room for this one: SIGKILLed at once, reaped
+	 * once it has started (their exit overlaps its compile). */
+	struct sandbox_worker *victims;
 	bool parked;	     /* waiting on a seglam_call: not counted against the cap */
 };
 
@@ -64,10 +70,23 @@ static struct {
 	/* Out of both lists and not yet reaped: still processes, so still under the
 	 * cap until sandbox_kill_chain() has waited for them. */
 	unsigned dying;
+	unsigned killed; /* of those, SIGKILLed evictions awaiting their reaper */
 	unsigned parked; /* busy workers waiting on a call (see sandbox.h) */
 	sandbox_call_fn call_fn;
 	struct sandbox_stats stats;
-} sbx = {.lock = PTHREAD_MUTEX_INITIALIZER, .returned = PTHREAD_COND_INITIALIZER};
+	/* The mother (worker.c "mother"): forks a worker per type.  mlock orders
+	 * requests on its socket; pid 0 when there is none (not yet started, or it
+	 * died: started again on the next spawn, up to SANDBOX_MOTHER_STARTS). */
+	pthread_mutex_t mlock;
+	pid_t mother_pid;
+	int mother_fd;
+	unsigned mother_starts;
+	uint64_t mother_forks; /* by the current mother */
+	pid_t mother_owner;    /* getpid() of the process that started it */
+} sbx = {.lock = PTHREAD_MUTEX_INITIALIZER,
+	 .returned = PTHREAD_COND_INITIALIZER,
+	 .mlock = PTHREAD_MUTEX_INITIALIZER,
+	 .mother_fd = -1};
 
 /* The chain of runs this thread is in (composition): the top-level deadline. */
 static _Thread_local struct {
@@ -206,13 +225,18 @@ static int sandbox_high_fd(int fd)
 	return nfd;
 }
 
-static int sandbox_spawn(struct sandbox_worker *w)
+/*
+ * posix_spawn seglam-worker with @fd0 and @fd1 as its fds 0 and 1 (fd 2
+ * /dev/null, nothing else), in its own process group, with default signal
+ * dispositions and an empty environment.  @mother: start the mother instead.
+ */
+static int sandbox_spawn_exec(int fd0, int fd1, bool mother, pid_t *pid)
 {
 	char mem[32], cap[32];
-	char *argv[8] = {"seglam-worker", sbx.include_dir, SEGLAM_LIBTCC1, mem, cap};
+	char *argv[8] = {mother ? "seglam-mother" : "seglam-worker", sbx.include_dir,
+			 SEGLAM_LIBTCC1, mem, cap};
 	int argc = 5;
 	char *envp[] = {NULL}; /* no API key, no anything */
-	int req[2] = {-1, -1}, resp[2] = {-1, -1};
 	posix_spawn_file_actions_t fa;
 	posix_spawnattr_t attr;
 	sigset_t none, all;
@@ -222,30 +246,20 @@ static int sandbox_spawn(struct sandbox_worker *w)
 		argv[argc++] = "allow_no_landlock";
 	if (sbx.cfg.worker_reuse)
 		argv[argc++] = "reuse";
+	if (mother)
+		argv[argc++] = "mother";
 	argv[argc] = NULL;
 	snprintf(mem, sizeof(mem), "%zu", sbx.cfg.mem_limit);
 	snprintf(cap, sizeof(cap), "%zu", sbx.cfg.max_answer);
 	posix_spawn_file_actions_init(&fa);
 	posix_spawnattr_init(&attr);
-	/* O_CLOEXEC on every end: another thread spawning at the same moment must
-	 * not inherit them (it would keep our pipes open and hide EOF). */
-	if (pipe2(req, O_CLOEXEC) < 0 || pipe2(resp, O_CLOEXEC) < 0) {
-		ret = -errno;
-		goto out;
-	}
-	for (int i = 0; i < 2; i++) {
-		req[i] = sandbox_high_fd(req[i]);
-		resp[i] = sandbox_high_fd(resp[i]);
-		if (req[i] < 0 || resp[i] < 0) {
-			ret = -EMFILE;
-			goto out;
-		}
-	}
 	sigemptyset(&none);
 	sigfillset(&all);
-	ret = -posix_spawn_file_actions_adddup2(&fa, req[0], 0);
-	if (!ret)
-		ret = -posix_spawn_file_actions_adddup2(&fa, resp[1], 1);
+	ret = -posix_spawn_file_actions_adddup2(&fa, fd0, 0);
+	if (!ret && fd1 >= 0)
+		ret = -posix_spawn_file_actions_adddup2(&fa, fd1, 1);
+	if (!ret && fd1 < 0)
+		ret = -posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
 	if (!ret)
 		ret = -posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
 	if (!ret)
@@ -262,7 +276,178 @@ static int sandbox_spawn(struct sandbox_worker *w)
 		ret = -posix_spawnattr_setflags(
 		    &attr, POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETPGROUP);
 	if (!ret)
-		ret = -posix_spawn(&w->pid, sbx.worker_path, &fa, &attr, argv, envp);
+		ret = -posix_spawn(pid, sbx.worker_path, &fa, &attr, argv, envp);
+	posix_spawn_file_actions_destroy(&fa);
+	posix_spawnattr_destroy(&attr);
+	return ret;
+}
+
+/* End the mother (mlock held): close its socket (it exits on EOF), kill, reap. */
+static void sandbox_mother_stop(void)
+{
+	if (sbx.mother_fd >= 0)
+		close(sbx.mother_fd);
+	sbx.mother_fd = -1;
+	sbx.mother_forks = 0;
+	if (sbx.mother_pid > 0) {
+		kill(sbx.mother_pid, SIGKILL);
+		while (waitpid(sbx.mother_pid, NULL, 0) < 0 && errno == EINTR)
+			;
+	}
+	sbx.mother_pid = 0;
+}
+
+/* Start the mother (mlock held).  0 or -errno. */
+static int sandbox_mother_start(void)
+{
+	int sv[2];
+	int ret;
+
+	if (sbx.mother_starts >= SANDBOX_MOTHER_STARTS)
+		return -EAGAIN;
+	sbx.mother_starts++;
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+		return -errno;
+	sv[0] = sandbox_high_fd(sv[0]);
+	sv[1] = sandbox_high_fd(sv[1]);
+	if (sv[0] < 0 || sv[1] < 0) {
+		ret = -EMFILE;
+		goto out;
+	}
+	ret = sandbox_spawn_exec(sv[1], -1, true, &sbx.mother_pid);
+	if (ret)
+		goto out;
+	sbx.mother_fd = sv[0];
+	sbx.mother_owner = getpid();
+	sv[0] = -1;
+	pthread_mutex_lock(&sbx.lock);
+	sbx.stats.mother_spawns++;
+	pthread_mutex_unlock(&sbx.lock);
+out:
+	for (int i = 0; i < 2; i++)
+		if (sv[i] >= 0)
+			close(sv[i]);
+	return ret;
+}
+
+/*
+ * Ask the mother for a worker on the pipe ends @fd0 (its requests) and @fd1 (its
+ * responses).  0 with *@pid, or -errno (then the caller spawns one itself).
+ * A mother that does not answer well within the time limit is ended.
+ */
+static int sandbox_mother_fork(int fd0, int fd1, pid_t *pid)
+{
+	union {
+		struct cmsghdr h;
+		char buf[CMSG_SPACE(2 * sizeof(int))];
+	} u;
+	char byte = 'W';
+	struct iovec iov = {.iov_base = &byte, .iov_len = 1};
+	struct msghdr msg = {.msg_iov = &iov,
+			     .msg_iovlen = 1,
+			     .msg_control = u.buf,
+			     .msg_controllen = sizeof(u.buf)};
+	struct cmsghdr *c;
+	struct pollfd p;
+	int32_t v = 0;
+	ssize_t n;
+	int ret;
+
+	if (sbx.cfg.worker_reuse)
+		return -ENOTSUP; /* the worker runs procedures itself: see worker.c */
+	pthread_mutex_lock(&sbx.mlock);
+	if (sbx.mother_pid > 0 && sbx.mother_owner != getpid()) {
+		/* Started before fuse_daemonize() forked us: its workers would be
+		 * the children of the process that exited, not ours.  Closing our
+		 * end of its socket ends it; it is not ours to reap. */
+		close(sbx.mother_fd);
+		sbx.mother_fd = -1;
+		sbx.mother_pid = 0;
+	}
+	if (sbx.mother_pid <= 0) {
+		ret = sandbox_mother_start();
+		if (ret)
+			goto out;
+	}
+	memset(&u, 0, sizeof(u));
+	c = CMSG_FIRSTHDR(&msg);
+	c->cmsg_level = SOL_SOCKET;
+	c->cmsg_type = SCM_RIGHTS;
+	c->cmsg_len = CMSG_LEN(2 * sizeof(int));
+	memcpy(CMSG_DATA(c), &fd0, sizeof(int));
+	memcpy(CMSG_DATA(c) + sizeof(int), &fd1, sizeof(int));
+	do
+		n = sendmsg(sbx.mother_fd, &msg, MSG_NOSIGNAL);
+	while (n < 0 && errno == EINTR);
+	if (n != 1) {
+		ret = n < 0 ? -errno : -EIO;
+		goto fail;
+	}
+	p = (struct pollfd){.fd = sbx.mother_fd, .events = POLLIN};
+	do
+		n = poll(&p, 1, (int)sbx.cfg.timeout_ms);
+	while (n < 0 && errno == EINTR);
+	if (n != 1) {
+		ret = -ETIMEDOUT;
+		goto fail;
+	}
+	do
+		n = recv(sbx.mother_fd, &v, sizeof(v), 0);
+	while (n < 0 && errno == EINTR);
+	if (n != (ssize_t)sizeof(v)) {
+		ret = -EIO;
+		goto fail;
+	}
+	if (v <= 0) {
+		ret = v < 0 ? v : -EIO;
+		goto out;
+	}
+	*pid = v;
+	sbx.mother_forks++;
+	ret = 0;
+	goto out;
+fail:
+	/* One that never forked could not set up (no Landlock, say): spawning
+	 * workers one by one reports why, per type; do not try again. */
+	if (!sbx.mother_forks)
+		sbx.mother_starts = SANDBOX_MOTHER_STARTS;
+	log_warn("sandbox: the worker mother (pid %d) failed (%s): %s", (int)sbx.mother_pid,
+		 strerror(-ret),
+		 sbx.mother_starts < SANDBOX_MOTHER_STARTS ? "starting another"
+							   : "spawning each worker instead");
+	sandbox_mother_stop();
+out:
+	pthread_mutex_unlock(&sbx.mlock);
+	return ret;
+}
+
+static int sandbox_spawn(struct sandbox_worker *w)
+{
+	int req[2] = {-1, -1}, resp[2] = {-1, -1};
+	int ret;
+
+	/* O_CLOEXEC on every end: another thread spawning at the same moment must
+	 * not inherit them (it would keep our pipes open and hide EOF). */
+	if (pipe2(req, O_CLOEXEC) < 0 || pipe2(resp, O_CLOEXEC) < 0) {
+		ret = -errno;
+		goto out;
+	}
+	for (int i = 0; i < 2; i++) {
+		req[i] = sandbox_high_fd(req[i]);
+		resp[i] = sandbox_high_fd(resp[i]);
+		if (req[i] < 0 || resp[i] < 0) {
+			ret = -EMFILE;
+			goto out;
+		}
+	}
+	ret = sandbox_mother_fork(req[0], resp[1], &w->pid);
+	if (ret == 0) {
+		pthread_mutex_lock(&sbx.lock);
+		sbx.stats.forks++;
+		pthread_mutex_unlock(&sbx.lock);
+	} else {
+		ret = sandbox_spawn_exec(req[0], resp[1], false, &w->pid);
+	}
 	if (ret)
 		goto out;
 	w->req_fd = req[1];
@@ -277,8 +462,6 @@ out:
 		if (resp[i] >= 0)
 			close(resp[i]);
 	}
-	posix_spawn_file_actions_destroy(&fa);
-	posix_spawnattr_destroy(&attr);
 	return ret;
 }
 
@@ -488,12 +671,14 @@ static struct sandbox_worker *sandbox_trim(unsigned limit)
 
 		sandbox_list_del(&sbx.idle, w);
 		sandbox_doom(&dead, w);
+		sbx.stats.evictions += sbx.ready; /* not at shutdown */
 	}
 	return dead;
 }
 
-/* Kill and reap a chain from sandbox_doom(); lock not held. */
-static void sandbox_kill_chain(struct sandbox_worker *w)
+/* Kill and reap a chain from sandbox_doom(); lock not held.  @killed: the
+ * chain is counted in sbx.killed (evictions, see sandbox_checkout). */
+static void sandbox_kill_chain(struct sandbox_worker *w, bool killed)
 {
 	unsigned n = 0;
 
@@ -507,6 +692,8 @@ static void sandbox_kill_chain(struct sandbox_worker *w)
 		return;
 	pthread_mutex_lock(&sbx.lock);
 	sbx.dying -= n;
+	if (killed)
+		sbx.killed -= n;
 	pthread_cond_broadcast(&sbx.returned);
 	pthread_mutex_unlock(&sbx.lock);
 }
@@ -524,7 +711,7 @@ static void sandbox_update_live(void)
  */
 static int sandbox_checkout(uint64_t key, const char *src, size_t len, struct sandbox_worker **out)
 {
-	struct sandbox_worker *w, *dead = NULL;
+	struct sandbox_worker *w, *dead = NULL, *chain;
 	int ret = 0;
 
 	pthread_mutex_lock(&sbx.lock);
@@ -541,6 +728,7 @@ static int sandbox_checkout(uint64_t key, const char *src, size_t len, struct sa
 		if (w) {
 			sandbox_list_del(&sbx.idle, w);
 			sandbox_list_push(&sbx.busy, w);
+			sbx.stats.pool_hits++;
 			goto found;
 		}
 		for (w = sbx.busy.head; w; w = w->next)
@@ -550,16 +738,30 @@ static int sandbox_checkout(uint64_t key, const char *src, size_t len, struct sa
 			continue;
 		}
 		if (!sbx.cfg.max_workers ||
-		    sbx.idle.n + sbx.busy.n + sbx.dying - sbx.parked < sbx.cfg.max_workers)
+		    sbx.idle.n + sbx.busy.n + sbx.dying - sbx.killed - sbx.parked <
+			sbx.cfg.max_workers)
 			break;
-		/* Make room: evict least recently used idle workers, and reap them
-		 * before the new one is started. */
-		dead = sandbox_trim(sbx.cfg.max_workers - 1);
-		if (dead) {
-			pthread_mutex_unlock(&sbx.lock);
-			sandbox_kill_chain(dead);
-			dead = NULL;
-			pthread_mutex_lock(&sbx.lock);
+		/* Make room: evict least recently used idle workers.  An idle
+		 * worker runs no procedure code, and with its request pipe closed
+		 * it never will: it ends its children and exits.  So the new worker
+		 * need not wait for that: it is started at once and reaps them when
+		 * it has compiled.  Processes stay bounded: past the cap only by
+		 * evictions of cold starts in progress, one each. */
+		chain = sandbox_trim(sbx.cfg.max_workers - 1);
+		if (chain) {
+			struct sandbox_worker *v = chain;
+
+			for (;; v = v->next) {
+				/* EOF on its requests: an idle worker then ends its run
+				 * children and reaps them itself (worker_serve) */
+				close(v->req_fd);
+				v->req_fd = -1;
+				sbx.killed++;
+				if (!v->next)
+					break;
+			}
+			v->next = dead;
+			dead = chain;
 		} else {
 			pthread_cond_wait(&sbx.returned, &sbx.lock);
 		}
@@ -574,6 +776,9 @@ static int sandbox_checkout(uint64_t key, const char *src, size_t len, struct sa
 		goto out;
 	}
 	memcpy(w->source, src, len);
+	w->victims = dead;
+	dead = NULL;
+	sbx.stats.pool_misses++;
 	w->srclen = len;
 	w->key = key;
 	w->req_fd = w->resp_fd = -1;
@@ -583,14 +788,40 @@ found:
 out:
 	sandbox_update_live();
 	pthread_mutex_unlock(&sbx.lock);
-	sandbox_kill_chain(dead);
+	sandbox_kill_chain(dead, true);
 	return ret;
+}
+
+/* Reap the workers evicted for @w (see sandbox_checkout): their request pipe
+ * was closed, so they are exiting; those not gone within the grace are killed. */
+static void sandbox_reap_victims(struct sandbox_worker *w)
+{
+	int64_t deadline = frame_now_ms() + SANDBOX_EXIT_GRACE_MS;
+	struct sandbox_worker *v = w->victims;
+
+	w->victims = NULL;
+	for (struct sandbox_worker *x = v; x; x = x->next) {
+		while (x->pid > 0) {
+			pid_t r = waitpid(x->pid, NULL, WNOHANG);
+
+			if (r == x->pid || (r < 0 && errno != EINTR)) {
+				x->pid = 0;
+			} else if (frame_now_ms() >= deadline) {
+				break; /* sandbox_kill_chain kills and reaps it */
+			} else if (r == 0) {
+				usleep(200);
+			}
+		}
+	}
+	sandbox_kill_chain(v, true);
 }
 
 /* Return a checked-out worker: to the idle list when @reuse, else kill it. */
 static void sandbox_checkin(struct sandbox_worker *w, bool reuse)
 {
 	struct sandbox_worker *dead = NULL;
+
+	sandbox_reap_victims(w);
 
 	pthread_mutex_lock(&sbx.lock);
 	sandbox_list_del(&sbx.busy, w);
@@ -603,7 +834,7 @@ static void sandbox_checkin(struct sandbox_worker *w, bool reuse)
 	sandbox_update_live();
 	pthread_cond_broadcast(&sbx.returned);
 	pthread_mutex_unlock(&sbx.lock);
-	sandbox_kill_chain(dead);
+	sandbox_kill_chain(dead, false);
 }
 
 /* Start the reserved worker @w and compile its source.  0 or -EIO with @err. */
@@ -654,6 +885,7 @@ static int sandbox_start(struct sandbox_worker *w, struct buf *err)
 	sbx.stats.compile_failures++;
 	pthread_mutex_unlock(&sbx.lock);
 out:
+	sandbox_reap_victims(w);
 	buf_free(&msg);
 	return ret;
 }
@@ -732,7 +964,11 @@ void sandbox_shutdown(void)
 		pthread_cond_wait(&sbx.returned, &sbx.lock);
 	sandbox_update_live();
 	pthread_mutex_unlock(&sbx.lock);
-	sandbox_kill_chain(dead);
+	sandbox_kill_chain(dead, false);
+	pthread_mutex_lock(&sbx.mlock);
+	sandbox_mother_stop();
+	sbx.mother_starts = 0;
+	pthread_mutex_unlock(&sbx.mlock);
 	free(sbx.worker_path);
 	free(sbx.include_dir);
 	sbx.worker_path = sbx.include_dir = NULL;
@@ -924,7 +1160,7 @@ void sandbox_forget(const char *source, size_t srclen)
 			w->forgotten = true;
 	sandbox_update_live();
 	pthread_mutex_unlock(&sbx.lock);
-	sandbox_kill_chain(dead);
+	sandbox_kill_chain(dead, false);
 }
 
 void sandbox_get_stats(struct sandbox_stats *st)
@@ -1232,4 +1468,23 @@ int sandbox_run_batch(const char *source, size_t srclen, const char *frames, siz
 	*ran = done;
 	buf_free(&why);
 	return ret;
+}
+
+void sandbox_stats_print(struct buf *out)
+{
+	struct sandbox_stats st;
+	uint64_t asked;
+
+	sandbox_get_stats(&st);
+	asked = st.pool_hits + st.pool_misses;
+	buf_printf(out, "worker_forks %llu\n", (unsigned long long)st.forks);
+	buf_printf(out, "worker_mother_spawns %llu\n", (unsigned long long)st.mother_spawns);
+	buf_printf(out, "worker_compiles %llu\n", (unsigned long long)st.compiles);
+	buf_printf(out, "worker_evictions %llu\n", (unsigned long long)st.evictions);
+	buf_printf(out, "worker_pool_hits %llu\n", (unsigned long long)st.pool_hits);
+	buf_printf(out, "worker_pool_misses %llu\n", (unsigned long long)st.pool_misses);
+	/* stats values are integers: the ratio in thousandths */
+	buf_printf(out, "worker_pool_hit_permille %llu\n",
+		   (unsigned long long)(asked ? st.pool_hits * 1000 / asked : 0));
+	buf_printf(out, "workers_max %u\n", sbx.cfg.max_workers);
 }

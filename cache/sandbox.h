@@ -114,7 +114,20 @@ struct sandbox_stats {
 	uint64_t spawns, runs, compiles, compile_failures, crashes, timeouts, live_workers;
 	uint64_t calls, parked_max; /* call frames served; most workers parked at once */
 	uint64_t run_ns; /* time in run exchanges: request written to answer read */
+	/* The long tail (issue 16).  spawns = forks + workers spawned one by one
+	 * (posix_spawn: -o worker_reuse, or no mother). */
+	uint64_t forks;		/* workers forked by the mother */
+	uint64_t mother_spawns; /* mothers started (1, unless one died) */
+	uint64_t evictions;	/* idle workers killed to stay under max_workers */
+	/* Of the times a worker was wanted (a compile, a run, a batch): an
+	 * admission's compile and the run after it are one miss and one hit. */
+	uint64_t pool_hits;   /* a compiled worker of the source was idle */
+	uint64_t pool_misses; /* none was: a cold start (spawn and compile) */
 };
 void sandbox_get_stats(struct sandbox_stats *st);
+
+/* The counters above that proc_stats() does not print, as "name value" lines
+ * (worker pool hit ratio, forks, evictions, mother). */
+void sandbox_stats_print(struct buf *out);
 
 #endif

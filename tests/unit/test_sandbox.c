@@ -488,7 +488,10 @@ static void test_hostile(void)
 	check(n >= 20 && none, "hostile corpus created no files outside", "%zu files", n);
 }
 
-/* Children of this process, and seglam-worker processes anywhere, from /proc. */
+/* Children of this process, and seglam-worker processes anywhere, from /proc.
+ * The worker mother (one process that forks workers, not a worker) is a child
+ * too, counted only while the pool is live (@mothers: how many there are). */
+static int mothers;
 static void count_procs(int *children, int *workers)
 {
 	DIR *d = opendir("/proc");
@@ -514,6 +517,8 @@ static void count_procs(int *children, int *workers)
 			if (lp && rp && sscanf(rp + 2, "%c %d", &state, &ppid) == 2) {
 				snprintf(comm, sizeof(comm), "%.*s", (int)(rp - lp - 1), lp + 1);
 				*children += ppid == getpid();
+				*children -= ppid == getpid() && mothers &&
+					     strcmp(comm, "seglam-mother") == 0;
 				*workers += ppid == getpid() && strcmp(comm, "seglam-worker") == 0;
 			}
 		}
@@ -584,12 +589,20 @@ static void test_pool_limits(void)
 		ok &= run(src[i], "", &out, &err) == 0 && out.data[0] == '0' + i;
 	}
 	sandbox_get_stats(&st);
+	mothers = 1;
 	count_procs(&children, &workers);
 	check(ok && st.live_workers == 3 && children == 3, "LRU keeps max_workers live",
 	      "ok=%d live=%llu children=%d", ok, (unsigned long long)st.live_workers, children);
+	/* issue 16: five cold starts, each forked by the one mother, two evicted */
+	check(st.evictions == 2 && st.pool_misses == 5 && st.forks == 5 && st.mother_spawns == 1,
+	      "LRU evictions and forks by the mother are counted",
+	      "evictions=%llu misses=%llu forks=%llu mothers=%llu",
+	      (unsigned long long)st.evictions, (unsigned long long)st.pool_misses,
+	      (unsigned long long)st.forks, (unsigned long long)st.mother_spawns);
 	sandbox_forget(src[4], strlen(src[4]));
 	sandbox_get_stats(&st);
 	count_procs(&children, &workers);
+	mothers = 0;
 	check(st.live_workers == 2 && children == 2, "sandbox_forget kills that source's workers",
 	      "live=%llu children=%d", (unsigned long long)st.live_workers, children);
 	ok = run(src[4], "", &out, &err) == 0 && out.data[0] == '4';
