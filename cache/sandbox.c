@@ -49,9 +49,6 @@ struct sandbox_worker {
 	pid_t pid;
 	int req_fd, resp_fd; /* our ends, O_CLOEXEC | O_NONBLOCK */
 	bool forgotten;	     /* sandbox_forget() while busy: discard on return */
-	/* Workers evicted to make room for this one: SIGKILLed at once, reaped
-	 * once it has started (their exit overlaps its compile). */
-	struct sandbox_worker *victims;
 	bool parked;	     /* waiting on a seglam_call: not counted against the cap */
 };
 
@@ -709,6 +706,8 @@ static void sandbox_update_live(void)
  * the cap is reached by busy and dying workers: the cap bounds processes, so an
  * evicted worker counts until it has been reaped.
  */
+static void sandbox_reap_chain(struct sandbox_worker *v);
+
 static int sandbox_checkout(uint64_t key, const char *src, size_t len, struct sandbox_worker **out)
 {
 	struct sandbox_worker *w, *dead = NULL, *chain;
@@ -743,10 +742,10 @@ static int sandbox_checkout(uint64_t key, const char *src, size_t len, struct sa
 			break;
 		/* Make room: evict least recently used idle workers.  An idle
 		 * worker runs no procedure code, and with its request pipe closed
-		 * it never will: it ends its children and exits.  So the new worker
-		 * need not wait for that: it is started at once and reaps them when
-		 * it has compiled.  Processes stay bounded: past the cap only by
-		 * evictions of cold starts in progress, one each. */
+		 * it never will: it ends its children and exits.  The caller reaps
+		 * them (sandbox_reap_chain, after the lock is dropped) before it
+		 * starts the new worker, so the cap bounds processes: a reservation
+		 * in busy and its victims are never alive together past it. */
 		chain = sandbox_trim(sbx.cfg.max_workers - 1);
 		if (chain) {
 			struct sandbox_worker *v = chain;
@@ -776,8 +775,6 @@ static int sandbox_checkout(uint64_t key, const char *src, size_t len, struct sa
 		goto out;
 	}
 	memcpy(w->source, src, len);
-	w->victims = dead;
-	dead = NULL;
 	sbx.stats.pool_misses++;
 	w->srclen = len;
 	w->key = key;
@@ -788,18 +785,17 @@ found:
 out:
 	sandbox_update_live();
 	pthread_mutex_unlock(&sbx.lock);
-	sandbox_kill_chain(dead, true);
+	sandbox_reap_chain(dead);
 	return ret;
 }
 
-/* Reap the workers evicted for @w (see sandbox_checkout): their request pipe
- * was closed, so they are exiting; those not gone within the grace are killed. */
-static void sandbox_reap_victims(struct sandbox_worker *w)
+/* Reap evicted workers (see sandbox_checkout): their request pipe was closed, so
+ * they are exiting and reap their own run children (a SIGKILL would leave the
+ * child forked ahead to PID 1); those not gone within the grace are killed. */
+static void sandbox_reap_chain(struct sandbox_worker *v)
 {
 	int64_t deadline = frame_now_ms() + SANDBOX_EXIT_GRACE_MS;
-	struct sandbox_worker *v = w->victims;
 
-	w->victims = NULL;
 	for (struct sandbox_worker *x = v; x; x = x->next) {
 		while (x->pid > 0) {
 			pid_t r = waitpid(x->pid, NULL, WNOHANG);
@@ -820,8 +816,6 @@ static void sandbox_reap_victims(struct sandbox_worker *w)
 static void sandbox_checkin(struct sandbox_worker *w, bool reuse)
 {
 	struct sandbox_worker *dead = NULL;
-
-	sandbox_reap_victims(w);
 
 	pthread_mutex_lock(&sbx.lock);
 	sandbox_list_del(&sbx.busy, w);
@@ -885,7 +879,6 @@ static int sandbox_start(struct sandbox_worker *w, struct buf *err)
 	sbx.stats.compile_failures++;
 	pthread_mutex_unlock(&sbx.lock);
 out:
-	sandbox_reap_victims(w);
 	buf_free(&msg);
 	return ret;
 }
