@@ -465,28 +465,8 @@ static int proc_load_cases(const char *type, struct llm_case **out, size_t *nout
 	return ret;
 }
 
-/* Quote untrusted bytes for a one-line log message, shortened. */
-static void quote(struct buf *b, const char *s, size_t len)
-{
-	size_t i, max = 200;
-
-	buf_addc(b, '\'');
-	for (i = 0; i < len && i < max; i++) {
-		unsigned char c = (unsigned char)s[i];
-
-		if (c == '\n')
-			buf_adds(b, "\\n");
-		else if (c == '\\' || c == '\'')
-			buf_printf(b, "\\%c", c);
-		else if (c < 0x20 || c == 0x7f)
-			buf_printf(b, "\\x%02x", c);
-		else
-			buf_addc(b, (char)c);
-	}
-	buf_addc(b, '\'');
-	if (len > max)
-		buf_printf(b, "... (%zu bytes)", len);
-}
+/* Untrusted bytes quoted for a one-line log message, at most 200 of them. */
+#define quote(b, s, len) buf_addquoted((b), (s), (len), 200)
 
 /*
  * Run the procedure on every case.  Returns 0, or -EIO with the first failure in

@@ -186,30 +186,8 @@ struct synth_run {
 #define SYNTH_MAX_COMPARE 96
 #define SYNTH_MAX_VERSIONS 5
 
-/* Untrusted bytes as a short printable string (for the log, prompts and meta.json). */
-static void synth_quote(struct buf *b, const char *s, size_t len)
-{
-	size_t i, max = 160;
-
-	buf_addc(b, '\'');
-	for (i = 0; i < len && i < max; i++) {
-		unsigned char c = (unsigned char)s[i];
-
-		if (c == '\n')
-			buf_adds(b, "\\n");
-		else if (c == '\t')
-			buf_adds(b, "\\t");
-		else if (c == '\\' || c == '\'')
-			buf_printf(b, "\\%c", c);
-		else if (c < 0x20 || c == 0x7f)
-			buf_printf(b, "\\x%02x", c);
-		else
-			buf_addc(b, (char)c);
-	}
-	buf_addc(b, '\'');
-	if (len > max)
-		buf_printf(b, "... (%zu bytes)", len);
-}
+/* Untrusted bytes quoted for a one-line message, at most 160 of them. */
+#define synth_quote(b, s, len) buf_addquoted((b), (s), (len), 160)
 
 /* @text on one line (the log is one line an event): newlines become "; ". */
 static void synth_oneline(struct buf *line, const struct buf *text)
