@@ -182,6 +182,15 @@ static void sandbox_describe_status(int status, struct buf *err)
 }
 
 /* Why did this worker stop talking?  Reaps it and appends the reason to @err. */
+/* A run or batch exchange passed its deadline: say so and count it. */
+static void sandbox_timed_out(struct buf *err)
+{
+	buf_printf(err, "timed out after %u ms", sbx.cfg.timeout_ms);
+	pthread_mutex_lock(&sbx.lock);
+	sbx.stats.timeouts++;
+	pthread_mutex_unlock(&sbx.lock);
+}
+
 static void sandbox_worker_diagnose(struct sandbox_worker *w, struct buf *err)
 {
 	int64_t deadline = frame_now_ms() + SANDBOX_EXIT_GRACE_MS;
@@ -619,10 +628,7 @@ again:
 	data->data[rlen] = '\0';
 	return status;
 timeout:
-	buf_printf(err, "timed out after %u ms", sbx.cfg.timeout_ms);
-	pthread_mutex_lock(&sbx.lock);
-	sbx.stats.timeouts++;
-	pthread_mutex_unlock(&sbx.lock);
+	sandbox_timed_out(err);
 	goto kill;
 died:
 	sandbox_worker_diagnose(w, err);
@@ -1346,10 +1352,7 @@ static int sandbox_batch_exchange(struct sandbox_worker *w, const char *frames, 
 	log_error("sandbox: worker %d sent bytes after its last answer: killed", (int)w->pid);
 	goto kill;
 timeout:
-	buf_printf(err, "timed out after %u ms", sbx.cfg.timeout_ms);
-	pthread_mutex_lock(&sbx.lock);
-	sbx.stats.timeouts++;
-	pthread_mutex_unlock(&sbx.lock);
+	sandbox_timed_out(err);
 	goto kill;
 died:
 	out->len = parse; /* drop a partial record */
