@@ -139,7 +139,8 @@ static bool nearest_example(const char *type, struct llm_case *c)
 
 	store_type_dir(type, &path);
 	buf_adds(&path, "/tests");
-	fd = openat(store_root_fd(), path.data, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	/* Beneath STORE: a tests/ or type directory planted as a symlink is refused. */
+	fd = store_open_beneath(path.data, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
 	buf_free(&path);
 	if (fd < 0)
 		return false;
@@ -179,8 +180,7 @@ static bool nearest_has_source(const char *type)
 
 	store_type_dir(type, &path);
 	buf_adds(&path, "/source.c");
-	yes = fstatat(store_root_fd(), path.data, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
-	      S_ISREG(st.st_mode);
+	yes = store_lstat(path.data, &st) == 0 && S_ISREG(st.st_mode);
 	buf_free(&path);
 	return yes;
 }

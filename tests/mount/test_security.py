@@ -280,6 +280,21 @@ def test_tests_symlink_never_reaches_the_prompt(mounts, llm, outside):
     assert 'topsecret' not in m.daemon_log() and 'canary-secret' not in m.daemon_log()
 
 
+def test_nearest_types_in_a_prompt_never_follow_a_symlinked_tests(mounts, llm, outside):
+    """The synthesis prompt lists nearby types with an example from their tests/: a
+    tests/ planted as a symlink out of STORE is not read for it."""
+    write(os.path.join(outside, 'x.in'), 'topsecret-input')
+    write(os.path.join(outside, 'x.out'), 'TOPSECRET-INPUT\n')
+    m = mounts(env=llm.env())
+    m.put_proc('caps-helper', UPPER, spec='Upper-case caps helper.\n')
+    os.symlink(outside, os.path.join(type_dir(m.store, 'caps-helper'), 'tests'))
+    llm.script([{'kind': 'code', 'code': UPPER}])
+    assert m.ask('caps', 'abc') == b'ABC\n'
+    prompt = llm.calls()['calls'][0]['prompt']
+    assert 'caps-helper' in prompt  # the neighbour is listed...
+    assert 'topsecret' not in prompt  # ...without what its symlinked tests/ holds
+
+
 def test_type_dir_planted_as_symlink(mounts, outside):
     """A type directory that is a symlink in STORE is refused: nothing is written
     where it points (log, meta.json, prompts)."""
