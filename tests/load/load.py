@@ -894,8 +894,13 @@ class Load:
             reasons.append('sanitizer reports')
         if r['clients_hung']:
             reasons.append('%d clients hung' % r['clients_hung'])
-        if r['max_worker_children'] > r['worker_cap']:
-            reasons.append('worker children %d > cap' % r['max_worker_children'])
+        # The cap bounds running workers; a caller parked on a seglam_call is a
+        # process beyond it (docs/composition.md), so the bound is the cap plus
+        # the most callers ever parked at once.
+        parked = r.get('daemon_stats', {}).get('workers_parked_max', 0)
+        if r['max_worker_children'] > r['worker_cap'] + parked:
+            reasons.append('worker children %d > cap %d + %d parked'
+                           % (r['max_worker_children'], r['worker_cap'], parked))
         if not r['daemon_crashed']:
             if r['fd_leak'] or r['pipe_leak']:
                 reasons.append('fd leak %d, pipe leak %d' % (r['fd_leak'], r['pipe_leak']))
@@ -925,9 +930,10 @@ def summary_text(r):
                                    if not k.endswith(':ok')),
         '  faults injected: %s' % (r['faults_injected'] or 'none'),
         '  daemon: crashed %s, exit %s, sanitizer reports %d, max RSS %d MiB, max worker '
-        'children %d (cap %d)' % (r['daemon_crashed'], r['daemon_exit'], r['sanitizer_reports'],
-                                  r['max_rss_kb'] // 1024, r['max_worker_children'],
-                                  r['worker_cap'])]
+        'children %d (cap %d, callers parked at most %d)' % (
+            r['daemon_crashed'], r['daemon_exit'], r['sanitizer_reports'],
+            r['max_rss_kb'] // 1024, r['max_worker_children'], r['worker_cap'],
+            r.get('daemon_stats', {}).get('workers_parked_max', 0))]
     if not r['daemon_crashed']:
         lines.append('  after: workers %d (+%d zombies), fd leak %d, pipe leak %d, store temp '
                      'files live/dead %d/%d, view problems %d, final cases %d checked, %d failed' % (
