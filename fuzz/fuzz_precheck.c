@@ -1,5 +1,5 @@
 /*
- * fuzz precheck: cache/worker/precheck.c worker_precheck, the lexical screen every
+ * fuzz precheck: sandbox/worker/precheck.c worker_precheck, the lexical screen every
  * procedure source goes through in the worker before tcc sees a byte.  The input
  * is the source.
  *

@@ -1,7 +1,7 @@
 """What a pooled seglam-worker really runs with, read from /proc (SECURITY.md, "What
 the sandbox does", points 1-3 and 7): uid/gid nobody without capabilities or groups,
 no_new_privs, a seccomp filter, not dumpable, only its two pipes and /dev/null open,
-an empty environment, and the rlimits cache/worker/worker.c sets.
+an empty environment, and the rlimits sandbox/worker/worker.c sets.
 
 A worker is pooled only after it has answered "compiled", which it sends after
 installing seccomp (worker.c step 6), so every worker found here after the asks
@@ -17,7 +17,7 @@ NOBODY = 65534
 ROOT = os.geteuid() == 0
 SECRET = 'sk-SEGLAM-PRIV-TEST-4b1d9e'
 
-# cache/worker/worker.c worker_set_limits(): (soft, hard) as /proc/PID/limits
+# sandbox/worker/worker.c worker_set_limits(): (soft, hard) as /proc/PID/limits
 # prints them.  RLIMIT_AS is -o worker_mem, checked per test below.
 FIXED_LIMITS = {
     'Max cpu time': ('300', '310'),  # WORKER_CPU_BACKSTOP, +10 hard

@@ -1,5 +1,5 @@
 /*
- * test_precheck_tcc: cache/worker/precheck.c against tcc's own preprocessor.
+ * test_precheck_tcc: sandbox/worker/precheck.c against tcc's own preprocessor.
  *
  *	test_precheck_tcc TCC INCLUDE_DIR [COUNT [SEED]]
  *

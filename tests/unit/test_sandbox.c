@@ -1,5 +1,5 @@
 /*
- * test_sandbox: cache/sandbox.c and the seglam-worker it drives, end to end.
+ * test_sandbox: sandbox/sandbox.c and the seglam-worker it drives, end to end.
  *
  *	test_sandbox WORKER INCLUDE_DIR HOSTILE_DIR [NOLANDLOCK_WORKER]
  *

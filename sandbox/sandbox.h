@@ -2,7 +2,7 @@
  * sandbox: compiling and running untrusted procedure source, daemon side.
  *
  * Every compile and every run happens in a worker process started from the
- * seglam-worker helper binary (cache/worker/), never in the daemon.  This module
+ * seglam-worker helper binary (sandbox/worker/), never in the daemon.  This module
  * owns the pool of live workers (one compiled procedure each, keyed by the XXH3
  * of its source), the pipe protocol to them, time limits, answer caps and
  * killing/reaping.  Every byte read from a worker is treated as hostile.

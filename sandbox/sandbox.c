@@ -1,8 +1,8 @@
 /*
  * sandbox: daemon side of compiling and running procedures, see sandbox.h.
  *
- * Owns the pool of seglam-worker processes (cache/worker/), the pipe protocol to
- * them (cache/worker/frame.h), time limits, answer caps and reaping.  Every byte
+ * Owns the pool of seglam-worker processes (sandbox/worker/), the pipe protocol to
+ * them (sandbox/worker/frame.h), time limits, answer caps and reaping.  Every byte
  * read from a worker is hostile: lengths are checked against caps before any
  * allocation, an unexpected status kills the worker, and a worker that failed in
  * any way is never reused.
