@@ -210,7 +210,7 @@ int route_admit_reply(const char *nq, size_t nqlen, const char *text, size_t len
 				ret = -EINVAL;
 			}
 			/* Its example questions too: admitting them must not take questions
-			 * another type answers away from it (see refuse_winners). */
+			 * another type answers away from it (see route_refuse_winners). */
 			for (size_t i = 0; !ret && i < r->add.nex; i++) {
 				const struct rex *x = &r->add.ex[i];
 
