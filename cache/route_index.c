@@ -7,7 +7,8 @@
  * name, patterns, examples and spec (for nearness).  A question looks only at the
  * patterns filed under its own words: O(words), never a scan of the types.
  *
- * Every function here runs with rt.lock held: shared to read, exclusive to file.
+ * The tables, filing and finding run with rt.lock held (shared to read, exclusive to
+ * file, as each says); the word helpers and route_best_of touch nothing shared.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -45,6 +46,7 @@ static void vec_del(struct vec *v, struct rtype *t, uint32_t i)
 	v->n = j;
 }
 
+/* The hmap equality callbacks: a table's key is the item's string. */
 bool route_word_eq(const void *item, const void *key)
 {
 	return !strcmp(((const struct word *)item)->w, key);

@@ -198,6 +198,7 @@ void route_tdata_load(const char *name, struct tdata *d)
 
 /* ---- filing what was read, telling other daemons ------------------------ */
 
+/* Write the note STORE/routes/@name (see ROUTE_NOTES). */
 static void note_change(const char *name)
 {
 	int fd;
@@ -222,14 +223,16 @@ void route_reload(const char *name, bool note)
 	struct rtype *t;
 	struct refusal *others = NULL;
 	size_t nothers = 0;
-	bool changed, refused;
+	bool changed, refused, gone;
 	char *reason = NULL;
 
 	route_tdata_load(name, &d);
+	/* Asked before the lock: it is store I/O. */
+	gone = !d.ps.exists && !d.qs.exists && !store_type_exists(name);
 	pthread_rwlock_wrlock(&rt.lock);
 	t = route_type_find(name);
 	changed = !t || !sig_eq(&t->d.ps, &d.ps) || !sig_eq(&t->d.qs, &d.qs);
-	if (!t && !d.ps.exists && !d.qs.exists && !store_type_exists(name)) {
+	if (!t && gone) {
 		pthread_rwlock_unlock(&rt.lock);
 		route_tdata_free(&d);
 		return;
@@ -396,8 +399,8 @@ void route_ready(void)
 	if (rt.walked == 0) {
 		rt.walked = 1;
 		pthread_mutex_unlock(&rt.mu);
-		rt.notes_since =
-		    route_real_ns(); /* (no other thread reads it before walked == 2) */
+		/* (no other thread reads notes_since before walked == 2) */
+		rt.notes_since = route_real_ns();
 		sig_of(ROUTE_NOTES, &rt.notes);
 		store_foreach_type(walk_one, NULL);
 		walk_cross();
