@@ -40,8 +40,7 @@ static size_t hmap_probe(const struct hmap *m, uint64_t hash, const void *key)
 {
 	size_t mask = m->cap - 1, i = (size_t)hash & mask;
 
-	while (m->slots[i].item &&
-	       !(m->slots[i].hash == hash && m->eq(m->slots[i].item, key)))
+	while (m->slots[i].item && !(m->slots[i].hash == hash && m->eq(m->slots[i].item, key)))
 		i = (i + 1) & mask;
 	return i;
 }

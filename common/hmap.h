@@ -32,7 +32,10 @@ struct hmap {
 	hmap_eq_fn eq;
 };
 
-#define HMAP_INIT(eq_fn) {.slots = NULL, .cap = 0, .count = 0, .eq = (eq_fn)}
+/* A static initializer: an empty map. */
+/* clang-format off */
+#define HMAP_INIT(eq_fn) {.eq = (eq_fn)}
+/* clang-format on */
 
 void hmap_init(struct hmap *m, hmap_eq_fn eq);
 /* Free the table; @free_item (may be NULL) is called on each item first. */

@@ -187,7 +187,8 @@ static void test_wrap(void)
 	ok = hmap_remove(&m, 14, items[0]->key) == items[0];
 	ok &= hmap_remove(&m, 15, items[3]->key) == items[3];
 	for (unsigned k = 0; k < 8 && ok; k++)
-		ok = hmap_find(&m, 14 + (k % 2), items[k]->key) == (k == 0 || k == 3 ? NULL : items[k]);
+		ok = hmap_find(&m, 14 + (k % 2), items[k]->key) ==
+		     (k == 0 || k == 3 ? NULL : items[k]);
 	CHECK(ok, "runs that wrap around the end survive removal");
 	free(items[0]);
 	free(items[3]);
