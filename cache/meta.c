@@ -8,10 +8,31 @@
 #include <time.h>
 
 #include "buf.h"
+#include "log.h"
 #include "store.h"
 #include "xalloc.h"
 
 #define META_MAX (1024 * 1024)
+
+static cJSON *meta_nonnull(cJSON *item, const char *what)
+{
+	if (!item) {
+		/* log_msg() allocates; this path must not (as xalloc.c). */
+		log_emergency(what);
+		abort();
+	}
+	return item;
+}
+
+cJSON *meta_new_object(void)
+{
+	return meta_nonnull(cJSON_CreateObject(), "cJSON object: out of memory; aborting");
+}
+
+cJSON *meta_new_array(void)
+{
+	return meta_nonnull(cJSON_CreateArray(), "cJSON array: out of memory; aborting");
+}
 
 /*
  * Remove every member named @key: a person's meta.json may repeat a key, and
@@ -145,10 +166,8 @@ void meta_set_validation(cJSON *meta, cJSON *validation)
 
 void meta_set_calls(cJSON *meta, const char *const *names, size_t n, const char *version)
 {
-	cJSON *arr = cJSON_CreateArray();
+	cJSON *arr = meta_new_array();
 
-	if (!arr)
-		abort();
 	for (size_t i = 0; i < n; i++)
 		cJSON_AddItemToArray(arr, cJSON_CreateString(names[i]));
 	/* @names may point into the old array: replace it only once the new is built */
@@ -203,7 +222,7 @@ int meta_update(const char *type, void (*edit)(cJSON *meta, void *arg), void *ar
 	if (!cJSON_IsObject(meta)) {
 		/* A person's broken JSON must not break anything: start a fresh object. */
 		cJSON_Delete(meta);
-		meta = cJSON_CreateObject();
+		meta = meta_new_object();
 	}
 	meta_set_string(meta, "type", type);
 	edit(meta, arg);
