@@ -147,8 +147,9 @@ void meta_set_source(cJSON *meta, uint64_t source_hash)
 void meta_set_admission(cJSON *meta, uint64_t tests_id, bool compiled, bool passed,
 			const char *failure)
 {
-	if (tests_id)
-		meta_set_hash(meta, "tests_id", tests_id);
+	/* Always, 0 (no tests/) included: the record of an admission names the
+	 * tests it passed, and a type without tests is admitted on record too. */
+	meta_set_hash(meta, "tests_id", tests_id);
 	meta_set_string(meta, "compile", compiled ? "ok" : "failed");
 	meta_set_string(meta, "tests", passed ? "passed" : "failed");
 	if (failure)
