@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -887,6 +888,94 @@ static void test_no_landlock(void)
 	buf_free(&err);
 }
 
+/* Our seglam-worker children (the pool's workers; the mother is seglam-mother):
+ * how many, and the first pid in *@pid. */
+static int pooled_workers(pid_t *pid)
+{
+	DIR *d = opendir("/proc");
+	struct dirent *de;
+	int n = 0;
+
+	*pid = 0;
+	while (d && (de = readdir(d))) {
+		char path[300], buf[512];
+		int ppid;
+		char state;
+		FILE *f;
+
+		if (de->d_name[0] < '0' || de->d_name[0] > '9')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%s/stat", de->d_name);
+		f = fopen(path, "r");
+		if (!f)
+			continue;
+		if (fgets(buf, sizeof(buf), f) && strstr(buf, "(seglam-worker) ")) {
+			char *rp = strrchr(buf, ')');
+
+			if (sscanf(rp + 2, "%c %d", &state, &ppid) == 2 && ppid == getpid() &&
+			    state != 'Z' && n++ == 0)
+				*pid = (pid_t)atoi(de->d_name);
+		}
+		fclose(f);
+	}
+	if (d)
+		closedir(d);
+	return n;
+}
+
+/* Signal @pid's process group (the worker and the run child forked ahead) from
+ * outside, as an operator or the OOM killer would, and wait until it has exited
+ * (without reaping it: that is the pool's). */
+static void kill_worker(pid_t pid, int sig)
+{
+	siginfo_t info;
+
+	if (kill(-pid, sig) < 0)
+		kill(pid, sig);
+	while (waitid(P_PID, (id_t)pid, &info, WEXITED | WNOWAIT) < 0 && errno == EINTR)
+		;
+}
+
+/*
+ * A pooled worker killed from outside while idle (SIGKILL: the OOM killer, an
+ * operator) is not the input's fault: the run is tried once more in a fresh worker.
+ * Any other end of a worker is the run's answer: it fails, and is not tried again.
+ */
+static void test_killed_worker(void)
+{
+	struct buf out = BUF_INIT, err = BUF_INIT;
+	struct sandbox_stats st;
+	pid_t pid;
+	int r, n;
+
+	sandbox_shutdown();
+	start(0);
+	r = run(good_src, "2", &out, &err);
+	n = pooled_workers(&pid);
+	CHECK_WHY(r == 0 && n == 1, "one warm worker in the pool", "r=%d workers=%d err=%s", r, n,
+		  buf_str(&err));
+	if (pid > 0)
+		kill_worker(pid, SIGKILL);
+	r = run(good_src, "3", &out, &err);
+	sandbox_get_stats(&st);
+	CHECK_WHY(r == 0 && strcmp(buf_str(&out), "10\n") == 0 && st.crashes == 1,
+		  "a worker killed by SIGKILL while idle: the run is retried in a fresh one",
+		  "r=%d out=%s err=%s crashes=%llu", r, buf_str(&out), buf_str(&err),
+		  (unsigned long long)st.crashes);
+	n = pooled_workers(&pid);
+	if (pid > 0)
+		kill_worker(pid, SIGTERM);
+	r = run(good_src, "4", &out, &err);
+	CHECK_WHY(n == 1 && r == -EIO && strstr(buf_str(&err), "SIGTERM"),
+		  "a worker ended by another signal fails that run, no retry",
+		  "workers=%d r=%d out=%s err=%s", n, r, buf_str(&out), buf_str(&err));
+	r = run(good_src, "4", &out, &err);
+	CHECK_WHY(r == 0 && strcmp(buf_str(&out), "17\n") == 0, "and the next run answers",
+		  "r=%d out=%s err=%s", r, buf_str(&out), buf_str(&err));
+	buf_free(&out);
+	buf_free(&err);
+}
+
 int main(int argc, char **argv)
 {
 	struct sandbox_stats st;
@@ -915,6 +1004,7 @@ int main(int argc, char **argv)
 	test_runs_isolated();
 	test_worker_reuse();
 	test_no_landlock();
+	test_killed_worker();
 	test_concurrency();
 	test_timing();
 
