@@ -1,7 +1,7 @@
 /*
  * seglam-worker: compiles one untrusted procedure with libtcc and runs it on inputs.
  *
- * Started by sandbox/sandbox.c with posix_spawn, an empty environment and
+ * Started by sandbox/spawn.c with posix_spawn, an empty environment and
  *	argv: seglam-worker INCLUDE_DIR LIBTCC1_A MEM_LIMIT_BYTES ANSWER_CAP_BYTES [FLAG...]
  * (FLAGs: allow_no_landlock, reuse).  fd 0 = requests, fd 1 = responses (frame.h), fd 2 =
  * /dev/null. Without Landlock the worker refuses to compile (tcc could read any file this user can)

@@ -141,7 +141,7 @@ def test_fds(workers):
     """Point 1: fd 0 and 1 are the request and response pipes, fd 2 is /dev/null,
     fds 3 and 4 the zygote's ends of the two pipes to the current run's child (its
     answers, and call answers to it) and fds 5 and 6 those to the child forked
-    ahead for the next run; nothing else (sandbox.c
+    ahead for the next run; nothing else (sandbox/spawn.c
     spawns with closefrom(3), confine.c close_range(3); tcc's include and libtcc1.a
     fds and the Landlock ruleset fd are closed before the worker answers
     "compiled")."""
@@ -167,7 +167,7 @@ def test_fds(workers):
 
 
 def test_empty_environment(workers):
-    """The API key is in the daemon's environment but in no worker's: sandbox.c
+    """The API key is in the daemon's environment but in no worker's: sandbox/spawn.c
     spawns with envp = {NULL}."""
     m, pids, _ = workers
     with open(f'/proc/{m.proc.pid}/environ', 'rb') as f:
