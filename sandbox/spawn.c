@@ -4,9 +4,10 @@
  * Workers are started with posix_spawn, never fork: the daemon is multithreaded
  * and holds the FUSE fd and the LLM API key; posix_spawn (clone(CLONE_VFORK) +
  * exec in glibc) copies nothing of that, and the environment passed is empty.
- * Most workers come from the mother (worker.c "mother"), one seglam-worker
- * started that way which forks a worker per request: the request carries the
- * worker's pipe ends over SCM_RIGHTS and the answer is its pid.  When there is no
+ * Most workers come from the mother (worker/mother.c), one seglam-worker
+ * started that way which forks a worker per request (or hands over the spare it
+ * forked ahead): the request carries the worker's pipe ends over SCM_RIGHTS and
+ * the answer is its pid and the pid of a spare it found dead, if any.  When there is no
  * mother (-o worker_reuse, or it keeps failing) each worker is spawned on its own.
  * sandbox_start() then sends the source and reads the compile verdict.
  */
@@ -110,7 +111,13 @@ static int sandbox_spawn_exec(int fd0, int fd1, bool mother, pid_t *pid)
 	return ret;
 }
 
-/* End the mother (mom.lock held): close its socket (it exits on EOF), kill, reap. */
+/*
+ * End the mother (mom.lock held): close its socket (it exits on EOF), kill, reap.
+ * Its spare (worker.c mother.c) is our child too and still in the mother's
+ * process group: killed and reaped with it.  (A process group id is not reused
+ * while a member lives, so -pid still names the spare's group after the mother
+ * is reaped.)
+ */
 static void sandbox_mother_stop(void)
 {
 	if (mom.fd >= 0)
@@ -118,11 +125,26 @@ static void sandbox_mother_stop(void)
 	mom.fd = -1;
 	mom.forks = 0;
 	if (mom.pid > 0) {
+		kill(-mom.pid, SIGKILL);
 		kill(mom.pid, SIGKILL);
 		while (waitpid(mom.pid, NULL, 0) < 0 && errno == EINTR)
 			;
+		while (waitpid(-mom.pid, NULL, 0) > 0 || errno == EINTR)
+			;
 	}
 	mom.pid = 0;
+}
+
+/* Reap a spare the mother found dead: it is exiting (its socket is closed), or a
+ * process of ours that is not the mother's to name, which is then left alone. */
+static void sandbox_mother_reap_spare(pid_t spare)
+{
+	int64_t deadline = frame_now_ms() + SANDBOX_EXIT_GRACE_MS;
+
+	if (spare <= 0 || spare == mom.pid || getpgid(spare) != mom.pid)
+		return;
+	while (waitpid(spare, NULL, WNOHANG) == 0 && frame_now_ms() < deadline)
+		usleep(200);
 }
 
 /* Start the mother (mom.lock held).  0 or -errno. */
@@ -177,7 +199,7 @@ static int sandbox_mother_fork(int fd0, int fd1, pid_t *pid)
 			     .msg_controllen = sizeof(u.buf)};
 	struct cmsghdr *c;
 	struct pollfd p;
-	int32_t v = 0;
+	int32_t v[2] = {0, 0}; /* the worker's pid (or -errno), a dead spare's pid */
 	ssize_t n;
 	int ret;
 
@@ -220,17 +242,18 @@ static int sandbox_mother_fork(int fd0, int fd1, pid_t *pid)
 		goto fail;
 	}
 	do
-		n = recv(mom.fd, &v, sizeof(v), 0);
+		n = recv(mom.fd, v, sizeof(v), 0);
 	while (n < 0 && errno == EINTR);
 	if (n != (ssize_t)sizeof(v)) {
 		ret = -EIO;
 		goto fail;
 	}
-	if (v <= 0) {
-		ret = v < 0 ? v : -EIO;
+	sandbox_mother_reap_spare(v[1]);
+	if (v[0] <= 0) {
+		ret = v[0] < 0 ? v[0] : -EIO;
 		goto out;
 	}
-	*pid = v;
+	*pid = v[0];
 	mom.forks++;
 	ret = 0;
 	goto out;

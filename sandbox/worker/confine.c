@@ -180,7 +180,9 @@ static int worker_cmp_int(const void *a, const void *b)
 
 /* Make glibc do its one-time work (each may need a syscall the filter forbids)
  * while it still can: qsort caches the page counts from sysinfo() on the first
- * sort over 1 KiB, printf of floating point and malloc set up their state. */
+ * sort over 1 KiB, printf of floating point and malloc set up their state.
+ * libseccomp probes the kernel's seccomp API once per process (about ten
+ * system calls): done here, a worker forked by the mother inherits the answer. */
 void worker_warm_up(void)
 {
 	int v[4096];
@@ -195,6 +197,7 @@ void worker_warm_up(void)
 	sscanf("1.25 7", "%lf %d", &d, &v[0]);
 	p = malloc(1 << 20); /* over the mmap threshold */
 	free(p);
+	seccomp_api_get();
 }
 
 /*

@@ -17,6 +17,17 @@
  * closes everything else, the socket included, before it reads a byte of
  * source: no worker can talk to the mother, and no procedure (nor tcc) ever runs
  * in it.  The mother ends when the daemon closes the socket (or dies).
+ *
+ * The spare: so that a cold start waits for no fork, the mother keeps one child
+ * forked ahead (comm "seglam-spare", still in the mother's process group, fd 0
+ * closed), which warms its own heap with the mother's trusted warm-up compile
+ * (its copy-on-write faults are taken while it waits, not during the type's
+ * compile) and then waits on a socket of its own for the two pipe fds.  A
+ * request hands them to the spare and answers with its pid; the next spare is
+ * forked after the answer.  The answer is two int32s: the worker's pid (or
+ * -errno) and the pid of a spare found dead (0 if none), which the daemon, its
+ * parent, reaps.  A spare still waiting when the mother ends gets EOF and exits;
+ * the daemon reaps it with the mother's process group.
  */
 #include <errno.h>
 #include <libtcc.h>
@@ -33,14 +44,16 @@
 
 #define WORKER_MOTHER_NAME "seglam-mother"
 
-static void worker_mother_reply(int32_t v)
+static void worker_mother_reply(int32_t pid, int32_t dead_spare)
 {
-	while (send(0, &v, sizeof(v), MSG_NOSIGNAL) < 0 && errno == EINTR)
+	int32_t v[2] = {pid, dead_spare};
+
+	while (send(0, v, sizeof(v), MSG_NOSIGNAL) < 0 && errno == EINTR)
 		;
 }
 
-/* Receive one request: 0 with two pipe fds, 1 at EOF, -1 for a bad request. */
-static int worker_mother_recv(int fds[2])
+/* Receive one request on @sock: 0 with two pipe fds, 1 at EOF, -1 for a bad one. */
+static int worker_mother_recv(int sock, int fds[2])
 {
 	union {
 		struct cmsghdr h;
@@ -59,7 +72,7 @@ static int worker_mother_recv(int fds[2])
 
 	fds[0] = fds[1] = -1;
 	do
-		n = recvmsg(0, &msg, MSG_CMSG_CLOEXEC);
+		n = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
 	while (n < 0 && errno == EINTR);
 	if (n <= 0)
 		return 1;
@@ -85,22 +98,18 @@ static int worker_mother_recv(int fds[2])
 
 bool worker_warmed; /* by the mother, before this worker was forked */
 
-/* Returns only in a new worker, with its pipes on fds 0 and 1. */
-void worker_mother(char *argv0, const char *include_dir)
+/*
+ * tcc's first-use work on a fixed, trusted source: its code and the headers are
+ * then in the page cache, and the heap tcc uses is faulted in.  It is parsed
+ * only: nothing is relocated, so nothing of it is executable.
+ */
+static void worker_warm_compile(const char *include_dir)
 {
 	static const char warm[] =
 	    "#include <seglam.h>\nint seglam_run(const char *in, size_t len, "
 	    "seglam_out *out) { return seglam_write(out, in, len); }\n";
-	size_t len0 = strlen(argv0);
 	TCCState *s = tcc_new();
 
-	prctl(PR_SET_NAME, WORKER_MOTHER_NAME, 0, 0, 0);
-	/* Once for every worker to come: glibc's first-use work (worker_warm_up)
-	 * and tcc's (a compile of this fixed, trusted source: its code and the
-	 * headers are then in the page cache, and tcc's first-use work done).  It
-	 * is parsed only: nothing is relocated, so nothing of it is executable. */
-	worker_warm_up();
-	worker_warmed = true;
 	if (!s)
 		_exit(WORKER_EXIT_OOM);
 	tcc_set_options(s, "-nostdlib -nostdinc");
@@ -109,37 +118,142 @@ void worker_mother(char *argv0, const char *include_dir)
 	tcc_add_sysinclude_path(s, include_dir);
 	tcc_compile_string(s, warm);
 	tcc_delete(s);
+}
+
+/*
+ * Not glibc's fork: it cannot make the daemon the parent.  The child never runs
+ * procedure code itself (its run children are _Fork()ed, which sets their thread
+ * id right), so the thread id glibc keeps for this thread, stale in the child,
+ * is never used.
+ */
+static long worker_mother_clone(void)
+{
+	return syscall(SYS_clone, (unsigned long)(CLONE_PARENT | SIGCHLD), 0UL, NULL, NULL, 0UL);
+}
+
+/* In a new worker: its pipes @fds on 0 and 1, nothing else open, its name. */
+static void worker_mother_become(int fds[2], char *argv0)
+{
+	size_t len0 = strlen(argv0);
+
+	/* its own process group first: the daemon kills it with it */
+	setpgid(0, 0);
+	if (dup2(fds[0], 0) < 0 || dup2(fds[1], 1) < 0)
+		_exit(WORKER_EXIT_IO);
+	worker_close_fds();
+	/* look like the worker it is (ps, /proc/PID/comm and cmdline) */
+	prctl(PR_SET_NAME, "seglam-worker", 0, 0, 0);
+	if (len0 == strlen("seglam-worker"))
+		memcpy(argv0, "seglam-worker", len0);
+}
+
+static int spare_sock = -1; /* the mother's end of the socket to its spare */
+static pid_t spare_pid;
+
+/*
+ * Fork the spare (see the top of this file).  Returns in the mother, and in the
+ * spare only once it has its pipes (as a new worker, like worker_mother()).
+ */
+static bool worker_mother_spare(char *argv0, const char *include_dir, int fds[2])
+{
+	int sv[2];
+	long pid;
+
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+		return false;
+	pid = worker_mother_clone();
+	if (pid == 0) {
+		/* nothing of the daemon's socket: only the mother talks to it
+		 * (fd 0 becomes /dev/null, fd 1's, so the pipes received next
+		 * cannot land on 0 or 1 before worker_mother_become moves them) */
+		dup2(1, 0);
+		close(sv[0]);
+		prctl(PR_SET_NAME, "seglam-spare", 0, 0, 0);
+		worker_warm_compile(include_dir);
+		if (worker_mother_recv(sv[1], fds) != 0)
+			_exit(0); /* the mother is gone */
+		worker_mother_become(fds, argv0);
+		return true;
+	}
+	close(sv[1]);
+	if (pid < 0) {
+		close(sv[0]);
+		return false;
+	}
+	spare_sock = sv[0];
+	spare_pid = (pid_t)pid;
+	return false;
+}
+
+/* Hand @fds to the spare: 0, or -1 when it is gone (its pid then in *@dead). */
+static int worker_mother_hand_over(int fds[2], pid_t *dead)
+{
+	union {
+		struct cmsghdr h;
+		char buf[CMSG_SPACE(2 * sizeof(int))];
+	} u;
+	char byte = 'W';
+	struct iovec iov = {.iov_base = &byte, .iov_len = 1};
+	struct msghdr msg = {.msg_iov = &iov,
+			     .msg_iovlen = 1,
+			     .msg_control = u.buf,
+			     .msg_controllen = sizeof(u.buf)};
+	struct cmsghdr *c;
+	ssize_t n;
+
+	memset(&u, 0, sizeof(u));
+	c = CMSG_FIRSTHDR(&msg);
+	c->cmsg_level = SOL_SOCKET;
+	c->cmsg_type = SCM_RIGHTS;
+	c->cmsg_len = CMSG_LEN(2 * sizeof(int));
+	memcpy(CMSG_DATA(c), fds, 2 * sizeof(int));
+	do
+		n = sendmsg(spare_sock, &msg, MSG_NOSIGNAL);
+	while (n < 0 && errno == EINTR);
+	close(spare_sock);
+	spare_sock = -1;
+	if (n != 1)
+		*dead = spare_pid;
+	return n == 1 ? 0 : -1;
+}
+
+/* Returns only in a new worker, with its pipes on fds 0 and 1. */
+void worker_mother(char *argv0, const char *include_dir)
+{
+	prctl(PR_SET_NAME, WORKER_MOTHER_NAME, 0, 0, 0);
+	/* Once for every worker to come: glibc's first-use work (worker_warm_up)
+	 * and tcc's. */
+	worker_warm_up();
+	worker_warmed = true;
+	worker_warm_compile(include_dir);
 	for (;;) {
 		int fds[2], r;
+		pid_t dead = 0;
 		long pid;
 
-		r = worker_mother_recv(fds);
+		/* After the answer to the last request, before the next one. */
+		if (spare_sock < 0 && worker_mother_spare(argv0, include_dir, fds))
+			return;
+		r = worker_mother_recv(0, fds);
 		if (r > 0)
 			_exit(0);
 		if (r < 0) {
-			worker_mother_reply(-EBADMSG);
+			worker_mother_reply(-EBADMSG, 0);
 			continue;
 		}
-		/* Not glibc's fork: it cannot make the daemon the parent.  The child
-		 * never runs procedure code itself (its run children are _Fork()ed,
-		 * which sets their thread id right), so the thread id glibc keeps
-		 * for this thread, stale in the child, is never used. */
-		pid = syscall(SYS_clone, (unsigned long)(CLONE_PARENT | SIGCHLD), 0UL, NULL, NULL,
-			      0UL);
-		if (pid == 0) {
-			/* its own process group first: the daemon kills it with it */
-			setpgid(0, 0);
-			if (dup2(fds[0], 0) < 0 || dup2(fds[1], 1) < 0)
-				_exit(WORKER_EXIT_IO);
-			worker_close_fds();
-			/* look like the worker it is (ps, /proc/PID/comm and cmdline) */
-			prctl(PR_SET_NAME, "seglam-worker", 0, 0, 0);
-			if (len0 == strlen("seglam-worker"))
-				memcpy(argv0, "seglam-worker", len0);
-			return;
+		if (spare_sock >= 0 && worker_mother_hand_over(fds, &dead) == 0) {
+			pid = spare_pid;
+		} else {
+			pid = worker_mother_clone();
+			if (pid == 0) {
+				worker_mother_become(fds, argv0);
+				return;
+			}
+			if (pid < 0)
+				pid = -errno;
 		}
 		close(fds[0]);
 		close(fds[1]);
-		worker_mother_reply(pid > 0 ? (int32_t)pid : -errno);
+		worker_mother_reply((int32_t)pid, (int32_t)dead);
 	}
 }

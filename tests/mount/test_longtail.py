@@ -11,6 +11,7 @@ environment, no fd but its socket and /dev/null) and does not outlive the daemon
 import errno
 import os
 import shutil
+import time
 
 from conftest import UPPER, alive, worker_pids, write
 from test_shared import poll_answer
@@ -33,8 +34,9 @@ int seglam_run(const char *in, size_t len, seglam_out *out)
 ''')
 
 
-def mothers(daemon):
-    """PIDs of seglam-mother processes whose parent is @daemon."""
+def mothers(daemon, name='seglam-mother'):
+    """PIDs of seglam-mother processes (or spares, name='seglam-spare') whose
+    parent is @daemon."""
     out = []
     for d in os.listdir('/proc'):
         if not d.isdigit():
@@ -44,9 +46,9 @@ def mothers(daemon):
                 stat = f.read()
         except OSError:
             continue
-        name = stat[stat.index('(') + 1:stat.rindex(')')]
         ppid = int(stat.rsplit(')', 1)[1].split()[1])
-        if name == 'seglam-mother' and ppid == daemon and alive(int(d)):
+        comm = stat[stat.index('(') + 1:stat.rindex(')')]
+        if comm == name and ppid == daemon and alive(int(d)):
             out.append(int(d))
     return out
 
@@ -157,8 +159,10 @@ def test_delete_while_cached(mounts):
 def test_mother_is_confined_and_ends_with_the_daemon(mounts):
     """The mother runs no procedure code, but every worker starts as a copy of it:
     it has no environment (the API key is in the daemon's), runs as nobody under
-    the workers' limits, holds only its socket and /dev/null, is not dumpable, and
-    is gone (reaped) after unmount, with every worker."""
+    the workers' limits, holds only its socket, its spare's and /dev/null, is not
+    dumpable, and is gone (reaped) after unmount, with every worker.  Its spare
+    (the next worker, forked ahead) is confined the same way and holds nothing of
+    the daemon: not its socket to the mother."""
     m = mounts(options=['-o', 'workers=2'], env={'SEGLAM_LLM_API_KEY': SECRET})
     m.put_proc('mo', UPPER)
     assert m.ask('mo', 'abc') == b'ABC\n'
@@ -168,25 +172,44 @@ def test_mother_is_confined_and_ends_with_the_daemon(mounts):
     with open(f'/proc/{pid}/environ', 'rb') as f:
         assert f.read() == b''
     fds = sorted(int(x) for x in os.listdir(f'/proc/{pid}/fd'))
-    assert fds == [0, 1, 2]
-    assert os.readlink(f'/proc/{pid}/fd/0').startswith('socket:')
+    assert fds == [0, 1, 2, 3]
+    daemon_socket = os.readlink(f'/proc/{pid}/fd/0')
+    assert daemon_socket.startswith('socket:')
     assert os.readlink(f'/proc/{pid}/fd/1') == '/dev/null'
     assert os.readlink(f'/proc/{pid}/fd/2') == '/dev/null'
-    st = {}
-    with open(f'/proc/{pid}/status') as f:
-        for line in f:
-            k, _, v = line.partition(':')
-            st[k] = v.strip()
-    assert st['NoNewPrivs'] == '1'
-    assert st['CapEff'] == '0000000000000000'
-    if ROOT:
-        assert st['Uid'].split() == [str(NOBODY)] * 4
-        assert st['Gid'].split() == [str(NOBODY)] * 4
-    with open(f'/proc/{pid}/limits') as f:
-        limits = f.read()
-    assert 'Max file size' in limits
-    line = [ln for ln in limits.splitlines() if ln.startswith('Max file size')][0]
-    assert line.split()[3:5] == ['0', '0']
+    assert os.readlink(f'/proc/{pid}/fd/3').startswith('socket:')
+    # the spare is forked after the answer: give it a moment to appear
+    for _ in range(500):
+        spares = mothers(m.proc.pid, name='seglam-spare')
+        if spares:
+            break
+        time.sleep(0.01)
+    assert len(spares) == 1
+    spare = spares[0]
+    assert os.getpgid(spare) == pid  # reaped with the mother's group
+    with open(f'/proc/{spare}/environ', 'rb') as f:
+        assert f.read() == b''
+    links = [os.readlink(f'/proc/{spare}/fd/{x}') for x in os.listdir(f'/proc/{spare}/fd')]
+    # /dev/null on 0-2 and one socket, its own end of the mother's, never the daemon's
+    assert daemon_socket not in links
+    assert sorted(links)[:3] == ['/dev/null'] * 3
+    assert len(links) == 4 and sorted(links)[3].startswith('socket:')
+    for p in (pid, spare):
+        st = {}
+        with open(f'/proc/{p}/status') as f:
+            for line in f:
+                k, _, v = line.partition(':')
+                st[k] = v.strip()
+        assert st['NoNewPrivs'] == '1'
+        assert st['CapEff'] == '0000000000000000'
+        if ROOT:
+            assert st['Uid'].split() == [str(NOBODY)] * 4
+            assert st['Gid'].split() == [str(NOBODY)] * 4
+        with open(f'/proc/{p}/limits') as f:
+            limits = f.read()
+        assert 'Max file size' in limits
+        line = [ln for ln in limits.splitlines() if ln.startswith('Max file size')][0]
+        assert line.split()[3:5] == ['0', '0']
     # workers are the daemon's children (forked with CLONE_PARENT), not the mother's
     workers = worker_pids(parent=m.proc.pid)
     assert workers
@@ -196,6 +219,46 @@ def test_mother_is_confined_and_ends_with_the_daemon(mounts):
     assert not alive(pid)
     assert not [w for w in workers if alive(w)]
     assert not mothers(daemon)
+    assert not alive(spare)
+
+
+def gone(pid):
+    """Neither running nor a zombie: reaped."""
+    return not os.path.exists(f'/proc/{pid}')
+
+
+def wait_for_spare(daemon):
+    for _ in range(500):
+        spares = mothers(daemon, name='seglam-spare')
+        if spares:
+            return spares[0]
+        time.sleep(0.01)
+    raise AssertionError('no spare worker appeared')
+
+
+def test_spare_is_the_next_worker_and_a_killed_one_is_reaped(mounts):
+    """A cold start takes the spare the mother forked ahead (its pid becomes the
+    new worker's); a spare killed from outside is found dead at the next cold
+    start, which still answers, and the daemon reaps it (no zombie is left)."""
+    m = mounts(options=['-o', 'workers=4'])
+    for t in ('s1', 's2', 's3'):
+        m.put_proc(t, tagged(t))
+    assert m.ask('s1', 'a') == b's1:a\n'
+    spare = wait_for_spare(m.proc.pid)
+    assert m.ask('s2', 'b') == b's2:b\n'
+    assert spare in worker_pids(parent=m.proc.pid)
+    with open(f'/proc/{spare}/comm') as f:
+        assert f.read().strip() == 'seglam-worker'
+    victim = wait_for_spare(m.proc.pid)
+    os.kill(victim, 9)
+    assert m.ask('s3', 'c') == b's3:c\n'
+    for _ in range(500):
+        if gone(victim):
+            break
+        time.sleep(0.01)
+    assert gone(victim)
+    assert m.ask('s1', 'd') == b's1:d\n'
+    assert m.proc.poll() is None
 
 
 def test_killed_mother_is_replaced(mounts):

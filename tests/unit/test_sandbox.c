@@ -483,8 +483,9 @@ static void test_hostile(void)
 }
 
 /* Children of this process, and seglam-worker processes anywhere, from /proc.
- * The worker mother (one process that forks workers, not a worker) is a child
- * too, counted only while the pool is live (@mothers: how many there are). */
+ * The worker mother (one process that forks workers, not a worker) and its
+ * spare (forked ahead, not yet a worker) are children too, counted only while
+ * the pool is live (@mothers: how many mothers there are). */
 static int mothers;
 static void count_procs(int *children, int *workers)
 {
@@ -512,7 +513,8 @@ static void count_procs(int *children, int *workers)
 				snprintf(comm, sizeof(comm), "%.*s", (int)(rp - lp - 1), lp + 1);
 				*children += ppid == getpid();
 				*children -= ppid == getpid() && mothers &&
-					     strcmp(comm, "seglam-mother") == 0;
+					     (strcmp(comm, "seglam-mother") == 0 ||
+					      strcmp(comm, "seglam-spare") == 0);
 				*workers += ppid == getpid() && strcmp(comm, "seglam-worker") == 0;
 			}
 		}
