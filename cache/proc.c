@@ -122,7 +122,7 @@ void proc_each(void (*fn)(struct proc *p, void *arg), void *arg)
 		p = SLIST_FIRST(&procs.table[i]);
 		pthread_mutex_unlock(&procs.lock);
 		/* Records are never freed before shutdown, so walking unlocked is safe
-		 * (a record inserted meanwhile goes in front, where the walk began). */
+		 * (a record inserted meanwhile goes in front of the walk and is missed). */
 		for (; p; p = SLIST_NEXT(p, next))
 			fn(p, arg);
 	}
