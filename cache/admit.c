@@ -31,6 +31,9 @@
 #include "store.h"
 #include "xalloc.h"
 
+/* The biggest source.c read. */
+#define PROC_SOURCE_MAX (1024 * 1024)
+
 /*
  * Run the procedure on every case.  Returns 0, or -EIO with the first failure in
  * @why ("test NAME: input '...': expected '...', got '...'").

@@ -24,6 +24,9 @@
 #include "store.h"
 #include "xalloc.h"
 
+/* The biggest `callers` file read. */
+#define PROC_CALLERS_MAX (64 * 1024)
+
 /* Add the names of the array @calls that are not in @keep[0..nkeep) to @d. */
 void proc_dropped_collect(const cJSON *calls, const char *const *keep, size_t nkeep,
 			  struct proc_dropped *d)

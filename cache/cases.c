@@ -24,6 +24,10 @@
 #include "store.h"
 #include "xalloc.h"
 
+/* The biggest case file, and the most cases of one tests/. */
+#define PROC_CASE_MAX (1024 * 1024)
+#define PROC_CASES_MAX 1000
+
 /* Fingerprint of tests/: names, sizes and mtimes of its NAME.in/NAME.out files. */
 uint64_t proc_tests_id(const char *type)
 {

@@ -24,6 +24,9 @@
 #include "store.h"
 #include "xalloc.h"
 
+/* A call waits at most this long for a callee's revalidation (proc_reval_wait). */
+#define PROC_CALL_LOCK_S 30
+
 _Thread_local struct proc_frame proc_stack[PROC_CALL_DEPTH + 4];
 _Thread_local unsigned proc_depth;
 _Thread_local unsigned proc_chain_synths;

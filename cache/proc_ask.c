@@ -18,6 +18,9 @@
 #include "sandbox.h"
 #include "store.h"
 
+/* At most this many per-input failures are written to a type's log per second. */
+#define PROC_LOG_BURST 5
+
 /* Log a per-input failure, at most PROC_LOG_BURST a second per type. */
 void proc_log_input(struct proc *p, const char *what, const char *in, size_t len,
 		    const char *reason)

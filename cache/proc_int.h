@@ -42,20 +42,11 @@
 #include "llm.h"
 #include "proc.h"
 
-#define PROC_SOURCE_MAX (1024 * 1024)
-#define PROC_SPEC_MAX (64 * 1024)
-#define PROC_CASE_MAX (1024 * 1024)
-#define PROC_CASES_MAX 1000
-#define PROC_BUCKETS 4096
-/* At most this many per-input failures are written to a type's log per second. */
-#define PROC_LOG_BURST 5
+#define PROC_BUCKETS 4096 /* buckets of the record table (procs.table) */
 /* Composition: calls nest at most this deep (docs/DESIGN.md); graph walks visit at most
  * PROC_GRAPH_MAX types (what a hit pays is bounded whatever the graph). */
 #define PROC_CALL_DEPTH 8
 #define PROC_GRAPH_MAX 64
-#define PROC_CALLERS_MAX (64 * 1024)
-/* A call waits at most this long for a callee's revalidation (proc_reval_wait). */
-#define PROC_CALL_LOCK_S 30
 /* Distinct callees written to meta.json per caller source, and LLM syntheses that
  * the calls of one read may start: a procedure calling many names in a loop must
  * not turn into unbounded meta.json writes or LLM requests. */
@@ -63,7 +54,7 @@
 #define PROC_CALL_SYNTH_MAX 2
 /* Inputs of readers waiting on one synthesis shown to the LLM (examples of the form). */
 #define PROC_WAIT_INPUTS 8
-#define PROC_WAIT_INPUT_MAX 1024
+#define PROC_WAIT_INPUT_MAX 1024 /* bytes */
 
 /* One source text, shared by readers running it while a newer one is admitted. */
 struct pversion {

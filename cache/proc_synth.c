@@ -21,6 +21,9 @@
 #include "store.h"
 #include "xalloc.h"
 
+/* The biggest spec shown to the synthesizer. */
+#define PROC_SPEC_MAX (64 * 1024)
+
 /* Read spec and tests for the synthesizer. */
 static void proc_material_load(struct proc *p, struct proc_material *m, struct buf *spec,
 			       struct llm_case **cases)
