@@ -6,12 +6,12 @@
 #include <string.h>
 #include <xxhash.h>
 
+#include "xalloc.h"
+
 struct answer *answer_new(int rc, uint64_t version, const void *data, size_t len)
 {
-	struct answer *a = malloc(sizeof(*a) + len + 1);
+	struct answer *a = xmalloc(sizeof(*a) + len + 1);
 
-	if (!a)
-		abort();
 	atomic_init(&a->refs, 1);
 	a->rc = rc;
 	a->version = version;
@@ -61,9 +61,7 @@ void memo_init(size_t max_bytes)
 {
 	memo.max_bytes = max_bytes;
 	memo.nbuckets = 1 << 12;
-	memo.table = calloc(memo.nbuckets, sizeof(*memo.table));
-	if (!memo.table)
-		abort();
+	memo.table = xcalloc(memo.nbuckets, sizeof(*memo.table));
 	memo.lru.prev = memo.lru.next = &memo.lru;
 }
 
@@ -166,9 +164,7 @@ void memo_add(const void *in, size_t len, struct answer *a)
 	p = memo_slot(key);
 	if (*p)
 		goto out; /* a concurrent reader of the same input got there first */
-	e = calloc(1, sizeof(*e));
-	if (!e)
-		abort();
+	e = xcalloc(1, sizeof(*e));
 	e->key = key;
 	e->ans = answer_get(a);
 	*p = e;

@@ -8,10 +8,31 @@
 #include <time.h>
 
 #include "buf.h"
+#include "log.h"
 #include "store.h"
 #include "xalloc.h"
 
 #define META_MAX (1024 * 1024)
+
+static cJSON *meta_nonnull(cJSON *item, const char *what)
+{
+	if (!item) {
+		/* log_msg() allocates; this path must not (as xalloc.c). */
+		log_emergency(what);
+		abort();
+	}
+	return item;
+}
+
+cJSON *meta_new_object(void)
+{
+	return meta_nonnull(cJSON_CreateObject(), "cJSON object: out of memory; aborting");
+}
+
+cJSON *meta_new_array(void)
+{
+	return meta_nonnull(cJSON_CreateArray(), "cJSON array: out of memory; aborting");
+}
 
 /*
  * Remove every member named @key: a person's meta.json may repeat a key, and
@@ -126,8 +147,9 @@ void meta_set_source(cJSON *meta, uint64_t source_hash)
 void meta_set_admission(cJSON *meta, uint64_t tests_id, bool compiled, bool passed,
 			const char *failure)
 {
-	if (tests_id)
-		meta_set_hash(meta, "tests_id", tests_id);
+	/* Always, 0 (no tests/) included: the record of an admission names the
+	 * tests it passed, and a type without tests is admitted on record too. */
+	meta_set_hash(meta, "tests_id", tests_id);
 	meta_set_string(meta, "compile", compiled ? "ok" : "failed");
 	meta_set_string(meta, "tests", passed ? "passed" : "failed");
 	if (failure)
@@ -145,10 +167,8 @@ void meta_set_validation(cJSON *meta, cJSON *validation)
 
 void meta_set_calls(cJSON *meta, const char *const *names, size_t n, const char *version)
 {
-	cJSON *arr = cJSON_CreateArray();
+	cJSON *arr = meta_new_array();
 
-	if (!arr)
-		abort();
 	for (size_t i = 0; i < n; i++)
 		cJSON_AddItemToArray(arr, cJSON_CreateString(names[i]));
 	/* @names may point into the old array: replace it only once the new is built */
@@ -203,7 +223,7 @@ int meta_update(const char *type, void (*edit)(cJSON *meta, void *arg), void *ar
 	if (!cJSON_IsObject(meta)) {
 		/* A person's broken JSON must not break anything: start a fresh object. */
 		cJSON_Delete(meta);
-		meta = cJSON_CreateObject();
+		meta = meta_new_object();
 	}
 	meta_set_string(meta, "type", type);
 	edit(meta, arg);

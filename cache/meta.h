@@ -20,6 +20,13 @@ int meta_update(const char *type, void (*edit)(cJSON *meta, void *arg), void *ar
 /* The type's meta.json as a JSON object, or NULL when missing or not an object. */
 cJSON *meta_load(const char *type);
 
+/*
+ * cJSON_CreateObject() and cJSON_CreateArray() that cannot fail, as xalloc.h's
+ * allocators: on out of memory they log one line and abort.
+ */
+cJSON *meta_new_object(void);
+cJSON *meta_new_array(void);
+
 /* Helpers for edits: set (replace) a member. */
 void meta_set_string(cJSON *meta, const char *key, const char *value);
 void meta_set_number(cJSON *meta, const char *key, double value);

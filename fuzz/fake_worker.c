@@ -1,6 +1,6 @@
 /*
  * fake_worker: a hostile stand-in for seglam-worker, for the sandbox fuzz
- * target.  sandbox/sandbox.c starts it exactly as it starts the real worker
+ * target.  sandbox/spawn.c starts it exactly as it starts the real worker
  * (posix_spawn, empty environment, fd 0 requests, fd 1 responses); the target
  * passes the path of a file holding the fuzz input as INCLUDE_DIR (argv[1]).
  *

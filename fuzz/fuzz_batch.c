@@ -1,5 +1,5 @@
 /*
- * fuzz batch: sandbox_run_batch() (sandbox/sandbox.c, seglam map), the daemon side
+ * fuzz batch: sandbox_run_batch() (sandbox/batch.c, seglam map), the daemon side
  * of the worker's batch request, against a hostile worker: fake_worker.c replays
  * the fuzz input (layout in fake_worker.c) as its answer to a batch of three
  * inputs, and every fresh worker the daemon starts after a failure does it again.

@@ -1,7 +1,7 @@
 /*
  * fuzz frame: sandbox/worker/frame.c from the daemon's side, the worker hostile.
  * The input is a worker's reply stream; it is put into a pipe whose write end is
- * then closed, and read back the way sandbox/sandbox.c sandbox_exchange() does:
+ * then closed, and read back the way sandbox/exchange.c sandbox_exchange() does:
  * header (frame_read_full), validation against a status range and a length cap
  * (frame_get_response), payload.  Every byte handed out must be exactly the
  * stream's, no length may exceed the cap, and nothing may block.

@@ -1,4 +1,4 @@
-/* fuzz reply: llm/reply.c llm_reply_code, llm_reply_cases and llm_reply_lines, which pull the
+/* fuzz reply: llm/reply*.c llm_reply_code, llm_reply_cases and llm_reply_lines, which pull the
  * procedure and optional test cases out of whatever a model sent back (fences,
  * <think> blocks, prose, any bytes). */
 #include "fuzz.h"

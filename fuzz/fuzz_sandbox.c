@@ -1,5 +1,5 @@
 /*
- * fuzz sandbox: sandbox/sandbox.c, the daemon side of the worker protocol, against
+ * fuzz sandbox: the daemon side of the worker protocol (sandbox/, not worker/), against
  * a hostile worker.  fake_worker.c is started in place of seglam-worker through
  * the real spawn, compile, run, reuse, kill and reap paths, and replies with the
  * fuzz input (see fake_worker.c for its layout).  Checked: every result is an

@@ -1,5 +1,5 @@
 /*
- * frame: the pipe protocol between the daemon (sandbox/sandbox.c) and seglam-worker.
+ * frame: the pipe protocol between the daemon (sandbox/exchange.c) and seglam-worker.
  *
  * Kept in one small module with no other dependencies so both sides share one
  * definition and a fuzz target can link it alone.  All integers are native-endian

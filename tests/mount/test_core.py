@@ -114,6 +114,37 @@ def test_store_survives_remount(mounts):
     assert os.path.exists(os.path.join(store, 'seglamfs-store'))
 
 
+def test_admission_on_record_without_tests(mounts):
+    """A type with no tests/ is admitted on record after a remount too: its first
+    read writes neither meta.json nor a log line (no store write on the read path);
+    adding tests/ later changes the record's identity."""
+    m = mounts(name='a')
+    m.put_proc('upper', UPPER)
+    assert m.ask('upper', 'one') == b'ONE\n'
+    assert m.meta('upper')['tests_id'] == '0' * 16
+    store = m.store
+    m.stop()
+    tdir = [d for d, _, files in os.walk(os.path.join(store, 'procs'))
+            if os.path.basename(d) == 'upper' and 'meta.json' in files][0]
+    meta_before = os.stat(os.path.join(tdir, 'meta.json'))
+    with open(os.path.join(tdir, 'log')) as f:
+        log_before = f.read()
+    m2 = mounts(name='b', store=store)
+    assert m2.ask('upper', 'two') == b'TWO\n'
+    st = m2.stats()
+    assert st['admissions'] == 1 and st['admissions_on_record'] == 1
+    meta_after = os.stat(os.path.join(tdir, 'meta.json'))
+    assert (meta_after.st_ino, meta_after.st_mtime_ns) == (meta_before.st_ino,
+                                                           meta_before.st_mtime_ns)
+    with open(os.path.join(tdir, 'log')) as f:
+        assert f.read() == log_before
+    os.mkdir(m2.path('procs', 'upper', 'tests'))
+    write(m2.path('procs', 'upper', 'tests', 'c.in'), 'q')
+    write(m2.path('procs', 'upper', 'tests', 'c.out'), 'WRONG\n')
+    assert m2.ask_errno('upper', 'three') == errno.EIO
+    assert m2.stats()['admissions_on_record'] == 1
+
+
 def test_admission_on_record_is_not_redone_after_remount(mounts):
     """A first read after a remount compiles but does not run tests that meta.json
     records as passed by this very source; a change of the tests runs them again."""

@@ -1,6 +1,6 @@
 """The long tail (issue 16): more types than live workers, on a real mount.
 
-Workers are forked per type by one "mother" process (sandbox/worker/worker.c,
+Workers are forked per type by one "mother" process (sandbox/worker/mother.c,
 worker_mother) and kept in an LRU pool of `-o workers`; these tests ask more types
 than that, round-robin, and check that every answer is right, that `stats` shows the
 evictions, spawns and pool misses that cost, and that a type edited or deleted while

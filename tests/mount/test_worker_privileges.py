@@ -1,10 +1,10 @@
 """What a pooled seglam-worker really runs with, read from /proc (SECURITY.md, "What
 the sandbox does", points 1-3 and 7): uid/gid nobody without capabilities or groups,
 no_new_privs, a seccomp filter, not dumpable, only its two pipes and /dev/null open,
-an empty environment, and the rlimits sandbox/worker/worker.c sets.
+an empty environment, and the rlimits sandbox/worker/confine.c sets.
 
 A worker is pooled only after it has answered "compiled", which it sends after
-installing seccomp (worker.c step 6), so every worker found here after the asks
+installing seccomp (sandbox/worker/main.c step 6), so every worker found here after the asks
 returned must be fully locked down: there is no "still starting" state to wait for.
 """
 import os
@@ -17,7 +17,7 @@ NOBODY = 65534
 ROOT = os.geteuid() == 0
 SECRET = 'sk-SEGLAM-PRIV-TEST-4b1d9e'
 
-# sandbox/worker/worker.c worker_set_limits(): (soft, hard) as /proc/PID/limits
+# sandbox/worker/confine.c worker_set_limits(): (soft, hard) as /proc/PID/limits
 # prints them.  RLIMIT_AS is -o worker_mem, checked per test below.
 FIXED_LIMITS = {
     'Max cpu time': ('300', '310'),  # WORKER_CPU_BACKSTOP, +10 hard
@@ -141,8 +141,8 @@ def test_fds(workers):
     """Point 1: fd 0 and 1 are the request and response pipes, fd 2 is /dev/null,
     fds 3 and 4 the zygote's ends of the two pipes to the current run's child (its
     answers, and call answers to it) and fds 5 and 6 those to the child forked
-    ahead for the next run; nothing else (sandbox.c
-    spawns with closefrom(3), worker.c close_range(3); tcc's include and libtcc1.a
+    ahead for the next run; nothing else (sandbox/spawn.c
+    spawns with closefrom(3), confine.c close_range(3); tcc's include and libtcc1.a
     fds and the Landlock ruleset fd are closed before the worker answers
     "compiled")."""
     _, pids, _ = workers
@@ -167,7 +167,7 @@ def test_fds(workers):
 
 
 def test_empty_environment(workers):
-    """The API key is in the daemon's environment but in no worker's: sandbox.c
+    """The API key is in the daemon's environment but in no worker's: sandbox/spawn.c
     spawns with envp = {NULL}."""
     m, pids, _ = workers
     with open(f'/proc/{m.proc.pid}/environ', 'rb') as f:

@@ -1,5 +1,6 @@
 /*
- * test_sandbox: sandbox/sandbox.c and the seglam-worker it drives, end to end.
+ * test_sandbox: the daemon side of the sandbox (sandbox/, outside sandbox/worker/) and
+ * the seglam-worker it drives, end to end.
  *
  *	test_sandbox WORKER INCLUDE_DIR HOSTILE_DIR [NOLANDLOCK_WORKER]
  *
@@ -19,36 +20,28 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "buf.h"
 #include "sandbox.h"
+#include "tap.h"
 
 #define SECRET "sk-seglam-test-secret-6b1f0c9e2d"
 #define TIMEOUT_MS 1000
 
-static int test_n, test_failed;
 static const char *worker_path, *include_dir, *hostile_dir, *nolandlock_path;
 
-static void check(bool ok, const char *name, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void check(bool ok, const char *name, const char *fmt, ...)
-{
-	va_list ap;
-
-	test_n++;
-	printf("%sok %d - %s\n", ok ? "" : "not ", test_n, name);
-	if (!ok) {
-		test_failed++;
-		printf("#   ");
-		va_start(ap, fmt);
-		vprintf(fmt, ap);
-		va_end(ap);
-		printf("\n");
-	}
-	fflush(stdout);
-}
+/* A check named @name whose diagnostic (printf-style: the values seen) is printed
+ * only when it fails: an error text may run over lines, a check's name may not. */
+#define CHECK_WHY(cond, name, ...)                                                                 \
+	do {                                                                                       \
+		bool ok_ = (cond);                                                                 \
+		CHECK(ok_, "%s", (name));                                                          \
+		if (!ok_)                                                                          \
+			tap_diag(__VA_ARGS__);                                                     \
+	} while (0)
 
 static double now_ms(void)
 {
@@ -119,10 +112,10 @@ static void test_good(void)
 	int r;
 
 	r = sandbox_compile(good_src, strlen(good_src), &err);
-	check(r == 0, "good procedure compiles", "r=%d err=%s", r, buf_str(&err));
+	CHECK_WHY(r == 0, "good procedure compiles", "r=%d err=%s", r, buf_str(&err));
 	r = run(good_src, "12", &out, &err);
-	check(r == 0 && strcmp(buf_str(&out), "145\n") == 0, "good procedure answers",
-	      "r=%d out=%s err=%s", r, buf_str(&out), buf_str(&err));
+	CHECK_WHY(r == 0 && strcmp(buf_str(&out), "145\n") == 0, "good procedure answers",
+		  "r=%d out=%s err=%s", r, buf_str(&out), buf_str(&err));
 	for (int i = 0; i < 2000 && all; i++) {
 		char in[32], want[32];
 
@@ -131,15 +124,15 @@ static void test_good(void)
 		r = run(good_src, in, &out, &err);
 		all = r == 0 && strcmp(buf_str(&out), want) == 0;
 		if (!all)
-			printf("# input %s: r=%d out=%s err=%s\n", in, r, buf_str(&out),
-			       buf_str(&err));
+			tap_diag("input %s: r=%d out=%s err=%s", in, r, buf_str(&out),
+				 buf_str(&err));
 	}
-	check(all, "2000 distinct inputs answered right", "see above");
+	CHECK_WHY(all, "2000 distinct inputs answered right", "see above");
 	r = run(good_src, "12x", &out, &err);
-	check(r == -EINVAL && strcmp(buf_str(&out), "not a number: 12x") == 0,
-	      "rejection gives -EINVAL and the reason", "r=%d out=%s", r, buf_str(&out));
+	CHECK_WHY(r == -EINVAL && strcmp(buf_str(&out), "not a number: 12x") == 0,
+		  "rejection gives -EINVAL and the reason", "r=%d out=%s", r, buf_str(&out));
 	r = run(good_src, "", &out, &err);
-	check(r == -EINVAL, "empty input is passed and rejected", "r=%d", r);
+	CHECK_WHY(r == -EINVAL, "empty input is passed and rejected", "r=%d", r);
 	buf_free(&out);
 	buf_free(&err);
 }
@@ -153,15 +146,15 @@ static void test_compile_errors(void)
 	int r;
 
 	r = sandbox_compile(bad, strlen(bad), &err);
-	check(r == -EIO && strcmp(buf_str(&err), "line 5: 'x' undeclared") == 0,
-	      "compile error gives \"line N: ...\"", "r=%d err=%s", r, buf_str(&err));
+	CHECK_WHY(r == -EIO && strcmp(buf_str(&err), "line 5: 'x' undeclared") == 0,
+		  "compile error gives \"line N: ...\"", "r=%d err=%s", r, buf_str(&err));
 	r = run(bad, "1", &out, &err);
-	check(r == -EIO && strstr(buf_str(&err), "line 5:"), "run of a bad source gives -EIO",
-	      "r=%d err=%s", r, buf_str(&err));
+	CHECK_WHY(r == -EIO && strstr(buf_str(&err), "line 5:"), "run of a bad source gives -EIO",
+		  "r=%d err=%s", r, buf_str(&err));
 	buf_reset(&err);
 	r = sandbox_compile(missing, strlen(missing), &err);
-	check(r == -EIO && strstr(buf_str(&err), "seglam_run is not defined"), "missing seglam_run",
-	      "r=%d err=%s", r, buf_str(&err));
+	CHECK_WHY(r == -EIO && strstr(buf_str(&err), "seglam_run is not defined"),
+		  "missing seglam_run", "r=%d err=%s", r, buf_str(&err));
 	buf_free(&out);
 	buf_free(&err);
 }
@@ -240,9 +233,9 @@ static void test_libc(void)
 			   "ld=3 big=6148914691236517205 min=-2147483648 up=2 3\n";
 	int r = run(libc_src, "2 3", &out, &err);
 
-	check(r == 0 && strcmp(buf_str(&out), want) == 0,
-	      "variadics, snprintf, sscanf, qsort, malloc, math work", "r=%d out=%s err=%s", r,
-	      buf_str(&out), buf_str(&err));
+	CHECK_WHY(r == 0 && strcmp(buf_str(&out), want) == 0,
+		  "variadics, snprintf, sscanf, qsort, malloc, math work", "r=%d out=%s err=%s", r,
+		  buf_str(&out), buf_str(&err));
 	buf_free(&out);
 	buf_free(&err);
 }
@@ -263,8 +256,8 @@ static void test_binary_and_cap(void)
 	int r;
 
 	r = sandbox_run(echo, strlen(echo), in, sizeof(in), &out, &err);
-	check(r == 0 && out.len == 6 && memcmp(out.data, "a\0b\0c\0", 6) == 0,
-	      "binary input with NULs, in[len] == 0", "r=%d len=%zu", r, out.len);
+	CHECK_WHY(r == 0 && out.len == 6 && memcmp(out.data, "a\0b\0c\0", 6) == 0,
+		  "binary input with NULs, in[len] == 0", "r=%d len=%zu", r, out.len);
 	{
 		/* 3 MiB: more than a pipe holds, so the write has to wait for the worker */
 		const char *count = "#include <seglam.h>\n"
@@ -281,16 +274,17 @@ static void test_binary_and_cap(void)
 		snprintf(want, sizeof(want), "%zu %lu\n", big, sum);
 		buf_reset(&out);
 		r = sandbox_run(count, strlen(count), in3, big, &out, &err);
-		check(r == 0 && strcmp(buf_str(&out), want) == 0, "3 MiB input",
-		      "r=%d out=%s err=%s", r, buf_str(&out), buf_str(&err));
+		CHECK_WHY(r == 0 && strcmp(buf_str(&out), want) == 0, "3 MiB input",
+			  "r=%d out=%s err=%s", r, buf_str(&out), buf_str(&err));
 		free(in3);
 	}
 	r = run(exact, "0", &out, &err);
-	check(r == 0 && out.len == 1u << 20, "an answer of exactly the cap is accepted",
-	      "r=%d len=%zu err=%s", r, out.len, buf_str(&err));
+	CHECK_WHY(r == 0 && out.len == 1u << 20, "an answer of exactly the cap is accepted",
+		  "r=%d len=%zu err=%s", r, out.len, buf_str(&err));
 	r = run(exact, "1", &out, &err);
-	check(r == -EIO && strstr(buf_str(&err), "answer exceeds 1048576 bytes") && out.len == 0,
-	      "one byte over the cap is refused", "r=%d err=%s", r, buf_str(&err));
+	CHECK_WHY(r == -EIO && strstr(buf_str(&err), "answer exceeds 1048576 bytes") &&
+		      out.len == 0,
+		  "one byte over the cap is refused", "r=%d err=%s", r, buf_str(&err));
 	buf_free(&out);
 	buf_free(&err);
 }
@@ -414,7 +408,7 @@ static void test_hostile_one(const char *name)
 	struct buf src = BUF_INIT, out = BUF_INIT, err = BUF_INIT;
 	char path[4096], label[512];
 	struct expect x;
-	const char *why, *msg;
+	const char *why = "", *msg;
 	bool parsed;
 	double t0, dt;
 	FILE *f;
@@ -441,14 +435,14 @@ static void test_hostile_one(const char *name)
 	dt = now_ms() - t0;
 	/* Elapsed time is printed, never asserted: the machine may be loaded. */
 	msg = r == -EIO ? buf_str(&err) : buf_str(&out);
-	printf("# %s: r=%d after %.0f ms: %.*s\n", name, r, dt, (int)strcspn(msg, "\n"), msg);
-	check(parsed && expect_met(&x, r, msg) && contained(&out, &err, &why), label,
-	      "%s r=%d; err=%.300s; out=%.300s", parsed ? why : "no valid expect: line", r,
-	      buf_str(&err), buf_str(&out));
+	tap_diag("%s: r=%d after %.0f ms: %.*s", name, r, dt, (int)strcspn(msg, "\n"), msg);
+	CHECK_WHY(parsed && expect_met(&x, r, msg) && contained(&out, &err, &why), label,
+		  "%s r=%d; err=%.300s; out=%.300s", parsed ? why : "no valid expect: line", r,
+		  buf_str(&err), buf_str(&out));
 	r = run(good_src, "3", &out, &err);
 	if (r != 0 || strcmp(buf_str(&out), "10\n") != 0)
-		check(false, "pool still serves after hostile", "%s: r=%d err=%s", name, r,
-		      buf_str(&err));
+		CHECK_WHY(false, "pool still serves after hostile", "%s: r=%d err=%s", name, r,
+			  buf_str(&err));
 	buf_free(&src);
 	buf_free(&out);
 	buf_free(&err);
@@ -465,7 +459,7 @@ static void test_hostile(void)
 	for (size_t i = 0; i < sizeof(pwned) / sizeof(pwned[0]); i++)
 		unlink(pwned[i]);
 	if (!d) {
-		check(false, "hostile corpus", "%s: %s", hostile_dir, strerror(errno));
+		CHECK_WHY(false, "hostile corpus", "%s: %s", hostile_dir, strerror(errno));
 		return;
 	}
 	while ((de = readdir(d))) {
@@ -485,7 +479,7 @@ static void test_hostile(void)
 	free(names);
 	for (size_t i = 0; i < sizeof(pwned) / sizeof(pwned[0]); i++)
 		none = none && !file_exists(pwned[i]);
-	check(n >= 20 && none, "hostile corpus created no files outside", "%zu files", n);
+	CHECK_WHY(n >= 20 && none, "hostile corpus created no files outside", "%zu files", n);
 }
 
 /* Children of this process, and seglam-worker processes anywhere, from /proc.
@@ -567,9 +561,9 @@ static void test_concurrency(void)
 		bad += c[i].bad;
 	}
 	sandbox_get_stats(&st);
-	check(bad == 0, "8 threads x 200 runs of one source", "%d wrong", bad);
-	check(st.live_workers <= 64, "live workers within the cap", "live=%llu",
-	      (unsigned long long)st.live_workers);
+	CHECK_WHY(bad == 0, "8 threads x 200 runs of one source", "%d wrong", bad);
+	CHECK_WHY(st.live_workers <= 64, "live workers within the cap", "live=%llu",
+		  (unsigned long long)st.live_workers);
 }
 
 static void test_pool_limits(void)
@@ -591,22 +585,24 @@ static void test_pool_limits(void)
 	sandbox_get_stats(&st);
 	mothers = 1;
 	count_procs(&children, &workers);
-	check(ok && st.live_workers == 3 && children == 3, "LRU keeps max_workers live",
-	      "ok=%d live=%llu children=%d", ok, (unsigned long long)st.live_workers, children);
+	CHECK_WHY(ok && st.live_workers == 3 && children == 3, "LRU keeps max_workers live",
+		  "ok=%d live=%llu children=%d", ok, (unsigned long long)st.live_workers, children);
 	/* issue 16: five cold starts, each forked by the one mother, two evicted */
-	check(st.evictions == 2 && st.pool_misses == 5 && st.forks == 5 && st.mother_spawns == 1,
-	      "LRU evictions and forks by the mother are counted",
-	      "evictions=%llu misses=%llu forks=%llu mothers=%llu",
-	      (unsigned long long)st.evictions, (unsigned long long)st.pool_misses,
-	      (unsigned long long)st.forks, (unsigned long long)st.mother_spawns);
+	CHECK_WHY(st.evictions == 2 && st.pool_misses == 5 && st.forks == 5 &&
+		      st.mother_spawns == 1,
+		  "LRU evictions and forks by the mother are counted",
+		  "evictions=%llu misses=%llu forks=%llu mothers=%llu",
+		  (unsigned long long)st.evictions, (unsigned long long)st.pool_misses,
+		  (unsigned long long)st.forks, (unsigned long long)st.mother_spawns);
 	sandbox_forget(src[4], strlen(src[4]));
 	sandbox_get_stats(&st);
 	count_procs(&children, &workers);
 	mothers = 0;
-	check(st.live_workers == 2 && children == 2, "sandbox_forget kills that source's workers",
-	      "live=%llu children=%d", (unsigned long long)st.live_workers, children);
+	CHECK_WHY(st.live_workers == 2 && children == 2,
+		  "sandbox_forget kills that source's workers", "live=%llu children=%d",
+		  (unsigned long long)st.live_workers, children);
 	ok = run(src[4], "", &out, &err) == 0 && out.data[0] == '4';
-	check(ok, "a forgotten source starts again", "err=%s", buf_str(&err));
+	CHECK_WHY(ok, "a forgotten source starts again", "err=%s", buf_str(&err));
 	buf_free(&out);
 	buf_free(&err);
 }
@@ -652,28 +648,29 @@ static void test_calls(void)
 	sandbox_shutdown();
 	start(1); /* the cap at 1: a caller and its callee must still both run */
 	r = run(caller_src, "x", &out, &err);
-	check(r == 0 && !strcmp(buf_str(&out), "NULL n=0\n"), "no handler: seglam_call is NULL",
-	      "r=%d out=%s err=%s", r, buf_str(&out), buf_str(&err));
+	CHECK_WHY(r == 0 && !strcmp(buf_str(&out), "NULL n=0\n"), "no handler: seglam_call is NULL",
+		  "r=%d out=%s err=%s", r, buf_str(&out), buf_str(&err));
 	sandbox_set_call_handler(call_handler);
 	r = run(caller_src, "sq", &out, &err);
-	check(r == 0 && !strcmp(buf_str(&out), "got 3 50\n"),
-	      "seglam_call answers through the daemon, workers cap 1", "r=%d out=%s err=%s", r,
-	      buf_str(&out), buf_str(&err));
+	CHECK_WHY(r == 0 && !strcmp(buf_str(&out), "got 3 50\n"),
+		  "seglam_call answers through the daemon, workers cap 1", "r=%d out=%s err=%s", r,
+		  buf_str(&out), buf_str(&err));
 	r = run(caller_src, "nope", &out, &err);
-	check(r == 0 && !strcmp(buf_str(&out), "NULL n=0\n"), "a failed call is NULL",
-	      "r=%d out=%s err=%s", r, buf_str(&out), buf_str(&err));
+	CHECK_WHY(r == 0 && !strcmp(buf_str(&out), "NULL n=0\n"), "a failed call is NULL",
+		  "r=%d out=%s err=%s", r, buf_str(&out), buf_str(&err));
 	r = run(caller_src, "", &out, &err);
-	check(r == 0 && !strcmp(buf_str(&out), "NULL n=0\n"), "an empty type is NULL",
-	      "r=%d out=%s err=%s", r, buf_str(&out), buf_str(&err));
+	CHECK_WHY(r == 0 && !strcmp(buf_str(&out), "NULL n=0\n"), "an empty type is NULL",
+		  "r=%d out=%s err=%s", r, buf_str(&out), buf_str(&err));
 	r = run(caller_src, "slow", &out, &err);
-	check(r == -EIO && strstr(buf_str(&err), "timed out"),
-	      "a call past the time limit fails the whole run", "r=%d out=%s err=%s", r,
-	      buf_str(&out), buf_str(&err));
+	CHECK_WHY(r == -EIO && strstr(buf_str(&err), "timed out"),
+		  "a call past the time limit fails the whole run", "r=%d out=%s err=%s", r,
+		  buf_str(&out), buf_str(&err));
 	r = run(caller_src, "sq", &out, &err);
 	sandbox_get_stats(&st);
-	check(r == 0 && st.calls >= 4 && st.parked_max >= 1,
-	      "the pool keeps serving after a timed-out call", "r=%d calls=%llu parked_max=%llu", r,
-	      (unsigned long long)st.calls, (unsigned long long)st.parked_max);
+	CHECK_WHY(r == 0 && st.calls >= 4 && st.parked_max >= 1,
+		  "the pool keeps serving after a timed-out call",
+		  "r=%d calls=%llu parked_max=%llu", r, (unsigned long long)st.calls,
+		  (unsigned long long)st.parked_max);
 	sandbox_set_call_handler(NULL);
 	buf_free(&out);
 	buf_free(&err);
@@ -709,10 +706,10 @@ static void test_timing(void)
 	}
 	qsort(cold, 20, sizeof(double), cmp_double);
 	qsort(warm, 2000, sizeof(double), cmp_double);
-	printf("# cold start (spawn + compile) median %.2f ms, max %.2f ms\n", cold[10], cold[19]);
-	printf("# warm run median %.1f us, p99 %.1f us\n", warm[1000] * 1e3, warm[1980] * 1e3);
-	check(bad == 0, "20 cold compiles and 2000 warm runs all right", "%d wrong; err=%s", bad,
-	      buf_str(&err));
+	tap_diag("cold start (spawn + compile) median %.2f ms, max %.2f ms", cold[10], cold[19]);
+	tap_diag("warm run median %.1f us, p99 %.1f us", warm[1000] * 1e3, warm[1980] * 1e3);
+	CHECK_WHY(bad == 0, "20 cold compiles and 2000 warm runs all right", "%d wrong; err=%s",
+		  bad, buf_str(&err));
 	buf_free(&out);
 	buf_free(&err);
 }
@@ -731,9 +728,9 @@ static void test_addrepr(void)
 
 	buf_addrepr(&a, in, sizeof(in) - 1, true);
 	buf_addrepr(&b, in, sizeof(in) - 1, false);
-	check(strcmp(buf_str(&a), keep) == 0 && strcmp(buf_str(&b), flat) == 0,
-	      "buf_addrepr escapes control bytes, C1 and invalid UTF-8, keeps valid UTF-8",
-	      "got %s | %s", buf_str(&a), buf_str(&b));
+	CHECK_WHY(strcmp(buf_str(&a), keep) == 0 && strcmp(buf_str(&b), flat) == 0,
+		  "buf_addrepr escapes control bytes, C1 and invalid UTF-8, keeps valid UTF-8",
+		  "got %s | %s", buf_str(&a), buf_str(&b));
 	buf_free(&a);
 	buf_free(&b);
 }
@@ -786,14 +783,14 @@ static void test_runs_isolated(void)
 			other = other || strstr(buf_str(&out), "input: x") ||
 				strstr(buf_str(&out), "[x;");
 			if (other) {
-				printf("# run %d: r=%d out=%s err=%s\n", i, r, buf_str(&out),
-				       buf_str(&err));
+				tap_diag("run %d: r=%d out=%s err=%s", i, r, buf_str(&out),
+					 buf_str(&err));
 				leaked = true;
 			}
 		}
 		snprintf(name, sizeof(name), "%s: no caller gets an earlier caller's input",
 			 cases[c]);
-		check(src.len > 0 && !leaked, name, "see above");
+		CHECK_WHY(src.len > 0 && !leaked, name, "see above");
 	}
 	buf_free(&src);
 	buf_free(&out);
@@ -823,8 +820,8 @@ static void test_worker_reuse(void)
 		snprintf(want, sizeof(want), "%ld\n", (long)i * i + 1);
 		all = run(good_src, in, &out, &err) == 0 && strcmp(buf_str(&out), want) == 0;
 	}
-	check(all, "worker_reuse: 200 runs answered right", "out=%s err=%s", buf_str(&out),
-	      buf_str(&err));
+	CHECK_WHY(all, "worker_reuse: 200 runs answered right", "out=%s err=%s", buf_str(&out),
+		  buf_str(&err));
 	snprintf(path, sizeof(path), "%s/remember.c", hostile_dir);
 	f = fopen(path, "r");
 	if (f) {
@@ -837,9 +834,10 @@ static void test_worker_reuse(void)
 	}
 	sandbox_run(src.data, src.len, "first", 5, &out, &err);
 	r = sandbox_run(src.data, src.len, "second", 6, &out, &err);
-	check(r == 0 && strstr(buf_str(&out), "first;"),
-	      "worker_reuse: a procedure remembers earlier inputs (what the option trades away)",
-	      "r=%d out=%s", r, buf_str(&out));
+	CHECK_WHY(
+	    r == 0 && strstr(buf_str(&out), "first;"),
+	    "worker_reuse: a procedure remembers earlier inputs (what the option trades away)",
+	    "r=%d out=%s", r, buf_str(&out));
 	/* seglam_call in a reusing worker: the answer comes on fd 0 itself */
 	sandbox_set_call_handler(call_handler);
 	all = true;
@@ -847,8 +845,8 @@ static void test_worker_reuse(void)
 		all = run(caller_src, i % 2 ? "sq" : "nope", &out, &err) == 0 &&
 		      !strcmp(buf_str(&out), i % 2 ? "got 3 50\n" : "NULL n=0\n");
 	sandbox_set_call_handler(NULL);
-	check(all, "worker_reuse: seglam_call answers, 20 runs in a row", "out=%s err=%s",
-	      buf_str(&out), buf_str(&err));
+	CHECK_WHY(all, "worker_reuse: seglam_call answers, 20 runs in a row", "out=%s err=%s",
+		  buf_str(&out), buf_str(&err));
 	sandbox_shutdown();
 	opt_worker_reuse = false;
 	start(0);
@@ -868,24 +866,112 @@ static void test_no_landlock(void)
 	int r;
 
 	if (!nolandlock_path) {
-		check(false, "no Landlock: refused", "no nolandlock-worker path given");
+		CHECK_WHY(false, "no Landlock: refused", "no nolandlock-worker path given");
 		return;
 	}
 	sandbox_shutdown();
 	start_with(nolandlock_path, 0, false);
 	r = run(good_src, "3", &out, &err);
-	check(r == -EIO && strstr(buf_str(&err), "Landlock is not available") &&
-		  strstr(buf_str(&err), "allow_no_landlock") && out.len == 0,
-	      "without Landlock nothing compiles, and the reason names the option", "r=%d err=%s",
-	      r, buf_str(&err));
+	CHECK_WHY(r == -EIO && strstr(buf_str(&err), "Landlock is not available") &&
+		      strstr(buf_str(&err), "allow_no_landlock") && out.len == 0,
+		  "without Landlock nothing compiles, and the reason names the option",
+		  "r=%d err=%s", r, buf_str(&err));
 	sandbox_shutdown();
 	start_with(nolandlock_path, 0, true);
 	r = run(good_src, "3", &out, &err);
-	check(r == 0 && strcmp(buf_str(&out), "10\n") == 0,
-	      "allow_no_landlock compiles without Landlock", "r=%d out=%s err=%s", r, buf_str(&out),
-	      buf_str(&err));
+	CHECK_WHY(r == 0 && strcmp(buf_str(&out), "10\n") == 0,
+		  "allow_no_landlock compiles without Landlock", "r=%d out=%s err=%s", r,
+		  buf_str(&out), buf_str(&err));
 	sandbox_shutdown();
 	start(0);
+	buf_free(&out);
+	buf_free(&err);
+}
+
+/* Our seglam-worker children (the pool's workers; the mother is seglam-mother):
+ * how many, and the first pid in *@pid. */
+static int pooled_workers(pid_t *pid)
+{
+	DIR *d = opendir("/proc");
+	struct dirent *de;
+	int n = 0;
+
+	*pid = 0;
+	while (d && (de = readdir(d))) {
+		char path[300], buf[512];
+		int ppid;
+		char state;
+		FILE *f;
+
+		if (de->d_name[0] < '0' || de->d_name[0] > '9')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%s/stat", de->d_name);
+		f = fopen(path, "r");
+		if (!f)
+			continue;
+		if (fgets(buf, sizeof(buf), f) && strstr(buf, "(seglam-worker) ")) {
+			char *rp = strrchr(buf, ')');
+
+			if (sscanf(rp + 2, "%c %d", &state, &ppid) == 2 && ppid == getpid() &&
+			    state != 'Z' && n++ == 0)
+				*pid = (pid_t)atoi(de->d_name);
+		}
+		fclose(f);
+	}
+	if (d)
+		closedir(d);
+	return n;
+}
+
+/* Signal @pid's process group (the worker and the run child forked ahead) from
+ * outside, as an operator or the OOM killer would, and wait until it has exited
+ * (without reaping it: that is the pool's). */
+static void kill_worker(pid_t pid, int sig)
+{
+	siginfo_t info;
+
+	if (kill(-pid, sig) < 0)
+		kill(pid, sig);
+	while (waitid(P_PID, (id_t)pid, &info, WEXITED | WNOWAIT) < 0 && errno == EINTR)
+		;
+}
+
+/*
+ * A pooled worker killed from outside while idle (SIGKILL: the OOM killer, an
+ * operator) is not the input's fault: the run is tried once more in a fresh worker.
+ * Any other end of a worker is the run's answer: it fails, and is not tried again.
+ */
+static void test_killed_worker(void)
+{
+	struct buf out = BUF_INIT, err = BUF_INIT;
+	struct sandbox_stats st;
+	pid_t pid;
+	int r, n;
+
+	sandbox_shutdown();
+	start(0);
+	r = run(good_src, "2", &out, &err);
+	n = pooled_workers(&pid);
+	CHECK_WHY(r == 0 && n == 1, "one warm worker in the pool", "r=%d workers=%d err=%s", r, n,
+		  buf_str(&err));
+	if (pid > 0)
+		kill_worker(pid, SIGKILL);
+	r = run(good_src, "3", &out, &err);
+	sandbox_get_stats(&st);
+	CHECK_WHY(r == 0 && strcmp(buf_str(&out), "10\n") == 0 && st.crashes == 1,
+		  "a worker killed by SIGKILL while idle: the run is retried in a fresh one",
+		  "r=%d out=%s err=%s crashes=%llu", r, buf_str(&out), buf_str(&err),
+		  (unsigned long long)st.crashes);
+	n = pooled_workers(&pid);
+	if (pid > 0)
+		kill_worker(pid, SIGTERM);
+	r = run(good_src, "4", &out, &err);
+	CHECK_WHY(n == 1 && r == -EIO && strstr(buf_str(&err), "SIGTERM"),
+		  "a worker ended by another signal fails that run, no retry",
+		  "workers=%d r=%d out=%s err=%s", n, r, buf_str(&out), buf_str(&err));
+	r = run(good_src, "4", &out, &err);
+	CHECK_WHY(r == 0 && strcmp(buf_str(&out), "17\n") == 0, "and the next run answers",
+		  "r=%d out=%s err=%s", r, buf_str(&out), buf_str(&err));
 	buf_free(&out);
 	buf_free(&err);
 }
@@ -918,22 +1004,22 @@ int main(int argc, char **argv)
 	test_runs_isolated();
 	test_worker_reuse();
 	test_no_landlock();
+	test_killed_worker();
 	test_concurrency();
 	test_timing();
 
 	sandbox_get_stats(&st);
-	printf("# stats: spawns %llu runs %llu compiles %llu compile_failures %llu crashes %llu "
-	       "timeouts %llu live %llu\n",
-	       (unsigned long long)st.spawns, (unsigned long long)st.runs,
-	       (unsigned long long)st.compiles, (unsigned long long)st.compile_failures,
-	       (unsigned long long)st.crashes, (unsigned long long)st.timeouts,
-	       (unsigned long long)st.live_workers);
+	tap_diag("stats: spawns %llu runs %llu compiles %llu compile_failures %llu crashes %llu "
+		 "timeouts %llu live %llu",
+		 (unsigned long long)st.spawns, (unsigned long long)st.runs,
+		 (unsigned long long)st.compiles, (unsigned long long)st.compile_failures,
+		 (unsigned long long)st.crashes, (unsigned long long)st.timeouts,
+		 (unsigned long long)st.live_workers);
 	test_pool_limits();
 	test_calls();
 	sandbox_shutdown();
 	count_procs(&children, &workers);
-	check(children == 0 && workers == 0, "no worker or zombie left after shutdown",
-	      "children=%d seglam-worker processes=%d", children, workers);
-	printf("1..%d\n", test_n);
-	return test_failed ? 1 : 0;
+	CHECK_WHY(children == 0 && workers == 0, "no worker or zombie left after shutdown",
+		  "children=%d seglam-worker processes=%d", children, workers);
+	return tap_done();
 }

@@ -1,0 +1,80 @@
+/*
+ * synth_int.h: what the files of the synthesis module share (synth.c, the
+ * synthesis loop and the public API of synth.h; synth_validate.c, the direct
+ * answers, the N-version comparison and the stored llm- cases).  Not for use
+ * outside them.
+ *
+ * A synth_run lives on the stack of one synth_procedure() call and is only ever
+ * touched by that thread: it needs no lock.
+ */
+#ifndef SEGLAM_SYNTH_INT_H
+#define SEGLAM_SYNTH_INT_H
+
+#include <cjson/cJSON.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "synth.h"
+
+/* What meta.json records about the synthesis (meta_edit_provenance in synth.c). */
+struct provenance {
+	const struct llm_config *llm;
+	uint64_t source_hash, prompt_hash, reply_hash;
+	long tokens_in, tokens_out;
+	unsigned rounds, calls, cases;
+	bool repair;
+	cJSON *validation; /* the evidence, moved into meta.json */
+};
+
+/*
+ * Validation (see synth.h): expectations are answers the LLM gave without seeing
+ * code; every version must reproduce them, or the LLM withdraws them.
+ */
+struct expect {
+	struct buf in, out; /* out: the answer (with its newline), or a reject's reason */
+	bool reject, withdrawn;
+};
+
+/* One synth_procedure() call: its material, expectations, counters and evidence. */
+struct synth_run {
+	const struct proc_material *m;
+	struct llm_case *asked; /* inputs of the waiting readers */
+	size_t nasked;
+	struct expect *ex;
+	size_t nex;
+	bool answers_done;
+	struct provenance prov;
+	unsigned synth_calls, answer_calls, reply_cases, compared;
+	bool first_used; /* m->first_reply was taken as round 0 */
+	cJSON *events;	 /* disagreements and how each was resolved */
+};
+
+#define SYNTH_PICKS 5 /* inputs the LLM picks itself in the first direct-answers request */
+#define SYNTH_MAX_EXPECT 128
+#define SYNTH_MAX_COMPARE 96
+#define SYNTH_MAX_VERSIONS 5
+
+/* Untrusted bytes quoted for a one-line message, at most 160 of them. */
+#define synth_quote(b, s, len) buf_addquoted((b), (s), (len), 160)
+
+/* synth.c: one LLM call of @r, accounted in its provenance (-EIO when the budget is spent). */
+int synth_run_call(struct synth_run *r, const struct buf *system, const struct buf *user,
+		   struct llm_reply *reply, struct buf *err);
+/* synth.c: keep a request (and its reply, when there is one) in the type's folder. */
+void synth_keep_exchange(const char *type, const char *name, const struct buf *system,
+			 const struct buf *user, const struct llm_reply *reply);
+
+/* synth_validate.c: a disagreement for meta.json's evidence, with its resolution. */
+void synth_event(struct synth_run *r, const char *kind, const struct buf *in, const char *said,
+		 const char *expected, const char *resolution);
+void synth_events_resolve(struct synth_run *r, const char *resolution);
+int synth_request_answers(struct synth_run *r, const struct llm_case *inputs, size_t n,
+			  unsigned picks, struct buf *err);
+unsigned synth_check_expect(struct synth_run *r, const struct buf *code, struct buf *why);
+void synth_withdraw(struct synth_run *r, const struct llm_reply *reply);
+int synth_compare(struct synth_run *r, struct buf *codes, unsigned nv, struct buf *at,
+		  struct buf *why);
+cJSON *synth_evidence(struct synth_run *r, unsigned nv, unsigned stored);
+unsigned synth_store_expect(struct synth_run *r);
+
+#endif

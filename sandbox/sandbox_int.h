@@ -1,0 +1,126 @@
+/*
+ * sandbox_int: what the daemon side's own files share, and nothing else uses.
+ *
+ *	sandbox.c	init, shutdown, compile, stats: the public entry points that are
+ *			not a run (sandbox.h)
+ *	pool.c		the pool of live workers: checkout/checkin, the per-source and
+ *			max_workers limits, LRU eviction, killing and reaping, forget
+ *	spawn.c		starting a worker: posix_spawn of seglam-worker, the mother
+ *			(forks on request over SCM_RIGHTS), the first exchange (compile)
+ *	exchange.c	one request and its reply (sandbox_exchange), the seglam_call
+ *			relay, how a worker ended, sandbox_run and the chain's deadline
+ *	batch.c		sandbox_run_batch (seglam map): batch request, record parsing,
+ *			answer by answer after a failure
+ *
+ * Every byte read from a worker is hostile: lengths are checked against caps before
+ * any allocation, an unexpected status kills the worker, and a worker that failed in
+ * any way is never reused.
+ */
+#ifndef SEGLAM_SANDBOX_INT_H
+#define SEGLAM_SANDBOX_INT_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "buf.h"
+#include "frame.h"
+#include "sandbox.h"
+
+#define SANDBOX_MAX_SOURCE (16u << 20) /* larger sources are refused */
+#define SANDBOX_EXIT_GRACE_MS 500      /* for a worker that closed its pipe */
+
+/*
+ * How the last exchange with a worker ended when a process of it died on its own:
+ * decisions read this (sandbox_end_sigkill), never the reason text, which is for
+ * people.  A worker we killed (timeout, protocol violation, hung) records nothing.
+ */
+enum sandbox_end {
+	SANDBOX_END_NONE = 0, /* no wait status seen (a reply, or killed by us) */
+	SANDBOX_END_WORKER,   /* the worker itself ended: end_status is its wait status */
+	SANDBOX_END_CHILD,    /* the run's child ended (FRAME_FAIL_DIED): its status */
+};
+
+struct sandbox_worker {
+	/* prev, next, forgotten, parked: under sbx.lock */
+	struct sandbox_worker *prev, *next; /* in the idle list or the busy list */
+	/* key, source, srclen: set at checkout, then read-only */
+	uint64_t key; /* XXH3_64bits(source) */
+	char *source; /* compared in full: XXH3 is not collision proof */
+	size_t srclen;
+	/* pid, the fds and end: the thread that checked the worker out owns them; an
+	 * idle or dying one is the pool's (sbx.lock while it is in a list). */
+	pid_t pid;
+	int req_fd, resp_fd;  /* our ends, O_CLOEXEC | O_NONBLOCK */
+	enum sandbox_end end; /* of the last exchange */
+	int end_status;	      /* the wait status, when end is not SANDBOX_END_NONE */
+	bool forgotten;	      /* sandbox_forget() while busy: discard on return */
+	bool parked;	      /* waiting on a seglam_call: not counted against the cap */
+};
+
+struct sandbox_list {
+	struct sandbox_worker *head, *tail; /* head = most recently used */
+	unsigned n;
+};
+
+/* The pool and its configuration (the mother's state is spawn.c's own). */
+struct sandbox_state {
+	/* lock protects ready, idle, busy, dying, killed, parked, stats, the writing
+	 * of call_fn, and each worker's list links, forgotten and parked. */
+	pthread_mutex_t lock;
+	pthread_cond_t returned; /* a worker went back to the pool or died */
+	bool ready;
+	/* Written by sandbox_init before ready, read-only until sandbox_shutdown. */
+	struct sandbox_config cfg;
+	char *worker_path, *include_dir;
+	struct sandbox_list idle, busy; /* busy includes workers being started */
+	/* Out of both lists and not yet reaped: still processes, so still under the
+	 * cap until sandbox_kill_chain() has waited for them. */
+	unsigned dying;
+	unsigned killed; /* of those, SIGKILLed evictions awaiting their reaper */
+	unsigned parked; /* busy workers waiting on a call (see sandbox.h) */
+	/* Set once at start, before the first run (sandbox.h): read without the lock. */
+	sandbox_call_fn call_fn;
+	struct sandbox_stats stats;
+};
+extern struct sandbox_state sbx;
+
+/* The chain of runs this thread is in (composition): the top-level deadline. */
+struct sandbox_chain {
+	bool active;
+	int64_t deadline;
+};
+extern _Thread_local struct sandbox_chain sbx_chain;
+
+/* Largest call request: a type name, its NUL, and an input up to the answer cap
+ * (so one callee's answer can be handed to another). */
+#define SANDBOX_CALL_CAP                                                                           \
+	((uint32_t)(sbx.cfg.max_answer < UINT32_MAX - 2 - FRAME_CALL_TYPE_MAX                      \
+			? FRAME_CALL_TYPE_MAX + 1 + sbx.cfg.max_answer                             \
+			: UINT32_MAX - 1))
+
+/* pool.c */
+int sandbox_checkout(uint64_t key, const char *src, size_t len, struct sandbox_worker **out);
+void sandbox_checkin(struct sandbox_worker *w, bool reuse);
+struct sandbox_worker *sandbox_trim(unsigned limit);
+void sandbox_kill_chain(struct sandbox_worker *w, bool killed);
+void sandbox_update_live(void);
+void sandbox_group_kill(pid_t pid);
+
+/* spawn.c */
+int sandbox_start(struct sandbox_worker *w, struct buf *err);
+void sandbox_mother_shutdown(void);
+
+/* exchange.c */
+int sandbox_exchange(struct sandbox_worker *w, const void *msg, size_t len, int32_t max_status,
+		     uint32_t cap, int64_t deadline, struct buf *data, struct buf *err);
+int sandbox_answer_call(struct sandbox_worker *w, const char *req, size_t rlen, int64_t *deadline,
+			struct buf *err);
+void sandbox_worker_ended(struct sandbox_worker *w, enum sandbox_end end, int status,
+			  struct buf *err);
+void sandbox_worker_diagnose(struct sandbox_worker *w, struct buf *err);
+void sandbox_timed_out(struct buf *err);
+bool sandbox_worker_clean(struct sandbox_worker *w);
+
+#endif

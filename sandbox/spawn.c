@@ -1,0 +1,356 @@
+/*
+ * spawn: starting a worker (see sandbox_int.h), prefix sandbox_.
+ *
+ * Workers are started with posix_spawn, never fork: the daemon is multithreaded
+ * and holds the FUSE fd and the LLM API key; posix_spawn (clone(CLONE_VFORK) +
+ * exec in glibc) copies nothing of that, and the environment passed is empty.
+ * Most workers come from the mother (worker.c "mother"), one seglam-worker
+ * started that way which forks a worker per request: the request carries the
+ * worker's pipe ends over SCM_RIGHTS and the answer is its pid.  When there is no
+ * mother (-o worker_reuse, or it keeps failing) each worker is spawned on its own.
+ * sandbox_start() then sends the source and reads the compile verdict.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "log.h"
+#include "sandbox_int.h"
+
+/* A mother that keeps dying is not started again: workers are spawned one by one. */
+#define SANDBOX_MOTHER_STARTS 16
+
+/* The mother.  lock orders requests on its socket and protects every field; pid 0
+ * when there is none (not yet started, or it died: started again on the next
+ * spawn, up to SANDBOX_MOTHER_STARTS). */
+static struct {
+	pthread_mutex_t lock;
+	pid_t pid;
+	int fd;
+	unsigned starts;
+	uint64_t forks; /* by the current mother */
+	pid_t owner;	/* getpid() of the process that started it */
+} mom = {.lock = PTHREAD_MUTEX_INITIALIZER, .fd = -1};
+
+/* Keep our pipe ends off fds 0-2 (the dup2s in the child would clobber them). */
+static int sandbox_high_fd(int fd)
+{
+	int nfd;
+
+	if (fd > 2)
+		return fd;
+	nfd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+	close(fd);
+	return nfd;
+}
+
+/*
+ * posix_spawn seglam-worker with @fd0 and @fd1 as its fds 0 and 1 (fd 2
+ * /dev/null, nothing else), in its own process group, with default signal
+ * dispositions and an empty environment.  @mother: start the mother instead.
+ */
+static int sandbox_spawn_exec(int fd0, int fd1, bool mother, pid_t *pid)
+{
+	char mem[32], cap[32];
+	char *argv[8] = {mother ? "seglam-mother" : "seglam-worker", sbx.include_dir,
+			 SEGLAM_LIBTCC1, mem, cap};
+	int argc = 5;
+	char *envp[] = {NULL}; /* no API key, no anything */
+	posix_spawn_file_actions_t fa;
+	posix_spawnattr_t attr;
+	sigset_t none, all;
+	int ret;
+
+	if (sbx.cfg.allow_no_landlock)
+		argv[argc++] = "allow_no_landlock";
+	if (sbx.cfg.worker_reuse)
+		argv[argc++] = "reuse";
+	if (mother)
+		argv[argc++] = "mother";
+	argv[argc] = NULL;
+	snprintf(mem, sizeof(mem), "%zu", sbx.cfg.mem_limit);
+	snprintf(cap, sizeof(cap), "%zu", sbx.cfg.max_answer);
+	posix_spawn_file_actions_init(&fa);
+	posix_spawnattr_init(&attr);
+	sigemptyset(&none);
+	sigfillset(&all);
+	ret = -posix_spawn_file_actions_adddup2(&fa, fd0, 0);
+	if (!ret && fd1 >= 0)
+		ret = -posix_spawn_file_actions_adddup2(&fa, fd1, 1);
+	if (!ret && fd1 < 0)
+		ret = -posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
+	if (!ret)
+		ret = -posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
+	if (!ret)
+		ret = -posix_spawn_file_actions_addclosefrom_np(&fa, 3);
+	/* default dispositions (the daemon ignores SIGPIPE) and an empty mask */
+	if (!ret)
+		ret = -posix_spawnattr_setsigdefault(&attr, &all);
+	if (!ret)
+		ret = -posix_spawnattr_setsigmask(&attr, &none);
+	/* its own process group, so that a timeout kills the run's child too */
+	if (!ret)
+		ret = -posix_spawnattr_setpgroup(&attr, 0);
+	if (!ret)
+		ret = -posix_spawnattr_setflags(
+		    &attr, POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETPGROUP);
+	if (!ret)
+		ret = -posix_spawn(pid, sbx.worker_path, &fa, &attr, argv, envp);
+	posix_spawn_file_actions_destroy(&fa);
+	posix_spawnattr_destroy(&attr);
+	return ret;
+}
+
+/* End the mother (mom.lock held): close its socket (it exits on EOF), kill, reap. */
+static void sandbox_mother_stop(void)
+{
+	if (mom.fd >= 0)
+		close(mom.fd);
+	mom.fd = -1;
+	mom.forks = 0;
+	if (mom.pid > 0) {
+		kill(mom.pid, SIGKILL);
+		while (waitpid(mom.pid, NULL, 0) < 0 && errno == EINTR)
+			;
+	}
+	mom.pid = 0;
+}
+
+/* Start the mother (mom.lock held).  0 or -errno. */
+static int sandbox_mother_start(void)
+{
+	int sv[2];
+	int ret;
+
+	if (mom.starts >= SANDBOX_MOTHER_STARTS)
+		return -EAGAIN;
+	mom.starts++;
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+		return -errno;
+	sv[0] = sandbox_high_fd(sv[0]);
+	sv[1] = sandbox_high_fd(sv[1]);
+	if (sv[0] < 0 || sv[1] < 0) {
+		ret = -EMFILE;
+		goto out;
+	}
+	ret = sandbox_spawn_exec(sv[1], -1, true, &mom.pid);
+	if (ret)
+		goto out;
+	mom.fd = sv[0];
+	mom.owner = getpid();
+	sv[0] = -1;
+	pthread_mutex_lock(&sbx.lock);
+	sbx.stats.mother_spawns++;
+	pthread_mutex_unlock(&sbx.lock);
+out:
+	for (int i = 0; i < 2; i++)
+		if (sv[i] >= 0)
+			close(sv[i]);
+	return ret;
+}
+
+/*
+ * Ask the mother for a worker on the pipe ends @fd0 (its requests) and @fd1 (its
+ * responses).  0 with *@pid, or -errno (then the caller spawns one itself).
+ * A mother that does not answer well within the time limit is ended.
+ */
+static int sandbox_mother_fork(int fd0, int fd1, pid_t *pid)
+{
+	union {
+		struct cmsghdr h;
+		char buf[CMSG_SPACE(2 * sizeof(int))];
+	} u;
+	char byte = 'W';
+	struct iovec iov = {.iov_base = &byte, .iov_len = 1};
+	struct msghdr msg = {.msg_iov = &iov,
+			     .msg_iovlen = 1,
+			     .msg_control = u.buf,
+			     .msg_controllen = sizeof(u.buf)};
+	struct cmsghdr *c;
+	struct pollfd p;
+	int32_t v = 0;
+	ssize_t n;
+	int ret;
+
+	if (sbx.cfg.worker_reuse)
+		return -ENOTSUP; /* the worker runs procedures itself: see worker.c */
+	pthread_mutex_lock(&mom.lock);
+	if (mom.pid > 0 && mom.owner != getpid()) {
+		/* Started before fuse_daemonize() forked us: its workers would be
+		 * the children of the process that exited, not ours.  Closing our
+		 * end of its socket ends it; it is not ours to reap. */
+		close(mom.fd);
+		mom.fd = -1;
+		mom.pid = 0;
+	}
+	if (mom.pid <= 0) {
+		ret = sandbox_mother_start();
+		if (ret)
+			goto out;
+	}
+	memset(&u, 0, sizeof(u));
+	c = CMSG_FIRSTHDR(&msg);
+	c->cmsg_level = SOL_SOCKET;
+	c->cmsg_type = SCM_RIGHTS;
+	c->cmsg_len = CMSG_LEN(2 * sizeof(int));
+	memcpy(CMSG_DATA(c), &fd0, sizeof(int));
+	memcpy(CMSG_DATA(c) + sizeof(int), &fd1, sizeof(int));
+	do
+		n = sendmsg(mom.fd, &msg, MSG_NOSIGNAL);
+	while (n < 0 && errno == EINTR);
+	if (n != 1) {
+		ret = n < 0 ? -errno : -EIO;
+		goto fail;
+	}
+	p = (struct pollfd){.fd = mom.fd, .events = POLLIN};
+	do
+		n = poll(&p, 1, (int)sbx.cfg.timeout_ms);
+	while (n < 0 && errno == EINTR);
+	if (n != 1) {
+		ret = -ETIMEDOUT;
+		goto fail;
+	}
+	do
+		n = recv(mom.fd, &v, sizeof(v), 0);
+	while (n < 0 && errno == EINTR);
+	if (n != (ssize_t)sizeof(v)) {
+		ret = -EIO;
+		goto fail;
+	}
+	if (v <= 0) {
+		ret = v < 0 ? v : -EIO;
+		goto out;
+	}
+	*pid = v;
+	mom.forks++;
+	ret = 0;
+	goto out;
+fail:
+	/* One that never forked could not set up (no Landlock, say): spawning
+	 * workers one by one reports why, per type; do not try again. */
+	if (!mom.forks)
+		mom.starts = SANDBOX_MOTHER_STARTS;
+	log_warn("sandbox: the worker mother (pid %d) failed (%s): %s", (int)mom.pid,
+		 strerror(-ret),
+		 mom.starts < SANDBOX_MOTHER_STARTS ? "starting another"
+						    : "spawning each worker instead");
+	sandbox_mother_stop();
+out:
+	pthread_mutex_unlock(&mom.lock);
+	return ret;
+}
+
+/* At shutdown: end the mother; a later sandbox_init may start one again. */
+void sandbox_mother_shutdown(void)
+{
+	pthread_mutex_lock(&mom.lock);
+	sandbox_mother_stop();
+	mom.starts = 0;
+	pthread_mutex_unlock(&mom.lock);
+}
+
+/* A worker on two new pipes: forked by the mother, else spawned on its own. */
+static int sandbox_spawn(struct sandbox_worker *w)
+{
+	int req[2] = {-1, -1}, resp[2] = {-1, -1};
+	int ret;
+
+	/* O_CLOEXEC on every end: another thread spawning at the same moment must
+	 * not inherit them (it would keep our pipes open and hide EOF). */
+	if (pipe2(req, O_CLOEXEC) < 0 || pipe2(resp, O_CLOEXEC) < 0) {
+		ret = -errno;
+		goto out;
+	}
+	for (int i = 0; i < 2; i++) {
+		req[i] = sandbox_high_fd(req[i]);
+		resp[i] = sandbox_high_fd(resp[i]);
+		if (req[i] < 0 || resp[i] < 0) {
+			ret = -EMFILE;
+			goto out;
+		}
+	}
+	ret = sandbox_mother_fork(req[0], resp[1], &w->pid);
+	if (ret == 0) {
+		pthread_mutex_lock(&sbx.lock);
+		sbx.stats.forks++;
+		pthread_mutex_unlock(&sbx.lock);
+	} else {
+		ret = sandbox_spawn_exec(req[0], resp[1], false, &w->pid);
+	}
+	if (ret)
+		goto out;
+	w->req_fd = req[1];
+	w->resp_fd = resp[0];
+	req[1] = resp[0] = -1;
+	fcntl(w->req_fd, F_SETFL, O_NONBLOCK);
+	fcntl(w->resp_fd, F_SETFL, O_NONBLOCK);
+out:
+	for (int i = 0; i < 2; i++) {
+		if (req[i] >= 0)
+			close(req[i]);
+		if (resp[i] >= 0)
+			close(resp[i]);
+	}
+	return ret;
+}
+
+/* Start the reserved worker @w and compile its source.  0 or -EIO with @err. */
+int sandbox_start(struct sandbox_worker *w, struct buf *err)
+{
+	int64_t deadline = frame_now_ms() + sbx.cfg.timeout_ms;
+	struct buf msg = BUF_INIT;
+	int ret;
+
+	ret = sandbox_spawn(w);
+	pthread_mutex_lock(&sbx.lock);
+	sbx.stats.spawns += ret == 0;
+	sbx.stats.compiles++;
+	pthread_mutex_unlock(&sbx.lock);
+	if (ret < 0) {
+		log_error("sandbox: cannot start %s: %s", sbx.worker_path, strerror(-ret));
+		buf_printf(err, "cannot start the worker %s: %s", sbx.worker_path, strerror(-ret));
+		ret = -EIO;
+		goto out;
+	}
+	ret = sandbox_exchange(w, w->source, w->srclen, FRAME_COMPILE_ERROR, FRAME_MAX_MESSAGE,
+			       deadline, &msg, err);
+	if (ret == FRAME_COMPILED && msg.len == 0) {
+		ret = 0;
+		goto out;
+	}
+	if (ret == FRAME_COMPILE_ERROR) {
+		/* A reason, always: an empty one would read "compile failed: ".  It is
+		 * the worker's (tcc's, quoting the source: "#error ESC[2J") text, on its
+		 * way to logs, the LLM and readers: no control byte gets through. */
+		if (msg.len)
+			buf_addrepr(err, msg.data, msg.len, true);
+		else
+			buf_adds(err, "the compiler failed without a message");
+	} else if (ret == FRAME_COMPILED) {
+		buf_adds(err, "protocol violation from the worker");
+	} else {
+		/* tcc may exit() or crash on some inputs: a compile failure too */
+		struct buf why = BUF_INIT;
+
+		buf_add(&why, err->data, err->len);
+		buf_reset(err);
+		buf_printf(err, "compiler %s", buf_str(&why));
+		buf_free(&why);
+	}
+	ret = -EIO;
+	pthread_mutex_lock(&sbx.lock);
+	sbx.stats.compile_failures++;
+	pthread_mutex_unlock(&sbx.lock);
+out:
+	buf_free(&msg);
+	return ret;
+}

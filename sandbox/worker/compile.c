@@ -1,0 +1,146 @@
+/*
+ * compile: libtcc (prefix worker_).  Compiles one procedure's source in memory
+ * against the allowed headers, relocates it into a buffer of its own (so the
+ * image's bounds are known), and refuses the image if any global it uses is
+ * neither in the image nor in worker_syms (abi.c).  Rewrites tcc's messages for
+ * the LLM and the user: line numbers, no paths of this host.
+ */
+#include <libtcc.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "worker_int.h"
+
+struct worker_compile {
+	struct buf msg;
+	const char *include_dir;
+	const char *code_lo, *code_hi; /* relocated image */
+	const char *bad_symbol;
+};
+
+/* Rewrite tcc's "<string>:3: error: 'x' undeclared" into "line 3: 'x' undeclared". */
+static void worker_tcc_error(void *opaque, const char *msg)
+{
+	struct worker_compile *c = opaque;
+	size_t dl = strlen(c->include_dir);
+
+	if (c->msg.len >= FRAME_MAX_MESSAGE)
+		return;
+	if (strncmp(msg, "<string>:", 9) == 0) {
+		char *end;
+		unsigned long line = strtoul(msg + 9, &end, 10);
+
+		if (end != msg + 9 && *end == ':') {
+			msg = end + 1;
+			while (*msg == ' ')
+				msg++;
+			if (strncmp(msg, "error: ", 7) == 0)
+				msg += 7;
+			buf_printf(&c->msg, "line %lu: ", line);
+		}
+	} else if (strncmp(msg, "tcc: error: ", 12) == 0) {
+		msg += 12;
+		if (strncmp(msg, "undefined symbol '", 18) == 0) {
+			/* a function outside the allowed headers: say so, for the LLM */
+			const char *q = strchr(msg + 18, '\'');
+
+			buf_printf(&c->msg,
+				   "'%.*s' is not available to procedures (they may only "
+				   "call functions declared in the allowed headers)\n",
+				   q ? (int)(q - msg - 18) : 64, msg + 18);
+			return;
+		}
+	} else if (strncmp(msg, c->include_dir, dl) == 0 && msg[dl] == '/') {
+		msg += dl + 1; /* "stdio.h:12: ..." rather than a path of this host */
+	}
+	buf_adds(&c->msg, msg);
+	buf_addc(&c->msg, '\n');
+}
+
+/* tcc resolves a symbol that is neither defined nor added with dlsym(RTLD_DEFAULT),
+ * i.e. from anything linked into this process (system, dlopen, fopen...).  After
+ * relocation every global must therefore be in the procedure's own image or be
+ * one of worker_syms. */
+static void worker_check_symbol(void *opaque, const char *name, const void *val)
+{
+	struct worker_compile *c = opaque;
+	const char *p = val;
+
+	if (c->bad_symbol || !p || (p >= c->code_lo && p <= c->code_hi))
+		return;
+	for (size_t i = 0; i < worker_nsyms; i++)
+		if (worker_syms[i].addr == val && strcmp(worker_syms[i].name, name) == 0)
+			return;
+	c->bad_symbol = name;
+}
+
+worker_run_fn worker_compile(const char *src, const char *include_dir, const char *libtcc1,
+			     struct buf *err)
+{
+	struct worker_compile c = {.msg = BUF_INIT, .include_dir = include_dir};
+	worker_run_fn fn = NULL;
+	TCCState *s = tcc_new();
+	void *mem = MAP_FAILED;
+	int size;
+
+	if (!s) {
+		buf_adds(err, "out of memory starting the compiler");
+		goto out;
+	}
+	tcc_set_error_func(s, &c, worker_tcc_error);
+	tcc_set_options(s, "-nostdlib -nostdinc");
+	tcc_set_output_type(s, TCC_OUTPUT_MEMORY);
+	tcc_add_include_path(s, include_dir);
+	tcc_add_sysinclude_path(s, include_dir);
+	/* The precheck rejects _Pragma; this also neutralises one built by ## pasting. */
+	tcc_define_symbol(s, "_Pragma(x)", "");
+	for (size_t i = 0; i < worker_nsyms; i++)
+		tcc_add_symbol(s, worker_syms[i].name, worker_syms[i].addr);
+	if (tcc_compile_string(s, src) < 0)
+		goto fail;
+	/* After the source: tcc only takes the archive members that resolve
+	 * symbols still undefined (va_arg, long double and int128 helpers). */
+	if (tcc_add_file(s, libtcc1) < 0)
+		goto fail;
+	size = tcc_relocate(s, NULL);
+	if (size < 0)
+		goto fail;
+	/* Our own buffer rather than TCC_RELOCATE_AUTO, so the image bounds are known. */
+	mem = mmap(NULL, (size_t)size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (mem == MAP_FAILED) {
+		buf_adds(err, "out of memory relocating the procedure");
+		goto out;
+	}
+	if (tcc_relocate(s, mem) < 0)
+		goto fail;
+	c.code_lo = mem;
+	c.code_hi = (const char *)mem + size;
+	tcc_list_symbols(s, &c, worker_check_symbol);
+	if (c.bad_symbol) {
+		buf_printf(err,
+			   "'%s' is not available to procedures (they may only call the "
+			   "functions declared in the allowed headers)",
+			   c.bad_symbol);
+		goto out;
+	}
+	fn = (worker_run_fn)tcc_get_symbol(s, "seglam_run");
+	if (!fn) {
+		buf_adds(err, "seglam_run is not defined");
+		goto out;
+	}
+	/* s stays alive on success: it owns the sections the code points into. */
+	s = NULL;
+	goto out;
+fail:
+	while (c.msg.len && c.msg.data[c.msg.len - 1] == '\n')
+		buf_truncate(&c.msg, c.msg.len - 1);
+	buf_adds(err, c.msg.len ? c.msg.data : "compilation failed");
+out:
+	if (!fn && mem != MAP_FAILED)
+		munmap(mem, (size_t)size);
+	if (s)
+		tcc_delete(s);
+	buf_free(&c.msg);
+	return fn;
+}

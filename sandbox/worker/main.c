@@ -1,0 +1,153 @@
+/*
+ * seglam-worker: compiles one untrusted procedure with libtcc and runs it on inputs.
+ *
+ * Started by sandbox/spawn.c with posix_spawn, an empty environment and
+ *	argv: seglam-worker INCLUDE_DIR LIBTCC1_A MEM_LIMIT_BYTES ANSWER_CAP_BYTES [FLAG...]
+ * (FLAGs: allow_no_landlock, reuse).  fd 0 = requests, fd 1 = responses (frame.h), fd 2 =
+ * /dev/null. Without Landlock the worker refuses to compile (tcc could read any file this user can)
+ *unless the last argument says the operator accepted that.
+ *
+ * The order of the steps in main() is the security argument, and each step says
+ * why it comes where it does.  In short: privileges are dropped and the file
+ * system is closed off *before* tcc parses hostile source (tcc is a big C
+ * parser with no hardening), and the strict seccomp filter goes on *after*
+ * relocation (which needs executable memory) and before any procedure code runs.
+ *
+ * Procedure code never runs in this process (the "zygote"): each request (an
+ * input, or a batch of one reader's inputs) is run in a child forked for it one
+ * run ahead, which locks itself down further, waits for its turn, and is killed
+ * after its answers.  So no run sees another run's input (a procedure's static
+ * variables, heap and even its writable code start afresh from the compiled
+ * image each time), and the daemon's pipe carries only frames the zygote wrote
+ * and checked: the final frames each request is owed, and the run's call
+ * requests (frame.h).
+ *
+ * Where each step lives (worker_int.h lists the files): steps 1-3 and the
+ * filters of step 6 in confine.c, step 3b in mother.c, step 4 in precheck.c,
+ * step 5 in compile.c, step 7 in serve.c (the zygote) and run.c (a run).
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/auxv.h>
+#include <unistd.h>
+
+#include "buf.h"
+#include "frame.h"
+#include "precheck.h"
+#include "worker_int.h"
+
+/* Report a failure before serving as a compile error, then exit. */
+void worker_fail(int code, const char *fmt, ...)
+{
+	struct buf msg = BUF_INIT;
+	uint8_t hdr[FRAME_RESP_HDR];
+	va_list ap;
+
+	va_start(ap, fmt);
+	buf_vprintf(&msg, fmt, ap);
+	va_end(ap);
+	if (msg.len > FRAME_MAX_MESSAGE)
+		buf_truncate(&msg, FRAME_MAX_MESSAGE);
+	frame_put_response(hdr, FRAME_COMPILE_ERROR, (uint32_t)msg.len);
+	if (frame_write_full(1, hdr, sizeof(hdr), -1) == 0)
+		frame_write_full(1, msg.data ? msg.data : "", msg.len, -1);
+	_exit(code);
+}
+
+static int worker_parse_size(const char *s, unsigned long long *v)
+{
+	char *end;
+
+	errno = 0;
+	*v = strtoull(s, &end, 10);
+	return errno || end == s || *end ? -1 : 0;
+}
+
+int main(int argc, char **argv)
+{
+	unsigned long long mem, cap;
+	struct buf err = BUF_INIT;
+	uint8_t hdr[FRAME_RESP_HDR];
+	worker_run_fn run;
+	uint32_t srclen;
+	char *src, *relay;
+	bool allow_no_landlock = false, reuse = false, mother = false, bad_flag = false;
+
+	/* Step 1: nothing inherited but the two pipes and /dev/null.  (The daemon
+	 * already spawned us with an empty environment and closefrom(3); this
+	 * also covers a daemon that forgot.) */
+	worker_close_fds();
+	/* a write to a run's child that died mid-call fails with EPIPE instead */
+	signal(SIGPIPE, SIG_IGN);
+	for (int i = 5; i < argc; i++) {
+		if (strcmp(argv[i], "allow_no_landlock") == 0)
+			allow_no_landlock = true;
+		else if (strcmp(argv[i], "reuse") == 0)
+			reuse = true;
+		else if (strcmp(argv[i], "mother") == 0)
+			mother = true;
+		else
+			bad_flag = true;
+	}
+	if (argc < 5 || bad_flag || worker_parse_size(argv[3], &mem) < 0 ||
+	    worker_parse_size(argv[4], &cap) < 0 || cap == 0 ||
+	    cap >= UINT32_MAX - WORKER_RELAY_MAX(0))
+		worker_fail(WORKER_EXIT_USAGE, "usage: seglam-worker INCLUDE_DIR LIBTCC1 MEM_BYTES "
+					       "ANSWER_CAP [allow_no_landlock] [reuse]");
+
+	/* Step 2: drop root, then limits.  setuid first: RLIMIT_NPROC 0 would be
+	 * checked against the new user otherwise.  no_new_privs is also what
+	 * allows Landlock and seccomp without CAP_SYS_ADMIN. */
+	worker_drop_privileges();
+	worker_set_limits((rlim_t)mem);
+	if (chdir(argv[1]) < 0) /* so "seglam.h" resolves in the include dir */
+		worker_fail(WORKER_EXIT_SETUP, "worker: include directory: %s", strerror(errno));
+
+	/* Step 3: file system closed off before any untrusted byte is parsed. */
+	worker_landlock(argv[1], argv[2], allow_no_landlock);
+
+	/* Step 3b (mother only): fork a worker per type from here on. */
+	if (mother)
+		worker_mother(argv[0], argv[1]);
+
+	worker_out.cap = (size_t)cap;
+	/* room for the response header in front: a child writes its frame at once */
+	worker_out.data = (char *)worker_malloc(FRAME_RESP_HDR + (size_t)cap + 1) + FRAME_RESP_HDR;
+	relay = worker_malloc(WORKER_RELAY_ROOM((size_t)cap));
+
+	/* Step 4: the source, screened lexically (#include of files, #pragma). */
+	src = worker_read_frame(&srclen);
+	if (worker_precheck(src, srclen, &err) < 0)
+		worker_fail(0, "%s", err.data);
+
+	/* Step 5: compile and relocate; needs PROT_EXEC, so before seccomp.  No
+	 * procedure code runs here (tcc_relocate does not run constructors). */
+	run = worker_compile(src, argv[1], argv[2], &err);
+	free(src);
+	if (!run)
+		worker_fail(0, "%s", err.data);
+
+	/* Step 6: lock down.  From here on: read fd 0, write fd 1, non-executable
+	 * memory management, exit, and forking a child per run that locks itself
+	 * down further.  The "compiled" reply is only sent once the filter is in
+	 * place, so a pooled worker is always a locked one. */
+	if (!worker_warmed)
+		worker_warm_up();
+	worker_have_clock = getauxval(AT_SYSINFO_EHDR) != 0;
+	if (worker_have_clock)
+		worker_coarse_ms(); /* resolves the vDSO entry before the filter */
+	if ((reuse ? worker_seccomp_reuse() : worker_seccomp()) < 0)
+		worker_fail(WORKER_EXIT_SETUP, "worker: cannot install the seccomp filter");
+	frame_put_response(hdr, FRAME_COMPILED, 0);
+	if (frame_write_full(1, hdr, sizeof(hdr), -1) < 0)
+		_exit(WORKER_EXIT_IO);
+
+	/* Step 7: serve inputs, each in a fresh child, until the daemon closes the pipe. */
+	if (reuse)
+		worker_serve_reuse(run);
+	worker_serve(run, relay);
+	return 0;
+}

@@ -1,0 +1,145 @@
+/*
+ * mother: the seglam-mother process, main.c's step 3b (prefix worker_mother).
+ *
+ * A worker started with the flag "mother" is not a worker: it takes the steps
+ * that do not depend on a type (fds closed, nobody, limits, no_new_privs, not
+ * dumpable, Landlock) once, with libtcc already loaded, and then forks one child
+ * per type on the daemon's request.  That child becomes an ordinary worker (the
+ * zygote of one type: steps 4 on) and is what a posix_spawn per type made
+ * before, without the exec, the dynamic loading and the set-up.
+ *
+ * fd 0 is a SOCK_SEQPACKET socket to the daemon.  Each request is one byte with
+ * exactly two fds (SCM_RIGHTS): the read end of the new worker's request pipe and
+ * the write end of its response pipe.  The mother clones with CLONE_PARENT, so
+ * the worker is the daemon's child as a spawned one is (the daemon reaps it,
+ * reads its wait status and kills its process group), and answers with the
+ * worker's pid (an int32, or -errno).  The child puts the two fds on 0 and 1 and
+ * closes everything else, the socket included, before it reads a byte of
+ * source: no worker can talk to the mother, and no procedure (nor tcc) ever runs
+ * in it.  The mother ends when the daemon closes the socket (or dies).
+ */
+#include <errno.h>
+#include <libtcc.h>
+#include <sched.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "worker_int.h"
+
+#define WORKER_MOTHER_NAME "seglam-mother"
+
+static void worker_mother_reply(int32_t v)
+{
+	while (send(0, &v, sizeof(v), MSG_NOSIGNAL) < 0 && errno == EINTR)
+		;
+}
+
+/* Receive one request: 0 with two pipe fds, 1 at EOF, -1 for a bad request. */
+static int worker_mother_recv(int fds[2])
+{
+	union {
+		struct cmsghdr h;
+		char buf[CMSG_SPACE(2 * sizeof(int))];
+	} u;
+	char byte;
+	struct iovec iov = {.iov_base = &byte, .iov_len = 1};
+	struct msghdr msg = {.msg_iov = &iov,
+			     .msg_iovlen = 1,
+			     .msg_control = u.buf,
+			     .msg_controllen = sizeof(u.buf)};
+	struct cmsghdr *c;
+	struct stat st;
+	ssize_t n;
+	int ok = 0;
+
+	fds[0] = fds[1] = -1;
+	do
+		n = recvmsg(0, &msg, MSG_CMSG_CLOEXEC);
+	while (n < 0 && errno == EINTR);
+	if (n <= 0)
+		return 1;
+	c = CMSG_FIRSTHDR(&msg);
+	if (c && c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
+		size_t nfd = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+
+		if (nfd >= 1)
+			memcpy(&fds[0], CMSG_DATA(c), sizeof(int));
+		if (nfd >= 2)
+			memcpy(&fds[1], CMSG_DATA(c) + sizeof(int), sizeof(int));
+		ok = nfd == 2 && !(msg.msg_flags & MSG_CTRUNC);
+	}
+	for (int i = 0; i < 2 && ok; i++)
+		ok = fstat(fds[i], &st) == 0 && S_ISFIFO(st.st_mode);
+	if (ok)
+		return 0;
+	for (int i = 0; i < 2; i++)
+		if (fds[i] >= 0)
+			close(fds[i]);
+	return -1;
+}
+
+bool worker_warmed; /* by the mother, before this worker was forked */
+
+/* Returns only in a new worker, with its pipes on fds 0 and 1. */
+void worker_mother(char *argv0, const char *include_dir)
+{
+	static const char warm[] =
+	    "#include <seglam.h>\nint seglam_run(const char *in, size_t len, "
+	    "seglam_out *out) { return seglam_write(out, in, len); }\n";
+	size_t len0 = strlen(argv0);
+	TCCState *s = tcc_new();
+
+	prctl(PR_SET_NAME, WORKER_MOTHER_NAME, 0, 0, 0);
+	/* Once for every worker to come: glibc's first-use work (worker_warm_up)
+	 * and tcc's (a compile of this fixed, trusted source: its code and the
+	 * headers are then in the page cache, and tcc's first-use work done).  It
+	 * is parsed only: nothing is relocated, so nothing of it is executable. */
+	worker_warm_up();
+	worker_warmed = true;
+	if (!s)
+		_exit(WORKER_EXIT_OOM);
+	tcc_set_options(s, "-nostdlib -nostdinc");
+	tcc_set_output_type(s, TCC_OUTPUT_MEMORY);
+	tcc_add_include_path(s, include_dir);
+	tcc_add_sysinclude_path(s, include_dir);
+	tcc_compile_string(s, warm);
+	tcc_delete(s);
+	for (;;) {
+		int fds[2], r;
+		long pid;
+
+		r = worker_mother_recv(fds);
+		if (r > 0)
+			_exit(0);
+		if (r < 0) {
+			worker_mother_reply(-EBADMSG);
+			continue;
+		}
+		/* Not glibc's fork: it cannot make the daemon the parent.  The child
+		 * never runs procedure code itself (its run children are _Fork()ed,
+		 * which sets their thread id right), so the thread id glibc keeps
+		 * for this thread, stale in the child, is never used. */
+		pid = syscall(SYS_clone, (unsigned long)(CLONE_PARENT | SIGCHLD), 0UL, NULL, NULL,
+			      0UL);
+		if (pid == 0) {
+			/* its own process group first: the daemon kills it with it */
+			setpgid(0, 0);
+			if (dup2(fds[0], 0) < 0 || dup2(fds[1], 1) < 0)
+				_exit(WORKER_EXIT_IO);
+			worker_close_fds();
+			/* look like the worker it is (ps, /proc/PID/comm and cmdline) */
+			prctl(PR_SET_NAME, "seglam-worker", 0, 0, 0);
+			if (len0 == strlen("seglam-worker"))
+				memcpy(argv0, "seglam-worker", len0);
+			return;
+		}
+		close(fds[0]);
+		close(fds[1]);
+		worker_mother_reply(pid > 0 ? (int32_t)pid : -errno);
+	}
+}

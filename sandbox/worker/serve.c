@@ -1,0 +1,402 @@
+/*
+ * serve: the request loops (prefix worker_), once the procedure is compiled and
+ * the filter is on.  The zygote (worker_serve) runs no procedure code and holds
+ * no input: it forks a child per run one run ahead (it locks itself down and
+ * waits for its "go"), relays that child's frames to the daemon after checking
+ * each header before its payload, passes call answers back to it, and kills it
+ * after its last final frame.  A -o worker_reuse worker (worker_serve_reuse)
+ * runs every input itself instead.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "worker_int.h"
+
+/* glibc >= 2.34: fork without atfork handlers, one clone() call */
+pid_t _Fork(void);
+
+/*
+ * Touch, while waiting for a request, the pages a typical run writes first, so
+ * their copy-on-write faults are taken before the request and not after it: the
+ * stack, the head of the answer buffer, the top of the heap.
+ */
+static void worker_child_prefault(void)
+{
+	volatile char stack[64 * 1024];
+	size_t head = worker_out.cap + 1 < 16384 ? worker_out.cap + 1 : 16384;
+	void *p;
+
+	for (size_t i = 0; i < sizeof(stack); i += 4096)
+		stack[i] = 0;
+	for (size_t i = 0; i < head; i += 4096)
+		worker_out.data[i] = 0;
+	p = malloc(16384);
+	if (p)
+		memset(p, 0, 16384);
+	free(p);
+}
+
+/*
+ * A run's child, forked before its request arrives: locks itself down, reads one
+ * request (an input or a batch) from fd 0 (the daemon's pipe: the zygote never
+ * holds an input), closes fd 0, tells the zygote how many final frames it owes
+ * (FRAME_START), runs the procedure, writes its frames on fd 1 (its pipe to the
+ * zygote), and waits to be killed.  All of that before the procedure runs is
+ * what the zygote may trust: closing fd 0 first lets the zygote pass answers on
+ * as soon as they are whole, since nothing here can read a later request, and
+ * FRAME_START comes before any byte the procedure could write.  Exits 0 with
+ * nothing written when the daemon has closed the request pipe.
+ */
+static void __attribute__((noreturn)) worker_child(worker_run_fn run)
+{
+	uint8_t start[FRAME_RESP_HDR + 4];
+	uint32_t len, count = 1;
+	char go;
+	struct frame_batch b;
+	char *in;
+
+	worker_child_lockdown();
+	worker_child_prefault();
+	/* Forked ahead: wait until the run before this one is over, so that only
+	 * one process ever reads the request pipe (the zygote reads call answers
+	 * from it during a run).  End of file: the zygote is gone. */
+	if (frame_read_full(WORKER_CHILD_FD, &go, 1, -1) != 1)
+		_exit(0);
+	len = worker_read_len();
+	if (len == FRAME_REQ_BATCH) {
+		in = worker_batch_read(&b);
+		count = b.count;
+	} else {
+		in = worker_read_body(len);
+	}
+	if (close(0) < 0)
+		_exit(WORKER_EXIT_IO);
+	frame_put_response(start, FRAME_START, 4);
+	memcpy(start + FRAME_RESP_HDR, &count, 4);
+	if (frame_write_full(1, start, sizeof(start), -1) < 0)
+		_exit(WORKER_EXIT_IO);
+	if (len == FRAME_REQ_BATCH)
+		worker_batch_run(run, &b, in);
+	else
+		worker_run_one(run, in, len);
+	/* Wait to be killed rather than exit: tearing this process down now would
+	 * compete for the CPU with the zygote passing the answer on. */
+	while (read(WORKER_CHILD_FD, &len, 1) < 0 && errno == EINTR)
+		;
+	_exit(0);
+}
+
+/*
+ * Fork a child ahead (it locks itself down, then waits for its "go"), with its
+ * two pipes: its fd 1 writes to the zygote's WORKER_NEXT_CHILD_FD, its
+ * WORKER_CHILD_FD reads the zygote's WORKER_NEXT_CALL_FD (first the "go" byte,
+ * then call answers).  The zygote moves
+ * them to WORKER_CHILD_FD and WORKER_CALL_FD when it becomes the current child.
+ */
+static pid_t worker_fork_child(worker_run_fn run)
+{
+	int p[2], q[2];
+	pid_t child;
+
+	if (pipe2(p, O_CLOEXEC) < 0 || p[0] != WORKER_NEXT_CHILD_FD ||
+	    p[1] != WORKER_NEXT_CALL_FD || pipe2(q, O_CLOEXEC) < 0)
+		_exit(WORKER_EXIT_IO);
+	child = _Fork();
+	if (child < 0)
+		_exit(WORKER_EXIT_IO);
+	if (child == 0) {
+		/* Its own pipes as fd 1 and WORKER_CHILD_FD (dup2 leaves them
+		 * without O_CLOEXEC); nothing of the current child's (fds 3 and 4
+		 * until the dup2) nor of the zygote's ends of its own. */
+		if (dup2(p[1], 1) < 0 || dup2(q[0], WORKER_CHILD_FD) < 0)
+			_exit(WORKER_EXIT_IO);
+		for (int fd = WORKER_CALL_FD; fd <= q[1]; fd++)
+			close(fd);
+		worker_child(run);
+	}
+	/* p[1] (WORKER_NEXT_CALL_FD) is replaced by the write end of the call pipe */
+	if (dup2(q[1], WORKER_NEXT_CALL_FD) < 0)
+		_exit(WORKER_EXIT_IO);
+	close(q[0]);
+	close(q[1]);
+	return child;
+}
+
+/* The child forked ahead becomes the current one: its pipes move down. */
+static void worker_promote(void)
+{
+	if (dup2(WORKER_NEXT_CHILD_FD, WORKER_CHILD_FD) < 0 ||
+	    dup2(WORKER_NEXT_CALL_FD, WORKER_CALL_FD) < 0)
+		_exit(WORKER_EXIT_IO);
+	close(WORKER_NEXT_CHILD_FD);
+	close(WORKER_NEXT_CALL_FD);
+}
+
+/* Let the child forked ahead read the request pipe (a broken pipe: it is gone,
+ * which its relay will find). */
+static void worker_go(void)
+{
+	char go = 1;
+
+	frame_write_full(WORKER_NEXT_CALL_FD, &go, 1, -1);
+}
+
+static int worker_reap(pid_t child)
+{
+	int status;
+
+	while (wait4(child, &status, 0, NULL) < 0)
+		if (errno != EINTR)
+			_exit(WORKER_EXIT_IO);
+	return status;
+}
+
+/* Tell the daemon the run failed in place of the final frame it waits for. */
+static void worker_send_failed(int32_t kind, int wait_status)
+{
+	int32_t fail[2] = {kind, wait_status};
+	uint8_t frame[FRAME_RESP_HDR + sizeof(fail)];
+
+	frame_put_response(frame, FRAME_FAILED, sizeof(fail));
+	memcpy(frame + FRAME_RESP_HDR, fail, sizeof(fail));
+	if (frame_write_full(1, frame, sizeof(frame), -1) < 0)
+		_exit(WORKER_EXIT_IO);
+}
+
+/*
+ * Pass the daemon's answer to a call on, from fd 0 to the child's WORKER_CALL_FD,
+ * in pieces.  All of it is read even when the child is gone (EPIPE: SIGPIPE is
+ * ignored), so the request pipe stays in step.  The daemon is trusted, but a
+ * length over the cap means the pipe is out of step: exit.
+ */
+static void worker_pass_answer(void)
+{
+	static char piece[64 * 1024];
+	uint8_t hdr[FRAME_REQ_HDR];
+	bool gone = false;
+	uint32_t len;
+
+	if (frame_read_full(0, hdr, sizeof(hdr), -1) != (ssize_t)sizeof(hdr))
+		_exit(WORKER_EXIT_IO);
+	len = frame_get_request(hdr);
+	if (len != FRAME_CALL_FAILED && len > worker_out.cap)
+		_exit(WORKER_EXIT_IO);
+	if (frame_write_full(WORKER_CALL_FD, hdr, sizeof(hdr), -1) < 0)
+		gone = true;
+	while (len != FRAME_CALL_FAILED && len) {
+		uint32_t n = len < sizeof(piece) ? len : (uint32_t)sizeof(piece);
+
+		if (frame_read_full(0, piece, n, -1) != (ssize_t)n)
+			_exit(WORKER_EXIT_IO);
+		if (!gone && frame_write_full(WORKER_CALL_FD, piece, n, -1) < 0)
+			gone = true;
+		len -= n;
+	}
+	explicit_bzero(piece, sizeof(piece));
+}
+
+enum { WORKER_RUN_DONE, WORKER_RUN_REAPED, WORKER_RUN_EOF };
+
+/*
+ * The zygote's side of one run: read what the child writes into @relay
+ * (WORKER_RELAY_ROOM(cap) bytes), check each frame's header before its payload,
+ * and write complete checked frames to the daemon as they come.  The first frame
+ * must be FRAME_START (what the child owes: 1 final frame, or a batch's count).
+ * A call request (well formed: frame_get_call) goes to the daemon after the
+ * frames before it, and its answer back to the child.  After the last final
+ * frame owed the run is over: WORKER_RUN_DONE, the child still to be killed and
+ * reaped (whatever else it wrote is dropped with it).  A malformed frame gets the
+ * child killed, and an end of file before the last frame (the child exited, or
+ * closed fd 1) its wait status; either way one FRAME_FAILED goes in place of the
+ * final frame the daemon waits for: WORKER_RUN_REAPED.  WORKER_RUN_EOF: the
+ * daemon closed the request pipe.
+ */
+static int worker_relay(pid_t child, char *relay)
+{
+	size_t cap = worker_out.cap, room = WORKER_RELAY_ROOM(cap), have = 0, pos = 0, sent = 0;
+	uint32_t owed = 0, len;
+	bool started = false;
+	const char *type, *in;
+	int32_t status;
+	size_t inlen;
+	ssize_t r;
+	int st;
+
+	for (;;) {
+		while (have - pos >= FRAME_RESP_HDR) {
+			uint8_t *h = (uint8_t *)relay + pos;
+
+			if (!started) {
+				if (frame_get_response(h, FRAME_START, 4, &status, &len) < 0 ||
+				    status != FRAME_START || len != 4)
+					goto violation;
+				if (have - pos < FRAME_RESP_HDR + 4)
+					break;
+				memcpy(&owed, h + FRAME_RESP_HDR, 4);
+				if (owed == 0 || owed > FRAME_BATCH_MAX_COUNT)
+					goto violation;
+				started = true;
+				pos = sent = pos + FRAME_RESP_HDR + 4;
+				continue;
+			}
+			if (frame_get_response(h, FRAME_SKIPPED,
+					       (uint32_t)(WORKER_RELAY_MAX(cap) - FRAME_RESP_HDR),
+					       &status, &len) < 0 ||
+			    status == FRAME_FAILED || (status != FRAME_CALL && len > cap) ||
+			    (status == FRAME_SKIPPED && len))
+				goto violation;
+			if (have - pos < FRAME_RESP_HDR + len)
+				break;
+			if (status == FRAME_CALL) {
+				if (frame_get_call(relay + pos + FRAME_RESP_HDR, len, &type, &in,
+						   &inlen) < 0)
+					goto violation;
+				/* the answers before it, then the call itself */
+				pos += FRAME_RESP_HDR + len;
+				if (frame_write_full(1, relay + sent, pos - sent, -1) < 0)
+					_exit(WORKER_EXIT_IO);
+				sent = pos;
+				worker_pass_answer();
+				continue;
+			}
+			pos += FRAME_RESP_HDR + len;
+			if (--owed == 0) {
+				if (frame_write_full(1, relay + sent, pos - sent, -1) < 0)
+					_exit(WORKER_EXIT_IO);
+				explicit_bzero(relay, have);
+				return WORKER_RUN_DONE;
+			}
+		}
+		/* what is whole goes out now; a partial frame waits for the rest */
+		if (pos > sent && frame_write_full(1, relay + sent, pos - sent, -1) < 0)
+			_exit(WORKER_EXIT_IO);
+		memmove(relay, relay + pos, have - pos);
+		have -= pos;
+		explicit_bzero(relay + have, pos);
+		pos = sent = 0;
+		r = read(WORKER_CHILD_FD, relay + have, room - have);
+		if (r > 0) {
+			have += (size_t)r;
+			continue;
+		}
+		if (r < 0 && errno == EINTR)
+			continue;
+		break; /* end of file: the child exited (or closed fd 1) */
+	}
+	explicit_bzero(relay, have);
+	st = worker_reap(child);
+	if (!started) {
+		/* Gone before it said it had a request: whether it took one from the
+		 * pipe is unknown, so this worker cannot answer for it.  The daemon
+		 * closing the pipe is the normal case. */
+		if (have == 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0)
+			return WORKER_RUN_EOF;
+		if (WIFEXITED(st))
+			_exit(WEXITSTATUS(st) ? WEXITSTATUS(st) : WORKER_EXIT_IO);
+		kill(getpid(), SIGKILL);
+		_exit(WORKER_EXIT_IO);
+	}
+	worker_send_failed(
+	    WIFEXITED(st) && WEXITSTATUS(st) == 0 ? FRAME_FAIL_PROTOCOL : FRAME_FAIL_DIED, st);
+	return WORKER_RUN_REAPED;
+violation:
+	explicit_bzero(relay, have);
+	kill(child, SIGKILL);
+	st = worker_reap(child);
+	if (!started)
+		_exit(WORKER_EXIT_IO); /* the child's own code broke the protocol */
+	worker_send_failed(FRAME_FAIL_PROTOCOL, st);
+	return WORKER_RUN_REAPED;
+}
+
+/*
+ * Serve requests until the daemon closes the pipe, each in a fresh child.  The
+ * child for the next request is forked, and has locked itself down, before that
+ * request is sent: as soon as a run's last frame is passed on, the child that
+ * made it is killed (it has said all it may), and the next one forked before the
+ * old one is reaped, while the daemon is busy with the answer.  So neither the
+ * fork nor a child's exit is between a request and its answer.  The zygote never
+ * runs procedure code and never holds an input; it wipes what it relayed, so a
+ * child starts with nothing of an earlier run.
+ */
+void worker_serve(worker_run_fn run, char *relay)
+{
+	pid_t child, next, dying = 0;
+	int hold[2];
+
+	/* The first child is forked as a next one would be (fds 3 and 4 held
+	 * meanwhile), told to go at once, and moved down. */
+	if (pipe2(hold, O_CLOEXEC) < 0 || hold[0] != WORKER_CHILD_FD || hold[1] != WORKER_CALL_FD)
+		_exit(WORKER_EXIT_IO);
+	child = worker_fork_child(run);
+	worker_go();
+	close(hold[0]);
+	close(hold[1]);
+	worker_promote();
+	next = worker_fork_child(run);
+	for (;;) {
+		int end = worker_relay(child, relay);
+
+		if (end == WORKER_RUN_EOF) {
+			/* The daemon closed the pipe (it evicted this worker): end the
+			 * child forked ahead and reap it and the last one, so that none
+			 * is left to init (a zombie there still counts against
+			 * RLIMIT_NPROC of user nobody until init reaps it). */
+			kill(next, SIGKILL);
+			worker_reap(next);
+			if (dying)
+				worker_reap(dying);
+			_exit(0);
+		}
+		/* The run is over, and with it the zygote's reads of call answers
+		 * from the request pipe: the child forked ahead may read it now. */
+		worker_go();
+		/* The daemon was woken by the last write as by a writer about to block
+		 * (a pipe's wake-up is synchronous): it waits for this CPU unless the
+		 * zygote yields it before going on with the work below. */
+		sched_yield();
+		/* The child forked ahead is the current one now, perhaps already
+		 * running the next request.  This
+		 * one is killed and reaped one run later (its exit overlaps that
+		 * run), and the one after the next is forked meanwhile: neither a fork
+		 * nor an exit is between a request and its answer. */
+		if (end == WORKER_RUN_DONE)
+			kill(child, SIGKILL);
+		close(WORKER_CHILD_FD);
+		close(WORKER_CALL_FD);
+		worker_promote();
+		if (dying)
+			worker_reap(dying);
+		dying = end == WORKER_RUN_DONE ? child : 0;
+		child = next;
+		next = worker_fork_child(run);
+	}
+}
+
+/* -o worker_reuse: serve inputs in this process until the daemon closes the pipe.
+ * A procedure may keep state from one input to the next (SECURITY.md). */
+void worker_serve_reuse(worker_run_fn run)
+{
+	worker_call_fd = 0;
+	for (;;) {
+		uint32_t len = worker_read_len();
+		struct frame_batch b;
+		char *in;
+
+		if (len == FRAME_REQ_BATCH) {
+			in = worker_batch_read(&b);
+			worker_batch_run(run, &b, in);
+		} else {
+			in = worker_read_body(len);
+			worker_run_one(run, in, len);
+		}
+		free(in);
+		worker_held_free();
+	}
+}
