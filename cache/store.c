@@ -1,10 +1,13 @@
-/* store: the hashed on-disk tree of procedure directories; see store.h. */
+/*
+ * store: the hashed on-disk tree of procedure directories; see store.h.  This file
+ * keeps the layout and the files (marker, type directories, read and write, the
+ * walk, the temp sweep, the log); store_at.c resolves paths beneath the root.
+ */
 #include "store.h"
 
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -14,8 +17,8 @@
 #include <xxhash.h>
 
 #include "atomic.h"
-#include "beneath.h"
 #include "log.h"
+#include "store_int.h"
 
 #define STORE_MARKER "seglamfs-store"
 #define STORE_LOG_MAX (64 * 1024)
@@ -31,218 +34,6 @@ int store_root_fd(void)
 bool store_readonly(void)
 {
 	return store_ro;
-}
-
-/*
- * A store entry is not what it must be (a symlink or ".." on the way, where the
- * daemon needs a directory or a file): refused, and said, a few times a second at
- * most (an NFS peer can plant one that every lookup meets).
- */
-static void store_refused(const char *path, int err)
-{
-	static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER; /* second and count */
-	static time_t second;
-	static unsigned count;
-	time_t now = time(NULL);
-	bool say;
-	const char *what = err == -ELOOP   ? "a symlink where a directory or file belongs"
-			   : err == -EXDEV ? "a '..' leading out of STORE"
-					   : "not a directory where one belongs";
-
-	if (err != -ELOOP && err != -EXDEV && err != -ENOTDIR)
-		return;
-	pthread_mutex_lock(&lock);
-	if (now != second) {
-		second = now;
-		count = 0;
-	}
-	say = count++ < 5;
-	pthread_mutex_unlock(&lock);
-	if (say)
-		log_warn("store: %s: refused: %s (seglamfs never follows links in STORE; "
-			 "replace it with a real directory or file)",
-			 path, what);
-}
-
-int store_open_beneath(const char *rel, int flags, mode_t mode)
-{
-	int fd = beneath_open(store_fd, rel, flags, mode);
-
-	if (fd < 0)
-		store_refused(rel, fd);
-	return fd;
-}
-
-int store_open_file(const char *rel, int flags, mode_t mode)
-{
-	int fd = store_open_beneath(rel, flags | O_NONBLOCK, mode);
-	struct stat st;
-
-	if (fd < 0)
-		return fd;
-	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-		int ret = S_ISDIR(st.st_mode) ? -EISDIR : -EACCES;
-
-		if (ret == -EACCES)
-			log_warn("store: %s: refused: not a regular file (a FIFO or device in "
-				 "STORE is never opened; remove it)",
-				 rel);
-		close(fd);
-		return ret;
-	}
-	return fd;
-}
-
-int store_parent_fd(const char *rel, const char **base)
-{
-	int fd = beneath_parent(store_fd, rel, base);
-
-	if (fd < 0)
-		store_refused(rel, fd);
-	return fd;
-}
-
-int store_lstat(const char *rel, struct stat *st)
-{
-	const char *base;
-	int dirfd = store_parent_fd(rel, &base), ret = 0;
-
-	if (dirfd < 0)
-		return dirfd;
-	if (fstatat(dirfd, base, st, AT_SYMLINK_NOFOLLOW) != 0)
-		ret = -errno;
-	close(dirfd);
-	return ret;
-}
-
-int store_unlink(const char *rel, int flags)
-{
-	const char *base;
-	int dirfd = store_parent_fd(rel, &base), ret = 0;
-
-	if (dirfd < 0)
-		return dirfd;
-	if (unlinkat(dirfd, base, flags) != 0)
-		ret = -errno;
-	close(dirfd);
-	return ret;
-}
-
-int store_rename(const char *from, const char *to, unsigned int flags)
-{
-	const char *b1, *b2;
-	int d1 = store_parent_fd(from, &b1), d2 = -1, ret = 0;
-
-	if (d1 < 0)
-		return d1;
-	d2 = store_parent_fd(to, &b2);
-	if (d2 < 0)
-		ret = d2;
-	else if (renameat2(d1, b1, d2, b2, flags) != 0)
-		ret = -errno;
-	close(d1);
-	if (d2 >= 0)
-		close(d2);
-	return ret;
-}
-
-int store_link(const char *from, const char *to)
-{
-	const char *b1, *b2;
-	int d1 = store_parent_fd(from, &b1), d2 = -1, ret = 0;
-
-	if (d1 < 0)
-		return d1;
-	d2 = store_parent_fd(to, &b2);
-	if (d2 < 0)
-		ret = d2;
-	else if (linkat(d1, b1, d2, b2, 0) != 0)
-		ret = -errno;
-	close(d1);
-	if (d2 >= 0)
-		close(d2);
-	return ret;
-}
-
-int store_mkdir(const char *rel, mode_t mode)
-{
-	const char *base;
-	int dirfd = store_parent_fd(rel, &base), ret = 0;
-
-	if (dirfd < 0)
-		return dirfd;
-	if (mkdirat(dirfd, base, mode & 0777) != 0)
-		ret = -errno;
-	close(dirfd);
-	return ret;
-}
-
-int store_symlink(const char *target, const char *rel)
-{
-	const char *base;
-	int dirfd = store_parent_fd(rel, &base), ret = 0;
-
-	if (dirfd < 0)
-		return dirfd;
-	if (symlinkat(target, dirfd, base) != 0)
-		ret = -errno;
-	close(dirfd);
-	return ret;
-}
-
-ssize_t store_readlink(const char *rel, char *buf, size_t size)
-{
-	const char *base;
-	int dirfd = store_parent_fd(rel, &base);
-	ssize_t n;
-
-	if (dirfd < 0)
-		return dirfd;
-	n = readlinkat(dirfd, base, buf, size);
-	if (n < 0)
-		n = -errno;
-	close(dirfd);
-	return n;
-}
-
-int store_chmod(const char *rel, mode_t mode)
-{
-	const char *base;
-	int dirfd = store_parent_fd(rel, &base), ret = 0;
-
-	if (dirfd < 0)
-		return dirfd;
-	/* Never setuid, setgid or sticky: the store is served to other users. */
-	if (fchmodat(dirfd, base, mode & 0777, AT_SYMLINK_NOFOLLOW) != 0)
-		ret = -errno;
-	close(dirfd);
-	return ret;
-}
-
-int store_chown(const char *rel, uid_t uid, gid_t gid)
-{
-	const char *base;
-	int dirfd = store_parent_fd(rel, &base), ret = 0;
-
-	if (dirfd < 0)
-		return dirfd;
-	if (fchownat(dirfd, base, uid, gid, AT_SYMLINK_NOFOLLOW) != 0)
-		ret = -errno;
-	close(dirfd);
-	return ret;
-}
-
-int store_utimens(const char *rel, const struct timespec ts[2])
-{
-	const char *base;
-	int dirfd = store_parent_fd(rel, &base), ret = 0;
-
-	if (dirfd < 0)
-		return dirfd;
-	if (utimensat(dirfd, base, ts, AT_SYMLINK_NOFOLLOW) != 0)
-		ret = -errno;
-	close(dirfd);
-	return ret;
 }
 
 static int store_check_marker(const char *path, struct buf *err)
@@ -377,58 +168,6 @@ int store_read(const char *type, const char *rel, size_t max, struct buf *out)
 	store_path(type, rel, &path);
 	ret = file_read_all(store_fd, path.data, max, out);
 	buf_free(&path);
-	return ret;
-}
-
-/*
- * mkdir -p for the store-relative @path, one component at a time, never through a
- * symlink; returns an fd of the last directory (O_PATH) or -errno.
- */
-static int store_mkdirs_fd(const char *path)
-{
-	char comp[256];
-	const char *p = path, *end;
-	int cur = -1, fd, ret = 0;
-
-	for (; *p; p = *end ? end + 1 : end) {
-		int at = cur >= 0 ? cur : store_fd;
-		size_t len;
-
-		end = strchrnul(p, '/');
-		len = (size_t)(end - p);
-		if (!len)
-			continue;
-		if (len >= sizeof(comp) || (len <= 2 && !strncmp(p, "..", len))) {
-			ret = -EINVAL;
-			goto out;
-		}
-		memcpy(comp, p, len);
-		comp[len] = '\0';
-		if (mkdirat(at, comp, 0755) != 0 && errno != EEXIST) {
-			ret = -errno;
-			goto out;
-		}
-		fd = openat(at, comp, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-		if (fd < 0) {
-			struct stat st;
-
-			ret = -errno;
-			if (ret == -ENOTDIR && fstatat(at, comp, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
-			    S_ISLNK(st.st_mode))
-				ret = -ELOOP;
-			store_refused(path, ret);
-			goto out;
-		}
-		if (cur >= 0)
-			close(cur);
-		cur = fd;
-	}
-	if (cur < 0)
-		cur = dup(store_fd);
-	return cur < 0 ? -errno : cur;
-out:
-	if (cur >= 0)
-		close(cur);
 	return ret;
 }
 

@@ -1,5 +1,5 @@
 /*
- * fuzz cases: cache/proc.c proc_read_cases, the reader of a type's tests/
+ * fuzz cases: cache/cases.c proc_read_cases, the reader of a type's tests/
  * directory, which anyone with write access to the store (or the mount) fills.
  *
  * The input describes a directory as records, each starting on a line "=== ":

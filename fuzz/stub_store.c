@@ -1,9 +1,9 @@
 /*
- * stub_store: an in-memory stand-in for cache/store.c, for the fuzz targets that
- * link cache/meta.c and cache/proc.c.  One file (the meta.json of every type) is
- * held in memory: store_read() returns what the target put there and
- * store_write() keeps what meta_update() writes back.  Everything else answers
- * "not here" without touching the disk.
+ * stub_store: an in-memory stand-in for cache/store.c and store_at.c, for the fuzz
+ * targets that link cache/meta.c and the files of cache/proc.c.  One file (the
+ * meta.json of every type) is held in memory: store_read() returns what the target
+ * put there and store_write() keeps what meta_update() writes back.  Everything
+ * else answers "not here" without touching the disk.
  */
 #include "stub_store.h"
 
