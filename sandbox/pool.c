@@ -6,22 +6,33 @@
  * runs it, and checks it in (back to the idle list, or killed).  The pool bounds
  * processes: at most SANDBOX_PER_SOURCE busy per source, and max_workers in all
  * (less the parked ones), evicting least recently used idle workers, which count
- * until they have been reaped.  Every worker ends here: SIGKILL and waitpid, so no
- * zombie is ever left.  sbx.lock guards the lists; no process is killed or reaped
- * while it is held.
+ * until they have been reaped.  Every worker ends here, so no zombie is ever left:
+ * an evicted one by closing its pipes (it ends its run children and exits on its
+ * own) and the reaper thread's waitpid, any other by SIGKILL and waitpid.
+ * sbx.lock guards the lists; no process is killed or reaped while it is held.
+ *
+ * Eviction runs one step ahead: a cold start that reserves the last free place
+ * also evicts the least recently used idle worker, which exits while the new one
+ * compiles, so the next cold start finds a place free instead of waiting for an
+ * exit (about half a millisecond here).  The pool then keeps max_workers - 1
+ * compiled types when it is full; below SANDBOX_AHEAD_MIN it does not.
  */
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <xxhash.h>
 
+#include "log.h"
 #include "sandbox_int.h"
 
 #define SANDBOX_PER_SOURCE 4 /* live workers per source before waiting */
+#define SANDBOX_AHEAD_MIN 8  /* smaller pools evict only when they must */
 
 /* ------------------------------------------------------------------------- */
 /* Lists (callers hold sbx.lock) */
@@ -102,8 +113,8 @@ static void sandbox_doom(struct sandbox_worker **dead, struct sandbox_worker *w)
 	sbx.dying++;
 }
 
-/* Idle workers of the LRU tail beyond the cap, taken out of the pool (caller holds
- * the lock, then kills the returned chain without it). */
+/* All idle workers (shutdown), taken out of the pool (caller holds the lock, then
+ * kills the returned chain without it).  Only sandbox_shutdown trims to 0. */
 struct sandbox_worker *sandbox_trim(unsigned limit)
 {
 	struct sandbox_worker *dead = NULL;
@@ -113,14 +124,12 @@ struct sandbox_worker *sandbox_trim(unsigned limit)
 
 		sandbox_list_del(&sbx.idle, w);
 		sandbox_doom(&dead, w);
-		sbx.stats.evictions += sbx.ready; /* not at shutdown */
 	}
 	return dead;
 }
 
-/* Kill and reap a chain from sandbox_doom(); lock not held.  @killed: the
- * chain is counted in sbx.killed (evictions, see sandbox_checkout). */
-void sandbox_kill_chain(struct sandbox_worker *w, bool killed)
+/* Kill and reap a chain from sandbox_doom(); lock not held. */
+void sandbox_kill_chain(struct sandbox_worker *w)
 {
 	unsigned n = 0;
 
@@ -134,8 +143,6 @@ void sandbox_kill_chain(struct sandbox_worker *w, bool killed)
 		return;
 	pthread_mutex_lock(&sbx.lock);
 	sbx.dying -= n;
-	if (killed)
-		sbx.killed -= n;
 	pthread_cond_broadcast(&sbx.returned);
 	pthread_mutex_unlock(&sbx.lock);
 }
@@ -145,27 +152,141 @@ void sandbox_update_live(void)
 	sbx.stats.live_workers = sbx.idle.n + sbx.busy.n;
 }
 
-/* Reap evicted workers (see sandbox_checkout): their request pipe was closed, so
- * they are exiting and reap their own run children (a SIGKILL would leave the
- * child forked ahead to PID 1); those not gone within the grace are killed. */
-static void sandbox_reap_chain(struct sandbox_worker *v)
+/* Wait until @w, which closed its pipes, is gone, then reap it: up to its exit_by,
+ * after which it is SIGKILLed.  (Its run children are its own to reap: a SIGKILL
+ * of a live zygote would leave the child forked ahead to init, where a zombie of
+ * user nobody still counts against RLIMIT_NPROC until init reaps it.) */
+static void sandbox_reap_evicted(struct sandbox_worker *w)
 {
-	int64_t deadline = frame_now_ms() + SANDBOX_EXIT_GRACE_MS;
+	int pfd = (int)syscall(SYS_pidfd_open, w->pid, 0);
 
-	for (struct sandbox_worker *x = v; x; x = x->next) {
-		while (x->pid > 0) {
-			pid_t r = waitpid(x->pid, NULL, WNOHANG);
+	for (;;) {
+		int64_t left = w->exit_by - frame_now_ms();
+		pid_t r = waitpid(w->pid, NULL, WNOHANG);
 
-			if (r == x->pid || (r < 0 && errno != EINTR)) {
-				x->pid = 0;
-			} else if (frame_now_ms() >= deadline) {
-				break; /* sandbox_kill_chain kills and reaps it */
-			} else if (r == 0) {
-				usleep(200);
-			}
+		if (r == w->pid || (r < 0 && errno != EINTR)) {
+			w->pid = 0;
+			break;
+		}
+		if (r < 0)
+			continue;
+		if (left <= 0)
+			break; /* sandbox_worker_kill below */
+		if (pfd >= 0) {
+			/* readable once it has exited (kernel 5.3 on) */
+			struct pollfd p = {.fd = pfd, .events = POLLIN};
+
+			poll(&p, 1, (int)left);
+		} else {
+			usleep(200);
 		}
 	}
-	sandbox_kill_chain(v, true);
+	if (pfd >= 0)
+		close(pfd);
+	sandbox_worker_kill(w);
+}
+
+/* The reaper thread: waits for evicted workers, off every request's path. */
+static void *sandbox_reaper(void *arg)
+{
+	(void)arg;
+	pthread_mutex_lock(&sbx.lock);
+	for (;;) {
+		struct sandbox_worker *list, *w;
+		unsigned n = 0;
+
+		while (!sbx.exiting && !sbx.stop_reaper)
+			pthread_cond_wait(&sbx.reap, &sbx.lock);
+		if (!sbx.exiting)
+			break;
+		list = sbx.exiting;
+		sbx.exiting = NULL;
+		pthread_mutex_unlock(&sbx.lock);
+		for (w = list; w; n++) {
+			struct sandbox_worker *next = w->next;
+
+			sandbox_reap_evicted(w);
+			w = next;
+		}
+		pthread_mutex_lock(&sbx.lock);
+		sbx.dying -= n;
+		sbx.nexiting -= n;
+		pthread_cond_broadcast(&sbx.returned);
+	}
+	pthread_mutex_unlock(&sbx.lock);
+	return NULL;
+}
+
+/*
+ * Evict @w (idle, out of both lists; lock held): close its pipes, so that it ends
+ * its run children and exits on its own, and hand it to the reaper, started here
+ * the first time (after fuse_daemonize: threads do not survive its fork, so a
+ * reaper of another process does not count).  It stays counted in dying, under
+ * the cap, until the reaper has waited for it.
+ */
+static void sandbox_evict(struct sandbox_worker *w)
+{
+	close(w->req_fd);
+	close(w->resp_fd);
+	w->req_fd = w->resp_fd = -1;
+	w->exit_by = frame_now_ms() + SANDBOX_EXIT_GRACE_MS;
+	w->next = sbx.exiting;
+	sbx.exiting = w;
+	sbx.dying++;
+	sbx.nexiting++;
+	sbx.stats.evictions++;
+	if (sbx.reaper_owner != getpid()) {
+		sbx.stop_reaper = false;
+		if (pthread_create(&sbx.reaper, NULL, sandbox_reaper, NULL) == 0)
+			sbx.reaper_owner = getpid();
+		else
+			log_error("sandbox: cannot start the reaper thread: evicted workers "
+				  "are reaped at shutdown");
+	}
+	pthread_cond_signal(&sbx.reap);
+}
+
+/* Evict idle workers, least recently used first, until the pool will hold at most
+ * @limit processes once the evicted ones are gone (evicting one does not lower the
+ * count of processes now: it is still one until reaped).  Lock held. */
+static void sandbox_evict_over(unsigned limit)
+{
+	while (sbx.idle.n + sbx.busy.n + sbx.dying - sbx.nexiting - sbx.parked > limit &&
+	       sbx.idle.tail) {
+		struct sandbox_worker *w = sbx.idle.tail;
+
+		sandbox_list_del(&sbx.idle, w);
+		sandbox_evict(w);
+	}
+}
+
+/* At shutdown, once no worker can be evicted any more: the reaper waits for the
+ * evicted ones still exiting, then ends. */
+void sandbox_reaper_stop(void)
+{
+	struct sandbox_worker *left;
+
+	pthread_mutex_lock(&sbx.lock);
+	sbx.stop_reaper = true;
+	pthread_cond_signal(&sbx.reap);
+	if (sbx.reaper_owner != getpid()) {
+		/* no reaper of ours: reap what is left here */
+		left = sbx.exiting;
+		sbx.exiting = NULL;
+		pthread_mutex_unlock(&sbx.lock);
+		for (struct sandbox_worker *w = left, *next; w; w = next) {
+			next = w->next;
+			sandbox_reap_evicted(w);
+			pthread_mutex_lock(&sbx.lock);
+			sbx.dying--;
+			sbx.nexiting--;
+			pthread_mutex_unlock(&sbx.lock);
+		}
+		return;
+	}
+	sbx.reaper_owner = 0;
+	pthread_mutex_unlock(&sbx.lock);
+	pthread_join(sbx.reaper, NULL);
 }
 
 /*
@@ -176,7 +297,7 @@ static void sandbox_reap_chain(struct sandbox_worker *v)
  */
 int sandbox_checkout(uint64_t key, const char *src, size_t len, struct sandbox_worker **out)
 {
-	struct sandbox_worker *w, *dead = NULL, *chain;
+	struct sandbox_worker *w;
 	int ret = 0;
 
 	pthread_mutex_lock(&sbx.lock);
@@ -203,33 +324,15 @@ int sandbox_checkout(uint64_t key, const char *src, size_t len, struct sandbox_w
 			continue;
 		}
 		if (!sbx.cfg.max_workers ||
-		    sbx.idle.n + sbx.busy.n + sbx.dying - sbx.killed - sbx.parked <
-			sbx.cfg.max_workers)
+		    sbx.idle.n + sbx.busy.n + sbx.dying - sbx.parked < sbx.cfg.max_workers)
 			break;
-		/* Make room: evict least recently used idle workers.  An idle
-		 * worker runs no procedure code, and with its request pipe closed
-		 * it never will: it ends its children and exits.  The caller reaps
-		 * them (sandbox_reap_chain, after the lock is dropped) before it
-		 * starts the new worker, so the cap bounds processes: a reservation
-		 * in busy and its victims are never alive together past it. */
-		chain = sandbox_trim(sbx.cfg.max_workers - 1);
-		if (chain) {
-			struct sandbox_worker *v = chain;
-
-			for (;; v = v->next) {
-				/* EOF on its requests: an idle worker then ends its run
-				 * children and reaps them itself (worker_serve) */
-				close(v->req_fd);
-				v->req_fd = -1;
-				sbx.killed++;
-				if (!v->next)
-					break;
-			}
-			v->next = dead;
-			dead = chain;
-		} else {
-			pthread_cond_wait(&sbx.returned, &sbx.lock);
-		}
+		/* Make room: evict the least recently used idle worker (an idle
+		 * worker runs no procedure code, and with its pipes closed it never
+		 * will) and wait until the reaper has seen it go: the cap bounds
+		 * processes, so a reservation and its victim are never alive
+		 * together past it. */
+		sandbox_evict_over(sbx.cfg.max_workers - 1);
+		pthread_cond_wait(&sbx.returned, &sbx.lock);
 	}
 	w = calloc(1, sizeof(*w));
 	if (w)
@@ -246,12 +349,15 @@ int sandbox_checkout(uint64_t key, const char *src, size_t len, struct sandbox_w
 	w->key = key;
 	w->req_fd = w->resp_fd = -1;
 	sandbox_list_push(&sbx.busy, w);
+	/* One step ahead (see the top of this file): the victim exits while this
+	 * worker starts and compiles. */
+	if (sbx.cfg.max_workers >= SANDBOX_AHEAD_MIN)
+		sandbox_evict_over(sbx.cfg.max_workers - 1);
 found:
 	*out = w;
 out:
 	sandbox_update_live();
 	pthread_mutex_unlock(&sbx.lock);
-	sandbox_reap_chain(dead);
 	return ret;
 }
 
@@ -264,14 +370,17 @@ void sandbox_checkin(struct sandbox_worker *w, bool reuse)
 	sandbox_list_del(&sbx.busy, w);
 	if (reuse && w->pid > 0 && !w->forgotten && sbx.ready) {
 		sandbox_list_push(&sbx.idle, w);
-		dead = sandbox_trim(sbx.cfg.max_workers);
+		/* over the cap when parked callers came back (they do not count
+		 * while parked) */
+		if (sbx.cfg.max_workers)
+			sandbox_evict_over(sbx.cfg.max_workers);
 	} else {
 		sandbox_doom(&dead, w);
 	}
 	sandbox_update_live();
 	pthread_cond_broadcast(&sbx.returned);
 	pthread_mutex_unlock(&sbx.lock);
-	sandbox_kill_chain(dead, false);
+	sandbox_kill_chain(dead);
 }
 
 void sandbox_forget(const char *source, size_t srclen)
@@ -292,5 +401,5 @@ void sandbox_forget(const char *source, size_t srclen)
 			w->forgotten = true;
 	sandbox_update_live();
 	pthread_mutex_unlock(&sbx.lock);
-	sandbox_kill_chain(dead, false);
+	sandbox_kill_chain(dead);
 }

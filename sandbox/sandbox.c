@@ -21,7 +21,8 @@
 #include "sandbox_int.h"
 
 struct sandbox_state sbx = {.lock = PTHREAD_MUTEX_INITIALIZER,
-			    .returned = PTHREAD_COND_INITIALIZER};
+			    .returned = PTHREAD_COND_INITIALIZER,
+			    .reap = PTHREAD_COND_INITIALIZER};
 
 int sandbox_init(const struct sandbox_config *cfg)
 {
@@ -94,7 +95,8 @@ void sandbox_shutdown(void)
 		pthread_cond_wait(&sbx.returned, &sbx.lock);
 	sandbox_update_live();
 	pthread_mutex_unlock(&sbx.lock);
-	sandbox_kill_chain(dead, false);
+	sandbox_kill_chain(dead);
+	sandbox_reaper_stop();
 	sandbox_mother_shutdown();
 	free(sbx.worker_path);
 	free(sbx.include_dir);

@@ -57,6 +57,7 @@ struct sandbox_worker {
 	int end_status;	      /* the wait status, when end is not SANDBOX_END_NONE */
 	bool forgotten;	      /* sandbox_forget() while busy: discard on return */
 	bool parked;	      /* waiting on a seglam_call: not counted against the cap */
+	int64_t exit_by;      /* evicted: SIGKILLed if not gone by then (frame_now_ms) */
 };
 
 struct sandbox_list {
@@ -66,8 +67,9 @@ struct sandbox_list {
 
 /* The pool and its configuration (the mother's state is spawn.c's own). */
 struct sandbox_state {
-	/* lock protects ready, idle, busy, dying, killed, parked, stats, the writing
-	 * of call_fn, and each worker's list links, forgotten and parked. */
+	/* lock protects ready, idle, busy, dying, exiting, parked, stats, the reaper's
+	 * fields, the writing of call_fn, and each worker's list links, forgotten and
+	 * parked. */
 	pthread_mutex_t lock;
 	pthread_cond_t returned; /* a worker went back to the pool or died */
 	bool ready;
@@ -76,9 +78,16 @@ struct sandbox_state {
 	char *worker_path, *include_dir;
 	struct sandbox_list idle, busy; /* busy includes workers being started */
 	/* Out of both lists and not yet reaped: still processes, so still under the
-	 * cap until sandbox_kill_chain() has waited for them. */
+	 * cap until sandbox_kill_chain() or the reaper has waited for them. */
 	unsigned dying;
-	unsigned killed; /* of those, SIGKILLed evictions awaiting their reaper */
+	/* Of those, the evicted ones (pool.c): their pipes closed, they exit on their
+	 * own, and the reaper thread waits for them (linked by next). */
+	struct sandbox_worker *exiting;
+	unsigned nexiting; /* evicted and not yet reaped (on exiting, or being reaped) */
+	pthread_cond_t reap; /* exiting is not empty, or stop_reaper */
+	pid_t reaper_owner;  /* getpid() of the process whose reaper runs, 0: none */
+	pthread_t reaper;
+	bool stop_reaper;
 	unsigned parked; /* busy workers waiting on a call (see sandbox.h) */
 	/* Set once at start, before the first run (sandbox.h): read without the lock. */
 	sandbox_call_fn call_fn;
@@ -104,7 +113,8 @@ extern _Thread_local struct sandbox_chain sbx_chain;
 int sandbox_checkout(uint64_t key, const char *src, size_t len, struct sandbox_worker **out);
 void sandbox_checkin(struct sandbox_worker *w, bool reuse);
 struct sandbox_worker *sandbox_trim(unsigned limit);
-void sandbox_kill_chain(struct sandbox_worker *w, bool killed);
+void sandbox_kill_chain(struct sandbox_worker *w);
+void sandbox_reaper_stop(void);
 void sandbox_update_live(void);
 void sandbox_group_kill(pid_t pid);
 
