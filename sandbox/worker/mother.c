@@ -225,6 +225,7 @@ void worker_mother(char *argv0, const char *include_dir)
 	 * and tcc's. */
 	worker_warm_up();
 	worker_warmed = true;
+	worker_seccomp_prepare();
 	worker_warm_compile(include_dir);
 	for (;;) {
 		int fds[2], r;

@@ -68,6 +68,7 @@ void worker_landlock(const char *include_dir, const char *libtcc1, bool allow_mi
 void worker_warm_up(void);
 int worker_seccomp_reuse(void);
 int worker_seccomp(void);
+void worker_seccomp_prepare(void);
 void worker_child_lockdown(void);
 
 /* compile.c */
