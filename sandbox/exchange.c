@@ -192,7 +192,8 @@ out:
 }
 
 /*
- * Send one frame and read the reply, within @deadline.  Returns the frame status
+ * Send one frame (none when @msg is NULL: it is in the pipe already) and read the
+ * reply, within @deadline.  Returns the frame status
  * with the payload in @data, or -EIO with the reason in @err; on -EIO the worker
  * process is gone (reaped).
  */
@@ -206,6 +207,8 @@ int sandbox_exchange(struct sandbox_worker *w, const void *msg, size_t len, int3
 	int wr;
 
 	w->end = SANDBOX_END_NONE;
+	if (!msg)
+		goto again; /* sent before the worker started (spawn.c sandbox_presend) */
 	frame_put_request(req, (uint32_t)len);
 	if (len <= sizeof(small) - sizeof(req)) {
 		/* One write for a small request: the worker wakes up once. */

@@ -30,6 +30,7 @@
 
 #define SANDBOX_MAX_SOURCE (16u << 20) /* larger sources are refused */
 #define SANDBOX_EXIT_GRACE_MS 500      /* for a worker that closed its pipe */
+#define SANDBOX_PRESEND_MAX (32u << 10) /* sources written before the worker starts */
 
 /*
  * How the last exchange with a worker ended when a process of it died on its own:
@@ -58,6 +59,7 @@ struct sandbox_worker {
 	bool forgotten;	      /* sandbox_forget() while busy: discard on return */
 	bool parked;	      /* waiting on a seglam_call: not counted against the cap */
 	int64_t exit_by;      /* evicted: SIGKILLed if not gone by then (frame_now_ms) */
+	bool source_sent;     /* the compile request is in the pipe already (spawn.c) */
 };
 
 struct sandbox_list {
