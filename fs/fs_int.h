@@ -107,9 +107,11 @@ struct node_open {
  */
 struct node_ops {
 	/* Attributes; node_lock held, may be dropped and retaken (answers run
-	 * procedures).  *@timeout comes in as fs_cfg.timeout. */
+	 * procedures), and must be dropped for store I/O; @n is pinned by node_attr.
+	 * *@timeout comes in as fs_cfg.timeout. */
 	int (*attr)(struct node *n, struct stat *st, double *timeout);
-	/* Child @name, its lookup not counted; node_lock held, may be dropped. */
+	/* Child @name, its lookup not counted; node_lock held, may be dropped (and is,
+	 * for store I/O); @parent must then be pinned unless fixed. */
 	int (*lookup)(struct node *parent, const char *name, struct node **out);
 	/* A new handle in *@hp (freed by fs_open on failure); node_lock not held. */
 	int (*open)(fuse_req_t req, const struct node_open *o, struct fuse_file_info *fi,

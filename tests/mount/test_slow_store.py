@@ -6,6 +6,10 @@ The store is served by tests/slowfs (a FUSE passthrough that sleeps 50 ms per
 operation while a flag file exists).  The assertions are about order, not time: N
 new-input reads of type A (each runs A's procedure in a worker) all complete while
 B's admission (40 test files, each access slow) is still going on.
+
+The second test makes one store access hang (tests/slowfs SLOWFS_HOLD) under the
+mount's own lookup and getattr paths, and checks, again by order, that hits and
+stats of a loaded type all answer while it hangs (docs/locking.md, fs/).
 """
 import os
 import subprocess
