@@ -61,7 +61,8 @@ def slow_store(tmp_path):
 def held_store(tmp_path):
     """A store whose operations on a file named 'notes' hang while the flag exists."""
     flag = str(tmp_path / 'hold-flag')
-    for mnt in run_slowfs(tmp_path, {'SLOWFS_HOLD': 'notes', 'SLOWFS_HOLD_FLAG': flag}):
+    env = {'SLOWFS_MS': '0', 'SLOWFS_HOLD': 'notes', 'SLOWFS_HOLD_FLAG': flag}
+    for mnt in run_slowfs(tmp_path, env):
         yield mnt, flag
 
 
