@@ -34,6 +34,9 @@ extern struct timespec fs_mounted; /* the times of the directories the mount mak
 enum handle_kind { H_ANSWER, H_QUERY, H_STATS, H_PFILE, H_DIR, H_MAP };
 
 struct pfile {
+	/* Every field below, for this open file only: held across its own store I/O
+	 * (read, write, shadow, commit), which only requests on this handle wait for;
+	 * taken before node_lock, never after. */
 	pthread_mutex_t lock;
 	int fd;			/* the file as opened (or the last committed shadow) */
 	int shadow;		/* temp copy taking writes, or -1 */
@@ -55,6 +58,9 @@ struct handle {
 	union {
 		struct answer *ans;
 		struct {
+			/* The fields below, for this handle only; held while the first
+			 * read runs the procedure (only this handle's reads wait);
+			 * taken before node_lock, never after. */
 			pthread_mutex_t lock;
 			struct buf input;
 			struct answer *ans;

@@ -26,6 +26,8 @@ struct inval_target {
 	char *name;
 };
 
+/* lock: the queue, running and stop (memory only: the kernel is told without it,
+ * and node_lock is never taken under it). */
 static struct {
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
