@@ -4,6 +4,7 @@
 #include "fs_int.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +12,7 @@
 #include <unistd.h>
 
 #include "store.h"
+#include "xalloc.h"
 
 void attr_dir(struct stat *st, uint64_t ino, mode_t mode)
 {
@@ -38,26 +40,43 @@ static void attr_file(struct stat *st, uint64_t ino, mode_t mode, off_t size, in
 	st->st_mtim.tv_nsec = st->st_ctim.tv_nsec = st->st_atim.tv_nsec = mtime_ns % 1000000000;
 }
 
-/* Stat a procs node in the store; node_lock held. */
+/*
+ * Stat a procs node in the store.  node_lock held on entry and on return, but
+ * dropped across the lstat and fstat: on an NFS store each is a network round
+ * trip, and every other request needs node_lock.  @n stays valid meanwhile
+ * (pinned by node_attr); its path and its writer's shadow are taken before the
+ * lock is dropped, so a rename or a save racing with the stat gives the
+ * attributes from just before it, as a stat that came first would.
+ */
 static int attr_store(struct node *n, struct stat *st)
 {
 	struct buf path = BUF_INIT;
-	int ret = 0;
+	uint64_t ino = n->ino;
+	int shadow = -1, ret;
 
 	node_store_path(n, &path);
+	/* While n->writer points to a pfile its shadow is open: pfile_save and
+	 * pfile_destroy clear n->writer under node_lock before they move or close it.
+	 * A duplicate (no I/O) is ours to fstat after the lock is dropped. */
+	if (n->writer && n->writer->shadow >= 0)
+		shadow = fcntl(n->writer->shadow, F_DUPFD_CLOEXEC, 0);
+	pthread_mutex_unlock(&node_lock);
 	ret = store_lstat(path.data, st);
-	buf_free(&path);
-	if (!ret && n->writer) {
+	if (!ret && shadow >= 0) {
 		struct stat sh;
 
 		/* Unsaved writes: report the size and times the writer sees. */
-		if (n->writer->shadow >= 0 && fstat(n->writer->shadow, &sh) == 0) {
+		if (fstat(shadow, &sh) == 0) {
 			st->st_size = sh.st_size;
 			st->st_blocks = sh.st_blocks;
 			st->st_mtim = sh.st_mtim;
 		}
 	}
-	st->st_ino = n->ino;
+	if (shadow >= 0)
+		close(shadow);
+	buf_free(&path);
+	pthread_mutex_lock(&node_lock);
+	st->st_ino = ino;
 	return ret;
 }
 
@@ -150,10 +169,8 @@ int attr_answer_node(struct node *n, struct stat *st, double *timeout)
 	int ret;
 
 	(void)timeout;
-	type = strdup(n->type);
-	input = malloc(n->inlen + 1);
-	if (!type || !input)
-		abort();
+	type = xstrdup(n->type);
+	input = xmalloc(n->inlen + 1);
 	memcpy(input, n->input, n->inlen + 1);
 	inlen = n->inlen;
 	pthread_mutex_unlock(&node_lock);
@@ -184,11 +201,20 @@ int attr_pfile(struct node *n, struct stat *st, double *timeout)
 	return attr_store(n, st);
 }
 
-/* Attributes of any node; node_lock held on entry, may be dropped and retaken. */
+/*
+ * Attributes of any node; node_lock held on entry, may be dropped and retaken.
+ * @n is pinned while the lock may be dropped; on return it may be gone if the
+ * caller holds no lookup on it (fs_getattr uses nothing of it afterwards).
+ */
 int node_attr(struct node *n, struct stat *st, double *timeout)
 {
+	int ret;
+
 	*timeout = fs_cfg.timeout;
-	return node_ops[n->kind].attr(n, st, timeout);
+	node_pin(n);
+	ret = node_ops[n->kind].attr(n, st, timeout);
+	node_unpin(n);
+	return ret;
 }
 
 int reply_node(fuse_req_t req, struct node *n)

@@ -16,6 +16,7 @@
 
 #include "atomic.h"
 #include "store.h"
+#include "xalloc.h"
 
 static int type_foreach_add(const char *type, void *arg)
 {
@@ -24,16 +25,10 @@ static int type_foreach_add(const char *type, void *arg)
 
 	if (!(h->dir.n & (h->dir.n - 1)) || h->dir.n < 2) {
 		size_t cap = h->dir.n < 2 ? 4 : h->dir.n * 2;
-		void *p = realloc(h->dir.ents, cap * sizeof(*h->dir.ents));
-
-		if (!p)
-			abort();
-		h->dir.ents = p;
+		h->dir.ents = xreallocarray(h->dir.ents, cap, sizeof(*h->dir.ents));
 	}
 	e = &h->dir.ents[h->dir.n++];
-	e->name = strdup(type);
-	if (!e->name)
-		abort();
+	e->name = xstrdup(type);
 	e->type = S_IFDIR;
 	e->ino = 0;
 	return 0;

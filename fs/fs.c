@@ -25,6 +25,7 @@
 
 #include "map.h"
 #include "store.h"
+#include "xalloc.h"
 
 struct fs_config fs_cfg;
 /* Bytes buffered by all open query/ handles, bounded by fs_cfg.query_mem: one user's
@@ -100,12 +101,10 @@ void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	kind = n ? n->kind : NODE_ROOT;
 	if (n && n->parent)
 		o.parent_ino = n->parent->ino;
-	if (n && n->type && !(type = strdup(n->type)))
-		abort();
+	if (n && n->type)
+		type = xstrdup(n->type);
 	if (n && n->input) {
-		input = malloc(n->inlen + 1);
-		if (!input)
-			abort();
+		input = xmalloc(n->inlen + 1);
 		memcpy(input, n->input, n->inlen + 1);
 		o.inlen = n->inlen;
 	}

@@ -34,6 +34,9 @@ extern struct timespec fs_mounted; /* the times of the directories the mount mak
 enum handle_kind { H_ANSWER, H_QUERY, H_STATS, H_PFILE, H_DIR, H_MAP };
 
 struct pfile {
+	/* Every field below, for this open file only: held across its own store I/O
+	 * (read, write, shadow, commit), which only requests on this handle wait for;
+	 * taken before node_lock, never after. */
 	pthread_mutex_t lock;
 	int fd;			/* the file as opened (or the last committed shadow) */
 	int shadow;		/* temp copy taking writes, or -1 */
@@ -55,6 +58,9 @@ struct handle {
 	union {
 		struct answer *ans;
 		struct {
+			/* The fields below, for this handle only; held while the first
+			 * read runs the procedure (only this handle's reads wait);
+			 * taken before node_lock, never after. */
 			pthread_mutex_t lock;
 			struct buf input;
 			struct answer *ans;
@@ -107,9 +113,11 @@ struct node_open {
  */
 struct node_ops {
 	/* Attributes; node_lock held, may be dropped and retaken (answers run
-	 * procedures).  *@timeout comes in as fs_cfg.timeout. */
+	 * procedures), and must be dropped for store I/O; @n is pinned by node_attr.
+	 * *@timeout comes in as fs_cfg.timeout. */
 	int (*attr)(struct node *n, struct stat *st, double *timeout);
-	/* Child @name, its lookup not counted; node_lock held, may be dropped. */
+	/* Child @name, its lookup not counted; node_lock held, may be dropped (and is,
+	 * for store I/O); @parent must then be pinned unless fixed. */
 	int (*lookup)(struct node *parent, const char *name, struct node **out);
 	/* A new handle in *@hp (freed by fs_open on failure); node_lock not held. */
 	int (*open)(fuse_req_t req, const struct node_open *o, struct fuse_file_info *fi,

@@ -10,6 +10,7 @@
 
 #include "map.h"
 #include "proc.h"
+#include "xalloc.h"
 
 /* Every live handle, so that those the kernel never released (a lazy unmount
  * racing RELEASE) are still saved and freed at shutdown. */
@@ -18,10 +19,8 @@ static struct handle handles = {.next = &handles, .prev = &handles};
 
 struct handle *handle_new(enum handle_kind kind, uint64_t ino)
 {
-	struct handle *h = calloc(1, sizeof(*h));
+	struct handle *h = xcalloc(1, sizeof(*h));
 
-	if (!h)
-		abort();
 	h->kind = kind;
 	h->ino = ino;
 	pthread_mutex_lock(&handles_lock);

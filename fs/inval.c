@@ -14,6 +14,7 @@
 
 #include "log.h"
 #include "node.h"
+#include "xalloc.h"
 
 struct inval_item {
 	char *type;
@@ -25,6 +26,8 @@ struct inval_target {
 	char *name;
 };
 
+/* lock: the queue, running and stop (memory only: the kernel is told without it,
+ * and node_lock is never taken under it). */
 static struct {
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
@@ -45,12 +48,8 @@ void fs_inval_type(const char *type)
 	for (tail = &inval.head; *tail; tail = &(*tail)->next)
 		if (!strcmp((*tail)->type, type))
 			goto out;
-	it = calloc(1, sizeof(*it));
-	if (!it)
-		abort();
-	it->type = strdup(type);
-	if (!it->type)
-		abort();
+	it = xcalloc(1, sizeof(*it));
+	it->type = xstrdup(type);
 	*tail = it;
 	pthread_cond_signal(&inval.cond);
 out:
@@ -66,15 +65,11 @@ static void collect_add(struct collect *c, uint64_t parent, uint64_t ino, const 
 {
 	if (c->n == c->cap) {
 		c->cap = c->cap ? c->cap * 2 : 16;
-		c->t = realloc(c->t, c->cap * sizeof(*c->t));
-		if (!c->t)
-			abort();
+		c->t = xreallocarray(c->t, c->cap, sizeof(*c->t));
 	}
 	c->t[c->n].parent = parent;
 	c->t[c->n].ino = ino;
-	c->t[c->n].name = strdup(name);
-	if (!c->t[c->n].name)
-		abort();
+	c->t[c->n].name = xstrdup(name);
 	c->n++;
 }
 

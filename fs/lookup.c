@@ -31,18 +31,73 @@ bool procs_dot_name(fuse_ino_t parent, const char *name)
 	       !atomic_is_tmpname(name) && strlen(name) <= NAME_MAX;
 }
 
+/* The store path of @parent's child @name, into @out (reset first). */
+static void child_path(struct node *parent, const char *name, struct buf *out)
+{
+	buf_reset(out);
+	node_store_path(parent, out);
+	buf_addc(out, '/');
+	buf_adds(out, name);
+}
+
+/* Tries of the lstat when the namespace keeps moving under it (see below). */
+#define LOOKUP_TRIES 3
+
+/* The store file the node of @parent's child @name stands for (0: none known). */
+static uint64_t child_backing(struct node *parent, const char *name)
+{
+	struct node *n = node_child(parent, name);
+
+	return n ? n->backing : 0;
+}
+
+/*
+ * After the lock was dropped for an lstat of @path: did the parent move, or the
+ * name get another file (@backing before)?  Only then is the lstat's result
+ * stale; node_epoch spares the check when nothing moved anywhere.
+ */
+static bool child_moved(struct node *parent, const char *name, const struct buf *path,
+			uint64_t epoch, uint64_t backing)
+{
+	struct buf now = BUF_INIT;
+	bool moved;
+
+	if (node_epoch() == epoch)
+		return false;
+	child_path(parent, name, &now);
+	moved = strcmp(buf_str(&now), buf_str(path)) || child_backing(parent, name) != backing;
+	buf_free(&now);
+	return moved;
+}
+
+/*
+ * The child @name of a procs directory, as the store has it now; its lookup
+ * counted.  node_lock held on entry and on return, but dropped across the lstat
+ * (on NFS a network round trip that every other request would wait for).
+ * @parent is pinned meanwhile.  What the lstat saw is published only if nothing
+ * moved in between (child_moved: a rename of the parent, an unlink or rename of
+ * the name, a save that gave it a new file); otherwise the lstat is redone on the
+ * path as it is now, LOOKUP_TRIES times at most, after which the last result
+ * stands (a name that keeps moving has no better answer).
+ */
 int lookup_store_child(struct node *parent, const char *name, struct node **out)
 {
 	struct buf path = BUF_INIT;
 	struct stat st;
-	int ret = 0;
+	uint64_t epoch, backing;
+	int ret = 0, tries = 0;
 
 	if (atomic_is_tmpname(name))
 		return -ENOENT;
-	node_store_path(parent, &path);
-	buf_addc(&path, '/');
-	buf_adds(&path, name);
-	ret = store_lstat(path.data, &st);
+	node_pin(parent);
+	do {
+		child_path(parent, name, &path);
+		epoch = node_epoch();
+		backing = child_backing(parent, name);
+		pthread_mutex_unlock(&node_lock);
+		ret = store_lstat(path.data, &st);
+		pthread_mutex_lock(&node_lock);
+	} while (child_moved(parent, name, &path, epoch, backing) && ++tries < LOOKUP_TRIES);
 	/* A FIFO, device or socket in STORE (an NFS peer, a restore) is not served:
 	 * the mount never makes one, and opening one would wait or reach a device. */
 	if (!ret && !S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode) && !S_ISLNK(st.st_mode))
@@ -56,15 +111,19 @@ int lookup_store_child(struct node *parent, const char *name, struct node **out)
 		if (old && old->backing && old->backing != (uint64_t)st.st_ino)
 			node_detach(old);
 		*out = node_lookup_child(parent, name, NODE_PFILE);
-		(*out)->backing = (uint64_t)st.st_ino;
+		node_set_backing(*out, (uint64_t)st.st_ino);
 	}
+	node_unpin(parent);
 	buf_free(&path);
 	return ret;
 }
 
 /*
  * The child @name of a directory of each kind (node_ops[].lookup), its lookup not
- * yet counted: node_lock held on entry, may be dropped and retaken.
+ * yet counted: node_lock held on entry, may be dropped and retaken, never held
+ * across store I/O (the type checks below run without it; lookup_store_child drops
+ * it).  Dropping it is safe for @parent: fixed nodes never die, and
+ * lookup_store_child pins the others.
  */
 int lookup_root(struct node *parent, const char *name, struct node **out)
 {

@@ -244,6 +244,7 @@ static int check_mountpoint(const char *mnt)
 }
 
 static volatile int flush_stop;
+/* flush_stop and the tick's wait only: the flushes run without it. */
 static pthread_mutex_t flush_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t flush_cond = PTHREAD_COND_INITIALIZER;
 

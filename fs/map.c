@@ -23,6 +23,7 @@
 #include "buf.h"
 #include "log.h"
 #include "proc.h"
+#include "xalloc.h"
 
 #define MAP_INPUT_MAX (1u << 20)   /* one input, bytes */
 #define MAP_PENDING_MAX (4u << 20) /* queued input before writes get EAGAIN */
@@ -102,9 +103,8 @@ int map_open(const char *type, struct map_stream **out)
 	*out = NULL;
 	if (ret)
 		return ret;
-	m = calloc(1, sizeof(*m));
-	if (!m || !(m->type = strdup(type)))
-		abort();
+	m = xcalloc(1, sizeof(*m));
+	m->type = xstrdup(type);
 	pthread_mutex_init(&m->lock, NULL);
 	pthread_mutex_init(&m->rlock, NULL);
 	m->batch_max = MAP_BATCH_FIRST;

@@ -8,14 +8,18 @@
 
 #include "route.h"
 #include "store.h"
+#include "xalloc.h"
 
+/* The table and every node's fields; never held across store I/O (node.h). */
 pthread_mutex_t node_lock = PTHREAD_MUTEX_INITIALIZER;
 uint64_t node_generation;
 
+/* All under node_lock. */
 static struct {
 	struct node **by_ino, **by_name;
 	size_t nbuckets, count;
 	uint64_t next_ino;
+	uint64_t epoch; /* see node_epoch */
 } nodes;
 
 #define NODE_FIXED 7
@@ -37,10 +41,8 @@ static void rehash(void)
 	struct node **by_ino = nodes.by_ino, **by_name = nodes.by_name;
 
 	nodes.nbuckets = old ? old * 2 : 1024;
-	nodes.by_ino = calloc(nodes.nbuckets, sizeof(*nodes.by_ino));
-	nodes.by_name = calloc(nodes.nbuckets, sizeof(*nodes.by_name));
-	if (!nodes.by_ino || !nodes.by_name)
-		abort();
+	nodes.by_ino = xcalloc(nodes.nbuckets, sizeof(*nodes.by_ino));
+	nodes.by_name = xcalloc(nodes.nbuckets, sizeof(*nodes.by_name));
 	for (i = 0; i < old; i++) {
 		struct node *n, *next;
 
@@ -94,6 +96,7 @@ void node_init(void)
 	size_t i;
 
 	node_generation = (uint64_t)time(NULL);
+	memset(fixed, 0, sizeof(fixed)); /* no child list left from an earlier node_init */
 	rehash();
 	for (i = 0; i < NODE_FIXED; i++) {
 		struct node *n = &fixed[i];
@@ -105,8 +108,10 @@ void node_init(void)
 		if (n->ino == INO_Q)
 			n->type = ROUTE_TYPE; /* its answers are questions (fs_ask) */
 		insert_ino(n);
-		if (i)
+		if (i) {
 			insert_name(n);
+			LIST_INSERT_HEAD(&fixed[0].kids, n, sibling);
+		}
 	}
 	nodes.next_ino = 16;
 }
@@ -147,21 +152,16 @@ struct node *node_lookup_child(struct node *parent, const char *name, enum node_
 		n = NULL;
 	}
 	if (!n) {
-		n = calloc(1, sizeof(*n));
-		if (!n)
-			abort();
+		n = xcalloc(1, sizeof(*n));
 		n->ino = nodes.next_ino++;
 		n->kind = kind;
 		n->parent = parent;
 		parent->children++;
-		n->name = strdup(name);
-		if (!n->name)
-			abort();
+		LIST_INSERT_HEAD(&parent->kids, n, sibling);
+		n->name = xstrdup(name);
 		if (kind == NODE_ASK_TYPE || kind == NODE_QUERY_TYPE || kind == NODE_PROCS_TYPE ||
 		    kind == NODE_MAP_TYPE) {
-			n->type_owned = strdup(name);
-			if (!n->type_owned)
-				abort();
+			n->type_owned = xstrdup(name);
 			n->type = n->type_owned;
 		} else {
 			n->type = parent->type;
@@ -195,13 +195,21 @@ static bool node_kept(const struct node *n)
 				n->kind == NODE_PROCS_TYPE);
 }
 
+/*
+ * Free @n, then its parents, while nothing holds them: no lookup the kernel may
+ * still use (nlookup), no child (its path runs through @n), no request that
+ * dropped node_lock for store I/O (pins).  This is the one place nodes die, so
+ * a pinned node and its parent chain stay valid across the unlocked I/O.
+ */
 static void node_free_if_unused(struct node *n)
 {
-	while (n && !node_fixed(n) && n->nlookup == 0 && n->children == 0 && !node_kept(n)) {
+	while (n && !node_fixed(n) && n->nlookup == 0 && n->children == 0 && n->pins == 0 &&
+	       !node_kept(n)) {
 		struct node *parent = n->parent, **p;
 
 		if (!n->unlinked)
 			unlink_name(n);
+		LIST_REMOVE(n, sibling);
 		for (p = &nodes.by_ino[ino_bucket(n->ino)]; *p != n; p = &(*p)->ino_next)
 			;
 		*p = n->ino_next;
@@ -223,10 +231,35 @@ void node_forget(struct node *n, uint64_t count)
 	node_free_if_unused(n);
 }
 
+void node_pin(struct node *n)
+{
+	n->pins++;
+}
+
+void node_unpin(struct node *n)
+{
+	n->pins--;
+	node_free_if_unused(n);
+}
+
+uint64_t node_epoch(void)
+{
+	return nodes.epoch;
+}
+
+void node_set_backing(struct node *n, uint64_t backing)
+{
+	/* A first backing (a new node) changes what no one has seen. */
+	if (n->backing && n->backing != backing)
+		nodes.epoch++;
+	n->backing = backing;
+}
+
 void node_detach(struct node *n)
 {
 	if (node_fixed(n) || n->unlinked)
 		return;
+	nodes.epoch++;
 	unlink_name(n);
 	n->unlinked = true;
 	node_free_if_unused(n);
@@ -235,22 +268,21 @@ void node_detach(struct node *n)
 void node_move(struct node *n, struct node *parent, const char *name)
 {
 	struct node *old_parent = n->parent;
-	char *copy = strdup(name);
+	char *copy = xstrdup(name);
 
-	if (!copy)
-		abort();
+	nodes.epoch++;
 	if (!n->unlinked)
 		unlink_name(n);
 	free(n->name);
 	n->name = copy;
 	n->parent = parent;
 	parent->children++;
+	LIST_REMOVE(n, sibling);
+	LIST_INSERT_HEAD(&parent->kids, n, sibling);
 	n->unlinked = false;
 	if (n->kind == NODE_PROCS_TYPE) {
 		free(n->type_owned);
-		n->type_owned = strdup(name);
-		if (!n->type_owned)
-			abort();
+		n->type_owned = xstrdup(name);
 		n->type = n->type_owned;
 	}
 	insert_name(n);
@@ -265,10 +297,17 @@ void node_exchange(struct node *a, struct node *b)
 
 	if (a == b)
 		return;
+	nodes.epoch++;
 	if (!a->unlinked)
 		unlink_name(a);
 	if (!b->unlinked)
 		unlink_name(b);
+	if (a->parent != b->parent) {
+		LIST_REMOVE(a, sibling);
+		LIST_REMOVE(b, sibling);
+		LIST_INSERT_HEAD(&b->parent->kids, a, sibling);
+		LIST_INSERT_HEAD(&pa->kids, b, sibling);
+	}
 	/* Each parent keeps one child: the counts do not change. */
 	a->name = b->name;
 	a->parent = b->parent;
@@ -325,15 +364,11 @@ const char *node_type(const struct node *n)
 
 void node_foreach_child(struct node *parent, void (*fn)(struct node *child, void *arg), void *arg)
 {
-	size_t i;
+	struct node *n;
 
-	for (i = 0; i < nodes.nbuckets; i++) {
-		struct node *n;
-
-		for (n = nodes.by_ino[i]; n; n = n->ino_next)
-			if (n->parent == parent && !n->unlinked)
-				fn(n, arg);
-	}
+	for (n = LIST_FIRST(&parent->kids); n; n = LIST_NEXT(n, sibling))
+		if (!n->unlinked)
+			fn(n, arg);
 }
 
 size_t node_count(void)

@@ -9,8 +9,17 @@
  * resolved to something else.
  *
  * Lifetime: a node lives while the kernel holds lookups on it (nlookup, dropped
- * by FORGET) or while it has children (a child's path is computed through its
- * parent chain).  Fixed nodes live forever.  All access goes through node_lock.
+ * by FORGET), while it has children (a child's path is computed through its
+ * parent chain), or while a request that dropped node_lock pins it (pins).
+ * Fixed nodes live forever.
+ *
+ * node_lock protects the table and every field of every node (below).  Nothing
+ * holds it across store I/O (lstat, open, readdir of STORE): on an NFS store each
+ * is a network round trip, and every FUSE request needs node_lock.  A request
+ * that must stat the store for a node copies the path out, pins the node
+ * (node_pin), drops the lock, does the I/O, retakes the lock and then publishes,
+ * re-checking what may have moved meanwhile (node_epoch; see lookup_store_child
+ * and attr_store).
  */
 #ifndef SEGLAM_NODE_H
 #define SEGLAM_NODE_H
@@ -19,6 +28,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/queue.h>
 
 #include "buf.h"
 
@@ -47,10 +57,12 @@ enum node_kind {
 
 struct pfile;
 
+/* Every field: node_lock. */
 struct node {
 	uint64_t ino;
 	uint64_t nlookup;
-	unsigned children;
+	unsigned children; /* nodes whose parent this is, named or unlinked (= kids) */
+	unsigned pins;	   /* requests using the node with node_lock dropped */
 	enum node_kind kind;
 	struct node *parent;
 	char *name;
@@ -70,6 +82,10 @@ struct node {
 	uint64_t backing;     /* NODE_PFILE: st_ino of the store file it stands for */
 	struct pfile *writer; /* NODE_PFILE open with unsaved writes, for getattr */
 	struct node *ino_next, *name_next;
+	/* The children, so that a type's answers are found without a scan of the
+	 * whole table (inval.c, on every change of the type). */
+	LIST_HEAD(node_kids, node) kids;
+	LIST_ENTRY(node) sibling;
 };
 
 extern pthread_mutex_t node_lock;
@@ -84,6 +100,16 @@ struct node *node_child(struct node *parent, const char *name);
 struct node *node_lookup_child(struct node *parent, const char *name, enum node_kind kind);
 /* Drop @n lookups; frees the node when unused. Under node_lock. */
 void node_forget(struct node *node, uint64_t n);
+/* Keep @node (and its parents) alive while node_lock is dropped for store I/O;
+ * node_unpin frees it if nothing else holds it. Under node_lock. */
+void node_pin(struct node *node);
+void node_unpin(struct node *node);
+/* A counter that moves whenever a name stops standing for what it stood for
+ * (detach, move, exchange, a new backing file): a request that dropped node_lock
+ * for store I/O compares it to know whether its result may be stale. Under node_lock. */
+uint64_t node_epoch(void);
+/* NODE_PFILE @node now stands for the store file with st_ino @backing. Under node_lock. */
+void node_set_backing(struct node *node, uint64_t backing);
 /* Remove from the name table (unlink, rename target). Under node_lock. */
 void node_detach(struct node *node);
 /* Move to a new parent/name (rename). Under node_lock. */
@@ -96,7 +122,8 @@ void node_exchange(struct node *a, struct node *b);
 void node_store_path(const struct node *node, struct buf *out);
 /* The type a node belongs to (NULL for fixed nodes). Under node_lock. */
 const char *node_type(const struct node *node);
-/* Call @fn for each child of @parent still in the name table. Under node_lock. */
+/* Call @fn for each child of @parent still in the name table (not a scan of the
+ * table: the parent's own list); @fn must not add or free nodes. Under node_lock. */
 void node_foreach_child(struct node *parent, void (*fn)(struct node *child, void *arg), void *arg);
 size_t node_count(void);
 

@@ -22,6 +22,7 @@
 #include "perm.h"
 #include "store.h"
 #include "store_edit.h"
+#include "xalloc.h"
 
 /* Node @ino now stands for the store file @st describes. */
 static void node_note_backing(fuse_ino_t ino, const struct stat *st)
@@ -31,7 +32,7 @@ static void node_note_backing(fuse_ino_t ino, const struct stat *st)
 	pthread_mutex_lock(&node_lock);
 	n = node_by_ino(ino);
 	if (n)
-		n->backing = (uint64_t)st->st_ino;
+		node_set_backing(n, (uint64_t)st->st_ino);
 	pthread_mutex_unlock(&node_lock);
 }
 
@@ -251,7 +252,7 @@ out:
 }
 
 /* After replacing the file behind a name ourselves: the name keeps its inode. */
-static void node_set_backing(fuse_ino_t ino, const char *path)
+static void pfile_backing_from_store(fuse_ino_t ino, const char *path)
 {
 	struct stat st;
 
@@ -334,7 +335,7 @@ void fs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
 		} else {
 			ret = store_edit_truncate(path.data, attr->st_size);
 			if (!ret)
-				node_set_backing(ino, path.data);
+				pfile_backing_from_store(ino, path.data);
 		}
 	}
 	if (!ret && (to_set & (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME))) {
@@ -371,11 +372,9 @@ out_free:
 
 void pfile_read(fuse_req_t req, struct handle *h, size_t size, off_t off)
 {
-	char *data = malloc(size ? size : 1);
+	char *data = xmalloc(size ? size : 1);
 	ssize_t n;
 
-	if (!data)
-		abort();
 	pthread_mutex_lock(&h->pf.lock);
 	n = pread(h->pf.shadow >= 0 ? h->pf.shadow : h->pf.fd, data, size, off);
 	pthread_mutex_unlock(&h->pf.lock);

@@ -12,6 +12,7 @@
 #include "log.h"
 #include "proc.h"
 #include "route.h"
+#include "xalloc.h"
 
 /*
  * Status mode (query/.status/TYPE): what follows the input is one status line,
@@ -118,9 +119,7 @@ void query_read(fuse_req_t req, struct handle *h, size_t size, off_t off)
 		size_t n =
 		    h->q.input.len - (size_t)off < size ? h->q.input.len - (size_t)off : size;
 
-		data = malloc(n ? n : 1);
-		if (!data)
-			abort();
+		data = xmalloc(n ? n : 1);
 		memcpy(data, h->q.input.data + off, n);
 		pthread_mutex_unlock(&h->q.lock);
 		fuse_reply_buf(req, data, n);
@@ -130,9 +129,7 @@ void query_read(fuse_req_t req, struct handle *h, size_t size, off_t off)
 
 		if (skip < h->q.reply.len)
 			n = h->q.reply.len - skip < size ? h->q.reply.len - skip : size;
-		data = malloc(n ? n : 1);
-		if (!data)
-			abort();
+		data = xmalloc(n ? n : 1);
 		memcpy(data, h->q.reply.data + skip, n);
 		pthread_mutex_unlock(&h->q.lock);
 		fuse_reply_buf(req, data, n);

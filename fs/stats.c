@@ -10,6 +10,7 @@
 #include "route.h"
 #include "synth.h"
 #include "usage.h"
+#include "xalloc.h"
 
 void stats_text(struct buf *out)
 {
@@ -24,10 +25,8 @@ void stats_text(struct buf *out)
 
 void stats_read(fuse_req_t req, struct handle *h, size_t size, off_t off)
 {
-	char *data = malloc(h->text.len + 1);
+	char *data = xmalloc(h->text.len + 1);
 
-	if (!data)
-		abort();
 	memcpy(data, buf_str(&h->text), h->text.len + 1);
 	reply_slice(req, data, h->text.len, size, off);
 	free(data);

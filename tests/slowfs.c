@@ -5,6 +5,11 @@
  * tests/mount/test_slow_store.py.  A test helper, not installed.
  *
  *     SLOWFS_MS=50 SLOWFS_FLAG=/tmp/slow slowfs -f ROOT MOUNTPOINT
+ *
+ * With SLOWFS_HOLD=NAME and SLOWFS_HOLD_FLAG=FILE, an operation on a path whose
+ * last component is NAME stops while FILE exists, as a request stuck on the
+ * network would, after creating FILE.held: a test learns that the request is
+ * stuck from that file, not from a clock, and releases it by removing FILE.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -22,6 +27,7 @@
 static char root[PATH_MAX];
 static const char *flag;
 static long delay_ms = 50;
+static const char *hold_name, *hold_flag;
 
 /* Every operation pays the network's round trip while the flag is up. */
 static void slow(void)
@@ -34,6 +40,25 @@ static void slow(void)
 		;
 }
 
+/* SLOWFS_HOLD: see the top of the file. */
+static void hold(const char *path)
+{
+	struct timespec ts = {0, 10 * 1000000L};
+	const char *base = strrchr(path, '/');
+	char held[PATH_MAX];
+	int fd;
+
+	if (!hold_name || !hold_flag || strcmp(base ? base + 1 : path, hold_name) ||
+	    access(hold_flag, F_OK) != 0)
+		return;
+	snprintf(held, sizeof(held), "%s.held", hold_flag);
+	fd = open(held, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+	if (fd >= 0)
+		close(fd);
+	while (access(hold_flag, F_OK) == 0)
+		nanosleep(&ts, NULL);
+}
+
 static void real(const char *path, char *out)
 {
 	snprintf(out, PATH_MAX, "%s%s", root, path);
@@ -42,6 +67,7 @@ static void real(const char *path, char *out)
 #define REAL(p)                                                                                    \
 	char r[PATH_MAX];                                                                          \
 	slow();                                                                                    \
+	hold(p);                                                                                   \
 	real(p, r)
 
 static void *sf_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
@@ -280,6 +306,8 @@ int main(int argc, char *argv[])
 		return 2;
 	}
 	flag = getenv("SLOWFS_FLAG");
+	hold_name = getenv("SLOWFS_HOLD");
+	hold_flag = getenv("SLOWFS_HOLD_FLAG");
 	if (ms)
 		delay_ms = strtol(ms, NULL, 10);
 	umask(0);

@@ -6,7 +6,12 @@ The store is served by tests/slowfs (a FUSE passthrough that sleeps 50 ms per
 operation while a flag file exists).  The assertions are about order, not time: N
 new-input reads of type A (each runs A's procedure in a worker) all complete while
 B's admission (40 test files, each access slow) is still going on.
+
+The second test makes one store access hang (tests/slowfs SLOWFS_HOLD) under the
+mount's own lookup and getattr paths, and checks, again by order, that hits and
+stats of a loaded type all answer while it hangs (docs/locking.md, fs/).
 """
+import glob
 import os
 import subprocess
 import threading
@@ -20,24 +25,23 @@ SLOWFS = os.path.join(BUILD, 'tests', 'slowfs')
 LOWER = UPPER.replace('toupper', 'tolower')
 
 
-@pytest.fixture
-def slow_store(tmp_path):
+def run_slowfs(tmp_path, env):
+    """Serve a new directory through tests/slowfs with @env; yield its mount point."""
     root = tmp_path / 'slow-root'
     mnt = tmp_path / 'slow-store'
-    flag = tmp_path / 'slow-flag'
     root.mkdir()
     mnt.mkdir()
-    env = dict(os.environ, SLOWFS_MS='50', SLOWFS_FLAG=str(flag))
     log = open(tmp_path / 'slowfs.log', 'wb')
-    proc = subprocess.Popen([SLOWFS, '-f', str(root), str(mnt)], env=env, stdout=log,
-                            stderr=subprocess.STDOUT)
+    proc = subprocess.Popen([SLOWFS, '-f', str(root), str(mnt)], env=dict(os.environ, **env),
+                            stdout=log, stderr=subprocess.STDOUT)
     deadline = time.time() + 20
     while not os.path.ismount(mnt):
         assert proc.poll() is None and time.time() < deadline, 'slowfs did not mount'
         time.sleep(0.02)
-    yield str(mnt), str(flag)
-    if os.path.exists(flag):
-        os.unlink(flag)
+    yield str(mnt)
+    for flag in env.values():
+        if flag.startswith(str(tmp_path)) and os.path.exists(flag):
+            os.unlink(flag)
     subprocess.run(['fusermount3', '-u', '-z', str(mnt)], check=False)
     try:
         proc.wait(timeout=30)
@@ -45,6 +49,22 @@ def slow_store(tmp_path):
         proc.kill()
         proc.wait()
     log.close()
+
+
+@pytest.fixture
+def slow_store(tmp_path):
+    flag = str(tmp_path / 'slow-flag')
+    for mnt in run_slowfs(tmp_path, {'SLOWFS_MS': '50', 'SLOWFS_FLAG': flag}):
+        yield mnt, flag
+
+
+@pytest.fixture
+def held_store(tmp_path):
+    """A store whose operations on a file named 'notes' hang while the flag exists."""
+    flag = str(tmp_path / 'hold-flag')
+    env = {'SLOWFS_MS': '0', 'SLOWFS_HOLD': 'notes', 'SLOWFS_HOLD_FLAG': flag}
+    for mnt in run_slowfs(tmp_path, env):
+        yield mnt, flag
 
 
 def test_reads_of_a_loaded_type_go_on_while_another_is_admitted(slow_store, mounts):
@@ -94,3 +114,70 @@ def test_reads_of_a_loaded_type_go_on_while_another_is_admitted(slow_store, moun
     # waited on B's admission.
     assert kinds == ['a'] * n + ['edit', 'b'], events
     assert events[-1] == ('b', b'hello\n')
+
+
+@pytest.mark.parametrize('path', ['getattr', 'lookup'])
+def test_stats_and_hits_of_a_loaded_type_go_on_while_a_store_stat_hangs(held_store, mounts,
+                                                                        path):
+    """A stat under procs/ that hangs on the store (a lost NFS reply) holds no lock
+    the other requests need: while it hangs, stats of known nodes and hits of a
+    loaded type all answer.  Order only: the 20 requests all end before the hung
+    stat is released (before the fix they waited for it on node_lock)."""
+    store, flag = held_store
+    # The kernel keeps names for revalidate (600 s): a stat of a name it has seen
+    # is a GETATTR, of a name it has not, a LOOKUP.
+    m = mounts(store=store, options=['-o', 'revalidate=600000'])
+    m.put_proc('upper', UPPER, tests={'t1': ('ab', 'AB\n')})
+    assert m.ask('upper', 'warm') == b'WARM\n'
+    os.mkdir(m.path('procs', 'lower'))
+    if path == 'getattr':
+        write(m.path('procs', 'lower', 'notes'), 'not loaded yet\n')
+    else:
+        # Beside the mount (another daemon, an NFS peer): the kernel never saw it.
+        [typedir] = glob.glob(os.path.join(store, 'procs', '*', '*', 'lower'))
+        write(os.path.join(typedir, 'notes'), 'not loaded yet\n')
+    events = []
+    lock = threading.Lock()
+
+    def note(*what):
+        with lock:
+            events.append(what)
+
+    write(flag, b'')  # from now on any access to a file named notes hangs
+
+    def stat_notes():
+        try:
+            note('stat', os.stat(m.path('procs', 'lower', 'notes')).st_size)
+        except OSError as e:
+            note('stat-error', e.errno)
+
+    ts = threading.Thread(target=stat_notes)
+    ts.start()
+    deadline = time.time() + 60  # a watchdog, not a measure
+    while not os.path.exists(flag + '.held'):
+        assert time.time() < deadline, 'the stat never reached the store'
+        assert ts.is_alive(), events
+        time.sleep(0.02)
+
+    def loaded_type():
+        try:
+            for i in range(10):
+                note('hit', m.ask('upper', 'warm'))
+                st = os.stat(m.path('ask', 'upper', 'warm'))
+                os.stat(m.path('procs', 'upper', 'source.c'))
+                note('stat-known', st.st_size)
+        except OSError as e:
+            note('error', e.errno)
+
+    tl = threading.Thread(target=loaded_type)
+    tl.start()
+    # Bounded only so that the code before the fix fails instead of hanging.
+    tl.join(timeout=60)
+    note('release')
+    os.unlink(flag)
+    ts.join(timeout=60)
+    tl.join(timeout=60)
+    assert not ts.is_alive() and not tl.is_alive(), events
+    # All 20 answered while the stat still hung, and the stat then ended well.
+    assert events == [('hit', b'WARM\n'), ('stat-known', 5)] * 10 + [
+        ('release',), ('stat', len('not loaded yet\n'))], events
