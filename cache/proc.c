@@ -32,7 +32,15 @@ _Thread_local unsigned proc_depth;
 _Thread_local unsigned proc_chain_synths;
 _Thread_local bool proc_synth_refused;
 
-struct procs procs = {.lock = PTHREAD_MUTEX_INITIALIZER, .graph_lock = PTHREAD_MUTEX_INITIALIZER};
+static bool proc_has_type(const void *item, const void *key)
+{
+	return !strcmp(((const struct proc *)item)->type, key);
+}
+
+struct procs procs = {.lock = PTHREAD_MUTEX_INITIALIZER,
+		      .graph_lock = PTHREAD_MUTEX_INITIALIZER,
+		      .index = HMAP_INIT(proc_has_type),
+		      .all = SLIST_HEAD_INITIALIZER(procs.all)};
 
 int proc_init(const struct proc_config *cfg)
 {
@@ -81,17 +89,13 @@ void proc_pop(bool pushed)
 
 struct proc *proc_find(const char *type, bool create)
 {
-	uint64_t h = XXH3_64bits(type, strlen(type));
-	struct proc_list *slot;
+	uint64_t h = hmap_hash_str(type);
 	struct proc *p;
 	bool fresh = false;
 
 	pthread_mutex_lock(&procs.lock);
-	slot = &procs.table[h % PROC_BUCKETS];
-	for (p = SLIST_FIRST(slot); p; p = SLIST_NEXT(p, next))
-		if (!strcmp(p->type, type))
-			goto out;
-	if (!create)
+	p = hmap_find(&procs.index, h, type);
+	if (p || !create)
 		goto out;
 	p = xcalloc(1, sizeof(*p));
 	p->type = xstrdup(type);
@@ -102,7 +106,8 @@ struct proc *proc_find(const char *type, bool create)
 	 * swept first.  That walks a directory in the store: the new record is busy
 	 * meanwhile (its readers wait), the table is not. */
 	p->reval_busy = true;
-	SLIST_INSERT_HEAD(slot, p, next);
+	hmap_insert(&procs.index, h, p);
+	SLIST_INSERT_HEAD(&procs.all, p, next);
 	fresh = true;
 out:
 	pthread_mutex_unlock(&procs.lock);
@@ -118,17 +123,16 @@ out:
 
 void proc_each(void (*fn)(struct proc *p, void *arg), void *arg)
 {
-	for (size_t i = 0; i < PROC_BUCKETS; i++) {
-		struct proc *p;
+	struct proc *p;
 
-		pthread_mutex_lock(&procs.lock);
-		p = SLIST_FIRST(&procs.table[i]);
-		pthread_mutex_unlock(&procs.lock);
-		/* Records are never freed before shutdown, so walking unlocked is safe
-		 * (a record inserted meanwhile goes in front of the walk and is missed). */
-		for (; p; p = SLIST_NEXT(p, next))
-			fn(p, arg);
-	}
+	pthread_mutex_lock(&procs.lock);
+	p = SLIST_FIRST(&procs.all);
+	pthread_mutex_unlock(&procs.lock);
+	/* Records are never freed before shutdown and go in at the head, so walking
+	 * unlocked is safe (a record inserted meanwhile is in front of the walk and
+	 * is missed). */
+	for (; p; p = SLIST_NEXT(p, next))
+		fn(p, arg);
 }
 
 /*
@@ -276,29 +280,26 @@ void proc_touched(const char *type)
 
 void proc_shutdown(void)
 {
-	sandbox_set_call_handler(NULL);
-	size_t i;
+	struct proc *p;
 
+	sandbox_set_call_handler(NULL);
 	/* A synthesis nobody waits for any more still holds its record. */
 	proc_synth_drain();
 	proc_flush();
-	for (i = 0; i < PROC_BUCKETS; i++) {
-		struct proc *p;
-
-		while ((p = SLIST_FIRST(&procs.table[i]))) {
-			SLIST_REMOVE_HEAD(&procs.table[i], next);
-			pversion_put(p->cur);
-			free(p->calls);
-			free(p->callers);
-			buf_free(&p->reason);
-			buf_free(&p->synth_reason);
-			for (unsigned w = 0; w < PROC_WAIT_INPUTS; w++)
-				buf_free(&p->waiting[w]);
-			pthread_mutex_destroy(&p->lock);
-			pthread_cond_destroy(&p->cond);
-			free(p->type);
-			free(p);
-		}
+	while ((p = SLIST_FIRST(&procs.all))) {
+		SLIST_REMOVE_HEAD(&procs.all, next);
+		pversion_put(p->cur);
+		free(p->calls);
+		free(p->callers);
+		buf_free(&p->reason);
+		buf_free(&p->synth_reason);
+		for (unsigned w = 0; w < PROC_WAIT_INPUTS; w++)
+			buf_free(&p->waiting[w]);
+		pthread_mutex_destroy(&p->lock);
+		pthread_cond_destroy(&p->cond);
+		free(p->type);
+		free(p);
 	}
+	hmap_destroy(&procs.index, NULL);
 	memo_shutdown();
 }

@@ -16,7 +16,7 @@
  *
  * Locks (each field says which one protects it):
  *   p->lock             one record's state (struct proc)
- *   procs.lock          the table's bucket lists (struct procs)
+ *   procs.lock          the record index and list (struct procs)
  *   procs.graph_lock    the calls/callers edges of every record (struct procs)
  *   synth_jobs_lock     the count of running syntheses (proc_synth.c)
  * A thread holds one at a time, except synth_jobs_lock, taken under p->lock.  None
@@ -39,10 +39,10 @@
 #include <cjson/cJSON.h>
 
 #include "buf.h"
+#include "hmap.h"
 #include "llm.h"
 #include "proc.h"
 
-#define PROC_BUCKETS 4096 /* buckets of the record table (procs.table) */
 /* Composition: calls nest at most this deep (docs/DESIGN.md); graph walks visit at most
  * PROC_GRAPH_MAX types (what a hit pays is bounded whatever the graph). */
 #define PROC_CALL_DEPTH 8
@@ -144,10 +144,11 @@ SLIST_HEAD(proc_list, proc);
 /* The module's global state (proc.c). */
 struct procs {
 	struct proc_config cfg; /* set by proc_init, then read only */
-	/* Protects table[] and the records' next; never held across store I/O (the
+	/* Protects index, all and the records' next; never held across store I/O (the
 	 * first-touch sweep runs after it is dropped, proc_find). */
 	pthread_mutex_t lock;
-	struct proc_list table[PROC_BUCKETS];
+	struct hmap index;     /* type name -> record: lookups */
+	struct proc_list all;  /* every record, newest first: walks (proc_each) */
 	void (*change_hook)(const char *type); /* set once at start */
 	/* Protects the calls/callers/ncalls/ncallers/calls_version of every record;
 	 * memory only, taken with no other lock held. */

@@ -16,7 +16,7 @@
  * First the known bypasses of issue 10 are run through tcc to prove the oracle
  * sees them (tcc does execute the canary there) and through the precheck (which
  * must refuse them).  Deterministic by default; SEED varies the snippets.
- * Each case prints "ok N - name" or "not ok N - name".
+ * TAP output (tests/unit/tap.h).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -32,22 +32,19 @@
 
 #include "buf.h"
 #include "precheck.h"
+#include "tap.h"
 
 extern char **environ;
 
-static int test_n, test_failed;
 static const char *tcc_path, *include_dir;
 static char dir[] = "/tmp/seglam-precheck-tcc-XXXXXX";
 
+/* A check, with @detail said only when it fails. */
 static void check(bool ok, const char *name, const char *detail)
 {
-	test_n++;
-	printf("%sok %d - %s\n", ok ? "" : "not ", test_n, name);
-	if (!ok) {
-		test_failed++;
-		printf("#   %s\n", detail);
-	}
-	fflush(stdout);
+	CHECK(ok, "%s", name);
+	if (!ok)
+		tap_diag("%s", detail);
 }
 
 static int write_file(const char *path, const char *data, size_t len)
@@ -325,6 +322,5 @@ int main(int argc, char **argv)
 	snprintf(path, sizeof(path), "%s/s.out", dir);
 	unlink(path);
 	rmdir(dir);
-	printf("1..%d\n", test_n);
-	return test_failed ? 1 : 0;
+	return tap_done();
 }
