@@ -206,7 +206,8 @@ int proc_read_cases(int fd, struct llm_case **out, size_t *nout)
 
 size_t proc_tests_max(void)
 {
-	return procs.cfg.tests_max ? procs.cfg.tests_max : 16u << 20;
+	/* (proc_init sets the default; a fuzz target or unit test may not call it) */
+	return procs.cfg.tests_max ? procs.cfg.tests_max : (size_t)PROC_DEFAULT_TESTS_MAX_MB << 20;
 }
 
 /* A type's tests/, never through a symlink (it could otherwise name any file on the

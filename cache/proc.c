@@ -42,17 +42,24 @@ struct procs procs = {.lock = PTHREAD_MUTEX_INITIALIZER,
 		      .index = HMAP_INIT(proc_has_type),
 		      .all = SLIST_HEAD_INITIALIZER(procs.all)};
 
+void proc_config_defaults(struct proc_config *cfg)
+{
+	if (!cfg->revalidate_ms)
+		cfg->revalidate_ms = PROC_DEFAULT_REVALIDATE_MS;
+	if (!cfg->memo_bytes)
+		cfg->memo_bytes = (size_t)PROC_DEFAULT_MEMO_MB << 20;
+	if (!cfg->fail_ttl_ms)
+		cfg->fail_ttl_ms = PROC_DEFAULT_FAIL_TTL_MS;
+	if (!cfg->history_max)
+		cfg->history_max = PROC_DEFAULT_HISTORY;
+	if (!cfg->tests_max)
+		cfg->tests_max = (size_t)PROC_DEFAULT_TESTS_MAX_MB << 20;
+}
+
 int proc_init(const struct proc_config *cfg)
 {
 	procs.cfg = *cfg;
-	if (!procs.cfg.revalidate_ms)
-		procs.cfg.revalidate_ms = 1000;
-	if (!procs.cfg.memo_bytes)
-		procs.cfg.memo_bytes = 64 << 20;
-	if (!procs.cfg.fail_ttl_ms)
-		procs.cfg.fail_ttl_ms = 30000;
-	if (!procs.cfg.history_max)
-		procs.cfg.history_max = 20;
+	proc_config_defaults(&procs.cfg);
 	memo_init(procs.cfg.memo_bytes);
 	sandbox_set_call_handler(proc_call);
 	return 0;

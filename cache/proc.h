@@ -50,15 +50,24 @@ struct proc_material {
  */
 typedef int (*proc_synth_fn)(const struct proc_material *m, struct buf *err);
 
+/* The defaults (a field left 0 takes its default): here only. */
+#define PROC_DEFAULT_REVALIDATE_MS 1000
+#define PROC_DEFAULT_MEMO_MB 64
+#define PROC_DEFAULT_FAIL_TTL_MS 30000
+#define PROC_DEFAULT_HISTORY 20
+#define PROC_DEFAULT_TESTS_MAX_MB 16
+
 struct proc_config {
-	unsigned revalidate_ms; /* default 1000 */
-	size_t memo_bytes;	/* default 64 MiB */
-	unsigned fail_ttl_ms;	/* how long a failed synthesis is remembered; default 30000 */
-	unsigned history_max;	/* sources kept in history/; default 20 */
-	size_t tests_max;	/* bytes of test cases read from one tests/; default 16 MiB */
+	unsigned revalidate_ms;
+	size_t memo_bytes;
+	unsigned fail_ttl_ms;	/* how long a failed synthesis is remembered */
+	unsigned history_max;	/* sources kept in history/ */
+	size_t tests_max;	/* bytes of test cases read from one tests/ */
 	proc_synth_fn synth;	/* NULL: no LLM, a miss is ENOENT */
 };
 
+/* Fill the fields of @cfg left 0 with their defaults (proc_init does it too). */
+void proc_config_defaults(struct proc_config *cfg);
 int proc_init(const struct proc_config *cfg);
 void proc_shutdown(void);
 

@@ -32,7 +32,7 @@ struct synth_config {
 	unsigned repair_rounds;	       /* default 3 */
 	unsigned calls_per_hour;       /* 0: unlimited */
 	unsigned long tokens_per_hour; /* 0: unlimited */
-	unsigned versions;	       /* independent syntheses that must agree; default 1 */
+	unsigned versions;	       /* independent syntheses that must agree; 0: 1 */
 	bool validate;		       /* check against direct answers; default on */
 };
 

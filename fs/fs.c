@@ -47,7 +47,7 @@ void fs_init(const struct fs_config *cfg)
 	if (fs_cfg.timeout <= 0)
 		fs_cfg.timeout = 1.0;
 	if (!fs_cfg.query_mem)
-		fs_cfg.query_mem = (size_t)256 << 20;
+		fs_cfg.query_mem = (size_t)FS_DEFAULT_QUERY_MEM_MB << 20;
 	map_init(fs_cfg.query_mem);
 }
 

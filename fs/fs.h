@@ -10,11 +10,13 @@
 
 #include <fuse_lowlevel.h>
 
+#define FS_DEFAULT_QUERY_MEM_MB 256
+
 struct fs_config {
 	double timeout; /* kernel entry/attr cache time for changing objects, seconds */
 	bool readonly;
 	bool shared; /* -o allow_other: several users, kernel-checked permissions */
-	size_t query_mem; /* bytes all open query/ handles may buffer together */
+	size_t query_mem; /* bytes all open query/ handles may buffer together; 0: default */
 };
 
 extern const struct fuse_lowlevel_ops fs_ops;

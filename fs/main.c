@@ -34,6 +34,10 @@
 #include "synth.h"
 #include "usage.h"
 
+/* A number macro as a string literal (the defaults in usage()). */
+#define STR_(x) #x
+#define STR(x) STR_(x)
+
 struct options {
 	char *store;
 	int positional;
@@ -96,6 +100,8 @@ static const struct fuse_opt option_spec[] = {
 
 static void usage(const char *prog)
 {
+	/* One option per line, the defaults from the modules' headers. */
+	/* clang-format off */
 	printf(
 	    "usage: %s [options] STORE MOUNTPOINT\n\n"
 	    "Mount the procedure store STORE at MOUNTPOINT:\n"
@@ -108,17 +114,17 @@ static void usage(const char *prog)
 	    "seglamfs options:\n"
 	    "  -o library[=DIR]         copy the bundled procedures into STORE (new and\n"
 	    "                           unedited library types)\n"
-	    "  -o timeout=MS            time limit of one compile or run (default 2000)\n"
+	    "  -o timeout=MS            time limit of one compile or run (default " STR(SANDBOX_DEFAULT_TIMEOUT_MS) ")\n"
 	    "  -o revalidate=MS         how often the store is re-checked for changes made\n"
-	    "                           elsewhere, e.g. by other daemons (default 1000)\n"
-	    "  -o memo=MB               answer memo size (default 64)\n"
-	    "  -o workers=N             live sandbox workers kept (default 64)\n"
-	    "  -o worker_mem=MB         address-space limit of a worker (default 256)\n"
-	    "  -o max_answer=BYTES      largest answer (default 1048576)\n"
-	    "  -o history=N             replaced sources kept in procs/TYPE/history/ (default 20)\n"
+	    "                           elsewhere, e.g. by other daemons (default " STR(PROC_DEFAULT_REVALIDATE_MS) ")\n"
+	    "  -o memo=MB               answer memo size (default " STR(PROC_DEFAULT_MEMO_MB) ")\n"
+	    "  -o workers=N             live sandbox workers kept (default " STR(SANDBOX_DEFAULT_WORKERS) ")\n"
+	    "  -o worker_mem=MB         address-space limit of a worker (default " STR(SANDBOX_DEFAULT_MEM_MB) ")\n"
+	    "  -o max_answer=BYTES      largest answer (default " STR(SANDBOX_DEFAULT_MAX_ANSWER) ")\n"
+	    "  -o history=N             replaced sources kept in procs/TYPE/history/ (default " STR(PROC_DEFAULT_HISTORY) ")\n"
 	    "  -o query_mem=MB          input all open query/ files may buffer together; past it\n"
-	    "                           a write fails with ENOSPC (default 256)\n"
-	    "  -o tests_max=MB          test-case bytes read from one type's tests/ (default 16)\n"
+	    "                           a write fails with ENOSPC (default " STR(FS_DEFAULT_QUERY_MEM_MB) ")\n"
+	    "  -o tests_max=MB          test-case bytes read from one type's tests/ (default " STR(PROC_DEFAULT_TESTS_MAX_MB) ")\n"
 	    "  -o worker=PATH           the seglam-worker binary\n"
 	    "  -o include=DIR           the headers procedures compile against\n"
 	    "  -o log_debug             verbose log\n"
@@ -134,7 +140,7 @@ static void usage(const char *prog)
 	    "  -o llm_timeout=MS        one LLM request (default 120000)\n"
 	    "  -o llm_max_tokens=N      (default 4096)  -o llm_max_tokens_field=NAME\n"
 	    "  -o repair_rounds=N       repair rounds after a failed compile or test (default 3)\n"
-	    "  -o fail_ttl=MS           how long a failed synthesis is remembered (default 30000)\n"
+	    "  -o fail_ttl=MS           how long a failed synthesis is remembered (default " STR(PROC_DEFAULT_FAIL_TTL_MS) ")\n"
 	    "  -o llm_calls_per_hour=N  -o llm_tokens_per_hour=N   budget (default unlimited)\n"
 	    "  -o versions=N            independent syntheses that must agree (default 1, max 5)\n"
 	    "  -o validate=0|1          check syntheses against direct answers (default 1)\n"
@@ -142,6 +148,7 @@ static void usage(const char *prog)
 	    "                           `seglam report` show an estimated cost (default none)\n"
 	    "  -o fsname=NAME           the source shown by df and findmnt (default STORE)\n\n",
 	    prog);
+	/* clang-format on */
 	printf("FUSE options:\n");
 	fuse_cmdline_help();
 	fuse_lowlevel_help();
@@ -375,7 +382,7 @@ int main(int argc, char *argv[])
 	}
 	syc.repair_rounds = o.repair_rounds == UINT_MAX ? 3 : o.repair_rounds;
 	syc.calls_per_hour = o.calls_per_hour;
-	syc.versions = o.versions ? o.versions : 1;
+	syc.versions = o.versions;
 	syc.validate = o.validate != 0;
 	syc.tokens_per_hour = o.tokens_per_hour;
 
@@ -398,10 +405,10 @@ int main(int argc, char *argv[])
 	sc.worker_path = o.worker ? o.worker : default_worker();
 	sc.include_dir =
 	    o.include ? o.include : default_dir(SEGLAM_SOURCE_INCLUDE, SEGLAM_INSTALL_INCLUDE);
-	sc.timeout_ms = o.timeout_ms ? o.timeout_ms : 2000;
-	sc.max_answer = o.max_answer ? o.max_answer : 1 << 20;
-	sc.mem_limit = (size_t)(o.worker_mem_mb ? o.worker_mem_mb : 256) << 20;
-	sc.max_workers = o.workers ? o.workers : 64;
+	sc.timeout_ms = o.timeout_ms; /* 0: the module's default (its header) */
+	sc.max_answer = o.max_answer;
+	sc.mem_limit = (size_t)o.worker_mem_mb << 20;
+	sc.max_workers = o.workers;
 	sc.allow_no_landlock = o.allow_no_landlock;
 	sc.worker_reuse = o.worker_reuse;
 	if (!path_exists(sc.worker_path) || !path_exists(sc.include_dir)) {
@@ -416,11 +423,12 @@ int main(int argc, char *argv[])
 	}
 	sandbox_ok = true;
 
-	pc.revalidate_ms = o.revalidate_ms ? o.revalidate_ms : 1000;
-	pc.memo_bytes = (size_t)(o.memo_mb ? o.memo_mb : 64) << 20;
+	pc.revalidate_ms = o.revalidate_ms;
+	pc.memo_bytes = (size_t)o.memo_mb << 20;
 	pc.fail_ttl_ms = o.fail_ttl_ms;
 	pc.history_max = o.history;
-	pc.tests_max = (size_t)(o.tests_max_mb ? o.tests_max_mb : 16) << 20;
+	pc.tests_max = (size_t)o.tests_max_mb << 20;
+	proc_config_defaults(&pc); /* route/ and fs/ below take these values */
 	if (syc.llm.provider != LLM_NONE) {
 		synth_init(&syc);
 		pc.synth = synth_procedure;
@@ -431,8 +439,6 @@ int main(int argc, char *argv[])
 		struct route_config rc = {pc.revalidate_ms, pc.fail_ttl_ms, syc.repair_rounds,
 					  syc.llm.provider != LLM_NONE};
 
-		if (!rc.fail_ttl_ms)
-			rc.fail_ttl_ms = 30000; /* as proc_init */
 		route_init(&rc);
 		route_set_change_hook(fs_inval_type);
 	}
@@ -440,7 +446,7 @@ int main(int argc, char *argv[])
 	fc.timeout = pc.revalidate_ms / 1000.0;
 	fc.readonly = o.readonly;
 	fc.shared = o.allow_other;
-	fc.query_mem = (size_t)(o.query_mem_mb ? o.query_mem_mb : 256) << 20;
+	fc.query_mem = (size_t)o.query_mem_mb << 20;
 	fs_init(&fc);
 	node_init();
 

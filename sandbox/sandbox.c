@@ -39,15 +39,15 @@ int sandbox_init(const struct sandbox_config *cfg)
 	}
 	sbx.cfg = *cfg;
 	if (!sbx.cfg.timeout_ms)
-		sbx.cfg.timeout_ms = 2000;
+		sbx.cfg.timeout_ms = SANDBOX_DEFAULT_TIMEOUT_MS;
 	if (!sbx.cfg.max_answer)
-		sbx.cfg.max_answer = 1u << 20;
+		sbx.cfg.max_answer = SANDBOX_DEFAULT_MAX_ANSWER;
 	if (sbx.cfg.max_answer > UINT32_MAX - 1)
 		sbx.cfg.max_answer = UINT32_MAX - 1;
 	if (!sbx.cfg.mem_limit)
-		sbx.cfg.mem_limit = 256u << 20;
+		sbx.cfg.mem_limit = (size_t)SANDBOX_DEFAULT_MEM_MB << 20;
 	if (!sbx.cfg.max_workers)
-		sbx.cfg.max_workers = 64;
+		sbx.cfg.max_workers = SANDBOX_DEFAULT_WORKERS;
 	sbx.worker_path = strdup(cfg->worker_path);
 	sbx.include_dir = strdup(cfg->include_dir);
 	if (!sbx.worker_path || !sbx.include_dir) {

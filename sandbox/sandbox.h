@@ -18,13 +18,20 @@
 
 #include "buf.h"
 
+/* The defaults (a field left 0 takes its default): here only.  Plain numbers, so
+ * that fs/main.c's usage() can print them. */
+#define SANDBOX_DEFAULT_TIMEOUT_MS 2000
+#define SANDBOX_DEFAULT_MAX_ANSWER 1048576
+#define SANDBOX_DEFAULT_MEM_MB 256
+#define SANDBOX_DEFAULT_WORKERS 64
+
 struct sandbox_config {
 	const char *worker_path; /* the seglam-worker binary */
 	const char *include_dir; /* headers a procedure may include (include/ of the tree) */
-	unsigned timeout_ms;	 /* per compile and per run; default 2000 */
-	size_t max_answer;	 /* answer size cap in bytes; default 1 MiB */
-	size_t mem_limit;	 /* worker address-space limit in bytes; default 256 MiB */
-	unsigned max_workers;	 /* live workers kept in the pool (LRU); default 64 */
+	unsigned timeout_ms;	 /* per compile and per run */
+	size_t max_answer;	 /* answer size cap in bytes */
+	size_t mem_limit;	 /* worker address-space limit in bytes */
+	unsigned max_workers;	 /* live workers kept in the pool (LRU) */
 	/* Compile even where Landlock is missing (-o allow_no_landlock): tcc then
 	 * can read any file user nobody can, guarded only by the precheck. */
 	bool allow_no_landlock;
