@@ -105,9 +105,18 @@ static void sandbox_worker_kill(struct sandbox_worker *w)
 /* ------------------------------------------------------------------------- */
 /* The pool */
 
+/* @w leaves the pool (lock held): its memory no longer counts. */
+static void sandbox_mem_forget(struct sandbox_worker *w)
+{
+	if (w->mem_counted)
+		sbx.mem_live -= w->mem;
+	w->mem_counted = false;
+}
+
 /* Put @w, already out of both lists, on the chain @dead to be killed.  Lock held. */
 static void sandbox_doom(struct sandbox_worker **dead, struct sandbox_worker *w)
 {
+	sandbox_mem_forget(w);
 	w->next = *dead;
 	*dead = w;
 	sbx.dying++;
@@ -226,6 +235,7 @@ static void *sandbox_reaper(void *arg)
  */
 static void sandbox_evict(struct sandbox_worker *w)
 {
+	sandbox_mem_forget(w);
 	close(w->req_fd);
 	close(w->resp_fd);
 	w->req_fd = w->resp_fd = -1;
@@ -253,6 +263,19 @@ static void sandbox_evict_over(unsigned limit)
 {
 	while (sbx.idle.n + sbx.busy.n + sbx.dying - sbx.nexiting - sbx.parked > limit &&
 	       sbx.idle.tail) {
+		struct sandbox_worker *w = sbx.idle.tail;
+
+		sandbox_list_del(&sbx.idle, w);
+		sandbox_evict(w);
+	}
+}
+
+/* Evict idle workers, least recently used first, while the live ones hold more
+ * than -o workers_mem, sparing @keep (the one just checked in).  Lock held. */
+static void sandbox_evict_over_budget(struct sandbox_worker *keep)
+{
+	while (sbx.cfg.mem_budget && sbx.mem_live > sbx.cfg.mem_budget && sbx.idle.tail &&
+	       sbx.idle.tail != keep) {
 		struct sandbox_worker *w = sbx.idle.tail;
 
 		sandbox_list_del(&sbx.idle, w);
@@ -374,6 +397,12 @@ void sandbox_checkin(struct sandbox_worker *w, bool reuse)
 		 * while parked) */
 		if (sbx.cfg.max_workers)
 			sandbox_evict_over(sbx.cfg.max_workers);
+		if (w->mem && !w->mem_counted) {
+			/* measured when it compiled: it counts from now on */
+			sbx.mem_live += w->mem;
+			w->mem_counted = true;
+		}
+		sandbox_evict_over_budget(w);
 	} else {
 		sandbox_doom(&dead, w);
 	}

@@ -56,6 +56,7 @@ int sandbox_init(const struct sandbox_config *cfg)
 		ret = -ENOMEM;
 		goto out;
 	}
+	sbx.mem_live = 0;
 	sbx.cfg.worker_path = sbx.worker_path;
 	sbx.cfg.include_dir = sbx.include_dir;
 	memset(&sbx.stats, 0, sizeof(sbx.stats));
@@ -140,6 +141,7 @@ void sandbox_get_stats(struct sandbox_stats *st)
 	pthread_mutex_lock(&sbx.lock);
 	*st = sbx.stats;
 	st->live_workers = sbx.idle.n + sbx.busy.n;
+	st->mem_live = sbx.mem_live;
 	pthread_mutex_unlock(&sbx.lock);
 }
 
@@ -160,4 +162,7 @@ void sandbox_stats_print(struct buf *out)
 	buf_printf(out, "worker_pool_hit_permille %llu\n",
 		   (unsigned long long)(asked ? st.pool_hits * 1000 / asked : 0));
 	buf_printf(out, "workers_max %u\n", sbx.cfg.max_workers);
+	/* with -o workers_mem: what the live workers hold, and the budget (KiB) */
+	buf_printf(out, "workers_mem_kb %llu\n", (unsigned long long)(st.mem_live >> 10));
+	buf_printf(out, "workers_mem_budget_kb %llu\n", (unsigned long long)(sbx.cfg.mem_budget >> 10));
 }

@@ -32,6 +32,11 @@ struct sandbox_config {
 	size_t max_answer;	 /* answer size cap in bytes */
 	size_t mem_limit;	 /* worker address-space limit in bytes */
 	unsigned max_workers;	 /* live workers kept in the pool (LRU) */
+	/* Memory the pool's workers may hold together, in bytes (0: no budget): the
+	 * memory only each worker holds (its private pages, what its exit frees),
+	 * measured once it has compiled; least recently used idle workers are
+	 * evicted past it. */
+	size_t mem_budget;
 	/* Compile even where Landlock is missing (-o allow_no_landlock): tcc then
 	 * can read any file user nobody can, guarded only by the precheck. */
 	bool allow_no_landlock;
@@ -130,6 +135,7 @@ struct sandbox_stats {
 	 * admission's compile and the run after it are one miss and one hit. */
 	uint64_t pool_hits;   /* a compiled worker of the source was idle */
 	uint64_t pool_misses; /* none was: a cold start (spawn and compile) */
+	uint64_t mem_live;    /* private bytes of the live workers (with a mem_budget) */
 };
 void sandbox_get_stats(struct sandbox_stats *st);
 

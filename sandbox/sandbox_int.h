@@ -60,6 +60,8 @@ struct sandbox_worker {
 	bool parked;	      /* waiting on a seglam_call: not counted against the cap */
 	int64_t exit_by;      /* evicted: SIGKILLed if not gone by then (frame_now_ms) */
 	bool source_sent;     /* the compile request is in the pipe already (spawn.c) */
+	size_t mem;	      /* its private memory once compiled (with a mem_budget), */
+	bool mem_counted;     /* ... and whether sbx.mem_live counts it (under sbx.lock) */
 };
 
 struct sandbox_list {
@@ -91,6 +93,7 @@ struct sandbox_state {
 	pthread_t reaper;
 	bool stop_reaper;
 	unsigned parked; /* busy workers waiting on a call (see sandbox.h) */
+	size_t mem_live; /* sum of mem of the workers in idle and busy that count it */
 	/* Set once at start, before the first run (sandbox.h): read without the lock. */
 	sandbox_call_fn call_fn;
 	struct sandbox_stats stats;

@@ -17,6 +17,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <spawn.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -353,6 +354,44 @@ out:
 	return ret;
 }
 
+/*
+ * The memory only process @pid holds, in bytes: its private pages (what its exit
+ * frees; the pages it still shares with the mother are not its own).  From
+ * /proc/PID/smaps_rollup, else statm's resident less file-backed pages (which
+ * counts shared anonymous pages too: more than the truth, never less).
+ */
+static size_t sandbox_private_memory(pid_t pid)
+{
+	char path[64], line[256];
+	size_t kb = 0, v;
+	bool found = false;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/smaps_rollup", (int)pid);
+	f = fopen(path, "re");
+	if (f) {
+		while (fgets(line, sizeof(line), f))
+			if ((sscanf(line, "Private_Clean: %zu kB", &v) == 1 ||
+			     sscanf(line, "Private_Dirty: %zu kB", &v) == 1)) {
+				kb += v;
+				found = true;
+			}
+		fclose(f);
+	}
+	if (found)
+		return kb << 10;
+	snprintf(path, sizeof(path), "/proc/%d/statm", (int)pid);
+	f = fopen(path, "re");
+	if (f) {
+		size_t size, resident, shared;
+
+		if (fscanf(f, "%zu %zu %zu", &size, &resident, &shared) == 3 && resident > shared)
+			kb = (resident - shared) * (size_t)(sysconf(_SC_PAGESIZE) >> 10);
+		fclose(f);
+	}
+	return kb << 10;
+}
+
 /* Start the reserved worker @w and compile its source.  0 or -EIO with @err. */
 int sandbox_start(struct sandbox_worker *w, struct buf *err)
 {
@@ -374,6 +413,8 @@ int sandbox_start(struct sandbox_worker *w, struct buf *err)
 	ret = sandbox_exchange(w, w->source_sent ? NULL : w->source, w->srclen, FRAME_COMPILE_ERROR,
 			       FRAME_MAX_MESSAGE, deadline, &msg, err);
 	if (ret == FRAME_COMPILED && msg.len == 0) {
+		if (sbx.cfg.mem_budget)
+			w->mem = sandbox_private_memory(w->pid);
 		ret = 0;
 		goto out;
 	}

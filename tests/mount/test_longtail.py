@@ -261,6 +261,37 @@ def test_spare_is_the_next_worker_and_a_killed_one_is_reaped(mounts):
     assert m.proc.poll() is None
 
 
+def test_memory_budget_evicts_by_what_workers_hold(mounts):
+    """-o workers_mem=MB bounds what the live workers hold together (each counted
+    by its private pages, measured once compiled): past it the least recently used
+    idle workers go, whatever -o workers allows; answers stay right, and stats
+    show the memory held and the budget.  Without a budget nothing is measured."""
+    n = 40
+    m = mounts(name='budget', options=['-o', 'workers_mem=1'])
+    for i in range(n):
+        m.put_proc(f'mb{i}', tagged(f'm{i}'))
+    for i in range(n):
+        assert m.ask(f'mb{i}', 'x') == f'm{i}:x\n'.encode()
+    st = m.stats()
+    assert st['workers_mem_budget_kb'] == 1024
+    assert 0 < st['workers_mem_kb']
+    # within the budget, unless one worker alone is over it (the one just used
+    # is never evicted for the budget)
+    assert st['workers_mem_kb'] <= 1024 or st['workers_live'] == 1
+    assert st['workers_live'] < n and st['worker_evictions'] >= 1
+    assert len(worker_pids(parent=m.proc.pid)) <= st['workers_live'] + 1
+    # a type whose worker was evicted is a cold start again, and right
+    assert m.ask('mb0', 'y') == b'm0:y\n'
+    m.stop()
+    free = mounts(name='free', options=['-o', 'workers=64'])
+    for i in range(8):
+        free.put_proc(f'mf{i}', tagged(f'f{i}'))
+        assert free.ask(f'mf{i}', 'x') == f'f{i}:x\n'.encode()
+    st = free.stats()
+    assert st['workers_live'] == 8 and st['workers_mem_kb'] == 0
+    assert st['workers_mem_budget_kb'] == 0
+
+
 def test_killed_mother_is_replaced(mounts):
     """A mother killed from outside: the next cold start gets a new one (or a
     spawned worker), and every answer is right."""

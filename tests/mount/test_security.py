@@ -403,6 +403,7 @@ def test_test_bytes_capped(mounts):
     ('timeout=0', 'must be a positive number of milliseconds'),
     ('memo=99999999999999999999999', 'must be a positive number of MB'),
     ('workers=4x', 'must be a positive number of workers'),
+    ('workers_mem=0', 'must be a positive number of MB'),
     ('query_mem=0', 'must be a positive number of MB'),
     ('history=-1', 'must be a positive number'),
 ])
