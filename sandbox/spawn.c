@@ -189,17 +189,7 @@ out:
  */
 static int sandbox_mother_fork(int fd0, int fd1, pid_t *pid)
 {
-	union {
-		struct cmsghdr h;
-		char buf[CMSG_SPACE(2 * sizeof(int))];
-	} u;
-	char byte = 'W';
-	struct iovec iov = {.iov_base = &byte, .iov_len = 1};
-	struct msghdr msg = {.msg_iov = &iov,
-			     .msg_iovlen = 1,
-			     .msg_control = u.buf,
-			     .msg_controllen = sizeof(u.buf)};
-	struct cmsghdr *c;
+	const int fds[2] = {fd0, fd1};
 	struct pollfd p;
 	int32_t v[2] = {0, 0}; /* the worker's pid (or -errno), a dead spare's pid */
 	ssize_t n;
@@ -221,18 +211,9 @@ static int sandbox_mother_fork(int fd0, int fd1, pid_t *pid)
 		if (ret)
 			goto out;
 	}
-	memset(&u, 0, sizeof(u));
-	c = CMSG_FIRSTHDR(&msg);
-	c->cmsg_level = SOL_SOCKET;
-	c->cmsg_type = SCM_RIGHTS;
-	c->cmsg_len = CMSG_LEN(2 * sizeof(int));
-	memcpy(CMSG_DATA(c), &fd0, sizeof(int));
-	memcpy(CMSG_DATA(c) + sizeof(int), &fd1, sizeof(int));
-	do
-		n = sendmsg(mom.fd, &msg, MSG_NOSIGNAL);
-	while (n < 0 && errno == EINTR);
+	n = frame_send_fds(mom.fd, fds);
 	if (n != 1) {
-		ret = n < 0 ? -errno : -EIO;
+		ret = n < 0 ? (int)n : -EIO;
 		goto fail;
 	}
 	p = (struct pollfd){.fd = mom.fd, .events = POLLIN};

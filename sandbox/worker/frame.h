@@ -157,4 +157,11 @@ int frame_get_response(const uint8_t hdr[FRAME_RESP_HDR], int32_t max_status, ui
  */
 int frame_get_call(const char *p, size_t len, const char **type, const char **in, size_t *inlen);
 
+/*
+ * The mother's request (worker/mother.c): one byte with a new worker's two pipe
+ * ends as SCM_RIGHTS, on the SOCK_SEQPACKET socket @sock (the daemon's to the
+ * mother, the mother's to its spare).  Returns 1 (the byte sent) or -errno.
+ */
+ssize_t frame_send_fds(int sock, const int fds[2]);
+
 #endif

@@ -40,6 +40,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "frame.h"
 #include "worker_int.h"
 
 #define WORKER_MOTHER_NAME "seglam-mother"
@@ -188,28 +189,8 @@ static bool worker_mother_spare(char *argv0, const char *include_dir, int fds[2]
 /* Hand @fds to the spare: 0, or -1 when it is gone (its pid then in *@dead). */
 static int worker_mother_hand_over(int fds[2], pid_t *dead)
 {
-	union {
-		struct cmsghdr h;
-		char buf[CMSG_SPACE(2 * sizeof(int))];
-	} u;
-	char byte = 'W';
-	struct iovec iov = {.iov_base = &byte, .iov_len = 1};
-	struct msghdr msg = {.msg_iov = &iov,
-			     .msg_iovlen = 1,
-			     .msg_control = u.buf,
-			     .msg_controllen = sizeof(u.buf)};
-	struct cmsghdr *c;
-	ssize_t n;
+	ssize_t n = frame_send_fds(spare_sock, fds);
 
-	memset(&u, 0, sizeof(u));
-	c = CMSG_FIRSTHDR(&msg);
-	c->cmsg_level = SOL_SOCKET;
-	c->cmsg_type = SCM_RIGHTS;
-	c->cmsg_len = CMSG_LEN(2 * sizeof(int));
-	memcpy(CMSG_DATA(c), fds, 2 * sizeof(int));
-	do
-		n = sendmsg(spare_sock, &msg, MSG_NOSIGNAL);
-	while (n < 0 && errno == EINTR);
 	close(spare_sock);
 	spare_sock = -1;
 	if (n != 1)
