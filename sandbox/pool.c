@@ -195,32 +195,39 @@ static void sandbox_reap_evicted(struct sandbox_worker *w)
 	sandbox_worker_kill(w);
 }
 
+/* Wait for the evicted workers on sbx.exiting and free them.  Lock held on entry
+ * and exit, dropped in between. */
+static void sandbox_reap_exiting(void)
+{
+	struct sandbox_worker *w = sbx.exiting;
+	unsigned n = 0;
+
+	sbx.exiting = NULL;
+	pthread_mutex_unlock(&sbx.lock);
+	while (w) {
+		struct sandbox_worker *next = w->next;
+
+		sandbox_reap_evicted(w);
+		w = next;
+		n++;
+	}
+	pthread_mutex_lock(&sbx.lock);
+	sbx.dying -= n;
+	sbx.nexiting -= n;
+	pthread_cond_broadcast(&sbx.returned);
+}
+
 /* The reaper thread: waits for evicted workers, off every request's path. */
 static void *sandbox_reaper(void *arg)
 {
 	(void)arg;
 	pthread_mutex_lock(&sbx.lock);
 	for (;;) {
-		struct sandbox_worker *list, *w;
-		unsigned n = 0;
-
 		while (!sbx.exiting && !sbx.stop_reaper)
 			pthread_cond_wait(&sbx.reap, &sbx.lock);
 		if (!sbx.exiting)
 			break;
-		list = sbx.exiting;
-		sbx.exiting = NULL;
-		pthread_mutex_unlock(&sbx.lock);
-		for (w = list; w; n++) {
-			struct sandbox_worker *next = w->next;
-
-			sandbox_reap_evicted(w);
-			w = next;
-		}
-		pthread_mutex_lock(&sbx.lock);
-		sbx.dying -= n;
-		sbx.nexiting -= n;
-		pthread_cond_broadcast(&sbx.returned);
+		sandbox_reap_exiting();
 	}
 	pthread_mutex_unlock(&sbx.lock);
 	return NULL;
@@ -246,12 +253,16 @@ static void sandbox_evict(struct sandbox_worker *w)
 	sbx.nexiting++;
 	sbx.stats.evictions++;
 	if (sbx.reaper_owner != getpid()) {
+		int e;
+
 		sbx.stop_reaper = false;
-		if (pthread_create(&sbx.reaper, NULL, sandbox_reaper, NULL) == 0)
+		e = pthread_create(&sbx.reaper, NULL, sandbox_reaper, NULL);
+		if (e == 0)
 			sbx.reaper_owner = getpid();
 		else
-			log_error("sandbox: cannot start the reaper thread: evicted workers "
-				  "are reaped at shutdown");
+			log_error("sandbox: cannot start the reaper thread (%s): a cold start "
+				  "at the cap then waits for its victim itself",
+				  strerror(e));
 	}
 	pthread_cond_signal(&sbx.reap);
 }
@@ -287,24 +298,14 @@ static void sandbox_evict_over_budget(struct sandbox_worker *keep)
  * evicted ones still exiting, then ends. */
 void sandbox_reaper_stop(void)
 {
-	struct sandbox_worker *left;
-
 	pthread_mutex_lock(&sbx.lock);
 	sbx.stop_reaper = true;
 	pthread_cond_signal(&sbx.reap);
 	if (sbx.reaper_owner != getpid()) {
 		/* no reaper of ours: reap what is left here */
-		left = sbx.exiting;
-		sbx.exiting = NULL;
+		if (sbx.exiting)
+			sandbox_reap_exiting();
 		pthread_mutex_unlock(&sbx.lock);
-		for (struct sandbox_worker *w = left, *next; w; w = next) {
-			next = w->next;
-			sandbox_reap_evicted(w);
-			pthread_mutex_lock(&sbx.lock);
-			sbx.dying--;
-			sbx.nexiting--;
-			pthread_mutex_unlock(&sbx.lock);
-		}
 		return;
 	}
 	sbx.reaper_owner = 0;
@@ -355,7 +356,10 @@ int sandbox_checkout(uint64_t key, const char *src, size_t len, struct sandbox_w
 		 * processes, so a reservation and its victim are never alive
 		 * together past it. */
 		sandbox_evict_over(sbx.cfg.max_workers - 1);
-		pthread_cond_wait(&sbx.returned, &sbx.lock);
+		if (sbx.exiting && sbx.reaper_owner != getpid())
+			sandbox_reap_exiting(); /* no reaper thread: wait here */
+		else
+			pthread_cond_wait(&sbx.returned, &sbx.lock);
 	}
 	w = calloc(1, sizeof(*w));
 	if (w)
