@@ -35,6 +35,7 @@ struct proc_material {
 	const char *spec;	      /* NULL when the type has no spec */
 	const struct llm_case *cases; /* the cases of tests/ */
 	size_t ncases;
+	uint64_t tests_id; /* proc_tests_id() taken before the cases were read */
 	const char *prev_source; /* a failing source to repair, or NULL */
 	const char *failure;	 /* why it fails, or NULL */
 	/* A reply already in hand (a routing reply for a new type, cache/route.c): its
@@ -65,6 +66,13 @@ struct proc_config {
 	size_t tests_max;	/* bytes of test cases read from one tests/ */
 	proc_synth_fn synth;	/* NULL: no LLM, a miss is ENOENT */
 };
+
+/*
+ * The identity of TYPE's tests/ as meta.json records it with an admission (names,
+ * sizes and mtimes of its files; 0 without tests/): an admission on record for the
+ * same source and the same tests is not made again (cache/admit.c).
+ */
+uint64_t proc_tests_id(const char *type);
 
 /* Fill the fields of @cfg left 0 with their defaults (proc_init does it too). */
 void proc_config_defaults(struct proc_config *cfg);

@@ -218,8 +218,7 @@ void proc_synth_drain(void);
 /* admit.c */
 void proc_revalidate_store(struct proc *p, struct reval *r);
 
-/* cases.c */
-uint64_t proc_tests_id(const char *type);
+/* cases.c (and proc_tests_id, in proc.h) */
 int proc_foreach_case(int fd, size_t max, int (*fn)(struct llm_case *c, void *arg), void *arg,
 		      bool *cut);
 size_t proc_tests_max(void);

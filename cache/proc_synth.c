@@ -32,6 +32,7 @@ static void proc_material_load(struct proc *p, struct proc_material *m, struct b
 	m->type = p->type;
 	if (store_read(p->type, "spec", PROC_SPEC_MAX, spec) == 0)
 		m->spec = buf_str(spec);
+	m->tests_id = proc_tests_id(p->type);
 	proc_load_cases(p->type, cases, &m->ncases);
 	m->cases = *cases;
 }

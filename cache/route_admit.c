@@ -288,6 +288,7 @@ int route_admit_reply(const char *nq, size_t nqlen, const char *text, size_t len
 			    .spec = spec.len ? spec.data : NULL,
 			    .cases = cases,
 			    .ncases = (size_t)ncases,
+			    .tests_id = proc_tests_id(r->name),
 			    .first_reply = text,
 			    .first_reply_len = len,
 			};

@@ -127,7 +127,10 @@ static void meta_edit_provenance(cJSON *meta, void *arg)
 	meta_set_author_llm(meta, llm_provider_name(p->llm->provider),
 			    p->llm->model ? p->llm->model : "", NULL);
 	meta_set_synthesis(meta, &s);
-	meta_set_admission(meta, 0, true, true, NULL);
+	/* The admission just made, with the tests it passed: the daemon's own
+	 * revalidation of the new source.c finds it on record and does not make it
+	 * a second time (only the compile, a pool hit: the same source's worker). */
+	meta_set_admission(meta, p->tests_id, true, true, NULL);
 	meta_set_validation(meta, p->validation);
 	p->validation = NULL;
 	free(host);
@@ -337,6 +340,7 @@ int synth_procedure(const struct proc_material *m, struct buf *err)
 	struct synth_run r = {0};
 	struct buf codes[SYNTH_MAX_VERSIONS];
 	unsigned nv = synth_cfg.versions ? synth_cfg.versions : 1, k, stored, iter;
+	bool tests_same;
 	int ret = -EIO, rc;
 
 	if (store_readonly()) {
@@ -427,11 +431,17 @@ int synth_procedure(const struct proc_material *m, struct buf *err)
 		}
 	}
 
+	/* Whether tests/ is still what the cases were read from: then, with the
+	 * expectations stored below, it is exactly what this source was checked
+	 * against.  A case a person added meanwhile was not checked: no record
+	 * then (an id no tests/ has), and the next read admits it with every case. */
+	tests_same = proc_tests_id(m->type) == m->tests_id;
 	stored = synth_store_expect(&r);
 	r.prov.cases = (unsigned)m->ncases + r.reply_cases;
 	for (size_t i = 0; i < r.nex; i++)
 		r.prov.cases += !r.ex[i].withdrawn;
 	r.prov.validation = synth_evidence(&r, nv, stored);
+	r.prov.tests_id = tests_same ? proc_tests_id(m->type) : UINT64_MAX;
 	meta_update(m->type, meta_edit_provenance, &r.prov);
 	cJSON_Delete(r.prov.validation);
 	rc = store_write(m->type, "source.c", codes[0].data, codes[0].len);

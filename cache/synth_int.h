@@ -22,6 +22,7 @@ struct provenance {
 	uint64_t source_hash, prompt_hash, reply_hash;
 	long tokens_in, tokens_out;
 	unsigned rounds, calls, cases;
+	uint64_t tests_id; /* of tests/ as this source was admitted against it */
 	bool repair;
 	cJSON *validation; /* the evidence, moved into meta.json */
 };

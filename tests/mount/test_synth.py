@@ -56,6 +56,29 @@ def test_meta_json_provenance_and_last_exchange(mounts, llm):
     assert_no_key(m)
 
 
+def test_a_synthesis_is_admitted_once(mounts, llm):
+    """The synthesizer admits the new source against tests/ (its expectations
+    included) and records that admission with the tests' identity, so the daemon's
+    own first read of the new source.c finds it on record: no second admission, no
+    second "compiled and passed" line in the log (issue 11)."""
+    m = llm_mount(mounts, llm)
+    assert m.ask('reverse', 'abc') == b'cba\n'
+    st = m.stats()
+    assert st['admissions'] == 1 and st['admissions_on_record'] == 1, st
+    meta = m.meta('reverse')
+    assert meta['tests'] == 'passed' and meta['tests_id'] != '0' * 16
+    with open(m.path('procs', 'reverse', 'log')) as f:
+        log = f.read()
+    assert 'synthesis: admitted source' in log
+    assert 'compiled and passed' not in log, log
+    # a person's new case changes the tests: the next read admits again, with it
+    write(m.path('procs', 'reverse', 'tests', 'p.in'), 'xy')
+    write(m.path('procs', 'reverse', 'tests', 'p.out'), 'yx\n')
+    assert m.ask('reverse', 'hello') == b'olleh\n'
+    st = m.stats()
+    assert st['admissions'] == 2 and st['admissions_on_record'] == 1, st
+
+
 def test_eight_concurrent_readers_one_call(mounts, llm):
     llm.script([{'kind': 'slow', 'delay': 1, 'then': {'kind': 'auto'}}])
     m = llm_mount(mounts, llm)
