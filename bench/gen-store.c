@@ -93,9 +93,9 @@ int main(int argc, char **argv)
 		close(fd);
 		if (argc > 4 && !strcmp(argv[4], "q")) {
 			static const char *files[][2] = {
-				{"patterns", "what is the %s of {x}\n%s of {x}\n"},
-				{"questions/ex.q", "What is the %s of abc?\n"},
-				{"questions/ex.in", "abc\n"}};
+			    {"patterns", "what is the %s of {x}\n%s of {x}\n"},
+			    {"questions/ex.q", "What is the %s of abc?\n"},
+			    {"questions/ex.in", "abc\n"}};
 
 			snprintf(path, sizeof(path), "procs/%02x/%02x/%s/questions", hi, lo, type);
 			mk(root, path);

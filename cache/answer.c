@@ -2,10 +2,13 @@
 #include "answer.h"
 
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h>
 #include <xxhash.h>
 
+#include "hmap.h"
 #include "xalloc.h"
 
 struct answer *answer_new(int rc, uint64_t version, const void *data, size_t len)
@@ -38,15 +41,17 @@ void answer_put(struct answer *a)
 struct memo_entry {
 	XXH128_hash_t key;
 	struct answer *ans;
-	struct memo_entry *hnext;	/* hash chain */
-	struct memo_entry *prev, *next; /* LRU list, most recent first */
+	TAILQ_ENTRY(memo_entry) lru; /* most recent first */
 };
+
+TAILQ_HEAD(memo_lru, memo_entry);
 
 static struct {
 	pthread_mutex_t lock; /* everything below; memory only, never held across I/O */
-	struct memo_entry **table;
-	size_t nbuckets, entries, bytes, max_bytes;
-	struct memo_entry lru; /* sentinel */
+	bool ready;	      /* between memo_init and memo_shutdown */
+	struct hmap index;    /* key (its low 64 bits as the hash) -> entry */
+	struct memo_lru lru;
+	size_t bytes, max_bytes;
 	uint64_t hits, misses;
 } memo = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
@@ -57,73 +62,29 @@ static XXH128_hash_t memo_key(uint64_t version, const void *in, size_t len)
 	return XXH3_128bits_withSeed(in, len, version);
 }
 
+static bool memo_has_key(const void *item, const void *key)
+{
+	return XXH128_isEqual(((const struct memo_entry *)item)->key, *(const XXH128_hash_t *)key);
+}
+
 void memo_init(size_t max_bytes)
 {
 	memo.max_bytes = max_bytes;
-	memo.nbuckets = 1 << 12;
-	memo.table = xcalloc(memo.nbuckets, sizeof(*memo.table));
-	memo.lru.prev = memo.lru.next = &memo.lru;
-}
-
-static void lru_unlink(struct memo_entry *e)
-{
-	e->prev->next = e->next;
-	e->next->prev = e->prev;
-}
-
-static void lru_push_front(struct memo_entry *e)
-{
-	e->next = memo.lru.next;
-	e->prev = &memo.lru;
-	memo.lru.next->prev = e;
-	memo.lru.next = e;
-}
-
-static struct memo_entry **memo_slot(XXH128_hash_t key)
-{
-	struct memo_entry **p = &memo.table[key.low64 & (memo.nbuckets - 1)];
-
-	while (*p && !XXH128_isEqual((*p)->key, key))
-		p = &(*p)->hnext;
-	return p;
-}
-
-/*
- * Keep chains short: the memo holds up to max_bytes of small answers (about 600k
- * entries at the default 64 MB), so the table doubles whenever it has more entries
- * than buckets.  Rehashing runs under the lock, amortized over the inserts.
- */
-static void memo_grow(void)
-{
-	size_t nb = memo.nbuckets * 2;
-	struct memo_entry **t = calloc(nb, sizeof(*t));
-
-	if (!t)
-		return; /* longer chains, still correct */
-	for (size_t i = 0; i < memo.nbuckets; i++) {
-		struct memo_entry *e = memo.table[i], *next;
-
-		for (; e; e = next) {
-			next = e->hnext;
-			e->hnext = t[e->key.low64 & (nb - 1)];
-			t[e->key.low64 & (nb - 1)] = e;
-		}
-	}
-	free(memo.table);
-	memo.table = t;
-	memo.nbuckets = nb;
+	/* The map grows as entries come (about 600k small answers at the default
+	 * 64 MB): lookups stay O(1) at any size. */
+	hmap_init(&memo.index, memo_has_key);
+	TAILQ_INIT(&memo.lru);
+	memo.ready = true;
 }
 
 static void memo_evict_one(void)
 {
-	struct memo_entry *e = memo.lru.prev, **p;
+	struct memo_entry *e = TAILQ_LAST(&memo.lru, memo_lru);
 
-	if (e == &memo.lru)
+	if (!e)
 		return;
-	p = memo_slot(e->key);
-	*p = e->hnext;
-	lru_unlink(e);
-	memo.entries--;
+	hmap_remove(&memo.index, e->key.low64, &e->key);
+	TAILQ_REMOVE(&memo.lru, e, lru);
 	memo.bytes -= MEMO_ENTRY_COST(e->ans);
 	answer_put(e->ans);
 	free(e);
@@ -136,11 +97,11 @@ struct answer *memo_find(uint64_t version, const void *in, size_t len)
 	struct memo_entry *e;
 
 	pthread_mutex_lock(&memo.lock);
-	if (memo.table) {
-		e = *memo_slot(key);
+	if (memo.ready) {
+		e = hmap_find(&memo.index, key.low64, &key);
 		if (e && e->ans->version == version) {
-			lru_unlink(e);
-			lru_push_front(e);
+			TAILQ_REMOVE(&memo.lru, e, lru);
+			TAILQ_INSERT_HEAD(&memo.lru, e, lru);
 			a = answer_get(e->ans);
 		}
 	}
@@ -155,26 +116,22 @@ struct answer *memo_find(uint64_t version, const void *in, size_t len)
 void memo_add(const void *in, size_t len, struct answer *a)
 {
 	XXH128_hash_t key = memo_key(a->version, in, len);
-	struct memo_entry **p, *e;
+	struct memo_entry *e;
 	size_t cost = MEMO_ENTRY_COST(a);
 
 	pthread_mutex_lock(&memo.lock);
-	if (!memo.table || cost > memo.max_bytes / 4)
+	if (!memo.ready || cost > memo.max_bytes / 4)
 		goto out;
-	p = memo_slot(key);
-	if (*p)
+	if (hmap_find(&memo.index, key.low64, &key))
 		goto out; /* a concurrent reader of the same input got there first */
 	e = xcalloc(1, sizeof(*e));
 	e->key = key;
 	e->ans = answer_get(a);
-	*p = e;
-	lru_push_front(e);
-	memo.entries++;
+	hmap_insert(&memo.index, key.low64, e);
+	TAILQ_INSERT_HEAD(&memo.lru, e, lru);
 	memo.bytes += cost;
 	while (memo.bytes > memo.max_bytes)
 		memo_evict_one();
-	if (memo.entries > memo.nbuckets)
-		memo_grow();
 out:
 	pthread_mutex_unlock(&memo.lock);
 }
@@ -182,10 +139,10 @@ out:
 void memo_shutdown(void)
 {
 	pthread_mutex_lock(&memo.lock);
-	while (memo.entries)
+	while (!TAILQ_EMPTY(&memo.lru))
 		memo_evict_one();
-	free(memo.table);
-	memo.table = NULL;
+	hmap_destroy(&memo.index, NULL);
+	memo.ready = false;
 	pthread_mutex_unlock(&memo.lock);
 }
 
@@ -194,7 +151,7 @@ void memo_get_stats(struct memo_stats *st)
 	pthread_mutex_lock(&memo.lock);
 	st->hits = memo.hits;
 	st->misses = memo.misses;
-	st->entries = memo.entries;
+	st->entries = hmap_count(&memo.index);
 	st->bytes = memo.bytes;
 	pthread_mutex_unlock(&memo.lock);
 }

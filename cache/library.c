@@ -89,8 +89,9 @@ static int library_copy_dir(int dirfd, const char *type, const char *prefix, int
 			int sub = openat(dirfd, de->d_name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 
 			buf_addc(&rel, '/');
-			ret = sub < 0 ? -errno
-				      : library_copy_dir(sub, type, rel.data, depth + 1, mode, copied);
+			ret = sub < 0
+				  ? -errno
+				  : library_copy_dir(sub, type, rel.data, depth + 1, mode, copied);
 			continue;
 		}
 		if (de->d_type != DT_REG)

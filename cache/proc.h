@@ -35,7 +35,7 @@ struct proc_material {
 	const char *spec;	      /* NULL when the type has no spec */
 	const struct llm_case *cases; /* the cases of tests/ */
 	size_t ncases;
-	uint64_t tests_id; /* proc_tests_id() taken before the cases were read */
+	uint64_t tests_id;	 /* proc_tests_id() taken before the cases were read */
 	const char *prev_source; /* a failing source to repair, or NULL */
 	const char *failure;	 /* why it fails, or NULL */
 	/* A reply already in hand (a routing reply for a new type, cache/route.c): its
@@ -61,10 +61,10 @@ typedef int (*proc_synth_fn)(const struct proc_material *m, struct buf *err);
 struct proc_config {
 	unsigned revalidate_ms;
 	size_t memo_bytes;
-	unsigned fail_ttl_ms;	/* how long a failed synthesis is remembered */
-	unsigned history_max;	/* sources kept in history/ */
-	size_t tests_max;	/* bytes of test cases read from one tests/ */
-	proc_synth_fn synth;	/* NULL: no LLM, a miss is ENOENT */
+	unsigned fail_ttl_ms; /* how long a failed synthesis is remembered */
+	unsigned history_max; /* sources kept in history/ */
+	size_t tests_max;     /* bytes of test cases read from one tests/ */
+	proc_synth_fn synth;  /* NULL: no LLM, a miss is ENOENT */
 };
 
 /*

@@ -147,8 +147,8 @@ struct procs {
 	/* Protects index, all and the records' next; never held across store I/O (the
 	 * first-touch sweep runs after it is dropped, proc_find). */
 	pthread_mutex_t lock;
-	struct hmap index;     /* type name -> record: lookups */
-	struct proc_list all;  /* every record, newest first: walks (proc_each) */
+	struct hmap index;		       /* type name -> record: lookups */
+	struct proc_list all;		       /* every record, newest first: walks (proc_each) */
 	void (*change_hook)(const char *type); /* set once at start */
 	/* Protects the calls/callers/ncalls/ncallers/calls_version of every record;
 	 * memory only, taken with no other lock held. */

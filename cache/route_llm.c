@@ -330,8 +330,8 @@ int route_miss(const char *nq, size_t nqlen)
 		return -EIO;
 	}
 	LIST_FOREACH(f, &rt.flights, link)
-	if (!strcmp(f->key, key))
-		break;
+		if (!strcmp(f->key, key))
+			break;
 	if (f) {
 		f->refs++;
 		while (!f->done)

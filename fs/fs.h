@@ -15,7 +15,7 @@
 struct fs_config {
 	double timeout; /* kernel entry/attr cache time for changing objects, seconds */
 	bool readonly;
-	bool shared; /* -o allow_other: several users, kernel-checked permissions */
+	bool shared;	  /* -o allow_other: several users, kernel-checked permissions */
 	size_t query_mem; /* bytes all open query/ handles may buffer together; 0: default */
 };
 

@@ -12,6 +12,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/queue.h>
 #include <sys/stat.h>
 #include <time.h>
 
@@ -78,7 +79,7 @@ struct handle {
 		} dir;
 	};
 	uint64_t ino;
-	struct handle *next, *prev;
+	LIST_ENTRY(handle) link; /* in handle.c's registry, under its handles_lock */
 };
 
 /*

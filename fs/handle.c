@@ -15,7 +15,7 @@
 /* Every live handle, so that those the kernel never released (a lazy unmount
  * racing RELEASE) are still saved and freed at shutdown. */
 static pthread_mutex_t handles_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct handle handles = {.next = &handles, .prev = &handles};
+static LIST_HEAD(, handle) handles = LIST_HEAD_INITIALIZER(handles);
 
 struct handle *handle_new(enum handle_kind kind, uint64_t ino)
 {
@@ -24,10 +24,7 @@ struct handle *handle_new(enum handle_kind kind, uint64_t ino)
 	h->kind = kind;
 	h->ino = ino;
 	pthread_mutex_lock(&handles_lock);
-	h->next = handles.next;
-	h->prev = &handles;
-	handles.next->prev = h;
-	handles.next = h;
+	LIST_INSERT_HEAD(&handles, h, link);
 	pthread_mutex_unlock(&handles_lock);
 	return h;
 }
@@ -35,8 +32,7 @@ struct handle *handle_new(enum handle_kind kind, uint64_t ino)
 static void handle_forget(struct handle *h)
 {
 	pthread_mutex_lock(&handles_lock);
-	h->prev->next = h->next;
-	h->next->prev = h->prev;
+	LIST_REMOVE(h, link);
 	pthread_mutex_unlock(&handles_lock);
 }
 
@@ -127,7 +123,7 @@ void fs_shutdown_handles(void)
 
 	for (;;) {
 		pthread_mutex_lock(&handles_lock);
-		h = handles.next == &handles ? NULL : handles.next;
+		h = LIST_FIRST(&handles);
 		pthread_mutex_unlock(&handles_lock);
 		if (!h)
 			break;

@@ -11,14 +11,16 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h>
 
+#include "hmap.h"
 #include "log.h"
 #include "node.h"
 #include "xalloc.h"
 
 struct inval_item {
 	char *type;
-	struct inval_item *next;
+	STAILQ_ENTRY(inval_item) link;
 };
 
 struct inval_target {
@@ -26,31 +28,42 @@ struct inval_target {
 	char *name;
 };
 
-/* lock: the queue, running and stop (memory only: the kernel is told without it,
- * and node_lock is never taken under it). */
+static bool inval_has_type(const void *item, const void *key)
+{
+	return !strcmp(((const struct inval_item *)item)->type, key);
+}
+
+/* lock: the queue, its index, running and stop (memory only: the kernel is told
+ * without it, and node_lock is never taken under it). */
 static struct {
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
-	struct inval_item *head;
+	STAILQ_HEAD(, inval_item) queue; /* in order of arrival */
+	struct hmap pending;		 /* type -> its item in queue: one per type */
 	struct fuse_session *se;
 	pthread_t thread;
 	bool running, stop;
-} inval = {.lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
+} inval = {.lock = PTHREAD_MUTEX_INITIALIZER,
+	   .cond = PTHREAD_COND_INITIALIZER,
+	   .queue = STAILQ_HEAD_INITIALIZER(inval.queue),
+	   .pending = HMAP_INIT(inval_has_type)};
 
 void fs_inval_type(const char *type)
 {
-	struct inval_item *it, **tail;
+	uint64_t h = hmap_hash_str(type);
+	struct inval_item *it;
 
 	pthread_mutex_lock(&inval.lock);
 	if (!inval.running)
 		goto out;
-	/* Coalesce: one pending entry per type is enough. */
-	for (tail = &inval.head; *tail; tail = &(*tail)->next)
-		if (!strcmp((*tail)->type, type))
-			goto out;
+	/* Coalesce: one pending entry per type is enough (an rsync of thousands of
+	 * types queues each once, found in O(1)). */
+	if (hmap_find(&inval.pending, h, type))
+		goto out;
 	it = xcalloc(1, sizeof(*it));
 	it->type = xstrdup(type);
-	*tail = it;
+	hmap_insert(&inval.pending, h, it);
+	STAILQ_INSERT_TAIL(&inval.queue, it, link);
 	pthread_cond_signal(&inval.cond);
 out:
 	pthread_mutex_unlock(&inval.lock);
@@ -124,12 +137,14 @@ static void *inval_main(void *arg)
 	for (;;) {
 		struct inval_item *it;
 
-		while (!inval.head && !inval.stop)
+		while (STAILQ_EMPTY(&inval.queue) && !inval.stop)
 			pthread_cond_wait(&inval.cond, &inval.lock);
 		if (inval.stop)
 			break;
-		it = inval.head;
-		inval.head = it->next;
+		it = STAILQ_FIRST(&inval.queue);
+		STAILQ_REMOVE_HEAD(&inval.queue, link);
+		/* a change from now on queues the type again */
+		hmap_remove(&inval.pending, hmap_hash_str(it->type), it->type);
 		pthread_mutex_unlock(&inval.lock);
 		inval_one(it->type);
 		free(it->type);
@@ -169,9 +184,10 @@ void fs_inval_stop(void)
 	pthread_cond_signal(&inval.cond);
 	pthread_mutex_unlock(&inval.lock);
 	pthread_join(inval.thread, NULL);
-	while ((it = inval.head)) {
-		inval.head = it->next;
+	while ((it = STAILQ_FIRST(&inval.queue))) {
+		STAILQ_REMOVE_HEAD(&inval.queue, link);
 		free(it->type);
 		free(it);
 	}
+	hmap_destroy(&inval.pending, NULL);
 }

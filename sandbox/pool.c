@@ -39,28 +39,20 @@
 
 static void sandbox_list_del(struct sandbox_list *l, struct sandbox_worker *w)
 {
-	if (w->prev)
-		w->prev->next = w->next;
-	else
-		l->head = w->next;
-	if (w->next)
-		w->next->prev = w->prev;
-	else
-		l->tail = w->prev;
-	w->prev = w->next = NULL;
+	TAILQ_REMOVE(&l->q, w, link);
 	l->n--;
 }
 
 static void sandbox_list_push(struct sandbox_list *l, struct sandbox_worker *w)
 {
-	w->prev = NULL;
-	w->next = l->head;
-	if (l->head)
-		l->head->prev = w;
-	else
-		l->tail = w;
-	l->head = w;
+	TAILQ_INSERT_HEAD(&l->q, w, link);
 	l->n++;
+}
+
+/* The least recently used idle worker, or NULL. */
+static struct sandbox_worker *sandbox_idle_lru(void)
+{
+	return TAILQ_LAST(&sbx.idle.q, sandbox_tailq);
 }
 
 static bool sandbox_same_source(const struct sandbox_worker *w, uint64_t key, const char *src,
@@ -114,39 +106,35 @@ static void sandbox_mem_forget(struct sandbox_worker *w)
 }
 
 /* Put @w, already out of both lists, on the chain @dead to be killed.  Lock held. */
-static void sandbox_doom(struct sandbox_worker **dead, struct sandbox_worker *w)
+static void sandbox_doom(struct sandbox_tailq *dead, struct sandbox_worker *w)
 {
 	sandbox_mem_forget(w);
-	w->next = *dead;
-	*dead = w;
+	TAILQ_INSERT_TAIL(dead, w, link);
 	sbx.dying++;
 }
 
 /* All idle workers (shutdown), taken out of the pool (caller holds the lock, then
  * kills the returned chain without it).  Only sandbox_shutdown trims to 0. */
-struct sandbox_worker *sandbox_trim(unsigned limit)
+void sandbox_trim(unsigned limit, struct sandbox_tailq *dead)
 {
-	struct sandbox_worker *dead = NULL;
+	struct sandbox_worker *w;
 
-	while (sbx.idle.n + sbx.busy.n - sbx.parked > limit && sbx.idle.tail) {
-		struct sandbox_worker *w = sbx.idle.tail;
-
+	while (sbx.idle.n + sbx.busy.n - sbx.parked > limit && (w = sandbox_idle_lru())) {
 		sandbox_list_del(&sbx.idle, w);
-		sandbox_doom(&dead, w);
+		sandbox_doom(dead, w);
 	}
-	return dead;
 }
 
 /* Kill and reap a chain from sandbox_doom(); lock not held. */
-void sandbox_kill_chain(struct sandbox_worker *w)
+void sandbox_kill_chain(struct sandbox_tailq *dead)
 {
+	struct sandbox_worker *w;
 	unsigned n = 0;
 
-	for (; w; n++) {
-		struct sandbox_worker *next = w->next;
-
+	while ((w = TAILQ_FIRST(dead))) {
+		TAILQ_REMOVE(dead, w, link);
 		sandbox_worker_kill(w);
-		w = next;
+		n++;
 	}
 	if (!n)
 		return;
@@ -199,16 +187,15 @@ static void sandbox_reap_evicted(struct sandbox_worker *w)
  * and exit, dropped in between. */
 static void sandbox_reap_exiting(void)
 {
-	struct sandbox_worker *w = sbx.exiting;
+	struct sandbox_tailq list = TAILQ_HEAD_INITIALIZER(list);
+	struct sandbox_worker *w;
 	unsigned n = 0;
 
-	sbx.exiting = NULL;
+	TAILQ_CONCAT(&list, &sbx.exiting, link);
 	pthread_mutex_unlock(&sbx.lock);
-	while (w) {
-		struct sandbox_worker *next = w->next;
-
+	while ((w = TAILQ_FIRST(&list))) {
+		TAILQ_REMOVE(&list, w, link);
 		sandbox_reap_evicted(w);
-		w = next;
 		n++;
 	}
 	pthread_mutex_lock(&sbx.lock);
@@ -223,9 +210,9 @@ static void *sandbox_reaper(void *arg)
 	(void)arg;
 	pthread_mutex_lock(&sbx.lock);
 	for (;;) {
-		while (!sbx.exiting && !sbx.stop_reaper)
+		while (TAILQ_EMPTY(&sbx.exiting) && !sbx.stop_reaper)
 			pthread_cond_wait(&sbx.reap, &sbx.lock);
-		if (!sbx.exiting)
+		if (TAILQ_EMPTY(&sbx.exiting))
 			break;
 		sandbox_reap_exiting();
 	}
@@ -247,8 +234,7 @@ static void sandbox_evict(struct sandbox_worker *w)
 	close(w->resp_fd);
 	w->req_fd = w->resp_fd = -1;
 	w->exit_by = frame_now_ms() + SANDBOX_EXIT_GRACE_MS;
-	w->next = sbx.exiting;
-	sbx.exiting = w;
+	TAILQ_INSERT_TAIL(&sbx.exiting, w, link);
 	sbx.dying++;
 	sbx.nexiting++;
 	sbx.stats.evictions++;
@@ -272,10 +258,10 @@ static void sandbox_evict(struct sandbox_worker *w)
  * count of processes now: it is still one until reaped).  Lock held. */
 static void sandbox_evict_over(unsigned limit)
 {
-	while (sbx.idle.n + sbx.busy.n + sbx.dying - sbx.nexiting - sbx.parked > limit &&
-	       sbx.idle.tail) {
-		struct sandbox_worker *w = sbx.idle.tail;
+	struct sandbox_worker *w;
 
+	while (sbx.idle.n + sbx.busy.n + sbx.dying - sbx.nexiting - sbx.parked > limit &&
+	       (w = sandbox_idle_lru())) {
 		sandbox_list_del(&sbx.idle, w);
 		sandbox_evict(w);
 	}
@@ -285,10 +271,10 @@ static void sandbox_evict_over(unsigned limit)
  * than -o workers_mem, sparing @keep (the one just checked in).  Lock held. */
 static void sandbox_evict_over_budget(struct sandbox_worker *keep)
 {
-	while (sbx.cfg.mem_budget && sbx.mem_live > sbx.cfg.mem_budget && sbx.idle.tail &&
-	       sbx.idle.tail != keep) {
-		struct sandbox_worker *w = sbx.idle.tail;
+	struct sandbox_worker *w;
 
+	while (sbx.cfg.mem_budget && sbx.mem_live > sbx.cfg.mem_budget &&
+	       (w = sandbox_idle_lru()) && w != keep) {
 		sandbox_list_del(&sbx.idle, w);
 		sandbox_evict(w);
 	}
@@ -303,7 +289,7 @@ void sandbox_reaper_stop(void)
 	pthread_cond_signal(&sbx.reap);
 	if (sbx.reaper_owner != getpid()) {
 		/* no reaper of ours: reap what is left here */
-		if (sbx.exiting)
+		if (!TAILQ_EMPTY(&sbx.exiting))
 			sandbox_reap_exiting();
 		pthread_mutex_unlock(&sbx.lock);
 		return;
@@ -332,7 +318,7 @@ int sandbox_checkout(uint64_t key, const char *src, size_t len, struct sandbox_w
 			ret = -ESHUTDOWN;
 			goto out;
 		}
-		for (w = sbx.idle.head; w; w = w->next)
+		TAILQ_FOREACH(w, &sbx.idle.q, link)
 			if (sandbox_same_source(w, key, src, len))
 				break;
 		if (w) {
@@ -341,7 +327,7 @@ int sandbox_checkout(uint64_t key, const char *src, size_t len, struct sandbox_w
 			sbx.stats.pool_hits++;
 			goto found;
 		}
-		for (w = sbx.busy.head; w; w = w->next)
+		TAILQ_FOREACH(w, &sbx.busy.q, link)
 			mine += !w->parked && sandbox_same_source(w, key, src, len);
 		if (mine >= SANDBOX_PER_SOURCE) {
 			pthread_cond_wait(&sbx.returned, &sbx.lock);
@@ -356,7 +342,7 @@ int sandbox_checkout(uint64_t key, const char *src, size_t len, struct sandbox_w
 		 * processes, so a reservation and its victim are never alive
 		 * together past it. */
 		sandbox_evict_over(sbx.cfg.max_workers - 1);
-		if (sbx.exiting && sbx.reaper_owner != getpid())
+		if (!TAILQ_EMPTY(&sbx.exiting) && sbx.reaper_owner != getpid())
 			sandbox_reap_exiting(); /* no reaper thread: wait here */
 		else
 			pthread_cond_wait(&sbx.returned, &sbx.lock);
@@ -391,7 +377,7 @@ out:
 /* Return a checked-out worker: to the idle list when @reuse, else kill it. */
 void sandbox_checkin(struct sandbox_worker *w, bool reuse)
 {
-	struct sandbox_worker *dead = NULL;
+	struct sandbox_tailq dead = TAILQ_HEAD_INITIALIZER(dead);
 
 	pthread_mutex_lock(&sbx.lock);
 	sandbox_list_del(&sbx.busy, w);
@@ -413,26 +399,27 @@ void sandbox_checkin(struct sandbox_worker *w, bool reuse)
 	sandbox_update_live();
 	pthread_cond_broadcast(&sbx.returned);
 	pthread_mutex_unlock(&sbx.lock);
-	sandbox_kill_chain(dead);
+	sandbox_kill_chain(&dead);
 }
 
 void sandbox_forget(const char *source, size_t srclen)
 {
 	uint64_t key = XXH3_64bits(source, srclen);
-	struct sandbox_worker *w, *next, *dead = NULL;
+	struct sandbox_tailq dead = TAILQ_HEAD_INITIALIZER(dead);
+	struct sandbox_worker *w, *next;
 
 	pthread_mutex_lock(&sbx.lock);
-	for (w = sbx.idle.head; w; w = next) {
-		next = w->next;
+	for (w = TAILQ_FIRST(&sbx.idle.q); w; w = next) {
+		next = TAILQ_NEXT(w, link);
 		if (sandbox_same_source(w, key, source, srclen)) {
 			sandbox_list_del(&sbx.idle, w);
 			sandbox_doom(&dead, w);
 		}
 	}
-	for (w = sbx.busy.head; w; w = w->next)
+	TAILQ_FOREACH(w, &sbx.busy.q, link)
 		if (sandbox_same_source(w, key, source, srclen))
 			w->forgotten = true;
 	sandbox_update_live();
 	pthread_mutex_unlock(&sbx.lock);
-	sandbox_kill_chain(dead);
+	sandbox_kill_chain(&dead);
 }

@@ -22,6 +22,9 @@
 
 struct sandbox_state sbx = {.lock = PTHREAD_MUTEX_INITIALIZER,
 			    .returned = PTHREAD_COND_INITIALIZER,
+			    .idle = {.q = TAILQ_HEAD_INITIALIZER(sbx.idle.q)},
+			    .busy = {.q = TAILQ_HEAD_INITIALIZER(sbx.busy.q)},
+			    .exiting = TAILQ_HEAD_INITIALIZER(sbx.exiting),
 			    .reap = PTHREAD_COND_INITIALIZER};
 
 int sandbox_init(const struct sandbox_config *cfg)
@@ -80,7 +83,7 @@ out:
 
 void sandbox_shutdown(void)
 {
-	struct sandbox_worker *dead;
+	struct sandbox_tailq dead = TAILQ_HEAD_INITIALIZER(dead);
 
 	pthread_mutex_lock(&sbx.lock);
 	if (!sbx.ready) {
@@ -88,7 +91,7 @@ void sandbox_shutdown(void)
 		return;
 	}
 	sbx.ready = false;
-	dead = sandbox_trim(0);
+	sandbox_trim(0, &dead);
 	/* Busy workers belong to requests still running: they are killed when
 	 * checked in (sbx.ready is false); wait for them so nothing outlives us. */
 	pthread_cond_broadcast(&sbx.returned);
@@ -96,7 +99,7 @@ void sandbox_shutdown(void)
 		pthread_cond_wait(&sbx.returned, &sbx.lock);
 	sandbox_update_live();
 	pthread_mutex_unlock(&sbx.lock);
-	sandbox_kill_chain(dead);
+	sandbox_kill_chain(&dead);
 	sandbox_reaper_stop();
 	sandbox_mother_shutdown();
 	free(sbx.worker_path);
@@ -164,5 +167,6 @@ void sandbox_stats_print(struct buf *out)
 	buf_printf(out, "workers_max %u\n", sbx.cfg.max_workers);
 	/* with -o workers_mem: what the live workers hold, and the budget (KiB) */
 	buf_printf(out, "workers_mem_kb %llu\n", (unsigned long long)(st.mem_live >> 10));
-	buf_printf(out, "workers_mem_budget_kb %llu\n", (unsigned long long)(sbx.cfg.mem_budget >> 10));
+	buf_printf(out, "workers_mem_budget_kb %llu\n",
+		   (unsigned long long)(sbx.cfg.mem_budget >> 10));
 }

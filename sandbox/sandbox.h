@@ -125,7 +125,7 @@ void sandbox_chain_resume(const struct sandbox_chain_saved *saved);
 struct sandbox_stats {
 	uint64_t spawns, runs, compiles, compile_failures, crashes, timeouts, live_workers;
 	uint64_t calls, parked_max; /* call frames served; most workers parked at once */
-	uint64_t run_ns; /* time in run exchanges: request written to answer read */
+	uint64_t run_ns;	    /* time in run exchanges: request written to answer read */
 	/* The long tail (issue 16).  spawns = forks + workers spawned one by one
 	 * (posix_spawn: -o worker_reuse, or no mother). */
 	uint64_t forks;		/* workers forked by the mother */

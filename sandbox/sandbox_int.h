@@ -22,14 +22,15 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/queue.h>
 #include <sys/types.h>
 
 #include "buf.h"
 #include "frame.h"
 #include "sandbox.h"
 
-#define SANDBOX_MAX_SOURCE (16u << 20) /* larger sources are refused */
-#define SANDBOX_EXIT_GRACE_MS 500      /* for a worker that closed its pipe */
+#define SANDBOX_MAX_SOURCE (16u << 20)	/* larger sources are refused */
+#define SANDBOX_EXIT_GRACE_MS 500	/* for a worker that closed its pipe */
 #define SANDBOX_PRESEND_MAX (32u << 10) /* sources written before the worker starts */
 
 /*
@@ -44,8 +45,8 @@ enum sandbox_end {
 };
 
 struct sandbox_worker {
-	/* prev, next, forgotten, parked: under sbx.lock */
-	struct sandbox_worker *prev, *next; /* in the idle list or the busy list */
+	/* link, forgotten, parked: under sbx.lock */
+	TAILQ_ENTRY(sandbox_worker) link; /* in idle, busy, exiting, or a dead chain */
 	/* key, source, srclen: set at checkout, then read-only */
 	uint64_t key; /* XXH3_64bits(source) */
 	char *source; /* compared in full: XXH3 is not collision proof */
@@ -64,8 +65,10 @@ struct sandbox_worker {
 	bool mem_counted;     /* ... and whether sbx.mem_live counts it (under sbx.lock) */
 };
 
+TAILQ_HEAD(sandbox_tailq, sandbox_worker);
+
 struct sandbox_list {
-	struct sandbox_worker *head, *tail; /* head = most recently used */
+	struct sandbox_tailq q; /* first = most recently used */
 	unsigned n;
 };
 
@@ -85,9 +88,9 @@ struct sandbox_state {
 	 * cap until sandbox_kill_chain() or the reaper has waited for them. */
 	unsigned dying;
 	/* Of those, the evicted ones (pool.c): their pipes closed, they exit on their
-	 * own, and the reaper thread waits for them (linked by next). */
-	struct sandbox_worker *exiting;
-	unsigned nexiting; /* evicted and not yet reaped (on exiting, or being reaped) */
+	 * own, and the reaper thread waits for them. */
+	struct sandbox_tailq exiting;
+	unsigned nexiting;   /* evicted and not yet reaped (on exiting, or being reaped) */
 	pthread_cond_t reap; /* exiting is not empty, or stop_reaper */
 	pid_t reaper_owner;  /* getpid() of the process whose reaper runs, 0: none */
 	pthread_t reaper;
@@ -117,8 +120,8 @@ extern _Thread_local struct sandbox_chain sbx_chain;
 /* pool.c */
 int sandbox_checkout(uint64_t key, const char *src, size_t len, struct sandbox_worker **out);
 void sandbox_checkin(struct sandbox_worker *w, bool reuse);
-struct sandbox_worker *sandbox_trim(unsigned limit);
-void sandbox_kill_chain(struct sandbox_worker *w);
+void sandbox_trim(unsigned limit, struct sandbox_tailq *dead);
+void sandbox_kill_chain(struct sandbox_tailq *dead);
 void sandbox_reaper_stop(void);
 void sandbox_update_live(void);
 void sandbox_group_kill(pid_t pid);
