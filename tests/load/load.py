@@ -189,6 +189,18 @@ def proc_children(pid, name=b'seglam-worker'):
     return alive, zombies
 
 
+def task_states(pid):
+    """The state letter of each thread of @pid."""
+    out = []
+    for t in os.listdir(f'/proc/{pid}/task'):
+        try:
+            with open(f'/proc/{pid}/task/{t}/stat') as f:
+                out.append(f.read().rsplit(')', 1)[1].split()[0])
+        except OSError:
+            pass
+    return out
+
+
 def fd_census(pid):
     pipes = other = 0
     kinds = collections.Counter()
@@ -680,7 +692,23 @@ class Load:
 
     def sampler(self):
         while not self.stop.wait(1.0):
-            alive, zombies = proc_children(self.pid)
+            # Counted with the daemon stopped: a /proc scan is no snapshot, and at
+            # hundreds of evictions a second a worker reaped after the scan passed
+            # it and its successor started before the scan reaches it would both
+            # be counted (tests/mount/conftest.py worker_count_frozen).
+            try:
+                os.kill(self.pid, signal.SIGSTOP)
+                try:
+                    # every thread stopped (kill returns before they all are)
+                    end = time.time() + 5
+                    while time.time() < end and not all(
+                            s in 'tT' for s in task_states(self.pid)):
+                        time.sleep(0.0005)
+                    alive, zombies = proc_children(self.pid)
+                finally:
+                    os.kill(self.pid, signal.SIGCONT)
+            except ProcessLookupError:
+                alive, zombies = [], []
             rss = rss_kb(self.pid)
             self.max_workers_seen = max(self.max_workers_seen, len(alive) + len(zombies))
             self.max_rss_kb = max(self.max_rss_kb, rss)

@@ -77,6 +77,40 @@ def worker_pids(parent=None):
     return pids
 
 
+def worker_count_frozen(daemon):
+    """How many seglam-worker children @daemon has, counted while it is stopped.
+
+    A scan of /proc is not a snapshot: on a store that churns hundreds of workers a
+    second, a worker evicted (and reaped) after the scan passed it and its successor
+    started before the scan reaches it are both counted, though never alive
+    together.  Stopped, the daemon neither reaps nor starts workers (a spare the
+    mother hands over meanwhile is a start the daemon had already counted), so the
+    count is one the cap must hold."""
+    os.kill(daemon, signal.SIGSTOP)
+    try:
+        wait_stopped(daemon)
+        return len(worker_pids(parent=daemon))
+    finally:
+        os.kill(daemon, signal.SIGCONT)
+
+
+def wait_stopped(pid, timeout=5.0):
+    """Wait until every thread of @pid is stopped: kill(SIGSTOP) returns before a
+    thread running on another core has taken the signal."""
+    end = time.time() + timeout
+    while time.time() < end:
+        states = []
+        for t in os.listdir(f'/proc/{pid}/task'):
+            try:
+                with open(f'/proc/{pid}/task/{t}/stat') as f:
+                    states.append(f.read().rsplit(')', 1)[1].split()[0])
+            except OSError:
+                pass
+        if all(s in 'tT' for s in states):
+            return
+        time.sleep(0.0005)
+
+
 def alive(pid):
     try:
         with open(f'/proc/{pid}/stat') as f:

@@ -18,7 +18,7 @@ import zlib
 
 import pytest
 
-from conftest import BUILD, worker_pids
+from conftest import BUILD, worker_count_frozen, worker_pids
 
 RSS_CAP_MIB = 160        # plain build: memo (64 MiB) + records + slack
 RSS_CAP_ASAN_MIB = 1024  # ASan+UBSan: shadow memory and 256 MiB quarantine on top
@@ -73,7 +73,7 @@ def test_10000_types_touched_once(mounts, tmp_path):
     def sample():
         while not stop.wait(0.5):
             peak['rss'] = max(peak['rss'], rss_mib(pid))
-            peak['workers'] = max(peak['workers'], len(worker_pids(parent=pid)))
+            peak['workers'] = max(peak['workers'], worker_count_frozen(pid))
     s = threading.Thread(target=sample)
     s.start()
     bad = []

@@ -279,7 +279,12 @@ def test_memory_budget_evicts_by_what_workers_hold(mounts):
     # is never evicted for the budget)
     assert st['workers_mem_kb'] <= 1024 or st['workers_live'] == 1
     assert st['workers_live'] < n and st['worker_evictions'] >= 1
-    assert len(worker_pids(parent=m.proc.pid)) <= st['workers_live'] + 1
+    # evicted workers exit on their own, just after: then only the live ones remain
+    for _ in range(500):
+        if len(worker_pids(parent=m.proc.pid)) <= st['workers_live']:
+            break
+        time.sleep(0.01)
+    assert len(worker_pids(parent=m.proc.pid)) <= st['workers_live']
     # a type whose worker was evicted is a cold start again, and right
     assert m.ask('mb0', 'y') == b'm0:y\n'
     m.stop()
