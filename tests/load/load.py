@@ -170,15 +170,21 @@ def proc_children(pid, name=b'seglam-worker'):
     for d in os.listdir('/proc'):
         if not d.isdigit():
             continue
+        # stat first, and cmdline only of the daemon's own children: reading
+        # another process's cmdline takes its mmap lock, which a tool faulting
+        # on a file of the mount holds while the daemon is stopped (sampler)
         try:
             with open(f'/proc/{d}/stat') as f:
                 st = f.read()
-            with open(f'/proc/{d}/cmdline', 'rb') as f:
-                argv0 = f.read().split(b'\0')[0]
         except OSError:
             continue
         rest = st.rsplit(')', 1)[1].split()
         if int(rest[1]) != pid:
+            continue
+        try:
+            with open(f'/proc/{d}/cmdline', 'rb') as f:
+                argv0 = f.read().split(b'\0')[0]
+        except OSError:
             continue
         comm = st[st.index('(') + 1:st.rindex(')')]
         if rest[0] == 'Z':
@@ -187,18 +193,6 @@ def proc_children(pid, name=b'seglam-worker'):
         elif argv0.endswith(name):
             alive.append(int(d))
     return alive, zombies
-
-
-def task_states(pid):
-    """The state letter of each thread of @pid."""
-    out = []
-    for t in os.listdir(f'/proc/{pid}/task'):
-        try:
-            with open(f'/proc/{pid}/task/{t}/stat') as f:
-                out.append(f.read().rsplit(')', 1)[1].split()[0])
-        except OSError:
-            pass
-    return out
 
 
 def fd_census(pid):
@@ -691,23 +685,17 @@ class Load:
                     pass
 
     def sampler(self):
+        helper = os.path.join(ROOT, 'tests', 'frozen_count.py')
         while not self.stop.wait(1.0):
-            # Counted with the daemon stopped: a /proc scan is no snapshot, and at
-            # hundreds of evictions a second a worker reaped after the scan passed
-            # it and its successor started before the scan reaches it would both
-            # be counted (tests/mount/conftest.py worker_count_frozen).
+            # Counted with the daemon stopped, by a process of its own
+            # (tests/frozen_count.py says why: no snapshot otherwise, and no
+            # deadlock with this process's own tool spawns).
             try:
-                os.kill(self.pid, signal.SIGSTOP)
-                try:
-                    # every thread stopped (kill returns before they all are)
-                    end = time.time() + 5
-                    while time.time() < end and not all(
-                            s in 'tT' for s in task_states(self.pid)):
-                        time.sleep(0.0005)
-                    alive, zombies = proc_children(self.pid)
-                finally:
-                    os.kill(self.pid, signal.SIGCONT)
-            except ProcessLookupError:
+                r = subprocess.run([sys.executable, helper, str(self.pid)],
+                                   capture_output=True, text=True, timeout=60)
+                lines = (r.stdout.split('\n') + ['', ''])[:2]
+                alive, zombies = lines[0].split(), lines[1].split()
+            except (subprocess.SubprocessError, OSError):
                 alive, zombies = [], []
             rss = rss_kb(self.pid)
             self.max_workers_seen = max(self.max_workers_seen, len(alive) + len(zombies))

@@ -12,6 +12,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 
@@ -65,50 +66,30 @@ def worker_pids(parent=None):
     for d in os.listdir('/proc'):
         if not d.isdigit():
             continue
+        # stat first, and cmdline only of @parent's children: reading another
+        # process's cmdline takes its mmap lock, which a tool faulting on a file
+        # of a mount holds while that daemon is stopped (worker_count_frozen)
         try:
-            with open(f'/proc/{d}/cmdline', 'rb') as f:
-                argv0 = f.read().split(b'\0')[0]
             with open(f'/proc/{d}/stat') as f:
                 ppid = int(f.read().rsplit(')', 1)[1].split()[1])
+            if parent is not None and ppid != parent:
+                continue
+            with open(f'/proc/{d}/cmdline', 'rb') as f:
+                argv0 = f.read().split(b'\0')[0]
         except (OSError, ValueError, IndexError):
             continue
-        if argv0.endswith(b'seglam-worker') and (parent is None or ppid == parent):
+        if argv0.endswith(b'seglam-worker'):
             pids.append(int(d))
     return pids
 
 
 def worker_count_frozen(daemon):
-    """How many seglam-worker children @daemon has, counted while it is stopped.
-
-    A scan of /proc is not a snapshot: on a store that churns hundreds of workers a
-    second, a worker evicted (and reaped) after the scan passed it and its successor
-    started before the scan reaches it are both counted, though never alive
-    together.  Stopped, the daemon neither reaps nor starts workers (a spare the
-    mother hands over meanwhile is a start the daemon had already counted), so the
-    count is one the cap must hold."""
-    os.kill(daemon, signal.SIGSTOP)
-    try:
-        wait_stopped(daemon)
-        return len(worker_pids(parent=daemon))
-    finally:
-        os.kill(daemon, signal.SIGCONT)
-
-
-def wait_stopped(pid, timeout=5.0):
-    """Wait until every thread of @pid is stopped: kill(SIGSTOP) returns before a
-    thread running on another core has taken the signal."""
-    end = time.time() + timeout
-    while time.time() < end:
-        states = []
-        for t in os.listdir(f'/proc/{pid}/task'):
-            try:
-                with open(f'/proc/{pid}/task/{t}/stat') as f:
-                    states.append(f.read().rsplit(')', 1)[1].split()[0])
-            except OSError:
-                pass
-        if all(s in 'tT' for s in states):
-            return
-        time.sleep(0.0005)
+    """How many seglam-worker children @daemon has, counted while it is stopped, by
+    tests/frozen_count.py in a process of its own (its docstring says why)."""
+    r = subprocess.run([sys.executable, os.path.join(ROOT, 'tests', 'frozen_count.py'),
+                        str(daemon)], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    return len(r.stdout.split('\n')[0].split())
 
 
 def alive(pid):
