@@ -52,6 +52,8 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, os.path.join(ROOT, 'tests'))
+import frozen_count  # noqa: E402  (one /proc scanner for both)
 LIBRARY = os.path.join(ROOT, 'library')
 HOSTILE = os.path.join(ROOT, 'tests', 'unit', 'hostile')
 SANITIZER_MARKS = ('ERROR: AddressSanitizer', 'ERROR: LeakSanitizer', 'runtime error:',
@@ -164,35 +166,12 @@ def library_cases():
     return cases
 
 
-def proc_children(pid, name=b'seglam-worker'):
-    """(alive, zombies) PIDs of @name processes whose parent is @pid."""
-    alive, zombies = [], []
-    for d in os.listdir('/proc'):
-        if not d.isdigit():
-            continue
-        # stat first, and cmdline only of the daemon's own children: reading
-        # another process's cmdline takes its mmap lock, which a tool faulting
-        # on a file of the mount holds while the daemon is stopped (sampler)
-        try:
-            with open(f'/proc/{d}/stat') as f:
-                st = f.read()
-        except OSError:
-            continue
-        rest = st.rsplit(')', 1)[1].split()
-        if int(rest[1]) != pid:
-            continue
-        try:
-            with open(f'/proc/{d}/cmdline', 'rb') as f:
-                argv0 = f.read().split(b'\0')[0]
-        except OSError:
-            continue
-        comm = st[st.index('(') + 1:st.rindex(')')]
-        if rest[0] == 'Z':
-            if comm.startswith('seglam-worker'[:15]):
-                zombies.append(int(d))
-        elif argv0.endswith(name):
-            alive.append(int(d))
-    return alive, zombies
+def proc_children(pid):
+    """(alive, zombies) PIDs of the seglam-worker children of @pid: the scan of
+    tests/frozen_count.py (stat of every process, cmdline only of @pid's own
+    children), without stopping @pid."""
+    alive, zombies = frozen_count.scan(pid)
+    return [int(p) for p in alive], [int(p) for p in zombies]
 
 
 def fd_census(pid):
