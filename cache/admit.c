@@ -38,8 +38,8 @@
  * Run the procedure on every case.  Returns 0, or -EIO with the first failure in
  * @why ("test NAME: input '...': expected '...', got '...'").
  */
-static int proc_run_cases(const char *src, size_t srclen, const struct llm_case *cases, size_t n,
-			  struct buf *why)
+static int proc_run_cases(uid_t owner, const char *src, size_t srclen,
+			  const struct llm_case *cases, size_t n, struct buf *why)
 {
 	struct buf out = BUF_INIT, err = BUF_INIT;
 	int ret = 0;
@@ -51,7 +51,7 @@ static int proc_run_cases(const char *src, size_t srclen, const struct llm_case 
 
 		buf_reset(&out);
 		buf_reset(&err);
-		rc = sandbox_run(src, srclen, c->in.data ? c->in.data : "", c->in.len, &out, &err);
+		rc = sandbox_run(owner, src, srclen, c->in.data ? c->in.data : "", c->in.len, &out, &err);
 		if (rc == 0 && out.len == c->out.len &&
 		    !memcmp(buf_str(&out), buf_str(&c->out), out.len))
 			continue;
@@ -81,11 +81,12 @@ int proc_check_source(const char *src, size_t len, const struct llm_case *cases,
 	struct buf err = BUF_INIT;
 	int ret;
 
-	ret = sandbox_compile(src, len, &err);
+	/* a candidate: the daemon's own once admitted (SECURITY.md) */
+	ret = sandbox_compile(geteuid(), src, len, &err);
 	if (ret)
 		buf_printf(why, "compile failed: %s", buf_str(&err));
 	else
-		ret = proc_run_cases(src, len, cases, n, why);
+		ret = proc_run_cases(geteuid(), src, len, cases, n, why);
 	buf_free(&err);
 	return ret;
 }
@@ -101,7 +102,7 @@ static int admit_case(struct llm_case *c, void *arg)
 	struct admit_run *a = arg;
 
 	a->n++;
-	return proc_run_cases(a->v->src, a->v->len, c, 1, a->why);
+	return proc_run_cases(a->v->owner, a->v->src, a->v->len, c, 1, a->why);
 }
 
 /*
@@ -128,7 +129,7 @@ static enum proc_verdict proc_admit(struct proc *p, const struct pversion *v, bo
 		bool pushed = proc_push(p, v->hash);
 
 		sandbox_chain_suspend(&chain);
-		ret = sandbox_compile(v->src, v->len, &err);
+		ret = sandbox_compile(v->owner, v->src, v->len, &err);
 		if (ret) {
 			verdict = VERDICT_COMPILE;
 			buf_printf(reason, "compile failed: %s", buf_str(&err));
@@ -330,19 +331,22 @@ void proc_revalidate_store(struct proc *p, struct reval *r)
 		r->src_st = st;
 		uint64_t hash = XXH3_64bits(src.data ? src.data : "", src.len);
 
-		if (!r->cur || r->cur->hash != hash) {
+		/* (a new owner of the same bytes is a new version too: whose code it
+		 * is decides which worker runs it) */
+		if (!r->cur || r->cur->hash != hash || r->cur->owner != st.st_uid) {
 			struct pversion *v = xmalloc(sizeof(*v) + src.len + 1);
 
 			atomic_init(&v->refs, 1);
 			v->hash = hash;
 			v->mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
 			v->len = src.len;
+			v->owner = st.st_uid;
 			v->calls = memmem(buf_str(&src), src.len, "seglam_call", 11) != NULL;
 			memcpy(v->src, buf_str(&src), src.len + 1);
 			if (r->cur) {
 				if (!store_readonly())
 					proc_keep_history(p, r->cur);
-				sandbox_forget(r->cur->src, r->cur->len);
+				sandbox_forget(r->cur->owner, r->cur->src, r->cur->len);
 				pversion_put(r->cur);
 			}
 			r->cur = v;

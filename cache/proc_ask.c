@@ -91,7 +91,7 @@ static int proc_answer(const char *type, const char *in, size_t len, struct answ
 	if (!a) {
 		bool pushed = proc_push(p, v->hash);
 
-		ret = sandbox_run(v->src, v->len, in, len, &out, &err);
+		ret = sandbox_run(v->owner, v->src, v->len, in, len, &out, &err);
 		proc_pop(pushed);
 		if (ret == -EIO) {
 			atomic_fetch_add(&procs.asks, 1);
@@ -198,7 +198,7 @@ int proc_map(const char *type, const char *frames, size_t bytes, size_t count, s
 	{
 		bool pushed = proc_push(p, v->hash);
 
-		ret = sandbox_run_batch(v->src, v->len, frames, bytes, count, out, ran, err);
+		ret = sandbox_run_batch(v->owner, v->src, v->len, frames, bytes, count, out, ran, err);
 		proc_pop(pushed);
 	}
 	count = *ran;

@@ -61,6 +61,7 @@ struct pversion {
 	atomic_uint refs;
 	uint64_t hash;
 	int64_t mtime_ns;
+	uid_t owner; /* of source.c: whose code it is (never shares a worker with others') */
 	size_t len;
 	bool calls; /* the source mentions seglam_call (composition) */
 	char src[];

@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <xxhash.h>
 
 #include "meta.h"
@@ -179,7 +180,7 @@ unsigned synth_check_expect(struct synth_run *r, const struct buf *code, struct 
 			continue;
 		buf_reset(&out);
 		buf_reset(&err);
-		rc = sandbox_run(code->data, code->len, buf_str(&e->in), e->in.len, &out, &err);
+		rc = sandbox_run(geteuid(), code->data, code->len, buf_str(&e->in), e->in.len, &out, &err);
 		if (e->reject ? rc == -EINVAL
 			      : rc == 0 && same_bytes(&out, buf_str(&e->out), e->out.len))
 			continue;
@@ -366,12 +367,12 @@ int synth_compare(struct synth_run *r, struct buf *codes, unsigned nv, struct bu
 
 		buf_reset(&o0);
 		buf_reset(&e0);
-		rc0 = sandbox_run(codes[0].data, codes[0].len, buf_str(&v[i].in), v[i].in.len, &o0,
+		rc0 = sandbox_run(geteuid(), codes[0].data, codes[0].len, buf_str(&v[i].in), v[i].in.len, &o0,
 				  &e0);
 		for (unsigned k = 1; k < nv && !found; k++) {
 			buf_reset(&o);
 			buf_reset(&e);
-			rc = sandbox_run(codes[k].data, codes[k].len, buf_str(&v[i].in),
+			rc = sandbox_run(geteuid(), codes[k].data, codes[k].len, buf_str(&v[i].in),
 					 v[i].in.len, &o, &e);
 			/* Reasons of rejections may differ; answers may not. */
 			if (rc == rc0 && (rc != 0 || same_bytes(&o, buf_str(&o0), o0.len)))

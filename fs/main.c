@@ -41,7 +41,7 @@
 struct options {
 	char *store;
 	int positional;
-	unsigned timeout_ms, revalidate_ms, memo_mb, workers, workers_mem_mb, worker_mem_mb,
+	unsigned timeout_ms, revalidate_ms, memo_mb, workers, worker_types, workers_mem_mb, worker_mem_mb,
 	    max_answer;
 	unsigned fail_ttl_ms, repair_rounds, calls_per_hour, history, versions, validate;
 	unsigned query_mem_mb, tests_max_mb;
@@ -65,6 +65,7 @@ static const struct fuse_opt option_spec[] = {
     OPT("revalidate=%u", revalidate_ms),
     OPT("memo=%u", memo_mb),
     OPT("workers=%u", workers),
+    OPT("worker_types=%u", worker_types),
     OPT("workers_mem=%u", workers_mem_mb),
     OPT("worker_mem=%u", worker_mem_mb),
     OPT("max_answer=%u", max_answer),
@@ -121,6 +122,8 @@ static void usage(const char *prog)
 	    "                           elsewhere, e.g. by other daemons (default " STR(PROC_DEFAULT_REVALIDATE_MS) ")\n"
 	    "  -o memo=MB               answer memo size (default " STR(PROC_DEFAULT_MEMO_MB) ")\n"
 	    "  -o workers=N             live sandbox workers kept (default " STR(SANDBOX_DEFAULT_WORKERS) ")\n"
+	    "  -o worker_types=N        compiled types one worker keeps (default " STR(SANDBOX_DEFAULT_WORKER_TYPES) ");\n"
+	    "                           a worker holds one owner's types only\n"
 	    "  -o workers_mem=MB        memory the live workers may hold together, each\n"
 	    "                           counted by its private pages (default: no budget)\n"
 	    "  -o worker_mem=MB         address-space limit of a worker (default " STR(SANDBOX_DEFAULT_MEM_MB) ")\n"
@@ -413,6 +416,7 @@ int main(int argc, char *argv[])
 	sc.max_answer = o.max_answer;
 	sc.mem_limit = (size_t)o.worker_mem_mb << 20;
 	sc.max_workers = o.workers;
+	sc.worker_types = o.worker_types;
 	sc.mem_budget = (size_t)o.workers_mem_mb << 20;
 	sc.allow_no_landlock = o.allow_no_landlock;
 	sc.worker_reuse = o.worker_reuse;

@@ -19,6 +19,7 @@ static const struct numopt numopts[] = {
     {"revalidate", 1, DAY_MS, "a positive number of milliseconds (at most 86400000)"},
     {"memo", 1, 1u << 20, "a positive number of MB (at most 1048576)"},
     {"workers", 1, 100000, "a positive number of workers (at most 100000)"},
+    {"worker_types", 1, 1024, "a positive number of types (at most 1024)"},
     {"workers_mem", 1, 1u << 20, "a positive number of MB (at most 1048576)"},
     {"worker_mem", 1, 1u << 20, "a positive number of MB (at most 1048576)"},
     {"max_answer", 1, 1ull << 31, "a positive number of bytes (at most 2147483648)"},

@@ -41,13 +41,26 @@ static void skip_request(void)
 	if (read(0, hdr, 4) != 4)
 		return;
 	memcpy(&len, hdr, 4);
-	if (len == 0xfffffff0u) {
-		/* a batch (frame.h): flags, flush_ms, count, bytes, out_max; then bytes */
-		uint32_t b[5];
+	if (len == 0xfffffff1u) {
+		/* a load (frame.h): slot, source length; then the source */
+		uint32_t l[2];
+
+		if (read(0, l, sizeof(l)) != (ssize_t)sizeof(l))
+			return;
+		len = l[1];
+	} else if (len == 0xfffffff0u) {
+		/* a batch (frame.h): slot, then flags, flush_ms, count, bytes,
+		 * out_max; then bytes */
+		uint32_t b[6];
 
 		if (read(0, b, sizeof(b)) != (ssize_t)sizeof(b))
 			return;
-		len = b[3];
+		len = b[4];
+	} else {
+		uint32_t slot; /* an input: its slot, then its bytes */
+
+		if (read(0, &slot, 4) != 4)
+			return;
 	}
 	while (len) {
 		ssize_t r = read(0, chunk, len < sizeof(chunk) ? len : sizeof(chunk));

@@ -1,5 +1,5 @@
 /*
- * fuzz batch: sandbox_run_batch() (sandbox/batch.c, seglam map), the daemon side
+ * fuzz batch: sandbox_run_batch(0, ) (sandbox/batch.c, seglam map), the daemon side
  * of the worker's batch request, against a hostile worker: fake_worker.c replays
  * the fuzz input (layout in fake_worker.c) as its answer to a batch of three
  * inputs, and every fresh worker the daemon starts after a failure does it again.
@@ -124,7 +124,7 @@ int fuzz_batch(const uint8_t *data, size_t size)
 		buf_add(&frames, inputs[i], len);
 	}
 	buf_adds(&out, "keep"); /* records are appended after what is there */
-	ret = sandbox_run_batch(src, sizeof(src) - 1, frames.data, frames.len, 3, &out, &ran, &err);
+	ret = sandbox_run_batch(0, src, sizeof(src) - 1, frames.data, frames.len, 3, &out, &ran, &err);
 	FUZZ_CHECK(ret == 0 || ret == -EIO);
 	FUZZ_CHECK(out.len >= 4 && memcmp(out.data, "keep", 4) == 0);
 	if (ret == -EIO) {

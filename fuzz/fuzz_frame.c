@@ -7,9 +7,10 @@
  * stream's, no length may exceed the cap, and nothing may block.
  *
  * Input: [u8 flags][u8 cap_lo][u8 cap_hi][stream...]; flags bit 0-1: highest
- * valid status (the daemon uses 1 for compile replies, 3 for run replies, which may
- * be call requests: their payload then goes through frame_get_call); bit 2:
- * blocking reads (deadline -1, as the worker reads) instead of poll + deadline.
+ * valid status (the daemon uses 3 for load replies); bit 3: a run's reply instead
+ * (highest FRAME_CALL: call requests, whose payload then goes through
+ * frame_get_call); bit 2: blocking reads (deadline -1, as the worker reads)
+ * instead of poll + deadline.
  */
 #include "fuzz.h"
 
@@ -22,7 +23,7 @@
 
 int fuzz_frame(const uint8_t *data, size_t size)
 {
-	int32_t max_status, status;
+	int32_t max_status, first, status;
 	uint32_t cap, len;
 	const uint8_t *s;
 	size_t n, off = 0;
@@ -31,7 +32,9 @@ int fuzz_frame(const uint8_t *data, size_t size)
 
 	if (size < 3)
 		return 0;
-	max_status = data[0] & 3;
+	first = data[0] & 3;
+	/* bit 3: the context of a run's reply (frame.h: FRAME_TOO_LARGE has no bytes) */
+	max_status = data[0] & 8 ? FRAME_CALL : first;
 	blocking = data[0] & 4;
 	cap = (uint32_t)data[1] | (uint32_t)data[2] << 8;
 	s = data + 3;
@@ -40,9 +43,9 @@ int fuzz_frame(const uint8_t *data, size_t size)
 	/* The encoders and decoders agree. */
 	frame_put_request(req, (uint32_t)n);
 	FUZZ_CHECK(frame_get_request(req) == (uint32_t)n);
-	frame_put_response(hdr, max_status, cap);
+	frame_put_response(hdr, first, cap);
 	FUZZ_CHECK(frame_get_response(hdr, max_status, cap, &status, &len) ==
-		   (max_status == FRAME_TOO_LARGE && cap ? -EPROTO : 0));
+		   (first == FRAME_TOO_LARGE && max_status >= FRAME_CALL && cap ? -EPROTO : 0));
 
 	FUZZ_CHECK(pipe2(p, O_CLOEXEC) == 0);
 	if (n > 65536)
@@ -79,7 +82,7 @@ int fuzz_frame(const uint8_t *data, size_t size)
 		}
 		FUZZ_CHECK(status >= 0 && status <= max_status);
 		FUZZ_CHECK(len <= cap);
-		FUZZ_CHECK(!(status == FRAME_TOO_LARGE && max_status >= FRAME_TOO_LARGE && len));
+		FUZZ_CHECK(!(status == FRAME_TOO_LARGE && max_status >= FRAME_CALL && len));
 		r = frame_read_full(p[0], payload, len, deadline);
 		FUZZ_CHECK(r >= 0 && (size_t)r <= len);
 		FUZZ_CHECK((size_t)r == (n - off < len ? n - off : len));

@@ -128,7 +128,7 @@ int fuzz_sandbox(const uint8_t *data, size_t size)
 	runs = 1 + (data[0] >> 6 & 3);
 	for (int i = 0; i < runs; i++) {
 		struct buf out = BUF_INIT, err = BUF_INIT;
-		int ret = sandbox_run(src, sizeof(src) - 1, "input", 5, &out, &err);
+		int ret = sandbox_run(0, src, sizeof(src) - 1, "input", 5, &out, &err);
 
 		FUZZ_CHECK(ret == 0 || ret == -EINVAL || ret == -EIO);
 		if (ret == 0 || ret == -EINVAL) {
@@ -143,7 +143,7 @@ int fuzz_sandbox(const uint8_t *data, size_t size)
 	}
 	if (data[0] & 0x80) {
 		struct buf err = BUF_INIT;
-		int ret = sandbox_compile(src, sizeof(src) - 1, &err);
+		int ret = sandbox_compile(0, src, sizeof(src) - 1, &err);
 
 		FUZZ_CHECK(ret == 0 || (ret == -EIO && err.len > 0));
 		buf_free(&err);

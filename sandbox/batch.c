@@ -106,7 +106,8 @@ static int sandbox_batch_exchange(struct sandbox_worker *w, const char *frames, 
 				  size_t count, bool each, struct buf *out, size_t *got,
 				  struct buf *err)
 {
-	uint8_t req[FRAME_REQ_HDR + sizeof(struct frame_batch)];
+	uint8_t req[FRAME_RUN_HDR + sizeof(struct frame_batch)];
+	uint32_t slot = w->cur;
 	struct frame_batch b = {.flags = each ? FRAME_BATCH_EACH : 0,
 				.flush_ms = SANDBOX_BATCH_FLUSH_MS,
 				.count = (uint32_t)count,
@@ -119,7 +120,8 @@ static int sandbox_batch_exchange(struct sandbox_worker *w, const char *frames, 
 	*got = 0;
 	w->end = SANDBOX_END_NONE;
 	frame_put_request(req, FRAME_REQ_BATCH);
-	memcpy(req + FRAME_REQ_HDR, &b, sizeof(b));
+	memcpy(req + FRAME_REQ_HDR, &slot, sizeof(slot));
+	memcpy(req + FRAME_RUN_HDR, &b, sizeof(b));
 	wr = frame_write_full(w->req_fd, req, sizeof(req), deadline);
 	if (!wr)
 		wr = frame_write_full(w->req_fd, frames, bytes, deadline);
@@ -230,10 +232,9 @@ static void sandbox_batch_failed(struct buf *out, const struct buf *why)
 	buf_add(out, why->data ? why->data : "", why->len);
 }
 
-int sandbox_run_batch(const char *source, size_t srclen, const char *frames, size_t bytes,
-		      size_t count, struct buf *out, size_t *ran, struct buf *err)
+int sandbox_run_batch(uid_t owner, const char *source, size_t srclen, const char *frames,
+		      size_t bytes, size_t count, struct buf *out, size_t *ran, struct buf *err)
 {
-	uint64_t key = XXH3_64bits(source, srclen);
 	struct buf why = BUF_INIT;
 	size_t done = 0, off = 0, mark = out->len;
 	bool each = false;
@@ -253,22 +254,14 @@ int sandbox_run_batch(const char *source, size_t srclen, const char *frames, siz
 		struct timespec t0, t1;
 		size_t got = 0;
 
-		ret = sandbox_checkout(key, source, srclen, &w);
-		if (ret < 0) {
-			buf_printf(err, "sandbox: %s", strerror(-ret));
-			ret = -EIO;
+		bool loaded;
+
+		ret = sandbox_prepare(owner, source, srclen, &w, &loaded, err);
+		if (ret < 0)
 			break;
-		}
-		if (w->pid <= 0) {
-			ret = sandbox_start(w, err);
-			if (ret < 0) {
-				sandbox_checkin(w, false);
-				break;
-			}
-			/* Room for a whole batch in each pipe: fewer wakeups both ways. */
-			fcntl(w->req_fd, F_SETPIPE_SZ, SANDBOX_BATCH_PIPE);
-			fcntl(w->resp_fd, F_SETPIPE_SZ, SANDBOX_BATCH_PIPE);
-		}
+		/* Room for a whole batch in each pipe: fewer wakeups both ways. */
+		fcntl(w->req_fd, F_SETPIPE_SZ, SANDBOX_BATCH_PIPE);
+		fcntl(w->resp_fd, F_SETPIPE_SZ, SANDBOX_BATCH_PIPE);
 		clock_gettime(CLOCK_MONOTONIC, &t0);
 		buf_reset(&why);
 		ret = sandbox_batch_exchange(w, frames + off, bytes - off, count - done, each, out,

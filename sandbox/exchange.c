@@ -192,31 +192,32 @@ out:
 }
 
 /*
- * Send one frame (none when @msg is NULL: it is in the pipe already) and read the
- * reply, within @deadline.  Returns the frame status
- * with the payload in @data, or -EIO with the reason in @err; on -EIO the worker
- * process is gone (reaped).
+ * Send one request, @hdr (@hlen bytes) then @msg (none when @hdr is NULL: it is
+ * in the pipe already), and read the reply, within @deadline.  Returns the frame
+ * status with the payload in @data, or -EIO with the reason in @err; on -EIO the
+ * worker process is gone (reaped).
  */
-int sandbox_exchange(struct sandbox_worker *w, const void *msg, size_t len, int32_t max_status,
-		     uint32_t cap, int64_t deadline, struct buf *data, struct buf *err)
+int sandbox_exchange(struct sandbox_worker *w, const void *hdr, size_t hlen, const void *msg,
+		     size_t len, int32_t max_status, uint32_t cap, int64_t deadline,
+		     struct buf *data, struct buf *err)
 {
-	uint8_t req[FRAME_REQ_HDR], resp[FRAME_RESP_HDR], small[1024];
+	uint8_t resp[FRAME_RESP_HDR], small[1024];
 	int32_t status;
 	uint32_t rlen;
 	ssize_t r;
 	int wr;
 
 	w->end = SANDBOX_END_NONE;
-	if (!msg)
+	if (!hdr)
 		goto again; /* sent before the worker started (spawn.c sandbox_presend) */
-	frame_put_request(req, (uint32_t)len);
-	if (len <= sizeof(small) - sizeof(req)) {
+	if (hlen + len <= sizeof(small)) {
 		/* One write for a small request: the worker wakes up once. */
-		memcpy(small, req, sizeof(req));
-		memcpy(small + sizeof(req), msg, len);
-		wr = frame_write_full(w->req_fd, small, sizeof(req) + len, deadline);
+		memcpy(small, hdr, hlen);
+		if (len)
+			memcpy(small + hlen, msg, len);
+		wr = frame_write_full(w->req_fd, small, hlen + len, deadline);
 	} else {
-		wr = frame_write_full(w->req_fd, req, sizeof(req), deadline);
+		wr = frame_write_full(w->req_fd, hdr, hlen, deadline);
 		if (!wr)
 			wr = frame_write_full(w->req_fd, msg, len, deadline);
 	}
@@ -302,7 +303,8 @@ static int sandbox_run_once(struct sandbox_worker *w, const char *in, size_t inl
 		deadline = sbx_chain.deadline;
 	}
 	/* FRAME_FAILED carries 8 bytes even when the answer cap is smaller */
-	ret = sandbox_exchange(w, in, inlen, FRAME_CALL,
+	ret = sandbox_exchange(w, (uint32_t[2]){(uint32_t)inlen, w->cur}, FRAME_RUN_HDR, in, inlen,
+			       FRAME_CALL,
 			       (uint32_t)(sbx.cfg.max_answer < 8 ? 8 : sbx.cfg.max_answer),
 			       deadline, out, err);
 	if (chain_top)
@@ -369,18 +371,68 @@ void sandbox_chain_resume(const struct sandbox_chain_saved *saved)
 	sbx_chain.deadline = saved->deadline + (frame_now_ms() - saved->since);
 }
 
-int sandbox_run(const char *source, size_t srclen, const char *in, size_t inlen, struct buf *out,
-		struct buf *err)
+/*
+ * Check out a worker with @source compiled in its current slot: a hit, or a load
+ * (sandbox_load) into the slot the pool chose, retried in another worker when the
+ * image did not fit.  Returns 0 with *@out checked out (*@loaded: compiled just
+ * now), or -EIO with @err.
+ */
+int sandbox_prepare(uid_t owner, const char *source, size_t srclen, struct sandbox_worker **out,
+		    bool *loaded, struct buf *err)
 {
-	uint64_t key = XXH3_64bits(source, srclen);
-	struct sandbox_worker *w = NULL;
-	bool reuse = false;
+	struct sandbox_worker *w;
 	int ret;
 
+	*out = NULL;
+	*loaded = false;
 	if (srclen > SANDBOX_MAX_SOURCE) {
 		buf_printf(err, "source is larger than %u bytes", SANDBOX_MAX_SOURCE);
 		return -EIO;
 	}
+	for (int attempt = 0;; attempt++) {
+		ret = sandbox_checkout(owner, source, srclen, &w);
+		if (ret < 0) {
+			buf_printf(err, "sandbox: %s", strerror(-ret));
+			return -EIO;
+		}
+		if (w->slots[w->cur].loaded) {
+			*out = w;
+			return 0;
+		}
+		ret = sandbox_load(w, err);
+		sandbox_loaded(w, ret == 0);
+		if (ret == 0) {
+			*loaded = true;
+			*out = w;
+			return 0;
+		}
+		if (ret == -ENOSPC && attempt < 2) {
+			/* full of other types: end it, and try one with room */
+			sandbox_checkin(w, false);
+			buf_reset(err);
+			continue;
+		}
+		if (ret == -EIO && attempt == 0 && w->pid <= 0 && sandbox_end_sigkill(w)) {
+			/* The worker itself was SIGKILLed (a spare killed from outside just
+			 * before it was handed over, the OOM killer): not this source's
+			 * fault, once.  A compiler that died is not this case. */
+			sandbox_checkin(w, false);
+			buf_reset(err);
+			continue;
+		}
+		/* A compile error leaves a zygote as it was: it may serve again. */
+		sandbox_checkin(w, w->pid > 0 && !sbx.cfg.worker_reuse && sandbox_worker_clean(w));
+		return -EIO;
+	}
+}
+
+int sandbox_run(uid_t owner, const char *source, size_t srclen, const char *in, size_t inlen,
+		struct buf *out, struct buf *err)
+{
+	struct sandbox_worker *w = NULL;
+	bool reuse = false;
+	int ret;
+
 	if (inlen > SANDBOX_MAX_INPUT) {
 		buf_printf(err, "input is larger than %u bytes", SANDBOX_MAX_INPUT);
 		return -EIO;
@@ -388,19 +440,9 @@ int sandbox_run(const char *source, size_t srclen, const char *in, size_t inlen,
 	for (int attempt = 0;; attempt++) {
 		bool fresh;
 
-		ret = sandbox_checkout(key, source, srclen, &w);
-		if (ret < 0) {
-			buf_printf(err, "sandbox: %s", strerror(-ret));
-			ret = -EIO;
-			w = NULL;
-			break;
-		}
-		fresh = w->pid <= 0;
-		if (fresh) {
-			ret = sandbox_start(w, err);
-			if (ret < 0)
-				break;
-		}
+		ret = sandbox_prepare(owner, source, srclen, &w, &fresh, err);
+		if (ret < 0)
+			return ret;
 		ret = sandbox_run_once(w, in, inlen, out, err, &reuse);
 		/* A pooled worker killed from outside while idle (SIGKILL: the OOM killer,
 		 * an operator) is not this input's fault: try once more in a fresh one. */

@@ -1,21 +1,29 @@
 /*
  * pool: the live workers of the daemon side (see sandbox_int.h), prefix sandbox_.
  *
- * One compiled procedure per worker, keyed by the XXH3 of its source.  A caller
- * checks a worker out (an idle one of its source, or a reservation it then starts),
- * runs it, and checks it in (back to the idle list, or killed).  The pool bounds
- * processes: at most SANDBOX_PER_SOURCE busy per source, and max_workers in all
- * (less the parked ones), evicting least recently used idle workers, which count
- * until they have been reaped.  Every worker ends here, so no zombie is ever left:
- * an evicted one by closing its pipes (it ends its run children and exits on its
- * own) and the reaper thread's waitpid, any other by SIGKILL and waitpid.
- * sbx.lock guards the lists; no process is killed or reaped while it is held.
+ * A worker holds the compiled types of one owner in up to -o worker_types slots
+ * (frame.h); a source of an owner (struct sandbox_code, in sbx.codes) may be in
+ * slots of several workers.  A caller checks out a worker with its source in a
+ * slot: an idle one that has it compiled (a hit), else a slot to load it into (a
+ * miss: sandbox_load compiles it there) in this order: a free slot of an idle
+ * worker of the owner, a new worker while under max_workers, the least recently
+ * used slot of an idle worker of the owner (a type eviction: no process ends),
+ * and last a new worker in place of the least recently used idle one.  So a
+ * pool of N workers keeps up to N x worker_types compiled types, and processes
+ * start only for concurrency or another owner.  It runs, and checks the worker
+ * in (back to the idle list, or killed).  The pool bounds processes: at most
+ * SANDBOX_PER_SOURCE busy per source, and max_workers in all (less the parked
+ * ones), evicting least recently used idle workers, which count until they have
+ * been reaped.  Every worker ends here, so no zombie is ever left: an evicted one
+ * by closing its pipes (it ends its children and exits on its own) and the
+ * reaper thread's waitpid, any other by SIGKILL and waitpid.  sbx.lock guards
+ * the lists, the slots and the codes; no process is killed or reaped while it
+ * is held.
  *
- * Eviction runs one step ahead: a cold start that reserves the last free place
- * also evicts the least recently used idle worker, which exits while the new one
- * compiles, so the next cold start finds a place free instead of waiting for an
- * exit (about half a millisecond here).  The pool then keeps max_workers - 1
- * compiled types when it is full; below SANDBOX_AHEAD_MIN it does not.
+ * Eviction of workers runs one step ahead: a new worker that takes the last free
+ * place also evicts the least recently used idle worker, which exits while the
+ * new one compiles, so the next one finds a place free instead of waiting for an
+ * exit (about half a millisecond here).  Below SANDBOX_AHEAD_MIN it does not.
  */
 #include <errno.h>
 #include <poll.h>
@@ -30,6 +38,7 @@
 
 #include "log.h"
 #include "sandbox_int.h"
+#include "xalloc.h"
 
 #define SANDBOX_PER_SOURCE 4 /* live workers per source before waiting */
 #define SANDBOX_AHEAD_MIN 8  /* smaller pools evict only when they must */
@@ -47,6 +56,7 @@ static void sandbox_list_push(struct sandbox_list *l, struct sandbox_worker *w)
 {
 	TAILQ_INSERT_HEAD(&l->q, w, link);
 	l->n++;
+	w->busy = l == &sbx.busy;
 }
 
 /* The least recently used idle worker, or NULL. */
@@ -55,10 +65,105 @@ static struct sandbox_worker *sandbox_idle_lru(void)
 	return TAILQ_LAST(&sbx.idle.q, sandbox_tailq);
 }
 
-static bool sandbox_same_source(const struct sandbox_worker *w, uint64_t key, const char *src,
-				size_t len)
+/* ------------------------------------------------------------------------- */
+/* Codes and slots (callers hold sbx.lock) */
+
+struct sandbox_code_key {
+	uid_t owner;
+	const char *src;
+	size_t len;
+};
+
+static bool sandbox_code_eq(const void *item, const void *key)
 {
-	return w->key == key && w->srclen == len && memcmp(w->source, src, len) == 0;
+	const struct sandbox_code *c = item;
+	const struct sandbox_code_key *k = key;
+
+	return c->owner == k->owner && c->srclen == k->len && memcmp(c->source, k->src, k->len) == 0;
+}
+
+void sandbox_codes_init(void)
+{
+	hmap_init(&sbx.codes, sandbox_code_eq);
+	TAILQ_INIT(&sbx.slots_lru);
+}
+
+static struct sandbox_code *sandbox_code_find(uint64_t key, uid_t owner, const char *src,
+					      size_t len)
+{
+	struct sandbox_code_key k = {owner, src, len};
+
+	return hmap_find(&sbx.codes, key, &k);
+}
+
+/* Put the code of (@owner, @src) in @sl, an empty slot of a checked-out worker. */
+static void sandbox_slot_fill(struct sandbox_slot *sl, uint64_t key, uid_t owner, const char *src,
+			      size_t len)
+{
+	struct sandbox_code *c = sandbox_code_find(key, owner, src, len);
+
+	if (!c) {
+		c = xcalloc(1, sizeof(*c));
+		c->key = key;
+		c->owner = owner;
+		c->source = xmalloc(len ? len : 1);
+		memcpy(c->source, src, len);
+		c->srclen = len;
+		LIST_INIT(&c->slots);
+		hmap_insert(&sbx.codes, key, c);
+	}
+	sl->code = c;
+	sl->loaded = sl->forgotten = false;
+	LIST_INSERT_HEAD(&c->slots, sl, by_code);
+	sl->w->nused++;
+}
+
+/* Empty @sl (the worker keeps the old image until the slot is loaded again, and
+ * never runs it: the daemon names the slot of every run). */
+static void sandbox_slot_clear(struct sandbox_slot *sl)
+{
+	struct sandbox_code *c = sl->code;
+
+	if (!c)
+		return;
+	LIST_REMOVE(sl, by_code);
+	if (sl->loaded) {
+		TAILQ_REMOVE(&sbx.slots_lru, sl, lru);
+		sbx.stats.types_cached--;
+	}
+	sl->code = NULL;
+	sl->loaded = sl->forgotten = false;
+	sl->w->nused--;
+	if (LIST_EMPTY(&c->slots)) {
+		struct sandbox_code_key k = {c->owner, c->source, c->srclen};
+
+		hmap_remove(&sbx.codes, c->key, &k);
+		free(c->source);
+		free(c);
+	}
+}
+
+/* @w leaves the pool: its slots no longer hold anything. */
+static void sandbox_slots_clear(struct sandbox_worker *w)
+{
+	for (unsigned i = 0; i < w->nslots; i++)
+		sandbox_slot_clear(&w->slots[i]);
+}
+
+/* The caller's load into its worker's current slot is done. */
+void sandbox_loaded(struct sandbox_worker *w, bool ok)
+{
+	struct sandbox_slot *sl = &w->slots[w->cur];
+
+	pthread_mutex_lock(&sbx.lock);
+	if (ok && !sl->loaded) {
+		sl->loaded = true;
+		TAILQ_INSERT_HEAD(&sbx.slots_lru, sl, lru);
+		sbx.stats.types_cached++;
+	} else if (!ok) {
+		sandbox_slot_clear(sl);
+	}
+	pthread_mutex_unlock(&sbx.lock);
 }
 
 /* ------------------------------------------------------------------------- */
@@ -70,7 +175,7 @@ static void sandbox_worker_free(struct sandbox_worker *w)
 		close(w->req_fd);
 	if (w->resp_fd >= 0)
 		close(w->resp_fd);
-	free(w->source);
+	free(w->slots);
 	free(w);
 }
 
@@ -100,15 +205,15 @@ static void sandbox_worker_kill(struct sandbox_worker *w)
 /* @w leaves the pool (lock held): its memory no longer counts. */
 static void sandbox_mem_forget(struct sandbox_worker *w)
 {
-	if (w->mem_counted)
-		sbx.mem_live -= w->mem;
-	w->mem_counted = false;
+	sbx.mem_live -= w->mem_counted;
+	w->mem_counted = 0;
 }
 
 /* Put @w, already out of both lists, on the chain @dead to be killed.  Lock held. */
 static void sandbox_doom(struct sandbox_tailq *dead, struct sandbox_worker *w)
 {
 	sandbox_mem_forget(w);
+	sandbox_slots_clear(w);
 	TAILQ_INSERT_TAIL(dead, w, link);
 	sbx.dying++;
 }
@@ -230,6 +335,7 @@ static void *sandbox_reaper(void *arg)
 static void sandbox_evict(struct sandbox_worker *w)
 {
 	sandbox_mem_forget(w);
+	sandbox_slots_clear(w);
 	close(w->req_fd);
 	close(w->resp_fd);
 	w->req_fd = w->resp_fd = -1;
@@ -299,15 +405,74 @@ void sandbox_reaper_stop(void)
 	pthread_join(sbx.reaper, NULL);
 }
 
-/*
- * Take an idle worker of this source, or reserve a new one (pid 0, to be
- * started by the caller).  Waits when SANDBOX_PER_SOURCE are all busy, or when
- * the cap is reached by busy and dying workers: the cap bounds processes, so an
- * evicted worker counts until it has been reaped.
- */
-int sandbox_checkout(uint64_t key, const char *src, size_t len, struct sandbox_worker **out)
+/* A new worker of @owner (pid 0: the caller starts it on its first load). */
+static struct sandbox_worker *sandbox_worker_new(uid_t owner)
+{
+	struct sandbox_worker *w = xcalloc(1, sizeof(*w));
+
+	w->owner = owner;
+	w->nslots = sbx.cfg.worker_reuse ? 1 : sbx.cfg.worker_types;
+	w->slots = xcalloc(w->nslots, sizeof(*w->slots));
+	for (unsigned i = 0; i < w->nslots; i++)
+		w->slots[i].w = w;
+	w->req_fd = w->resp_fd = -1;
+	return w;
+}
+
+/* An idle worker of @owner with a free slot (the most recently used such), its
+ * slot in *@slot; NULL if none.  Never a -o worker_reuse one: it compiles once. */
+static struct sandbox_worker *sandbox_idle_with_room(uid_t owner, unsigned *slot)
 {
 	struct sandbox_worker *w;
+
+	if (sbx.cfg.worker_reuse)
+		return NULL;
+	TAILQ_FOREACH(w, &sbx.idle.q, link) {
+		if (w->owner != owner || w->nused >= w->nslots)
+			continue;
+		for (unsigned i = 0; i < w->nslots; i++)
+			if (!w->slots[i].code) {
+				*slot = i;
+				return w;
+			}
+	}
+	return NULL;
+}
+
+/* The least recently used compiled type of an idle worker of @owner, emptied
+ * for a new one (a type eviction), its worker returned; NULL if none. */
+static struct sandbox_worker *sandbox_evict_type(uid_t owner, unsigned *slot)
+{
+	struct sandbox_slot *sl;
+
+	if (sbx.cfg.worker_reuse)
+		return NULL;
+	TAILQ_FOREACH_REVERSE(sl, &sbx.slots_lru, sandbox_slot_lru, lru)
+		if (!sl->w->busy && sl->w->owner == owner)
+			break;
+	if (!sl)
+		return NULL;
+	*slot = (unsigned)(sl - sl->w->slots);
+	sandbox_slot_clear(sl);
+	sbx.stats.type_evictions++;
+	return sl->w;
+}
+
+/*
+ * Check out a worker with (@owner, @src) in its current slot (w->cur): compiled
+ * when that slot is loaded (a hit), else to be loaded by the caller
+ * (sandbox_load), starting the worker first when its pid is 0.  See the top of
+ * this file for the order.  Waits when SANDBOX_PER_SOURCE are all busy on this
+ * source, or when the cap is reached by busy and dying workers and no slot can be
+ * had: the cap bounds processes, so an evicted worker counts until reaped.
+ */
+int sandbox_checkout(uid_t owner, const char *src, size_t len, struct sandbox_worker **out)
+{
+	uint64_t key = XXH3_64bits(src, len);
+	struct sandbox_worker *w;
+	struct sandbox_code *c;
+	struct sandbox_slot *sl;
+	unsigned slot = 0;
 	int ret = 0;
 
 	pthread_mutex_lock(&sbx.lock);
@@ -318,24 +483,35 @@ int sandbox_checkout(uint64_t key, const char *src, size_t len, struct sandbox_w
 			ret = -ESHUTDOWN;
 			goto out;
 		}
-		TAILQ_FOREACH(w, &sbx.idle.q, link)
-			if (sandbox_same_source(w, key, src, len))
-				break;
-		if (w) {
-			sandbox_list_del(&sbx.idle, w);
-			sandbox_list_push(&sbx.busy, w);
-			sbx.stats.pool_hits++;
-			goto found;
+		c = sandbox_code_find(key, owner, src, len);
+		if (c) {
+			LIST_FOREACH(sl, &c->slots, by_code) {
+				if (sl->loaded && !sl->w->busy) {
+					w = sl->w;
+					sandbox_list_del(&sbx.idle, w);
+					sandbox_list_push(&sbx.busy, w);
+					w->cur = (unsigned)(sl - w->slots);
+					TAILQ_REMOVE(&sbx.slots_lru, sl, lru);
+					TAILQ_INSERT_HEAD(&sbx.slots_lru, sl, lru);
+					sbx.stats.pool_hits++;
+					goto found;
+				}
+				mine += sl->w->busy && !sl->w->parked && sl == &sl->w->slots[sl->w->cur];
+			}
+			if (mine >= SANDBOX_PER_SOURCE) {
+				pthread_cond_wait(&sbx.returned, &sbx.lock);
+				continue;
+			}
 		}
-		TAILQ_FOREACH(w, &sbx.busy.q, link)
-			mine += !w->parked && sandbox_same_source(w, key, src, len);
-		if (mine >= SANDBOX_PER_SOURCE) {
-			pthread_cond_wait(&sbx.returned, &sbx.lock);
-			continue;
-		}
+		w = sandbox_idle_with_room(owner, &slot);
+		if (w)
+			goto load;
 		if (!sbx.cfg.max_workers ||
 		    sbx.idle.n + sbx.busy.n + sbx.dying - sbx.parked < sbx.cfg.max_workers)
 			break;
+		w = sandbox_evict_type(owner, &slot);
+		if (w)
+			goto load;
 		/* Make room: evict the least recently used idle worker (an idle
 		 * worker runs no procedure code, and with its pipes closed it never
 		 * will) and wait until the reaper has seen it go: the cap bounds
@@ -347,25 +523,21 @@ int sandbox_checkout(uint64_t key, const char *src, size_t len, struct sandbox_w
 		else
 			pthread_cond_wait(&sbx.returned, &sbx.lock);
 	}
-	w = calloc(1, sizeof(*w));
-	if (w)
-		w->source = malloc(len ? len : 1);
-	if (!w || !w->source) {
-		if (w)
-			free(w);
-		ret = -ENOMEM;
-		goto out;
-	}
-	memcpy(w->source, src, len);
-	sbx.stats.pool_misses++;
-	w->srclen = len;
-	w->key = key;
-	w->req_fd = w->resp_fd = -1;
+	w = sandbox_worker_new(owner);
 	sandbox_list_push(&sbx.busy, w);
+	slot = 0;
 	/* One step ahead (see the top of this file): the victim exits while this
 	 * worker starts and compiles. */
 	if (sbx.cfg.max_workers >= SANDBOX_AHEAD_MIN)
 		sandbox_evict_over(sbx.cfg.max_workers - 1);
+	goto fill;
+load:
+	sandbox_list_del(&sbx.idle, w);
+	sandbox_list_push(&sbx.busy, w);
+fill:
+	sbx.stats.pool_misses++;
+	w->cur = slot;
+	sandbox_slot_fill(&w->slots[slot], key, owner, src, len);
 found:
 	*out = w;
 out:
@@ -381,17 +553,18 @@ void sandbox_checkin(struct sandbox_worker *w, bool reuse)
 
 	pthread_mutex_lock(&sbx.lock);
 	sandbox_list_del(&sbx.busy, w);
-	if (reuse && w->pid > 0 && !w->forgotten && sbx.ready) {
+	if (reuse && w->pid > 0 && sbx.ready) {
+		for (unsigned i = 0; i < w->nslots; i++)
+			if (w->slots[i].forgotten || (w->slots[i].code && !w->slots[i].loaded))
+				sandbox_slot_clear(&w->slots[i]);
 		sandbox_list_push(&sbx.idle, w);
 		/* over the cap when parked callers came back (they do not count
 		 * while parked) */
 		if (sbx.cfg.max_workers)
 			sandbox_evict_over(sbx.cfg.max_workers);
-		if (w->mem && !w->mem_counted) {
-			/* measured when it compiled: it counts from now on */
-			sbx.mem_live += w->mem;
-			w->mem_counted = true;
-		}
+		/* measured after its last load: it counts as that from now on */
+		sbx.mem_live += w->mem - w->mem_counted;
+		w->mem_counted = w->mem;
 		sandbox_evict_over_budget(w);
 	} else {
 		sandbox_doom(&dead, w);
@@ -402,24 +575,21 @@ void sandbox_checkin(struct sandbox_worker *w, bool reuse)
 	sandbox_kill_chain(&dead);
 }
 
-void sandbox_forget(const char *source, size_t srclen)
+void sandbox_forget(uid_t owner, const char *source, size_t srclen)
 {
 	uint64_t key = XXH3_64bits(source, srclen);
-	struct sandbox_tailq dead = TAILQ_HEAD_INITIALIZER(dead);
-	struct sandbox_worker *w, *next;
+	struct sandbox_slot *sl, *next;
+	struct sandbox_code *c;
 
 	pthread_mutex_lock(&sbx.lock);
-	for (w = TAILQ_FIRST(&sbx.idle.q); w; w = next) {
-		next = TAILQ_NEXT(w, link);
-		if (sandbox_same_source(w, key, source, srclen)) {
-			sandbox_list_del(&sbx.idle, w);
-			sandbox_doom(&dead, w);
-		}
+	c = sandbox_code_find(key, owner, source, srclen);
+	/* (the code goes with its last slot: nothing of it is used after that) */
+	for (sl = c ? LIST_FIRST(&c->slots) : NULL; sl; sl = next) {
+		next = LIST_NEXT(sl, by_code);
+		if (sl->w->busy)
+			sl->forgotten = true;
+		else
+			sandbox_slot_clear(sl);
 	}
-	TAILQ_FOREACH(w, &sbx.busy.q, link)
-		if (sandbox_same_source(w, key, source, srclen))
-			w->forgotten = true;
-	sandbox_update_live();
 	pthread_mutex_unlock(&sbx.lock);
-	sandbox_kill_chain(&dead);
 }

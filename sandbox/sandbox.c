@@ -51,6 +51,11 @@ int sandbox_init(const struct sandbox_config *cfg)
 		sbx.cfg.mem_limit = (size_t)SANDBOX_DEFAULT_MEM_MB << 20;
 	if (!sbx.cfg.max_workers)
 		sbx.cfg.max_workers = SANDBOX_DEFAULT_WORKERS;
+	if (!sbx.cfg.worker_types)
+		sbx.cfg.worker_types = SANDBOX_DEFAULT_WORKER_TYPES;
+	if (sbx.cfg.worker_types > SANDBOX_MAX_WORKER_TYPES)
+		sbx.cfg.worker_types = SANDBOX_MAX_WORKER_TYPES;
+	sandbox_codes_init();
 	sbx.worker_path = strdup(cfg->worker_path);
 	sbx.include_dir = strdup(cfg->include_dir);
 	if (!sbx.worker_path || !sbx.include_dir) {
@@ -101,34 +106,23 @@ void sandbox_shutdown(void)
 	pthread_mutex_unlock(&sbx.lock);
 	sandbox_kill_chain(&dead);
 	sandbox_reaper_stop();
+	/* every worker is gone, and its slots with it: the map is empty */
+	hmap_destroy(&sbx.codes, NULL);
 	sandbox_mother_shutdown();
 	free(sbx.worker_path);
 	free(sbx.include_dir);
 	sbx.worker_path = sbx.include_dir = NULL;
 }
 
-int sandbox_compile(const char *source, size_t srclen, struct buf *err)
+int sandbox_compile(uid_t owner, const char *source, size_t srclen, struct buf *err)
 {
-	uint64_t key = XXH3_64bits(source, srclen);
 	struct sandbox_worker *w = NULL;
+	bool loaded;
 	int ret;
 
-	if (srclen > SANDBOX_MAX_SOURCE) {
-		buf_printf(err, "source is larger than %u bytes", SANDBOX_MAX_SOURCE);
-		return -EIO;
-	}
-	ret = sandbox_checkout(key, source, srclen, &w);
-	if (ret < 0) {
-		buf_printf(err, "sandbox: %s", strerror(-ret));
-		ret = -EIO;
-		goto out;
-	}
-	if (w->pid > 0)
-		goto out; /* already compiled and idle */
-	ret = sandbox_start(w, err);
-out:
+	ret = sandbox_prepare(owner, source, srclen, &w, &loaded, err);
 	if (w)
-		sandbox_checkin(w, ret == 0);
+		sandbox_checkin(w, true);
 	return ret;
 }
 
@@ -165,6 +159,9 @@ void sandbox_stats_print(struct buf *out)
 	buf_printf(out, "worker_pool_hit_permille %llu\n",
 		   (unsigned long long)(asked ? st.pool_hits * 1000 / asked : 0));
 	buf_printf(out, "workers_max %u\n", sbx.cfg.max_workers);
+	buf_printf(out, "worker_types_max %u\n", sbx.cfg.worker_types);
+	buf_printf(out, "worker_types_cached %llu\n", (unsigned long long)st.types_cached);
+	buf_printf(out, "worker_type_evictions %llu\n", (unsigned long long)st.type_evictions);
 	/* with -o workers_mem: what the live workers hold, and the budget (KiB) */
 	buf_printf(out, "workers_mem_kb %llu\n", (unsigned long long)(st.mem_live >> 10));
 	buf_printf(out, "workers_mem_budget_kb %llu\n",

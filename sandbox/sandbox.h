@@ -3,9 +3,11 @@
  *
  * Every compile and every run happens in a worker process started from the
  * seglam-worker helper binary (sandbox/worker/), never in the daemon.  This module
- * owns the pool of live workers (one compiled procedure each, keyed by the XXH3
- * of its source), the pipe protocol to them, time limits, answer caps and
- * killing/reaping.  Every byte read from a worker is treated as hostile.
+ * owns the pool of live workers (each holds compiled procedures of one owner,
+ * keyed by the XXH3 of their source), the pipe protocol to them, time limits,
+ * answer caps and killing/reaping.  Every byte read from a worker is treated as
+ * hostile.  @owner, in the functions below, is the uid the procedure's source
+ * belongs to: procedures of different owners never share a worker process.
  *
  * Thread safety: all functions may be called from any thread concurrently.
  */
@@ -15,6 +17,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "buf.h"
 
@@ -24,6 +27,8 @@
 #define SANDBOX_DEFAULT_MAX_ANSWER 1048576
 #define SANDBOX_DEFAULT_MEM_MB 256
 #define SANDBOX_DEFAULT_WORKERS 64
+#define SANDBOX_DEFAULT_WORKER_TYPES 256
+#define SANDBOX_MAX_WORKER_TYPES 1024 /* FRAME_SLOTS_MAX */
 
 struct sandbox_config {
 	const char *worker_path; /* the seglam-worker binary */
@@ -32,6 +37,7 @@ struct sandbox_config {
 	size_t max_answer;	 /* answer size cap in bytes */
 	size_t mem_limit;	 /* worker address-space limit in bytes */
 	unsigned max_workers;	 /* live workers kept in the pool (LRU) */
+	unsigned worker_types;	 /* compiled types one worker holds (LRU) */
 	/* Memory the pool's workers may hold together, in bytes (0: no budget): the
 	 * memory only each worker holds (its private pages, what its exit frees),
 	 * measured once it has compiled; least recently used idle workers are
@@ -55,7 +61,7 @@ void sandbox_shutdown(void);
  * Returns 0, or -EIO with a one-line-per-error compiler message in @err
  * (for example "line 3: 'x' undeclared").
  */
-int sandbox_compile(const char *source, size_t srclen, struct buf *err);
+int sandbox_compile(uid_t owner, const char *source, size_t srclen, struct buf *err);
 
 /*
  * Run the procedure @source on @in.  Reuses a pooled worker for this source or
@@ -64,8 +70,8 @@ int sandbox_compile(const char *source, size_t srclen, struct buf *err);
  * (its reason in @out); -EIO with a reason in @err when it does not compile,
  * crashed (signal named), timed out, exceeded the answer cap or misbehaved.
  */
-int sandbox_run(const char *source, size_t srclen, const char *in, size_t inlen, struct buf *out,
-		struct buf *err);
+int sandbox_run(uid_t owner, const char *source, size_t srclen, const char *in, size_t inlen,
+		struct buf *out, struct buf *err);
 
 /* Record kinds of sandbox_run_batch (and of MOUNT/map/TYPE, which passes them on). */
 enum { SANDBOX_ANSWER = 0, SANDBOX_REJECTED = 1, SANDBOX_FAILED = 2 };
@@ -83,11 +89,11 @@ enum { SANDBOX_ANSWER = 0, SANDBOX_REJECTED = 1, SANDBOX_FAILED = 2 };
  * Returns 0, or -EIO with @err (and nothing appended) when the procedure cannot
  * run at all (does not compile, no worker).
  */
-int sandbox_run_batch(const char *source, size_t srclen, const char *frames, size_t bytes,
-		      size_t count, struct buf *out, size_t *ran, struct buf *err);
+int sandbox_run_batch(uid_t owner, const char *source, size_t srclen, const char *frames,
+		      size_t bytes, size_t count, struct buf *out, size_t *ran, struct buf *err);
 
-/* Kill pooled workers of this source (it was replaced or evicted). */
-void sandbox_forget(const char *source, size_t srclen);
+/* Drop this source from the pool's workers (it was replaced or evicted). */
+void sandbox_forget(uid_t owner, const char *source, size_t srclen);
 
 /*
  * Composition.  A procedure's seglam_call() reaches the daemon as a call frame
@@ -134,8 +140,10 @@ struct sandbox_stats {
 	/* Of the times a worker was wanted (a compile, a run, a batch): an
 	 * admission's compile and the run after it are one miss and one hit. */
 	uint64_t pool_hits;   /* a compiled worker of the source was idle */
-	uint64_t pool_misses; /* none was: a cold start (spawn and compile) */
+	uint64_t pool_misses; /* none was: a load (a compile, in a new worker or not) */
 	uint64_t mem_live;    /* private bytes of the live workers (with a mem_budget) */
+	uint64_t types_cached;	 /* compiled types the live workers hold */
+	uint64_t type_evictions; /* compiled types dropped for another one */
 };
 void sandbox_get_stats(struct sandbox_stats *st);
 

@@ -27,6 +27,7 @@
 
 #include "buf.h"
 #include "frame.h"
+#include "hmap.h"
 #include "sandbox.h"
 
 #define SANDBOX_MAX_SOURCE (16u << 20)	/* larger sources are refused */
@@ -44,26 +45,56 @@ enum sandbox_end {
 	SANDBOX_END_CHILD,    /* the run's child ended (FRAME_FAIL_DIED): its status */
 };
 
-struct sandbox_worker {
-	/* link, forgotten, parked: under sbx.lock */
-	TAILQ_ENTRY(sandbox_worker) link; /* in idle, busy, exiting, or a dead chain */
-	/* key, source, srclen: set at checkout, then read-only */
+struct sandbox_worker;
+
+/* One source of one owner that slots of workers hold (compiled or being loaded),
+ * in sbx.codes: a hit finds the slots of a source in one lookup.  Under sbx.lock;
+ * freed when no slot holds it. */
+struct sandbox_code {
 	uint64_t key; /* XXH3_64bits(source) */
+	uid_t owner;
 	char *source; /* compared in full: XXH3 is not collision proof */
 	size_t srclen;
+	LIST_HEAD(, sandbox_slot) slots;
+};
+
+/* A worker's slot (frame.h): a compiled type, or empty (code NULL).  Under
+ * sbx.lock, except that the thread holding the worker checked out sets loaded. */
+struct sandbox_slot {
+	struct sandbox_worker *w;
+	struct sandbox_code *code;
+	LIST_ENTRY(sandbox_slot) by_code;
+	TAILQ_ENTRY(sandbox_slot) lru; /* in sbx.slots_lru once loaded */
+	bool loaded;		       /* compiled in the worker */
+	bool forgotten;		       /* sandbox_forget() while the worker was busy */
+};
+
+struct sandbox_worker {
+	/* link, busy, parked, the slots: under sbx.lock */
+	TAILQ_ENTRY(sandbox_worker) link; /* in idle, busy, exiting, or a dead chain */
+	uid_t owner;			  /* whose types it holds: never anyone else's */
+	struct sandbox_slot *slots;
+	unsigned nslots, nused; /* nslots: -o worker_types (1 with worker_reuse) */
+	unsigned cur;		/* the slot of the current checkout */
+	bool busy;		/* checked out (or being started) */
 	/* pid, the fds and end: the thread that checked the worker out owns them; an
 	 * idle or dying one is the pool's (sbx.lock while it is in a list). */
 	pid_t pid;
 	int req_fd, resp_fd;  /* our ends, O_CLOEXEC | O_NONBLOCK */
 	enum sandbox_end end; /* of the last exchange */
 	int end_status;	      /* the wait status, when end is not SANDBOX_END_NONE */
-	bool forgotten;	      /* sandbox_forget() while busy: discard on return */
 	bool parked;	      /* waiting on a seglam_call: not counted against the cap */
 	int64_t exit_by;      /* evicted: SIGKILLed if not gone by then (frame_now_ms) */
-	bool source_sent;     /* the compile request is in the pipe already (spawn.c) */
-	size_t mem;	      /* its private memory once compiled (with a mem_budget), */
-	bool mem_counted;     /* ... and whether sbx.mem_live counts it (under sbx.lock) */
+	bool source_sent;     /* the first load request is in the pipe already (spawn.c) */
+	size_t mem;	      /* its private memory after its last load (with a mem_budget), */
+	size_t mem_counted;   /* ... and how much of it sbx.mem_live counts (under sbx.lock) */
 };
+
+/* The source of @w's current checkout. */
+static inline const struct sandbox_code *sandbox_cur_code(const struct sandbox_worker *w)
+{
+	return w->slots[w->cur].code;
+}
 
 TAILQ_HEAD(sandbox_tailq, sandbox_worker);
 
@@ -97,6 +128,8 @@ struct sandbox_state {
 	bool stop_reaper;
 	unsigned parked; /* busy workers waiting on a call (see sandbox.h) */
 	size_t mem_live; /* sum of mem of the workers in idle and busy that count it */
+	struct hmap codes;				/* struct sandbox_code by key */
+	TAILQ_HEAD(sandbox_slot_lru, sandbox_slot) slots_lru; /* loaded slots, newest first */
 	/* Set once at start, before the first run (sandbox.h): read without the lock. */
 	sandbox_call_fn call_fn;
 	struct sandbox_stats stats;
@@ -118,8 +151,10 @@ extern _Thread_local struct sandbox_chain sbx_chain;
 			: UINT32_MAX - 1))
 
 /* pool.c */
-int sandbox_checkout(uint64_t key, const char *src, size_t len, struct sandbox_worker **out);
+int sandbox_checkout(uid_t owner, const char *src, size_t len, struct sandbox_worker **out);
 void sandbox_checkin(struct sandbox_worker *w, bool reuse);
+void sandbox_loaded(struct sandbox_worker *w, bool ok);
+void sandbox_codes_init(void);
 void sandbox_trim(unsigned limit, struct sandbox_tailq *dead);
 void sandbox_kill_chain(struct sandbox_tailq *dead);
 void sandbox_reaper_stop(void);
@@ -127,12 +162,15 @@ void sandbox_update_live(void);
 void sandbox_group_kill(pid_t pid);
 
 /* spawn.c */
-int sandbox_start(struct sandbox_worker *w, struct buf *err);
+int sandbox_load(struct sandbox_worker *w, struct buf *err);
 void sandbox_mother_shutdown(void);
 
 /* exchange.c */
-int sandbox_exchange(struct sandbox_worker *w, const void *msg, size_t len, int32_t max_status,
-		     uint32_t cap, int64_t deadline, struct buf *data, struct buf *err);
+int sandbox_exchange(struct sandbox_worker *w, const void *hdr, size_t hlen, const void *msg,
+		     size_t len, int32_t max_status, uint32_t cap, int64_t deadline,
+		     struct buf *data, struct buf *err);
+int sandbox_prepare(uid_t owner, const char *source, size_t srclen, struct sandbox_worker **out,
+		    bool *loaded, struct buf *err);
 int sandbox_answer_call(struct sandbox_worker *w, const char *req, size_t rlen, int64_t *deadline,
 			struct buf *err);
 void sandbox_worker_ended(struct sandbox_worker *w, enum sandbox_end end, int status,

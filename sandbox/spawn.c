@@ -9,7 +9,8 @@
  * forked ahead): the request carries the worker's pipe ends over SCM_RIGHTS and
  * the answer is its pid and the pid of a spare it found dead, if any.  When there is no
  * mother (-o worker_reuse, or it keeps failing) each worker is spawned on its own.
- * sandbox_start() then sends the source and reads the compile verdict.
+ * sandbox_load() starts a worker when needed, sends a load request (the source
+ * into the checked-out slot) and reads the compile verdict.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -271,19 +272,27 @@ void sandbox_mother_shutdown(void)
  * cold start waits for every hop between processes).  Only when it fits the empty
  * pipe at once (so the write cannot block); else sandbox_start sends it.
  */
+static void sandbox_load_header(uint32_t hdr[3], const struct sandbox_worker *w)
+{
+	hdr[0] = FRAME_REQ_LOAD;
+	hdr[1] = w->cur;
+	hdr[2] = (uint32_t)sandbox_cur_code(w)->srclen;
+}
+
 static bool sandbox_presend(int fd, const struct sandbox_worker *w)
 {
-	uint8_t hdr[FRAME_REQ_HDR];
-	struct iovec iov[2] = {{hdr, sizeof(hdr)}, {w->source, w->srclen}};
+	const struct sandbox_code *c = sandbox_cur_code(w);
+	uint32_t hdr[3];
+	struct iovec iov[2] = {{hdr, sizeof(hdr)}, {c->source, c->srclen}};
 	ssize_t n;
 
-	if (w->srclen > SANDBOX_PRESEND_MAX)
+	if (c->srclen > SANDBOX_PRESEND_MAX)
 		return false;
-	frame_put_request(hdr, (uint32_t)w->srclen);
+	sandbox_load_header(hdr, w);
 	do
 		n = writev(fd, iov, 2);
 	while (n < 0 && errno == EINTR);
-	if (n == (ssize_t)(sizeof(hdr) + w->srclen))
+	if (n == (ssize_t)(sizeof(hdr) + c->srclen))
 		return true;
 	/* (a new pipe holds 64 KiB: a short write does not happen; if it did, the
 	 * worker would read a broken request and fail to compile, which is said) */
@@ -373,30 +382,58 @@ static size_t sandbox_private_memory(pid_t pid)
 	return kb << 10;
 }
 
-/* Start the reserved worker @w and compile its source.  0 or -EIO with @err. */
-int sandbox_start(struct sandbox_worker *w, struct buf *err)
+/*
+ * Compile the source of @w's current slot there, starting @w first when it is a
+ * new one (pid 0).  Returns 0; -EIO with @err; or -ENOSPC with @err when the
+ * image does not fit what @w has left of its image space (the caller tries
+ * another worker).
+ */
+int sandbox_load(struct sandbox_worker *w, struct buf *err)
 {
 	int64_t deadline = frame_now_ms() + sbx.cfg.timeout_ms;
+	const struct sandbox_code *c = sandbox_cur_code(w);
 	struct buf msg = BUF_INIT;
+	uint32_t hdr[3];
 	int ret;
 
-	ret = sandbox_spawn(w);
+	if (w->pid <= 0) {
+		ret = sandbox_spawn(w);
+		pthread_mutex_lock(&sbx.lock);
+		sbx.stats.spawns += ret == 0;
+		pthread_mutex_unlock(&sbx.lock);
+		if (ret < 0) {
+			log_error("sandbox: cannot start %s: %s", sbx.worker_path, strerror(-ret));
+			buf_printf(err, "cannot start the worker %s: %s", sbx.worker_path,
+				   strerror(-ret));
+			ret = -EIO;
+			goto out;
+		}
+	} else {
+		w->source_sent = false;
+	}
 	pthread_mutex_lock(&sbx.lock);
-	sbx.stats.spawns += ret == 0;
 	sbx.stats.compiles++;
 	pthread_mutex_unlock(&sbx.lock);
-	if (ret < 0) {
-		log_error("sandbox: cannot start %s: %s", sbx.worker_path, strerror(-ret));
-		buf_printf(err, "cannot start the worker %s: %s", sbx.worker_path, strerror(-ret));
-		ret = -EIO;
-		goto out;
-	}
-	ret = sandbox_exchange(w, w->source_sent ? NULL : w->source, w->srclen, FRAME_COMPILE_ERROR,
-			       FRAME_MAX_MESSAGE, deadline, &msg, err);
+	sandbox_load_header(hdr, w);
+	ret = w->source_sent ? sandbox_exchange(w, NULL, 0, NULL, 0, FRAME_NO_ROOM,
+						FRAME_MAX_MESSAGE, deadline, &msg, err)
+			     : sandbox_exchange(w, hdr, sizeof(hdr), c->source, c->srclen,
+						FRAME_NO_ROOM, FRAME_MAX_MESSAGE, deadline, &msg, err);
 	if (ret == FRAME_COMPILED && msg.len == 0) {
 		if (sbx.cfg.mem_budget)
 			w->mem = sandbox_private_memory(w->pid);
 		ret = 0;
+		goto out;
+	}
+	if (ret == FRAME_NO_ROOM && msg.len == 8) {
+		uint64_t size;
+
+		memcpy(&size, msg.data, 8);
+		buf_printf(err,
+			   "the compiled procedure (%llu bytes) does not fit a worker's image "
+			   "space (-o worker_mem / 8, at most 32 MiB)",
+			   (unsigned long long)size);
+		ret = -ENOSPC;
 		goto out;
 	}
 	if (ret == FRAME_COMPILE_ERROR) {
@@ -407,10 +444,21 @@ int sandbox_start(struct sandbox_worker *w, struct buf *err)
 			buf_addrepr(err, msg.data, msg.len, true);
 		else
 			buf_adds(err, "the compiler failed without a message");
-	} else if (ret == FRAME_COMPILED) {
-		buf_adds(err, "protocol violation from the worker");
-	} else {
+	} else if (ret == FRAME_COMPILE_DIED && msg.len == 4) {
 		/* tcc may exit() or crash on some inputs: a compile failure too */
+		int32_t st;
+
+		memcpy(&st, msg.data, 4);
+		buf_adds(err, "compiler ");
+		sandbox_worker_ended(w, SANDBOX_END_NONE, st, err);
+	} else if (ret >= 0) {
+		buf_adds(err, "protocol violation from the worker");
+		sandbox_group_kill(w->pid);
+		while (waitpid(w->pid, NULL, 0) < 0 && errno == EINTR)
+			;
+		w->pid = 0;
+	} else {
+		/* the worker itself died: its wait status says why */
 		struct buf why = BUF_INIT;
 
 		buf_add(&why, err->data, err->len);

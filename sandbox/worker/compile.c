@@ -76,7 +76,7 @@ static void worker_check_symbol(void *opaque, const char *name, const void *val)
 }
 
 worker_run_fn worker_compile(const char *src, const char *include_dir, const char *libtcc1,
-			     struct buf *err)
+			     char *at, size_t room, size_t *image, struct buf *err)
 {
 	struct worker_compile c = {.msg = BUF_INIT, .include_dir = include_dir};
 	worker_run_fn fn = NULL;
@@ -106,8 +106,13 @@ worker_run_fn worker_compile(const char *src, const char *include_dir, const cha
 	size = tcc_relocate(s, NULL);
 	if (size < 0)
 		goto fail;
-	/* Our own buffer rather than TCC_RELOCATE_AUTO, so the image bounds are known. */
-	mem = mmap(NULL, (size_t)size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	*image = (size_t)size;
+	if (at && (size_t)size > room)
+		goto out; /* the caller says so: no room at @at */
+	/* Our own buffer rather than TCC_RELOCATE_AUTO, so the image bounds are known
+	 * (and, for a zygote's slot, where the zygote will keep it: load.c). */
+	mem = mmap(at, (size_t)size, PROT_READ | PROT_WRITE,
+		   MAP_PRIVATE | MAP_ANONYMOUS | (at ? MAP_FIXED : 0), -1, 0);
 	if (mem == MAP_FAILED) {
 		buf_adds(err, "out of memory relocating the procedure");
 		goto out;
@@ -137,7 +142,7 @@ fail:
 		buf_truncate(&c.msg, c.msg.len - 1);
 	buf_adds(err, c.msg.len ? c.msg.data : "compilation failed");
 out:
-	if (!fn && mem != MAP_FAILED)
+	if (!fn && mem != MAP_FAILED && !at)
 		munmap(mem, (size_t)size);
 	if (s)
 		tcc_delete(s);

@@ -274,18 +274,20 @@ static int worker_seccomp_build(scmp_filter_ctx *out)
 		if (r < 0)                                                                         \
 			goto out;                                                                  \
 	} while (0)
-	/* the two pipes, and the zygote's end of the pipe from a run's child */
-	ALLOW(read, 1, SCMP_A0(SCMP_CMP_EQ, 0));
-	ALLOW(read, 1, SCMP_A0(SCMP_CMP_EQ, WORKER_CHILD_FD));
+	/* the two pipes, the zygote's ends of the pipes from its children, and the
+	 * headers a compile child reads (a run's child has no other fd to read) */
+	ALLOW(read, 0);
 	ALLOW(write, 1, SCMP_A0(SCMP_CMP_EQ, 1));
 	ALLOW(write, 1, SCMP_A0(SCMP_CMP_EQ, WORKER_CALL_FD));
 	ALLOW(write, 1, SCMP_A0(SCMP_CMP_EQ, WORKER_NEXT_CALL_FD)); /* its "go" */
 	/* glibc's fatal messages ("free(): double free detected") go to fd 2 with
 	 * writev before abort(); fd 2 is /dev/null */
 	ALLOW(writev, 1, SCMP_A0(SCMP_CMP_EQ, 2));
-	/* malloc and friends; never executable memory, so no new code after relocation */
+	/* malloc and friends; never a new executable mapping.  mprotect to
+	 * PROT_EXEC: a loaded image in the zygote, and tcc's relocation in a compile
+	 * child (load.c); a run's child may not (worker_child_lockdown). */
 	ALLOW(mmap, 1, SCMP_A2(SCMP_CMP_MASKED_EQ, PROT_EXEC, 0));
-	ALLOW(mprotect, 1, SCMP_A2(SCMP_CMP_MASKED_EQ, PROT_EXEC, 0));
+	ALLOW(mprotect, 0);
 	ALLOW(munmap, 0);
 	ALLOW(mremap, 0); /* realloc of large blocks */
 	ALLOW(brk, 0);
@@ -293,6 +295,10 @@ static int worker_seccomp_build(scmp_filter_ctx *out)
 	ALLOW(exit, 0);
 	ALLOW(exit_group, 0);
 	ALLOW(rt_sigreturn, 0);
+	/* a compile child reading the allowed headers (Landlock bounds which) */
+	ALLOW(openat, 1,
+	      SCMP_A2(SCMP_CMP_MASKED_EQ, O_ACCMODE | O_CREAT | O_TRUNC | O_APPEND | O_TMPFILE, 0));
+	ALLOW(lseek, 0);
 	/* abort() (called by a procedure, or by malloc on heap corruption) blocks
 	 * signals and raises SIGABRT on its own thread: allowed here for any thread,
 	 * and narrowed to the child itself by its own filter. */
@@ -412,6 +418,13 @@ void worker_child_lockdown(void)
 		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
 #define WORKER_ALLOW_NR(n) BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (n), 0, 1), \
 		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW)
+		/* never executable memory: no new code in a run */
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_mmap, 1, 0),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_mprotect, 0, 3),
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[2])),
+		BPF_JUMP(BPF_JMP | BPF_JSET | BPF_K, PROT_EXEC, 0, 1),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS),
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
 		WORKER_ALLOW_NR(__NR_read),
 		WORKER_ALLOW_NR(__NR_write),
 		WORKER_ALLOW_NR(__NR_writev),
@@ -428,6 +441,63 @@ void worker_child_lockdown(void)
 		WORKER_ALLOW_NR(__NR_getpid),
 		WORKER_ALLOW_NR(__NR_gettid),
 		WORKER_ALLOW_NR(__NR_close), /* fd 0, once the request is read */
+#undef WORKER_ALLOW_NR
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_tgkill, 0, 5),
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[0])),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, self, 0, 3),
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[1])),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, self, 0, 1),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS),
+	};
+	/* clang-format on */
+	struct sock_fprog prog = {.len = sizeof(f) / sizeof(f[0]), .filter = f};
+
+	if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) < 0)
+		_exit(WORKER_EXIT_SETUP);
+}
+
+/*
+ * A compile child (load.c), before it parses a byte of source: on top of the
+ * zygote's filter, what tcc needs (reading the allowed headers and libtcc1.a,
+ * memory, the relocated image made executable) and writing its reply on fd 1.
+ * No fork, no pipe, no dup, no kill, no further filter: a tcc exploit keeps
+ * only this process, which holds nothing but its own reply pipe.
+ */
+void worker_compile_lockdown(void)
+{
+	uint32_t self = (uint32_t)getpid();
+	/* clang-format off */
+	struct sock_filter f[] = {
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch)),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH_X86_64, 1, 0),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS),
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+		/* write: the reply pipe, fd 1, only */
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_write, 0, 4),
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[0])),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 1, 0, 1),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS),
+#define WORKER_ALLOW_NR(n) BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (n), 0, 1), \
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW)
+		WORKER_ALLOW_NR(__NR_read),
+		WORKER_ALLOW_NR(__NR_openat),
+		WORKER_ALLOW_NR(__NR_lseek),
+		WORKER_ALLOW_NR(__NR_close),
+		WORKER_ALLOW_NR(__NR_writev),
+		WORKER_ALLOW_NR(__NR_mmap),
+		WORKER_ALLOW_NR(__NR_mprotect),
+		WORKER_ALLOW_NR(__NR_munmap),
+		WORKER_ALLOW_NR(__NR_mremap),
+		WORKER_ALLOW_NR(__NR_brk),
+		WORKER_ALLOW_NR(__NR_madvise),
+		WORKER_ALLOW_NR(__NR_exit),
+		WORKER_ALLOW_NR(__NR_exit_group),
+		WORKER_ALLOW_NR(__NR_rt_sigreturn),
+		WORKER_ALLOW_NR(__NR_rt_sigprocmask),
+		WORKER_ALLOW_NR(__NR_getpid),
+		WORKER_ALLOW_NR(__NR_gettid),
 #undef WORKER_ALLOW_NR
 		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_tgkill, 0, 5),
 		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[0])),

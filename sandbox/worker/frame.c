@@ -112,7 +112,7 @@ int frame_get_response(const uint8_t hdr[FRAME_RESP_HDR], int32_t max_status, ui
 	memcpy(&l, hdr + 4, 4);
 	if (s < 0 || s > max_status || l > cap)
 		return -EPROTO;
-	if (s == FRAME_TOO_LARGE && max_status >= FRAME_TOO_LARGE && l != 0)
+	if (s == FRAME_TOO_LARGE && max_status >= FRAME_CALL && l != 0) /* a run's reply */
 		return -EPROTO;
 	*status = s;
 	*len = l;

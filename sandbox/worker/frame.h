@@ -5,10 +5,18 @@
  * definition and a fuzz target can link it alone.  All integers are native-endian
  * (both ends always run on the same host).
  *
- *   daemon -> worker   [u32 len][len bytes]           first the source, then inputs
+ *   daemon -> worker   [u32 FRAME_REQ_LOAD][u32 slot][u32 len][len bytes of source]
+ *                      [u32 len][u32 slot][len bytes of input]
  *   worker -> daemon   [i32 status][u32 len][len bytes]
  *
- * Reply to the source: FRAME_COMPILED, or FRAME_COMPILE_ERROR with the message.
+ * A worker holds compiled types in numbered slots (at most FRAME_SLOTS_MAX; a
+ * -o worker_reuse worker holds one, slot 0).  A load compiles a source into a
+ * slot (replacing what was there); an input names the slot whose procedure runs
+ * it.  The first request to a new worker is a load.  Reply to a load:
+ * FRAME_COMPILED (no bytes), FRAME_COMPILE_ERROR with the message,
+ * FRAME_COMPILE_DIED (4 bytes: i32 wait status of the process that compiled),
+ * or FRAME_NO_ROOM (8 bytes: u64 size of the image that does not fit the
+ * worker's image space; the daemon tries a worker with fewer types).
  * Reply to an input: FRAME_ANSWER, FRAME_REJECTED (bytes = reason),
  * FRAME_TOO_LARGE (no bytes), or FRAME_FAILED (8 bytes: i32 FRAME_FAIL_*, i32
  * wait status of the run's child).
@@ -39,7 +47,7 @@
  * the daemon kills the worker.
  *
  * Batch request (seglam map): a request whose length word is FRAME_REQ_BATCH is
- * followed by struct frame_batch and then @bytes of inputs, each [u32 len][len
+ * followed by the slot, then struct frame_batch and then @bytes of inputs, each [u32 len][len
  * bytes].  One run child serves the whole batch (a batch is one reader's): it
  * answers each input with an ordinary final frame, in order (calls in between
  * as above).  It buffers its replies and writes them out when the buffer fills,
@@ -82,12 +90,21 @@ enum {
 	FRAME_START = 6,   /* run child -> zygote only: how many final frames follow */
 	FRAME_COMPILED = 0,
 	FRAME_COMPILE_ERROR = 1,
+	FRAME_COMPILE_DIED = 2,
+	FRAME_NO_ROOM = 3,
 };
 
 #define FRAME_REQ_HDR 4
 /* Length words from here up are request kinds, not lengths (inputs are shorter). */
 #define FRAME_REQ_BATCH 0xfffffff0u
+#define FRAME_REQ_LOAD 0xfffffff1u
 #define FRAME_REQ_MAX_LEN (FRAME_REQ_BATCH - 1u)
+/* A run or batch request: the length word (or FRAME_REQ_BATCH), then the slot. */
+#define FRAME_RUN_HDR 8
+/* A load request: FRAME_REQ_LOAD, the slot, the source's length. */
+#define FRAME_LOAD_HDR 12
+/* Slots a worker may hold (the daemon's -o worker_types is at most this). */
+#define FRAME_SLOTS_MAX 1024u
 #define FRAME_BATCH_EACH 1u	     /* flag: write each answer out at once */
 #define FRAME_BATCH_MAX (4u << 20)   /* largest batch payload, bytes */
 #define FRAME_BATCH_MAX_COUNT 65536u /* most inputs in one batch */
@@ -144,7 +161,8 @@ void frame_put_response(uint8_t hdr[FRAME_RESP_HDR], int32_t status, uint32_t le
 /*
  * Decode and validate a response header from an untrusted worker.
  * @max_status is the highest status valid in this context, @cap the largest
- * payload allowed.  A FRAME_TOO_LARGE reply must carry no bytes.
+ * payload allowed.  A FRAME_TOO_LARGE reply to a run (@max_status from
+ * FRAME_CALL up) must carry no bytes.
  * Returns 0, or -EPROTO with nothing assigned.
  */
 int frame_get_response(const uint8_t hdr[FRAME_RESP_HDR], int32_t max_status, uint32_t cap,

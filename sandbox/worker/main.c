@@ -1,30 +1,36 @@
 /*
- * seglam-worker: compiles one untrusted procedure with libtcc and runs it on inputs.
+ * seglam-worker: compiles untrusted procedures with libtcc and runs them on inputs.
  *
- * Started by sandbox/spawn.c with posix_spawn, an empty environment and
+ * Started by sandbox/spawn.c with posix_spawn (or forked by the mother, mother.c),
+ * an empty environment and
  *	argv: seglam-worker INCLUDE_DIR LIBTCC1_A MEM_LIMIT_BYTES ANSWER_CAP_BYTES [FLAG...]
- * (FLAGs: allow_no_landlock, reuse).  fd 0 = requests, fd 1 = responses (frame.h), fd 2 =
- * /dev/null. Without Landlock the worker refuses to compile (tcc could read any file this user can)
- *unless the last argument says the operator accepted that.
+ * (FLAGs: allow_no_landlock, reuse, mother).  fd 0 = requests, fd 1 = responses
+ * (frame.h), fd 2 = /dev/null.  Without Landlock the worker refuses to compile (tcc
+ * could read any file this user can) unless a flag says the operator accepted that.
  *
  * The order of the steps in main() is the security argument, and each step says
  * why it comes where it does.  In short: privileges are dropped and the file
- * system is closed off *before* tcc parses hostile source (tcc is a big C
- * parser with no hardening), and the strict seccomp filter goes on *after*
- * relocation (which needs executable memory) and before any procedure code runs.
+ * system is closed off *before* tcc parses hostile source (tcc is a big C parser
+ * with no hardening), and no procedure code runs before a strict seccomp filter
+ * is on.
  *
- * Procedure code never runs in this process (the "zygote"): each request (an
- * input, or a batch of one reader's inputs) is run in a child forked for it one
- * run ahead, which locks itself down further, waits for its turn, and is killed
- * after its answers.  So no run sees another run's input (a procedure's static
- * variables, heap and even its writable code start afresh from the compiled
- * image each time), and the daemon's pipe carries only frames the zygote wrote
- * and checked: the final frames each request is owed, and the run's call
- * requests (frame.h).
+ * A worker (the "zygote") holds the compiled types of one owner, in slots, and
+ * runs no procedure code and parses no source itself: each type is compiled by a
+ * compile child (load.c), which sends back the relocated image, and each request
+ * (an input, or a batch of one reader's inputs) is run in a child forked for it
+ * one run ahead, which locks itself down further, waits for its turn, and is
+ * killed after its answers.  So no run sees another run's input (a procedure's
+ * static variables, heap and even its writable code start afresh from the
+ * compiled image each time), no type's source or run can change another type's
+ * image, and the daemon's pipe carries only frames the zygote wrote and checked:
+ * the final frames each request is owed, and the run's call requests (frame.h).
+ * A -o worker_reuse worker compiles its one type itself and runs every input in
+ * its own process (SECURITY.md).
  *
  * Where each step lives (worker_int.h lists the files): steps 1-3 and the
  * filters of step 6 in confine.c, step 3b in mother.c, step 4 in precheck.c,
- * step 5 in compile.c, step 7 in serve.c (the zygote) and run.c (a run).
+ * step 5 in compile.c (called by load.c in a compile child), step 7 in serve.c
+ * (the zygote) and run.c (a run).
  */
 #include <errno.h>
 #include <signal.h>
@@ -66,6 +72,18 @@ static int worker_parse_size(const char *s, unsigned long long *v)
 	return errno || end == s || *end ? -1 : 0;
 }
 
+/* Step 6 for both kinds of worker: the filter goes on. */
+static void worker_lock_down(bool reuse)
+{
+	if (!worker_warmed)
+		worker_warm_up();
+	worker_have_clock = getauxval(AT_SYSINFO_EHDR) != 0;
+	if (worker_have_clock)
+		worker_coarse_ms(); /* resolves the vDSO entry before the filter */
+	if ((reuse ? worker_seccomp_reuse() : worker_seccomp()) < 0)
+		worker_fail(WORKER_EXIT_SETUP, "worker: cannot install the seccomp filter");
+}
+
 int main(int argc, char **argv)
 {
 	unsigned long long mem, cap;
@@ -73,6 +91,7 @@ int main(int argc, char **argv)
 	uint8_t hdr[FRAME_RESP_HDR];
 	worker_run_fn run;
 	uint32_t srclen;
+	size_t image = 0;
 	char *src, *relay;
 	bool allow_no_landlock = false, reuse = false, mother = false, bad_flag = false;
 
@@ -116,38 +135,50 @@ int main(int argc, char **argv)
 	worker_out.cap = (size_t)cap;
 	/* room for the response header in front: a child writes its frame at once */
 	worker_out.data = (char *)worker_malloc(FRAME_RESP_HDR + (size_t)cap + 1) + FRAME_RESP_HDR;
-	relay = worker_malloc(WORKER_RELAY_ROOM((size_t)cap));
 
-	/* Step 4: the source, screened lexically (#include of files, #pragma). */
-	src = worker_read_frame(&srclen);
-	if (worker_precheck(src, srclen, &err) < 0)
-		worker_fail(0, "%s", err.data);
+	if (reuse) {
+		/* -o worker_reuse: one type, compiled and run in this process. */
+		uint32_t head[2];
 
-	/* Step 5: compile and relocate; needs PROT_EXEC, so before seccomp.  No
-	 * procedure code runs here (tcc_relocate does not run constructors). */
-	run = worker_compile(src, argv[1], argv[2], &err);
-	free(src);
-	if (!run)
-		worker_fail(0, "%s", err.data);
+		/* Step 4: the source (a load into slot 0), screened lexically
+		 * (#include of files, #pragma). */
+		if (worker_read_len() != FRAME_REQ_LOAD ||
+		    frame_read_full(0, head, sizeof(head), -1) != (ssize_t)sizeof(head) ||
+		    head[0] != 0)
+			_exit(WORKER_EXIT_IO);
+		srclen = head[1];
+		src = worker_read_body(srclen);
+		if (worker_precheck(src, srclen, &err) < 0)
+			worker_fail(0, "%s", err.data);
 
-	/* Step 6: lock down.  From here on: read fd 0, write fd 1, non-executable
-	 * memory management, exit, and forking a child per run that locks itself
-	 * down further.  The "compiled" reply is only sent once the filter is in
-	 * place, so a pooled worker is always a locked one. */
-	if (!worker_warmed)
-		worker_warm_up();
-	worker_have_clock = getauxval(AT_SYSINFO_EHDR) != 0;
-	if (worker_have_clock)
-		worker_coarse_ms(); /* resolves the vDSO entry before the filter */
-	if ((reuse ? worker_seccomp_reuse() : worker_seccomp()) < 0)
-		worker_fail(WORKER_EXIT_SETUP, "worker: cannot install the seccomp filter");
-	frame_put_response(hdr, FRAME_COMPILED, 0);
-	if (frame_write_full(1, hdr, sizeof(hdr), -1) < 0)
-		_exit(WORKER_EXIT_IO);
-
-	/* Step 7: serve inputs, each in a fresh child, until the daemon closes the pipe. */
-	if (reuse)
+		/* Step 5: compile and relocate; needs PROT_EXEC, so before seccomp.
+		 * No procedure code runs here (tcc_relocate does not run
+		 * constructors). */
+		run = worker_compile(src, argv[1], argv[2], NULL, 0, &image, &err);
+		free(src);
+		if (!run)
+			worker_fail(0, "%s", err.data);
+		worker_lock_down(true);
+		frame_put_response(hdr, FRAME_COMPILED, 0);
+		if (frame_write_full(1, hdr, sizeof(hdr), -1) < 0)
+			_exit(WORKER_EXIT_IO);
 		worker_serve_reuse(run);
-	worker_serve(run, relay);
+	}
+
+	/* The zygote.  Step 4z: address space for the types it will hold (load.c). */
+	relay = worker_malloc(WORKER_RELAY_ROOM((size_t)cap));
+	worker_arena_reserve((size_t)mem);
+
+	/* Step 6: lock down before the first request.  From here on: the pipes,
+	 * non-executable new memory, exit, and forking children that lock
+	 * themselves down further: a compile child per type (load.c: it reads the
+	 * allowed headers and relocates), a run child per request (serve.c).  Every
+	 * reply is sent with the filter in place, so a pooled worker is always a
+	 * locked one. */
+	worker_lock_down(false);
+
+	/* Step 7: load types and serve inputs, each in a fresh child, until the
+	 * daemon closes the pipe.  The first request is a load. */
+	worker_serve(relay, argv[1], argv[2]);
 	return 0;
 }

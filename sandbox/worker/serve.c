@@ -53,12 +53,13 @@ static void worker_child_prefault(void)
  * FRAME_START comes before any byte the procedure could write.  Exits 0 with
  * nothing written when the daemon has closed the request pipe.
  */
-static void __attribute__((noreturn)) worker_child(worker_run_fn run)
+static void __attribute__((noreturn)) worker_child(void)
 {
 	uint8_t start[FRAME_RESP_HDR + 4];
-	uint32_t len, count = 1;
+	uint32_t len, slot, count = 1;
 	char go;
 	struct frame_batch b;
+	worker_run_fn run;
 	char *in;
 
 	worker_child_lockdown();
@@ -69,6 +70,24 @@ static void __attribute__((noreturn)) worker_child(worker_run_fn run)
 	if (frame_read_full(WORKER_CHILD_FD, &go, 1, -1) != 1)
 		_exit(0);
 	len = worker_read_len();
+	if (len == FRAME_REQ_LOAD) {
+		/* Not a run: the zygote loads a type (load.c) and reads the rest of
+		 * the request itself.  FRAME_START with a count of 0 says so, and
+		 * this child, forked before that type was there, waits to be killed. */
+		count = 0;
+		frame_put_response(start, FRAME_START, 4);
+		memcpy(start + FRAME_RESP_HDR, &count, 4);
+		if (frame_write_full(1, start, sizeof(start), -1) < 0)
+			_exit(WORKER_EXIT_IO);
+		while (read(WORKER_CHILD_FD, &len, 1) < 0 && errno == EINTR)
+			;
+		_exit(0);
+	}
+	if (frame_read_full(0, &slot, sizeof(slot), -1) != (ssize_t)sizeof(slot))
+		_exit(WORKER_EXIT_IO);
+	run = worker_slot_run(slot);
+	if (!run)
+		_exit(WORKER_EXIT_IO); /* the daemon is out of step */
 	if (len == FRAME_REQ_BATCH) {
 		in = worker_batch_read(&b);
 		count = b.count;
@@ -99,7 +118,7 @@ static void __attribute__((noreturn)) worker_child(worker_run_fn run)
  * then call answers).  The zygote moves
  * them to WORKER_CHILD_FD and WORKER_CALL_FD when it becomes the current child.
  */
-static pid_t worker_fork_child(worker_run_fn run)
+static pid_t worker_fork_child(void)
 {
 	int p[2], q[2];
 	pid_t child;
@@ -118,7 +137,7 @@ static pid_t worker_fork_child(worker_run_fn run)
 			_exit(WORKER_EXIT_IO);
 		for (int fd = WORKER_CALL_FD; fd <= q[1]; fd++)
 			close(fd);
-		worker_child(run);
+		worker_child();
 	}
 	/* p[1] (WORKER_NEXT_CALL_FD) is replaced by the write end of the call pipe */
 	if (dup2(q[1], WORKER_NEXT_CALL_FD) < 0)
@@ -155,6 +174,23 @@ static int worker_reap(pid_t child)
 		if (errno != EINTR)
 			_exit(WORKER_EXIT_IO);
 	return status;
+}
+
+/* The first child (told to go at once) and the one after it, with their pipes
+ * on fds 3 to 6: the first is forked as a next one would be (fds 3 and 4 held
+ * meanwhile) and moved down. */
+static void worker_first_children(pid_t *child, pid_t *next)
+{
+	int hold[2];
+
+	if (pipe2(hold, O_CLOEXEC) < 0 || hold[0] != WORKER_CHILD_FD || hold[1] != WORKER_CALL_FD)
+		_exit(WORKER_EXIT_IO);
+	*child = worker_fork_child();
+	worker_go();
+	close(hold[0]);
+	close(hold[1]);
+	worker_promote();
+	*next = worker_fork_child();
 }
 
 /* Tell the daemon the run failed in place of the final frame it waits for. */
@@ -201,7 +237,7 @@ static void worker_pass_answer(void)
 	explicit_bzero(piece, sizeof(piece));
 }
 
-enum { WORKER_RUN_DONE, WORKER_RUN_REAPED, WORKER_RUN_EOF };
+enum { WORKER_RUN_DONE, WORKER_RUN_REAPED, WORKER_RUN_EOF, WORKER_RUN_LOAD };
 
 /*
  * The zygote's side of one run: read what the child writes into @relay
@@ -239,7 +275,9 @@ static int worker_relay(pid_t child, char *relay)
 				if (have - pos < FRAME_RESP_HDR + 4)
 					break;
 				memcpy(&owed, h + FRAME_RESP_HDR, 4);
-				if (owed == 0 || owed > FRAME_BATCH_MAX_COUNT)
+				if (owed == 0)
+					return WORKER_RUN_LOAD; /* (worker_child) */
+				if (owed > FRAME_BATCH_MAX_COUNT)
 					goto violation;
 				started = true;
 				pos = sent = pos + FRAME_RESP_HDR + 4;
@@ -324,24 +362,39 @@ violation:
  * fork nor a child's exit is between a request and its answer.  The zygote never
  * runs procedure code and never holds an input; it wipes what it relayed, so a
  * child starts with nothing of an earlier run.
+ *
+ * A load request (load.c) is read by the child waiting for a request, which
+ * says so (worker_child) and is killed with the one forked ahead: both were
+ * forked before the new type was there.  The zygote loads the type, answers,
+ * and forks two new ones.
  */
-void worker_serve(worker_run_fn run, char *relay)
+void worker_serve(char *relay, const char *include_dir, const char *libtcc1)
 {
-	pid_t child, next, dying = 0;
-	int hold[2];
+	pid_t child, next, dying = 0, compiler;
 
-	/* The first child is forked as a next one would be (fds 3 and 4 held
-	 * meanwhile), told to go at once, and moved down. */
-	if (pipe2(hold, O_CLOEXEC) < 0 || hold[0] != WORKER_CHILD_FD || hold[1] != WORKER_CALL_FD)
-		_exit(WORKER_EXIT_IO);
-	child = worker_fork_child(run);
-	worker_go();
-	close(hold[0]);
-	close(hold[1]);
-	worker_promote();
-	next = worker_fork_child(run);
+	if (worker_read_len() != FRAME_REQ_LOAD)
+		_exit(WORKER_EXIT_IO); /* the first request is a load */
+	compiler = worker_load(include_dir, libtcc1);
+restart:
+	worker_first_children(&child, &next);
+	if (compiler)
+		worker_reap(compiler); /* its exit overlapped the forks */
 	for (;;) {
 		int end = worker_relay(child, relay);
+
+		if (end == WORKER_RUN_LOAD) {
+			kill(child, SIGKILL);
+			kill(next, SIGKILL);
+			worker_reap(child);
+			worker_reap(next);
+			if (dying)
+				worker_reap(dying);
+			dying = 0;
+			for (int fd = WORKER_CHILD_FD; fd <= WORKER_NEXT_CALL_FD; fd++)
+				close(fd);
+			compiler = worker_load(include_dir, libtcc1);
+			goto restart;
+		}
 
 		if (end == WORKER_RUN_EOF) {
 			/* The daemon closed the pipe (it evicted this worker): end the
@@ -375,7 +428,7 @@ void worker_serve(worker_run_fn run, char *relay)
 			worker_reap(dying);
 		dying = end == WORKER_RUN_DONE ? child : 0;
 		child = next;
-		next = worker_fork_child(run);
+		next = worker_fork_child();
 	}
 }
 
@@ -385,9 +438,12 @@ void worker_serve_reuse(worker_run_fn run)
 {
 	worker_call_fd = 0;
 	for (;;) {
-		uint32_t len = worker_read_len();
+		uint32_t len = worker_read_len(), slot;
 		struct frame_batch b;
 		char *in;
+
+		if (frame_read_full(0, &slot, sizeof(slot), -1) != (ssize_t)sizeof(slot) || slot)
+			_exit(WORKER_EXIT_IO); /* one type, in slot 0 */
 
 		if (len == FRAME_REQ_BATCH) {
 			in = worker_batch_read(&b);

@@ -6,6 +6,8 @@
  *   confine.c  fds, privileges, rlimits, Landlock, warm-up, the seccomp filters
  *   precheck.c the lexical screen of the source (precheck.h)
  *   compile.c  libtcc: compile, relocate, check every symbol the image uses
+ *   load.c     the zygote's compiled types (slots in an arena) and the compile
+ *              child that makes each one
  *   abi.c      what procedures call: seglam_write/printf, allocation, seglam_call
  *   run.c      one request in the process that runs it: an input or a batch
  *   serve.c    the request loops: the zygote (a child per run, forked one run
@@ -38,6 +40,9 @@
 #define WORKER_NEXT_CALL_FD 6
 
 #define WORKER_BATCH_OUT (256u << 10) /* reply buffer; written out when full */
+/* Address space a zygote reserves for the images of its types (load.c): an
+ * eighth of RLIMIT_AS (-o worker_mem), at most this. */
+#define WORKER_ARENA_MAX (32u << 20)
 /* The largest frame a child may send: a call request (frame.h). */
 #define WORKER_RELAY_MAX(cap) (FRAME_RESP_HDR + FRAME_CALL_TYPE_MAX + 1 + (cap))
 /* The zygote's buffer for a child's frames: the largest frame (a call request)
@@ -70,10 +75,17 @@ int worker_seccomp_reuse(void);
 int worker_seccomp(void);
 void worker_seccomp_prepare(void);
 void worker_child_lockdown(void);
+void worker_compile_lockdown(void);
 
-/* compile.c */
+/* compile.c: relocated at @at (at most @room bytes: else NULL, *@image says the
+ * size) or, @at NULL, anywhere */
 worker_run_fn worker_compile(const char *src, const char *include_dir, const char *libtcc1,
-			     struct buf *err);
+			     char *at, size_t room, size_t *image, struct buf *err);
+
+/* load.c */
+void worker_arena_reserve(size_t mem_limit);
+worker_run_fn worker_slot_run(uint32_t slot);
+pid_t worker_load(const char *include_dir, const char *libtcc1);
 
 /* abi.c */
 struct worker_sym {
@@ -101,7 +113,8 @@ void worker_run_one(worker_run_fn run, char *in, uint32_t len);
 
 /* serve.c */
 void __attribute__((noreturn)) worker_serve_reuse(worker_run_fn run);
-void __attribute__((noreturn)) worker_serve(worker_run_fn run, char *relay);
+void __attribute__((noreturn)) worker_serve(char *relay, const char *include_dir,
+					    const char *libtcc1);
 
 /* mother.c */
 extern bool worker_warmed;

@@ -1,17 +1,24 @@
 """The long tail (issue 16): more types than live workers, on a real mount.
 
-Workers are forked per type by one "mother" process (sandbox/worker/mother.c,
-worker_mother) and kept in an LRU pool of `-o workers`; these tests ask more types
-than that, round-robin, and check that every answer is right, that `stats` shows the
-evictions, spawns and pool misses that cost, and that a type edited or deleted while
-its compiled code still lives in a worker is never answered from that old code.
+Workers are forked by one "mother" process (sandbox/worker/mother.c) and each
+holds the compiled types of one owner, up to `-o worker_types`, each compiled by a
+compile child of the worker (sandbox/worker/load.c); the pool keeps `-o workers` of
+them and replaces types and workers by use.  These tests ask more types than that
+round-robin and check that every answer is right, that `stats` shows the loads and
+evictions that cost and that no process starts per type, that a type edited or
+deleted while its compiled code still lives in a worker is never answered from
+that old code, that types of different owners never share a worker, and that a
+procedure cannot change another type's answers through the worker they share.
 They also read /proc of the mother: it is confined like a worker (nobody, no
 environment, no fd but its socket and /dev/null) and does not outlive the daemon.
 """
 import errno
+import glob
 import os
 import shutil
 import time
+
+import pytest
 
 from conftest import UPPER, alive, worker_pids, write
 from test_shared import poll_answer
@@ -54,9 +61,10 @@ def mothers(daemon, name='seglam-mother'):
 
 
 def test_round_robin_over_the_worker_cap(mounts):
-    """Five types through two workers, four rounds, new inputs each time (no memo
-    hit): every answer right, at most two workers, and the churn shows in stats."""
-    m = mounts(options=['-o', 'workers=2'])
+    """Five types through two workers of two types each, four rounds, new inputs
+    each time (no memo hit): every answer right, at most two workers, the churn of
+    types shows in stats, and no process starts per type."""
+    m = mounts(options=['-o', 'workers=2', '-o', 'worker_types=2'])
     for i in range(TYPES):
         m.put_proc(f'rr{i}', tagged(f't{i}'))
     before = m.stats()
@@ -66,23 +74,46 @@ def test_round_robin_over_the_worker_cap(mounts):
             assert len(worker_pids(parent=m.proc.pid)) <= 2
     st = m.stats()
     assert st['workers_live'] <= 2
-    # each ask of a type not among the last two asked is a cold start
+    # four places for five types asked round-robin: each ask is a load
     assert st['worker_pool_misses'] - before['worker_pool_misses'] >= 4 * TYPES - 2
-    assert st['worker_spawns'] - before['worker_spawns'] >= 4 * TYPES - 2
-    assert st['worker_evictions'] - before['worker_evictions'] >= 4 * TYPES - 4
-    assert st['worker_compiles'] >= st['worker_spawns']
-    # spawned by forking the mother, not one exec per type
-    assert st['worker_forks'] >= 4 * TYPES - 2
+    assert st['worker_type_evictions'] - before['worker_type_evictions'] >= 4 * TYPES - 6
+    assert st['worker_types_cached'] <= 4
+    assert st['worker_compiles'] >= st['worker_pool_misses']
+    # a load is a compile in a worker there is: two processes for twenty loads
+    assert st['worker_spawns'] - before['worker_spawns'] <= 2
+    assert st['worker_forks'] <= 2
+    assert st['worker_evictions'] == before['worker_evictions']
     assert st['worker_mother_spawns'] == 1
     assert st['workers_max'] == 2
+    assert st['worker_types_max'] == 2
     assert 0 <= st['worker_pool_hit_permille'] <= 1000
     assert 0 <= st['memo_hit_permille'] <= 1000
 
 
+def test_many_types_in_one_worker(mounts):
+    """Twelve types of one owner asked one after another: one worker holds them
+    all, so the second round is all pool hits, with no compile and no fork."""
+    m = mounts()
+    for i in range(12):
+        m.put_proc(f'mt{i}', tagged(f'm{i}'))
+    for i in range(12):
+        assert m.ask(f'mt{i}', 'a') == f'm{i}:a\n'.encode()
+    mid = m.stats()
+    assert len(worker_pids(parent=m.proc.pid)) == 1
+    assert mid['worker_types_cached'] == 12
+    for i in range(12):
+        assert m.ask(f'mt{i}', 'b') == f'm{i}:b\n'.encode()
+    st = m.stats()
+    assert st['worker_pool_hits'] - mid['worker_pool_hits'] == 12
+    assert st['worker_compiles'] == mid['worker_compiles']
+    assert st['worker_forks'] == mid['worker_forks'] == 1
+    assert st['worker_spawns'] == mid['worker_spawns']
+
+
 def test_reuse_after_eviction_and_pool_hits(mounts):
-    """One worker: A, B, A again (evicted and started anew, right answer), then A
-    on new inputs is a pool hit each time."""
-    m = mounts(options=['-o', 'workers=1'])
+    """One worker of one type: A, B (A's code replaced), A again (compiled anew,
+    right answer), then A on new inputs is a pool hit each time."""
+    m = mounts(options=['-o', 'workers=1', '-o', 'worker_types=1'])
     m.put_proc('ea', tagged('a'))
     m.put_proc('eb', tagged('b'))
     assert m.ask('ea', 'x') == b'a:x\n'
@@ -90,7 +121,7 @@ def test_reuse_after_eviction_and_pool_hits(mounts):
     mid = m.stats()
     assert m.ask('ea', 'y') == b'a:y\n'
     st = m.stats()
-    assert st['worker_evictions'] > mid['worker_evictions']
+    assert st['worker_type_evictions'] > mid['worker_type_evictions']
     assert st['worker_pool_misses'] == mid['worker_pool_misses'] + 1
     for i in range(5):
         assert m.ask('ea', f'z{i}') == f'a:z{i}\n'.encode()
@@ -104,6 +135,106 @@ def test_reuse_after_eviction_and_pool_hits(mounts):
     again = m.stats()
     assert again['worker_runs'] == runs
     assert again['memo_hits'] > end['memo_hits']
+
+
+def store_source(m, name):
+    """The path of TYPE's source.c in the mount's STORE (hashed directories)."""
+    found = glob.glob(os.path.join(m.store, 'procs', '*', '*', name, 'source.c'))
+    assert len(found) == 1, found
+    return found[0]
+
+
+@pytest.mark.skipif(not ROOT, reason='needs root (chown)')
+def test_owners_never_share_a_worker(mounts):
+    """Types whose source.c belong to different users are compiled and run in
+    different workers; each owner's types share one.  With one worker allowed, the
+    other owner's type takes the worker's place (a worker eviction) rather than
+    a slot in it."""
+    m = mounts()
+    for i in range(3):
+        m.put_proc(f'ow-r{i}', tagged(f'r{i}'))
+    m.put_proc('ow-n', tagged('n'))
+    os.chown(store_source(m, 'ow-n'), NOBODY, NOBODY)
+    for i in range(3):
+        assert m.ask(f'ow-r{i}', 'x') == f'r{i}:x\n'.encode()
+    assert m.ask('ow-n', 'x') == b'n:x\n'
+    assert m.ask('ow-r0', 'y') == b'r0:y\n'
+    assert len(worker_pids(parent=m.proc.pid)) == 2
+    st = m.stats()
+    assert st['worker_forks'] == 2 and st['worker_types_cached'] == 4
+
+    one = mounts(name='one', options=['-o', 'workers=1'])
+    one.put_proc('o1-r', tagged('r'))
+    one.put_proc('o1-n', tagged('n'))
+    os.chown(store_source(one, 'o1-n'), NOBODY, NOBODY)
+    assert one.ask('o1-r', 'x') == b'r:x\n'
+    assert one.ask('o1-n', 'x') == b'n:x\n'
+    assert one.ask('o1-r', 'y') == b'r:y\n'
+    st = one.stats()
+    assert st['worker_evictions'] >= 2 and st['worker_types_cached'] == 1
+    assert len(worker_pids(parent=one.proc.pid)) <= 1
+
+
+# A: its code's and its counter's addresses, and the counter.  B: writes over the
+# addresses it is given (A's first code byte becomes ret, A's counter 99) in the
+# worker both are loaded in.  Every run is a fresh copy of that worker, so A's
+# answers stay.
+VICTIM = r'''#include <seglam.h>
+static int counter = 7;
+int seglam_run(const char *in, size_t len, seglam_out *out)
+{
+	(void)in; (void)len;
+	return seglam_printf(out, "%p %p %d\n", (void *)seglam_run, (void *)&counter, counter);
+}
+'''
+ATTACKER = r'''#include <seglam.h>
+#include <stdlib.h>
+int seglam_run(const char *in, size_t len, seglam_out *out)
+{
+	char *end;
+	unsigned char *code = (unsigned char *)strtoul(in, &end, 16);
+	int *counter = (int *)strtoul(end, NULL, 16);
+	(void)len;
+	*code = 0xc3;
+	*counter = 99;
+	return seglam_printf(out, "wrote %d\n", *counter);
+}
+'''
+
+
+def test_a_procedure_cannot_change_another_types_answers(mounts):
+    """Two types of one owner in one worker: B writes over A's compiled code and
+    A's static data (it can: tcc leaves them writable) and says so; A's answers
+    are the same before and after, since each run is a fresh copy of the worker."""
+    m = mounts()
+    m.put_proc('iso-a', VICTIM)
+    m.put_proc('iso-b', ATTACKER)
+    first = m.ask('iso-a', '1').decode()
+    code, counter, value = first.split()
+    assert value == '7'
+    assert m.ask('iso-b', f'{code} {counter}') == b'wrote 99\n'
+    assert len(worker_pids(parent=m.proc.pid)) == 1  # one worker holds both
+    for i in range(3):
+        assert m.ask('iso-a', f'again{i}').decode() == first
+        assert m.ask('iso-b', f'{code} {counter} {i}') == b'wrote 99\n'
+    assert m.stats()['worker_forks'] == 1
+
+
+def test_a_compile_error_keeps_the_workers_other_types(mounts):
+    """A type that does not compile, loaded into a worker holding others: they
+    stay compiled (hits, no new process), and the error is the compiler's."""
+    m = mounts()
+    m.put_proc('ce-ok', tagged('ok'))
+    assert m.ask('ce-ok', 'x') == b'ok:x\n'
+    m.put_proc('ce-bad', 'int seglam_run(const char *in, unsigned long len, void *o) { x; }\n')
+    assert m.ask_errno('ce-bad', 'x') == errno.EIO
+    mid = m.stats()
+    assert m.ask('ce-ok', 'y') == b'ok:y\n'
+    st = m.stats()
+    assert st['worker_pool_hits'] == mid['worker_pool_hits'] + 1
+    assert st['worker_forks'] == 1 and st['worker_spawns'] == 1
+    log = m.proc_log('ce-bad')
+    assert 'compile failed' in log and "'x' undeclared" in log
 
 
 def test_edit_while_code_is_cached_in_a_live_worker(mounts):
@@ -239,8 +370,9 @@ def wait_for_spare(daemon):
 def test_spare_is_the_next_worker_and_a_killed_one_is_reaped(mounts):
     """A cold start takes the spare the mother forked ahead (its pid becomes the
     new worker's); a spare killed from outside is found dead at the next cold
-    start, which still answers, and the daemon reaps it (no zombie is left)."""
-    m = mounts(options=['-o', 'workers=4'])
+    start, which still answers, and the daemon reaps it (no zombie is left).
+    (-o worker_types=1: each new type is a new worker.)"""
+    m = mounts(options=['-o', 'workers=4', '-o', 'worker_types=1'])
     for t in ('s1', 's2', 's3'):
         m.put_proc(t, tagged(t))
     assert m.ask('s1', 'a') == b's1:a\n'
@@ -265,9 +397,10 @@ def test_memory_budget_evicts_by_what_workers_hold(mounts):
     """-o workers_mem=MB bounds what the live workers hold together (each counted
     by its private pages, measured once compiled): past it the least recently used
     idle workers go, whatever -o workers allows; answers stay right, and stats
-    show the memory held and the budget.  Without a budget nothing is measured."""
+    show the memory held and the budget.  Without a budget nothing is measured.
+    (-o worker_types=1: a worker per type, so that there are many to evict.)"""
     n = 40
-    m = mounts(name='budget', options=['-o', 'workers_mem=1'])
+    m = mounts(name='budget', options=['-o', 'workers_mem=1', '-o', 'worker_types=1'])
     for i in range(n):
         m.put_proc(f'mb{i}', tagged(f'm{i}'))
     for i in range(n):
@@ -288,7 +421,7 @@ def test_memory_budget_evicts_by_what_workers_hold(mounts):
     # a type whose worker was evicted is a cold start again, and right
     assert m.ask('mb0', 'y') == b'm0:y\n'
     m.stop()
-    free = mounts(name='free', options=['-o', 'workers=64'])
+    free = mounts(name='free', options=['-o', 'workers=64', '-o', 'worker_types=1'])
     for i in range(8):
         free.put_proc(f'mf{i}', tagged(f'f{i}'))
         assert free.ask(f'mf{i}', 'x') == f'f{i}:x\n'.encode()
@@ -298,11 +431,16 @@ def test_memory_budget_evicts_by_what_workers_hold(mounts):
 
 
 def test_killed_mother_is_replaced(mounts):
-    """A mother killed from outside: the next cold start gets a new one (or a
-    spawned worker), and every answer is right."""
+    """A mother killed from outside: the next new worker gets a new one (or is
+    spawned), and every answer is right.  Two owners and one worker, so that each
+    ask needs a new worker."""
     m = mounts(options=['-o', 'workers=1'])
     m.put_proc('k1', tagged('k1'))
     m.put_proc('k2', tagged('k2'))
+    if ROOT:
+        os.chown(store_source(m, 'k2'), NOBODY, NOBODY)
+    else:
+        pytest.skip('needs root (chown)')
     assert m.ask('k1', 'a') == b'k1:a\n'
     for pid in mothers(m.proc.pid):
         os.kill(pid, 9)

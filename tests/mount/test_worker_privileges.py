@@ -91,17 +91,20 @@ def limits(pid):
 
 @pytest.fixture(params=[None, 200], ids=['default-mem', 'worker_mem=200'])
 def workers(request, mounts):
-    """A mount (the API key in its environment) with a pooled worker per type;
-    yields (mount, worker pids, expected RLIMIT_AS in bytes)."""
+    """A mount (the API key in its environment) with its pooled workers; yields
+    (mount, worker pids, expected RLIMIT_AS in bytes).  With the default options
+    one worker holds every type (one owner: -o worker_types); with worker_mem=200
+    also -o worker_types=1, a worker per type."""
     mem_mb = request.param
-    options = ['-o', f'worker_mem={mem_mb}'] if mem_mb else []
+    options = ['-o', f'worker_mem={mem_mb}', '-o', 'worker_types=1'] if mem_mb else []
     m = mounts(options=options, env={'SEGLAM_LLM_API_KEY': SECRET})
     for name, (src, inp, want) in PROCS.items():
         m.put_proc(name, src)
         assert m.ask(name, inp) == want, m.proc_log(name)
     pids = daemon_workers(m.proc.pid)
-    # At least one per type; a type may have more (the admission run's worker).
-    assert len(pids) >= len(PROCS), f'pooled workers: {pids}'
+    # One for all, or at least one per type (a type may have more: the admission
+    # run's worker).
+    assert len(pids) >= (len(PROCS) if mem_mb else 1), f'pooled workers: {pids}'
     yield m, pids, (mem_mb or 256) << 20
 
 

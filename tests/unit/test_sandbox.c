@@ -62,7 +62,7 @@ static int run(const char *src, const char *in, struct buf *out, struct buf *err
 {
 	buf_reset(out);
 	buf_reset(err);
-	return sandbox_run(src, strlen(src), in, strlen(in), out, err);
+	return sandbox_run(0, src, strlen(src), in, strlen(in), out, err);
 }
 
 static bool opt_worker_reuse;
@@ -111,7 +111,7 @@ static void test_good(void)
 	bool all = true;
 	int r;
 
-	r = sandbox_compile(good_src, strlen(good_src), &err);
+	r = sandbox_compile(0, good_src, strlen(good_src), &err);
 	CHECK_WHY(r == 0, "good procedure compiles", "r=%d err=%s", r, buf_str(&err));
 	r = run(good_src, "12", &out, &err);
 	CHECK_WHY(r == 0 && strcmp(buf_str(&out), "145\n") == 0, "good procedure answers",
@@ -145,14 +145,14 @@ static void test_compile_errors(void)
 	struct buf out = BUF_INIT, err = BUF_INIT;
 	int r;
 
-	r = sandbox_compile(bad, strlen(bad), &err);
+	r = sandbox_compile(0, bad, strlen(bad), &err);
 	CHECK_WHY(r == -EIO && strcmp(buf_str(&err), "line 5: 'x' undeclared") == 0,
 		  "compile error gives \"line N: ...\"", "r=%d err=%s", r, buf_str(&err));
 	r = run(bad, "1", &out, &err);
 	CHECK_WHY(r == -EIO && strstr(buf_str(&err), "line 5:"), "run of a bad source gives -EIO",
 		  "r=%d err=%s", r, buf_str(&err));
 	buf_reset(&err);
-	r = sandbox_compile(missing, strlen(missing), &err);
+	r = sandbox_compile(0, missing, strlen(missing), &err);
 	CHECK_WHY(r == -EIO && strstr(buf_str(&err), "seglam_run is not defined"),
 		  "missing seglam_run", "r=%d err=%s", r, buf_str(&err));
 	buf_free(&out);
@@ -255,7 +255,7 @@ static void test_binary_and_cap(void)
 	char in[5] = {'a', 0, 'b', 0, 'c'};
 	int r;
 
-	r = sandbox_run(echo, strlen(echo), in, sizeof(in), &out, &err);
+	r = sandbox_run(0, echo, strlen(echo), in, sizeof(in), &out, &err);
 	CHECK_WHY(r == 0 && out.len == 6 && memcmp(out.data, "a\0b\0c\0", 6) == 0,
 		  "binary input with NULs, in[len] == 0", "r=%d len=%zu", r, out.len);
 	{
@@ -273,7 +273,7 @@ static void test_binary_and_cap(void)
 			sum += (unsigned char)(in3[i] = (char)(i * 31));
 		snprintf(want, sizeof(want), "%zu %lu\n", big, sum);
 		buf_reset(&out);
-		r = sandbox_run(count, strlen(count), in3, big, &out, &err);
+		r = sandbox_run(0, count, strlen(count), in3, big, &out, &err);
 		CHECK_WHY(r == 0 && strcmp(buf_str(&out), want) == 0, "3 MiB input",
 			  "r=%d out=%s err=%s", r, buf_str(&out), buf_str(&err));
 		free(in3);
@@ -431,7 +431,7 @@ static void test_hostile_one(const char *name)
 					     : "EIO",
 		 x.nkinds > 1 ? "|..." : "", x.nreasons ? " as expected" : "");
 	t0 = now_ms();
-	r = sandbox_run(src.data, src.len, "x", 1, &out, &err);
+	r = sandbox_run(0, src.data, src.len, "x", 1, &out, &err);
 	dt = now_ms() - t0;
 	/* Elapsed time is printed, never asserted: the machine may be loaded. */
 	msg = r == -EIO ? buf_str(&err) : buf_str(&out);
@@ -568,6 +568,68 @@ static void test_concurrency(void)
 		  (unsigned long long)st.live_workers);
 }
 
+static void pool_sources(char src[5][256])
+{
+	for (int i = 0; i < 5; i++)
+		snprintf(src[i], 256,
+			 "#include <seglam.h>\nint seglam_run(const char *in, size_t len, "
+			 "seglam_out *out) { return seglam_printf(out, \"%d\\n\"); }\n",
+			 i);
+}
+
+/* Five types of one owner, cap 3, one type per worker (-o worker_types=1): the
+ * pool keeps the 3 most recently used workers. */
+static void test_pool_limits_one_type(void)
+{
+	struct buf out = BUF_INIT, err = BUF_INIT;
+	struct sandbox_config cfg = {.worker_path = worker_path,
+				     .include_dir = include_dir,
+				     .timeout_ms = TIMEOUT_MS,
+				     .max_workers = 3,
+				     .worker_types = 1};
+	struct sandbox_stats st;
+	char src[5][256];
+	int children, workers, ok = 1;
+
+	sandbox_shutdown();
+	if (sandbox_init(&cfg) < 0)
+		exit(1);
+	pool_sources(src);
+	for (int i = 0; i < 5; i++)
+		ok &= run(src[i], "", &out, &err) == 0 && out.data[0] == '0' + i;
+	sandbox_get_stats(&st);
+	mothers = 1;
+	count_procs(&children, &workers);
+	CHECK_WHY(ok && st.live_workers == 3 && children == 3,
+		  "worker_types=1: LRU keeps max_workers live", "ok=%d live=%llu children=%d", ok,
+		  (unsigned long long)st.live_workers, children);
+	/* five loads: three workers forked by the one mother, then the least
+	 * recently used type replaced twice (no process ends for that) */
+	CHECK_WHY(st.evictions == 0 && st.type_evictions == 2 && st.pool_misses == 5 &&
+		      st.forks == 3 && st.mother_spawns == 1 && st.types_cached == 3,
+		  "worker_types=1: types replaced by use in the workers there are",
+		  "evictions=%llu type_evictions=%llu misses=%llu forks=%llu mothers=%llu "
+		  "cached=%llu",
+		  (unsigned long long)st.evictions, (unsigned long long)st.type_evictions,
+		  (unsigned long long)st.pool_misses, (unsigned long long)st.forks,
+		  (unsigned long long)st.mother_spawns, (unsigned long long)st.types_cached);
+	/* another owner at the cap: the least recently used worker makes room */
+	ok = sandbox_run(65534, src[0], strlen(src[0]), "", 0, &out, &err) == 0 &&
+	     out.data[0] == '0';
+	sandbox_get_stats(&st);
+	count_procs(&children, &workers);
+	CHECK_WHY(ok && st.evictions == 1 && st.forks == 4 && st.live_workers == 3 && children <= 4,
+		  "worker_types=1: another owner evicts a worker under the cap",
+		  "ok=%d evictions=%llu forks=%llu live=%llu children=%d", ok,
+		  (unsigned long long)st.evictions, (unsigned long long)st.forks,
+		  (unsigned long long)st.live_workers, children);
+	mothers = 0;
+	buf_free(&out);
+	buf_free(&err);
+}
+
+/* Five types of one owner, cap 3, default worker_types: one worker holds them
+ * all (no process per type); sandbox_forget drops one type, not the worker. */
 static void test_pool_limits(void)
 {
 	struct buf out = BUF_INIT, err = BUF_INIT;
@@ -577,36 +639,48 @@ static void test_pool_limits(void)
 
 	sandbox_shutdown();
 	start(3);
-	for (int i = 0; i < 5; i++) {
-		snprintf(src[i], sizeof(src[i]),
-			 "#include <seglam.h>\nint seglam_run(const char *in, size_t len, "
-			 "seglam_out *out) { return seglam_printf(out, \"%d\\n\"); }\n",
-			 i);
+	pool_sources(src);
+	for (int i = 0; i < 5; i++)
 		ok &= run(src[i], "", &out, &err) == 0 && out.data[0] == '0' + i;
-	}
+	for (int i = 0; i < 5; i++) /* all five still compiled: hits */
+		ok &= run(src[i], "x", &out, &err) == 0 && out.data[0] == '0' + i;
 	sandbox_get_stats(&st);
 	mothers = 1;
 	count_procs(&children, &workers);
-	CHECK_WHY(ok && st.live_workers == 3 && children == 3, "LRU keeps max_workers live",
-		  "ok=%d live=%llu children=%d", ok, (unsigned long long)st.live_workers, children);
-	/* issue 16: five cold starts, each forked by the one mother, two evicted */
-	CHECK_WHY(st.evictions == 2 && st.pool_misses == 5 && st.forks == 5 &&
-		      st.mother_spawns == 1,
-		  "LRU evictions and forks by the mother are counted",
-		  "evictions=%llu misses=%llu forks=%llu mothers=%llu",
+	CHECK_WHY(ok && st.live_workers == 1 && children == 1 && st.types_cached == 5,
+		  "one worker holds five types of one owner", "ok=%d live=%llu children=%d cached=%llu",
+		  ok, (unsigned long long)st.live_workers, children,
+		  (unsigned long long)st.types_cached);
+	CHECK_WHY(st.evictions == 0 && st.pool_misses == 5 && st.pool_hits == 5 &&
+		      st.forks == 1 && st.compiles == 5,
+		  "five loads into one worker forked once, then five hits",
+		  "evictions=%llu misses=%llu hits=%llu forks=%llu compiles=%llu",
 		  (unsigned long long)st.evictions, (unsigned long long)st.pool_misses,
-		  (unsigned long long)st.forks, (unsigned long long)st.mother_spawns);
-	sandbox_forget(src[4], strlen(src[4]));
+		  (unsigned long long)st.pool_hits, (unsigned long long)st.forks,
+		  (unsigned long long)st.compiles);
+	sandbox_forget(0, src[4], strlen(src[4]));
 	sandbox_get_stats(&st);
 	count_procs(&children, &workers);
 	mothers = 0;
-	CHECK_WHY(st.live_workers == 2 && children == 2,
-		  "sandbox_forget kills that source's workers", "live=%llu children=%d",
-		  (unsigned long long)st.live_workers, children);
+	CHECK_WHY(st.live_workers == 1 && children == 1 && st.types_cached == 4,
+		  "sandbox_forget drops that source, not its worker", "live=%llu children=%d "
+		  "cached=%llu",
+		  (unsigned long long)st.live_workers, children,
+		  (unsigned long long)st.types_cached);
 	ok = run(src[4], "", &out, &err) == 0 && out.data[0] == '4';
-	CHECK_WHY(ok, "a forgotten source starts again", "err=%s", buf_str(&err));
+	sandbox_get_stats(&st);
+	CHECK_WHY(ok && st.compiles == 6, "a forgotten source is compiled again",
+		  "err=%s compiles=%llu", buf_str(&err), (unsigned long long)st.compiles);
+	/* another owner's types never go into that worker */
+	ok = sandbox_run(65534, src[0], strlen(src[0]), "", 0, &out, &err) == 0 &&
+	     out.data[0] == '0';
+	sandbox_get_stats(&st);
+	CHECK_WHY(ok && st.live_workers == 2 && st.forks == 2,
+		  "another owner's procedure gets a worker of its own", "err=%s live=%llu forks=%llu",
+		  buf_str(&err), (unsigned long long)st.live_workers, (unsigned long long)st.forks);
 	buf_free(&out);
 	buf_free(&err);
+	test_pool_limits_one_type();
 }
 
 /* Composition: the call handler the cache layer would provide, scripted by type. */
@@ -618,7 +692,7 @@ static int call_handler(const char *type, const char *in, size_t len, struct buf
 
 	if (!strcmp(type, "sq")) {
 		/* a nested run on this thread: the caller's worker is parked meanwhile */
-		r = sandbox_run(good_src, strlen(good_src), in, len, out, &err);
+		r = sandbox_run(0, good_src, strlen(good_src), in, len, out, &err);
 		buf_free(&err);
 		return r;
 	}
@@ -696,9 +770,9 @@ static void test_timing(void)
 			 "{ return seglam_printf(out, \"%%d %%zu\\n\", %d, strlen(in)); }\n",
 			 i);
 		t0 = now_ms();
-		bad += sandbox_compile(src, strlen(src), &err) != 0;
+		bad += sandbox_compile(0, src, strlen(src), &err) != 0;
 		cold[i] = now_ms() - t0;
-		sandbox_forget(src, strlen(src));
+		sandbox_forget(0, src, strlen(src));
 	}
 	for (int i = 0; i < 2000; i++) {
 		double t0 = now_ms();
@@ -773,7 +847,7 @@ static void test_runs_isolated(void)
 			snprintf(in, sizeof(in), "secret-of-caller-%d", i);
 			buf_reset(&out);
 			buf_reset(&err);
-			r = sandbox_run(src.data, src.len, in, strlen(in), &out, &err);
+			r = sandbox_run(0, src.data, src.len, in, strlen(in), &out, &err);
 			/* any earlier caller's input (the corpus ran these with "x") */
 			for (int j = 0; j < i; j++) {
 				char prev[64];
@@ -834,8 +908,8 @@ static void test_worker_reuse(void)
 			buf_add(&src, chunk, n);
 		fclose(f);
 	}
-	sandbox_run(src.data, src.len, "first", 5, &out, &err);
-	r = sandbox_run(src.data, src.len, "second", 6, &out, &err);
+	sandbox_run(0, src.data, src.len, "first", 5, &out, &err);
+	r = sandbox_run(0, src.data, src.len, "second", 6, &out, &err);
 	CHECK_WHY(
 	    r == 0 && strstr(buf_str(&out), "first;"),
 	    "worker_reuse: a procedure remembers earlier inputs (what the option trades away)",

@@ -1,0 +1,286 @@
+/*
+ * load: the zygote's compiled types (prefix worker_), one per slot.
+ *
+ * A zygote holds the compiled images of several types of one owner (the daemon
+ * never puts two owners' types in one worker) in an arena reserved at start.  A
+ * load never parses source in the zygote: it forks a compile child, which locks
+ * itself down further (worker_compile_lockdown), screens and compiles the source,
+ * relocates the image at the address the zygote chose for it inside the arena (a
+ * fork has the same address space, so the image works there unchanged), and sends
+ * the image's bytes back through a pipe.  The zygote checks the reply's header,
+ * copies the bytes into the arena and makes them executable.  So:
+ *
+ *  - no hostile source, and no tcc exploit it may carry, ever runs in a process
+ *    that holds another type's code: the compile child dies with whatever it did;
+ *  - the image is bytes the zygote never runs: procedure code only ever runs in a
+ *    run's child (serve.c), a fresh copy of the zygote that dies after the run, so
+ *    a procedure that writes over another type's image (RWX, as tcc leaves code)
+ *    changes its own copy only;
+ *  - an image is copied whole before the zygote answers, so nothing the compile
+ *    child does later can change it.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "precheck.h"
+#include "worker_int.h"
+
+pid_t _Fork(void);
+
+struct worker_slot {
+	char *lo;	   /* first byte of the image in the arena, NULL: empty */
+	size_t span;	   /* bytes of arena it takes (whole pages) */
+	worker_run_fn run; /* its seglam_run */
+};
+
+static struct worker_slot worker_slots[FRAME_SLOTS_MAX];
+static char *worker_arena;
+static size_t worker_arena_size, worker_page;
+
+/* The arena counts against RLIMIT_AS like any mapping: procedures have the rest. */
+void worker_arena_reserve(size_t mem_limit)
+{
+	worker_page = (size_t)sysconf(_SC_PAGESIZE);
+	worker_arena_size = mem_limit / 8 < WORKER_ARENA_MAX ? mem_limit / 8 : WORKER_ARENA_MAX;
+	worker_arena_size &= ~(worker_page - 1);
+	if (worker_arena_size < worker_page)
+		worker_arena_size = worker_page;
+	worker_arena = mmap(NULL, worker_arena_size, PROT_NONE,
+			    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (worker_arena == MAP_FAILED)
+		worker_fail(WORKER_EXIT_OOM, "worker: cannot reserve %zu KiB for compiled types",
+			    worker_arena_size >> 10);
+}
+
+worker_run_fn worker_slot_run(uint32_t slot)
+{
+	return slot < FRAME_SLOTS_MAX ? worker_slots[slot].run : NULL;
+}
+
+/* Give @s's arena back (kept reserved, no longer readable). */
+static void worker_slot_clear(struct worker_slot *s)
+{
+	if (s->lo &&
+	    mmap(s->lo, s->span, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE,
+		 -1, 0) == MAP_FAILED)
+		_exit(WORKER_EXIT_IO);
+	*s = (struct worker_slot){0};
+}
+
+static int worker_cmp_slot(const void *a, const void *b)
+{
+	const struct worker_slot *x = *(struct worker_slot *const *)a;
+	const struct worker_slot *y = *(struct worker_slot *const *)b;
+
+	return x->lo < y->lo ? -1 : x->lo > y->lo;
+}
+
+/* The largest free stretch of the arena: its start in *@at, its length returned. */
+static size_t worker_arena_gap(char **at)
+{
+	static struct worker_slot *used[FRAME_SLOTS_MAX];
+	size_t n = 0, best = 0;
+	char *pos = worker_arena, *end = worker_arena + worker_arena_size;
+
+	for (size_t i = 0; i < FRAME_SLOTS_MAX; i++)
+		if (worker_slots[i].lo)
+			used[n++] = &worker_slots[i];
+	qsort(used, n, sizeof(used[0]), worker_cmp_slot);
+	*at = worker_arena;
+	for (size_t i = 0; i <= n; i++) {
+		char *next = i < n ? used[i]->lo : end;
+
+		if ((size_t)(next - pos) > best) {
+			best = (size_t)(next - pos);
+			*at = pos;
+		}
+		if (i < n)
+			pos = used[i]->lo + used[i]->span;
+	}
+	return best;
+}
+
+/* The compile child's reply to the zygote, on fd 1 (the result pipe). */
+static void __attribute__((noreturn)) worker_compile_reply(int32_t status, const void *a,
+							    size_t alen, const void *b, size_t blen)
+{
+	uint8_t hdr[FRAME_RESP_HDR];
+
+	frame_put_response(hdr, status, (uint32_t)(alen + blen));
+	if (frame_write_full(1, hdr, sizeof(hdr), -1) < 0 ||
+	    (alen && frame_write_full(1, a, alen, -1) < 0) ||
+	    (blen && frame_write_full(1, b, blen, -1) < 0))
+		_exit(WORKER_EXIT_IO);
+	_exit(0);
+}
+
+/*
+ * The compile child: fd 1 is the result pipe, nothing else of the zygote's is
+ * kept.  It holds the other types' images too (a fork), which is why it locks
+ * itself down before parsing: no fork, no kill, no pipe, no writes but to fd 1.
+ */
+static void __attribute__((noreturn)) worker_compile_child(char *src, uint32_t len, char *at,
+							    size_t room, const char *include_dir,
+							    const char *libtcc1)
+{
+	struct buf err = BUF_INIT;
+	worker_run_fn run;
+	size_t size = 0;
+	uint64_t meta[2];
+
+	for (int fd = 3; fd < 16; fd++)
+		close(fd);
+	close(0);
+	worker_compile_lockdown();
+	if (worker_precheck(src, len, &err) < 0)
+		worker_compile_reply(FRAME_COMPILE_ERROR, err.data, err.len, NULL, 0);
+	run = worker_compile(src, include_dir, libtcc1, at, room, &size, &err);
+	if (!run && size > room) {
+		meta[0] = size;
+		worker_compile_reply(FRAME_NO_ROOM, meta, 8, NULL, 0);
+	}
+	if (!run) {
+		if (err.len > FRAME_MAX_MESSAGE)
+			buf_truncate(&err, FRAME_MAX_MESSAGE);
+		worker_compile_reply(FRAME_COMPILE_ERROR, err.data, err.len, NULL, 0);
+	}
+	meta[0] = (uint64_t)((char *)run - at);
+	meta[1] = size;
+	worker_compile_reply(FRAME_COMPILED, meta, sizeof(meta), at, size);
+}
+
+/* Reply to the daemon's load request. */
+static void worker_load_reply(int32_t status, const void *p, size_t len)
+{
+	uint8_t hdr[FRAME_RESP_HDR];
+
+	frame_put_response(hdr, status, (uint32_t)len);
+	if (frame_write_full(1, hdr, sizeof(hdr), -1) < 0 ||
+	    (len && frame_write_full(1, p, len, -1) < 0))
+		_exit(WORKER_EXIT_IO);
+}
+
+static int worker_wait(pid_t pid)
+{
+	int st = 0;
+
+	while (wait4(pid, &st, 0, NULL) < 0)
+		if (errno != EINTR)
+			_exit(WORKER_EXIT_IO);
+	return st;
+}
+
+/*
+ * Read the compile child's reply from @fd and act on it: the image into @at, or
+ * the message (or the size that did not fit) to the daemon.  Returns the reply to
+ * send: 0 for an image in place (FRAME_COMPILED), or a status with the bytes in
+ * @msg; -1 when the child broke the protocol (it is then killed and its wait
+ * status is the answer).
+ */
+static int worker_load_result(int fd, struct worker_slot *s, char *at, size_t room,
+			      struct buf *msg)
+{
+	uint8_t hdr[FRAME_RESP_HDR];
+	uint64_t meta[2];
+	int32_t status;
+	uint32_t len;
+
+	if (frame_read_full(fd, hdr, sizeof(hdr), -1) != (ssize_t)sizeof(hdr) ||
+	    frame_get_response(hdr, FRAME_NO_ROOM, FRAME_MAX_MESSAGE + sizeof(meta) + (uint32_t)room,
+			       &status, &len) < 0)
+		return -1;
+	if (status == FRAME_COMPILE_ERROR || status == FRAME_NO_ROOM) {
+		if (len > FRAME_MAX_MESSAGE || (status == FRAME_NO_ROOM && len != 8))
+			return -1;
+		buf_grow(msg, len);
+		if (frame_read_full(fd, msg->data, len, -1) != (ssize_t)len)
+			return -1;
+		msg->len = len;
+		return status;
+	}
+	if (status != FRAME_COMPILED || len < sizeof(meta) ||
+	    frame_read_full(fd, meta, sizeof(meta), -1) != (ssize_t)sizeof(meta) ||
+	    meta[1] == 0 || meta[1] > room || meta[0] >= meta[1] || len - sizeof(meta) != meta[1])
+		return -1;
+	s->span = (meta[1] + worker_page - 1) & ~(worker_page - 1);
+	if (mmap(at, s->span, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1,
+		 0) == MAP_FAILED)
+		_exit(WORKER_EXIT_OOM);
+	s->lo = at; /* from here on worker_slot_clear gives it back */
+	if (frame_read_full(fd, at, meta[1], -1) != (ssize_t)meta[1])
+		return -1;
+	/* as tcc leaves a relocated image: its code and data share pages */
+	if (mprotect(at, s->span, PROT_READ | PROT_WRITE | PROT_EXEC) < 0)
+		_exit(WORKER_EXIT_IO);
+	s->run = (worker_run_fn)(void *)(at + meta[0]);
+	return FRAME_COMPILED;
+}
+
+/*
+ * A load request (its FRAME_REQ_LOAD word already read from fd 0): compile the
+ * source into its slot in a child and answer the daemon.  Returns the compile
+ * child's pid, still to be reaped (its exit is not waited for on the way to the
+ * answer).
+ */
+pid_t worker_load(const char *include_dir, const char *libtcc1)
+{
+	struct buf msg = BUF_INIT;
+	uint32_t head[2], len, slot;
+	struct worker_slot *s;
+	size_t room;
+	char *src, *at;
+	int p[2], st, r;
+	pid_t child;
+
+	if (frame_read_full(0, head, sizeof(head), -1) != (ssize_t)sizeof(head))
+		_exit(WORKER_EXIT_IO);
+	slot = head[0];
+	len = head[1];
+	if (slot >= FRAME_SLOTS_MAX || len >= FRAME_REQ_BATCH)
+		_exit(WORKER_EXIT_IO); /* the daemon is out of step */
+	src = worker_read_body(len);
+	s = &worker_slots[slot];
+	worker_slot_clear(s);
+	room = worker_arena_gap(&at);
+	if (pipe2(p, O_CLOEXEC) < 0)
+		_exit(WORKER_EXIT_IO);
+	child = _Fork();
+	if (child < 0)
+		_exit(WORKER_EXIT_IO);
+	if (child == 0) {
+		if (dup2(p[1], 1) < 0)
+			_exit(WORKER_EXIT_IO);
+		worker_compile_child(src, len, at, room, include_dir, libtcc1);
+	}
+	close(p[1]);
+	explicit_bzero(src, len);
+	free(src);
+	r = worker_load_result(p[0], s, at, room, &msg);
+	close(p[0]);
+	if (r < 0) {
+		/* dead, or lying: either way nothing of it is kept */
+		worker_slot_clear(s);
+		kill(child, SIGKILL);
+		st = worker_wait(child);
+		if (WIFEXITED(st) && WEXITSTATUS(st) == 0) {
+			static const char bad[] = "the compiler broke the protocol";
+
+			worker_load_reply(FRAME_COMPILE_ERROR, bad, sizeof(bad) - 1);
+		} else {
+			int32_t v = st;
+
+			worker_load_reply(FRAME_COMPILE_DIED, &v, sizeof(v));
+		}
+		buf_free(&msg);
+		return 0;
+	}
+	worker_load_reply(r, msg.data, msg.len);
+	buf_free(&msg);
+	return child;
+}
