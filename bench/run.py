@@ -723,7 +723,8 @@ def bench_longtail(ctx, R, llm):
             'warm_new_input_p50_us': median(hits),
             'stats': {k: st.get(k) for k in (
                 'worker_spawns', 'worker_forks', 'worker_mother_spawns', 'worker_compiles',
-                'worker_evictions', 'worker_pool_hits', 'worker_pool_misses',
+                'worker_evictions', 'worker_type_evictions', 'worker_types_cached',
+                'worker_pool_hits', 'worker_pool_misses',
                 'worker_pool_hit_permille', 'memo_hit_permille', 'admissions',
                 'admissions_on_record', 'workers_live', 'memo_entries', 'memo_bytes')}})
     res['passes'] = passes

@@ -111,6 +111,7 @@ static void sandbox_slot_fill(struct sandbox_slot *sl, uint64_t key, uid_t owner
 		c->srclen = len;
 		LIST_INIT(&c->slots);
 		hmap_insert(&sbx.codes, key, c);
+		sbx.code_bytes += len;
 	}
 	sl->code = c;
 	sl->loaded = sl->forgotten = false;
@@ -138,6 +139,7 @@ static void sandbox_slot_clear(struct sandbox_slot *sl)
 		struct sandbox_code_key k = {c->owner, c->source, c->srclen};
 
 		hmap_remove(&sbx.codes, c->key, &k);
+		sbx.code_bytes -= c->srclen;
 		free(c->source);
 		free(c);
 	}
@@ -538,6 +540,17 @@ fill:
 	sbx.stats.pool_misses++;
 	w->cur = slot;
 	sandbox_slot_fill(&w->slots[slot], key, owner, src, len);
+	/* The sources kept are bounded, whatever sizes and numbers of types are
+	 * asked: the least recently used idle types go first. */
+	while (sbx.code_bytes > SANDBOX_CODE_BYTES_MAX) {
+		TAILQ_FOREACH_REVERSE(sl, &sbx.slots_lru, sandbox_slot_lru, lru)
+			if (!sl->w->busy)
+				break;
+		if (!sl)
+			break;
+		sandbox_slot_clear(sl);
+		sbx.stats.type_evictions++;
+	}
 found:
 	*out = w;
 out:

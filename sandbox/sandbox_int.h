@@ -33,6 +33,9 @@
 #define SANDBOX_MAX_SOURCE (16u << 20)	/* larger sources are refused */
 #define SANDBOX_EXIT_GRACE_MS 500	/* for a worker that closed its pipe */
 #define SANDBOX_PRESEND_MAX (32u << 10) /* sources written before the worker starts */
+/* Source bytes the pool keeps for its compiled types (struct sandbox_code), all
+ * owners together: past it the least recently used idle types are dropped. */
+#define SANDBOX_CODE_BYTES_MAX (64u << 20)
 
 /*
  * How the last exchange with a worker ended when a process of it died on its own:
@@ -129,6 +132,7 @@ struct sandbox_state {
 	unsigned parked; /* busy workers waiting on a call (see sandbox.h) */
 	size_t mem_live; /* sum of mem of the workers in idle and busy that count it */
 	struct hmap codes;				/* struct sandbox_code by key */
+	size_t code_bytes;				/* their sources' bytes */
 	TAILQ_HEAD(sandbox_slot_lru, sandbox_slot) slots_lru; /* loaded slots, newest first */
 	/* Set once at start, before the first run (sandbox.h): read without the lock. */
 	sandbox_call_fn call_fn;
