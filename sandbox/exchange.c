@@ -406,7 +406,7 @@ int sandbox_prepare(uid_t owner, const char *source, size_t srclen, struct sandb
 			*out = w;
 			return 0;
 		}
-		if (ret == -ENOSPC && attempt < 2) {
+		if (ret == -ENOSPC && attempt < 2 && w->nused > 0) {
 			/* full of other types: end it, and try one with room */
 			sandbox_checkin(w, false);
 			buf_reset(err);

@@ -280,6 +280,7 @@ static int worker_seccomp_build(scmp_filter_ctx *out)
 	ALLOW(write, 1, SCMP_A0(SCMP_CMP_EQ, 1));
 	ALLOW(write, 1, SCMP_A0(SCMP_CMP_EQ, WORKER_CALL_FD));
 	ALLOW(write, 1, SCMP_A0(SCMP_CMP_EQ, WORKER_NEXT_CALL_FD)); /* its "go" */
+	ALLOW(write, 1, SCMP_A0(SCMP_CMP_EQ, WORKER_COMPILER_FD)); /* a source to compile */
 	/* glibc's fatal messages ("free(): double free detected") go to fd 2 with
 	 * writev before abort(); fd 2 is /dev/null */
 	ALLOW(writev, 1, SCMP_A0(SCMP_CMP_EQ, 2));
@@ -315,6 +316,8 @@ static int worker_seccomp_build(scmp_filter_ctx *out)
 	ALLOW(wait4, 0);
 	ALLOW(pipe2, 0);
 	ALLOW(close, 0);
+	ALLOW(fcntl, 1, SCMP_A1(SCMP_CMP_EQ, F_DUPFD_CLOEXEC)); /* the compiler's pipes */
+	ALLOW(dup3, 0);
 	ALLOW(kill, 1, SCMP_A1(SCMP_CMP_EQ, SIGKILL));
 	ALLOW(sched_yield, 0);
 	/* the child, before any procedure code: its pipe as fd 1, its own filter */

@@ -21,6 +21,8 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdint.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -120,24 +122,54 @@ static void __attribute__((noreturn)) worker_compile_reply(int32_t status, const
 	_exit(0);
 }
 
+/* The compiler forked ahead (worker_compiler_ahead), 0 when there is none. */
+static pid_t worker_compiler;
+
+/* A trusted source, compiled and relocated by a compiler while it waits: the
+ * heap, tcc's tables and the headers are then warm in it, so that the type's
+ * compile takes copy-on-write and zero-fill faults no more. */
+static const char worker_warm_src[] =
+    "#include <seglam.h>\n#include <stdio.h>\n#include <string.h>\n#include <stdlib.h>\n"
+    "int seglam_run(const char *in, size_t len, seglam_out *out) {\n"
+    "\tchar b[32]; snprintf(b, sizeof(b), \"%zu\", len); (void)atoi(b);\n"
+    "\treturn seglam_write(out, in, strlen(in)) + seglam_printf(out, \"%s\", b); }\n";
+
 /*
- * The compile child: fd 1 is the result pipe, nothing else of the zygote's is
- * kept.  It holds the other types' images too (a fork), which is why it locks
- * itself down before parsing: no fork, no kill, no pipe, no writes but to fd 1.
+ * A compile child: forked by the zygote ahead of the load it will serve, with
+ * the request pipe as fd 0 and the reply pipe as fd 1 and nothing else.  It
+ * holds the other types' images too (a fork), which is why it locks itself down
+ * before anything else: no fork, no kill, no pipe, no writes but to fd 1.  Then
+ * it warms up, waits for [u64 at][u64 room][u32 len][source], compiles that one
+ * source, replies and exits.
  */
-static void __attribute__((noreturn)) worker_compile_child(char *src, uint32_t len, char *at,
-							    size_t room, const char *include_dir,
+static void __attribute__((noreturn)) worker_compile_child(const char *include_dir,
 							    const char *libtcc1)
 {
 	struct buf err = BUF_INIT;
 	worker_run_fn run;
-	size_t size = 0;
-	uint64_t meta[2];
+	size_t size = 0, room;
+	uint64_t meta[2], head[2];
+	uint32_t len;
+	char *src, *at;
 
 	for (int fd = 3; fd < 16; fd++)
 		close(fd);
-	close(0);
 	worker_compile_lockdown();
+	/* tcc's big buffers from the heap, kept there between the two compiles */
+	mallopt(M_MMAP_THRESHOLD, 8 << 20);
+	mallopt(M_TRIM_THRESHOLD, 64 << 20);
+#ifndef NO_WARM
+	(void)worker_compile(worker_warm_src, include_dir, libtcc1, NULL, 0, &size, &err);
+#endif
+	buf_reset(&err);
+	size = 0;
+	if (frame_read_full(0, head, sizeof(head), -1) != (ssize_t)sizeof(head))
+		_exit(0); /* the zygote is gone, or never needed us */
+	at = (char *)(uintptr_t)head[0];
+	room = (size_t)head[1];
+	len = worker_read_len();
+	src = worker_read_body(len);
+	close(0);
 	if (worker_precheck(src, len, &err) < 0)
 		worker_compile_reply(FRAME_COMPILE_ERROR, err.data, err.len, NULL, 0);
 	run = worker_compile(src, include_dir, libtcc1, at, room, &size, &err);
@@ -153,6 +185,63 @@ static void __attribute__((noreturn)) worker_compile_child(char *src, uint32_t l
 	meta[0] = (uint64_t)((char *)run - at);
 	meta[1] = size;
 	worker_compile_reply(FRAME_COMPILED, meta, sizeof(meta), at, size);
+}
+
+/* Put @fd on @target (close-on-exec) and close @fd. */
+static void worker_fd_move(int fd, int target)
+{
+	if (fd != target && (dup3(fd, target, O_CLOEXEC) < 0 || close(fd) < 0))
+		_exit(WORKER_EXIT_IO);
+}
+
+/*
+ * Fork the compiler for the next load now, while nothing waits for it: it warms
+ * up while the worker serves runs.  Its request pipe's write end goes to
+ * WORKER_COMPILER_FD (the zygote's filter names it), its reply pipe's read end
+ * to WORKER_COMPILER_IN_FD.
+ */
+void worker_compiler_ahead(const char *include_dir, const char *libtcc1)
+{
+	int req[2], resp[2], a, b;
+	pid_t pid;
+
+	if (worker_compiler)
+		return;
+	if (pipe2(req, O_CLOEXEC) < 0 || pipe2(resp, O_CLOEXEC) < 0)
+		_exit(WORKER_EXIT_IO);
+	pid = _Fork();
+	if (pid < 0)
+		_exit(WORKER_EXIT_IO);
+	if (pid == 0) {
+		if (dup2(req[0], 0) < 0 || dup2(resp[1], 1) < 0)
+			_exit(WORKER_EXIT_IO);
+		worker_compile_child(include_dir, libtcc1);
+	}
+	close(req[0]);
+	close(resp[1]);
+	/* above every fd in use, then down to their places (RLIMIT_NOFILE is 16) */
+	a = fcntl(req[1], F_DUPFD_CLOEXEC, WORKER_COMPILER_FD + 2);
+	b = fcntl(resp[0], F_DUPFD_CLOEXEC, WORKER_COMPILER_FD + 2);
+	if (a < 0 || b < 0)
+		_exit(WORKER_EXIT_IO);
+	close(req[1]);
+	close(resp[0]);
+	worker_fd_move(a, WORKER_COMPILER_FD);
+	worker_fd_move(b, WORKER_COMPILER_IN_FD);
+	worker_compiler = pid;
+}
+
+/* At the end: the compiler waiting for a load that will not come. */
+void worker_compiler_end(void)
+{
+	int st;
+
+	if (!worker_compiler)
+		return;
+	kill(worker_compiler, SIGKILL);
+	while (wait4(worker_compiler, &st, 0, NULL) < 0 && errno == EINTR)
+		;
+	worker_compiler = 0;
 }
 
 /* Reply to the daemon's load request. */
@@ -232,10 +321,11 @@ pid_t worker_load(const char *include_dir, const char *libtcc1)
 {
 	struct buf msg = BUF_INIT;
 	uint32_t head[2], len, slot;
+	uint64_t where[2];
 	struct worker_slot *s;
 	size_t room;
 	char *src, *at;
-	int p[2], st, r;
+	int st, r;
 	pid_t child;
 
 	if (frame_read_full(0, head, sizeof(head), -1) != (ssize_t)sizeof(head))
@@ -248,21 +338,26 @@ pid_t worker_load(const char *include_dir, const char *libtcc1)
 	s = &worker_slots[slot];
 	worker_slot_clear(s);
 	room = worker_arena_gap(&at);
-	if (pipe2(p, O_CLOEXEC) < 0)
-		_exit(WORKER_EXIT_IO);
-	child = _Fork();
-	if (child < 0)
-		_exit(WORKER_EXIT_IO);
-	if (child == 0) {
-		if (dup2(p[1], 1) < 0)
-			_exit(WORKER_EXIT_IO);
-		worker_compile_child(src, len, at, room, include_dir, libtcc1);
+	worker_compiler_ahead(include_dir, libtcc1); /* (none was: the first load) */
+	child = worker_compiler;
+	worker_compiler = 0;
+	/* The compiler reads while we write (a source may be larger than the pipe);
+	 * if it died, the write fails (SIGPIPE is ignored) and its reply says why. */
+	where[0] = (uint64_t)(uintptr_t)at;
+	where[1] = room;
+	{
+		uint8_t hdr[FRAME_REQ_HDR];
+
+		frame_put_request(hdr, len);
+		if (frame_write_full(WORKER_COMPILER_FD, where, sizeof(where), -1) == 0 &&
+		    frame_write_full(WORKER_COMPILER_FD, hdr, sizeof(hdr), -1) == 0)
+			frame_write_full(WORKER_COMPILER_FD, src, len, -1);
 	}
-	close(p[1]);
+	close(WORKER_COMPILER_FD);
 	explicit_bzero(src, len);
 	free(src);
-	r = worker_load_result(p[0], s, at, room, &msg);
-	close(p[0]);
+	r = worker_load_result(WORKER_COMPILER_IN_FD, s, at, room, &msg);
+	close(WORKER_COMPILER_IN_FD);
 	if (r < 0) {
 		/* dead, or lying: either way nothing of it is kept */
 		worker_slot_clear(s);

@@ -11,6 +11,7 @@
 #include <fcntl.h>
 #include <sched.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -370,29 +371,32 @@ violation:
  */
 void worker_serve(char *relay, const char *include_dir, const char *libtcc1)
 {
-	pid_t child, next, dying = 0, compiler;
+	pid_t child, next, dying = 0, gone[4] = {0};
+	bool after_load;
 
 	if (worker_read_len() != FRAME_REQ_LOAD)
 		_exit(WORKER_EXIT_IO); /* the first request is a load */
-	compiler = worker_load(include_dir, libtcc1);
+	gone[0] = worker_load(include_dir, libtcc1);
 restart:
 	worker_first_children(&child, &next);
-	if (compiler)
-		worker_reap(compiler); /* its exit overlapped the forks */
+	after_load = true;
 	for (;;) {
 		int end = worker_relay(child, relay);
 
 		if (end == WORKER_RUN_LOAD) {
 			kill(child, SIGKILL);
 			kill(next, SIGKILL);
-			worker_reap(child);
-			worker_reap(next);
-			if (dying)
-				worker_reap(dying);
-			dying = 0;
 			for (int fd = WORKER_CHILD_FD; fd <= WORKER_NEXT_CALL_FD; fd++)
 				close(fd);
-			compiler = worker_load(include_dir, libtcc1);
+			/* (a load right after a load: the last one's are reaped first) */
+			for (int i = 0; i < 4; i++)
+				if (gone[i])
+					worker_reap(gone[i]);
+			gone[0] = child;
+			gone[1] = next;
+			gone[2] = dying;
+			dying = 0;
+			gone[3] = worker_load(include_dir, libtcc1);
 			goto restart;
 		}
 
@@ -405,6 +409,10 @@ restart:
 			worker_reap(next);
 			if (dying)
 				worker_reap(dying);
+			for (int i = 0; i < 4; i++)
+				if (gone[i])
+					worker_reap(gone[i]);
+			worker_compiler_end();
 			_exit(0);
 		}
 		/* The run is over, and with it the zygote's reads of call answers
@@ -429,6 +437,18 @@ restart:
 		dying = end == WORKER_RUN_DONE ? child : 0;
 		child = next;
 		next = worker_fork_child();
+		if (after_load) {
+			/* After the first run of a load, not before it: what ended for the
+			 * load is reaped (its exits overlapped the load and that run), and
+			 * the compiler for the next load is forked, to warm up while the
+			 * worker serves. */
+			for (int i = 0; i < 4; i++)
+				if (gone[i])
+					worker_reap(gone[i]);
+			memset(gone, 0, sizeof(gone));
+			worker_compiler_ahead(include_dir, libtcc1);
+			after_load = false;
+		}
 	}
 }
 

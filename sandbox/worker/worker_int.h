@@ -38,6 +38,10 @@
 /* The same two for the child forked ahead, until it becomes the current one. */
 #define WORKER_NEXT_CHILD_FD 5
 #define WORKER_NEXT_CALL_FD 6
+/* The zygote's ends of the pipes to the compiler forked ahead (load.c): the
+ * request (the source) and the reply (the image). */
+#define WORKER_COMPILER_FD 7
+#define WORKER_COMPILER_IN_FD 8
 
 #define WORKER_BATCH_OUT (256u << 10) /* reply buffer; written out when full */
 /* Address space a zygote reserves for the images of its types (load.c): an
@@ -86,6 +90,8 @@ worker_run_fn worker_compile(const char *src, const char *include_dir, const cha
 void worker_arena_reserve(size_t mem_limit);
 worker_run_fn worker_slot_run(uint32_t slot);
 pid_t worker_load(const char *include_dir, const char *libtcc1);
+void worker_compiler_ahead(const char *include_dir, const char *libtcc1);
+void worker_compiler_end(void);
 
 /* abi.c */
 struct worker_sym {
