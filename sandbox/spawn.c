@@ -21,6 +21,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
@@ -59,10 +60,11 @@ static int sandbox_high_fd(int fd)
 
 /*
  * posix_spawn seglam-worker with @fd0 and @fd1 as its fds 0 and 1 (fd 2
- * /dev/null, nothing else), in its own process group, with default signal
- * dispositions and an empty environment.  @mother: start the mother instead.
+ * /dev/null, @arena as FRAME_ARENA_FD unless it is -1, nothing else), in its own
+ * process group, with default signal dispositions and an empty environment.
+ * @mother: start the mother instead.
  */
-static int sandbox_spawn_exec(int fd0, int fd1, bool mother, pid_t *pid)
+static int sandbox_spawn_exec(int fd0, int fd1, int arena, bool mother, pid_t *pid)
 {
 	char mem[32], cap[32];
 	char *argv[8] = {mother ? "seglam-mother" : "seglam-worker", sbx.include_dir,
@@ -94,8 +96,11 @@ static int sandbox_spawn_exec(int fd0, int fd1, bool mother, pid_t *pid)
 		ret = -posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
 	if (!ret)
 		ret = -posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
+	if (!ret && arena >= 0)
+		ret = -posix_spawn_file_actions_adddup2(&fa, arena, FRAME_ARENA_FD);
 	if (!ret)
-		ret = -posix_spawn_file_actions_addclosefrom_np(&fa, 3);
+		ret = -posix_spawn_file_actions_addclosefrom_np(&fa, arena >= 0 ? FRAME_ARENA_FD + 1
+									       : FRAME_ARENA_FD);
 	/* default dispositions (the daemon ignores SIGPIPE) and an empty mask */
 	if (!ret)
 		ret = -posix_spawnattr_setsigdefault(&attr, &all);
@@ -167,7 +172,7 @@ static int sandbox_mother_start(void)
 		ret = -EMFILE;
 		goto out;
 	}
-	ret = sandbox_spawn_exec(sv[1], -1, true, &mom.pid);
+	ret = sandbox_spawn_exec(sv[1], -1, -1, true, &mom.pid);
 	if (ret)
 		goto out;
 	mom.fd = sv[0];
@@ -184,13 +189,12 @@ out:
 }
 
 /*
- * Ask the mother for a worker on the pipe ends @fd0 (its requests) and @fd1 (its
- * responses).  0 with *@pid, or -errno (then the caller spawns one itself).
- * A mother that does not answer well within the time limit is ended.
+ * Ask the mother for a worker on @fds (frame.h: the pipe ends of its requests and
+ * responses, its arena).  0 with *@pid, or -errno (then the caller spawns one
+ * itself).  A mother that does not answer well within the time limit is ended.
  */
-static int sandbox_mother_fork(int fd0, int fd1, pid_t *pid)
+static int sandbox_mother_fork(const int fds[FRAME_WORKER_FDS], pid_t *pid)
 {
-	const int fds[2] = {fd0, fd1};
 	struct pollfd p;
 	int32_t v[2] = {0, 0}; /* the worker's pid (or -errno), a dead spare's pid */
 	ssize_t n;
@@ -299,9 +303,37 @@ static bool sandbox_presend(int fd, const struct sandbox_worker *w)
 	return false;
 }
 
+/*
+ * A new worker's arena (worker/load.c): a memfd of frame_arena_size(), sealed
+ * against shrinking and growing.  Made here because a worker may not size a
+ * file (RLIMIT_FSIZE 0); the worker maps it and seals it against new writable
+ * shared mappings.  -errno on failure.
+ */
+static int sandbox_arena_fd(void)
+{
+	/* MFD_EXEC (Linux 6.3): executable even where vm.memfd_noexec=1 */
+	int fd = memfd_create("seglam-arena", MFD_CLOEXEC | MFD_ALLOW_SEALING | 0x0010U);
+
+	if (fd < 0 && errno == EINVAL)
+		fd = memfd_create("seglam-arena", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	if (fd < 0)
+		return -errno;
+	fd = sandbox_high_fd(fd);
+	if (fd < 0)
+		return -EMFILE;
+	if (ftruncate(fd, (off_t)frame_arena_size(sbx.cfg.mem_limit)) < 0 ||
+	    fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW) < 0) {
+		int e = -errno;
+
+		close(fd);
+		return e;
+	}
+	return fd;
+}
+
 static int sandbox_spawn(struct sandbox_worker *w)
 {
-	int req[2] = {-1, -1}, resp[2] = {-1, -1};
+	int req[2] = {-1, -1}, resp[2] = {-1, -1}, arena = -1;
 	int ret;
 
 	/* O_CLOEXEC on every end: another thread spawning at the same moment must
@@ -318,14 +350,21 @@ static int sandbox_spawn(struct sandbox_worker *w)
 			goto out;
 		}
 	}
+	if (!sbx.cfg.worker_reuse) {
+		arena = sandbox_arena_fd();
+		if (arena < 0) {
+			ret = arena;
+			goto out;
+		}
+	}
 	w->source_sent = sandbox_presend(req[1], w);
-	ret = sandbox_mother_fork(req[0], resp[1], &w->pid);
+	ret = sandbox_mother_fork((const int[FRAME_WORKER_FDS]){req[0], resp[1], arena}, &w->pid);
 	if (ret == 0) {
 		pthread_mutex_lock(&sbx.lock);
 		sbx.stats.forks++;
 		pthread_mutex_unlock(&sbx.lock);
 	} else {
-		ret = sandbox_spawn_exec(req[0], resp[1], false, &w->pid);
+		ret = sandbox_spawn_exec(req[0], resp[1], arena, false, &w->pid);
 	}
 	if (ret)
 		goto out;
@@ -341,6 +380,8 @@ out:
 		if (resp[i] >= 0)
 			close(resp[i]);
 	}
+	if (arena >= 0)
+		close(arena);
 	return ret;
 }
 

@@ -55,13 +55,13 @@ struct worker_ll_attr {
 	uint64_t scoped;
 };
 
-void worker_close_fds(void)
+void worker_close_fds(int from)
 {
-	if (syscall(SYS_close_range, 3U, ~0U, 0U) < 0) {
+	if (syscall(SYS_close_range, (unsigned)from, ~0U, 0U) < 0) {
 		/* pre-5.9 kernel: close what RLIMIT_NOFILE allows */
 		long max = sysconf(_SC_OPEN_MAX);
 
-		for (long fd = 3; fd < (max > 0 ? max : 1024); fd++)
+		for (long fd = from; fd < (max > 0 ? max : 1024); fd++)
 			close((int)fd);
 	}
 }

@@ -132,11 +132,11 @@ int frame_get_call(const char *p, size_t len, const char **type, const char **in
 	return 0;
 }
 
-ssize_t frame_send_fds(int sock, const int fds[2])
+ssize_t frame_send_fds(int sock, const int fds[FRAME_WORKER_FDS])
 {
 	union {
 		struct cmsghdr h;
-		char buf[CMSG_SPACE(2 * sizeof(int))];
+		char buf[CMSG_SPACE(FRAME_WORKER_FDS * sizeof(int))];
 	} u;
 	char byte = 'W';
 	struct iovec iov = {.iov_base = &byte, .iov_len = 1};
@@ -151,8 +151,8 @@ ssize_t frame_send_fds(int sock, const int fds[2])
 	c = CMSG_FIRSTHDR(&msg);
 	c->cmsg_level = SOL_SOCKET;
 	c->cmsg_type = SCM_RIGHTS;
-	c->cmsg_len = CMSG_LEN(2 * sizeof(int));
-	memcpy(CMSG_DATA(c), fds, 2 * sizeof(int));
+	c->cmsg_len = CMSG_LEN(FRAME_WORKER_FDS * sizeof(int));
+	memcpy(CMSG_DATA(c), fds, FRAME_WORKER_FDS * sizeof(int));
 	do
 		n = sendmsg(sock, &msg, MSG_NOSIGNAL);
 	while (n < 0 && errno == EINTR);

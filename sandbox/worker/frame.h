@@ -176,10 +176,28 @@ int frame_get_response(const uint8_t hdr[FRAME_RESP_HDR], int32_t max_status, ui
 int frame_get_call(const char *p, size_t len, const char **type, const char **in, size_t *inlen);
 
 /*
- * The mother's request (worker/mother.c): one byte with a new worker's two pipe
- * ends as SCM_RIGHTS, on the SOCK_SEQPACKET socket @sock (the daemon's to the
- * mother, the mother's to its spare).  Returns 1 (the byte sent) or -errno.
+ * A new worker's fds (worker/mother.c): the read end of its request pipe, the
+ * write end of its response pipe, and the memfd of its arena (load.c), which the
+ * daemon makes (a worker may not size a file: RLIMIT_FSIZE is 0) and seals
+ * against shrinking and growing.  The mother's request is one byte with them as
+ * SCM_RIGHTS, on the SOCK_SEQPACKET socket @sock (the daemon's to the mother, the
+ * mother's to its spare).  Returns 1 (the byte sent) or -errno.
  */
-ssize_t frame_send_fds(int sock, const int fds[2]);
+#define FRAME_WORKER_FDS 3
+ssize_t frame_send_fds(int sock, const int fds[FRAME_WORKER_FDS]);
+
+/* A spawned worker (not forked by the mother) finds its arena's memfd here. */
+#define FRAME_ARENA_FD 3
+/* The arena's size for a worker of RLIMIT_AS @mem: a sixteenth of it (it is
+ * mapped twice), at most FRAME_ARENA_MAX, at least the table of entry points
+ * (FRAME_SLOTS_MAX u64s) and one page. */
+#define FRAME_ARENA_MAX (16u << 20)
+#define FRAME_ARENA_MIN (FRAME_SLOTS_MAX * 8u + 4096u)
+static inline size_t frame_arena_size(size_t mem)
+{
+	size_t n = (mem / 16 < FRAME_ARENA_MAX ? mem / 16 : FRAME_ARENA_MAX) & ~(size_t)4095;
+
+	return n < FRAME_ARENA_MIN ? FRAME_ARENA_MIN : n;
+}
 
 #endif

@@ -27,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -36,42 +37,82 @@
 pid_t _Fork(void);
 
 struct worker_slot {
-	char *lo;	   /* first byte of the image in the arena, NULL: empty */
-	size_t span;	   /* bytes of arena it takes (whole pages) */
-	worker_run_fn run; /* its seglam_run */
+	char *lo;    /* first byte of the image in the arena (X view), NULL: empty */
+	size_t span; /* bytes of arena it takes (whole pages) */
 };
 
+/* The zygote's own record of where each slot's image is (for placing the next). */
 static struct worker_slot worker_slots[FRAME_SLOTS_MAX];
-static char *worker_arena;
-static size_t worker_arena_size, worker_page;
 
-/* The arena counts against RLIMIT_AS like any mapping: procedures have the rest. */
-void worker_arena_reserve(size_t mem_limit)
+/*
+ * The arena: one memfd mapped twice.  The W view (shared, writable) is the
+ * zygote's: it writes the images and the table of entry points through it.  The
+ * X view (private, readable, writable and executable, as tcc leaves an image) is
+ * where the code runs: a private mapping of a file shows the file's pages until
+ * the process writes them, so a child forked before a load sees the new image
+ * and entry point there, and what a procedure writes stays in its own copy.
+ * Children unmap the W view before anything else (worker_arena_drop), and the
+ * memfd is sealed against any new writable shared mapping (F_SEAL_FUTURE_WRITE):
+ * no child can get write access to the file again.  The table (the first
+ * WORKER_TABLE bytes) holds each slot's entry point, 0 for an empty slot.
+ */
+static char *worker_arena_w, *worker_arena;
+static size_t worker_arena_size, worker_page;
+#define WORKER_TABLE (FRAME_SLOTS_MAX * sizeof(uint64_t))
+
+/* Map the arena from the memfd @fd the daemon made (frame.h) and close it.  It
+ * counts against RLIMIT_AS like any mapping (twice: two views): procedures have
+ * the rest. */
+void worker_arena_map(int fd)
 {
+	struct stat st;
+
 	worker_page = (size_t)sysconf(_SC_PAGESIZE);
-	worker_arena_size = mem_limit / 8 < WORKER_ARENA_MAX ? mem_limit / 8 : WORKER_ARENA_MAX;
-	worker_arena_size &= ~(worker_page - 1);
-	if (worker_arena_size < worker_page)
-		worker_arena_size = worker_page;
-	worker_arena = mmap(NULL, worker_arena_size, PROT_NONE,
-			    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || (size_t)st.st_size < FRAME_ARENA_MIN ||
+	    (size_t)st.st_size > FRAME_ARENA_MAX || st.st_size % (off_t)worker_page)
+		worker_fail(WORKER_EXIT_SETUP, "worker: no arena for compiled types on fd %d", fd);
+	worker_arena_size = (size_t)st.st_size;
+	worker_arena_w = mmap(NULL, worker_arena_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (worker_arena_w == MAP_FAILED ||
+	    fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_FUTURE_WRITE) < 0)
+		worker_fail(WORKER_EXIT_SETUP, "worker: arena for compiled types: %s", strerror(errno));
+	worker_arena = mmap(NULL, worker_arena_size, PROT_READ | PROT_WRITE | PROT_EXEC,
+			    MAP_PRIVATE, fd, 0);
 	if (worker_arena == MAP_FAILED)
-		worker_fail(WORKER_EXIT_OOM, "worker: cannot reserve %zu KiB for compiled types",
-			    worker_arena_size >> 10);
+		worker_fail(WORKER_EXIT_SETUP,
+			    "worker: arena for compiled types: %s (is vm.memfd_noexec set?)",
+			    strerror(errno));
+	close(fd);
+	/* nothing of an earlier owner: the file is new, and zero */
+}
+
+/* In a child, before anything else it does: no write access to the arena. */
+void worker_arena_drop(void)
+{
+	if (worker_arena_w && munmap(worker_arena_w, worker_arena_size) < 0)
+		_exit(WORKER_EXIT_SETUP);
+	worker_arena_w = NULL;
 }
 
 worker_run_fn worker_slot_run(uint32_t slot)
 {
-	return slot < FRAME_SLOTS_MAX ? worker_slots[slot].run : NULL;
+	uint64_t entry;
+
+	if (slot >= FRAME_SLOTS_MAX)
+		return NULL;
+	entry = ((const volatile uint64_t *)(void *)worker_arena)[slot];
+	return entry ? (worker_run_fn)(void *)(uintptr_t)entry : NULL;
 }
 
-/* Give @s's arena back (kept reserved, no longer readable). */
+static void worker_slot_set(uint32_t slot, uint64_t entry)
+{
+	((volatile uint64_t *)(void *)worker_arena_w)[slot] = entry;
+}
+
+/* Empty @s (its bytes stay until the space is used again: nothing runs them). */
 static void worker_slot_clear(struct worker_slot *s)
 {
-	if (s->lo &&
-	    mmap(s->lo, s->span, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED | MAP_NORESERVE,
-		 -1, 0) == MAP_FAILED)
-		_exit(WORKER_EXIT_IO);
+	worker_slot_set((uint32_t)(s - worker_slots), 0);
 	*s = (struct worker_slot){0};
 }
 
@@ -88,13 +129,13 @@ static size_t worker_arena_gap(char **at)
 {
 	static struct worker_slot *used[FRAME_SLOTS_MAX];
 	size_t n = 0, best = 0;
-	char *pos = worker_arena, *end = worker_arena + worker_arena_size;
+	char *pos = worker_arena + WORKER_TABLE, *end = worker_arena + worker_arena_size;
 
 	for (size_t i = 0; i < FRAME_SLOTS_MAX; i++)
 		if (worker_slots[i].lo)
 			used[n++] = &worker_slots[i];
 	qsort(used, n, sizeof(used[0]), worker_cmp_slot);
-	*at = worker_arena;
+	*at = pos;
 	for (size_t i = 0; i <= n; i++) {
 		char *next = i < n ? used[i]->lo : end;
 
@@ -152,6 +193,7 @@ static void __attribute__((noreturn)) worker_compile_child(const char *include_d
 	uint32_t len;
 	char *src, *at;
 
+	worker_arena_drop();
 	for (int fd = 3; fd < 16; fd++)
 		close(fd);
 	worker_compile_lockdown();
@@ -297,17 +339,15 @@ static int worker_load_result(int fd, struct worker_slot *s, char *at, size_t ro
 	    frame_read_full(fd, meta, sizeof(meta), -1) != (ssize_t)sizeof(meta) ||
 	    meta[1] == 0 || meta[1] > room || meta[0] >= meta[1] || len - sizeof(meta) != meta[1])
 		return -1;
-	s->span = (meta[1] + worker_page - 1) & ~(worker_page - 1);
-	if (mmap(at, s->span, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1,
-		 0) == MAP_FAILED)
-		_exit(WORKER_EXIT_OOM);
-	s->lo = at; /* from here on worker_slot_clear gives it back */
-	if (frame_read_full(fd, at, meta[1], -1) != (ssize_t)meta[1])
+	/* (the W view's address of @at: the same offset in the other mapping) */
+	if (frame_read_full(fd, worker_arena_w + (at - worker_arena), meta[1], -1) !=
+	    (ssize_t)meta[1])
 		return -1;
-	/* as tcc leaves a relocated image: its code and data share pages */
-	if (mprotect(at, s->span, PROT_READ | PROT_WRITE | PROT_EXEC) < 0)
-		_exit(WORKER_EXIT_IO);
-	s->run = (worker_run_fn)(void *)(at + meta[0]);
+	s->lo = at;
+	s->span = (meta[1] + worker_page - 1) & ~(worker_page - 1);
+	/* the image first, then its entry: a child reads the entry, then the code */
+	__atomic_thread_fence(__ATOMIC_RELEASE);
+	worker_slot_set((uint32_t)(s - worker_slots), (uint64_t)(uintptr_t)(at + meta[0]));
 	return FRAME_COMPILED;
 }
 

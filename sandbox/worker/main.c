@@ -95,10 +95,11 @@ int main(int argc, char **argv)
 	char *src, *relay;
 	bool allow_no_landlock = false, reuse = false, mother = false, bad_flag = false;
 
-	/* Step 1: nothing inherited but the two pipes and /dev/null.  (The daemon
-	 * already spawned us with an empty environment and closefrom(3); this
-	 * also covers a daemon that forgot.) */
-	worker_close_fds();
+	/* Step 1: nothing inherited but the two pipes, /dev/null and (a worker
+	 * that is not -o worker_reuse) its arena's memfd on fd 3.  (The daemon
+	 * already spawned us with an empty environment and closefrom; this also
+	 * covers a daemon that forgot.) */
+	worker_close_fds(FRAME_ARENA_FD + 1);
 	/* a write to a run's child that died mid-call fails with EPIPE instead */
 	signal(SIGPIPE, SIG_IGN);
 	for (int i = 5; i < argc; i++) {
@@ -128,7 +129,10 @@ int main(int argc, char **argv)
 	/* Step 3: file system closed off before any untrusted byte is parsed. */
 	worker_landlock(argv[1], argv[2], allow_no_landlock);
 
-	/* Step 3b (mother only): fork a worker per type from here on. */
+	/* Step 3b (mother only): fork a worker per request from here on (each
+	 * gets its arena's memfd with its pipes). */
+	if (reuse || mother)
+		close(FRAME_ARENA_FD);
 	if (mother)
 		worker_mother(argv[0], argv[1]);
 
@@ -165,9 +169,9 @@ int main(int argc, char **argv)
 		worker_serve_reuse(run);
 	}
 
-	/* The zygote.  Step 4z: address space for the types it will hold (load.c). */
+	/* The zygote.  Step 4z: the arena for the types it will hold (load.c). */
 	relay = worker_malloc(WORKER_RELAY_ROOM((size_t)cap));
-	worker_arena_reserve((size_t)mem);
+	worker_arena_map(FRAME_ARENA_FD);
 
 	/* Step 6: lock down before the first request.  From here on: the pipes,
 	 * non-executable new memory, exit, and forking children that lock

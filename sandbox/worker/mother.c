@@ -53,12 +53,13 @@ static void worker_mother_reply(int32_t pid, int32_t dead_spare)
 		;
 }
 
-/* Receive one request on @sock: 0 with two pipe fds, 1 at EOF, -1 for a bad one. */
-static int worker_mother_recv(int sock, int fds[2])
+/* Receive one request on @sock: 0 with a new worker's fds (frame.h: two pipe
+ * ends and its arena's memfd), 1 at EOF, -1 for a bad one. */
+static int worker_mother_recv(int sock, int fds[FRAME_WORKER_FDS])
 {
 	union {
 		struct cmsghdr h;
-		char buf[CMSG_SPACE(2 * sizeof(int))];
+		char buf[CMSG_SPACE(FRAME_WORKER_FDS * sizeof(int))];
 	} u;
 	char byte;
 	struct iovec iov = {.iov_base = &byte, .iov_len = 1};
@@ -71,7 +72,8 @@ static int worker_mother_recv(int sock, int fds[2])
 	ssize_t n;
 	int ok = 0;
 
-	fds[0] = fds[1] = -1;
+	for (int i = 0; i < FRAME_WORKER_FDS; i++)
+		fds[i] = -1;
 	do
 		n = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
 	while (n < 0 && errno == EINTR);
@@ -81,17 +83,17 @@ static int worker_mother_recv(int sock, int fds[2])
 	if (c && c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
 		size_t nfd = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
 
-		if (nfd >= 1)
-			memcpy(&fds[0], CMSG_DATA(c), sizeof(int));
-		if (nfd >= 2)
-			memcpy(&fds[1], CMSG_DATA(c) + sizeof(int), sizeof(int));
-		ok = nfd == 2 && !(msg.msg_flags & MSG_CTRUNC);
+		for (size_t i = 0; i < nfd && i < FRAME_WORKER_FDS; i++)
+			memcpy(&fds[i], CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+		ok = nfd == FRAME_WORKER_FDS && !(msg.msg_flags & MSG_CTRUNC);
 	}
-	for (int i = 0; i < 2 && ok; i++)
-		ok = fstat(fds[i], &st) == 0 && S_ISFIFO(st.st_mode);
+	/* two pipes, and the arena: a plain file (a memfd) */
+	for (int i = 0; i < FRAME_WORKER_FDS && ok; i++)
+		ok = fstat(fds[i], &st) == 0 &&
+		     (i < 2 ? S_ISFIFO(st.st_mode) : S_ISREG(st.st_mode) != 0);
 	if (ok)
 		return 0;
-	for (int i = 0; i < 2; i++)
+	for (int i = 0; i < FRAME_WORKER_FDS; i++)
 		if (fds[i] >= 0)
 			close(fds[i]);
 	return -1;
@@ -132,16 +134,17 @@ static long worker_mother_clone(void)
 	return syscall(SYS_clone, (unsigned long)(CLONE_PARENT | SIGCHLD), 0UL, NULL, NULL, 0UL);
 }
 
-/* In a new worker: its pipes @fds on 0 and 1, nothing else open, its name. */
-static void worker_mother_become(int fds[2], char *argv0)
+/* In a new worker: its pipes @fds on 0 and 1, its arena on FRAME_ARENA_FD,
+ * nothing else open, its name. */
+static void worker_mother_become(int fds[FRAME_WORKER_FDS], char *argv0)
 {
 	size_t len0 = strlen(argv0);
 
 	/* its own process group first: the daemon kills it with it */
 	setpgid(0, 0);
-	if (dup2(fds[0], 0) < 0 || dup2(fds[1], 1) < 0)
+	if (dup2(fds[0], 0) < 0 || dup2(fds[1], 1) < 0 || dup2(fds[2], FRAME_ARENA_FD) < 0)
 		_exit(WORKER_EXIT_IO);
-	worker_close_fds();
+	worker_close_fds(FRAME_ARENA_FD + 1);
 	/* look like the worker it is (ps, /proc/PID/comm and cmdline) */
 	prctl(PR_SET_NAME, "seglam-worker", 0, 0, 0);
 	if (len0 == strlen("seglam-worker"))
@@ -155,7 +158,7 @@ static pid_t spare_pid;
  * Fork the spare (see the top of this file).  Returns in the mother, and in the
  * spare only once it has its pipes (as a new worker, like worker_mother()).
  */
-static bool worker_mother_spare(char *argv0, const char *include_dir, int fds[2])
+static bool worker_mother_spare(char *argv0, const char *include_dir, int fds[FRAME_WORKER_FDS])
 {
 	int sv[2];
 	long pid;
@@ -187,7 +190,7 @@ static bool worker_mother_spare(char *argv0, const char *include_dir, int fds[2]
 }
 
 /* Hand @fds to the spare: 0, or -1 when it is gone (its pid then in *@dead). */
-static int worker_mother_hand_over(int fds[2], pid_t *dead)
+static int worker_mother_hand_over(int fds[FRAME_WORKER_FDS], pid_t *dead)
 {
 	ssize_t n = frame_send_fds(spare_sock, fds);
 
@@ -209,7 +212,7 @@ void worker_mother(char *argv0, const char *include_dir)
 	worker_seccomp_prepare();
 	worker_warm_compile(include_dir);
 	for (;;) {
-		int fds[2], r;
+		int fds[FRAME_WORKER_FDS], r;
 		pid_t dead = 0;
 		long pid;
 
@@ -234,8 +237,8 @@ void worker_mother(char *argv0, const char *include_dir)
 			if (pid < 0)
 				pid = -errno;
 		}
-		close(fds[0]);
-		close(fds[1]);
+		for (int i = 0; i < FRAME_WORKER_FDS; i++)
+			close(fds[i]);
 		worker_mother_reply((int32_t)pid, (int32_t)dead);
 	}
 }

@@ -63,26 +63,28 @@ static void __attribute__((noreturn)) worker_child(void)
 	worker_run_fn run;
 	char *in;
 
+	worker_arena_drop(); /* first: no write access to any image (load.c) */
 	worker_child_lockdown();
 	worker_child_prefault();
-	/* Forked ahead: wait until the run before this one is over, so that only
-	 * one process ever reads the request pipe (the zygote reads call answers
-	 * from it during a run).  End of file: the zygote is gone. */
-	if (frame_read_full(WORKER_CHILD_FD, &go, 1, -1) != 1)
-		_exit(0);
-	len = worker_read_len();
-	if (len == FRAME_REQ_LOAD) {
+	for (;;) {
+		/* Forked ahead: wait until the run before this one is over, so that
+		 * only one process ever reads the request pipe (the zygote reads call
+		 * answers from it during a run).  End of file: the zygote is gone. */
+		if (frame_read_full(WORKER_CHILD_FD, &go, 1, -1) != 1)
+			_exit(0);
+		len = worker_read_len();
+		if (len != FRAME_REQ_LOAD)
+			break;
 		/* Not a run: the zygote loads a type (load.c) and reads the rest of
-		 * the request itself.  FRAME_START with a count of 0 says so, and
-		 * this child, forked before that type was there, waits to be killed. */
+		 * the request itself.  FRAME_START with a count of 0 says so; this
+		 * child then waits for its "go" again, and sees the new type in the
+		 * arena, as every child does. */
 		count = 0;
 		frame_put_response(start, FRAME_START, 4);
 		memcpy(start + FRAME_RESP_HDR, &count, 4);
 		if (frame_write_full(1, start, sizeof(start), -1) < 0)
 			_exit(WORKER_EXIT_IO);
-		while (read(WORKER_CHILD_FD, &len, 1) < 0 && errno == EINTR)
-			;
-		_exit(0);
+		count = 1;
 	}
 	if (frame_read_full(0, &slot, sizeof(slot), -1) != (ssize_t)sizeof(slot))
 		_exit(WORKER_EXIT_IO);
@@ -371,33 +373,27 @@ violation:
  */
 void worker_serve(char *relay, const char *include_dir, const char *libtcc1)
 {
-	pid_t child, next, dying = 0, gone[4] = {0};
-	bool after_load;
+	pid_t child, next, dying = 0, compiler;
+	bool after_load = true;
 
 	if (worker_read_len() != FRAME_REQ_LOAD)
 		_exit(WORKER_EXIT_IO); /* the first request is a load */
-	gone[0] = worker_load(include_dir, libtcc1);
-restart:
+	compiler = worker_load(include_dir, libtcc1);
 	worker_first_children(&child, &next);
-	after_load = true;
 	for (;;) {
 		int end = worker_relay(child, relay);
 
 		if (end == WORKER_RUN_LOAD) {
-			kill(child, SIGKILL);
-			kill(next, SIGKILL);
-			for (int fd = WORKER_CHILD_FD; fd <= WORKER_NEXT_CALL_FD; fd++)
-				close(fd);
-			/* (a load right after a load: the last one's are reaped first) */
-			for (int i = 0; i < 4; i++)
-				if (gone[i])
-					worker_reap(gone[i]);
-			gone[0] = child;
-			gone[1] = next;
-			gone[2] = dying;
-			dying = 0;
-			gone[3] = worker_load(include_dir, libtcc1);
-			goto restart;
+			char go = 1;
+
+			/* (a load right after a load: the last one's compiler first) */
+			if (compiler)
+				worker_reap(compiler);
+			compiler = worker_load(include_dir, libtcc1);
+			after_load = true;
+			/* The same child takes the next request. */
+			frame_write_full(WORKER_CALL_FD, &go, 1, -1);
+			continue;
 		}
 
 		if (end == WORKER_RUN_EOF) {
@@ -409,9 +405,8 @@ restart:
 			worker_reap(next);
 			if (dying)
 				worker_reap(dying);
-			for (int i = 0; i < 4; i++)
-				if (gone[i])
-					worker_reap(gone[i]);
+			if (compiler)
+				worker_reap(compiler);
 			worker_compiler_end();
 			_exit(0);
 		}
@@ -438,14 +433,13 @@ restart:
 		child = next;
 		next = worker_fork_child();
 		if (after_load) {
-			/* After the first run of a load, not before it: what ended for the
-			 * load is reaped (its exits overlapped the load and that run), and
-			 * the compiler for the next load is forked, to warm up while the
-			 * worker serves. */
-			for (int i = 0; i < 4; i++)
-				if (gone[i])
-					worker_reap(gone[i]);
-			memset(gone, 0, sizeof(gone));
+			/* After the first run of a load, not before it: the compiler of
+			 * the load is reaped (its exit overlapped that run), and the one
+			 * for the next load is forked, to warm up while the worker
+			 * serves. */
+			if (compiler)
+				worker_reap(compiler);
+			compiler = 0;
 			worker_compiler_ahead(include_dir, libtcc1);
 			after_load = false;
 		}

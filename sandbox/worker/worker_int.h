@@ -44,9 +44,6 @@
 #define WORKER_COMPILER_IN_FD 8
 
 #define WORKER_BATCH_OUT (256u << 10) /* reply buffer; written out when full */
-/* Address space a zygote reserves for the images of its types (load.c): an
- * eighth of RLIMIT_AS (-o worker_mem), at most this. */
-#define WORKER_ARENA_MAX (32u << 20)
 /* The largest frame a child may send: a call request (frame.h). */
 #define WORKER_RELAY_MAX(cap) (FRAME_RESP_HDR + FRAME_CALL_TYPE_MAX + 1 + (cap))
 /* The zygote's buffer for a child's frames: the largest frame (a call request)
@@ -70,7 +67,7 @@ typedef int (*worker_run_fn)(const char *in, size_t len, seglam_out *out);
 void __attribute__((noreturn, format(printf, 2, 3))) worker_fail(int code, const char *fmt, ...);
 
 /* confine.c: the steps of main() that shut this process in, in the order main() takes them */
-void worker_close_fds(void);
+void worker_close_fds(int from);
 void worker_drop_privileges(void);
 void worker_set_limits(rlim_t mem);
 void worker_landlock(const char *include_dir, const char *libtcc1, bool allow_missing);
@@ -87,7 +84,8 @@ worker_run_fn worker_compile(const char *src, const char *include_dir, const cha
 			     char *at, size_t room, size_t *image, struct buf *err);
 
 /* load.c */
-void worker_arena_reserve(size_t mem_limit);
+void worker_arena_map(int fd);
+void worker_arena_drop(void);
 worker_run_fn worker_slot_run(uint32_t slot);
 pid_t worker_load(const char *include_dir, const char *libtcc1);
 void worker_compiler_ahead(const char *include_dir, const char *libtcc1);
