@@ -14,7 +14,9 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/queue.h>
 #include <time.h>
+#include <unistd.h>
 #include <xxhash.h>
 
 #include "clock.h"
@@ -94,6 +96,94 @@ void proc_pop(bool pushed)
 		proc_depth--;
 }
 
+/*
+ * The first-touch sweep of a type's temp files (store_clean_type), off the read
+ * path: it walks directories of the store, which on a store not read for a while
+ * (the long tail) is disk I/O, and nothing a reader reads depends on it (temp
+ * files have names of their own, and the daemon's own are never stale).  One
+ * thread takes them in order; it is started by the first sweep of this process
+ * (threads do not survive fuse_daemonize's fork) and drained at shutdown, so no
+ * sweep asked for is lost.  Without a thread the sweep runs in place, as before.
+ */
+struct proc_sweep {
+	STAILQ_ENTRY(proc_sweep) next;
+	char type[];
+};
+
+static struct {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	STAILQ_HEAD(, proc_sweep) q;
+	pid_t owner; /* getpid() of the process whose thread runs, 0: none */
+	pthread_t thread;
+	bool stop;
+} sweeper = {.lock = PTHREAD_MUTEX_INITIALIZER,
+	     .cond = PTHREAD_COND_INITIALIZER,
+	     .q = STAILQ_HEAD_INITIALIZER(sweeper.q)};
+
+static void *proc_sweeper(void *arg)
+{
+	struct proc_sweep *s;
+
+	(void)arg;
+	pthread_mutex_lock(&sweeper.lock);
+	for (;;) {
+		while (STAILQ_EMPTY(&sweeper.q) && !sweeper.stop)
+			pthread_cond_wait(&sweeper.cond, &sweeper.lock);
+		s = STAILQ_FIRST(&sweeper.q);
+		if (!s)
+			break; /* stopped, and nothing left */
+		STAILQ_REMOVE_HEAD(&sweeper.q, next);
+		pthread_mutex_unlock(&sweeper.lock);
+		store_clean_type(s->type);
+		free(s);
+		pthread_mutex_lock(&sweeper.lock);
+	}
+	pthread_mutex_unlock(&sweeper.lock);
+	return NULL;
+}
+
+static void proc_sweep_later(const char *type)
+{
+	size_t len = strlen(type) + 1;
+	struct proc_sweep *s = xmalloc(sizeof(*s) + len);
+	bool now = false;
+
+	memcpy(s->type, type, len);
+	pthread_mutex_lock(&sweeper.lock);
+	if (sweeper.owner != getpid()) {
+		sweeper.stop = false;
+		if (pthread_create(&sweeper.thread, NULL, proc_sweeper, NULL) == 0)
+			sweeper.owner = getpid();
+		else
+			now = true;
+	}
+	if (!now) {
+		STAILQ_INSERT_TAIL(&sweeper.q, s, next);
+		pthread_cond_signal(&sweeper.cond);
+	}
+	pthread_mutex_unlock(&sweeper.lock);
+	if (now) {
+		store_clean_type(s->type);
+		free(s);
+	}
+}
+
+/* At shutdown: the sweeps asked for are done, then the thread ends. */
+static void proc_sweep_drain(void)
+{
+	pthread_mutex_lock(&sweeper.lock);
+	if (sweeper.owner != getpid()) {
+		pthread_mutex_unlock(&sweeper.lock);
+		return;
+	}
+	sweeper.stop = true;
+	sweeper.owner = 0;
+	pthread_cond_signal(&sweeper.cond);
+	pthread_mutex_unlock(&sweeper.lock);
+	pthread_join(sweeper.thread, NULL);
+}
+
 struct proc *proc_find(const char *type, bool create)
 {
 	uint64_t h = hmap_hash_str(type);
@@ -109,22 +199,15 @@ struct proc *proc_find(const char *type, bool create)
 	pthread_mutex_init(&p->lock, NULL);
 	pthread_cond_init(&p->cond, NULL);
 	p->stale = true;
-	/* First touch of a type in this daemon: temp files a crash left behind are
-	 * swept first.  That walks a directory in the store: the new record is busy
-	 * meanwhile (its readers wait), the table is not. */
-	p->reval_busy = true;
 	hmap_insert(&procs.index, h, p);
 	SLIST_INSERT_HEAD(&procs.all, p, next);
 	fresh = true;
 out:
 	pthread_mutex_unlock(&procs.lock);
-	if (fresh) {
-		store_clean_type(type);
-		pthread_mutex_lock(&p->lock);
-		p->reval_busy = false;
-		pthread_cond_broadcast(&p->cond);
-		pthread_mutex_unlock(&p->lock);
-	}
+	/* First touch of a type in this daemon: temp files a crash left behind are
+	 * swept, by the sweeper (above). */
+	if (fresh)
+		proc_sweep_later(type);
 	return p;
 }
 
@@ -292,6 +375,7 @@ void proc_shutdown(void)
 	sandbox_set_call_handler(NULL);
 	/* A synthesis nobody waits for any more still holds its record. */
 	proc_synth_drain();
+	proc_sweep_drain();
 	proc_flush();
 	while ((p = SLIST_FIRST(&procs.all))) {
 		SLIST_REMOVE_HEAD(&procs.all, next);
