@@ -734,6 +734,10 @@ def bench_longtail(ctx, R, llm):
     c = bench_cost(ctx, RR, llm, 'cost-tail.csv')
     c['mean_query_us'] = c['summary']['seconds'] * 1e6 / c['queries']
     c['vs_warm_new_input'] = c['mean_query_us'] / passes[-1]['warm_new_input_p50_us']
+    c['repeats'] = int(c['summary'].get('repeats', 0))
+    if c['repeats']:
+        c['repeat_mean_us'] = c['summary']['repeat_seconds'] * 1e6 / c['repeats']
+        c['repeat_vs_warm'] = c['repeat_mean_us'] / passes[-1]['warm_new_input_p50_us']
     res['cost'] = c
     return res
 
@@ -1214,13 +1218,13 @@ def report(ctx, res, figs):
         fl, c = lt['floor'], lt['cost']
         L.append('## 11. The long tail\n')
         L.append('A generated store of %d types (`bench/gen-store.c`), each asked once on '
-                 'input `x` in order with the default pool (`-o workers=64`, so nearly every '
-                 'ask is a cold start and evicts the least recently used worker). Pass 1 '
-                 'admits each type and records the admission in its meta.json; pass 2, in a '
-                 'new mount, asks them again: the first ask of a stored type whose admission '
-                 'is on record (the store of day 365). Workers are forked per type by one '
-                 'mother process (`stats`: `worker_forks`). The floor is `bench/tcc-floor.c`: '
-                 'libtcc compiling and relocating the same source in one process, no worker.\n'
+                 'input `x` in order with the default pool (`-o workers=64`, '
+                 '`-o worker_types=256`: every ask is a cold start, a compile into a live '
+                 'worker of the owner, docs/long-tail.md). Pass 1 admits each type and '
+                 'records the admission in its meta.json; pass 2, in a new mount, asks them '
+                 'again: the first ask of a stored type whose admission is on record (the '
+                 'store of day 365). The floor is `bench/tcc-floor.c`: libtcc compiling and '
+                 'relocating the same source in one process, no worker, hot in the cache.\n'
                  % lt['types'])
         L.append('| | p50 (µs) | p90 (µs) | mean (µs) |\n|---|---:|---:|---:|')
         L.append('| first ask, admission on record (pass 2) | %s | %s | %s |'
@@ -1243,11 +1247,18 @@ def report(ctx, res, figs):
                     ', '.join('`%s %s`' % kv for kv in p2['stats'].items())))
         L.append('Cost-curve replay over many types: %d queries, Zipf over %d types, '
                  'against the LLM test server (%d syntheses): %.1f s, a mean of **%s µs per '
-                 'query, %sx a warm new-input hit** (%d worker spawns, %s evictions).\n'
+                 'query, %sx a warm new-input hit** (%d worker spawns, %s worker evictions, '
+                 '%s type evictions). A type\'s first query is its synthesis (an LLM round '
+                 'trip, validation, admission and the store writes), one per type and not '
+                 'the cache\'s to save; the %d queries of a type asked before took a mean '
+                 'of **%s µs, %sx a warm new-input hit**.\n'
                  % (c['queries'], c['types'], c.get('syntheses') or 0, c['summary']['seconds'],
                     fmt(c['mean_query_us'], 0), fmt(c['vs_warm_new_input']),
                     c.get('worker_spawns') or 0,
-                    (c.get('stats') or {}).get('worker_evictions', '?')))
+                    (c.get('stats') or {}).get('worker_evictions', '?'),
+                    (c.get('stats') or {}).get('worker_type_evictions', '?'),
+                    c.get('repeats', 0), fmt(c.get('repeat_mean_us', 0), 0),
+                    fmt(c.get('repeat_vs_warm', 0))))
         T.append(('11. cold start p50, admission on record', '<= 1 ms',
                   '%s ms (floor %s ms)' % (fmt(p2['first_p50_us'] / 1000),
                                            fmt(fl['p50_us'] / 1000)),
@@ -1261,7 +1272,9 @@ def report(ctx, res, figs):
                       % cc['types'], '<= 3x', '%s µs, %sx' % (fmt(mean, 0), fmt(ratio)),
                       verdict(ratio <= 3)))
         T.append(('11. replay over %d types, mean query vs warm hit' % c['types'], '<= 3x',
-                  '%sx' % fmt(c['vs_warm_new_input']), verdict(c['vs_warm_new_input'] <= 3)))
+                  '%sx (%sx without the first query of each type: its synthesis)'
+                  % (fmt(c['vs_warm_new_input']), fmt(c.get('repeat_vs_warm', 0))),
+                  verdict(c['vs_warm_new_input'] <= 3)))
 
     comp = res.get('compose')
     if comp:
