@@ -22,7 +22,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdint.h>
-#include <malloc.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -149,16 +148,21 @@ static size_t worker_arena_gap(char **at)
 	return best;
 }
 
-/* The compile child's reply to the zygote, on fd 1 (the result pipe). */
+/* The compile child's reply to the zygote, on fd 1 (the result pipe): one write,
+ * so the zygote wakes up once. */
 static void __attribute__((noreturn)) worker_compile_reply(int32_t status, const void *a,
 							    size_t alen, const void *b, size_t blen)
 {
-	uint8_t hdr[FRAME_RESP_HDR];
+	char *msg = malloc(FRAME_RESP_HDR + alen + blen);
 
-	frame_put_response(hdr, status, (uint32_t)(alen + blen));
-	if (frame_write_full(1, hdr, sizeof(hdr), -1) < 0 ||
-	    (alen && frame_write_full(1, a, alen, -1) < 0) ||
-	    (blen && frame_write_full(1, b, blen, -1) < 0))
+	if (!msg)
+		_exit(WORKER_EXIT_OOM);
+	frame_put_response((uint8_t *)msg, status, (uint32_t)(alen + blen));
+	if (alen)
+		memcpy(msg + FRAME_RESP_HDR, a, alen);
+	if (blen)
+		memcpy(msg + FRAME_RESP_HDR + alen, b, blen);
+	if (frame_write_full(1, msg, FRAME_RESP_HDR + alen + blen, -1) < 0)
 		_exit(WORKER_EXIT_IO);
 	_exit(0);
 }
@@ -166,22 +170,13 @@ static void __attribute__((noreturn)) worker_compile_reply(int32_t status, const
 /* The compiler forked ahead (worker_compiler_ahead), 0 when there is none. */
 static pid_t worker_compiler;
 
-/* A trusted source, compiled and relocated by a compiler while it waits: the
- * heap, tcc's tables and the headers are then warm in it, so that the type's
- * compile takes copy-on-write and zero-fill faults no more. */
-static const char worker_warm_src[] =
-    "#include <seglam.h>\n#include <stdio.h>\n#include <string.h>\n#include <stdlib.h>\n"
-    "int seglam_run(const char *in, size_t len, seglam_out *out) {\n"
-    "\tchar b[32]; snprintf(b, sizeof(b), \"%zu\", len); (void)atoi(b);\n"
-    "\treturn seglam_write(out, in, strlen(in)) + seglam_printf(out, \"%s\", b); }\n";
-
 /*
  * A compile child: forked by the zygote ahead of the load it will serve, with
  * the request pipe as fd 0 and the reply pipe as fd 1 and nothing else.  It
  * holds the other types' images too (a fork), which is why it locks itself down
  * before anything else: no fork, no kill, no pipe, no writes but to fd 1.  Then
- * it warms up, waits for [u64 at][u64 room][u32 len][source], compiles that one
- * source, replies and exits.
+ * it waits for [u64 at][u64 room][u32 len][source], compiles that one source,
+ * replies and exits.
  */
 static void __attribute__((noreturn)) worker_compile_child(const char *include_dir,
 							    const char *libtcc1)
@@ -197,14 +192,9 @@ static void __attribute__((noreturn)) worker_compile_child(const char *include_d
 	for (int fd = 3; fd < 16; fd++)
 		close(fd);
 	worker_compile_lockdown();
-	/* tcc's big buffers from the heap, kept there between the two compiles */
-	mallopt(M_MMAP_THRESHOLD, 8 << 20);
-	mallopt(M_TRIM_THRESHOLD, 64 << 20);
-#ifndef NO_WARM
-	(void)worker_compile(worker_warm_src, include_dir, libtcc1, NULL, 0, &size, &err);
-#endif
-	buf_reset(&err);
-	size = 0;
+	/* (No warm-up compile while it waits: measured, it takes the CPU that the
+	 * next cold start needs, and waiting for it costs more than the faults it
+	 * saves.) */
 	if (frame_read_full(0, head, sizeof(head), -1) != (ssize_t)sizeof(head))
 		_exit(0); /* the zygote is gone, or never needed us */
 	at = (char *)(uintptr_t)head[0];
@@ -386,12 +376,18 @@ pid_t worker_load(const char *include_dir, const char *libtcc1)
 	where[0] = (uint64_t)(uintptr_t)at;
 	where[1] = room;
 	{
-		uint8_t hdr[FRAME_REQ_HDR];
+		/* one write for the compiler to wake up to (the rest of a source
+		 * longer than that follows) */
+		char req[sizeof(where) + FRAME_REQ_HDR + 4096];
+		size_t first = len < 4096 ? len : 4096;
 
-		frame_put_request(hdr, len);
-		if (frame_write_full(WORKER_COMPILER_FD, where, sizeof(where), -1) == 0 &&
-		    frame_write_full(WORKER_COMPILER_FD, hdr, sizeof(hdr), -1) == 0)
-			frame_write_full(WORKER_COMPILER_FD, src, len, -1);
+		memcpy(req, where, sizeof(where));
+		frame_put_request((uint8_t *)req + sizeof(where), len);
+		memcpy(req + sizeof(where) + FRAME_REQ_HDR, src, first);
+		if (frame_write_full(WORKER_COMPILER_FD, req, sizeof(where) + FRAME_REQ_HDR + first,
+				     -1) == 0 &&
+		    len > first)
+			frame_write_full(WORKER_COMPILER_FD, src + first, len - first, -1);
 	}
 	close(WORKER_COMPILER_FD);
 	explicit_bzero(src, len);
