@@ -93,6 +93,14 @@ void worker_arena_drop(void)
 	worker_arena_w = NULL;
 }
 
+/* In a run's child while it waits: map the table of entry points (a fault per
+ * page of it, not taken between the request and the run). */
+void worker_arena_prefault(void)
+{
+	for (size_t off = 0; worker_arena && off < WORKER_TABLE; off += worker_page)
+		(void)*(volatile const char *)(worker_arena + off);
+}
+
 worker_run_fn worker_slot_run(uint32_t slot)
 {
 	uint64_t entry;

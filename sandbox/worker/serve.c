@@ -41,6 +41,7 @@ static void worker_child_prefault(void)
 	if (p)
 		memset(p, 0, 16384);
 	free(p);
+	worker_arena_prefault();
 }
 
 /*
