@@ -402,6 +402,17 @@ int worker_seccomp(void)
 	return r;
 }
 
+/* The end of a child's raw filter (the accumulator holds the system call number):
+ * tgkill of itself only (what abort() needs), anything else kills. */
+#define WORKER_BPF_TGKILL_SELF(self)                                                               \
+	BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_tgkill, 0, 5),                                    \
+	    BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[0])),           \
+	    BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (self), 0, 3),                                     \
+	    BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[1])),           \
+	    BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (self), 0, 1),                                     \
+	    BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),                                          \
+	    BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS)
+
 /*
  * A run's child, before the procedure's code: on top of the zygote's filter, only
  * the system calls a procedure needs (their arguments are checked by the zygote's
@@ -445,13 +456,7 @@ void worker_child_lockdown(void)
 		WORKER_ALLOW_NR(__NR_gettid),
 		WORKER_ALLOW_NR(__NR_close), /* fd 0, once the request is read */
 #undef WORKER_ALLOW_NR
-		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_tgkill, 0, 5),
-		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[0])),
-		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, self, 0, 3),
-		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[1])),
-		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, self, 0, 1),
-		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
-		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS),
+		WORKER_BPF_TGKILL_SELF(self),
 	};
 	/* clang-format on */
 	struct sock_fprog prog = {.len = sizeof(f) / sizeof(f[0]), .filter = f};
@@ -502,13 +507,7 @@ void worker_compile_lockdown(void)
 		WORKER_ALLOW_NR(__NR_getpid),
 		WORKER_ALLOW_NR(__NR_gettid),
 #undef WORKER_ALLOW_NR
-		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_tgkill, 0, 5),
-		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[0])),
-		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, self, 0, 3),
-		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[1])),
-		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, self, 0, 1),
-		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
-		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS),
+		WORKER_BPF_TGKILL_SELF(self),
 	};
 	/* clang-format on */
 	struct sock_fprog prog = {.len = sizeof(f) / sizeof(f[0]), .filter = f};

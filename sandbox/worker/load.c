@@ -2,13 +2,14 @@
  * load: the zygote's compiled types (prefix worker_), one per slot.
  *
  * A zygote holds the compiled images of several types of one owner (the daemon
- * never puts two owners' types in one worker) in an arena reserved at start.  A
- * load never parses source in the zygote: it forks a compile child, which locks
- * itself down further (worker_compile_lockdown), screens and compiles the source,
- * relocates the image at the address the zygote chose for it inside the arena (a
- * fork has the same address space, so the image works there unchanged), and sends
- * the image's bytes back through a pipe.  The zygote checks the reply's header,
- * copies the bytes into the arena and makes them executable.  So:
+ * never puts two owners' types in one worker) in its arena (a memfd the daemon
+ * made, mapped twice: below).  A load never parses source in the zygote: it goes
+ * to the compile child forked ahead, which locked itself down further
+ * (worker_compile_lockdown), screens and compiles the source, relocates the image
+ * at the address the zygote chose for it inside the arena (a fork has the same
+ * address space, so the image works there unchanged), and sends the image's bytes
+ * back through a pipe.  The zygote checks the reply's header, writes the bytes and
+ * then the slot's entry point into the arena.  So:
  *
  *  - no hostile source, and no tcc exploit it may carry, ever runs in a process
  *    that holds another type's code: the compile child dies with whatever it did;
@@ -274,13 +275,10 @@ void worker_compiler_ahead(const char *include_dir, const char *libtcc1)
 /* At the end: the compiler waiting for a load that will not come. */
 void worker_compiler_end(void)
 {
-	int st;
-
 	if (!worker_compiler)
 		return;
 	kill(worker_compiler, SIGKILL);
-	while (wait4(worker_compiler, &st, 0, NULL) < 0 && errno == EINTR)
-		;
+	worker_reap(worker_compiler);
 	worker_compiler = 0;
 }
 
@@ -293,16 +291,6 @@ static void worker_load_reply(int32_t status, const void *p, size_t len)
 	if (frame_write_full(1, hdr, sizeof(hdr), -1) < 0 ||
 	    (len && frame_write_full(1, p, len, -1) < 0))
 		_exit(WORKER_EXIT_IO);
-}
-
-static int worker_wait(pid_t pid)
-{
-	int st = 0;
-
-	while (wait4(pid, &st, 0, NULL) < 0)
-		if (errno != EINTR)
-			_exit(WORKER_EXIT_IO);
-	return st;
 }
 
 /*
@@ -406,7 +394,7 @@ pid_t worker_load(const char *include_dir, const char *libtcc1)
 		/* dead, or lying: either way nothing of it is kept */
 		worker_slot_clear(s);
 		kill(child, SIGKILL);
-		st = worker_wait(child);
+		st = worker_reap(child);
 		if (WIFEXITED(st) && WEXITSTATUS(st) == 0) {
 			static const char bad[] = "the compiler broke the protocol";
 

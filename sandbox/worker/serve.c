@@ -170,7 +170,7 @@ static void worker_go(void)
 	frame_write_full(WORKER_NEXT_CALL_FD, &go, 1, -1);
 }
 
-static int worker_reap(pid_t child)
+int worker_reap(pid_t child)
 {
 	int status;
 

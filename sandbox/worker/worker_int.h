@@ -117,6 +117,7 @@ void worker_batch_run(worker_run_fn run, const struct frame_batch *b, char *data
 void worker_run_one(worker_run_fn run, char *in, uint32_t len);
 
 /* serve.c */
+int worker_reap(pid_t child);
 void __attribute__((noreturn)) worker_serve_reuse(worker_run_fn run);
 void __attribute__((noreturn)) worker_serve(char *relay, const char *include_dir,
 					    const char *libtcc1);
