@@ -75,20 +75,15 @@ static void worker_check_symbol(void *opaque, const char *name, const void *val)
 	c->bad_symbol = name;
 }
 
-worker_run_fn worker_compile(const char *src, const char *include_dir, const char *libtcc1,
-			     char *at, size_t room, size_t *image, struct buf *err)
+/* Options, include paths and the symbols procedures may use: everything before
+ * the source.  A compile child does this while it waits for its load (load.c),
+ * so that, and the pages it touches, are off the cold path. */
+TCCState *worker_compiler_new(const char *include_dir)
 {
-	struct worker_compile c = {.msg = BUF_INIT, .include_dir = include_dir};
-	worker_run_fn fn = NULL;
 	TCCState *s = tcc_new();
-	void *mem = MAP_FAILED;
-	int size;
 
-	if (!s) {
-		buf_adds(err, "out of memory starting the compiler");
-		goto out;
-	}
-	tcc_set_error_func(s, &c, worker_tcc_error);
+	if (!s)
+		return NULL;
 	tcc_set_options(s, "-nostdlib -nostdinc");
 	tcc_set_output_type(s, TCC_OUTPUT_MEMORY);
 	tcc_add_include_path(s, include_dir);
@@ -97,6 +92,25 @@ worker_run_fn worker_compile(const char *src, const char *include_dir, const cha
 	tcc_define_symbol(s, "_Pragma(x)", "");
 	for (size_t i = 0; i < worker_nsyms; i++)
 		tcc_add_symbol(s, worker_syms[i].name, worker_syms[i].addr);
+	return s;
+}
+
+worker_run_fn worker_compile(TCCState *s, const char *src, const char *include_dir,
+			     const char *libtcc1, char *at, size_t room, size_t *image,
+			     struct buf *err)
+{
+	struct worker_compile c = {.msg = BUF_INIT, .include_dir = include_dir};
+	worker_run_fn fn = NULL;
+	void *mem = MAP_FAILED;
+	int size;
+
+	if (!s)
+		s = worker_compiler_new(include_dir);
+	if (!s) {
+		buf_adds(err, "out of memory starting the compiler");
+		goto out;
+	}
+	tcc_set_error_func(s, &c, worker_tcc_error);
 	if (tcc_compile_string(s, src) < 0)
 		goto fail;
 	/* After the source: tcc only takes the archive members that resolve

@@ -292,7 +292,8 @@ static int worker_seccomp_build(scmp_filter_ctx *out)
 	ALLOW(munmap, 0);
 	ALLOW(mremap, 0); /* realloc of large blocks */
 	ALLOW(brk, 0);
-	ALLOW(madvise, 0); /* free() returning memory */
+	ALLOW(madvise, 0); /* free() returning memory; a compile child pre-faulting */
+	ALLOW(poll, 0);	   /* a compile child looking for its load (load.c) */
 	ALLOW(exit, 0);
 	ALLOW(exit_group, 0);
 	ALLOW(rt_sigreturn, 0);
@@ -506,6 +507,7 @@ void worker_compile_lockdown(void)
 		WORKER_ALLOW_NR(__NR_rt_sigprocmask),
 		WORKER_ALLOW_NR(__NR_getpid),
 		WORKER_ALLOW_NR(__NR_gettid),
+		WORKER_ALLOW_NR(__NR_poll), /* has its load come (worker_compile_warm) */
 #undef WORKER_ALLOW_NR
 		WORKER_BPF_TGKILL_SELF(self),
 	};

@@ -158,7 +158,7 @@ int main(int argc, char **argv)
 		/* Step 5: compile and relocate; needs PROT_EXEC, so before seccomp.
 		 * No procedure code runs here (tcc_relocate does not run
 		 * constructors). */
-		run = worker_compile(src, argv[1], argv[2], NULL, 0, &image, &err);
+		run = worker_compile(NULL, src, argv[1], argv[2], NULL, 0, &image, &err);
 		free(src);
 		if (!run)
 			worker_fail(0, "%s", err.data);

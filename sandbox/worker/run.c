@@ -62,8 +62,9 @@ int64_t worker_coarse_ms(void)
 }
 
 /* A batch's answers not written yet (seglam_call writes them before a call, so
- * frames leave in order). */
-static char worker_obuf[WORKER_BATCH_OUT];
+ * frames leave in order).  On the heap, made by the first batch, rather than in
+ * .bss: a compile child pre-faults all of .bss (load.c), which should be small. */
+static char *worker_obuf;
 static size_t worker_olen;
 
 void worker_batch_flush(void)
@@ -95,6 +96,8 @@ void worker_batch_run(worker_run_fn run, const struct frame_batch *b, char *data
 	bool each;
 	int64_t last;
 
+	if (!worker_obuf)
+		worker_obuf = worker_malloc(WORKER_BATCH_OUT);
 	each = (b->flags & FRAME_BATCH_EACH) || !worker_have_clock;
 	last = worker_have_clock ? worker_coarse_ms() : 0;
 	for (uint32_t i = 0; i < b->count; i++) {
@@ -112,7 +115,7 @@ void worker_batch_run(worker_run_fn run, const struct frame_batch *b, char *data
 		if (produced >= b->out_max) {
 			/* enough for the daemon to hold: the rest comes again later */
 			frame_put_response(hdr, FRAME_SKIPPED, 0);
-			if (sizeof(hdr) > sizeof(worker_obuf) - worker_olen)
+			if (sizeof(hdr) > WORKER_BATCH_OUT - worker_olen)
 				worker_batch_flush();
 			memcpy(worker_obuf + worker_olen, hdr, sizeof(hdr));
 			worker_olen += sizeof(hdr);
@@ -146,9 +149,9 @@ void worker_batch_run(worker_run_fn run, const struct frame_batch *b, char *data
 		}
 		frame_put_response(hdr, status, (uint32_t)worker_out.len);
 		produced += sizeof(hdr) + worker_out.len;
-		if (sizeof(hdr) + worker_out.len > sizeof(worker_obuf) - worker_olen)
+		if (sizeof(hdr) + worker_out.len > WORKER_BATCH_OUT - worker_olen)
 			worker_batch_flush();
-		if (sizeof(hdr) + worker_out.len <= sizeof(worker_obuf)) {
+		if (sizeof(hdr) + worker_out.len <= WORKER_BATCH_OUT) {
 			memcpy(worker_obuf + worker_olen, hdr, sizeof(hdr));
 			memcpy(worker_obuf + worker_olen + sizeof(hdr), worker_out.data,
 			       worker_out.len);

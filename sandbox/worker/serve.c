@@ -217,7 +217,9 @@ static void worker_send_failed(int32_t kind, int wait_status)
  */
 static void worker_pass_answer(void)
 {
-	static char piece[64 * 1024];
+	enum { piece_size = 64 * 1024 };
+	/* (on the heap, not in .bss: see worker_obuf in run.c) */
+	static char *piece;
 	uint8_t hdr[FRAME_REQ_HDR];
 	bool gone = false;
 	uint32_t len;
@@ -229,8 +231,10 @@ static void worker_pass_answer(void)
 		_exit(WORKER_EXIT_IO);
 	if (frame_write_full(WORKER_CALL_FD, hdr, sizeof(hdr), -1) < 0)
 		gone = true;
+	if (!piece)
+		piece = worker_malloc(piece_size);
 	while (len != FRAME_CALL_FAILED && len) {
-		uint32_t n = len < sizeof(piece) ? len : (uint32_t)sizeof(piece);
+		uint32_t n = len < piece_size ? len : (uint32_t)piece_size;
 
 		if (frame_read_full(0, piece, n, -1) != (ssize_t)n)
 			_exit(WORKER_EXIT_IO);
@@ -238,7 +242,7 @@ static void worker_pass_answer(void)
 			gone = true;
 		len -= n;
 	}
-	explicit_bzero(piece, sizeof(piece));
+	explicit_bzero(piece, piece_size);
 }
 
 enum { WORKER_RUN_DONE, WORKER_RUN_REAPED, WORKER_RUN_EOF, WORKER_RUN_LOAD };
@@ -432,18 +436,20 @@ void worker_serve(char *relay, const char *include_dir, const char *libtcc1)
 			worker_reap(dying);
 		dying = end == WORKER_RUN_DONE ? child : 0;
 		child = next;
-		next = worker_fork_child();
 		if (after_load) {
 			/* After the first run of a load, not before it: the compiler of
 			 * the load is reaped (its exit overlapped that run), and the one
-			 * for the next load is forked, to warm up while the worker
-			 * serves. */
+			 * for the next load is forked, to get ready while the worker
+			 * serves (load.c worker_compile_warm).  Before the run child
+			 * for the request after next: a load may be the next request,
+			 * and that child is not needed until one run later. */
 			if (compiler)
 				worker_reap(compiler);
 			compiler = 0;
 			worker_compiler_ahead(include_dir, libtcc1);
 			after_load = false;
 		}
+		next = worker_fork_child();
 	}
 }
 

@@ -78,10 +78,14 @@ void worker_seccomp_prepare(void);
 void worker_child_lockdown(void);
 void worker_compile_lockdown(void);
 
-/* compile.c: relocated at @at (at most @room bytes: else NULL, *@image says the
- * size) or, @at NULL, anywhere */
-worker_run_fn worker_compile(const char *src, const char *include_dir, const char *libtcc1,
-			     char *at, size_t room, size_t *image, struct buf *err);
+/* compile.c: @s from worker_compiler_new (or NULL: made here), always consumed;
+ * relocated at @at (at most @room bytes: else NULL, *@image says the size) or,
+ * @at NULL, anywhere */
+struct TCCState;
+struct TCCState *worker_compiler_new(const char *include_dir);
+worker_run_fn worker_compile(struct TCCState *s, const char *src, const char *include_dir,
+			     const char *libtcc1, char *at, size_t room, size_t *image,
+			     struct buf *err);
 
 /* load.c */
 void worker_arena_map(int fd);
