@@ -24,3 +24,10 @@ def test_bench_tiny_runs_and_reports():
     # Questions in plain words (section 9): the stream is answered, never wrongly.
     assert results['questions']['stream']['wrong'] == 0
     assert results['questions']['stream']['errors'] == 0
+    # The long tail (section 11): the replay over stored types is answered
+    # without the LLM, and every type's first query was a load of its code.
+    stored = results['longtail']['stored']
+    assert stored['summary']['errors'] == 0
+    assert stored['stats']['syntheses'] == 0
+    assert stored['first_queries'] > 0
+    assert stored['stats']['worker_compiles'] >= stored['first_queries']
