@@ -298,14 +298,45 @@ void proc_revalidate_store(struct proc *p, struct reval *r)
 {
 	struct buf path = BUF_INIT, src = BUF_INIT;
 	enum proc_verdict verdict;
-	struct stat st;
+	struct stat st, lst;
 	uint64_t tests_id, key;
-	bool known;
+	bool known, missing, changed;
 	int ret;
 
 	store_type_dir(p->type, &path);
 	buf_adds(&path, "/source.c");
-	if (store_lstat(path.data, &st) != 0 || !S_ISREG(st.st_mode)) {
+	/*
+	 * A source seen before is compared by a stat of its name first, so that an
+	 * unchanged one is not read again.  A source is read (the first look, or a
+	 * change) through one descriptor, and its identity and owner are that
+	 * descriptor's: a stat of the name and a read of it could see two files (a
+	 * writer renaming another over it in between), and the owner decides whose
+	 * worker runs the code.
+	 */
+	if (r->src_seen) {
+		missing = store_lstat(path.data, &st) != 0 || !S_ISREG(st.st_mode);
+		changed =
+		    !missing && (st.st_ino != r->src_st.st_ino || st.st_dev != r->src_st.st_dev ||
+				 st.st_size != r->src_st.st_size ||
+				 st.st_mtim.tv_sec != r->src_st.st_mtim.tv_sec ||
+				 st.st_mtim.tv_nsec != r->src_st.st_mtim.tv_nsec ||
+				 st.st_ctim.tv_nsec != r->src_st.st_ctim.tv_nsec);
+	} else {
+		missing = false;
+		changed = true;
+	}
+	if (changed) {
+		ret = file_read_all_st(store_root_fd(), path.data, PROC_SOURCE_MAX, &src, &st);
+		if (ret && (store_lstat(path.data, &lst) != 0 || !S_ISREG(lst.st_mode))) {
+			missing = true; /* gone, or never a regular file */
+		} else if (ret) {
+			r->reason_set = true;
+			buf_printf(&r->reason, "cannot read source.c: %s", strerror(-ret));
+			r->state = PROC_FAILING;
+			goto out;
+		}
+	}
+	if (missing) {
 		if (r->cur) {
 			pversion_put(r->cur);
 			r->cur = NULL;
@@ -316,17 +347,7 @@ void proc_revalidate_store(struct proc *p, struct reval *r)
 		r->admitted_key = 0;
 		goto out;
 	}
-	if (!r->src_seen || st.st_ino != r->src_st.st_ino || st.st_dev != r->src_st.st_dev ||
-	    st.st_size != r->src_st.st_size || st.st_mtim.tv_sec != r->src_st.st_mtim.tv_sec ||
-	    st.st_mtim.tv_nsec != r->src_st.st_mtim.tv_nsec ||
-	    st.st_ctim.tv_nsec != r->src_st.st_ctim.tv_nsec) {
-		ret = file_read_all(store_root_fd(), path.data, PROC_SOURCE_MAX, &src);
-		if (ret) {
-			r->reason_set = true;
-			buf_printf(&r->reason, "cannot read source.c: %s", strerror(-ret));
-			r->state = PROC_FAILING;
-			goto out;
-		}
+	if (changed) {
 		r->src_seen = true;
 		r->src_st = st;
 		uint64_t hash = XXH3_64bits(src.data ? src.data : "", src.len);

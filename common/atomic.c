@@ -119,6 +119,13 @@ out:
 
 int file_read_all(int dirfd, const char *name, size_t max, struct buf *out)
 {
+	struct stat st;
+
+	return file_read_all_st(dirfd, name, max, out, &st);
+}
+
+int file_read_all_st(int dirfd, const char *name, size_t max, struct buf *out, struct stat *stp)
+{
 	char chunk[65536];
 	int fd, ret = 0;
 	size_t total = 0;
@@ -138,6 +145,7 @@ int file_read_all(int dirfd, const char *name, size_t max, struct buf *out)
 		close(fd);
 		return ret;
 	}
+	*stp = st;
 	for (;;) {
 		ssize_t n = read(fd, chunk, sizeof(chunk));
 

@@ -12,6 +12,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 
 #include "buf.h"
@@ -29,5 +30,7 @@ int atomic_write(int dirfd, const char *name, const void *data, size_t len, mode
 
 /* Read a whole file (at most @max bytes, else -EFBIG) into @out. Returns 0 or -errno. */
 int file_read_all(int dirfd, const char *name, size_t max, struct buf *out);
+/* The same, and *@st: the file's status, of the descriptor the bytes came from. */
+int file_read_all_st(int dirfd, const char *name, size_t max, struct buf *out, struct stat *st);
 
 #endif
