@@ -409,11 +409,13 @@ static int worker_load_result(int fd, struct worker_slot *s, char *at, size_t ro
 
 /*
  * A load request (its FRAME_REQ_LOAD word already read from fd 0): compile the
- * source into its slot in a child and answer the daemon.  Returns the compile
- * child's pid, still to be reaped (its exit is not waited for on the way to the
- * answer).
+ * source into its slot in a child and answer the daemon.  @go_fd (or -1): where
+ * to send the "go" of the run child waiting to read the next request, as soon as
+ * this request is read whole, so that child's wake-up overlaps the compile
+ * rather than the daemon's next request.  Returns the compile child's pid, still
+ * to be reaped (its exit is not waited for on the way to the answer).
  */
-pid_t worker_load(const char *include_dir, const char *libtcc1)
+pid_t worker_load(const char *include_dir, const char *libtcc1, int go_fd)
 {
 	struct buf msg = BUF_INIT;
 	uint32_t head[2], len, slot;
@@ -431,6 +433,11 @@ pid_t worker_load(const char *include_dir, const char *libtcc1)
 	if (slot >= FRAME_SLOTS_MAX || len >= FRAME_REQ_BATCH)
 		_exit(WORKER_EXIT_IO); /* the daemon is out of step */
 	src = worker_read_body(len);
+	if (go_fd >= 0) {
+		char go = 1;
+
+		frame_write_full(go_fd, &go, 1, -1);
+	}
 	s = &worker_slots[slot];
 	worker_slot_clear(s);
 	room = worker_arena_gap(&at);

@@ -372,9 +372,10 @@ violation:
  * child starts with nothing of an earlier run.
  *
  * A load request (load.c) is read by the child waiting for a request, which
- * says so (worker_child) and is killed with the one forked ahead: both were
- * forked before the new type was there.  The zygote loads the type, answers,
- * and forks two new ones.
+ * says so (worker_child: FRAME_START with a count of 0) and waits for its "go"
+ * again.  The zygote reads the rest of the request, sends that "go", has the type
+ * compiled into its slot and answers; the waiting child (forked before the type
+ * was there) then sees it in the arena, as every child does.
  */
 void worker_serve(char *relay, const char *include_dir, const char *libtcc1)
 {
@@ -383,21 +384,19 @@ void worker_serve(char *relay, const char *include_dir, const char *libtcc1)
 
 	if (worker_read_len() != FRAME_REQ_LOAD)
 		_exit(WORKER_EXIT_IO); /* the first request is a load */
-	compiler = worker_load(include_dir, libtcc1);
+	compiler = worker_load(include_dir, libtcc1, -1);
 	worker_first_children(&child, &next);
 	for (;;) {
 		int end = worker_relay(child, relay);
 
 		if (end == WORKER_RUN_LOAD) {
-			char go = 1;
-
 			/* (a load right after a load: the last one's compiler first) */
 			if (compiler)
 				worker_reap(compiler);
-			compiler = worker_load(include_dir, libtcc1);
+			/* The same child takes the next request: its "go" once the
+			 * load is read. */
+			compiler = worker_load(include_dir, libtcc1, WORKER_CALL_FD);
 			after_load = true;
-			/* The same child takes the next request. */
-			frame_write_full(WORKER_CALL_FD, &go, 1, -1);
 			continue;
 		}
 

@@ -92,7 +92,7 @@ void worker_arena_map(int fd);
 void worker_arena_drop(void);
 void worker_arena_prefault(void);
 worker_run_fn worker_slot_run(uint32_t slot);
-pid_t worker_load(const char *include_dir, const char *libtcc1);
+pid_t worker_load(const char *include_dir, const char *libtcc1, int go_fd);
 void worker_compiler_ahead(const char *include_dir, const char *libtcc1);
 void worker_compiler_end(void);
 
