@@ -599,8 +599,7 @@ def bench_cost(ctx, R, llm, csv_name='cost.csv'):
         st = m.stats()
     finally:
         m.close()
-    kv = o.split()
-    summ = {kv[i]: float(kv[i + 1]) for i in range(0, len(kv), 2)}
+    summ = kv_floats(o)
     rows = []
     with open(csv) as f:
         next(f)
@@ -667,7 +666,12 @@ def tcc_floor(ctx, R, source):
     inc = os.path.join(ctx.src, 'include')
     with open(os.path.join(os.path.dirname(ctx.seglamfs), 'config.h')) as f:
         libtcc1 = re.search(r'SEGLAM_LIBTCC1 "([^"]*)"', f.read()).group(1)
-    kv = client_bin(ctx, 'tcc-floor', inc, libtcc1, path, R['tail_floor_rounds']).split()
+    return kv_floats(client_bin(ctx, 'tcc-floor', inc, libtcc1, path, R['tail_floor_rounds']))
+
+
+def kv_floats(text):
+    """{name: value} of a helper's "name value name value ..." line."""
+    kv = text.split()
     return {kv[i]: float(kv[i + 1]) for i in range(0, len(kv), 2)}
 
 
@@ -742,8 +746,7 @@ def bench_longtail(ctx, R, llm):
         st = m.stats()
     finally:
         m.close()
-    kv = o.split()
-    summ = {kv[i]: float(kv[i + 1]) for i in range(0, len(kv), 2)}
+    summ = kv_floats(o)
     sr = {'queries': q, 'types': n, 'summary': summ,
           'mean_query_us': summ['seconds'] * 1e6 / q,
           'stats': {k: st.get(k) for k in ('worker_spawns', 'worker_compiles', 'worker_evictions',
