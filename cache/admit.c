@@ -159,8 +159,10 @@ static enum proc_verdict proc_admit(struct proc *p, const struct pversion *v, bo
 		store_log(p->type, "%s", buf_str(reason));
 	} else {
 		if (quiet)
-			log_info("procs/%s: source %016llx compiled; its tests passed on record",
-				 p->type, (unsigned long long)v->hash);
+			/* (debug: a line per type on every first read after a mount is
+			 * noise in a store of thousands, and a write on the cold path) */
+			log_debug("procs/%s: source %016llx compiled; its tests passed on record",
+				  p->type, (unsigned long long)v->hash);
 		else
 			log_info("procs/%s: source %016llx compiled and passed %zu test%s", p->type,
 				 (unsigned long long)v->hash, n, n == 1 ? "" : "s");

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/queue.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 #include <xxhash.h>
@@ -126,6 +127,11 @@ static void *proc_sweeper(void *arg)
 	struct proc_sweep *s;
 
 	(void)arg;
+	/* Leftovers nobody waits for: the reads that queued them come first (a
+	 * burst of first reads, a store's types one after another, must not
+	 * share the CPU with their own sweeps).  Raising a thread's nice value
+	 * needs no privilege. */
+	setpriority(PRIO_PROCESS, (id_t)gettid(), 19);
 	pthread_mutex_lock(&sweeper.lock);
 	for (;;) {
 		while (STAILQ_EMPTY(&sweeper.q) && !sweeper.stop)

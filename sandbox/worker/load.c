@@ -423,7 +423,7 @@ pid_t worker_load(const char *include_dir, const char *libtcc1, int go_fd)
 	struct worker_slot *s;
 	size_t room;
 	char *src, *at;
-	int st, r;
+	int st, r, in_fd;
 	pid_t child;
 
 	if (frame_read_full(0, head, sizeof(head), -1) != (ssize_t)sizeof(head))
@@ -441,7 +441,7 @@ pid_t worker_load(const char *include_dir, const char *libtcc1, int go_fd)
 	s = &worker_slots[slot];
 	worker_slot_clear(s);
 	room = worker_arena_gap(&at);
-	worker_compiler_ahead(include_dir, libtcc1); /* (none was: the first load) */
+	worker_compiler_ahead(include_dir, libtcc1); /* (none yet: the first load) */
 	child = worker_compiler;
 	worker_compiler = 0;
 	/* The compiler reads while we write (a source may be larger than the pipe);
@@ -465,8 +465,20 @@ pid_t worker_load(const char *include_dir, const char *libtcc1, int go_fd)
 	close(WORKER_COMPILER_FD);
 	explicit_bzero(src, len);
 	free(src);
-	r = worker_load_result(WORKER_COMPILER_IN_FD, s, at, room, &msg);
-	close(WORKER_COMPILER_IN_FD);
+	/*
+	 * The compiler for the next load is forked now, while this one compiles and
+	 * the zygote would only wait: after the run that follows, the zygote has a
+	 * run child to fork and one to end, and a next load asked right away (types
+	 * read one after another) found it still busy with those.  Its pipes take
+	 * the usual fds, so this reply's pipe moves out of their way first (the new
+	 * child closes it: worker_compile_child).
+	 */
+	in_fd = fcntl(WORKER_COMPILER_IN_FD, F_DUPFD_CLOEXEC, WORKER_COMPILER_FD + 2);
+	if (in_fd < 0 || close(WORKER_COMPILER_IN_FD) < 0)
+		_exit(WORKER_EXIT_IO);
+	worker_compiler_ahead(include_dir, libtcc1);
+	r = worker_load_result(in_fd, s, at, room, &msg);
+	close(in_fd);
 	if (r < 0) {
 		/* dead, or lying: either way nothing of it is kept */
 		worker_slot_clear(s);

@@ -25,11 +25,14 @@ pid_t _Fork(void);
 /*
  * Touch, while waiting for a request, the pages a typical run writes first, so
  * their copy-on-write faults are taken before the request and not after it: the
- * stack, the head of the answer buffer, the top of the heap.
+ * stack, the head of the answer buffer, the top of the heap.  Only what a typical
+ * run uses: each page is a copy made for every run, and freed with its child,
+ * whether the run needs it or not (16 KiB of stack rather than 64 was measured
+ * faster for warm hits and first asks alike: docs/long-tail.md).
  */
 static void worker_child_prefault(void)
 {
-	volatile char stack[64 * 1024];
+	volatile char stack[16 * 1024];
 	size_t head = worker_out.cap + 1 < 16384 ? worker_out.cap + 1 : 16384;
 	void *p;
 
@@ -168,6 +171,17 @@ static void worker_go(void)
 	char go = 1;
 
 	frame_write_full(WORKER_NEXT_CALL_FD, &go, 1, -1);
+}
+
+/* Whether @child has exited, and is reaped now. */
+static bool worker_reaped(pid_t child)
+{
+	pid_t r;
+
+	while ((r = wait4(child, NULL, WNOHANG, NULL)) < 0)
+		if (errno != EINTR)
+			_exit(WORKER_EXIT_IO);
+	return r == child;
 }
 
 int worker_reap(pid_t child)
@@ -436,16 +450,11 @@ void worker_serve(char *relay, const char *include_dir, const char *libtcc1)
 		dying = end == WORKER_RUN_DONE ? child : 0;
 		child = next;
 		if (after_load) {
-			/* After the first run of a load, not before it: the compiler of
-			 * the load is reaped (its exit overlapped that run), and the one
-			 * for the next load is forked, to get ready while the worker
-			 * serves (load.c worker_compile_warm).  Before the run child
-			 * for the request after next: a load may be the next request,
-			 * and that child is not needed until one run later. */
-			if (compiler)
-				worker_reap(compiler);
-			compiler = 0;
-			worker_compiler_ahead(include_dir, libtcc1);
+			/* The compiler of the load exited after its reply: reaped here
+			 * if it is gone, else at the next load or the end (the one
+			 * for the next load was forked during the compile: load.c). */
+			if (compiler && worker_reaped(compiler))
+				compiler = 0;
 			after_load = false;
 		}
 		next = worker_fork_child();
