@@ -4,6 +4,7 @@
 #include <ctype.h>
 #include <dirent.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,7 +12,126 @@
 #include <unistd.h>
 
 #include "atomic.h"
+#include "clock.h"
 #include "store.h"
+#include "xalloc.h"
+
+/*
+ * The names of the store's types, from its last walk: a walk opens every
+ * directory of procs/ (about 7 µs a type here), which made each synthesis cost
+ * more the bigger the store (9 ms at 200 types, 23 ms at 2,000, most of it that
+ * walk).  Types this daemon makes or changes are added as they come
+ * (nearest_note); those others add to STORE directly (another daemon, rsync) are
+ * seen at the next walk, at most NEAREST_FRESH_MS later.  A name whose type is
+ * gone is dropped by the re-ranking (nearest_has_source) until then.
+ */
+#define NEAREST_FRESH_MS 1000
+
+static struct {
+	pthread_mutex_t lock; /* everything below; memory only, never held across I/O */
+	char **names;
+	size_t n, cap;
+	bool walked;	    /* names is the result of a walk (plus notes since) */
+	uint64_t walked_ns; /* when that walk began (monotonic) */
+	unsigned walking;   /* walks under way: notes meanwhile also go to noted */
+	char **noted;	    /* (a walk may have passed their directory already) */
+	size_t nnoted, capnoted;
+} nearest_cache = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+/* Whether @type is one of @names (a linear scan: a note per synthesis or edit). */
+static bool nearest_names_has(char **names, size_t n, const char *type)
+{
+	for (size_t i = 0; i < n; i++)
+		if (!strcmp(names[i], type))
+			return true;
+	return false;
+}
+
+static void nearest_names_add(char ***names, size_t *n, size_t *cap, const char *type)
+{
+	if (*n == *cap) {
+		*cap = *cap ? 2 * *cap : 256;
+		*names = xreallocarray(*names, *cap, sizeof(**names));
+	}
+	(*names)[(*n)++] = xstrdup(type);
+}
+
+static void nearest_names_free(char **names, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(names[i]);
+	free(names);
+}
+
+struct nearest_walk {
+	char **names;
+	size_t n, cap;
+};
+
+static int nearest_walk_one(const char *type, void *arg)
+{
+	struct nearest_walk *w = arg;
+
+	if (w->n >= NEAREST_SCAN)
+		return 1; /* stop the walk: bounded work */
+	nearest_names_add(&w->names, &w->n, &w->cap, type);
+	return 0;
+}
+
+/* Walk the store again when the names are older than NEAREST_FRESH_MS.  Called
+ * without the lock; returns with it held. */
+static void nearest_names_lock_fresh(void)
+{
+	struct nearest_walk w = {NULL, 0, 0};
+	uint64_t now = clock_mono_ns();
+
+	pthread_mutex_lock(&nearest_cache.lock);
+	if (nearest_cache.walked && now - nearest_cache.walked_ns < NEAREST_FRESH_MS * 1000000ull)
+		return;
+	nearest_cache.walking++;
+	pthread_mutex_unlock(&nearest_cache.lock);
+	/* (two syntheses may walk at once: the later walk's names are kept) */
+	store_foreach_type(nearest_walk_one, &w);
+	pthread_mutex_lock(&nearest_cache.lock);
+	for (size_t i = 0; i < nearest_cache.nnoted && w.n < NEAREST_SCAN; i++)
+		if (!nearest_names_has(w.names, w.n, nearest_cache.noted[i]))
+			nearest_names_add(&w.names, &w.n, &w.cap, nearest_cache.noted[i]);
+	if (--nearest_cache.walking == 0) {
+		nearest_names_free(nearest_cache.noted, nearest_cache.nnoted);
+		nearest_cache.noted = NULL;
+		nearest_cache.nnoted = nearest_cache.capnoted = 0;
+	}
+	nearest_names_free(nearest_cache.names, nearest_cache.n);
+	nearest_cache.names = w.names;
+	nearest_cache.n = w.n;
+	nearest_cache.cap = w.cap;
+	nearest_cache.walked = true;
+	nearest_cache.walked_ns = now;
+}
+
+void nearest_note(const char *type)
+{
+	pthread_mutex_lock(&nearest_cache.lock);
+	if (nearest_cache.walked && nearest_cache.n < NEAREST_SCAN &&
+	    !nearest_names_has(nearest_cache.names, nearest_cache.n, type))
+		nearest_names_add(&nearest_cache.names, &nearest_cache.n, &nearest_cache.cap, type);
+	if (nearest_cache.walking &&
+	    !nearest_names_has(nearest_cache.noted, nearest_cache.nnoted, type))
+		nearest_names_add(&nearest_cache.noted, &nearest_cache.nnoted,
+				  &nearest_cache.capnoted, type);
+	pthread_mutex_unlock(&nearest_cache.lock);
+}
+
+void nearest_shutdown(void)
+{
+	pthread_mutex_lock(&nearest_cache.lock);
+	nearest_names_free(nearest_cache.names, nearest_cache.n);
+	nearest_names_free(nearest_cache.noted, nearest_cache.nnoted);
+	nearest_cache.names = nearest_cache.noted = NULL;
+	nearest_cache.n = nearest_cache.cap = nearest_cache.nnoted = nearest_cache.capnoted = 0;
+	nearest_cache.walked = false;
+	pthread_mutex_unlock(&nearest_cache.lock);
+}
 
 #define NEAREST_WORDS 64
 #define NEAREST_WORD_LEN 24
@@ -88,24 +208,21 @@ struct nearest_scan {
 	const char *self;
 	struct nearest_words target;
 	struct nearest_cand cand[NEAREST_CANDIDATES];
-	size_t ncand, seen;
+	size_t ncand;
 };
 
-static int nearest_visit(const char *type, void *arg)
+static void nearest_visit(const char *type, struct nearest_scan *sc)
 {
-	struct nearest_scan *sc = arg;
 	struct nearest_words name = {.n = 0};
 	size_t worst = 0;
 	unsigned score;
 
-	if (++sc->seen > NEAREST_SCAN)
-		return 1; /* stop the walk: bounded work */
 	if (!strcmp(type, sc->self))
-		return 0;
+		return;
 	nearest_split(type, strlen(type), &name);
 	score = nearest_overlap(&name, &sc->target);
 	if (!score)
-		return 0;
+		return;
 	if (sc->ncand < NEAREST_CANDIDATES) {
 		worst = sc->ncand++;
 	} else {
@@ -113,11 +230,10 @@ static int nearest_visit(const char *type, void *arg)
 			if (sc->cand[i].score < sc->cand[worst].score)
 				worst = i;
 		if (sc->cand[worst].score >= score)
-			return 0;
+			return;
 	}
 	strcpy(sc->cand[worst].type, type);
 	sc->cand[worst].score = score;
-	return 0;
 }
 
 static int nearest_cmp(const void *a, const void *b)
@@ -201,7 +317,10 @@ size_t nearest_types(const char *type, const char *spec, size_t max, struct llm_
 	nearest_split(type, strlen(type), &sc->target);
 	if (spec)
 		nearest_split(spec, strlen(spec), &sc->target);
-	store_foreach_type(nearest_visit, sc);
+	nearest_names_lock_fresh();
+	for (size_t i = 0; i < nearest_cache.n; i++)
+		nearest_visit(nearest_cache.names[i], sc);
+	pthread_mutex_unlock(&nearest_cache.lock);
 
 	/* Re-rank the candidates: a shared name word counts double, a shared spec
 	 * word once. */

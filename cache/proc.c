@@ -22,6 +22,7 @@
 
 #include "clock.h"
 #include "log.h"
+#include "nearest.h"
 #include "proc_int.h"
 #include "sandbox.h"
 #include "store.h"
@@ -359,6 +360,7 @@ void proc_touched(const char *type)
 {
 	struct proc *p = proc_find(type, false);
 
+	nearest_note(type);
 	if (p) {
 		pthread_mutex_lock(&p->lock);
 		p->stale = true;
@@ -383,6 +385,7 @@ void proc_shutdown(void)
 	proc_synth_drain();
 	proc_sweep_drain();
 	proc_flush();
+	nearest_shutdown();
 	while ((p = SLIST_FIRST(&procs.all))) {
 		SLIST_REMOVE_HEAD(&procs.all, next);
 		pversion_put(p->cur);

@@ -451,6 +451,7 @@ int synth_procedure(const struct proc_material *m, struct buf *err)
 		ret = rc;
 		goto out;
 	}
+	nearest_note(m->type);
 	store_log(m->type,
 		  "%s: admitted source %016llx after %u repair round%s (%u call%s: %u "
 		  "synthesis, %u direct-answer; %ld tokens in, %ld out); validated against %zu "

@@ -297,6 +297,35 @@ def test_synthesis_of_a_type_calling_an_existing_one(mounts, llm):
     assert m.ask('shout-upper', 'HeLLo') == b'<hello>\n'
 
 
+def test_nearest_types_follow_new_types(mounts, llm):
+    """The types a prompt offers come from a walk of the store kept for a second
+    (a walk per synthesis made each cost more the bigger the store): a type made
+    through this mount after that walk is offered at once, one another daemon
+    made in the shared store once that second is over."""
+    m = mounts(env=llm.env())
+    llm.script([{'kind': 'code', 'code': UPPER}])
+    assert m.ask('first-upper', 'ab') == b'AB\n'  # its synthesis walked the store
+    m.put_proc('upper', UPPER, tests={'a': ('abc', 'ABC\n')},
+               spec='Input: any text. Answer: the text in upper case.\n')
+    os.mkdir(m.path('procs', 'shout-upper'))
+    write(m.path('procs', 'shout-upper', 'spec'), 'Answer: the input in upper case.\n')
+    llm.script([{'kind': 'compose', 'callee': 'upper', 'code': caller('upper'),
+                 'tests': [['hi', '<HI>']]}])
+    assert m.ask('shout-upper', 'hello') == b'<HELLO>\n'
+    assert '### upper\n' in llm.calls()['calls'][-1]['prompt']
+    # another daemon on the same store makes a type: not through this mount
+    other = mounts(name='other', store=m.store)
+    other.put_proc('exclaim', EXCLAIM, tests={'a': ('hi', 'hi!\n')},
+                   spec='Answer: the input and an exclamation mark.\n')
+    time.sleep(1.2)  # past the second the names are kept (no timing asserted)
+    os.mkdir(m.path('procs', 'loud-exclaim'))
+    write(m.path('procs', 'loud-exclaim', 'spec'), 'Answer: the input exclaimed.\n')
+    llm.script([{'kind': 'compose', 'callee': 'exclaim', 'code': caller('exclaim'),
+                 'tests': [['hi', '<hi!>']]}])
+    assert m.ask('loud-exclaim', 'hey') == b'<hey!>\n'
+    assert '### exclaim\n' in llm.calls()['calls'][-1]['prompt']
+
+
 def test_library_composed_types(mounts):
     """The bundled composed types answer through the mount, record their calls,
     and show in their callees' callers."""
