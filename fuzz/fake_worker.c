@@ -1,11 +1,13 @@
 /*
  * fake_worker: a hostile stand-in for seglam-worker, for the sandbox fuzz
  * target.  sandbox/spawn.c starts it exactly as it starts the real worker
- * (posix_spawn, empty environment, fd 0 requests, fd 1 responses); the target
- * passes the path of a file holding the fuzz input as INCLUDE_DIR (argv[1]).
+ * (posix_spawn, empty environment, fd 0 requests, fd 1 responses, fd 4 loads);
+ * the target passes the path of a file holding the fuzz input as INCLUDE_DIR
+ * (argv[1]).
  *
  * The file is [u8 mode][reply stream...].  mode:
- *   bit 0    read one request frame first (as the real worker does)
+ *   bit 0    read one request frame first (as the real worker does: the first is
+ *            a load, on fd 4)
  *   bits 1-2 how the stream is written: at once, 1 byte, 3 bytes, or two halves
  *            with a pause between
  *   bit 3    stay alive afterwards, reading requests until EOF (so the daemon
@@ -18,6 +20,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -33,19 +36,19 @@ static void put(const uint8_t *p, size_t n)
 	}
 }
 
-static void skip_request(void)
+static void skip_request(int fd)
 {
 	uint8_t hdr[4], chunk[4096];
 	uint32_t len;
 
-	if (read(0, hdr, 4) != 4)
+	if (read(fd, hdr, 4) != 4)
 		return;
 	memcpy(&len, hdr, 4);
 	if (len == 0xfffffff1u) {
 		/* a load (frame.h): slot, source length; then the source */
 		uint32_t l[2];
 
-		if (read(0, l, sizeof(l)) != (ssize_t)sizeof(l))
+		if (read(fd, l, sizeof(l)) != (ssize_t)sizeof(l))
 			return;
 		len = l[1];
 	} else if (len == 0xfffffff0u) {
@@ -53,17 +56,17 @@ static void skip_request(void)
 		 * out_max; then bytes */
 		uint32_t b[6];
 
-		if (read(0, b, sizeof(b)) != (ssize_t)sizeof(b))
+		if (read(fd, b, sizeof(b)) != (ssize_t)sizeof(b))
 			return;
 		len = b[4];
 	} else {
 		uint32_t slot; /* an input: its slot, then its bytes */
 
-		if (read(0, &slot, 4) != 4)
+		if (read(fd, &slot, 4) != 4)
 			return;
 	}
 	while (len) {
-		ssize_t r = read(0, chunk, len < sizeof(chunk) ? len : sizeof(chunk));
+		ssize_t r = read(fd, chunk, len < sizeof(chunk) ? len : sizeof(chunk));
 
 		if (r <= 0)
 			return;
@@ -74,6 +77,7 @@ static void skip_request(void)
 int main(int argc, char **argv)
 {
 	static uint8_t buf[1 << 20];
+	struct stat st;
 	ssize_t n = 0, r;
 	int fd, mode, step;
 
@@ -86,7 +90,7 @@ int main(int argc, char **argv)
 		return 67;
 	mode = buf[0];
 	if (mode & 1)
-		skip_request();
+		skip_request(fstat(4, &st) == 0 && S_ISFIFO(st.st_mode) ? 4 : 0);
 	switch (mode >> 1 & 3) {
 	case 0:
 		put(buf + 1, (size_t)n - 1);

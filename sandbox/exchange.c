@@ -193,9 +193,10 @@ out:
 
 /*
  * Send one request, @hdr (@hlen bytes) then @msg (none when @hdr is NULL: it is
- * in the pipe already), and read the reply, within @deadline.  Returns the frame
- * status with the payload in @data, or -EIO with the reason in @err; on -EIO the
- * worker process is gone (reaped).
+ * in the pipe already), and read the reply, within @deadline.  A load goes on the
+ * load pipe (frame.h; a -o worker_reuse worker has none), anything else on the
+ * request pipe.  Returns the frame status with the payload in @data, or -EIO with
+ * the reason in @err; on -EIO the worker process is gone (reaped).
  */
 int sandbox_exchange(struct sandbox_worker *w, const void *hdr, size_t hlen, const void *msg,
 		     size_t len, int32_t max_status, uint32_t cap, int64_t deadline,
@@ -203,23 +204,27 @@ int sandbox_exchange(struct sandbox_worker *w, const void *hdr, size_t hlen, con
 {
 	uint8_t resp[FRAME_RESP_HDR], small[1024];
 	int32_t status;
-	uint32_t rlen;
+	uint32_t rlen, kind = 0;
 	ssize_t r;
-	int wr;
+	int wr, fd = w->req_fd;
 
 	w->end = SANDBOX_END_NONE;
 	if (!hdr)
 		goto again; /* sent before the worker started (spawn.c sandbox_presend) */
+	if (hlen >= sizeof(kind))
+		memcpy(&kind, hdr, sizeof(kind));
+	if (kind == FRAME_REQ_LOAD && w->load_fd >= 0)
+		fd = w->load_fd;
 	if (hlen + len <= sizeof(small)) {
 		/* One write for a small request: the worker wakes up once. */
 		memcpy(small, hdr, hlen);
 		if (len)
 			memcpy(small + hlen, msg, len);
-		wr = frame_write_full(w->req_fd, small, hlen + len, deadline);
+		wr = frame_write_full(fd, small, hlen + len, deadline);
 	} else {
-		wr = frame_write_full(w->req_fd, hdr, hlen, deadline);
+		wr = frame_write_full(fd, hdr, hlen, deadline);
 		if (!wr)
-			wr = frame_write_full(w->req_fd, msg, len, deadline);
+			wr = frame_write_full(fd, msg, len, deadline);
 	}
 	/* A write error (EPIPE) is not final: the worker may have replied first. */
 	if (wr == -ETIMEDOUT)

@@ -177,6 +177,8 @@ static void sandbox_worker_free(struct sandbox_worker *w)
 		close(w->req_fd);
 	if (w->resp_fd >= 0)
 		close(w->resp_fd);
+	if (w->load_fd >= 0)
+		close(w->load_fd);
 	free(w->slots);
 	free(w);
 }
@@ -340,7 +342,9 @@ static void sandbox_evict(struct sandbox_worker *w)
 	sandbox_slots_clear(w);
 	close(w->req_fd);
 	close(w->resp_fd);
-	w->req_fd = w->resp_fd = -1;
+	if (w->load_fd >= 0)
+		close(w->load_fd);
+	w->req_fd = w->resp_fd = w->load_fd = -1;
 	w->exit_by = frame_now_ms() + SANDBOX_EXIT_GRACE_MS;
 	TAILQ_INSERT_TAIL(&sbx.exiting, w, link);
 	sbx.dying++;
@@ -417,7 +421,7 @@ static struct sandbox_worker *sandbox_worker_new(uid_t owner)
 	w->slots = xcalloc(w->nslots, sizeof(*w->slots));
 	for (unsigned i = 0; i < w->nslots; i++)
 		w->slots[i].w = w;
-	w->req_fd = w->resp_fd = -1;
+	w->req_fd = w->resp_fd = w->load_fd = -1;
 	return w;
 }
 

@@ -84,6 +84,7 @@ struct sandbox_worker {
 	 * idle or dying one is the pool's (sbx.lock while it is in a list). */
 	pid_t pid;
 	int req_fd, resp_fd;  /* our ends, O_CLOEXEC | O_NONBLOCK */
+	int load_fd;	      /* our end of the load pipe (frame.h), -1 with worker_reuse */
 	enum sandbox_end end; /* of the last exchange */
 	int end_status;	      /* the wait status, when end is not SANDBOX_END_NONE */
 	bool parked;	      /* waiting on a seglam_call: not counted against the cap */

@@ -60,17 +60,18 @@ static int sandbox_high_fd(int fd)
 
 /*
  * posix_spawn seglam-worker with @fd0 and @fd1 as its fds 0 and 1 (fd 2
- * /dev/null, @arena as FRAME_ARENA_FD unless it is -1, nothing else), in its own
- * process group, with default signal dispositions and an empty environment.
- * @mother: start the mother instead.
+ * /dev/null, @arena as FRAME_ARENA_FD and @load as FRAME_LOAD_FD unless they are
+ * -1, nothing else), in its own process group, with default signal dispositions
+ * and an empty environment.  @mother: start the mother instead.
  */
-static int sandbox_spawn_exec(int fd0, int fd1, int arena, bool mother, pid_t *pid)
+static int sandbox_spawn_exec(int fd0, int fd1, int arena, int load, bool mother, pid_t *pid)
 {
 	char mem[32], cap[32];
 	char *argv[8] = {mother ? "seglam-mother" : "seglam-worker", sbx.include_dir,
 			 SEGLAM_LIBTCC1, mem, cap};
 	int argc = 5;
 	char *envp[] = {NULL}; /* no API key, no anything */
+	int keep_below = FRAME_ARENA_FD; /* the first fd closed */
 	posix_spawn_file_actions_t fa;
 	posix_spawnattr_t attr;
 	sigset_t none, all;
@@ -96,11 +97,16 @@ static int sandbox_spawn_exec(int fd0, int fd1, int arena, bool mother, pid_t *p
 		ret = -posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
 	if (!ret)
 		ret = -posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
-	if (!ret && arena >= 0)
+	if (!ret && arena >= 0) {
 		ret = -posix_spawn_file_actions_adddup2(&fa, arena, FRAME_ARENA_FD);
+		keep_below = FRAME_ARENA_FD + 1;
+	}
+	if (!ret && load >= 0) {
+		ret = -posix_spawn_file_actions_adddup2(&fa, load, FRAME_LOAD_FD);
+		keep_below = FRAME_LOAD_FD + 1;
+	}
 	if (!ret)
-		ret = -posix_spawn_file_actions_addclosefrom_np(&fa, arena >= 0 ? FRAME_ARENA_FD + 1
-									       : FRAME_ARENA_FD);
+		ret = -posix_spawn_file_actions_addclosefrom_np(&fa, keep_below);
 	/* default dispositions (the daemon ignores SIGPIPE) and an empty mask */
 	if (!ret)
 		ret = -posix_spawnattr_setsigdefault(&attr, &all);
@@ -172,7 +178,7 @@ static int sandbox_mother_start(void)
 		ret = -EMFILE;
 		goto out;
 	}
-	ret = sandbox_spawn_exec(sv[1], -1, -1, true, &mom.pid);
+	ret = sandbox_spawn_exec(sv[1], -1, -1, -1, true, &mom.pid);
 	if (ret)
 		goto out;
 	mom.fd = sv[0];
@@ -333,7 +339,7 @@ static int sandbox_arena_fd(void)
 
 static int sandbox_spawn(struct sandbox_worker *w)
 {
-	int req[2] = {-1, -1}, resp[2] = {-1, -1}, arena = -1;
+	int req[2] = {-1, -1}, resp[2] = {-1, -1}, load[2] = {-1, -1}, arena = -1;
 	int ret;
 
 	/* O_CLOEXEC on every end: another thread spawning at the same moment must
@@ -351,34 +357,54 @@ static int sandbox_spawn(struct sandbox_worker *w)
 		}
 	}
 	if (!sbx.cfg.worker_reuse) {
+		/* Loads on a pipe of their own, which the zygote reads: not through
+		 * the run child waiting on the request pipe (a hand-over, and two
+		 * processes woken rather than one, on every cold start). */
 		arena = sandbox_arena_fd();
 		if (arena < 0) {
 			ret = arena;
 			goto out;
 		}
+		if (pipe2(load, O_CLOEXEC) < 0) {
+			ret = -errno;
+			goto out;
+		}
+		for (int i = 0; i < 2; i++) {
+			load[i] = sandbox_high_fd(load[i]);
+			if (load[i] < 0) {
+				ret = -EMFILE;
+				goto out;
+			}
+		}
 	}
-	w->source_sent = sandbox_presend(req[1], w);
-	ret = sandbox_mother_fork((const int[FRAME_WORKER_FDS]){req[0], resp[1], arena}, &w->pid);
+	w->source_sent = sandbox_presend(load[1] >= 0 ? load[1] : req[1], w);
+	ret = sandbox_mother_fork((const int[FRAME_WORKER_FDS]){req[0], resp[1], arena, load[0]},
+				  &w->pid);
 	if (ret == 0) {
 		pthread_mutex_lock(&sbx.lock);
 		sbx.stats.forks++;
 		pthread_mutex_unlock(&sbx.lock);
 	} else {
-		ret = sandbox_spawn_exec(req[0], resp[1], arena, false, &w->pid);
+		ret = sandbox_spawn_exec(req[0], resp[1], arena, load[0], false, &w->pid);
 	}
 	if (ret)
 		goto out;
 	w->req_fd = req[1];
 	w->resp_fd = resp[0];
-	req[1] = resp[0] = -1;
+	w->load_fd = load[1];
+	req[1] = resp[0] = load[1] = -1;
 	fcntl(w->req_fd, F_SETFL, O_NONBLOCK);
 	fcntl(w->resp_fd, F_SETFL, O_NONBLOCK);
+	if (w->load_fd >= 0)
+		fcntl(w->load_fd, F_SETFL, O_NONBLOCK);
 out:
 	for (int i = 0; i < 2; i++) {
 		if (req[i] >= 0)
 			close(req[i]);
 		if (resp[i] >= 0)
 			close(resp[i]);
+		if (load[i] >= 0)
+			close(load[i]);
 	}
 	if (arena >= 0)
 		close(arena);

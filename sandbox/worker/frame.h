@@ -12,7 +12,10 @@
  * A worker holds compiled types in numbered slots (at most FRAME_SLOTS_MAX; a
  * -o worker_reuse worker holds one, slot 0).  A load compiles a source into a
  * slot (replacing what was there); an input names the slot whose procedure runs
- * it.  The first request to a new worker is a load.  Reply to a load:
+ * it.  The first request to a new worker is a load.  Loads come on a pipe of
+ * their own (FRAME_LOAD_FD), which only the zygote reads, and inputs on fd 0,
+ * which only a run's child reads (a -o worker_reuse worker takes both on fd 0);
+ * the daemon sends one request at a time, whichever pipe.  Reply to a load:
  * FRAME_COMPILED (no bytes), FRAME_COMPILE_ERROR with the message,
  * FRAME_COMPILE_DIED (4 bytes: i32 wait status of the process that compiled),
  * or FRAME_NO_ROOM (8 bytes: u64 size of the image that does not fit the
@@ -177,17 +180,20 @@ int frame_get_call(const char *p, size_t len, const char **type, const char **in
 
 /*
  * A new worker's fds (worker/mother.c): the read end of its request pipe, the
- * write end of its response pipe, and the memfd of its arena (load.c), which the
+ * write end of its response pipe, the memfd of its arena (load.c), which the
  * daemon makes (a worker may not size a file: RLIMIT_FSIZE is 0) and seals
- * against shrinking and growing.  The mother's request is one byte with them as
- * SCM_RIGHTS, on the SOCK_SEQPACKET socket @sock (the daemon's to the mother, the
- * mother's to its spare).  Returns 1 (the byte sent) or -errno.
+ * against shrinking and growing, and the read end of its load pipe.  The
+ * mother's request is one byte with them as SCM_RIGHTS, on the SOCK_SEQPACKET
+ * socket @sock (the daemon's to the mother, the mother's to its spare).  Returns
+ * 1 (the byte sent) or -errno.
  */
-#define FRAME_WORKER_FDS 3
+#define FRAME_WORKER_FDS 4
 ssize_t frame_send_fds(int sock, const int fds[FRAME_WORKER_FDS]);
 
-/* A spawned worker (not forked by the mother) finds its arena's memfd here. */
+/* A new worker (spawned, or forked by the mother) finds its arena's memfd and
+ * its load pipe here; a -o worker_reuse worker has neither. */
 #define FRAME_ARENA_FD 3
+#define FRAME_LOAD_FD 4
 /* The arena's size for a worker of RLIMIT_AS @mem: a sixteenth of it (it is
  * mapped twice), at most FRAME_ARENA_MAX, at least the table of entry points
  * (FRAME_SLOTS_MAX u64s) and one page. */

@@ -89,6 +89,18 @@ void worker_arena_map(int fd)
 	/* nothing of an earlier owner: the file is new, and zero */
 }
 
+/* Move the load pipe's read end from @fd (frame.h FRAME_LOAD_FD) to
+ * WORKER_LOAD_FD, above the fds the zygote's children take. */
+void worker_load_pipe(int fd)
+{
+	struct stat st;
+
+	if (fstat(fd, &st) < 0 || !S_ISFIFO(st.st_mode))
+		worker_fail(WORKER_EXIT_SETUP, "worker: no load pipe on fd %d", fd);
+	if (dup3(fd, WORKER_LOAD_FD, O_CLOEXEC) < 0 || close(fd) < 0)
+		worker_fail(WORKER_EXIT_SETUP, "worker: load pipe: %s", strerror(errno));
+}
+
 /* In a child, before anything else it does: no write access to the arena. */
 void worker_arena_drop(void)
 {
@@ -278,8 +290,8 @@ static void __attribute__((noreturn)) worker_compile_child(const char *include_d
 		_exit(0); /* the zygote is gone, or never needed us */
 	at = (char *)(uintptr_t)head[0];
 	room = (size_t)head[1];
-	len = worker_read_len();
-	src = worker_read_body(len);
+	len = worker_read_len(0);
+	src = worker_read_body(0, len);
 	close(0);
 	if (worker_precheck(src, len, &err) < 0)
 		worker_compile_reply(FRAME_COMPILE_ERROR, err.data, err.len, NULL, 0);
@@ -408,14 +420,12 @@ static int worker_load_result(int fd, struct worker_slot *s, char *at, size_t ro
 }
 
 /*
- * A load request (its FRAME_REQ_LOAD word already read from fd 0): compile the
- * source into its slot in a child and answer the daemon.  @go_fd (or -1): where
- * to send the "go" of the run child waiting to read the next request, as soon as
- * this request is read whole, so that child's wake-up overlaps the compile
- * rather than the daemon's next request.  Returns the compile child's pid, still
- * to be reaped (its exit is not waited for on the way to the answer).
+ * Read a load request from the load pipe, compile the source into its slot in a
+ * child and answer the daemon.  Returns the compile child's pid, still to be
+ * reaped (its exit is not waited for on the way to the answer).  End of file
+ * before a request: the daemon is done with this worker (the first request).
  */
-pid_t worker_load(const char *include_dir, const char *libtcc1, int go_fd)
+pid_t worker_load(const char *include_dir, const char *libtcc1)
 {
 	struct buf msg = BUF_INIT;
 	uint32_t head[2], len, slot;
@@ -426,18 +436,14 @@ pid_t worker_load(const char *include_dir, const char *libtcc1, int go_fd)
 	int st, r, in_fd;
 	pid_t child;
 
-	if (frame_read_full(0, head, sizeof(head), -1) != (ssize_t)sizeof(head))
+	if (worker_read_len(WORKER_LOAD_FD) != FRAME_REQ_LOAD ||
+	    frame_read_full(WORKER_LOAD_FD, head, sizeof(head), -1) != (ssize_t)sizeof(head))
 		_exit(WORKER_EXIT_IO);
 	slot = head[0];
 	len = head[1];
 	if (slot >= FRAME_SLOTS_MAX || len >= FRAME_REQ_BATCH)
 		_exit(WORKER_EXIT_IO); /* the daemon is out of step */
-	src = worker_read_body(len);
-	if (go_fd >= 0) {
-		char go = 1;
-
-		frame_write_full(go_fd, &go, 1, -1);
-	}
+	src = worker_read_body(WORKER_LOAD_FD, len);
 	s = &worker_slots[slot];
 	worker_slot_clear(s);
 	room = worker_arena_gap(&at);

@@ -96,10 +96,10 @@ int main(int argc, char **argv)
 	bool allow_no_landlock = false, reuse = false, mother = false, bad_flag = false;
 
 	/* Step 1: nothing inherited but the two pipes, /dev/null and (a worker
-	 * that is not -o worker_reuse) its arena's memfd on fd 3.  (The daemon
-	 * already spawned us with an empty environment and closefrom; this also
-	 * covers a daemon that forgot.) */
-	worker_close_fds(FRAME_ARENA_FD + 1);
+	 * that is not -o worker_reuse) its arena's memfd on fd 3 and its load pipe
+	 * on fd 4.  (The daemon already spawned us with an empty environment and
+	 * closefrom; this also covers a daemon that forgot.) */
+	worker_close_fds(FRAME_LOAD_FD + 1);
 	/* a write to a run's child that died mid-call fails with EPIPE instead */
 	signal(SIGPIPE, SIG_IGN);
 	for (int i = 5; i < argc; i++) {
@@ -131,8 +131,10 @@ int main(int argc, char **argv)
 
 	/* Step 3b (mother only): fork a worker per request from here on (each
 	 * gets its arena's memfd with its pipes). */
-	if (reuse || mother)
+	if (reuse || mother) {
 		close(FRAME_ARENA_FD);
+		close(FRAME_LOAD_FD);
+	}
 	if (mother)
 		worker_mother(argv[0], argv[1]);
 
@@ -146,12 +148,12 @@ int main(int argc, char **argv)
 
 		/* Step 4: the source (a load into slot 0), screened lexically
 		 * (#include of files, #pragma). */
-		if (worker_read_len() != FRAME_REQ_LOAD ||
+		if (worker_read_len(0) != FRAME_REQ_LOAD ||
 		    frame_read_full(0, head, sizeof(head), -1) != (ssize_t)sizeof(head) ||
 		    head[0] != 0)
 			_exit(WORKER_EXIT_IO);
 		srclen = head[1];
-		src = worker_read_body(srclen);
+		src = worker_read_body(0, srclen);
 		if (worker_precheck(src, srclen, &err) < 0)
 			worker_fail(0, "%s", err.data);
 
@@ -172,6 +174,7 @@ int main(int argc, char **argv)
 	/* The zygote.  Step 4z: the arena for the types it will hold (load.c). */
 	relay = worker_malloc(WORKER_RELAY_ROOM((size_t)cap));
 	worker_arena_map(FRAME_ARENA_FD);
+	worker_load_pipe(FRAME_LOAD_FD);
 
 	/* Step 6: lock down before the first request.  From here on: the pipes,
 	 * non-executable new memory, exit, and forking children that lock

@@ -54,7 +54,8 @@ static void worker_mother_reply(int32_t pid, int32_t dead_spare)
 }
 
 /* Receive one request on @sock: 0 with a new worker's fds (frame.h: two pipe
- * ends and its arena's memfd), 1 at EOF, -1 for a bad one. */
+ * ends, its arena's memfd and its load pipe's read end), 1 at EOF, -1 for a bad
+ * one. */
 static int worker_mother_recv(int sock, int fds[FRAME_WORKER_FDS])
 {
 	union {
@@ -87,10 +88,10 @@ static int worker_mother_recv(int sock, int fds[FRAME_WORKER_FDS])
 			memcpy(&fds[i], CMSG_DATA(c) + i * sizeof(int), sizeof(int));
 		ok = nfd == FRAME_WORKER_FDS && !(msg.msg_flags & MSG_CTRUNC);
 	}
-	/* two pipes, and the arena: a plain file (a memfd) */
+	/* two pipes, the arena (a plain file: a memfd), and a pipe */
 	for (int i = 0; i < FRAME_WORKER_FDS && ok; i++)
 		ok = fstat(fds[i], &st) == 0 &&
-		     (i < 2 ? S_ISFIFO(st.st_mode) : S_ISREG(st.st_mode) != 0);
+		     (i == 2 ? S_ISREG(st.st_mode) != 0 : S_ISFIFO(st.st_mode) != 0);
 	if (ok)
 		return 0;
 	for (int i = 0; i < FRAME_WORKER_FDS; i++)
@@ -134,17 +135,18 @@ static long worker_mother_clone(void)
 	return syscall(SYS_clone, (unsigned long)(CLONE_PARENT | SIGCHLD), 0UL, NULL, NULL, 0UL);
 }
 
-/* In a new worker: its pipes @fds on 0 and 1, its arena on FRAME_ARENA_FD,
- * nothing else open, its name. */
+/* In a new worker: its pipes @fds on 0 and 1, its arena on FRAME_ARENA_FD, its
+ * load pipe on FRAME_LOAD_FD, nothing else open, its name. */
 static void worker_mother_become(int fds[FRAME_WORKER_FDS], char *argv0)
 {
 	size_t len0 = strlen(argv0);
 
 	/* its own process group first: the daemon kills it with it */
 	setpgid(0, 0);
-	if (dup2(fds[0], 0) < 0 || dup2(fds[1], 1) < 0 || dup2(fds[2], FRAME_ARENA_FD) < 0)
+	if (dup2(fds[0], 0) < 0 || dup2(fds[1], 1) < 0 || dup2(fds[2], FRAME_ARENA_FD) < 0 ||
+	    dup2(fds[3], FRAME_LOAD_FD) < 0)
 		_exit(WORKER_EXIT_IO);
-	worker_close_fds(FRAME_ARENA_FD + 1);
+	worker_close_fds(FRAME_LOAD_FD + 1);
 	/* look like the worker it is (ps, /proc/PID/comm and cmdline) */
 	prctl(PR_SET_NAME, "seglam-worker", 0, 0, 0);
 	if (len0 == strlen("seglam-worker"))

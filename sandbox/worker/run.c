@@ -13,11 +13,11 @@
 
 #include "worker_int.h"
 
-/* The length word of the next request (or a request kind, FRAME_REQ_*). */
-uint32_t worker_read_len(void)
+/* The length word of the next request on @fd (or a request kind, FRAME_REQ_*). */
+uint32_t worker_read_len(int fd)
 {
 	uint8_t hdr[FRAME_REQ_HDR];
-	ssize_t r = frame_read_full(0, hdr, sizeof(hdr), -1);
+	ssize_t r = frame_read_full(fd, hdr, sizeof(hdr), -1);
 
 	if (r == 0)
 		_exit(0); /* the daemon closed the pipe: done */
@@ -26,23 +26,17 @@ uint32_t worker_read_len(void)
 	return frame_get_request(hdr);
 }
 
-char *worker_read_body(uint32_t len)
+char *worker_read_body(int fd, uint32_t len)
 {
 	char *data;
 
 	if (len >= FRAME_REQ_BATCH)
 		_exit(WORKER_EXIT_IO); /* a request kind where a length belongs */
 	data = worker_malloc((size_t)len + 1);
-	if (frame_read_full(0, data, len, -1) != (ssize_t)len)
+	if (frame_read_full(fd, data, len, -1) != (ssize_t)len)
 		_exit(WORKER_EXIT_IO);
 	data[len] = '\0';
 	return data;
-}
-
-char *worker_read_frame(uint32_t *len)
-{
-	*len = worker_read_len();
-	return worker_read_body(*len);
 }
 
 /* ------------------------------------------------------------------------- */

@@ -9,6 +9,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -70,26 +71,16 @@ static void __attribute__((noreturn)) worker_child(void)
 	worker_arena_drop(); /* first: no write access to any image (load.c) */
 	worker_child_lockdown();
 	worker_child_prefault();
-	for (;;) {
-		/* Forked ahead: wait until the run before this one is over, so that
-		 * only one process ever reads the request pipe (the zygote reads call
-		 * answers from it during a run).  End of file: the zygote is gone. */
-		if (frame_read_full(WORKER_CHILD_FD, &go, 1, -1) != 1)
-			_exit(0);
-		len = worker_read_len();
-		if (len != FRAME_REQ_LOAD)
-			break;
-		/* Not a run: the zygote loads a type (load.c) and reads the rest of
-		 * the request itself.  FRAME_START with a count of 0 says so; this
-		 * child then waits for its "go" again, and sees the new type in the
-		 * arena, as every child does. */
-		count = 0;
-		frame_put_response(start, FRAME_START, 4);
-		memcpy(start + FRAME_RESP_HDR, &count, 4);
-		if (frame_write_full(1, start, sizeof(start), -1) < 0)
-			_exit(WORKER_EXIT_IO);
-		count = 1;
-	}
+	/* Forked ahead: wait until the run before this one is over, so that only
+	 * one process ever reads the request pipe (the zygote reads call answers
+	 * from it during a run).  End of file: the zygote is gone.  Loads meanwhile
+	 * go to the zygote on their own pipe; this child sees each new type in the
+	 * arena, as every child does. */
+	if (frame_read_full(WORKER_CHILD_FD, &go, 1, -1) != 1)
+		_exit(0);
+	len = worker_read_len(0);
+	if (len == FRAME_REQ_LOAD)
+		_exit(WORKER_EXIT_IO); /* not on this pipe: the daemon is out of step */
 	if (frame_read_full(0, &slot, sizeof(slot), -1) != (ssize_t)sizeof(slot))
 		_exit(WORKER_EXIT_IO);
 	run = worker_slot_run(slot);
@@ -99,7 +90,7 @@ static void __attribute__((noreturn)) worker_child(void)
 		in = worker_batch_read(&b);
 		count = b.count;
 	} else {
-		in = worker_read_body(len);
+		in = worker_read_body(0, len);
 	}
 	if (close(0) < 0)
 		_exit(WORKER_EXIT_IO);
@@ -139,11 +130,13 @@ static pid_t worker_fork_child(void)
 	if (child == 0) {
 		/* Its own pipes as fd 1 and WORKER_CHILD_FD (dup2 leaves them
 		 * without O_CLOEXEC); nothing of the current child's (fds 3 and 4
-		 * until the dup2) nor of the zygote's ends of its own. */
+		 * until the dup2), of the zygote's ends of its own, nor the load
+		 * pipe. */
 		if (dup2(p[1], 1) < 0 || dup2(q[0], WORKER_CHILD_FD) < 0)
 			_exit(WORKER_EXIT_IO);
 		for (int fd = WORKER_CALL_FD; fd <= q[1]; fd++)
 			close(fd);
+		close(WORKER_LOAD_FD);
 		worker_child();
 	}
 	/* p[1] (WORKER_NEXT_CALL_FD) is replaced by the write end of the call pipe */
@@ -261,6 +254,34 @@ static void worker_pass_answer(void)
 
 enum { WORKER_RUN_DONE, WORKER_RUN_REAPED, WORKER_RUN_EOF, WORKER_RUN_LOAD };
 
+/* The load pipe has hung up (the daemon is done with this worker): the child's
+ * end of file on the request pipe says so next, and the relay's usual path ends
+ * the worker. */
+static bool worker_load_eof;
+
+/*
+ * Between requests: wait until the waiting child has something to say (it read
+ * a request) or a load comes.  Whether a load came, to be read (load.c).  The
+ * daemon sends one request at a time, so at most one of the two.
+ */
+static bool worker_load_pending(void)
+{
+	struct pollfd p[2] = {{.fd = WORKER_CHILD_FD, .events = POLLIN},
+			      {.fd = WORKER_LOAD_FD, .events = POLLIN}};
+
+	if (worker_load_eof)
+		return false;
+	while (poll(p, 2, -1) < 0)
+		if (errno != EINTR)
+			_exit(WORKER_EXIT_IO);
+	if (p[0].revents)
+		return false;
+	if (p[1].revents & POLLIN)
+		return true;
+	worker_load_eof = true;
+	return false;
+}
+
 /*
  * The zygote's side of one run: read what the child writes into @relay
  * (WORKER_RELAY_ROOM(cap) bytes), check each frame's header before its payload,
@@ -297,9 +318,7 @@ static int worker_relay(pid_t child, char *relay)
 				if (have - pos < FRAME_RESP_HDR + 4)
 					break;
 				memcpy(&owed, h + FRAME_RESP_HDR, 4);
-				if (owed == 0)
-					return WORKER_RUN_LOAD; /* (worker_child) */
-				if (owed > FRAME_BATCH_MAX_COUNT)
+				if (owed == 0 || owed > FRAME_BATCH_MAX_COUNT)
 					goto violation;
 				started = true;
 				pos = sent = pos + FRAME_RESP_HDR + 4;
@@ -340,6 +359,8 @@ static int worker_relay(pid_t child, char *relay)
 		have -= pos;
 		explicit_bzero(relay + have, pos);
 		pos = sent = 0;
+		if (!started && !have && worker_load_pending())
+			return WORKER_RUN_LOAD;
 		r = read(WORKER_CHILD_FD, relay + have, room - have);
 		if (r > 0) {
 			have += (size_t)r;
@@ -385,20 +406,17 @@ violation:
  * runs procedure code and never holds an input; it wipes what it relayed, so a
  * child starts with nothing of an earlier run.
  *
- * A load request (load.c) is read by the child waiting for a request, which
- * says so (worker_child: FRAME_START with a count of 0) and waits for its "go"
- * again.  The zygote reads the rest of the request, sends that "go", has the type
- * compiled into its slot and answers; the waiting child (forked before the type
- * was there) then sees it in the arena, as every child does.
+ * A load request (load.c) comes on the load pipe, which the zygote reads itself
+ * (worker_load_pending, between requests); it has the type compiled into its
+ * slot and answers, while the child waiting for an input goes on waiting: forked
+ * before the type was there, it sees it in the arena, as every child does.
  */
 void worker_serve(char *relay, const char *include_dir, const char *libtcc1)
 {
 	pid_t child, next, dying = 0, compiler;
 	bool after_load = true;
 
-	if (worker_read_len() != FRAME_REQ_LOAD)
-		_exit(WORKER_EXIT_IO); /* the first request is a load */
-	compiler = worker_load(include_dir, libtcc1, -1);
+	compiler = worker_load(include_dir, libtcc1); /* the first request is a load */
 	worker_first_children(&child, &next);
 	for (;;) {
 		int end = worker_relay(child, relay);
@@ -407,9 +425,8 @@ void worker_serve(char *relay, const char *include_dir, const char *libtcc1)
 			/* (a load right after a load: the last one's compiler first) */
 			if (compiler)
 				worker_reap(compiler);
-			/* The same child takes the next request: its "go" once the
-			 * load is read. */
-			compiler = worker_load(include_dir, libtcc1, WORKER_CALL_FD);
+			/* The waiting child still waits for the next input. */
+			compiler = worker_load(include_dir, libtcc1);
 			after_load = true;
 			continue;
 		}
@@ -467,7 +484,7 @@ void worker_serve_reuse(worker_run_fn run)
 {
 	worker_call_fd = 0;
 	for (;;) {
-		uint32_t len = worker_read_len(), slot;
+		uint32_t len = worker_read_len(0), slot;
 		struct frame_batch b;
 		char *in;
 
@@ -478,7 +495,7 @@ void worker_serve_reuse(worker_run_fn run)
 			in = worker_batch_read(&b);
 			worker_batch_run(run, &b, in);
 		} else {
-			in = worker_read_body(len);
+			in = worker_read_body(0, len);
 			worker_run_one(run, in, len);
 		}
 		free(in);

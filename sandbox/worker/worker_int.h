@@ -42,6 +42,10 @@
  * request (the source) and the reply (the image). */
 #define WORKER_COMPILER_FD 7
 #define WORKER_COMPILER_IN_FD 8
+/* The read end of the daemon's load pipe (frame.h FRAME_LOAD_FD at start), moved
+ * up out of the way of the numbers above; the zygote's alone: every child closes
+ * it first. */
+#define WORKER_LOAD_FD 15
 
 #define WORKER_BATCH_OUT (256u << 10) /* reply buffer; written out when full */
 /* The largest frame a child may send: a call request (frame.h). */
@@ -92,7 +96,8 @@ void worker_arena_map(int fd);
 void worker_arena_drop(void);
 void worker_arena_prefault(void);
 worker_run_fn worker_slot_run(uint32_t slot);
-pid_t worker_load(const char *include_dir, const char *libtcc1, int go_fd);
+pid_t worker_load(const char *include_dir, const char *libtcc1);
+void worker_load_pipe(int fd);
 void worker_compiler_ahead(const char *include_dir, const char *libtcc1);
 void worker_compiler_end(void);
 
@@ -112,9 +117,8 @@ void worker_held_free(void);
 /* run.c */
 extern bool worker_have_clock;
 int64_t worker_coarse_ms(void);
-uint32_t worker_read_len(void);
-char *worker_read_body(uint32_t len);
-char *worker_read_frame(uint32_t *len);
+uint32_t worker_read_len(int fd);
+char *worker_read_body(int fd, uint32_t len);
 char *worker_batch_read(struct frame_batch *b);
 void worker_batch_flush(void);
 void worker_batch_run(worker_run_fn run, const struct frame_batch *b, char *data);
