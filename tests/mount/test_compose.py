@@ -303,27 +303,29 @@ def test_nearest_types_follow_new_types(mounts, llm):
     through this mount after that walk is offered at once, one another daemon
     made in the shared store once that second is over."""
     m = mounts(env=llm.env())
+
+    def composed(type_, spec, callee, test, ask):
+        """Synthesize TYPE (SPEC); the test LLM calls CALLEE only if offered."""
+        os.mkdir(m.path('procs', type_))
+        write(m.path('procs', type_, 'spec'), spec)
+        llm.script([{'kind': 'compose', 'callee': callee, 'code': caller(callee),
+                     'tests': [test]}])
+        assert m.ask(type_, ask[0]) == ask[1]
+        assert '### %s\n' % callee in llm.calls()['calls'][-1]['prompt']
+
     llm.script([{'kind': 'code', 'code': UPPER}])
     assert m.ask('first-upper', 'ab') == b'AB\n'  # its synthesis walked the store
     m.put_proc('upper', UPPER, tests={'a': ('abc', 'ABC\n')},
                spec='Input: any text. Answer: the text in upper case.\n')
-    os.mkdir(m.path('procs', 'shout-upper'))
-    write(m.path('procs', 'shout-upper', 'spec'), 'Answer: the input in upper case.\n')
-    llm.script([{'kind': 'compose', 'callee': 'upper', 'code': caller('upper'),
-                 'tests': [['hi', '<HI>']]}])
-    assert m.ask('shout-upper', 'hello') == b'<HELLO>\n'
-    assert '### upper\n' in llm.calls()['calls'][-1]['prompt']
+    composed('shout-upper', 'Answer: the input in upper case.\n', 'upper', ['hi', '<HI>'],
+             ('hello', b'<HELLO>\n'))
     # another daemon on the same store makes a type: not through this mount
     other = mounts(name='other', store=m.store)
     other.put_proc('exclaim', EXCLAIM, tests={'a': ('hi', 'hi!\n')},
                    spec='Answer: the input and an exclamation mark.\n')
     time.sleep(1.2)  # past the second the names are kept (no timing asserted)
-    os.mkdir(m.path('procs', 'loud-exclaim'))
-    write(m.path('procs', 'loud-exclaim', 'spec'), 'Answer: the input exclaimed.\n')
-    llm.script([{'kind': 'compose', 'callee': 'exclaim', 'code': caller('exclaim'),
-                 'tests': [['hi', '<hi!>']]}])
-    assert m.ask('loud-exclaim', 'hey') == b'<hey!>\n'
-    assert '### exclaim\n' in llm.calls()['calls'][-1]['prompt']
+    composed('loud-exclaim', 'Answer: the input exclaimed.\n', 'exclaim', ['hi', '<hi!>'],
+             ('hey', b'<hey!>\n'))
 
 
 def test_library_composed_types(mounts):
