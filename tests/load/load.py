@@ -25,7 +25,8 @@ Every answer is checked.  Faults (item 3), off by default:
   --kill-workers S kill -9 a random seglam-worker child of the daemon every S s
 
 Afterwards: the daemon is alive, no sanitizer report, fds (non-pipe) equal the
-count before the load, pipes = 2 x live workers (plus the daemon's own, as before), worker children <= -o workers,
+count before the load, pipes = 3 x live workers (the ends of its request, response
+and load pipes; plus the daemon's own, as before), worker children <= -o workers,
 the store holds no temp file of a live process and no partial file (every
 source.c is a known version, every meta.json parses), and every procedure
 answers all of its tests/ through the mount.  Then it unmounts and requires exit
@@ -172,6 +173,10 @@ def proc_children(pid):
     children), without stopping @pid."""
     alive, zombies = frozen_count.scan(pid)
     return [int(p) for p in alive], [int(p) for p in zombies]
+
+
+# The daemon's ends of a worker's pipes: requests, responses and loads (sandbox/spawn.c).
+PIPES_PER_WORKER = 3
 
 
 def fd_census(pid):
@@ -392,7 +397,8 @@ class Load:
             frng = random.Random(a.seed + 7)
             flock = threading.Lock()
 
-            def pick():
+            def pick(typ=None):
+                """Every request a fault of the mix, whatever its type (@typ)."""
                 with flock:
                     r = frng.choices(resp, weights)[0]
                 self.faults['llm-' + (r['kind'] if r['kind'] != 'status'
@@ -835,13 +841,13 @@ class Load:
             bp, bo, bkinds = self.base_fds
             # pipes that are not the workers' (valgrind keeps two of its own): as before
             ba, bz = self.base_workers
-            bown = bp - 2 * (len(ba) + len(bz))
+            bown = bp - PIPES_PER_WORKER * (len(ba) + len(bz))
             # the flusher may be writing meta.json (a temp file and its directory are
             # open for a moment): look again for up to 5 s before calling it a leak
             for _ in range(10):
                 alive, zombies = proc_children(self.pid)
                 pipes, other, kinds = fd_census(self.pid)
-                if other == bo and pipes == bown + 2 * (len(alive) + len(zombies)):
+                if other == bo and pipes == bown + PIPES_PER_WORKER * (len(alive) + len(zombies)):
                     break
                 time.sleep(0.5)
             res.update({'workers_after': len(alive), 'worker_zombies_after': len(zombies),
@@ -850,7 +856,7 @@ class Load:
                         # a killed idle worker is a zombie until the pool reaps it, and
                         # its pipes stay open until then
                         'fd_leak': other - bo,
-                        'pipe_leak': pipes - bown - 2 * (len(alive) + len(zombies))})
+                        'pipe_leak': pipes - bown - PIPES_PER_WORKER * (len(alive) + len(zombies))})
             try:
                 with open(self.d.path('stats')) as f:
                     res['daemon_stats'] = {k: int(v) for k, v in (l.split() for l in f)}
