@@ -192,29 +192,25 @@ out:
 }
 
 /*
- * Send one request, @hdr (@hlen bytes) then @msg (none when @hdr is NULL: it is
- * in the pipe already), and read the reply, within @deadline.  A load goes on the
- * load pipe (frame.h; a -o worker_reuse worker has none), anything else on the
- * request pipe.  Returns the frame status with the payload in @data, or -EIO with
- * the reason in @err; on -EIO the worker process is gone (reaped).
+ * Send one request on @fd (the worker's request pipe, or for a load its load
+ * pipe: frame.h), @hdr (@hlen bytes) then @msg (none when @hdr is NULL: it is in
+ * the pipe already), and read the reply, within @deadline.  Returns the frame
+ * status with the payload in @data, or -EIO with the reason in @err; on -EIO the
+ * worker process is gone (reaped).
  */
-int sandbox_exchange(struct sandbox_worker *w, const void *hdr, size_t hlen, const void *msg,
-		     size_t len, int32_t max_status, uint32_t cap, int64_t deadline,
-		     struct buf *data, struct buf *err)
+int sandbox_exchange(struct sandbox_worker *w, int fd, const void *hdr, size_t hlen,
+		     const void *msg, size_t len, int32_t max_status, uint32_t cap,
+		     int64_t deadline, struct buf *data, struct buf *err)
 {
 	uint8_t resp[FRAME_RESP_HDR], small[1024];
 	int32_t status;
-	uint32_t rlen, kind = 0;
+	uint32_t rlen;
 	ssize_t r;
-	int wr, fd = w->req_fd;
+	int wr;
 
 	w->end = SANDBOX_END_NONE;
 	if (!hdr)
 		goto again; /* sent before the worker started (spawn.c sandbox_presend) */
-	if (hlen >= sizeof(kind))
-		memcpy(&kind, hdr, sizeof(kind));
-	if (kind == FRAME_REQ_LOAD && w->load_fd >= 0)
-		fd = w->load_fd;
 	if (hlen + len <= sizeof(small)) {
 		/* One write for a small request: the worker wakes up once. */
 		memcpy(small, hdr, hlen);
@@ -308,8 +304,8 @@ static int sandbox_run_once(struct sandbox_worker *w, const char *in, size_t inl
 		deadline = sbx_chain.deadline;
 	}
 	/* FRAME_FAILED carries 8 bytes even when the answer cap is smaller */
-	ret = sandbox_exchange(w, (uint32_t[2]){(uint32_t)inlen, w->cur}, FRAME_RUN_HDR, in, inlen,
-			       FRAME_CALL,
+	ret = sandbox_exchange(w, w->req_fd, (uint32_t[2]){(uint32_t)inlen, w->cur}, FRAME_RUN_HDR,
+			       in, inlen, FRAME_CALL,
 			       (uint32_t)(sbx.cfg.max_answer < 8 ? 8 : sbx.cfg.max_answer),
 			       deadline, out, err);
 	if (chain_top)

@@ -171,9 +171,9 @@ int sandbox_load(struct sandbox_worker *w, struct buf *err);
 void sandbox_mother_shutdown(void);
 
 /* exchange.c */
-int sandbox_exchange(struct sandbox_worker *w, const void *hdr, size_t hlen, const void *msg,
-		     size_t len, int32_t max_status, uint32_t cap, int64_t deadline,
-		     struct buf *data, struct buf *err);
+int sandbox_exchange(struct sandbox_worker *w, int fd, const void *hdr, size_t hlen,
+		     const void *msg, size_t len, int32_t max_status, uint32_t cap,
+		     int64_t deadline, struct buf *data, struct buf *err);
 int sandbox_prepare(uid_t owner, const char *source, size_t srclen, struct sandbox_worker **out,
 		    bool *loaded, struct buf *err);
 int sandbox_answer_call(struct sandbox_worker *w, const char *req, size_t rlen, int64_t *deadline,

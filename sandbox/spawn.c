@@ -506,10 +506,10 @@ int sandbox_load(struct sandbox_worker *w, struct buf *err)
 	sbx.stats.compiles++;
 	pthread_mutex_unlock(&sbx.lock);
 	sandbox_load_header(hdr, w);
-	ret = w->source_sent ? sandbox_exchange(w, NULL, 0, NULL, 0, FRAME_NO_ROOM,
-						FRAME_MAX_MESSAGE, deadline, &msg, err)
-			     : sandbox_exchange(w, hdr, sizeof(hdr), c->source, c->srclen,
-						FRAME_NO_ROOM, FRAME_MAX_MESSAGE, deadline, &msg, err);
+	/* (a -o worker_reuse worker has no load pipe: its one load comes on fd 0) */
+	ret = sandbox_exchange(w, w->load_fd >= 0 ? w->load_fd : w->req_fd,
+			       w->source_sent ? NULL : hdr, sizeof(hdr), c->source, c->srclen,
+			       FRAME_NO_ROOM, FRAME_MAX_MESSAGE, deadline, &msg, err);
 	if (ret == FRAME_COMPILED && msg.len == 0) {
 		if (sbx.cfg.mem_budget)
 			w->mem = sandbox_worker_memory(w->pid);

@@ -318,12 +318,12 @@ static void worker_fd_move(int fd, int target)
 }
 
 /*
- * Fork the compiler for the next load now, while nothing waits for it: it warms
- * up while the worker serves runs.  Its request pipe's write end goes to
- * WORKER_COMPILER_FD (the zygote's filter names it), its reply pipe's read end
- * to WORKER_COMPILER_IN_FD.
+ * Fork the compiler for the next load now (worker_load: while the current one
+ * compiles), so that it gets ready before that load comes.  Its request pipe's
+ * write end goes to WORKER_COMPILER_FD (the zygote's filter names it), its reply
+ * pipe's read end to WORKER_COMPILER_IN_FD.
  */
-void worker_compiler_ahead(const char *include_dir, const char *libtcc1)
+static void worker_compiler_ahead(const char *include_dir, const char *libtcc1)
 {
 	int req[2], resp[2], a, b;
 	pid_t pid;

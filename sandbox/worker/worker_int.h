@@ -98,7 +98,6 @@ void worker_arena_prefault(void);
 worker_run_fn worker_slot_run(uint32_t slot);
 pid_t worker_load(const char *include_dir, const char *libtcc1);
 void worker_load_pipe(int fd);
-void worker_compiler_ahead(const char *include_dir, const char *libtcc1);
 void worker_compiler_end(void);
 
 /* abi.c */
