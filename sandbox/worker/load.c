@@ -54,13 +54,16 @@ static struct worker_slot worker_slots[FRAME_SLOTS_MAX];
  * where the code runs: a private mapping of a file shows the file's pages until
  * the process writes them, so a child forked before a load sees the new image
  * and entry point there, and what a procedure writes stays in its own copy.
- * Children unmap the W view before anything else (worker_arena_drop), and the
- * memfd is sealed against any new writable shared mapping (F_SEAL_FUTURE_WRITE):
- * no child can get write access to the file again.  The table (the first
+ * No child has the W view (MADV_DONTFORK; where that is refused, children unmap
+ * it before anything else: worker_arena_drop), and the memfd is sealed against
+ * any new writable shared mapping (F_SEAL_FUTURE_WRITE): no child can get write
+ * access to the file again.  The table (the first
  * WORKER_TABLE bytes) holds each slot's entry point, 0 for an empty slot.
  */
 static char *worker_arena_w, *worker_arena;
 static size_t worker_arena_size, worker_page;
+/* The W view is not copied into children (MADV_DONTFORK): they have nothing to unmap. */
+static bool worker_arena_w_dontfork;
 #define WORKER_TABLE (FRAME_SLOTS_MAX * sizeof(uint64_t))
 
 /* Map the arena from the memfd @fd the daemon made (frame.h) and close it.  It
@@ -79,6 +82,10 @@ void worker_arena_map(int fd)
 	if (worker_arena_w == MAP_FAILED ||
 	    fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_FUTURE_WRITE) < 0)
 		worker_fail(WORKER_EXIT_SETUP, "worker: arena for compiled types: %s", strerror(errno));
+	/* No child ever gets the W view, not even until its first step: a fork
+	 * leaves it out, and a run child has no munmap to make (each costs page
+	 * table work and a TLB flush, much of a run's price on some VMs). */
+	worker_arena_w_dontfork = madvise(worker_arena_w, worker_arena_size, MADV_DONTFORK) == 0;
 	worker_arena = mmap(NULL, worker_arena_size, PROT_READ | PROT_WRITE | PROT_EXEC,
 			    MAP_PRIVATE, fd, 0);
 	if (worker_arena == MAP_FAILED)
@@ -104,7 +111,8 @@ void worker_load_pipe(int fd)
 /* In a child, before anything else it does: no write access to the arena. */
 void worker_arena_drop(void)
 {
-	if (worker_arena_w && munmap(worker_arena_w, worker_arena_size) < 0)
+	if (worker_arena_w && !worker_arena_w_dontfork &&
+	    munmap(worker_arena_w, worker_arena_size) < 0)
 		_exit(WORKER_EXIT_SETUP);
 	worker_arena_w = NULL;
 }
