@@ -29,6 +29,8 @@ enum proc_verdict {
 	VERDICT_TEST,	 /* a case failed: a wrong answer, a rejection or a failed run */
 };
 
+struct store_later;
+
 /* What the synthesizer gets: everything the prompt is made of. */
 struct proc_material {
 	const char *type;
@@ -42,6 +44,9 @@ struct proc_material {
 	 * code is the first round, validated as any synthesis; NULL for an LLM call. */
 	const char *first_reply;
 	size_t first_reply_len;
+	/* Where the records of the LLM exchanges (last-prompt.txt and the like) go, to
+	 * be written once the readers have their answer; NULL: written at once. */
+	struct store_later *later;
 };
 
 /*
@@ -117,6 +122,15 @@ bool proc_type_visible(const char *type);
 
 /* A file under procs/TYPE/ changed through this mount: revalidate on the next ask. */
 void proc_touched(const char *type);
+
+/*
+ * Wait until the records of @type's last synthesis (last-prompt.txt and the like,
+ * written just after its readers were answered) are in the store: the mount calls
+ * this before it looks at procs/TYPE, so that what it shows is never older than
+ * the answer its reader got.  Returns at once when no synthesis is writing any.
+ */
+void proc_records_wait(const char *type);
+bool proc_records_pending(void);
 
 /*
  * Compile @src and run it on @cases, in the sandbox.  Returns 0, or -EIO with the

@@ -102,6 +102,9 @@ struct proc {
 	uint64_t admitted_key; /* (source, tests) pair last admitted or refused */
 	/* Synthesis (under @lock): single flight, and a remembered failure. */
 	bool synth_busy;
+	/* The records of its LLM exchanges are still being written, after its readers
+	 * were answered (proc_synth.c); the mount waits for them (proc_records_wait). */
+	bool records_pending;
 	uint64_t synth_key; /* admitted_key of the source a synthesis ran for */
 	uint64_t synth_fail_until;
 	struct buf synth_reason;
@@ -158,6 +161,7 @@ struct procs {
 	atomic_ulong calls, call_failures;
 	atomic_ulong asks, answers, rejects, errors, not_found, syntheses, synth_failures,
 	    admissions, admission_failures, admissions_on_record;
+	atomic_uint records_pending; /* records with records_pending set: 0 is the fast path */
 };
 extern struct procs procs;
 

@@ -103,9 +103,12 @@ static void synth_job_run(struct synth_job *job)
 	struct proc_material m;
 	struct llm_case *cases = NULL;
 	struct buf spec = BUF_INIT, err = BUF_INIT, failure = BUF_INIT;
+	struct store_later later = {0};
+	bool records;
 	int ret;
 
 	proc_material_load(p, &m, &spec, &cases);
+	m.later = &later;
 	if (job->prev.len) {
 		m.prev_source = job->prev.data;
 		m.failure = buf_str(&job->failure);
@@ -142,10 +145,30 @@ static void synth_job_run(struct synth_job *job)
 		p->synth_fail_until = 0;
 		p->stale = true;
 	}
+	/*
+	 * The readers go on now; the records of the exchanges (fsync'd writes, none
+	 * of which an answer needs) are written after.  records_pending is set in
+	 * the same critical section that ends the synthesis, so nobody sees it over
+	 * without seeing the records pending: the mount waits for them before it
+	 * shows procs/TYPE, and the next synthesis of the type before it starts.
+	 */
+	records = later.n > 0;
+	if (records) {
+		p->records_pending = true;
+		atomic_fetch_add(&procs.records_pending, 1);
+	}
 	p->synth_busy = false;
 	p->nwaiting = 0;
 	pthread_cond_broadcast(&p->cond);
 	pthread_mutex_unlock(&p->lock);
+	if (records) {
+		store_later_flush(&later);
+		pthread_mutex_lock(&p->lock);
+		p->records_pending = false;
+		atomic_fetch_sub(&procs.records_pending, 1);
+		pthread_cond_broadcast(&p->cond);
+		pthread_mutex_unlock(&p->lock);
+	}
 	buf_free(&spec);
 	buf_free(&err);
 	buf_free(&failure);
@@ -182,6 +205,13 @@ int proc_synthesize(struct proc *p, const char *in, size_t len, struct buf *why)
 	struct sandbox_chain_saved chain;
 	int ret;
 
+	if (!p->synth_busy && p->records_pending) {
+		/* The last synthesis is still writing its records, which this one would
+		 * write too; it has just ended, so the state is worth a second look. */
+		while (p->records_pending)
+			pthread_cond_wait(&p->cond, &p->lock);
+		return 0;
+	}
 	if (!p->synth_busy) {
 		struct synth_job *job;
 		pthread_attr_t attr;
@@ -263,6 +293,26 @@ static int proc_synth_wait(struct proc *p, const atomic_bool *intr)
 		pthread_cond_timedwait(&p->cond, &p->lock, &ts);
 	}
 	return 0; /* the caller re-checks the state the synthesis left */
+}
+
+bool proc_records_pending(void)
+{
+	return atomic_load(&procs.records_pending) != 0;
+}
+
+void proc_records_wait(const char *type)
+{
+	struct proc *p;
+
+	if (!proc_records_pending())
+		return;
+	p = proc_find(type, false);
+	if (!p)
+		return;
+	pthread_mutex_lock(&p->lock);
+	while (p->records_pending)
+		pthread_cond_wait(&p->cond, &p->lock);
+	pthread_mutex_unlock(&p->lock);
 }
 
 void proc_synth_drain(void)

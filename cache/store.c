@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -19,6 +20,7 @@
 #include "atomic.h"
 #include "log.h"
 #include "store_int.h"
+#include "xalloc.h"
 
 #define STORE_MARKER "seglamfs-store"
 #define STORE_LOG_MAX (64 * 1024)
@@ -227,6 +229,90 @@ int store_write(const char *type, const char *rel, const void *data, size_t len)
 		close(dirfd);
 	}
 	buf_free(&path);
+	return ret;
+}
+
+/* One held-back write of a store_later. */
+struct store_later_write {
+	char *type, *rel;
+	struct buf data;
+};
+
+void store_later_add(struct store_later *l, const char *type, const char *rel, const void *data,
+		     size_t len)
+{
+	struct store_later_write *w = NULL;
+
+	if (strchr(rel, '/')) {
+		store_write(type, rel, data, len); /* not one of the type's own files: now */
+		return;
+	}
+	for (size_t i = 0; i < l->n; i++)
+		if (!strcmp(l->w[i].type, type) && !strcmp(l->w[i].rel, rel))
+			w = &l->w[i];
+	if (!w) {
+		l->w = xrealloc(l->w, (l->n + 1) * sizeof(*l->w));
+		w = &l->w[l->n++];
+		w->type = xstrdup(type);
+		w->rel = xstrdup(rel);
+		w->data = (struct buf)BUF_INIT;
+	}
+	buf_reset(&w->data);
+	buf_add(&w->data, data, len);
+}
+
+/*
+ * Write @n files of @type's directory (names without a slash) with
+ * atomic_write_many, if the directory still exists: one deleted meanwhile is not
+ * made again (-ENOENT, not an error here).
+ */
+static int store_write_existing(const char *type, struct atomic_file *f, size_t n)
+{
+	struct buf dir = BUF_INIT;
+	int ret, dirfd;
+
+	if (store_ro)
+		return -EROFS;
+	store_type_dir(type, &dir);
+	dirfd = store_open_beneath(dir.data, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
+	buf_free(&dir);
+	if (dirfd < 0)
+		return dirfd == -ENOENT ? 0 : dirfd;
+	ret = atomic_write_many(dirfd, f, n, 0644);
+	close(dirfd);
+	return ret;
+}
+
+int store_later_flush(struct store_later *l)
+{
+	struct atomic_file *f = xcalloc(l->n ? l->n : 1, sizeof(*f));
+	int ret = 0;
+
+	/* The writes of one type together: their data goes to the device at once. */
+	for (size_t i = 0, j; i < l->n; i = j) {
+		int rc;
+
+		for (j = i; j < l->n && !strcmp(l->w[j].type, l->w[i].type); j++) {
+			f[j - i].name = l->w[j].rel;
+			f[j - i].data = buf_str(&l->w[j].data);
+			f[j - i].len = l->w[j].data.len;
+		}
+		rc = store_write_existing(l->w[i].type, f, j - i);
+		if (rc)
+			log_warn("procs/%s: cannot write the records of its LLM exchanges: %s",
+				 l->w[i].type, strerror(-rc));
+		if (rc && !ret)
+			ret = rc;
+	}
+	for (size_t i = 0; i < l->n; i++) {
+		free(l->w[i].type);
+		free(l->w[i].rel);
+		buf_free(&l->w[i].data);
+	}
+	free(f);
+	free(l->w);
+	l->w = NULL;
+	l->n = 0;
 	return ret;
 }
 

@@ -65,6 +65,22 @@ void store_type_dir(const char *type, struct buf *out);
 int store_read(const char *type, const char *rel, size_t max, struct buf *out);
 /* Atomically write procs/../TYPE/@rel, creating the type directory if needed. */
 int store_write(const char *type, const char *rel, const void *data, size_t len);
+/*
+ * Writes held back to be made later, by store_later_flush: each as store_write
+ * makes it (temp, fsync, rename; those of one type with their data sent to the
+ * device together), in order, but only into a type directory that still exists
+ * (a type deleted meanwhile is not made again).  Names in the type's directory
+ * only (no slash).  Adding the same type and name again replaces the data.
+ * Start from {0}; owned by one thread.
+ */
+struct store_later {
+	struct store_later_write *w;
+	size_t n;
+};
+void store_later_add(struct store_later *l, const char *type, const char *rel, const void *data,
+		     size_t len);
+/* Make the writes and forget them; returns the first error (0 or -errno). */
+int store_later_flush(struct store_later *l);
 /* Create the type directory (and its bucket directories). */
 int store_mkdir_type(const char *type);
 bool store_type_exists(const char *type);

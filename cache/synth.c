@@ -136,8 +136,18 @@ static void meta_edit_provenance(cJSON *meta, void *arg)
 	free(host);
 }
 
+/* One record of what was said: at once, or with m->later once the readers have their answer. */
+static void synth_keep(const struct proc_material *m, const char *name, const char *data,
+		       size_t len)
+{
+	if (m->later)
+		store_later_add(m->later, m->type, name, data, len);
+	else
+		store_write(m->type, name, data, len);
+}
+
 /* Keep what was said, so a person can see why the code is what it is. */
-void synth_keep_exchange(const char *type, const char *name, const struct buf *system,
+void synth_keep_exchange(const struct proc_material *m, const char *name, const struct buf *system,
 			 const struct buf *user, const struct llm_reply *reply)
 {
 	struct buf prompt = BUF_INIT, file = BUF_INIT;
@@ -147,13 +157,13 @@ void synth_keep_exchange(const char *type, const char *name, const struct buf *s
 	buf_adds(&prompt, "\n=== user ===\n");
 	buf_add(&prompt, buf_str(user), user->len);
 	buf_printf(&file, "last-%s-prompt.txt", name);
-	store_write(type, strcmp(name, "synth") ? file.data : "last-prompt.txt", prompt.data,
-		    prompt.len);
+	synth_keep(m, strcmp(name, "synth") ? file.data : "last-prompt.txt", prompt.data,
+		   prompt.len);
 	if (reply) {
 		buf_reset(&file);
 		buf_printf(&file, "last-%s-reply.txt", name);
-		store_write(type, strcmp(name, "synth") ? file.data : "last-reply.txt",
-			    buf_str(&reply->text), reply->text.len);
+		synth_keep(m, strcmp(name, "synth") ? file.data : "last-reply.txt",
+			   buf_str(&reply->text), reply->text.len);
 	}
 	buf_free(&prompt);
 	buf_free(&file);
@@ -175,14 +185,8 @@ static void synth_oneline(struct buf *line, const struct buf *text)
 	buf_grow(line, 0);
 }
 
-/* One LLM call of a synthesis run: synth_call, accounted in the provenance. */
-int synth_run_call(struct synth_run *r, const struct buf *system, const struct buf *user,
-		   struct llm_reply *reply, struct buf *err)
+int synth_run_account(struct synth_run *r, int rc, const struct llm_reply *reply)
 {
-	int rc;
-
-	buf_reset(err);
-	rc = synth_call(system->data, user->data, reply, err);
 	if (rc == -EDQUOT)
 		return -EIO;
 	r->prov.calls++;
@@ -195,7 +199,37 @@ int synth_run_call(struct synth_run *r, const struct buf *system, const struct b
 	return 0;
 }
 
-static void synth_refresh_asked(struct synth_run *r)
+/* One LLM call of a synthesis run: synth_call, accounted in the provenance. */
+int synth_run_call(struct synth_run *r, const struct buf *system, const struct buf *user,
+		   struct llm_reply *reply, struct buf *err)
+{
+	buf_reset(err);
+	return synth_run_account(r, synth_call(system->data, user->data, reply, err), reply);
+}
+
+/*
+ * The synthesis request of a round; the first one also sends the direct-answers
+ * request, on a thread of its own (synth_answers_begin): it needs nothing of the
+ * code, so a new type costs one LLM latency rather than two.  The synthesis
+ * request takes its share of the budget first, so that a budget of one call is
+ * spent on the code, as when the two went out one after the other.
+ */
+static int synth_round_call(struct synth_run *r, const struct buf *system, const struct buf *user,
+			    struct llm_reply *reply, struct buf *err)
+{
+	int rc;
+
+	buf_reset(err);
+	rc = budget_take(err) ? -EDQUOT : 0;
+	if (!rc) {
+		if (synth_cfg.validate)
+			synth_answers_begin(r);
+		rc = synth_call_paid(system->data, user->data, reply, err);
+	}
+	return synth_run_account(r, rc, reply);
+}
+
+void synth_refresh_asked(struct synth_run *r)
 {
 	llm_cases_free(r->asked, r->nasked);
 	proc_waiting_inputs(r->m->type, &r->asked, &r->nasked);
@@ -248,11 +282,13 @@ static int synth_version(struct synth_run *r, const char *start, const char *fai
 			/* The routing request already paid for this code: no call. */
 			r->first_used = true;
 			buf_add(&reply.text, m->first_reply, m->first_reply_len);
+			if (synth_cfg.validate)
+				synth_answers_begin(r);
 			rc = 0;
 		} else {
-			rc = synth_run_call(r, &system, &user, &reply, err);
+			rc = synth_round_call(r, &system, &user, &reply, err);
 			r->synth_calls++;
-			synth_keep_exchange(m->type, "synth", &system, &user, rc ? NULL : &reply);
+			synth_keep_exchange(m, "synth", &system, &user, rc ? NULL : &reply);
 		}
 		if (rc) {
 			llm_reply_free(&reply);
@@ -288,7 +324,9 @@ static int synth_version(struct synth_run *r, const char *start, const char *fai
 		if (synth_cfg.validate && !r->answers_done) {
 			r->answers_done = true;
 			synth_refresh_asked(r);
-			rc = synth_request_answers(r, r->asked, r->nasked, SYNTH_PICKS, err);
+			rc = r->answers
+				 ? synth_answers_end(r, true, err)
+				 : synth_request_answers(r, r->asked, r->nasked, SYNTH_PICKS, err);
 			if (rc) {
 				llm_reply_free(&reply);
 				break;
@@ -463,6 +501,13 @@ int synth_procedure(const struct proc_material *m, struct buf *err)
 		  nv > 1 ? " and the other versions" : "");
 	ret = 0;
 out:
+	if (r.answers) {
+		/* No version got as far as its check: the call is paid for and kept. */
+		struct buf aerr = BUF_INIT;
+
+		synth_answers_end(&r, false, &aerr);
+		buf_free(&aerr);
+	}
 	for (k = 0; k < SYNTH_MAX_VERSIONS; k++)
 		buf_free(&codes[k]);
 	for (size_t i = 0; i < r.nex; i++) {
@@ -477,12 +522,21 @@ out:
 
 int synth_call(const char *system, const char *user, struct llm_reply *reply, struct buf *err)
 {
+	if (budget_take(err))
+		return -EDQUOT;
+	return synth_call_paid(system, user, reply, err);
+}
+
+int synth_budget_take(struct buf *err)
+{
+	return budget_take(err);
+}
+
+int synth_call_paid(const char *system, const char *user, struct llm_reply *reply, struct buf *err)
+{
 	struct buf lerr = BUF_INIT;
 	int ret;
 
-	ret = budget_take(err);
-	if (ret)
-		return -EDQUOT;
 	ret = llm_complete(&synth_cfg.llm, system, user, reply, &lerr);
 	if (ret) {
 		buf_add(err, buf_str(&lerr), lerr.len);

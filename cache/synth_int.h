@@ -5,7 +5,10 @@
  * outside them.
  *
  * A synth_run lives on the stack of one synth_procedure() call and is only ever
- * touched by that thread: it needs no lock.
+ * touched by that thread: it needs no lock.  The one other thread of a synthesis,
+ * the direct-answers request in flight (struct synth_answers), has its own copy of
+ * everything it reads and writes only its own struct; the run reads that after
+ * the join.
  */
 #ifndef SEGLAM_SYNTH_INT_H
 #define SEGLAM_SYNTH_INT_H
@@ -44,6 +47,7 @@ struct synth_run {
 	struct expect *ex;
 	size_t nex;
 	bool answers_done;
+	struct synth_answers *answers; /* the direct-answers request in flight, or NULL */
 	struct provenance prov;
 	unsigned synth_calls, answer_calls, reply_cases, compared;
 	bool first_used; /* m->first_reply was taken as round 0 */
@@ -61,8 +65,16 @@ struct synth_run {
 /* synth.c: one LLM call of @r, accounted in its provenance (-EIO when the budget is spent). */
 int synth_run_call(struct synth_run *r, const struct buf *system, const struct buf *user,
 		   struct llm_reply *reply, struct buf *err);
+/* synth.c: account a call's outcome @rc (of synth_call) in @r's provenance; the rc to use. */
+int synth_run_account(struct synth_run *r, int rc, const struct llm_reply *reply);
+/* synth.c: a call in two steps, for a request that goes out on another thread: its
+ * share of the budget (0 or -EDQUOT, the reason in @err), then the call itself. */
+int synth_budget_take(struct buf *err);
+int synth_call_paid(const char *system, const char *user, struct llm_reply *reply, struct buf *err);
+/* synth.c: r->asked := the inputs of the readers waiting now. */
+void synth_refresh_asked(struct synth_run *r);
 /* synth.c: keep a request (and its reply, when there is one) in the type's folder. */
-void synth_keep_exchange(const char *type, const char *name, const struct buf *system,
+void synth_keep_exchange(const struct proc_material *m, const char *name, const struct buf *system,
 			 const struct buf *user, const struct llm_reply *reply);
 
 /* synth_validate.c: a disagreement for meta.json's evidence, with its resolution. */
@@ -71,6 +83,17 @@ void synth_event(struct synth_run *r, const char *kind, const struct buf *in, co
 void synth_events_resolve(struct synth_run *r, const char *resolution);
 int synth_request_answers(struct synth_run *r, const struct llm_case *inputs, size_t n,
 			  unsigned picks, struct buf *err);
+/*
+ * The first direct-answers request, sent beside the first synthesis request: for
+ * the inputs in r->asked and SYNTH_PICKS more.  Does nothing when no budget is
+ * left (the request is then made in line when the answers are needed, and says
+ * so).  synth_answers_end waits for the reply; with @use it takes the answers in
+ * (as synth_request_answers does) and asks in a second request for the inputs
+ * of readers that began waiting after the first went out; without, the call is
+ * only accounted and kept.
+ */
+void synth_answers_begin(struct synth_run *r);
+int synth_answers_end(struct synth_run *r, bool use, struct buf *err);
 unsigned synth_check_expect(struct synth_run *r, const struct buf *code, struct buf *why);
 void synth_withdraw(struct synth_run *r, const struct llm_reply *reply);
 int synth_compare(struct synth_run *r, struct buf *codes, unsigned nv, struct buf *at,

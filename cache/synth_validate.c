@@ -9,6 +9,7 @@
 #include "synth_int.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -102,19 +103,11 @@ static void synth_add_expect(struct synth_run *r, const struct llm_case *c, bool
 	e->reject = reject;
 }
 
-/*
- * The separate request: answers for @inputs (and @picks inputs of the LLM's own
- * choosing), never showing code.  Adds the answers as expectations.
- */
-int synth_request_answers(struct synth_run *r, const struct llm_case *inputs, size_t n,
-			  unsigned picks, struct buf *err)
+/* The prompt of a direct-answers request for @inputs and @picks more. */
+static void synth_answers_prompt(const struct synth_run *r, const struct llm_case *inputs, size_t n,
+				 unsigned picks, struct buf *system, struct buf *user)
 {
 	struct llm_answers_input ain = {0};
-	struct buf system = BUF_INIT, user = BUF_INIT;
-	struct llm_reply reply = {0};
-	struct llm_case *ans = NULL, *rej = NULL;
-	int nans = 0, nrej = 0, rc;
-	size_t before = r->nex;
 
 	ain.type = r->m->type;
 	ain.spec = r->m->spec;
@@ -123,14 +116,27 @@ int synth_request_answers(struct synth_run *r, const struct llm_case *inputs, si
 	ain.inputs = inputs;
 	ain.ninputs = n;
 	ain.picks = picks;
-	llm_prompt_answers(&ain, &system, &user);
-	rc = synth_run_call(r, &system, &user, &reply, err);
+	llm_prompt_answers(&ain, system, user);
+}
+
+/*
+ * A direct-answers call made (@rc of synth_call, the reply in @reply): account
+ * it, keep the exchange and, with @use, add the answers as expectations.
+ */
+static int synth_answers_take(struct synth_run *r, int rc, const struct buf *system,
+			      const struct buf *user, const struct llm_reply *reply, bool use)
+{
+	struct llm_case *ans = NULL, *rej = NULL;
+	int nans = 0, nrej = 0;
+	size_t before = r->nex;
+
+	rc = synth_run_account(r, rc, reply);
 	r->answer_calls++;
-	synth_keep_exchange(r->m->type, "answers", &system, &user, rc ? NULL : &reply);
-	if (rc)
-		goto out;
-	nans = llm_reply_lines(buf_str(&reply.text), reply.text.len, "answers", &ans);
-	nrej = llm_reply_lines(buf_str(&reply.text), reply.text.len, "rejects", &rej);
+	synth_keep_exchange(r->m, "answers", system, user, rc ? NULL : reply);
+	if (rc || !use)
+		return rc;
+	nans = llm_reply_lines(buf_str(&reply->text), reply->text.len, "answers", &ans);
+	nrej = llm_reply_lines(buf_str(&reply->text), reply->text.len, "rejects", &rej);
 	for (int i = 0; i < nans; i++)
 		synth_add_expect(r, &ans[i], false);
 	for (int i = 0; i < nrej; i++)
@@ -140,12 +146,119 @@ int synth_request_answers(struct synth_run *r, const struct llm_case *inputs, si
 		  "%zu new expectation%s",
 		  nans, nans == 1 ? "" : "s", nrej, nrej == 1 ? "" : "s", r->nex - before,
 		  r->nex - before == 1 ? "" : "s");
-out:
 	llm_cases_free(ans, nans > 0 ? (size_t)nans : 0);
 	llm_cases_free(rej, nrej > 0 ? (size_t)nrej : 0);
+	return 0;
+}
+
+/*
+ * The separate request: answers for @inputs (and @picks inputs of the LLM's own
+ * choosing), never showing code.  Adds the answers as expectations.
+ */
+int synth_request_answers(struct synth_run *r, const struct llm_case *inputs, size_t n,
+			  unsigned picks, struct buf *err)
+{
+	struct buf system = BUF_INIT, user = BUF_INIT;
+	struct llm_reply reply = {0};
+	int rc;
+
+	synth_answers_prompt(r, inputs, n, picks, &system, &user);
+	buf_reset(err);
+	rc = synth_call(system.data, user.data, &reply, err);
+	rc = synth_answers_take(r, rc, &system, &user, &reply, true);
 	llm_reply_free(&reply);
 	buf_free(&system);
 	buf_free(&user);
+	return rc;
+}
+
+/* The first direct-answers request in flight: the thread reads and writes only this. */
+struct synth_answers {
+	pthread_t tid;
+	bool threaded;
+	struct buf system, user, err;
+	struct llm_reply reply;
+	int rc;
+	struct buf *asked; /* the inputs it asks for, to tell the later ones */
+	size_t nasked;
+};
+
+static void *synth_answers_main(void *arg)
+{
+	struct synth_answers *a = arg;
+
+	a->rc = synth_call_paid(a->system.data, a->user.data, &a->reply, &a->err);
+	return NULL;
+}
+
+void synth_answers_begin(struct synth_run *r)
+{
+	struct synth_answers *a;
+
+	if (r->answers || r->answers_done)
+		return;
+	a = xcalloc(1, sizeof(*a));
+	if (synth_budget_take(&a->err)) {
+		buf_free(&a->err);
+		free(a);
+		return;
+	}
+	synth_answers_prompt(r, r->asked, r->nasked, SYNTH_PICKS, &a->system, &a->user);
+	a->asked = xcalloc(r->nasked ? r->nasked : 1, sizeof(*a->asked));
+	for (size_t i = 0; i < r->nasked; i++) {
+		a->asked[i] = (struct buf)BUF_INIT;
+		buf_add(&a->asked[i], buf_str(&r->asked[i].in), r->asked[i].in.len);
+	}
+	a->nasked = r->nasked;
+	a->threaded = pthread_create(&a->tid, NULL, synth_answers_main, a) == 0;
+	if (!a->threaded)
+		synth_answers_main(a); /* no thread to spare: the two calls in turn */
+	r->answers = a;
+}
+
+/* Whether @a asked for input @in. */
+static bool synth_answers_asked(const struct synth_answers *a, const struct buf *in)
+{
+	for (size_t i = 0; i < a->nasked; i++)
+		if (same_bytes(&a->asked[i], buf_str(in), in->len))
+			return true;
+	return false;
+}
+
+int synth_answers_end(struct synth_run *r, bool use, struct buf *err)
+{
+	struct synth_answers *a = r->answers;
+	struct llm_case *late = NULL;
+	size_t nlate = 0;
+	int rc;
+
+	r->answers = NULL;
+	if (a->threaded)
+		pthread_join(a->tid, NULL);
+	buf_reset(err);
+	buf_add(err, buf_str(&a->err), a->err.len);
+	rc = synth_answers_take(r, a->rc, &a->system, &a->user, &a->reply, use);
+	if (!rc && use) {
+		/* Readers that began waiting after the request went out: their inputs
+		 * get direct answers too, in a request of their own. */
+		synth_refresh_asked(r);
+		for (size_t i = 0; i < r->nasked; i++)
+			if (!synth_answers_asked(a, &r->asked[i].in)) {
+				late = xrealloc(late, (nlate + 1) * sizeof(*late));
+				late[nlate++] = r->asked[i];
+			}
+		if (nlate)
+			rc = synth_request_answers(r, late, nlate, 0, err);
+		free(late); /* its cases are r->asked's */
+	}
+	for (size_t i = 0; i < a->nasked; i++)
+		buf_free(&a->asked[i]);
+	free(a->asked);
+	llm_reply_free(&a->reply);
+	buf_free(&a->system);
+	buf_free(&a->user);
+	buf_free(&a->err);
+	free(a);
 	return rc;
 }
 

@@ -2,6 +2,7 @@
 #include "atomic.h"
 
 #include "beneath.h"
+#include "xalloc.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -114,6 +115,52 @@ int atomic_write(int dirfd, const char *name, const void *data, size_t len, mode
 		unlinkat(dirfd, tmp.data, 0);
 out:
 	buf_free(&tmp);
+	return ret;
+}
+
+int atomic_write_many(int dirfd, struct atomic_file *f, size_t n, mode_t mode)
+{
+	struct buf *tmp = xcalloc(n ? n : 1, sizeof(*tmp));
+	int *fd = xcalloc(n ? n : 1, sizeof(*fd));
+	int ret = 0;
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		tmp[i] = (struct buf)BUF_INIT;
+		fd[i] = -1;
+		f[i].ret = strchr(f[i].name, '/') ? -EINVAL : 0;
+		if (f[i].ret)
+			continue;
+		atomic_tmpname(&tmp[i]);
+		fd[i] = openat(dirfd, tmp[i].data, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+		if (fd[i] < 0) {
+			f[i].ret = -errno;
+			continue;
+		}
+		f[i].ret = write_full(fd[i], f[i].data, f[i].len);
+		/* Start the writeback now (where it is not supported, fsync does it all). */
+		if (!f[i].ret)
+			sync_file_range(fd[i], 0, 0, SYNC_FILE_RANGE_WRITE);
+	}
+	for (i = 0; i < n; i++) {
+		if (fd[i] < 0)
+			goto next;
+		/* fsync before rename, as atomic_write: never a new name on empty data. */
+		if (!f[i].ret && fsync(fd[i]) != 0)
+			f[i].ret = -errno;
+		if (close(fd[i]) != 0 && !f[i].ret)
+			f[i].ret = -errno;
+		if (!f[i].ret && renameat(dirfd, tmp[i].data, dirfd, f[i].name) != 0)
+			f[i].ret = -errno;
+		if (f[i].ret)
+			unlinkat(dirfd, tmp[i].data, 0);
+	next:
+		if (f[i].ret && !ret)
+			ret = f[i].ret;
+		buf_free(&tmp[i]);
+	}
+	free(tmp);
+	free(fd);
 	return ret;
 }
 

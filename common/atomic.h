@@ -28,6 +28,21 @@ bool atomic_tmp_is_stale(const char *name);
 /* Write @data to dirfd/@name atomically, with @mode. Returns 0 or -errno. */
 int atomic_write(int dirfd, const char *name, const void *data, size_t len, mode_t mode);
 
+/* One file of atomic_write_many; @ret is its outcome (0 or -errno). */
+struct atomic_file {
+	const char *name;
+	const void *data;
+	size_t len;
+	int ret;
+};
+/*
+ * atomic_write of @n files in @dirfd, with the same guarantee for each, but their
+ * data goes to the device together: every temp file is written and its writeback
+ * started before the first fsync, rather than one write and flush after another.
+ * Renamed in order.  Returns the first error (each file's outcome in its @ret).
+ */
+int atomic_write_many(int dirfd, struct atomic_file *f, size_t n, mode_t mode);
+
 /* Read a whole file (at most @max bytes, else -EFBIG) into @out. Returns 0 or -errno. */
 int file_read_all(int dirfd, const char *name, size_t max, struct buf *out);
 /* The same, and *@st: the file's status, of the descriptor the bytes came from. */

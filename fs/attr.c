@@ -262,6 +262,7 @@ void fs_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 			fuse_reply_attr(req, &st, fs_cfg.timeout);
 		return;
 	}
+	procs_records_barrier(ino, NULL);
 	pthread_mutex_lock(&node_lock);
 	n = node_by_ino(ino);
 	if (n && fi && fi->fh && fi_handle(fi)->kind == H_ANSWER) {

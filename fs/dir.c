@@ -139,6 +139,7 @@ void fs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	enum node_kind kind;
 	int ret = 0;
 
+	procs_records_barrier(ino, NULL);
 	pthread_mutex_lock(&node_lock);
 	n = node_by_ino(ino);
 	kind = n ? n->kind : NODE_ROOT;

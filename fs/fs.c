@@ -95,6 +95,7 @@ void fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	char *type = NULL, *input = NULL;
 	int ret = 0;
 
+	procs_records_barrier(ino, NULL);
 	/* What the open needs of the node, copied: it runs without node_lock. */
 	pthread_mutex_lock(&node_lock);
 	n = node_by_ino(ino);

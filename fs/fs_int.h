@@ -201,6 +201,12 @@ int dir_store(struct handle *h, enum node_kind kind, const char *path);
 
 /* procs.c */
 int procs_path(fuse_ino_t ino, const char *name, struct buf *path, struct buf *type);
+/*
+ * Before an operation on procs/TYPE or below (@ino, or @ino's child @name):
+ * wait until the records of TYPE's last synthesis are in the store
+ * (proc_records_wait).  Takes and drops node_lock: call it without.
+ */
+void procs_records_barrier(fuse_ino_t ino, const char *name);
 void procs_changed(const char *type);
 int check_writable(void);
 void chown_to_caller(fuse_req_t req, const char *path);

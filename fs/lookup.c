@@ -208,6 +208,7 @@ void fs_lookup(fuse_req_t req, fuse_ino_t parent_ino, const char *name)
 	struct node *parent, *n = NULL;
 	int ret = 0;
 
+	procs_records_barrier(parent_ino, name);
 	pthread_mutex_lock(&node_lock);
 	parent = node_by_ino(parent_ino);
 	if (!parent) {

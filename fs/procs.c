@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -17,6 +18,26 @@
 #include "route.h"
 #include "store.h"
 #include "store_edit.h"
+#include "xalloc.h"
+
+void procs_records_barrier(fuse_ino_t ino, const char *name)
+{
+	struct node *n;
+	char *type = NULL;
+
+	if (!proc_records_pending())
+		return; /* the fast path: no synthesis is writing records */
+	pthread_mutex_lock(&node_lock);
+	n = node_by_ino(ino);
+	if (n && n->kind == NODE_PROCS && name)
+		type = xstrdup(name);
+	else if (n && node_ops[n->kind].in_store && node_type(n))
+		type = xstrdup(node_type(n));
+	pthread_mutex_unlock(&node_lock);
+	if (type)
+		proc_records_wait(type); /* without node_lock: it waits on store writes */
+	free(type);
+}
 
 /*
  * Resolve @ino to a procs node's store path (and type); for a NULL @name the node
@@ -27,6 +48,7 @@ int procs_path(fuse_ino_t ino, const char *name, struct buf *path, struct buf *t
 	struct node *n;
 	int ret = 0;
 
+	procs_records_barrier(ino, name);
 	pthread_mutex_lock(&node_lock);
 	n = node_by_ino(ino);
 	if (!n) {

@@ -29,6 +29,7 @@ before.  An answers response is:
    "auto": true}       these lines (with "auto", also the reference's answers for
                        the other inputs)
   {"kind": "text", "text": "..."}   as is
+and any of them may carry "delay": seconds (served that much later).
 A "code" response may carry "withdraw": [["in", "reason"], ...].
 
 A response is one of:
@@ -40,6 +41,9 @@ A response is one of:
   {"kind": "malformed"}                  200 with a body that is not JSON
   {"kind": "slow", "delay": 5, "then": {...}}   wait, then serve "then" (auto)
   {"kind": "hang"}                       read the request, never answer
+  {"kind": "after_answers", "max": 30, "then": {...}}   hold the reply until a
+        validation request for the same type has arrived, then serve "then"
+        (auto); after "max" seconds without one, a reply with no code
   {"kind": "compose", "callee": "T", "code": "...", "tests": [...]}
         as "code", but only when the prompt offers type T in its list of existing
         types that may be called (composition); otherwise a reply with no code
@@ -493,7 +497,9 @@ class Handler(BaseHTTPRequestHandler):
                 return self.send_error_shape(proto, 401, 'Incorrect API key provided: %s'
                                              % got, etype='authentication_error')
         if validation:
-            text = answer_validation(st.next_answers(), typ, prompt)
+            ar = st.next_answers()
+            time.sleep(float(ar.get('delay', 0)))
+            text = answer_validation(ar, typ, prompt)
             return self.respond(proto, {'kind': 'text', 'text': text}, body, prompt, typ)
         self.respond(proto, st.next_response(typ), body, prompt, typ)
 
@@ -508,6 +514,20 @@ class Handler(BaseHTTPRequestHandler):
         kind = r.get('kind', 'auto')
         if kind == 'slow':
             time.sleep(float(r.get('delay', 1)))
+            return self.respond(proto, r.get('then', {'kind': 'auto'}), body, prompt, typ)
+        if kind == 'after_answers':
+            # Hold this reply until a validation request of the same type arrives
+            # (or "max" seconds pass: then a reply without code).
+            limit = time.time() + float(r.get('max', 30))
+            st = self.server.state
+            while time.time() < limit:
+                with st.lock:
+                    if any(c['type'] == typ for c in st.answer_calls):
+                        break
+                time.sleep(0.01)
+            else:
+                return self.respond(proto, {'kind': 'text', 'text': 'no direct-answers request '
+                                            'arrived while this one waited'}, body, prompt, typ)
             return self.respond(proto, r.get('then', {'kind': 'auto'}), body, prompt, typ)
         if kind == 'hang':
             # Hold the connection until the client gives up (or a long time).

@@ -1,7 +1,9 @@
 """Synthesis on a miss against the scripted test LLM server (issue 3)."""
 import errno
+import glob
 import json
 import os
+import shutil
 import socket
 import stat
 import threading
@@ -54,6 +56,43 @@ def test_meta_json_provenance_and_last_exchange(mounts, llm):
     assert 'seglam_run' in open(os.path.join(d, 'last-reply.txt')).read()
     assert 'reverse' in open(os.path.join(d, 'last-prompt.txt')).read()
     assert_no_key(m)
+
+
+def test_exchange_records_are_there_when_the_answer_is(mounts, llm):
+    """The records of a synthesis's LLM exchanges are written after its readers
+    have their answer (their fsyncs are off the read path), yet the mount never
+    shows procs/TYPE older than the answer: they are there for a read right after
+    the first ask.  A type removed right after its first answer is not made again
+    by them, and the daemon writes them all before it exits."""
+    llm.script([], default={'kind': 'code', 'code': UPPER})
+    m = llm_mount(mounts, llm)
+    names = {'last-prompt.txt', 'last-reply.txt', 'last-answers-prompt.txt',
+             'last-answers-reply.txt'}
+    for i in range(16):
+        t = 'upper-%d' % i
+        with open(m.path('ask', t, 'abc'), 'rb') as f:
+            assert f.read() == b'ABC\n'
+        if i % 2:
+            assert names <= set(os.listdir(m.path('procs', t))), t
+        with open(m.path('procs', t, 'last-reply.txt')) as f:
+            assert 'seglam_run' in f.read(), t
+        with open(m.path('procs', t, 'last-answers-prompt.txt')) as f:
+            assert '"abc"' in f.read(), t
+    for i in range(16, 24):
+        t = 'gone-%d' % i
+        with open(m.path('ask', t, 'abc'), 'rb') as f:
+            assert f.read() == b'ABC\n'
+        shutil.rmtree(m.path('procs', t))
+    # The last of them written and the daemon gone: every record is in the store.
+    for i in range(24, 32):
+        with open(m.path('ask', 'last-%d' % i, 'abc'), 'rb') as f:
+            assert f.read() == b'ABC\n'
+    m.stop()
+    for i in range(16, 24):
+        assert not glob.glob(os.path.join(m.store, 'procs', '*', '*', 'gone-%d' % i))
+    for i in range(24, 32):
+        d = glob.glob(os.path.join(m.store, 'procs', '*', '*', 'last-%d' % i))
+        assert len(d) == 1 and names <= set(os.listdir(d[0])), i
 
 
 def test_a_synthesis_is_admitted_once(mounts, llm):
