@@ -446,8 +446,15 @@ int sandbox_run(uid_t owner, const char *source, size_t srclen, const char *in, 
 			return ret;
 		ret = sandbox_run_once(w, in, inlen, out, err, &reuse);
 		/* A pooled worker killed from outside while idle (SIGKILL: the OOM killer,
-		 * an operator) is not this input's fault: try once more in a fresh one. */
-		if (ret != -EIO || fresh || attempt > 0 || !sandbox_end_sigkill(w))
+		 * an operator) is not this input's fault: try once more in a fresh one.
+		 * Nor is the zygote itself SIGKILLed during the run, fresh or not: the
+		 * procedure runs in the run's child, whose SIGKILL (its CPU or memory
+		 * limit) comes back as SANDBOX_END_CHILD and is the input's.  Taken for
+		 * the input's, such a kill during an admission's test would fail the
+		 * source (and with an LLM, start a repair); a few tries, then it is. */
+		if (ret != -EIO || !sandbox_end_sigkill(w))
+			break;
+		if (w->end == SANDBOX_END_WORKER ? attempt >= 2 : fresh || attempt > 0)
 			break;
 		sandbox_checkin(w, false);
 		w = NULL;

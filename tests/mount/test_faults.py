@@ -12,7 +12,8 @@ Contracts stated here:
   -o ro): stored procedures answer, writes fail with EROFS.
 - A worker killed from outside (SIGKILL): that read fails with EIO or succeeds,
   the pool recovers, and later reads answer, also when the kill hit the admission
-  of a procedure (its test run).
+  of a procedure (its test run); a zygote killed during a run (up to twice) is
+  not the input's fault: the run is tried again and answers.
 """
 import errno
 import os
@@ -251,3 +252,59 @@ def test_worker_killed_during_admission_recovers(mounts):
     assert errs == [0, 0, 0], (
         f'procedure stays failing after a worker was killed during its admission: {errs}\n'
         + m.proc_log('slowtest'))
+
+
+def running_grandchild_parent(daemon):
+    """The pid of a worker (a child of @daemon) that has a child running on a CPU
+    for a tenth of a second already (state R, utime: a run's child executing the
+    slow procedure, not a compile child getting ready), or None."""
+    workers = set(worker_pids(parent=daemon))
+    for d in os.listdir('/proc'):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f'/proc/{d}/stat') as f:
+                fields = f.read().rsplit(')', 1)[1].split()
+        except OSError:
+            continue
+        if fields[0] == 'R' and int(fields[1]) in workers and int(fields[11]) >= 10:
+            return int(fields[1])
+    return None
+
+
+def test_zygote_killed_twice_during_admission_test_is_retried(mounts, llm):
+    """The worker itself (not the run's child) SIGKILLed from outside while an
+    admission's test runs, and again while the retry runs: not the source's
+    fault, so the run is tried again, the first read answers and the source is
+    admitted.  With an LLM whose replies hold no code, taking the kills for the
+    source's failure would have made it a repair that fails, and the type would
+    stay failing (what a kill storm on a slow machine once did)."""
+    llm.script([], default={'kind': 'text', 'text': 'no code today'})
+    m = mounts(env=llm.env(), options=['-o', 'timeout=20000'])
+    os.mkdir(m.path('procs', 'slowtest'))
+    os.mkdir(m.path('procs', 'slowtest', 'tests'))
+    write(m.path('procs', 'slowtest', 'tests', 'slow.in'), 'slow')
+    write(m.path('procs', 'slowtest', 'tests', 'slow.out'), 'ok 4\n')
+    write(m.path('procs', 'slowtest', 'source.c'), SLOW_ON_SLOW)
+    res = {}
+
+    def first():
+        res['err'] = m.ask_errno('slowtest', 'first')
+    t = threading.Thread(target=first)
+    t.start()
+    killed = []
+    deadline = time.time() + 60
+    while time.time() < deadline and len(killed) < 2 and t.is_alive():
+        z = running_grandchild_parent(m.proc.pid)
+        if z is None or z in killed:
+            time.sleep(0.02)
+            continue
+        os.kill(z, 9)
+        killed.append(z)
+    t.join(120)
+    log = m.proc_log('slowtest')
+    assert len(killed) == 2, (killed, log)
+    assert res.get('err') == 0, log
+    assert 'repair' not in log and 'failed' not in log, log
+    assert llm.count() == 0
+    assert m.ask('slowtest', 'later') == b'ok 5\n'
