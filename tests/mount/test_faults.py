@@ -206,6 +206,23 @@ int seglam_run(const char *in, size_t len, seglam_out *out)
 '''
 
 
+def ask_slowtest(m):
+    """Make type slowtest (its one test runs SLOW_ON_SLOW's slow loop) and start its
+    first read on a thread; returns ({'err': errno of that read}, the thread)."""
+    os.mkdir(m.path('procs', 'slowtest'))
+    os.mkdir(m.path('procs', 'slowtest', 'tests'))
+    write(m.path('procs', 'slowtest', 'tests', 'slow.in'), 'slow')
+    write(m.path('procs', 'slowtest', 'tests', 'slow.out'), 'ok 4\n')
+    write(m.path('procs', 'slowtest', 'source.c'), SLOW_ON_SLOW)
+    res = {}
+
+    def first():
+        res['err'] = m.ask_errno('slowtest', 'first')
+    t = threading.Thread(target=first)
+    t.start()
+    return res, t
+
+
 def test_worker_killed_while_idle(mount):
     m = mount
     m.put_proc('upper', UPPER, tests={'a': ('abc', 'ABC\n')})
@@ -225,17 +242,7 @@ def test_worker_killed_during_admission_recovers(mounts):
     """A kill from outside during the test run of an admission is not the procedure's
     fault: the procedure must not stay failing (the next reads answer)."""
     m = mounts(options=['-o', 'timeout=20000'])
-    os.mkdir(m.path('procs', 'slowtest'))
-    os.mkdir(m.path('procs', 'slowtest', 'tests'))
-    write(m.path('procs', 'slowtest', 'tests', 'slow.in'), 'slow')
-    write(m.path('procs', 'slowtest', 'tests', 'slow.out'), 'ok 4\n')
-    write(m.path('procs', 'slowtest', 'source.c'), SLOW_ON_SLOW)
-    res = {}
-
-    def first():
-        res['err'] = m.ask_errno('slowtest', 'first')
-    t = threading.Thread(target=first)
-    t.start()
+    res, t = ask_slowtest(m)
     # wait until the admission runs the slow case in a worker, then kill it
     deadline = time.time() + 10
     killed = 0
@@ -281,17 +288,7 @@ def test_zygote_killed_twice_during_admission_test_is_retried(mounts, llm):
     stay failing (what a kill storm on a slow machine once did)."""
     llm.script([], default={'kind': 'text', 'text': 'no code today'})
     m = mounts(env=llm.env(), options=['-o', 'timeout=20000'])
-    os.mkdir(m.path('procs', 'slowtest'))
-    os.mkdir(m.path('procs', 'slowtest', 'tests'))
-    write(m.path('procs', 'slowtest', 'tests', 'slow.in'), 'slow')
-    write(m.path('procs', 'slowtest', 'tests', 'slow.out'), 'ok 4\n')
-    write(m.path('procs', 'slowtest', 'source.c'), SLOW_ON_SLOW)
-    res = {}
-
-    def first():
-        res['err'] = m.ask_errno('slowtest', 'first')
-    t = threading.Thread(target=first)
-    t.start()
+    res, t = ask_slowtest(m)
     killed = []
     deadline = time.time() + 60
     while time.time() < deadline and len(killed) < 2 and t.is_alive():
