@@ -199,14 +199,6 @@ int synth_run_account(struct synth_run *r, int rc, const struct llm_reply *reply
 	return 0;
 }
 
-/* One LLM call of a synthesis run: synth_call, accounted in the provenance. */
-int synth_run_call(struct synth_run *r, const struct buf *system, const struct buf *user,
-		   struct llm_reply *reply, struct buf *err)
-{
-	buf_reset(err);
-	return synth_run_account(r, synth_call(system->data, user->data, reply, err), reply);
-}
-
 /*
  * The synthesis request of a round; the first one also sends the direct-answers
  * request, on a thread of its own (synth_answers_begin): it needs nothing of the

@@ -62,10 +62,8 @@ struct synth_run {
 /* Untrusted bytes quoted for a one-line message, at most 160 of them. */
 #define synth_quote(b, s, len) buf_addquoted((b), (s), (len), 160)
 
-/* synth.c: one LLM call of @r, accounted in its provenance (-EIO when the budget is spent). */
-int synth_run_call(struct synth_run *r, const struct buf *system, const struct buf *user,
-		   struct llm_reply *reply, struct buf *err);
-/* synth.c: account a call's outcome @rc (of synth_call) in @r's provenance; the rc to use. */
+/* synth.c: account a call's outcome @rc (of synth_call) in @r's provenance; the rc to
+ * use (-EIO when the budget was spent). */
 int synth_run_account(struct synth_run *r, int rc, const struct llm_reply *reply);
 /* synth.c: a call in two steps, for a request that goes out on another thread: its
  * share of the budget (0 or -EDQUOT, the reason in @err), then the call itself. */
