@@ -32,6 +32,8 @@ sys.path.insert(0, os.path.join(ROOT, 'tests'))
 def pytest_configure(config):
     config.addinivalue_line('markers', 'long: an expensive test (load, crash loops, '
                             'large stores); run by `scripts/test --long` and CI')
+    # pytest-xdist's, for runs without it (scripts/test runs with it)
+    config.addinivalue_line('markers', 'xdist_group(name): tests run by one xdist worker')
 
 
 def pytest_collection_modifyitems(config, items):

@@ -20,6 +20,10 @@ from conftest import UPPER, ROOT, write
 sys.path.insert(0, os.path.join(ROOT, 'tests', 'nfs'))
 import ganesha  # noqa: E402
 
+# One NFS server at a time: each registers with the one rpcbind of the machine
+# (scripts/test runs the mount tests on several xdist workers, --dist loadgroup).
+pytestmark = pytest.mark.xdist_group('nfs')
+
 SHOUT = r'''#include <seglam.h>
 #include <ctype.h>
 int seglam_run(const char *in, size_t len, seglam_out *out)
