@@ -30,6 +30,10 @@ SANITIZER_MARKS = ('ERROR: AddressSanitizer', 'ERROR: LeakSanitizer', 'runtime e
 sys.path.insert(0, os.path.join(ROOT, 'tests'))
 
 def pytest_configure(config):
+    # A suite started in the background by a shell (`scripts/test &`) runs with
+    # SIGINT ignored, and every process it starts inherits that through exec: a
+    # `cat` a test interrupts would go on reading.  Python's own handler again.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     config.addinivalue_line('markers', 'long: an expensive test (load, crash loops, '
                             'large stores); run by `scripts/test --long` and CI')
     # pytest-xdist's, for runs without it (scripts/test runs with it)
