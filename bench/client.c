@@ -16,8 +16,9 @@
  *   client thr SECONDS THREADS SPEC       throughput: THREADS threads doing SPEC
  *       (file:, new:, list:, newlist:FILE = a fresh name under the dirs of FILE in
  *       turn) for SECONDS; prints "ops_per_s N errors N".
- *   client once FILE                      read each path of FILE once, in order;
- *       prints "usec errno" per path.
+ *   client once FILE [GAP_US]             read each path of FILE once, in order
+ *       (GAP_US apart: one at a time on an otherwise idle mount); prints "usec
+ *       errno" per path.
  *   client miss URL BODYFILE FILE         alternately read a path of FILE (a new
  *       type: a miss) and POST BODYFILE to URL (the LLM round trip alone); prints
  *       "miss_usec errno llm_usec" per path.
@@ -358,14 +359,19 @@ static int cmd_thr(int argc, char **argv)
 
 static int cmd_once(int argc, char **argv)
 {
+	long gap_us = argc == 2 ? atol(argv[1]) : 0;
 	size_t n;
 	char **v;
 
-	if (argc != 1)
-		die("once FILE");
+	if (argc != 1 && argc != 2)
+		die("once FILE [GAP_US]");
 	v = read_lines(argv[0], &n);
 	for (size_t i = 0; i < n; i++) {
-		uint64_t t0 = now_ns();
+		uint64_t t0;
+
+		if (gap_us > 0)
+			usleep((useconds_t)gap_us);
+		t0 = now_ns();
 		int err = read_file(v[i]);
 
 		printf("%.3f %d\n", (double)(now_ns() - t0) / 1000.0, err);

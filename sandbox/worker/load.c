@@ -32,6 +32,7 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "precheck.h"
@@ -215,32 +216,83 @@ static void worker_populate(char *lo, char *hi)
 		*(volatile char *)a = *(volatile char *)a;
 }
 
-/* The zygote has written this compile child's load: stop getting ready. */
-static bool worker_load_waiting(void)
+bool worker_touch_costly;
+/* How long a compile child waits for a load before it rehearses (load.c). */
+#define WORKER_REHEARSAL_DELAY_MS 3
+
+/*
+ * In a process still fresh (a spare just forked by the mother, else a zygote just
+ * forked or spawned; once, the first call decides): whether the first touch of a
+ * page costs so much here that a fresh fork's compile is mostly that.  On a PVM
+ * guest (the guest's page tables shadowed by the host) a forked process pays about
+ * 5 µs for the first read of a page and 20 µs for the first write, against well
+ * under one on most hosts; a compile touches hundreds.  Timed by reading a byte of
+ * each page of the process's own .data and .bss, before anything writes them (on
+ * most hosts a read of a page the fork mapped costs a TLB miss, tens of
+ * nanoseconds; on a PVM guest about 5 µs): more than 1.5 µs a page is costly.  Then
+ * they are copied from the parent at once rather than on first writes (it writes
+ * them anyway).  It decides how children get ready (worker_compile_warm, serve.c):
+ * rehearse on such a machine, where a rehearsal saves more than it takes, and not
+ * elsewhere, where it took the CPU the next cold start needed.
+ */
+void worker_touch_measure(void)
+{
+	extern char __data_start[], end[];
+	static bool measured;
+	struct timespec a, b;
+	size_t pages = 0;
+	double ns;
+
+	if (measured)
+		return;
+	measured = true;
+	clock_gettime(CLOCK_MONOTONIC, &a);
+	for (const char *p = __data_start; p < end; p += 4096, pages++)
+		(void)*(const volatile char *)p;
+	clock_gettime(CLOCK_MONOTONIC, &b);
+	ns = (double)(b.tv_sec - a.tv_sec) * 1e9 + (double)(b.tv_nsec - a.tv_nsec);
+	worker_touch_costly = pages && ns / (double)pages > 1500.0;
+	worker_populate(__data_start, end);
+}
+
+/* Whether the zygote has written this compile child's load, waiting up to @ms
+ * for it: then the child stops getting ready. */
+static bool worker_load_waiting(int ms)
 {
 	struct pollfd p = {.fd = 0, .events = POLLIN};
 
-	return poll(&p, 1, 0) != 0;
+	while (poll(&p, 1, ms) < 0)
+		if (errno != EINTR)
+			return true;
+	return p.revents != 0;
 }
 
 /*
- * What a compile child does while it waits, so that it is not on the cold path:
- * a page fault costs several microseconds on a VM, and they were most of the
- * gap between a compile here (a fresh fork) and the same compile in a warm
- * process (the floor).  Measured on a 2-core VM: 75 faults a compile, 16 after
- * this, a load about 270 µs faster.  It
+ * What a compile child does while it waits, so that it is not on the cold path.
+ * A fresh fork pays for the first touch of every page it uses: a page fault
+ * where it writes, and where worker_touch_costly (a PVM guest) about a quarter of
+ * that again for every page it only reads.  A compile touches hundreds (tcc's
+ * code, tables and globals, the heap of a translation unit).  The child
  *  - copies every page of .data and .bss from the zygote now rather than on the
  *    first write to each (they hold tcc's globals; the worker keeps its large
  *    buffers on the heap so that this stays small);
- *  - sets up the compiler (worker_compiler_new: tcc's tables, our symbols);
- *  - keeps freed memory in the heap and grows it by the two buffers libtcc
- *    (0.9.27) allocates for each translation unit, pre-faulting their start,
- *    which is all a procedure's compile uses of them: the compile's own
- *    allocations then land on those pages.  With another libtcc this costs a
- *    little and saves nothing.
- * A load that comes meanwhile is not kept waiting for the last step.
+ *  - keeps freed memory in its heap;
+ *  - where first touches are costly, compiles a fixed, trusted procedure
+ *    (worker_compile_rehearse), so that the real compile finds tcc's code and
+ *    tables mapped and its allocations land on pages already there: measured on
+ *    a 2-core PVM guest, the compile child's part of a load went from about 3.3
+ *    to about 0.9 ms;
+ *  - elsewhere only grows the heap by the two buffers libtcc (0.9.27) allocates
+ *    for each translation unit and pre-faults their start, which is all a
+ *    procedure's compile uses of them (a rehearsal there took the CPU the next
+ *    cold start needed: 300 stored types asked once each, p50 1.25 ms with a
+ *    rehearsal of the parse only, 1.00-1.06 ms without);
+ *  - sets up the compiler for its load (worker_compiler_new: options, our
+ *    symbols).
+ * A load that has come meanwhile is not kept waiting for the rehearsal or the
+ * buffers (a poll of the pipe first).
  */
-static struct TCCState *worker_compile_warm(const char *include_dir)
+static struct TCCState *worker_compile_warm(const char *include_dir, const char *libtcc1)
 {
 	extern char __data_start[], end[];
 	enum { tcc_buffer = 768 << 10, used = 64 << 10 };
@@ -250,8 +302,16 @@ static struct TCCState *worker_compile_warm(const char *include_dir)
 	mallopt(M_MMAP_THRESHOLD, 4 * tcc_buffer);
 	mallopt(M_TRIM_THRESHOLD, 64 << 20);
 	worker_populate(__data_start, end);
+	if (worker_touch_costly) {
+		/* Not when types are asked one after another: a load that comes
+		 * within a few ms would wait for the rehearsal, which takes about as
+		 * long as the compile it saves (docs/long-tail.md). */
+		if (!worker_load_waiting(WORKER_REHEARSAL_DELAY_MS))
+			worker_compile_rehearse(include_dir, libtcc1);
+		return worker_compiler_new(include_dir);
+	}
 	s = worker_compiler_new(include_dir);
-	if (worker_load_waiting())
+	if (worker_load_waiting(0))
 		return s;
 	a = malloc(tcc_buffer);
 	b = malloc(tcc_buffer);
@@ -290,10 +350,7 @@ static void __attribute__((noreturn)) worker_compile_child(const char *include_d
 	for (int fd = 3; fd < 16; fd++)
 		close(fd);
 	worker_compile_lockdown();
-	/* (No warm-up compile though: measured, it takes the CPU that the next
-	 * cold start needs, and waiting for it costs more than the faults it
-	 * saves.) */
-	tcc = worker_compile_warm(include_dir);
+	tcc = worker_compile_warm(include_dir, libtcc1);
 	if (frame_read_full(0, head, sizeof(head), -1) != (ssize_t)sizeof(head))
 		_exit(0); /* the zygote is gone, or never needed us */
 	at = (char *)(uintptr_t)head[0];
@@ -331,7 +388,7 @@ static void worker_fd_move(int fd, int target)
  * write end goes to WORKER_COMPILER_FD (the zygote's filter names it), its reply
  * pipe's read end to WORKER_COMPILER_IN_FD.
  */
-static void worker_compiler_ahead(const char *include_dir, const char *libtcc1)
+void worker_compiler_ahead(const char *include_dir, const char *libtcc1)
 {
 	int req[2], resp[2], a, b;
 	pid_t pid;
@@ -485,12 +542,16 @@ pid_t worker_load(const char *include_dir, const char *libtcc1)
 	 * run child to fork and one to end, and a next load asked right away (types
 	 * read one after another) found it still busy with those.  Its pipes take
 	 * the usual fds, so this reply's pipe moves out of their way first (the new
-	 * child closes it: worker_compile_child).
+	 * child closes it: worker_compile_child).  Not where first touches are
+	 * costly: there the new child's rehearsal took the CPU from this compile (the
+	 * scheduler put both on the zygote's CPU), so it is forked after the run
+	 * (serve.c), when the zygote has nothing else to do.
 	 */
 	in_fd = fcntl(WORKER_COMPILER_IN_FD, F_DUPFD_CLOEXEC, WORKER_COMPILER_FD + 2);
 	if (in_fd < 0 || close(WORKER_COMPILER_IN_FD) < 0)
 		_exit(WORKER_EXIT_IO);
-	worker_compiler_ahead(include_dir, libtcc1);
+	if (!worker_touch_costly)
+		worker_compiler_ahead(include_dir, libtcc1);
 	r = worker_load_result(in_fd, s, at, room, &msg);
 	close(in_fd);
 	if (r < 0) {

@@ -30,7 +30,6 @@
  * the daemon reaps it with the mother's process group.
  */
 #include <errno.h>
-#include <libtcc.h>
 #include <sched.h>
 #include <signal.h>
 #include <string.h>
@@ -103,28 +102,6 @@ static int worker_mother_recv(int sock, int fds[FRAME_WORKER_FDS])
 bool worker_warmed; /* by the mother, before this worker was forked */
 
 /*
- * tcc's first-use work on a fixed, trusted source: its code and the headers are
- * then in the page cache, and the heap tcc uses is faulted in.  It is parsed
- * only: nothing is relocated, so nothing of it is executable.
- */
-static void worker_warm_compile(const char *include_dir)
-{
-	static const char warm[] =
-	    "#include <seglam.h>\nint seglam_run(const char *in, size_t len, "
-	    "seglam_out *out) { return seglam_write(out, in, len); }\n";
-	TCCState *s = tcc_new();
-
-	if (!s)
-		_exit(WORKER_EXIT_OOM);
-	tcc_set_options(s, "-nostdlib -nostdinc");
-	tcc_set_output_type(s, TCC_OUTPUT_MEMORY);
-	tcc_add_include_path(s, include_dir);
-	tcc_add_sysinclude_path(s, include_dir);
-	tcc_compile_string(s, warm);
-	tcc_delete(s);
-}
-
-/*
  * Not glibc's fork: it cannot make the daemon the parent.  The child never runs
  * procedure code itself (its run children are _Fork()ed, which sets their thread
  * id right), so the thread id glibc keeps for this thread, stale in the child,
@@ -175,7 +152,9 @@ static bool worker_mother_spare(char *argv0, const char *include_dir, int fds[FR
 		dup2(1, 0);
 		close(sv[0]);
 		prctl(PR_SET_NAME, "seglam-spare", 0, 0, 0);
-		worker_warm_compile(include_dir);
+		/* first, while this process is still a fresh fork (load.c) */
+		worker_touch_measure();
+		worker_compile_rehearse(include_dir, NULL);
 		if (worker_mother_recv(sv[1], fds) != 0)
 			_exit(0); /* the mother is gone */
 		worker_mother_become(fds, argv0);
@@ -212,7 +191,7 @@ void worker_mother(char *argv0, const char *include_dir)
 	worker_warm_up();
 	worker_warmed = true;
 	worker_seccomp_prepare();
-	worker_warm_compile(include_dir);
+	worker_compile_rehearse(include_dir, NULL);
 	for (;;) {
 		int fds[FRAME_WORKER_FDS], r;
 		pid_t dead = 0;

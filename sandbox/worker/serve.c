@@ -475,6 +475,10 @@ void worker_serve(char *relay, const char *include_dir, const char *libtcc1)
 			after_load = false;
 		}
 		next = worker_fork_child();
+		/* (where first touches are costly, the compiler for the next load is
+		 * forked here rather than during the load: load.c) */
+		if (worker_touch_costly)
+			worker_compiler_ahead(include_dir, libtcc1);
 	}
 }
 

@@ -87,6 +87,7 @@ void worker_compile_lockdown(void);
  * @at NULL, anywhere */
 struct TCCState;
 struct TCCState *worker_compiler_new(const char *include_dir);
+void worker_compile_rehearse(const char *include_dir, const char *libtcc1);
 worker_run_fn worker_compile(struct TCCState *s, const char *src, const char *include_dir,
 			     const char *libtcc1, char *at, size_t room, size_t *image,
 			     struct buf *err);
@@ -97,6 +98,9 @@ void worker_arena_drop(void);
 void worker_arena_prefault(void);
 worker_run_fn worker_slot_run(uint32_t slot);
 pid_t worker_load(const char *include_dir, const char *libtcc1);
+void worker_compiler_ahead(const char *include_dir, const char *libtcc1);
+extern bool worker_touch_costly; /* load.c: first touches of a page cost much here */
+void worker_touch_measure(void);
 void worker_load_pipe(int fd);
 void worker_compiler_end(void);
 

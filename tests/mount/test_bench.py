@@ -31,3 +31,6 @@ def test_bench_tiny_runs_and_reports():
     assert stored['stats']['syntheses'] == 0
     assert stored['first_queries'] > 0
     assert stored['stats']['worker_compiles'] >= stored['first_queries']
+    # ... and the first asks one at a time (pass 3) were answered and timed.
+    paced = results['longtail']['paced']
+    assert paced['asks'] > 0 and 0 < paced['p50_us'] <= paced['p90_us']
