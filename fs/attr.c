@@ -256,10 +256,15 @@ void fs_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		ret = fstat(pf->shadow >= 0 ? pf->shadow : pf->fd, &st) ? -errno : 0;
 		pthread_mutex_unlock(&pf->lock);
 		st.st_ino = ino;
+		/* Not cached: the kernel keeps one inode for the name, so a stat of the
+		 * name could be answered with this file's size until the timeout after
+		 * the name has moved on to another file (a log rotated while `tail -F`
+		 * reads the old one: the likely cause of a stat of a rotated log that
+		 * showed the old size again, once, on a loaded machine). */
 		if (ret)
 			fuse_reply_err(req, -ret);
 		else
-			fuse_reply_attr(req, &st, fs_cfg.timeout);
+			fuse_reply_attr(req, &st, 0);
 		return;
 	}
 	procs_records_barrier(ino, NULL);
