@@ -217,7 +217,7 @@ static void worker_populate(char *lo, char *hi)
 }
 
 bool worker_touch_costly;
-/* How long a compile child waits for a load before it rehearses (load.c). */
+/* How long a compile child waits for a load before it rehearses (worker_compile_warm). */
 #define WORKER_REHEARSAL_DELAY_MS 3
 
 /*
