@@ -113,18 +113,12 @@ void worker_compile_rehearse(const char *include_dir, const char *libtcc1)
 				  "\t\tchar c = (char)toupper((unsigned char)in[i]);\n"
 				  "\t\tseglam_write(out, &c, 1);\n\t}\n"
 				  "\treturn seglam_write(out, \"\\n\", strlen(\"\\n\"));\n}\n";
-	TCCState *s = libtcc1 ? worker_compiler_new(include_dir) : tcc_new();
+	TCCState *s = worker_compiler_new(include_dir);
 	void *mem;
 	int size;
 
 	if (!s)
 		return;
-	if (!libtcc1) {
-		tcc_set_options(s, "-nostdlib -nostdinc");
-		tcc_set_output_type(s, TCC_OUTPUT_MEMORY);
-		tcc_add_include_path(s, include_dir);
-		tcc_add_sysinclude_path(s, include_dir);
-	}
 	if (tcc_compile_string(s, src) < 0 || !libtcc1 || tcc_add_file(s, libtcc1) < 0 ||
 	    (size = tcc_relocate(s, NULL)) <= 0)
 		goto out;
