@@ -195,6 +195,28 @@ out:
 }
 
 /*
+ * Did the mother end by a SIGKILL (mom.lock held)?  Not a way it fails by itself:
+ * one that cannot set up exits with a status, and its seccomp filter kills with
+ * SIGSYS.  So someone ended it from outside (an admin, the OOM killer), and it is
+ * started again like any mother that died after forking.  Its socket closes a
+ * moment before it can be waited for: look for up to 50 ms, without reaping
+ * (sandbox_mother_stop does).
+ */
+static bool sandbox_mother_killed(void)
+{
+	for (int i = 0; i < 50; i++) {
+		siginfo_t si = {0};
+
+		if (waitid(P_PID, (id_t)mom.pid, &si, WEXITED | WNOHANG | WNOWAIT) != 0)
+			return false;
+		if (si.si_pid == mom.pid)
+			return si.si_code == CLD_KILLED && si.si_status == SIGKILL;
+		usleep(1000);
+	}
+	return false;
+}
+
+/*
  * Ask the mother for a worker on @fds (frame.h: the pipe ends of its requests and
  * responses, its arena).  0 with *@pid, or -errno (then the caller spawns one
  * itself).  A mother that does not answer well within the time limit is ended.
@@ -253,8 +275,9 @@ static int sandbox_mother_fork(const int fds[FRAME_WORKER_FDS], pid_t *pid)
 	goto out;
 fail:
 	/* One that never forked could not set up (no Landlock, say): spawning
-	 * workers one by one reports why, per type; do not try again. */
-	if (!mom.forks)
+	 * workers one by one reports why, per type; do not try again.  Unless it
+	 * was killed before its first fork (a mother under ASan takes a while). */
+	if (!mom.forks && (ret == -ETIMEDOUT || !sandbox_mother_killed()))
 		mom.starts = SANDBOX_MOTHER_STARTS;
 	log_warn("sandbox: the worker mother (pid %d) failed (%s): %s", (int)mom.pid,
 		 strerror(-ret),
