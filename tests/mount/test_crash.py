@@ -2,7 +2,12 @@
 edits (cp, sed -i), reads of ask/ and rsync of MOUNT/procs/, at least 50 times.
 After each kill the store holds only whole files: every source.c and history entry
 is one of the known sources, every test case one of its known contents, meta.json
-parses, the log ends with a whole line.  Temp files `.seglam-tmp.*` may remain;
+parses, the log ends with a whole line.  One state of a test case besides those: a
+name that did not exist (or was empty) before that mount may be empty, because
+`cp` made it with open(O_CREAT) and the daemon died before cp's write and close.
+A create shows the name at once, on disk too (POSIX; an O_EXCL create must be
+exclusive for every daemon sharing the store), and the data arrives whole at
+close: a new file is absent, empty or whole, never torn (README, "Editing works").  Temp files `.seglam-tmp.*` may remain;
 the next mount removes those of dead processes when the type is used, and serves
 correct answers."""
 import json
@@ -16,6 +21,9 @@ import pytest
 
 from conftest import Mount, worker_pids
 
+# At least MIN_KILLS (the issue's 50), however long they take (an ASan daemon beside
+# other test workers starts slowly); up to KILLS while the budget lasts.
+MIN_KILLS = 50
 KILLS = 60
 BUDGET_S = 75
 
@@ -79,8 +87,20 @@ def read(path):
         return f.read()
 
 
-def check_store(store, marker, when):
-    """Every file whole; returns the temp files found."""
+def case_files(store):
+    """{path: content} of every test case file in the store."""
+    out = {}
+    for dirpath, dirnames, files in os.walk(store):
+        if os.path.basename(dirpath) == 'tests':
+            for f in files:
+                if not f.startswith('.seglam-tmp.'):
+                    out[os.path.join(dirpath, f)] = read(os.path.join(dirpath, f))
+    return out
+
+
+def check_store(store, marker, when, cases_before=None):
+    """Every file whole; returns the temp files found.  @cases_before: the test
+    cases before the mount that was killed (a new one may be empty: see above)."""
     temps, bad = [], []
     assert read(os.path.join(store, os.path.basename(marker[0]))) == marker[1], f'{when}: store marker changed'
     for dirpath, dirnames, files in os.walk(store):
@@ -103,7 +123,8 @@ def check_store(store, marker, when):
                 if data not in SOURCES:
                     bad.append(f'{rel}: not a whole source ({len(data)} bytes): {data[:120]!r}')
             elif parent == 'tests':
-                if TESTS.get(f) != data:
+                created = cases_before is not None and not cases_before.get(p)
+                if TESTS.get(f) != data and not (created and data == b''):
                     bad.append(f'{rel}: not a whole test case: {data!r}')
             elif f == 'meta.json':
                 try:
@@ -222,7 +243,8 @@ def test_kill9_loop_leaves_only_whole_files(tmp_path):
     all_workers = []
     temps_seen = 0
     stuck = []
-    while kills < KILLS and time.time() - t0 < BUDGET_S:
+    while kills < MIN_KILLS or (kills < KILLS and time.time() - t0 < BUDGET_S):
+        cases_before = case_files(store)
         m = Mount(tmp, name='c', store=store).start()
         acts = [subprocess.Popen(['bash', script, m.mnt, t, work, backup, mode],
                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
@@ -241,7 +263,7 @@ def test_kill9_loop_leaves_only_whole_files(tmp_path):
                     pass
                 a.wait(timeout=10)
         kills += 1
-        temps_seen += len(check_store(store, marker, f'after kill {kills}'))
+        temps_seen += len(check_store(store, marker, f'after kill {kills}', cases_before))
         all_workers += workers
     elapsed = time.time() - t0
     # The killed daemons' workers see their pipes close and exit.
@@ -250,12 +272,19 @@ def test_kill9_loop_leaves_only_whole_files(tmp_path):
         time.sleep(0.05)
     leftover_workers = [w for w in all_workers if os.path.exists(f'/proc/{w}')]
     assert not stuck, f'{len(stuck)} of {kills} kill -9 did not end the daemon:\n' + '\n'.join(stuck[:3])
-    assert kills >= 50, f'only {kills} kills in {elapsed:.0f}s'
     assert not leftover_workers, f'workers of killed daemons still running: {leftover_workers}'
 
     # A final mount serves correct answers and cleans the temp files of dead daemons.
     m = Mount(tmp, name='c', store=store).start()
     dirs = store_type_dirs(store)
+    # A case the last kill left empty (see the top) fails the type's tests, as it
+    # would on any disk: its user copies it again, as here.
+    for path, data in case_files(store).items():
+        if data == b'':
+            t = next(t for t in TYPES if path.startswith(dirs[t] + os.sep))
+            name = os.path.basename(path)
+            subprocess.run(['cp', os.path.join(work, name), m.path('procs', t, 'tests', name)],
+                           check=True)
     for t in TYPES:
         src = read(os.path.join(dirs[t], 'source.c'))
         assert src in SOURCES
