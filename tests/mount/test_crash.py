@@ -191,7 +191,18 @@ def kill9(m):
     return stuck
 
 
+def proc_start(pid):
+    """When @pid started (clock ticks since boot), or None when it is gone: a pid
+    and its start time name one process, even after the pid is reused."""
+    try:
+        with open(f'/proc/{pid}/stat') as f:
+            return int(f.read().rsplit(')', 1)[1].split()[19])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def children_workers(pid):
+    """(pid, start time) of the worker children of @pid."""
     out = []
     for w in worker_pids():
         try:
@@ -199,8 +210,9 @@ def children_workers(pid):
                 ppid = int(f.read().rsplit(')', 1)[1].split()[1])
         except (OSError, ValueError, IndexError):
             continue
-        if ppid == pid:
-            out.append(w)
+        st = proc_start(w)
+        if ppid == pid and st is not None:
+            out.append((w, st))
     return out
 
 
@@ -267,10 +279,10 @@ def test_kill9_loop_leaves_only_whole_files(tmp_path):
         all_workers += workers
     elapsed = time.time() - t0
     # The killed daemons' workers see their pipes close and exit.
-    deadline = time.time() + 5
-    while time.time() < deadline and any(os.path.exists(f'/proc/{w}') for w in all_workers):
+    deadline = time.time() + 30  # (at once, unless the machine is loaded)
+    while time.time() < deadline and any(proc_start(w) == st for w, st in all_workers):
         time.sleep(0.05)
-    leftover_workers = [w for w in all_workers if os.path.exists(f'/proc/{w}')]
+    leftover_workers = [w for w, st in all_workers if proc_start(w) == st]
     assert not stuck, f'{len(stuck)} of {kills} kill -9 did not end the daemon:\n' + '\n'.join(stuck[:3])
     assert not leftover_workers, f'workers of killed daemons still running: {leftover_workers}'
 
