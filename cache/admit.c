@@ -38,8 +38,8 @@
  * Run the procedure on every case.  Returns 0, or -EIO with the first failure in
  * @why ("test NAME: input '...': expected '...', got '...'").
  */
-static int proc_run_cases(uid_t owner, const char *src, size_t srclen,
-			  const struct llm_case *cases, size_t n, struct buf *why)
+static int proc_run_cases(uid_t owner, const char *src, size_t srclen, const struct llm_case *cases,
+			  size_t n, struct buf *why)
 {
 	struct buf out = BUF_INIT, err = BUF_INIT;
 	int ret = 0;
@@ -51,7 +51,8 @@ static int proc_run_cases(uid_t owner, const char *src, size_t srclen,
 
 		buf_reset(&out);
 		buf_reset(&err);
-		rc = sandbox_run(owner, src, srclen, c->in.data ? c->in.data : "", c->in.len, &out, &err);
+		rc = sandbox_run(owner, src, srclen, c->in.data ? c->in.data : "", c->in.len, &out,
+				 &err);
 		if (rc == 0 && out.len == c->out.len &&
 		    !memcmp(buf_str(&out), buf_str(&c->out), out.len))
 			continue;

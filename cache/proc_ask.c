@@ -198,7 +198,8 @@ int proc_map(const char *type, const char *frames, size_t bytes, size_t count, s
 	{
 		bool pushed = proc_push(p, v->hash);
 
-		ret = sandbox_run_batch(v->owner, v->src, v->len, frames, bytes, count, out, ran, err);
+		ret = sandbox_run_batch(v->owner, v->src, v->len, frames, bytes, count, out, ran,
+					err);
 		proc_pop(pushed);
 	}
 	count = *ran;

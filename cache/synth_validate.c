@@ -293,7 +293,8 @@ unsigned synth_check_expect(struct synth_run *r, const struct buf *code, struct 
 			continue;
 		buf_reset(&out);
 		buf_reset(&err);
-		rc = sandbox_run(geteuid(), code->data, code->len, buf_str(&e->in), e->in.len, &out, &err);
+		rc = sandbox_run(geteuid(), code->data, code->len, buf_str(&e->in), e->in.len, &out,
+				 &err);
 		if (e->reject ? rc == -EINVAL
 			      : rc == 0 && same_bytes(&out, buf_str(&e->out), e->out.len))
 			continue;
@@ -480,8 +481,8 @@ int synth_compare(struct synth_run *r, struct buf *codes, unsigned nv, struct bu
 
 		buf_reset(&o0);
 		buf_reset(&e0);
-		rc0 = sandbox_run(geteuid(), codes[0].data, codes[0].len, buf_str(&v[i].in), v[i].in.len, &o0,
-				  &e0);
+		rc0 = sandbox_run(geteuid(), codes[0].data, codes[0].len, buf_str(&v[i].in),
+				  v[i].in.len, &o0, &e0);
 		for (unsigned k = 1; k < nv && !found; k++) {
 			buf_reset(&o);
 			buf_reset(&e);

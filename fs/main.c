@@ -41,8 +41,8 @@
 struct options {
 	char *store;
 	int positional;
-	unsigned timeout_ms, revalidate_ms, memo_mb, workers, worker_types, workers_mem_mb, worker_mem_mb,
-	    max_answer;
+	unsigned timeout_ms, revalidate_ms, memo_mb, workers, worker_types, workers_mem_mb,
+	    worker_mem_mb, max_answer;
 	unsigned fail_ttl_ms, repair_rounds, calls_per_hour, history, versions, validate;
 	unsigned query_mem_mb, tests_max_mb;
 	int allow_other, default_permissions;

@@ -83,6 +83,7 @@ static void insert_name(struct node *n)
 
 void node_init(void)
 {
+	/* clang-format off */
 	static const struct {
 		enum node_kind kind;
 		const char *name;
@@ -93,6 +94,7 @@ void node_init(void)
 			      {NODE_STATS, "stats"},
 			      {NODE_ASK_TYPE, "q"},
 			      {NODE_MAP, "map"}};
+	/* clang-format on */
 	size_t i;
 
 	node_generation = (uint64_t)time(NULL);

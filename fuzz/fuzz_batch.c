@@ -124,7 +124,8 @@ int fuzz_batch(const uint8_t *data, size_t size)
 		buf_add(&frames, inputs[i], len);
 	}
 	buf_adds(&out, "keep"); /* records are appended after what is there */
-	ret = sandbox_run_batch(0, src, sizeof(src) - 1, frames.data, frames.len, 3, &out, &ran, &err);
+	ret = sandbox_run_batch(0, src, sizeof(src) - 1, frames.data, frames.len, 3, &out, &ran,
+				&err);
 	FUZZ_CHECK(ret == 0 || ret == -EIO);
 	FUZZ_CHECK(out.len >= 4 && memcmp(out.data, "keep", 4) == 0);
 	if (ret == -EIO) {

@@ -79,7 +79,8 @@ static bool sandbox_code_eq(const void *item, const void *key)
 	const struct sandbox_code *c = item;
 	const struct sandbox_code_key *k = key;
 
-	return c->owner == k->owner && c->srclen == k->len && memcmp(c->source, k->src, k->len) == 0;
+	return c->owner == k->owner && c->srclen == k->len &&
+	       memcmp(c->source, k->src, k->len) == 0;
 }
 
 void sandbox_codes_init(void)
@@ -502,7 +503,8 @@ int sandbox_checkout(uid_t owner, const char *src, size_t len, struct sandbox_wo
 					sbx.stats.pool_hits++;
 					goto found;
 				}
-				mine += sl->w->busy && !sl->w->parked && sl == &sl->w->slots[sl->w->cur];
+				mine += sl->w->busy && !sl->w->parked &&
+					sl == &sl->w->slots[sl->w->cur];
 			}
 			if (mine >= SANDBOX_PER_SOURCE) {
 				pthread_cond_wait(&sbx.returned, &sbx.lock);

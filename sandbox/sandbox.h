@@ -139,9 +139,9 @@ struct sandbox_stats {
 	uint64_t evictions;	/* idle workers killed to stay under max_workers */
 	/* Of the times a worker was wanted (a compile, a run, a batch): an
 	 * admission's compile and the run after it are one miss and one hit. */
-	uint64_t pool_hits;   /* a compiled worker of the source was idle */
-	uint64_t pool_misses; /* none was: a load (a compile, in a new worker or not) */
-	uint64_t mem_live;    /* private bytes of the live workers (with a mem_budget) */
+	uint64_t pool_hits;	 /* a compiled worker of the source was idle */
+	uint64_t pool_misses;	 /* none was: a load (a compile, in a new worker or not) */
+	uint64_t mem_live;	 /* private bytes of the live workers (with a mem_budget) */
 	uint64_t types_cached;	 /* compiled types the live workers hold */
 	uint64_t type_evictions; /* compiled types dropped for another one */
 };

@@ -130,10 +130,10 @@ struct sandbox_state {
 	pid_t reaper_owner;  /* getpid() of the process whose reaper runs, 0: none */
 	pthread_t reaper;
 	bool stop_reaper;
-	unsigned parked; /* busy workers waiting on a call (see sandbox.h) */
-	size_t mem_live; /* sum of mem of the workers in idle and busy that count it */
-	struct hmap codes;				/* struct sandbox_code by key */
-	size_t code_bytes;				/* their sources' bytes */
+	unsigned parked;   /* busy workers waiting on a call (see sandbox.h) */
+	size_t mem_live;   /* sum of mem of the workers in idle and busy that count it */
+	struct hmap codes; /* struct sandbox_code by key */
+	size_t code_bytes; /* their sources' bytes */
 	TAILQ_HEAD(sandbox_slot_lru, sandbox_slot) slots_lru; /* loaded slots, newest first */
 	/* Set once at start, before the first run (sandbox.h): read without the lock. */
 	sandbox_call_fn call_fn;

@@ -70,7 +70,7 @@ static int sandbox_spawn_exec(int fd0, int fd1, int arena, int load, bool mother
 	char *argv[8] = {mother ? "seglam-mother" : "seglam-worker", sbx.include_dir,
 			 SEGLAM_LIBTCC1, mem, cap};
 	int argc = 5;
-	char *envp[] = {NULL}; /* no API key, no anything */
+	char *envp[] = {NULL};		 /* no API key, no anything */
 	int keep_below = FRAME_ARENA_FD; /* the first fd closed */
 	posix_spawn_file_actions_t fa;
 	posix_spawnattr_t attr;

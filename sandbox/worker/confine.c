@@ -280,7 +280,7 @@ static int worker_seccomp_build(scmp_filter_ctx *out)
 	ALLOW(write, 1, SCMP_A0(SCMP_CMP_EQ, 1));
 	ALLOW(write, 1, SCMP_A0(SCMP_CMP_EQ, WORKER_CALL_FD));
 	ALLOW(write, 1, SCMP_A0(SCMP_CMP_EQ, WORKER_NEXT_CALL_FD)); /* its "go" */
-	ALLOW(write, 1, SCMP_A0(SCMP_CMP_EQ, WORKER_COMPILER_FD)); /* a source to compile */
+	ALLOW(write, 1, SCMP_A0(SCMP_CMP_EQ, WORKER_COMPILER_FD));  /* a source to compile */
 	/* glibc's fatal messages ("free(): double free detected") go to fd 2 with
 	 * writev before abort(); fd 2 is /dev/null */
 	ALLOW(writev, 1, SCMP_A0(SCMP_CMP_EQ, 2));
@@ -407,9 +407,9 @@ int worker_seccomp(void)
  * tgkill of itself only (what abort() needs), anything else kills. */
 #define WORKER_BPF_TGKILL_SELF(self)                                                               \
 	BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_tgkill, 0, 5),                                    \
-	    BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[0])),           \
+	    BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[0])),            \
 	    BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (self), 0, 3),                                     \
-	    BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[1])),           \
+	    BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, args[1])),            \
 	    BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, (self), 0, 1),                                     \
 	    BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),                                          \
 	    BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS)

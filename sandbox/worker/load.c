@@ -82,13 +82,14 @@ void worker_arena_map(int fd)
 	worker_arena_w = mmap(NULL, worker_arena_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	if (worker_arena_w == MAP_FAILED ||
 	    fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_FUTURE_WRITE) < 0)
-		worker_fail(WORKER_EXIT_SETUP, "worker: arena for compiled types: %s", strerror(errno));
+		worker_fail(WORKER_EXIT_SETUP, "worker: arena for compiled types: %s",
+			    strerror(errno));
 	/* No child ever gets the W view, not even until its first step: a fork
 	 * leaves it out, and a run child has no munmap to make (each costs page
 	 * table work and a TLB flush, much of a run's price on some VMs). */
 	worker_arena_w_dontfork = madvise(worker_arena_w, worker_arena_size, MADV_DONTFORK) == 0;
-	worker_arena = mmap(NULL, worker_arena_size, PROT_READ | PROT_WRITE | PROT_EXEC,
-			    MAP_PRIVATE, fd, 0);
+	worker_arena =
+	    mmap(NULL, worker_arena_size, PROT_READ | PROT_WRITE | PROT_EXEC, MAP_PRIVATE, fd, 0);
 	if (worker_arena == MAP_FAILED)
 		worker_fail(WORKER_EXIT_SETUP,
 			    "worker: arena for compiled types: %s (is vm.memfd_noexec set?)",
@@ -183,8 +184,8 @@ static size_t worker_arena_gap(char **at)
 
 /* The compile child's reply to the zygote, on fd 1 (the result pipe): one write,
  * so the zygote wakes up once. */
-static void __attribute__((noreturn)) worker_compile_reply(int32_t status, const void *a,
-							    size_t alen, const void *b, size_t blen)
+static void __attribute__((noreturn))
+worker_compile_reply(int32_t status, const void *a, size_t alen, const void *b, size_t blen)
 {
 	char *msg = malloc(FRAME_RESP_HDR + alen + blen);
 
@@ -335,8 +336,8 @@ static pid_t worker_compiler;
  * it waits for [u64 at][u64 room][u32 len][source], compiles that one source,
  * replies and exits.
  */
-static void __attribute__((noreturn)) worker_compile_child(const char *include_dir,
-							    const char *libtcc1)
+static void __attribute__((noreturn))
+worker_compile_child(const char *include_dir, const char *libtcc1)
 {
 	struct buf err = BUF_INIT;
 	worker_run_fn run;
@@ -447,8 +448,7 @@ static void worker_load_reply(int32_t status, const void *p, size_t len)
  * @msg; -1 when the child broke the protocol (it is then killed and its wait
  * status is the answer).
  */
-static int worker_load_result(int fd, struct worker_slot *s, char *at, size_t room,
-			      struct buf *msg)
+static int worker_load_result(int fd, struct worker_slot *s, char *at, size_t room, struct buf *msg)
 {
 	uint8_t hdr[FRAME_RESP_HDR];
 	uint64_t meta[2];
@@ -456,8 +456,9 @@ static int worker_load_result(int fd, struct worker_slot *s, char *at, size_t ro
 	uint32_t len;
 
 	if (frame_read_full(fd, hdr, sizeof(hdr), -1) != (ssize_t)sizeof(hdr) ||
-	    frame_get_response(hdr, FRAME_NO_ROOM, FRAME_MAX_MESSAGE + sizeof(meta) + (uint32_t)room,
-			       &status, &len) < 0)
+	    frame_get_response(hdr, FRAME_NO_ROOM,
+			       FRAME_MAX_MESSAGE + sizeof(meta) + (uint32_t)room, &status,
+			       &len) < 0)
 		return -1;
 	if (status == FRAME_COMPILE_ERROR || status == FRAME_NO_ROOM) {
 		if (len > FRAME_MAX_MESSAGE || (status == FRAME_NO_ROOM && len != 8))
@@ -469,8 +470,8 @@ static int worker_load_result(int fd, struct worker_slot *s, char *at, size_t ro
 		return status;
 	}
 	if (status != FRAME_COMPILED || len < sizeof(meta) ||
-	    frame_read_full(fd, meta, sizeof(meta), -1) != (ssize_t)sizeof(meta) ||
-	    meta[1] == 0 || meta[1] > room || meta[0] >= meta[1] || len - sizeof(meta) != meta[1])
+	    frame_read_full(fd, meta, sizeof(meta), -1) != (ssize_t)sizeof(meta) || meta[1] == 0 ||
+	    meta[1] > room || meta[0] >= meta[1] || len - sizeof(meta) != meta[1])
 		return -1;
 	/* (the W view's address of @at: the same offset in the other mapping) */
 	if (frame_read_full(fd, worker_arena_w + (at - worker_arena), meta[1], -1) !=

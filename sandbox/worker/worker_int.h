@@ -130,8 +130,8 @@ void worker_run_one(worker_run_fn run, char *in, uint32_t len);
 /* serve.c */
 int worker_reap(pid_t child);
 void __attribute__((noreturn)) worker_serve_reuse(worker_run_fn run);
-void __attribute__((noreturn)) worker_serve(char *relay, const char *include_dir,
-					    const char *libtcc1);
+void __attribute__((noreturn))
+worker_serve(char *relay, const char *include_dir, const char *libtcc1);
 
 /* mother.c */
 extern bool worker_warmed;

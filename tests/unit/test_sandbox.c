@@ -647,12 +647,12 @@ static void test_pool_limits(void)
 	sandbox_get_stats(&st);
 	mothers = 1;
 	count_procs(&children, &workers);
-	CHECK_WHY(ok && st.live_workers == 1 && children == 1 && st.types_cached == 5,
-		  "one worker holds five types of one owner", "ok=%d live=%llu children=%d cached=%llu",
-		  ok, (unsigned long long)st.live_workers, children,
-		  (unsigned long long)st.types_cached);
-	CHECK_WHY(st.evictions == 0 && st.pool_misses == 5 && st.pool_hits == 5 &&
-		      st.forks == 1 && st.compiles == 5,
+	CHECK_WHY(
+	    ok && st.live_workers == 1 && children == 1 && st.types_cached == 5,
+	    "one worker holds five types of one owner", "ok=%d live=%llu children=%d cached=%llu",
+	    ok, (unsigned long long)st.live_workers, children, (unsigned long long)st.types_cached);
+	CHECK_WHY(st.evictions == 0 && st.pool_misses == 5 && st.pool_hits == 5 && st.forks == 1 &&
+		      st.compiles == 5,
 		  "five loads into one worker forked once, then five hits",
 		  "evictions=%llu misses=%llu hits=%llu forks=%llu compiles=%llu",
 		  (unsigned long long)st.evictions, (unsigned long long)st.pool_misses,
@@ -663,7 +663,8 @@ static void test_pool_limits(void)
 	count_procs(&children, &workers);
 	mothers = 0;
 	CHECK_WHY(st.live_workers == 1 && children == 1 && st.types_cached == 4,
-		  "sandbox_forget drops that source, not its worker", "live=%llu children=%d "
+		  "sandbox_forget drops that source, not its worker",
+		  "live=%llu children=%d "
 		  "cached=%llu",
 		  (unsigned long long)st.live_workers, children,
 		  (unsigned long long)st.types_cached);
@@ -676,8 +677,9 @@ static void test_pool_limits(void)
 	     out.data[0] == '0';
 	sandbox_get_stats(&st);
 	CHECK_WHY(ok && st.live_workers == 2 && st.forks == 2,
-		  "another owner's procedure gets a worker of its own", "err=%s live=%llu forks=%llu",
-		  buf_str(&err), (unsigned long long)st.live_workers, (unsigned long long)st.forks);
+		  "another owner's procedure gets a worker of its own",
+		  "err=%s live=%llu forks=%llu", buf_str(&err), (unsigned long long)st.live_workers,
+		  (unsigned long long)st.forks);
 	buf_free(&out);
 	buf_free(&err);
 	test_pool_limits_one_type();
