@@ -34,8 +34,8 @@ def task_states(pid):
     return out
 
 
-def scan(pid):
-    alive, zombies = [], []
+def children(pid):
+    """(pid, state, comm) of each child of @pid, from /proc/*/stat."""
     for d in os.listdir('/proc'):
         if not d.isdigit():
             continue
@@ -45,10 +45,14 @@ def scan(pid):
         except OSError:
             continue
         rest = st.rsplit(')', 1)[1].split()
-        if int(rest[1]) != pid:
-            continue
-        comm = st[st.index('(') + 1:st.rindex(')')]
-        if rest[0] == 'Z':
+        if int(rest[1]) == pid:
+            yield d, rest[0], st[st.index('(') + 1:st.rindex(')')]
+
+
+def scan(pid):
+    alive, zombies = [], []
+    for d, state, comm in children(pid):
+        if state == 'Z':
             if comm.startswith('seglam-worker'):
                 zombies.append(d)
             continue

@@ -182,19 +182,7 @@ PIPES_PER_WORKER = 3
 def mothers(pid):
     """How many seglam-mother children @pid has (a killed one counts until the
     daemon reaps it, which it does the next time it needs a worker)."""
-    n = 0
-    for d in os.listdir('/proc'):
-        if not d.isdigit():
-            continue
-        try:
-            with open(f'/proc/{d}/stat') as f:
-                st = f.read()
-        except OSError:
-            continue
-        if (int(st.rsplit(')', 1)[1].split()[1]) == pid
-                and st[st.index('(') + 1:st.rindex(')')] == 'seglam-mother'):
-            n += 1
-    return n
+    return sum(comm == 'seglam-mother' for _, _, comm in frozen_count.children(pid))
 
 
 def fd_census(pid):

@@ -432,17 +432,23 @@ def test_memory_budget_evicts_by_what_workers_hold(mounts):
     assert st['workers_mem_budget_kb'] == 0
 
 
+def two_owner_mount(mounts):
+    """A mount of one worker with k1 (root's) and k2 (nobody's): each ask of the
+    other type needs a new worker."""
+    if not ROOT:
+        pytest.skip('needs root (chown)')
+    m = mounts(options=['-o', 'workers=1'])
+    m.put_proc('k1', tagged('k1'))
+    m.put_proc('k2', tagged('k2'))
+    os.chown(store_source(m, 'k2'), NOBODY, NOBODY)
+    return m
+
+
 def test_killed_mother_is_replaced(mounts):
     """A mother killed from outside: the next new worker gets a new one (or is
     spawned), and every answer is right.  Two owners and one worker, so that each
     ask needs a new worker."""
-    m = mounts(options=['-o', 'workers=1'])
-    m.put_proc('k1', tagged('k1'))
-    m.put_proc('k2', tagged('k2'))
-    if ROOT:
-        os.chown(store_source(m, 'k2'), NOBODY, NOBODY)
-    else:
-        pytest.skip('needs root (chown)')
+    m = two_owner_mount(mounts)
     assert m.ask('k1', 'a') == b'k1:a\n'
     for pid in mothers(m.proc.pid):
         os.kill(pid, 9)
@@ -478,13 +484,7 @@ def test_mother_killed_before_its_first_fork_is_replaced(mounts):
     own.  The mother starts with the first worker wanted; the test kills the first
     child of the daemon as soon as it appears (a mother takes milliseconds to get
     to its first fork)."""
-    m = mounts(options=['-o', 'workers=1'])
-    m.put_proc('k1', tagged('k1'))
-    m.put_proc('k2', tagged('k2'))
-    if ROOT:
-        os.chown(store_source(m, 'k2'), NOBODY, NOBODY)
-    else:
-        pytest.skip('needs root (chown)')
+    m = two_owner_mount(mounts)
     daemon = m.proc.pid
     assert not children(daemon)
     killed = []
