@@ -30,13 +30,66 @@ static void atomic_init_host(void)
 		*dot = '\0';
 }
 
+/*
+ * When process @pid started: clock ticks since boot, field 22 of /proc/PID/stat.
+ * 0 when there is no such process, -1 when it cannot be told (no /proc).  A pid
+ * alone does not name a process for long: pid_max may be 32768, and a busy host
+ * reuses a dead writer's pid within minutes; the pair does.
+ */
+static long long atomic_proc_start(long pid)
+{
+	char path[64], stat[1024]; /* the kernel's line: a comm of 16 bytes, numbers */
+	const char *p;
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ENOENT ? 0 : -1;
+	n = read(fd, stat, sizeof(stat) - 1);
+	close(fd);
+	if (n <= 0)
+		return n == 0 || errno == ESRCH ? 0 : -1;
+	stat[n] = '\0';
+	/* the comm may hold spaces and parentheses: count fields after its last ')',
+	 * where field 3 begins after the first space */
+	p = strrchr(stat, ')');
+	for (int field = 2; p && field < 22; field++)
+		p = strchr(p + 1, ' ');
+	return p ? strtoll(p + 1, NULL, 10) : -1;
+}
+
+/* This process's start (atomic_proc_start), read again after a fork. */
+static long long atomic_self_start(void)
+{
+	static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+	static pid_t pid;
+	static long long start;
+	long long ret;
+
+	pthread_mutex_lock(&lock);
+	if (pid != getpid()) {
+		pid = getpid();
+		start = atomic_proc_start(pid);
+	}
+	ret = start;
+	pthread_mutex_unlock(&lock);
+	return ret;
+}
+
 void atomic_tmpname(struct buf *name)
 {
 	static atomic_ulong counter;
+	long long start = atomic_self_start();
 
 	pthread_once(&atomic_once, atomic_init_host);
-	buf_printf(name, ATOMIC_TMP_PREFIX "%s.%ld.%lu", atomic_host, (long)getpid(),
-		   atomic_fetch_add(&counter, 1));
+	if (start > 0)
+		buf_printf(name, ATOMIC_TMP_PREFIX "%s.%ld.%lld.%lu", atomic_host, (long)getpid(),
+			   start, atomic_fetch_add(&counter, 1));
+	else
+		buf_printf(name, ATOMIC_TMP_PREFIX "%s.%ld.%lu", atomic_host, (long)getpid(),
+			   atomic_fetch_add(&counter, 1));
 }
 
 bool atomic_is_tmpname(const char *name)
@@ -48,8 +101,9 @@ bool atomic_tmp_is_stale(const char *name)
 {
 	const char *host, *pid_s;
 	size_t hostlen;
+	long long start = -1, now;
 	long pid;
-	char *end;
+	char *end, *end2;
 
 	if (!atomic_is_tmpname(name))
 		return false;
@@ -65,6 +119,19 @@ bool atomic_tmp_is_stale(const char *name)
 	pid = strtol(pid_s + 1, &end, 10);
 	if (end == pid_s + 1 || pid <= 0)
 		return true;
+	/* HOST.PID.START.N names the process by its start too; HOST.PID.N (older
+	 * daemons, or no /proc) by its pid only */
+	if (*end == '.') {
+		long long v = strtoll(end + 1, &end2, 10);
+
+		if (end2 != end + 1 && *end2 == '.' && v > 0)
+			start = v;
+	}
+	if (start > 0) {
+		now = pid == (long)getpid() ? atomic_self_start() : atomic_proc_start(pid);
+		if (now >= 0)
+			return now != start; /* gone, or its pid is another process's now */
+	}
 	if (pid == (long)getpid())
 		return false;
 	return kill((pid_t)pid, 0) != 0 && errno == ESRCH;

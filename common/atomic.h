@@ -2,10 +2,11 @@
  * atomic: the one way seglamfs writes a file, Maildir style.
  *
  * Data goes to a temporary file with a name unique across hosts, processes and
- * threads (".seglam-tmp.HOST.PID.N"), is fsync'ed, then renamed over the target.
- * Readers, rsync and other daemons (also over NFS) therefore see either the old
- * or the new file, never a mix, and a crash leaves at most a temp file that
- * atomic_is_tmpname() recognises and a later mount removes.
+ * threads (".seglam-tmp.HOST.PID.START.N", START when the process started, so
+ * that a later process with the same pid is not taken for the writer), is fsync'ed, then renamed
+ * over the target. Readers, rsync and other daemons (also over NFS) therefore see either the old or
+ * the new file, never a mix, and a crash leaves at most a temp file that atomic_is_tmpname()
+ * recognises and a later mount removes.
  */
 #ifndef SEGLAM_ATOMIC_H
 #define SEGLAM_ATOMIC_H
@@ -22,7 +23,8 @@
 /* Append a fresh unique temp name to @name. */
 void atomic_tmpname(struct buf *name);
 bool atomic_is_tmpname(const char *name);
-/* True when @name is a temp file of this host whose process is gone. */
+/* True when @name is a temp file of this host whose process is gone (its pid is
+ * free, or names a process that started at another time). */
 bool atomic_tmp_is_stale(const char *name);
 
 /* Write @data to dirfd/@name atomically, with @mode. Returns 0 or -errno. */

@@ -108,6 +108,16 @@ static void test_atomic(void)
 	atomic_tmpname(&name);
 	CHECK(atomic_is_tmpname(name.data), "temp names are recognised");
 	CHECK(!atomic_tmp_is_stale(name.data), "our own temp file is not stale");
+	{
+		const char *f = name.data + strlen(ATOMIC_TMP_PREFIX);
+		int dots = 0;
+
+		for (; *f; f++)
+			dots += *f == '.';
+		/* HOST.PID.START.N where /proc tells when this process started */
+		CHECK(dots == (access("/proc/self/stat", R_OK) == 0 ? 3 : 2),
+		      "a temp name holds its writer's start");
+	}
 	CHECK(atomic_tmp_is_stale(".seglam-tmp.nohost"), "malformed temp name is litter");
 	buf_reset(&name);
 	{
@@ -121,6 +131,17 @@ static void test_atomic(void)
 		buf_reset(&name);
 		buf_printf(&name, ".seglam-tmp.otherhost%s.1.1", host);
 		CHECK(!atomic_tmp_is_stale(name.data), "other host's temp file is left alone");
+		/* pid 1 lives, but it did not start at tick 999999999999: a process
+		 * that once had its pid wrote this */
+		buf_reset(&name);
+		buf_printf(&name, ".seglam-tmp.%s.1.999999999999.1", host);
+		CHECK(atomic_tmp_is_stale(name.data), "temp file of a reused pid is stale");
+		buf_reset(&name);
+		buf_printf(&name, ".seglam-tmp.%s.%ld.999999999999.1", host, (long)getpid());
+		CHECK(atomic_tmp_is_stale(name.data), "an earlier process with our pid is stale");
+		buf_reset(&name);
+		buf_printf(&name, ".seglam-tmp.%s.1.7", host);
+		CHECK(!atomic_tmp_is_stale(name.data), "a live pid without a start is left alone");
 	}
 	CHECK(!atomic_is_tmpname("source.c"), "source.c is not a temp name");
 	unlinkat(fd, "f", 0);
