@@ -112,7 +112,7 @@ static int admit_case(struct llm_case *c, void *arg)
  * every test run (the record is marked reval_busy by the caller).
  */
 static enum proc_verdict proc_admit(struct proc *p, const struct pversion *v, bool quiet,
-				    struct buf *reason)
+				    bool defer_compile, struct buf *reason)
 {
 	struct admit_run a = {v, reason, 0};
 	enum proc_verdict verdict = VERDICT_OK;
@@ -130,7 +130,15 @@ static enum proc_verdict proc_admit(struct proc *p, const struct pversion *v, bo
 		bool pushed = proc_push(p, v->hash);
 
 		sandbox_chain_suspend(&chain);
-		ret = sandbox_compile(v->owner, v->src, v->len, &err);
+		/*
+		 * On record, the compile is left to the first run: the load then
+		 * carries that input, and the process that compiles the type answers
+		 * it (sandbox.h), one process fewer on a type's cold path.  These very
+		 * bytes compiled before; should they not compile here (another
+		 * seglamfs, other headers), sandbox_run says so (-ENOEXEC) and the
+		 * type is admitted again, compiling first (proc_ask.c).
+		 */
+		ret = quiet && defer_compile ? 0 : sandbox_compile(v->owner, v->src, v->len, &err);
 		if (ret) {
 			verdict = VERDICT_COMPILE;
 			buf_printf(reason, "compile failed: %s", buf_str(&err));
@@ -162,7 +170,7 @@ static enum proc_verdict proc_admit(struct proc *p, const struct pversion *v, bo
 		if (quiet)
 			/* (debug: a line per type on every first read after a mount is
 			 * noise in a store of thousands, and a write on the cold path) */
-			log_debug("procs/%s: source %016llx compiled; its tests passed on record",
+			log_debug("procs/%s: source %016llx admitted: its tests passed on record",
 				  p->type, (unsigned long long)v->hash);
 		else
 			log_info("procs/%s: source %016llx compiled and passed %zu test%s", p->type,
@@ -385,7 +393,7 @@ void proc_revalidate_store(struct proc *p, struct reval *r)
 	r->admitted_key = key;
 	known = proc_admission_on_record(p->type, r->cur->hash, tests_id);
 	r->reason_set = true;
-	verdict = proc_admit(p, r->cur, known, &r->reason);
+	verdict = proc_admit(p, r->cur, known, r->defer_compile, &r->reason);
 	r->state = verdict == VERDICT_OK ? PROC_READY : PROC_FAILING;
 	r->changed = true;
 	if (!store_readonly() && !(known && verdict == VERDICT_OK)) {

@@ -245,7 +245,8 @@ void proc_revalidate(struct proc *p)
 			  .state = p->state,
 			  .admitted_key = p->admitted_key,
 			  .tests_id = p->tests_id,
-			  .reason = BUF_INIT};
+			  .reason = BUF_INIT,
+			  .defer_compile = !p->compile_first};
 	bool loaded = p->loaded;
 
 	p->reval_busy = true;

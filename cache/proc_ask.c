@@ -48,6 +48,22 @@ void proc_log_input(struct proc *p, const char *what, const char *in, size_t len
 }
 
 /*
+ * A run of @p found its source not compiling (sandbox_run's -ENOEXEC), though it
+ * was admitted: on record without a compile here (admit.c), or compiled before
+ * and no longer (its compiler killed from outside).  Admit it again at the next
+ * look, compiling first: the verdict and its reason then go to the record, the
+ * log and the reader, as for any source that does not compile.
+ */
+static void proc_compile_failed(struct proc *p)
+{
+	pthread_mutex_lock(&p->lock);
+	p->compile_first = true;
+	p->admitted_key = 0;
+	p->stale = true;
+	pthread_mutex_unlock(&p->lock);
+}
+
+/*
  * The answer of @type for @in.  @count: this is the ask itself (an open, a query),
  * counted in stats and meta.json; otherwise a look ahead (LOOKUP, stat) that
  * counts only a failure, as that failure is all the reader will see.
@@ -60,12 +76,14 @@ static int proc_answer(const char *type, const char *in, size_t len, struct answ
 	struct answer *a;
 	struct proc *p;
 	uint64_t version;
+	bool readmitted = false;
 	int ret;
 
 	*ans = NULL;
 	if (!proc_depth)
 		proc_chain_synths = 0; /* a new top-level read */
 	p = proc_find(type, true);
+again:
 	ret = proc_current(p, in, len, &v, why);
 	if (ret == -EINTR)
 		goto out;
@@ -93,7 +111,17 @@ static int proc_answer(const char *type, const char *in, size_t len, struct answ
 
 		ret = sandbox_run(v->owner, v->src, v->len, in, len, &out, &err);
 		proc_pop(pushed);
-		if (ret == -EIO) {
+		if (ret == -ENOEXEC && !readmitted) {
+			proc_compile_failed(p);
+			readmitted = true;
+			pversion_put(v);
+			v = NULL;
+			buf_reset(&out);
+			buf_reset(&err);
+			goto again;
+		}
+		if (ret == -EIO || ret == -ENOEXEC) {
+			ret = -EIO;
 			atomic_fetch_add(&procs.asks, 1);
 			atomic_fetch_add(&procs.errors, 1);
 			proc_log_input(p, "run failed", in, len, buf_str(&err));
@@ -201,6 +229,11 @@ int proc_map(const char *type, const char *frames, size_t bytes, size_t count, s
 		ret = sandbox_run_batch(v->owner, v->src, v->len, frames, bytes, count, out, ran,
 					err);
 		proc_pop(pushed);
+		if (ret == -ENOEXEC) {
+			/* (the next read or map admits it again: proc_compile_failed) */
+			proc_compile_failed(p);
+			ret = -EIO;
+		}
 	}
 	count = *ran;
 	atomic_fetch_add(&procs.asks, count);

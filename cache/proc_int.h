@@ -100,6 +100,9 @@ struct proc {
 	enum proc_state state;
 	struct buf reason;
 	uint64_t admitted_key; /* (source, tests) pair last admitted or refused */
+	/* A first run found that a source admitted on record does not compile here:
+	 * this type's admissions compile first from now on (proc_ask.c). */
+	bool compile_first;
 	/* Synthesis (under @lock): single flight, and a remembered failure. */
 	bool synth_busy;
 	/* The records of its LLM exchanges are still being written, after its readers
@@ -199,6 +202,9 @@ struct reval {
 	bool reason_set; /* reason replaces the record's */
 	struct buf reason;
 	bool changed;
+	/* An admission on record may leave the compile to the first run (admit.c):
+	 * false once a compile failed there (proc_ask.c). */
+	bool defer_compile;
 };
 
 /* proc.c: the registry and the state machine. */

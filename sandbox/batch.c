@@ -154,7 +154,8 @@ static int sandbox_batch_exchange(struct sandbox_worker *w, const char *frames, 
 				memcpy(&len, out->data + parse + 4, 4);
 				sbx_chain.active = true;
 				sbx_chain.deadline = deadline;
-				rc = sandbox_answer_call(w, out->data + parse + FRAME_RESP_HDR, len,
+				rc = sandbox_answer_call(w, w->req_fd,
+							 out->data + parse + FRAME_RESP_HDR, len,
 							 &deadline, err);
 				sbx_chain.active = false;
 				memmove(out->data + parse, out->data + parse + FRAME_RESP_HDR + len,
@@ -256,7 +257,7 @@ int sandbox_run_batch(uid_t owner, const char *source, size_t srclen, const char
 
 		bool loaded;
 
-		ret = sandbox_prepare(owner, source, srclen, &w, &loaded, err);
+		ret = sandbox_prepare(owner, source, srclen, NULL, &w, &loaded, err);
 		if (ret < 0)
 			break;
 		/* Room for a whole batch in each pipe: fewer wakeups both ways. */

@@ -125,12 +125,13 @@ static void sandbox_park(struct sandbox_worker *w, bool on)
 
 /*
  * Serve one call frame of @rlen bytes from @w (its header already read): read the
- * request, ask the handler (the worker parked meanwhile), write the answer frame.
+ * request, ask the handler (the worker parked meanwhile), write the answer frame
+ * on @fd (the pipe the run's request went on).
  * *@deadline follows the chain's (a suspension for admitting the callee moved it).
  * Returns 0; -ETIMEDOUT; -EPROTO (a malformed request, @err says so); or -EIO when
  * the worker stopped talking.
  */
-static int sandbox_serve_call(struct sandbox_worker *w, uint32_t rlen, int64_t *deadline,
+static int sandbox_serve_call(struct sandbox_worker *w, int fd, uint32_t rlen, int64_t *deadline,
 			      struct buf *err)
 {
 	struct buf req = BUF_INIT;
@@ -142,15 +143,15 @@ static int sandbox_serve_call(struct sandbox_worker *w, uint32_t rlen, int64_t *
 	if (r < 0 || r != (ssize_t)rlen)
 		ret = r == -ETIMEDOUT ? -ETIMEDOUT : -EIO;
 	else
-		ret = sandbox_answer_call(w, req.data, rlen, deadline, err);
+		ret = sandbox_answer_call(w, fd, req.data, rlen, deadline, err);
 	buf_free(&req);
 	return ret;
 }
 
 /* The part of sandbox_serve_call after the request is read: @req, @rlen bytes
  * (a batch has it in its buffer already). */
-int sandbox_answer_call(struct sandbox_worker *w, const char *req, size_t rlen, int64_t *deadline,
-			struct buf *err)
+int sandbox_answer_call(struct sandbox_worker *w, int fd, const char *req, size_t rlen,
+			int64_t *deadline, struct buf *err)
 {
 	struct buf ans = BUF_INIT, why = BUF_INIT;
 	uint8_t hdr[FRAME_REQ_HDR];
@@ -179,9 +180,9 @@ int sandbox_answer_call(struct sandbox_worker *w, const char *req, size_t rlen, 
 	if (rc == 0 && ans.len > sbx.cfg.max_answer)
 		rc = -EFBIG; /* the callee's own cap is the same: defensive */
 	frame_put_request(hdr, rc == 0 ? (uint32_t)ans.len : FRAME_CALL_FAILED);
-	ret = frame_write_full(w->req_fd, hdr, sizeof(hdr), *deadline);
+	ret = frame_write_full(fd, hdr, sizeof(hdr), *deadline);
 	if (!ret && rc == 0 && ans.len)
-		ret = frame_write_full(w->req_fd, ans.data, ans.len, *deadline);
+		ret = frame_write_full(fd, ans.data, ans.len, *deadline);
 	/* A write error (EPIPE) is not final here either: the reply read tells. */
 	if (ret != -ETIMEDOUT)
 		ret = 0;
@@ -194,7 +195,8 @@ out:
 /*
  * Send one request on @fd (the worker's request pipe, or for a load its load
  * pipe: frame.h), @hdr (@hlen bytes) then @msg (none when @hdr is NULL: it is in
- * the pipe already), and read the reply, within @deadline.  Returns the frame
+ * the pipe already), and read the reply, within @deadline.  Answers to the
+ * worker's calls meanwhile go on @fd too.  Returns the frame
  * status with the payload in @data, or -EIO with the reason in @err; on -EIO the
  * worker process is gone (reaped).
  */
@@ -238,7 +240,7 @@ again:
 		goto kill;
 	}
 	if (status == FRAME_CALL) {
-		r = sandbox_serve_call(w, rlen, &deadline, err);
+		r = sandbox_serve_call(w, fd, rlen, &deadline, err);
 		if (r == -ETIMEDOUT)
 			goto timeout;
 		if (r == -EPROTO)
@@ -303,11 +305,15 @@ static int sandbox_run_once(struct sandbox_worker *w, const char *in, size_t inl
 	} else if (sbx_chain.deadline < deadline) {
 		deadline = sbx_chain.deadline;
 	}
-	/* FRAME_FAILED carries 8 bytes even when the answer cap is smaller */
-	ret = sandbox_exchange(w, w->req_fd, (uint32_t[2]){(uint32_t)inlen, w->cur}, FRAME_RUN_HDR,
-			       in, inlen, FRAME_CALL,
+	/* FRAME_FAILED carries 8 bytes even when the answer cap is smaller.  A
+	 * first input that went with the load is running already: only its reply
+	 * is read, and its calls are answered on the load pipe (frame.h). */
+	ret = sandbox_exchange(w, w->first_sent ? w->load_fd : w->req_fd,
+			       w->first_sent ? NULL : (uint32_t[2]){(uint32_t)inlen, w->cur},
+			       FRAME_RUN_HDR, in, inlen, FRAME_CALL,
 			       (uint32_t)(sbx.cfg.max_answer < 8 ? 8 : sbx.cfg.max_answer),
 			       deadline, out, err);
+	w->first_sent = false;
 	if (chain_top)
 		sbx_chain.active = false;
 	clock_gettime(CLOCK_MONOTONIC, &t1);
@@ -374,12 +380,15 @@ void sandbox_chain_resume(const struct sandbox_chain_saved *saved)
 
 /*
  * Check out a worker with @source compiled in its current slot: a hit, or a load
- * (sandbox_load) into the slot the pool chose, retried in another worker when the
- * image did not fit.  Returns 0 with *@out checked out (*@loaded: compiled just
- * now), or -EIO with @err.
+ * (sandbox_load) into the slot the pool chose, with @first (or NULL) as the
+ * type's first input, retried in another worker when the image did not fit.
+ * Returns 0 with *@out checked out (*@loaded: compiled just now; (*@out)->
+ * first_sent: @first is running there), -ENOEXEC with @err when the source does
+ * not compile, or -EIO with @err.
  */
-int sandbox_prepare(uid_t owner, const char *source, size_t srclen, struct sandbox_worker **out,
-		    bool *loaded, struct buf *err)
+int sandbox_prepare(uid_t owner, const char *source, size_t srclen,
+		    const struct sandbox_input *first, struct sandbox_worker **out, bool *loaded,
+		    struct buf *err)
 {
 	struct sandbox_worker *w;
 	int ret;
@@ -400,7 +409,7 @@ int sandbox_prepare(uid_t owner, const char *source, size_t srclen, struct sandb
 			*out = w;
 			return 0;
 		}
-		ret = sandbox_load(w, err);
+		ret = sandbox_load(w, first, err);
 		sandbox_loaded(w, ret == 0);
 		if (ret == 0) {
 			*loaded = true;
@@ -423,7 +432,7 @@ int sandbox_prepare(uid_t owner, const char *source, size_t srclen, struct sandb
 		}
 		/* A compile error leaves a zygote as it was: it may serve again. */
 		sandbox_checkin(w, w->pid > 0 && !sbx.cfg.worker_reuse && sandbox_worker_clean(w));
-		return -EIO;
+		return ret == -ENOEXEC ? ret : -EIO;
 	}
 }
 
@@ -441,7 +450,11 @@ int sandbox_run(uid_t owner, const char *source, size_t srclen, const char *in, 
 	for (int attempt = 0;; attempt++) {
 		bool fresh;
 
-		ret = sandbox_prepare(owner, source, srclen, &w, &fresh, err);
+		ret = sandbox_prepare(owner, source, srclen,
+				      inlen <= SANDBOX_FIRST_INPUT_MAX
+					  ? &(struct sandbox_input){.data = in, .len = inlen}
+					  : NULL,
+				      &w, &fresh, err);
 		if (ret < 0)
 			return ret;
 		ret = sandbox_run_once(w, in, inlen, out, err, &reuse);

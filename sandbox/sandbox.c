@@ -120,10 +120,10 @@ int sandbox_compile(uid_t owner, const char *source, size_t srclen, struct buf *
 	bool loaded;
 	int ret;
 
-	ret = sandbox_prepare(owner, source, srclen, &w, &loaded, err);
+	ret = sandbox_prepare(owner, source, srclen, NULL, &w, &loaded, err);
 	if (w)
 		sandbox_checkin(w, true);
-	return ret;
+	return ret == -ENOEXEC ? -EIO : ret;
 }
 
 void sandbox_set_call_handler(sandbox_call_fn fn)

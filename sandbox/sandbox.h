@@ -65,10 +65,11 @@ int sandbox_compile(uid_t owner, const char *source, size_t srclen, struct buf *
 
 /*
  * Run the procedure @source on @in.  Reuses a pooled worker for this source or
- * starts one (compiling first).
+ * loads it into one, with @in: the process that compiles it answers @in.
  * Returns 0 with the answer in @out; -EINVAL when the procedure rejected the input
- * (its reason in @out); -EIO with a reason in @err when it does not compile,
- * crashed (signal named), timed out, exceeded the answer cap or misbehaved.
+ * (its reason in @out); -ENOEXEC with a reason in @err when it does not compile;
+ * -EIO with a reason in @err when it crashed (signal named), timed out, exceeded
+ * the answer cap or misbehaved.
  */
 int sandbox_run(uid_t owner, const char *source, size_t srclen, const char *in, size_t inlen,
 		struct buf *out, struct buf *err);
@@ -86,8 +87,8 @@ enum { SANDBOX_ANSWER = 0, SANDBOX_REJECTED = 1, SANDBOX_FAILED = 2 };
  * kills its worker fails alone and the next inputs go to a fresh worker.
  * Answers beyond about 1 MiB are not made: *@ran says how many inputs (a prefix,
  * at least one) have their record; the caller sends the rest again.
- * Returns 0, or -EIO with @err (and nothing appended) when the procedure cannot
- * run at all (does not compile, no worker).
+ * Returns 0; -ENOEXEC with @err (and nothing appended) when the procedure does
+ * not compile; or -EIO with @err when it cannot run at all (no worker).
  */
 int sandbox_run_batch(uid_t owner, const char *source, size_t srclen, const char *frames,
 		      size_t bytes, size_t count, struct buf *out, size_t *ran, struct buf *err);

@@ -33,6 +33,9 @@
 #define SANDBOX_MAX_SOURCE (16u << 20)	/* larger sources are refused */
 #define SANDBOX_EXIT_GRACE_MS 500	/* for a worker that closed its pipe */
 #define SANDBOX_PRESEND_MAX (32u << 10) /* sources written before the worker starts */
+/* A type's first input goes with its load (struct sandbox_input) up to this size:
+ * the zygote holds it while it passes it on, under the worker's RLIMIT_AS. */
+#define SANDBOX_FIRST_INPUT_MAX (64u << 10)
 /* Source bytes the pool keeps for its compiled types (struct sandbox_code), all
  * owners together: past it the least recently used idle types are dropped. */
 #define SANDBOX_CODE_BYTES_MAX (64u << 20)
@@ -90,8 +93,12 @@ struct sandbox_worker {
 	bool parked;	      /* waiting on a seglam_call: not counted against the cap */
 	int64_t exit_by;      /* evicted: SIGKILLed if not gone by then (frame_now_ms) */
 	bool source_sent;     /* the first load request is in the pipe already (spawn.c) */
-	size_t mem;	      /* its private memory after its last load (with a mem_budget), */
-	size_t mem_counted;   /* ... and how much of it sbx.mem_live counts (under sbx.lock) */
+	/* The last load carried the type's first input (frame.h FRAME_REQ_LOAD_RUN)
+	 * and compiled: that input's reply is due on resp_fd, and answers to its
+	 * calls go on load_fd (exchange.c sandbox_run). */
+	bool first_sent;
+	size_t mem;	    /* its private memory after its last load (with a mem_budget), */
+	size_t mem_counted; /* ... and how much of it sbx.mem_live counts (under sbx.lock) */
 };
 
 /* The source of @w's current checkout. */
@@ -155,6 +162,13 @@ extern _Thread_local struct sandbox_chain sbx_chain;
 			? FRAME_CALL_TYPE_MAX + 1 + sbx.cfg.max_answer                             \
 			: UINT32_MAX - 1))
 
+/* A type's first input, sent with its load when the worker has a load pipe:
+ * the process that compiles the type runs it (frame.h FRAME_REQ_LOAD_RUN). */
+struct sandbox_input {
+	const char *data;
+	size_t len;
+};
+
 /* pool.c */
 int sandbox_checkout(uid_t owner, const char *src, size_t len, struct sandbox_worker **out);
 void sandbox_checkin(struct sandbox_worker *w, bool reuse);
@@ -167,17 +181,18 @@ void sandbox_update_live(void);
 void sandbox_group_kill(pid_t pid);
 
 /* spawn.c */
-int sandbox_load(struct sandbox_worker *w, struct buf *err);
+int sandbox_load(struct sandbox_worker *w, const struct sandbox_input *first, struct buf *err);
 void sandbox_mother_shutdown(void);
 
 /* exchange.c */
 int sandbox_exchange(struct sandbox_worker *w, int fd, const void *hdr, size_t hlen,
 		     const void *msg, size_t len, int32_t max_status, uint32_t cap,
 		     int64_t deadline, struct buf *data, struct buf *err);
-int sandbox_prepare(uid_t owner, const char *source, size_t srclen, struct sandbox_worker **out,
-		    bool *loaded, struct buf *err);
-int sandbox_answer_call(struct sandbox_worker *w, const char *req, size_t rlen, int64_t *deadline,
-			struct buf *err);
+int sandbox_prepare(uid_t owner, const char *source, size_t srclen,
+		    const struct sandbox_input *first, struct sandbox_worker **out, bool *loaded,
+		    struct buf *err);
+int sandbox_answer_call(struct sandbox_worker *w, int fd, const char *req, size_t rlen,
+			int64_t *deadline, struct buf *err);
 void sandbox_worker_ended(struct sandbox_worker *w, enum sandbox_end end, int status,
 			  struct buf *err);
 void sandbox_worker_diagnose(struct sandbox_worker *w, struct buf *err);

@@ -305,27 +305,70 @@ void sandbox_mother_shutdown(void)
  * cold start waits for every hop between processes).  Only when it fits the empty
  * pipe at once (so the write cannot block); else sandbox_start sends it.
  */
-static void sandbox_load_header(uint32_t hdr[3], const struct sandbox_worker *w)
-{
-	hdr[0] = FRAME_REQ_LOAD;
-	hdr[1] = w->cur;
-	hdr[2] = (uint32_t)sandbox_cur_code(w)->srclen;
-}
-
-static bool sandbox_presend(int fd, const struct sandbox_worker *w)
+/*
+ * A load request as an iovec (frame.h): the header, the source and, with @first
+ * (a load that runs the type's first input), that input's length and bytes.
+ * Returns the number of parts (2 or 4) and the bytes in *@total.
+ */
+static int sandbox_load_request(const struct sandbox_worker *w, const struct sandbox_input *first,
+				uint32_t hdr[4], struct iovec iov[4], size_t *total)
 {
 	const struct sandbox_code *c = sandbox_cur_code(w);
-	uint32_t hdr[3];
-	struct iovec iov[2] = {{hdr, sizeof(hdr)}, {c->source, c->srclen}};
+	int n = 2;
+
+	hdr[0] = first ? FRAME_REQ_LOAD_RUN : FRAME_REQ_LOAD;
+	hdr[1] = w->cur;
+	hdr[2] = (uint32_t)c->srclen;
+	iov[0] = (struct iovec){hdr, 3 * sizeof(uint32_t)};
+	iov[1] = (struct iovec){c->source, c->srclen};
+	*total = iov[0].iov_len + c->srclen;
+	if (first) {
+		hdr[3] = (uint32_t)first->len;
+		iov[2] = (struct iovec){&hdr[3], sizeof(uint32_t)};
+		iov[3] = (struct iovec){(void *)first->data, first->len};
+		*total += sizeof(uint32_t) + first->len;
+		n = 4;
+	}
+	return n;
+}
+
+/* Write @parts of @iov (@total bytes) on @fd within @deadline: one write when
+ * they are small.  Returns 0, -ETIMEDOUT or -errno. */
+static int sandbox_write_parts(int fd, const struct iovec *iov, int parts, size_t total,
+			       int64_t deadline)
+{
+	char small[4096];
+	size_t at = 0;
+	int ret = 0;
+
+	if (total <= sizeof(small)) {
+		for (int i = 0; i < parts; i++) {
+			if (iov[i].iov_len)
+				memcpy(small + at, iov[i].iov_base, iov[i].iov_len);
+			at += iov[i].iov_len;
+		}
+		return frame_write_full(fd, small, total, deadline);
+	}
+	for (int i = 0; i < parts && !ret; i++)
+		ret = frame_write_full(fd, iov[i].iov_base, iov[i].iov_len, deadline);
+	return ret;
+}
+
+static bool sandbox_presend(int fd, const struct sandbox_worker *w,
+			    const struct sandbox_input *first)
+{
+	uint32_t hdr[4];
+	struct iovec iov[4];
+	size_t total;
+	int parts = sandbox_load_request(w, first, hdr, iov, &total);
 	ssize_t n;
 
-	if (c->srclen > SANDBOX_PRESEND_MAX)
+	if (total > SANDBOX_PRESEND_MAX)
 		return false;
-	sandbox_load_header(hdr, w);
 	do
-		n = writev(fd, iov, 2);
+		n = writev(fd, iov, parts);
 	while (n < 0 && errno == EINTR);
-	if (n == (ssize_t)(sizeof(hdr) + c->srclen))
+	if (n == (ssize_t)total)
 		return true;
 	/* (a new pipe holds 64 KiB: a short write does not happen; if it did, the
 	 * worker would read a broken request and fail to compile, which is said) */
@@ -360,7 +403,7 @@ static int sandbox_arena_fd(void)
 	return fd;
 }
 
-static int sandbox_spawn(struct sandbox_worker *w)
+static int sandbox_spawn(struct sandbox_worker *w, const struct sandbox_input *first)
 {
 	int req[2] = {-1, -1}, resp[2] = {-1, -1}, load[2] = {-1, -1}, arena = -1;
 	int ret;
@@ -400,7 +443,7 @@ static int sandbox_spawn(struct sandbox_worker *w)
 			}
 		}
 	}
-	w->source_sent = sandbox_presend(load[1] >= 0 ? load[1] : req[1], w);
+	w->source_sent = sandbox_presend(load[1] >= 0 ? load[1] : req[1], w, first);
 	ret = sandbox_mother_fork((const int[FRAME_WORKER_FDS]){req[0], resp[1], arena, load[0]},
 				  &w->pid);
 	if (ret == 0) {
@@ -498,20 +541,27 @@ static size_t sandbox_worker_memory(pid_t pid)
 
 /*
  * Compile the source of @w's current slot there, starting @w first when it is a
- * new one (pid 0).  Returns 0; -EIO with @err; or -ENOSPC with @err when the
- * image does not fit what @w has left of its image space (the caller tries
- * another worker).
+ * new one (pid 0).  With @first, the process that compiles it runs that input
+ * next (frame.h FRAME_REQ_LOAD_RUN; not in a -o worker_reuse worker, which has
+ * no load pipe): its reply is then due (w->first_sent).  Returns 0; -ENOEXEC
+ * with @err when the source does not compile; -EIO with @err; or -ENOSPC with
+ * @err when the image does not fit what @w has left of its image space (the
+ * caller tries another worker).
  */
-int sandbox_load(struct sandbox_worker *w, struct buf *err)
+int sandbox_load(struct sandbox_worker *w, const struct sandbox_input *first, struct buf *err)
 {
 	int64_t deadline = frame_now_ms() + sbx.cfg.timeout_ms;
-	const struct sandbox_code *c = sandbox_cur_code(w);
 	struct buf msg = BUF_INIT;
-	uint32_t hdr[3];
-	int ret;
+	uint32_t hdr[4];
+	struct iovec iov[4];
+	size_t total;
+	int ret, parts;
 
+	w->first_sent = false;
+	if (sbx.cfg.worker_reuse)
+		first = NULL;
 	if (w->pid <= 0) {
-		ret = sandbox_spawn(w);
+		ret = sandbox_spawn(w, first);
 		pthread_mutex_lock(&sbx.lock);
 		sbx.stats.spawns += ret == 0;
 		pthread_mutex_unlock(&sbx.lock);
@@ -528,12 +578,33 @@ int sandbox_load(struct sandbox_worker *w, struct buf *err)
 	pthread_mutex_lock(&sbx.lock);
 	sbx.stats.compiles++;
 	pthread_mutex_unlock(&sbx.lock);
-	sandbox_load_header(hdr, w);
+	parts = sandbox_load_request(w, first, hdr, iov, &total);
 	/* (a -o worker_reuse worker has no load pipe: its one load comes on fd 0) */
-	ret = sandbox_exchange(w, w->load_fd >= 0 ? w->load_fd : w->req_fd,
-			       w->source_sent ? NULL : hdr, sizeof(hdr), c->source, c->srclen,
-			       FRAME_NO_ROOM, FRAME_MAX_MESSAGE, deadline, &msg, err);
+	if (parts == 2) {
+		ret = sandbox_exchange(w, w->load_fd >= 0 ? w->load_fd : w->req_fd,
+				       w->source_sent ? NULL : iov[0].iov_base, iov[0].iov_len,
+				       iov[1].iov_base, iov[1].iov_len, FRAME_NO_ROOM,
+				       FRAME_MAX_MESSAGE, deadline, &msg, err);
+	} else {
+		/* Four parts: written here (one write when small: the worker wakes
+		 * up once), then the exchange only reads. */
+		ret = w->source_sent ? 0
+				     : sandbox_write_parts(w->load_fd, iov, parts, total, deadline);
+		if (ret == -ETIMEDOUT) {
+			sandbox_timed_out(err);
+			sandbox_group_kill(w->pid);
+			while (waitpid(w->pid, NULL, 0) < 0 && errno == EINTR)
+				;
+			w->pid = 0;
+			ret = -EIO;
+		} else {
+			/* (a write error, EPIPE: the read says what became of the worker) */
+			ret = sandbox_exchange(w, w->load_fd, NULL, 0, NULL, 0, FRAME_NO_ROOM,
+					       FRAME_MAX_MESSAGE, deadline, &msg, err);
+		}
+	}
 	if (ret == FRAME_COMPILED && msg.len == 0) {
+		w->first_sent = first != NULL;
 		if (sbx.cfg.mem_budget)
 			w->mem = sandbox_worker_memory(w->pid);
 		ret = 0;
@@ -558,6 +629,7 @@ int sandbox_load(struct sandbox_worker *w, struct buf *err)
 			buf_addrepr(err, msg.data, msg.len, true);
 		else
 			buf_adds(err, "the compiler failed without a message");
+		ret = -ENOEXEC;
 	} else if (ret == FRAME_COMPILE_DIED && msg.len == 4) {
 		/* tcc may exit() or crash on some inputs: a compile failure too */
 		int32_t st;
@@ -565,6 +637,7 @@ int sandbox_load(struct sandbox_worker *w, struct buf *err)
 		memcpy(&st, msg.data, 4);
 		buf_adds(err, "compiler ");
 		sandbox_worker_ended(w, SANDBOX_END_NONE, st, err);
+		ret = -ENOEXEC;
 	} else if (ret >= 0) {
 		buf_adds(err, "protocol violation from the worker");
 		sandbox_group_kill(w->pid);
@@ -580,7 +653,8 @@ int sandbox_load(struct sandbox_worker *w, struct buf *err)
 		buf_printf(err, "compiler %s", buf_str(&why));
 		buf_free(&why);
 	}
-	ret = -EIO;
+	if (ret != -ENOEXEC)
+		ret = -EIO;
 	pthread_mutex_lock(&sbx.lock);
 	sbx.stats.compile_failures++;
 	pthread_mutex_unlock(&sbx.lock);

@@ -470,8 +470,9 @@ void worker_child_lockdown(void)
  * A compile child (load.c), before it parses a byte of source: on top of the
  * zygote's filter, what tcc needs (reading the allowed headers and libtcc1.a,
  * memory, the relocated image made executable) and writing its reply on fd 1.
- * No fork, no pipe, no dup, no kill, no further filter: a tcc exploit keeps
- * only this process, which holds nothing but its own reply pipe.
+ * No fork, no pipe, no dup, no kill: a tcc exploit keeps only this process, which
+ * holds nothing but its two pipes (the request, which with a first input also
+ * brings that input's call answers, and the reply).
  */
 void worker_compile_lockdown(void)
 {
@@ -508,6 +509,9 @@ void worker_compile_lockdown(void)
 		WORKER_ALLOW_NR(__NR_getpid),
 		WORKER_ALLOW_NR(__NR_gettid),
 		WORKER_ALLOW_NR(__NR_poll), /* has its load come (worker_compile_warm) */
+		/* the run child's filter on top, before a load's first input (load.c
+		 * worker_compile_run): a filter can only take more away */
+		WORKER_ALLOW_NR(__NR_seccomp),
 #undef WORKER_ALLOW_NR
 		WORKER_BPF_TGKILL_SELF(self),
 	};

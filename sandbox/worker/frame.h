@@ -20,23 +20,25 @@
  * FRAME_COMPILE_DIED (4 bytes: i32 wait status of the process that compiled),
  * or FRAME_NO_ROOM (8 bytes: u64 size of the image that does not fit the
  * worker's image space; the daemon tries a worker with fewer types).
+ * A load may carry the type's first input (FRAME_REQ_LOAD_RUN, below): the
+ * process that compiled the type runs it, and one process fewer is made and
+ * ended for the first answer of a type.
  * Reply to an input: FRAME_ANSWER, FRAME_REJECTED (bytes = reason),
  * FRAME_TOO_LARGE (no bytes), or FRAME_FAILED (8 bytes: i32 FRAME_FAIL_*, i32
  * wait status of the run's child).
  *
  * Each input runs in a child forked for it by the worker (the "zygote", which
- * never runs procedure code).  The child is forked, and has locked itself down,
- * before the request is sent: it reads the request from fd 0 itself (the zygote
- * never holds an input), closes fd 0 before any procedure code runs, and writes
- * its frames into a pipe of its own.  The zygote reads them, checks each header
- * before its payload, and writes to the daemon: the child's final frame as soon
- * as it is whole (then kills the child), or FRAME_FAILED when the child died or
- * wrote something malformed first.  So every byte on the daemon's pipe was
- * written by the zygote, one final frame per request, and nothing of a run can
- * arrive after its reply (the child can no longer read a later request, and is
- * killed before the next child is forked).  (Before the zygote, the procedure
- * could write to fd 1 itself: an early forged reply, and the real one after the
- * daemon's leftover check, which the next caller then got.)
+ * never runs procedure code; a load's first input runs in the compile child, which
+ * the zygote hands it and relays alike: FRAME_REQ_LOAD_RUN).  The child is forked, and has locked
+ * itself down, before the request is sent: it reads the request from fd 0 itself (the zygote never
+ * holds an input), closes fd 0 before any procedure code runs, and writes its frames into a pipe of
+ * its own.  The zygote reads them, checks each header before its payload, and writes to the daemon:
+ * the child's final frame as soon as it is whole (then kills the child), or FRAME_FAILED when the
+ * child died or wrote something malformed first.  So every byte on the daemon's pipe was written by
+ * the zygote, one final frame per request, and nothing of a run can arrive after its reply (the
+ * child can no longer read a later request, and is killed before the next child is forked). (Before
+ * the zygote, the procedure could write to fd 1 itself: an early forged reply, and the real one
+ * after the daemon's leftover check, which the next caller then got.)
  *
  * Composition (seglam_call): while it runs an input, the child may send any
  * number of call requests, which the zygote checks (frame_get_call) and relays
@@ -101,6 +103,11 @@ enum {
 /* Length words from here up are request kinds, not lengths (inputs are shorter). */
 #define FRAME_REQ_BATCH 0xfffffff0u
 #define FRAME_REQ_LOAD 0xfffffff1u
+/* A load with the type's first input: [FRAME_REQ_LOAD_RUN][slot][len][source]
+ * [u32 inlen][input], on the load pipe.  The reply to the load comes first; after
+ * FRAME_COMPILED the input's final frame follows (calls in between as in a run,
+ * their answers sent on the load pipe), run by the process that compiled it. */
+#define FRAME_REQ_LOAD_RUN 0xfffffff2u
 #define FRAME_REQ_MAX_LEN (FRAME_REQ_BATCH - 1u)
 /* A run or batch request: the length word (or FRAME_REQ_BATCH), then the slot. */
 #define FRAME_RUN_HDR 8

@@ -14,7 +14,9 @@
  *  - no hostile source, and no tcc exploit it may carry, ever runs in a process
  *    that holds another type's code: the compile child dies with whatever it did;
  *  - the image is bytes the zygote never runs: procedure code only ever runs in a
- *    run's child (serve.c), a fresh copy of the zygote that dies after the run, so
+ *    process that dies after one run, under a run child's filter: a run's child
+ *    (serve.c), a fresh copy of the zygote, or for a load that brings the type's
+ *    first input, the compile child that made the image (worker_compile_run), so
  *    a procedure that writes over another type's image (RWX, as tcc leaves code)
  *    changes its own copy only;
  *  - an image is copied whole before the zygote answers, so nothing the compile
@@ -184,8 +186,8 @@ static size_t worker_arena_gap(char **at)
 
 /* The compile child's reply to the zygote, on fd 1 (the result pipe): one write,
  * so the zygote wakes up once. */
-static void __attribute__((noreturn))
-worker_compile_reply(int32_t status, const void *a, size_t alen, const void *b, size_t blen)
+static void worker_compile_send(int32_t status, const void *a, size_t alen, const void *b,
+				size_t blen)
 {
 	char *msg = malloc(FRAME_RESP_HDR + alen + blen);
 
@@ -198,6 +200,42 @@ worker_compile_reply(int32_t status, const void *a, size_t alen, const void *b, 
 		memcpy(msg + FRAME_RESP_HDR + alen, b, blen);
 	if (frame_write_full(1, msg, FRAME_RESP_HDR + alen + blen, -1) < 0)
 		_exit(WORKER_EXIT_IO);
+	free(msg);
+}
+
+static void __attribute__((noreturn))
+worker_compile_reply(int32_t status, const void *a, size_t alen, const void *b, size_t blen)
+{
+	worker_compile_send(status, a, alen, b, blen);
+	_exit(0);
+}
+
+/*
+ * A load's first input (FRAME_REQ_LOAD_RUN), run by the compile child that made
+ * the image, once the image is on its way to the zygote: the run child forked
+ * ahead goes on waiting, so a type's first answer costs one process, not two.
+ * The image is at @run's address in this process already (tcc relocated it
+ * there).  Before any procedure code, this process takes the filter of a run's
+ * child on top of its own: what the procedure can do here is what it could do
+ * in a run child (no executable memory, no files, no fork), and what it could
+ * do before (the source, and a tcc exploit it carries, ran here anyway) only
+ * concerned this type.  Then it is a run child: FRAME_START, the answer on fd 1,
+ * call answers on fd 3 (the zygote passes them from the load pipe), and wait to
+ * be killed.
+ */
+static void __attribute__((noreturn)) worker_compile_run(worker_run_fn run, char *in, uint32_t len)
+{
+	char c;
+
+	/* A run child's fds and no other: tcc may have left a file it read open */
+	for (int fd = 0; fd < 16; fd++)
+		if (fd != 1 && fd != 2 && fd != WORKER_CHILD_FD)
+			close(fd);
+	worker_child_lockdown();
+	worker_send_start(1);
+	worker_run_one(run, in, len);
+	while (read(WORKER_CHILD_FD, &c, 1) < 0 && errno == EINTR)
+		;
 	_exit(0);
 }
 
@@ -260,7 +298,7 @@ void worker_touch_measure(void)
  * for it: then the child stops getting ready. */
 static bool worker_load_waiting(int ms)
 {
-	struct pollfd p = {.fd = 0, .events = POLLIN};
+	struct pollfd p = {.fd = WORKER_CHILD_FD, .events = POLLIN};
 
 	while (poll(&p, 1, ms) < 0)
 		if (errno != EINTR)
@@ -330,11 +368,14 @@ static pid_t worker_compiler;
 
 /*
  * A compile child: forked by the zygote ahead of the load it will serve, with
- * the request pipe as fd 0 and the reply pipe as fd 1 and nothing else.  It
+ * the reply pipe as fd 1 and the request pipe as fd 3 (WORKER_CHILD_FD, where a
+ * run child reads call answers: with a first input, its call answers come there
+ * too, and the procedure sees the fds of a run child) and nothing else.  It
  * holds the other types' images too (a fork), which is why it locks itself down
  * before anything else: no fork, no kill, no pipe, no writes but to fd 1.  Then
- * it waits for [u64 at][u64 room][u32 len][source], compiles that one source,
- * replies and exits.
+ * it waits for [u64 at][u64 room][u64 first][u32 len][source] (and with @first,
+ * [u32 inlen][input]), compiles that one source, replies and exits, or runs the
+ * input first (worker_compile_run).
  */
 static void __attribute__((noreturn))
 worker_compile_child(const char *include_dir, const char *libtcc1)
@@ -342,23 +383,28 @@ worker_compile_child(const char *include_dir, const char *libtcc1)
 	struct buf err = BUF_INIT;
 	worker_run_fn run;
 	size_t size = 0, room;
-	uint64_t meta[2], head[2];
-	uint32_t len;
-	char *src, *at;
+	uint64_t meta[2], head[3];
+	uint32_t len, inlen = 0;
+	char *src, *at, *in = NULL;
 	struct TCCState *tcc;
 
 	worker_arena_drop();
-	for (int fd = 3; fd < 16; fd++)
+	for (int fd = WORKER_CHILD_FD + 1; fd < 16; fd++)
 		close(fd);
 	worker_compile_lockdown();
 	tcc = worker_compile_warm(include_dir, libtcc1);
-	if (frame_read_full(0, head, sizeof(head), -1) != (ssize_t)sizeof(head))
+	if (frame_read_full(WORKER_CHILD_FD, head, sizeof(head), -1) != (ssize_t)sizeof(head))
 		_exit(0); /* the zygote is gone, or never needed us */
 	at = (char *)(uintptr_t)head[0];
 	room = (size_t)head[1];
-	len = worker_read_len(0);
-	src = worker_read_body(0, len);
-	close(0);
+	len = worker_read_len(WORKER_CHILD_FD);
+	src = worker_read_body(WORKER_CHILD_FD, len);
+	if (head[2]) {
+		inlen = worker_read_len(WORKER_CHILD_FD);
+		in = worker_read_body(WORKER_CHILD_FD, inlen);
+	} else {
+		close(WORKER_CHILD_FD);
+	}
 	if (worker_precheck(src, len, &err) < 0)
 		worker_compile_reply(FRAME_COMPILE_ERROR, err.data, err.len, NULL, 0);
 	run = worker_compile(tcc, src, include_dir, libtcc1, at, room, &size, &err);
@@ -373,7 +419,10 @@ worker_compile_child(const char *include_dir, const char *libtcc1)
 	}
 	meta[0] = (uint64_t)((char *)run - at);
 	meta[1] = size;
-	worker_compile_reply(FRAME_COMPILED, meta, sizeof(meta), at, size);
+	if (!in)
+		worker_compile_reply(FRAME_COMPILED, meta, sizeof(meta), at, size);
+	worker_compile_send(FRAME_COMPILED, meta, sizeof(meta), at, size);
+	worker_compile_run(run, in, inlen);
 }
 
 /* Put @fd on @target (close-on-exec) and close @fd. */
@@ -402,7 +451,8 @@ void worker_compiler_ahead(const char *include_dir, const char *libtcc1)
 	if (pid < 0)
 		_exit(WORKER_EXIT_IO);
 	if (pid == 0) {
-		if (dup2(req[0], 0) < 0 || dup2(resp[1], 1) < 0)
+		/* (the reply first: the request's pipe may be on fd 3 already) */
+		if (dup2(resp[1], 1) < 0 || dup2(req[0], WORKER_CHILD_FD) < 0 || close(0) < 0)
 			_exit(WORKER_EXIT_IO);
 		worker_compile_child(include_dir, libtcc1);
 	}
@@ -485,24 +535,83 @@ static int worker_load_result(int fd, struct worker_slot *s, char *at, size_t ro
 	return FRAME_COMPILED;
 }
 
+/* The compile child @child died, or lied, before its image was whole: nothing of
+ * it is kept, and the daemon is told why.  Returns 0 (reaped). */
+static pid_t worker_load_failed(struct worker_slot *s, pid_t child)
+{
+	int st;
+
+	worker_slot_clear(s);
+	kill(child, SIGKILL);
+	st = worker_reap(child);
+	if (WIFEXITED(st) && WEXITSTATUS(st) == 0) {
+		static const char bad[] = "the compiler broke the protocol";
+
+		worker_load_reply(FRAME_COMPILE_ERROR, bad, sizeof(bad) - 1);
+	} else {
+		int32_t v = st;
+
+		worker_load_reply(FRAME_COMPILE_DIED, &v, sizeof(v));
+	}
+	return 0;
+}
+
+/*
+ * The rest of a load with its first input (worker_load): the compile child's
+ * reply, then, once the image is in its slot and the daemon has FRAME_COMPILED,
+ * the child's run of the input, relayed as a run child's is (serve.c), with the
+ * daemon's answers to its calls passed from the load pipe to its fd 3.  The
+ * compiler for the next load is forked after that, off the path of this answer.
+ */
+static pid_t worker_load_first(char *relay, pid_t child, struct worker_slot *s, char *at,
+			       size_t room, const char *include_dir, const char *libtcc1)
+{
+	static const struct worker_run_pipes first_run = {.frames = WORKER_COMPILER_IN_FD,
+							  .answers_in = WORKER_LOAD_FD,
+							  .answers_out = WORKER_COMPILER_FD,
+							  .loads = false};
+	struct buf msg = BUF_INIT;
+	int r = worker_load_result(WORKER_COMPILER_IN_FD, s, at, room, &msg);
+
+	if (r < 0) {
+		child = worker_load_failed(s, child);
+	} else {
+		worker_load_reply(r, msg.data, msg.len);
+		if (r == FRAME_COMPILED) {
+			if (worker_relay(&first_run, child, relay) == WORKER_RUN_DONE)
+				kill(child, SIGKILL);
+			else
+				child = 0; /* reaped */
+		}
+	}
+	buf_free(&msg);
+	close(WORKER_COMPILER_FD);
+	close(WORKER_COMPILER_IN_FD);
+	worker_compiler_ahead(include_dir, libtcc1);
+	return child;
+}
+
 /*
  * Read a load request from the load pipe, compile the source into its slot in a
- * child and answer the daemon.  Returns the compile child's pid, still to be
- * reaped (its exit is not waited for on the way to the answer).  End of file
- * before a request: the daemon is done with this worker (the first request).
+ * child and answer the daemon; with a first input (FRAME_REQ_LOAD_RUN), relay
+ * that child's run of it too (@relay: serve.c's buffer).  Returns the compile
+ * child's pid, still to be reaped (its exit is not waited for on the way to the
+ * answer), or 0.  End of file before a request: the daemon is done with this
+ * worker (the first request).
  */
-pid_t worker_load(const char *include_dir, const char *libtcc1)
+pid_t worker_load(char *relay, const char *include_dir, const char *libtcc1)
 {
 	struct buf msg = BUF_INIT;
-	uint32_t head[2], len, slot;
-	uint64_t where[2];
+	uint32_t head[2], len, slot, kind, inlen = 0;
+	uint64_t where[3];
 	struct worker_slot *s;
 	size_t room;
-	char *src, *at;
-	int st, r, in_fd;
+	char *src, *at, *in = NULL;
+	int r, in_fd;
 	pid_t child;
 
-	if (worker_read_len(WORKER_LOAD_FD) != FRAME_REQ_LOAD ||
+	kind = worker_read_len(WORKER_LOAD_FD);
+	if ((kind != FRAME_REQ_LOAD && kind != FRAME_REQ_LOAD_RUN) ||
 	    frame_read_full(WORKER_LOAD_FD, head, sizeof(head), -1) != (ssize_t)sizeof(head))
 		_exit(WORKER_EXIT_IO);
 	slot = head[0];
@@ -510,6 +619,10 @@ pid_t worker_load(const char *include_dir, const char *libtcc1)
 	if (slot >= FRAME_SLOTS_MAX || len >= FRAME_REQ_BATCH)
 		_exit(WORKER_EXIT_IO); /* the daemon is out of step */
 	src = worker_read_body(WORKER_LOAD_FD, len);
+	if (kind == FRAME_REQ_LOAD_RUN) {
+		inlen = worker_read_len(WORKER_LOAD_FD);
+		in = worker_read_body(WORKER_LOAD_FD, inlen);
+	}
 	s = &worker_slots[slot];
 	worker_slot_clear(s);
 	room = worker_arena_gap(&at);
@@ -520,6 +633,7 @@ pid_t worker_load(const char *include_dir, const char *libtcc1)
 	 * if it died, the write fails (SIGPIPE is ignored) and its reply says why. */
 	where[0] = (uint64_t)(uintptr_t)at;
 	where[1] = room;
+	where[2] = in != NULL;
 	{
 		/* one write for the compiler to wake up to (the rest of a source
 		 * longer than that follows) */
@@ -531,12 +645,23 @@ pid_t worker_load(const char *include_dir, const char *libtcc1)
 		memcpy(req + sizeof(where) + FRAME_REQ_HDR, src, first);
 		if (frame_write_full(WORKER_COMPILER_FD, req, sizeof(where) + FRAME_REQ_HDR + first,
 				     -1) == 0 &&
-		    len > first)
-			frame_write_full(WORKER_COMPILER_FD, src + first, len - first, -1);
+		    (len == first ||
+		     frame_write_full(WORKER_COMPILER_FD, src + first, len - first, -1) == 0) &&
+		    in) {
+			frame_put_request((uint8_t *)req, inlen);
+			if (frame_write_full(WORKER_COMPILER_FD, req, FRAME_REQ_HDR, -1) == 0)
+				frame_write_full(WORKER_COMPILER_FD, in, inlen, -1);
+		}
 	}
-	close(WORKER_COMPILER_FD);
 	explicit_bzero(src, len);
 	free(src);
+	if (in) {
+		/* The zygote holds no input longer than it takes to pass it on. */
+		explicit_bzero(in, inlen);
+		free(in);
+		return worker_load_first(relay, child, s, at, room, include_dir, libtcc1);
+	}
+	close(WORKER_COMPILER_FD);
 	/*
 	 * The compiler for the next load is forked now, while this one compiles and
 	 * the zygote would only wait: after the run that follows, the zygote has a
@@ -555,24 +680,10 @@ pid_t worker_load(const char *include_dir, const char *libtcc1)
 		worker_compiler_ahead(include_dir, libtcc1);
 	r = worker_load_result(in_fd, s, at, room, &msg);
 	close(in_fd);
-	if (r < 0) {
-		/* dead, or lying: either way nothing of it is kept */
-		worker_slot_clear(s);
-		kill(child, SIGKILL);
-		st = worker_reap(child);
-		if (WIFEXITED(st) && WEXITSTATUS(st) == 0) {
-			static const char bad[] = "the compiler broke the protocol";
-
-			worker_load_reply(FRAME_COMPILE_ERROR, bad, sizeof(bad) - 1);
-		} else {
-			int32_t v = st;
-
-			worker_load_reply(FRAME_COMPILE_DIED, &v, sizeof(v));
-		}
-		buf_free(&msg);
-		return 0;
-	}
-	worker_load_reply(r, msg.data, msg.len);
+	if (r < 0)
+		child = worker_load_failed(s, child);
+	else
+		worker_load_reply(r, msg.data, msg.len);
 	buf_free(&msg);
 	return child;
 }

@@ -160,6 +160,18 @@ void worker_batch_run(worker_run_fn run, const struct frame_batch *b, char *data
 	worker_batch_flush();
 }
 
+/* Before any procedure code: tell the zygote how many final frames this run
+ * owes (FRAME_START, frame.h), so that nothing the procedure writes can say it. */
+void worker_send_start(uint32_t count)
+{
+	uint8_t start[FRAME_RESP_HDR + 4];
+
+	frame_put_response(start, FRAME_START, 4);
+	memcpy(start + FRAME_RESP_HDR, &count, 4);
+	if (frame_write_full(1, start, sizeof(start), -1) < 0)
+		_exit(WORKER_EXIT_IO);
+}
+
 /* One input: its answer (or rejection) as a frame written in one write, so the
  * reader wakes up once. */
 void worker_run_one(worker_run_fn run, char *in, uint32_t len)

@@ -61,7 +61,6 @@ static void worker_child_prefault(void)
  */
 static void __attribute__((noreturn)) worker_child(void)
 {
-	uint8_t start[FRAME_RESP_HDR + 4];
 	uint32_t len, slot, count = 1;
 	char go;
 	struct frame_batch b;
@@ -94,10 +93,7 @@ static void __attribute__((noreturn)) worker_child(void)
 	}
 	if (close(0) < 0)
 		_exit(WORKER_EXIT_IO);
-	frame_put_response(start, FRAME_START, 4);
-	memcpy(start + FRAME_RESP_HDR, &count, 4);
-	if (frame_write_full(1, start, sizeof(start), -1) < 0)
-		_exit(WORKER_EXIT_IO);
+	worker_send_start(count);
 	if (len == FRAME_REQ_BATCH)
 		worker_batch_run(run, &b, in);
 	else
@@ -222,7 +218,7 @@ static void worker_send_failed(int32_t kind, int wait_status)
  * ignored), so the request pipe stays in step.  The daemon is trusted, but a
  * length over the cap means the pipe is out of step: exit.
  */
-static void worker_pass_answer(void)
+static void worker_pass_answer(const struct worker_run_pipes *rp)
 {
 	enum { piece_size = 64 * 1024 };
 	/* (on the heap, not in .bss: see worker_obuf in run.c) */
@@ -231,28 +227,26 @@ static void worker_pass_answer(void)
 	bool gone = false;
 	uint32_t len;
 
-	if (frame_read_full(0, hdr, sizeof(hdr), -1) != (ssize_t)sizeof(hdr))
+	if (frame_read_full(rp->answers_in, hdr, sizeof(hdr), -1) != (ssize_t)sizeof(hdr))
 		_exit(WORKER_EXIT_IO);
 	len = frame_get_request(hdr);
 	if (len != FRAME_CALL_FAILED && len > worker_out.cap)
 		_exit(WORKER_EXIT_IO);
-	if (frame_write_full(WORKER_CALL_FD, hdr, sizeof(hdr), -1) < 0)
+	if (frame_write_full(rp->answers_out, hdr, sizeof(hdr), -1) < 0)
 		gone = true;
 	if (!piece)
 		piece = worker_malloc(piece_size);
 	while (len != FRAME_CALL_FAILED && len) {
 		uint32_t n = len < piece_size ? len : (uint32_t)piece_size;
 
-		if (frame_read_full(0, piece, n, -1) != (ssize_t)n)
+		if (frame_read_full(rp->answers_in, piece, n, -1) != (ssize_t)n)
 			_exit(WORKER_EXIT_IO);
-		if (!gone && frame_write_full(WORKER_CALL_FD, piece, n, -1) < 0)
+		if (!gone && frame_write_full(rp->answers_out, piece, n, -1) < 0)
 			gone = true;
 		len -= n;
 	}
 	explicit_bzero(piece, piece_size);
 }
-
-enum { WORKER_RUN_DONE, WORKER_RUN_REAPED, WORKER_RUN_EOF, WORKER_RUN_LOAD };
 
 /* The load pipe has hung up (the daemon is done with this worker): the child's
  * end of file on the request pipe says so next, and the relay's usual path ends
@@ -294,9 +288,11 @@ static bool worker_load_pending(void)
  * child killed, and an end of file before the last frame (the child exited, or
  * closed fd 1) its wait status; either way one FRAME_FAILED goes in place of the
  * final frame the daemon waits for: WORKER_RUN_REAPED.  WORKER_RUN_EOF: the
- * daemon closed the request pipe.
+ * daemon closed the request pipe.  @rp names the pipes: a run child's, or for a
+ * load's first input (load.c) the compile child's, which was handed its input
+ * with the source, so that its end before FRAME_START is that input's failure.
  */
-static int worker_relay(pid_t child, char *relay)
+int worker_relay(const struct worker_run_pipes *rp, pid_t child, char *relay)
 {
 	size_t cap = worker_out.cap, room = WORKER_RELAY_ROOM(cap), have = 0, pos = 0, sent = 0;
 	uint32_t owed = 0, len;
@@ -341,7 +337,7 @@ static int worker_relay(pid_t child, char *relay)
 				if (frame_write_full(1, relay + sent, pos - sent, -1) < 0)
 					_exit(WORKER_EXIT_IO);
 				sent = pos;
-				worker_pass_answer();
+				worker_pass_answer(rp);
 				continue;
 			}
 			pos += FRAME_RESP_HDR + len;
@@ -359,9 +355,9 @@ static int worker_relay(pid_t child, char *relay)
 		have -= pos;
 		explicit_bzero(relay + have, pos);
 		pos = sent = 0;
-		if (!started && !have && worker_load_pending())
+		if (rp->loads && !started && !have && worker_load_pending())
 			return WORKER_RUN_LOAD;
-		r = read(WORKER_CHILD_FD, relay + have, room - have);
+		r = read(rp->frames, relay + have, room - have);
 		if (r > 0) {
 			have += (size_t)r;
 			continue;
@@ -372,7 +368,7 @@ static int worker_relay(pid_t child, char *relay)
 	}
 	explicit_bzero(relay, have);
 	st = worker_reap(child);
-	if (!started) {
+	if (!started && rp->loads) {
 		/* Gone before it said it had a request: whether it took one from the
 		 * pipe is unknown, so this worker cannot answer for it.  The daemon
 		 * closing the pipe is the normal case. */
@@ -390,7 +386,7 @@ violation:
 	explicit_bzero(relay, have);
 	kill(child, SIGKILL);
 	st = worker_reap(child);
-	if (!started)
+	if (!started && rp->loads)
 		_exit(WORKER_EXIT_IO); /* the child's own code broke the protocol */
 	worker_send_failed(FRAME_FAIL_PROTOCOL, st);
 	return WORKER_RUN_REAPED;
@@ -403,30 +399,39 @@ violation:
  * made it is killed (it has said all it may), and the next one forked before the
  * old one is reaped, while the daemon is busy with the answer.  So neither the
  * fork nor a child's exit is between a request and its answer.  The zygote never
- * runs procedure code and never holds an input; it wipes what it relayed, so a
- * child starts with nothing of an earlier run.
+ * runs procedure code and holds no input longer than it takes to pass on a load's
+ * first one; it wipes what it relayed, so a child starts with nothing of an
+ * earlier run.
  *
  * A load request (load.c) comes on the load pipe, which the zygote reads itself
  * (worker_load_pending, between requests); it has the type compiled into its
  * slot and answers, while the child waiting for an input goes on waiting: forked
- * before the type was there, it sees it in the arena, as every child does.
+ * before the type was there, it sees it in the arena, as every child does.  A
+ * load that brings the type's first input has it run by the compile child, whose
+ * frames the zygote relays before it comes back here: the waiting child is not
+ * used, so no child is forked or ended for that run.
  */
 void worker_serve(char *relay, const char *include_dir, const char *libtcc1)
 {
+	static const struct worker_run_pipes run = {.frames = WORKER_CHILD_FD,
+						    .answers_in = 0,
+						    .answers_out = WORKER_CALL_FD,
+						    .loads = true};
 	pid_t child, next, dying = 0, compiler;
 	bool after_load = true;
 
-	compiler = worker_load(include_dir, libtcc1); /* the first request is a load */
+	/* the first request is a load */
+	compiler = worker_load(relay, include_dir, libtcc1);
 	worker_first_children(&child, &next);
 	for (;;) {
-		int end = worker_relay(child, relay);
+		int end = worker_relay(&run, child, relay);
 
 		if (end == WORKER_RUN_LOAD) {
 			/* (a load right after a load: the last one's compiler first) */
 			if (compiler)
 				worker_reap(compiler);
 			/* The waiting child still waits for the next input. */
-			compiler = worker_load(include_dir, libtcc1);
+			compiler = worker_load(relay, include_dir, libtcc1);
 			after_load = true;
 			continue;
 		}

@@ -97,7 +97,7 @@ void worker_arena_map(int fd);
 void worker_arena_drop(void);
 void worker_arena_prefault(void);
 worker_run_fn worker_slot_run(uint32_t slot);
-pid_t worker_load(const char *include_dir, const char *libtcc1);
+pid_t worker_load(char *relay, const char *include_dir, const char *libtcc1);
 void worker_compiler_ahead(const char *include_dir, const char *libtcc1);
 extern bool worker_touch_costly; /* load.c: first touches of a page cost much here */
 void worker_touch_measure(void);
@@ -125,9 +125,20 @@ char *worker_read_body(int fd, uint32_t len);
 char *worker_batch_read(struct frame_batch *b);
 void worker_batch_flush(void);
 void worker_batch_run(worker_run_fn run, const struct frame_batch *b, char *data);
+void worker_send_start(uint32_t count);
 void worker_run_one(worker_run_fn run, char *in, uint32_t len);
 
 /* serve.c */
+/* The pipes of one run, for worker_relay: where the running process's frames
+ * come from, where the daemon's answers to its calls come from and go to, and
+ * whether a load may come instead of the run's request (a run child forked
+ * ahead; not a load's first input, which the compile child was handed). */
+struct worker_run_pipes {
+	int frames, answers_in, answers_out;
+	bool loads;
+};
+enum { WORKER_RUN_DONE, WORKER_RUN_REAPED, WORKER_RUN_EOF, WORKER_RUN_LOAD };
+int worker_relay(const struct worker_run_pipes *rp, pid_t child, char *relay);
 int worker_reap(pid_t child);
 void __attribute__((noreturn)) worker_serve_reuse(worker_run_fn run);
 void __attribute__((noreturn))

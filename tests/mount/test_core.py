@@ -2,12 +2,14 @@
 import errno
 import os
 import random
+import shutil
 import string
 import subprocess
+import tempfile
 
 import pytest
 
-from conftest import UPPER, write
+from conftest import ROOT, UPPER, write
 
 REJECT_X = r'''#include <seglam.h>
 #include <string.h>
@@ -167,6 +169,61 @@ def test_admission_on_record_is_not_redone_after_remount(mounts):
     st = m2.stats()
     assert st['admissions'] == 2 and st['admissions_on_record'] == 1
     assert 'failed' in m2.meta('upper')['tests']
+
+
+def test_first_read_after_remount_is_answered_by_its_compile(mounts):
+    """An admission on record leaves the compile to the first read, whose input goes
+    with the load: the process that compiled the type answers it, and no child is
+    forked for that run (the run child forked ahead still waits for an input)."""
+    m = mounts(name='a')
+    m.put_proc('upper', UPPER, tests={'a': ('abc', 'ABC\n')})
+    assert m.ask('upper', 'one') == b'ONE\n'
+    store = m.store
+    m.stop()
+    m2 = mounts(name='b', store=store)
+    assert m2.ask('upper', 'two') == b'TWO\n'
+    st = m2.stats()
+    assert st['admissions_on_record'] == 1 and st['worker_compiles'] == 1
+    assert st['worker_runs'] == 1
+    # the next inputs run in run children, with the same answers
+    for word in ('three', 'two', 'Four'):
+        assert m2.ask('upper', word) == word.upper().encode() + b'\n'
+    assert m2.stats()['worker_compiles'] == 1
+
+
+def test_a_source_on_record_that_no_longer_compiles_is_refused(mounts, request):
+    """Bytes admitted on record that do not compile with this seglamfs's headers: the
+    first read (which compiles them, with its input) gets EIO, and the type is
+    refused as any source that does not compile: the compiler's reason in its log
+    and in meta.json, one admission more.  Other types go on."""
+    m = mounts(name='a')
+    m.put_proc('upper', UPPER, tests={'a': ('abc', 'ABC\n')})
+    m.put_proc('length', LENGTH)
+    assert m.ask('upper', 'one') == b'ONE\n'
+    assert m.ask('length', 'one') == b'3\n'
+    assert m.meta('upper')['tests'] == 'passed'
+    store = m.store
+    m.stop()
+    # another seglamfs: its ctype.h (which upper includes and length does not)
+    # refuses; in a directory the workers (user nobody) can read
+    top = tempfile.mkdtemp(prefix='seglam-include-')
+    request.addfinalizer(lambda: shutil.rmtree(top, ignore_errors=True))
+    os.chmod(top, 0o755)
+    include = os.path.join(top, 'include')
+    shutil.copytree(os.path.join(ROOT, 'include'), include)
+    with open(os.path.join(include, 'ctype.h'), 'a') as f:
+        f.write('\n#error this ctype.h is not the one upper was admitted with\n')
+    m2 = mounts(name='b', store=store, options=['-o', 'include=' + include])
+    assert m2.ask('length', 'three') == b'5\n'
+    assert m2.ask_errno('upper', 'two') == errno.EIO
+    assert 'not the one upper was admitted with' in m2.proc_log('upper')
+    assert m2.meta('upper')['tests'] != 'passed'
+    st = m2.stats()
+    assert st['admissions_on_record'] == 2 and st['admissions'] == 3
+    # refused from then on, without a compile per read; the mount goes on
+    assert m2.ask_errno('upper', 'two') == errno.EIO
+    assert m2.stats()['admissions'] == 3
+    assert m2.ask('length', 'four') == b'4\n'
 
 
 def test_store_layout_is_hashed_plain_files(mount):

@@ -149,8 +149,8 @@ static void test_compile_errors(void)
 	CHECK_WHY(r == -EIO && strcmp(buf_str(&err), "line 5: 'x' undeclared") == 0,
 		  "compile error gives \"line N: ...\"", "r=%d err=%s", r, buf_str(&err));
 	r = run(bad, "1", &out, &err);
-	CHECK_WHY(r == -EIO && strstr(buf_str(&err), "line 5:"), "run of a bad source gives -EIO",
-		  "r=%d err=%s", r, buf_str(&err));
+	CHECK_WHY(r == -ENOEXEC && strstr(buf_str(&err), "line 5:"),
+		  "run of a bad source gives -ENOEXEC", "r=%d err=%s", r, buf_str(&err));
 	buf_reset(&err);
 	r = sandbox_compile(0, missing, strlen(missing), &err);
 	CHECK_WHY(r == -EIO && strstr(buf_str(&err), "seglam_run is not defined"),
@@ -338,10 +338,11 @@ static int parse_expect(const char *src, struct expect *x)
 	if (rest)
 		*rest++ = '\0';
 	for (tok = strtok_r(kinds, "|", &save); tok; tok = strtok_r(NULL, "|", &save)) {
-		int k = strcmp(tok, "OK") == 0	     ? 0
-			: strcmp(tok, "EINVAL") == 0 ? -EINVAL
-			: strcmp(tok, "EIO") == 0    ? -EIO
-						     : 1;
+		int k = strcmp(tok, "OK") == 0	      ? 0
+			: strcmp(tok, "EINVAL") == 0  ? -EINVAL
+			: strcmp(tok, "EIO") == 0     ? -EIO
+			: strcmp(tok, "ENOEXEC") == 0 ? -ENOEXEC
+						      : 1;
 
 		if (k > 0 || x->nkinds >= 3)
 			return -1;
@@ -428,13 +429,14 @@ static void test_hostile_one(const char *name)
 	snprintf(label, sizeof(label), "hostile %s: contained, %s%s%s", name,
 		 x.nkinds && x.kinds[0] == 0 ? "OK"
 		 : x.kinds[0] == -EINVAL     ? "EINVAL"
+		 : x.kinds[0] == -ENOEXEC    ? "ENOEXEC"
 					     : "EIO",
 		 x.nkinds > 1 ? "|..." : "", x.nreasons ? " as expected" : "");
 	t0 = now_ms();
 	r = sandbox_run(0, src.data, src.len, "x", 1, &out, &err);
 	dt = now_ms() - t0;
 	/* Elapsed time is printed, never asserted: the machine may be loaded. */
-	msg = r == -EIO ? buf_str(&err) : buf_str(&out);
+	msg = r == -EIO || r == -ENOEXEC ? buf_str(&err) : buf_str(&out);
 	tap_diag("%s: r=%d after %.0f ms: %.*s", name, r, dt, (int)strcspn(msg, "\n"), msg);
 	CHECK_WHY(parsed && expect_met(&x, r, msg) && contained(&out, &err, &why), label,
 		  "%s r=%d; err=%.300s; out=%.300s", parsed ? why : "no valid expect: line", r,
@@ -736,6 +738,32 @@ static void test_calls(void)
 	r = run(caller_src, "nope", &out, &err);
 	CHECK_WHY(r == 0 && !strcmp(buf_str(&out), "NULL n=0\n"), "a failed call is NULL",
 		  "r=%d out=%s err=%s", r, buf_str(&out), buf_str(&err));
+	/* A first run that calls: its input goes with the load, the process that
+	 * compiled the type runs it, and the call's answer reaches it through the
+	 * load pipe (frame.h FRAME_REQ_LOAD_RUN); twice, the second time the callee
+	 * too is loaded with its input while the caller waits. */
+	for (int i = 0; i < 2; i++) {
+		struct sandbox_stats st0;
+
+		sandbox_get_stats(&st0);
+		sandbox_forget(0, caller_src, strlen(caller_src));
+		if (i)
+			sandbox_forget(0, good_src, strlen(good_src));
+		r = run(caller_src, "sq", &out, &err);
+		sandbox_get_stats(&st);
+		CHECK_WHY(r == 0 && !strcmp(buf_str(&out), "got 3 50\n") &&
+			      st.compiles > st0.compiles + (unsigned)i,
+			  i ? "a first run calls a type loaded with its input meanwhile"
+			    : "a first run (loaded with its input) calls through the daemon",
+			  "r=%d out=%s err=%s compiles %llu -> %llu", r, buf_str(&out),
+			  buf_str(&err), (unsigned long long)st0.compiles,
+			  (unsigned long long)st.compiles);
+	}
+	sandbox_forget(0, caller_src, strlen(caller_src));
+	r = run(caller_src, "slow", &out, &err);
+	CHECK_WHY(r == -EIO && strstr(buf_str(&err), "timed out"),
+		  "a first run whose call passes the time limit fails", "r=%d out=%s err=%s", r,
+		  buf_str(&out), buf_str(&err));
 	r = run(caller_src, "", &out, &err);
 	CHECK_WHY(r == 0 && !strcmp(buf_str(&out), "NULL n=0\n"), "an empty type is NULL",
 		  "r=%d out=%s err=%s", r, buf_str(&out), buf_str(&err));
@@ -811,6 +839,64 @@ static void test_addrepr(void)
 		  "got %s | %s", buf_str(&a), buf_str(&b));
 	buf_free(&a);
 	buf_free(&b);
+}
+
+/*
+ * A type's first input runs in the process that compiled it (frame.h
+ * FRAME_REQ_LOAD_RUN), any later one in a run child: the procedure must find the
+ * same process either way.  This one lists the fds it can read (a read of 0 bytes
+ * is 0 on an open fd, -EBADF otherwise: fd 0 is closed in both, 1 and 2 are
+ * write-only, 3 brings call answers, and nothing tcc opened is left) and tries to open a header
+ * (the compile child's own filter allows openat; the run child's, which it adds, does not: SIGSYS).
+ */
+static const char fds_src[] =
+    "#include <seglam.h>\n"
+    "static long sys3(long n, long a, long b, long c)\n"
+    "{\n"
+    "\tlong ret;\n"
+    "\t__asm__ volatile(\"syscall\" : \"=a\"(ret) : \"a\"(n), \"D\"(a), \"S\"(b), \"d\"(c)\n"
+    "\t\t\t : \"rcx\", \"r11\", \"memory\");\n"
+    "\treturn ret;\n"
+    "}\n"
+    "int seglam_run(const char *in, size_t len, seglam_out *out)\n"
+    "{\n"
+    "\tchar b[1];\n"
+    "\tseglam_printf(out, \"open:\");\n"
+    "\tfor (long fd = 0; fd < 64; fd++)\n"
+    "\t\tif (sys3(0, fd, (long)b, 0) == 0)\n"
+    "\t\t\tseglam_printf(out, \" %ld\", fd);\n"
+    "\tif (len && in[0] == 'o')\n"
+    "\t\tsys3(257, -100, (long)\"/etc/hostname\", 0);\n"
+    "\treturn seglam_printf(out, \"\\n\");\n"
+    "}\n";
+
+static void test_first_run_like_others(void)
+{
+	struct buf first = BUF_INIT, later = BUF_INIT, err = BUF_INIT;
+	int r1, r2;
+
+	sandbox_forget(0, fds_src, strlen(fds_src));
+	r1 = sandbox_run(0, fds_src, strlen(fds_src), "a", 1, &first, &err);
+	r2 = sandbox_run(0, fds_src, strlen(fds_src), "b", 1, &later, &err);
+	CHECK_WHY(r1 == 0 && r2 == 0 && !strcmp(buf_str(&first), buf_str(&later)) &&
+		      !strcmp(buf_str(&first), "open: 3\n"),
+		  "a type's first run and a later one read the same fds (3: call answers)",
+		  "r=%d,%d first=%s later=%s err=%s", r1, r2, buf_str(&first), buf_str(&later),
+		  buf_str(&err));
+	for (int i = 0; i < 2; i++) {
+		buf_reset(&first);
+		buf_reset(&err);
+		if (!i)
+			sandbox_forget(0, fds_src, strlen(fds_src));
+		r1 = sandbox_run(0, fds_src, strlen(fds_src), "o", 1, &first, &err);
+		CHECK_WHY(r1 == -EIO && strstr(buf_str(&err), "SIGSYS"),
+			  i ? "openat in a later run: killed by the sandbox"
+			    : "openat in a type's first run: killed by the run child's filter",
+			  "r=%d out=%s err=%s", r1, buf_str(&first), buf_str(&err));
+	}
+	buf_free(&first);
+	buf_free(&later);
+	buf_free(&err);
 }
 
 /*
@@ -950,7 +1036,7 @@ static void test_no_landlock(void)
 	sandbox_shutdown();
 	start_with(nolandlock_path, 0, false);
 	r = run(good_src, "3", &out, &err);
-	CHECK_WHY(r == -EIO && strstr(buf_str(&err), "Landlock is not available") &&
+	CHECK_WHY(r == -ENOEXEC && strstr(buf_str(&err), "Landlock is not available") &&
 		      strstr(buf_str(&err), "allow_no_landlock") && out.len == 0,
 		  "without Landlock nothing compiles, and the reason names the option",
 		  "r=%d err=%s", r, buf_str(&err));
@@ -1080,6 +1166,7 @@ int main(int argc, char **argv)
 	test_addrepr();
 	test_hostile();
 	test_runs_isolated();
+	test_first_run_like_others();
 	test_worker_reuse();
 	test_no_landlock();
 	test_killed_worker();

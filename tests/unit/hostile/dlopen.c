@@ -1,5 +1,5 @@
 /* Declares dlopen()/dlsym() and loads libc to reach system().
- * expect: EIO 'dlopen' is not available */
+ * expect: ENOEXEC 'dlopen' is not available */
 #include <seglam.h>
 void *dlopen(const char *file, int mode);
 void *dlsym(void *h, const char *name);

@@ -1,5 +1,5 @@
 /* Declares getenv() and asks for the key.
- * expect: EIO 'getenv' */
+ * expect: ENOEXEC 'getenv' */
 #include <seglam.h>
 char *getenv(const char *name);
 int seglam_run(const char *in, size_t len, seglam_out *out)

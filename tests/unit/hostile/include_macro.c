@@ -1,5 +1,5 @@
 /* An #include whose operand is a macro that expands to a host path.
- * expect: EIO is not allowed */
+ * expect: ENOEXEC is not allowed */
 #include <seglam.h>
 #define EVIL "/etc/passwd"
 #include EVIL

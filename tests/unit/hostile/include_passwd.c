@@ -1,5 +1,5 @@
 /* Gets tcc to read a file of the host into a compile error message.
- * expect: EIO #include "/etc/passwd" is not allowed */
+ * expect: ENOEXEC #include "/etc/passwd" is not allowed */
 #include <seglam.h>
 #include "/etc/passwd"
 int seglam_run(const char *in, size_t len, seglam_out *out) { return 0; }

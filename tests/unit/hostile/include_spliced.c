@@ -1,5 +1,5 @@
 /* The same, hidden behind a comment and a line splice.
- * expect: EIO is not allowed */
+ * expect: ENOEXEC is not allowed */
 #include <seglam.h>
 /* x */ # inc\
 lude "/etc/passwd"

@@ -1,5 +1,5 @@
 /* Changes tcc's options from inside the source (-b crashes this libtcc).
- * expect: EIO #pragma comment(option, "-b") is not allowed */
+ * expect: ENOEXEC #pragma comment(option, "-b") is not allowed */
 #include <seglam.h>
 #pragma comment(option, "-b")
 int seglam_run(const char *in, size_t len, seglam_out *out) { return 0; }

@@ -1,7 +1,7 @@
 /* After a comment, a '#' first on a line is a directive in normal text but not
  * in text skipped by #if 0; there the #warning is not one, its apostrophe opens a
  * literal that runs over the newline, and the #endif ends the skipped part.
- * expect: EIO a directive after a comment on its line is not allowed */
+ * expect: ENOEXEC a directive after a comment on its line is not allowed */
 #include <seglam.h>
 #if 0
 /**/ #warning 'x

@@ -1,6 +1,6 @@
 /* The same in text skipped by #if 0, where tcc also reads a #warning line raw:
  * the #endif after it ends the skipped part and the #pragma is executed.
- * expect: EIO #pragma comment(option, "-b") is not allowed */
+ * expect: ENOEXEC #pragma comment(option, "-b") is not allowed */
 #include <seglam.h>
 #if 0
 #warning /*

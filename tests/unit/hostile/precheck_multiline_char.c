@@ -1,5 +1,5 @@
 /* The same with a character literal and a #pragma.
- * expect: EIO missing terminating ' character */
+ * expect: ENOEXEC missing terminating ' character */
 #include <seglam.h>
 char c = 'x
 /* '

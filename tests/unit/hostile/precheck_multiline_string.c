@@ -1,7 +1,7 @@
 /* tcc lets a string literal run on over the newline to its closing quote; a
  * precheck that ended it at the newline took that quote for an opener and the
  * comment opener before it for a comment, hiding the #include from itself.
- * expect: EIO missing terminating " character */
+ * expect: ENOEXEC missing terminating " character */
 #include <seglam.h>
 const char *s = "abc
 /* "

@@ -1,6 +1,6 @@
 /* In text skipped by #if 0, tcc passes over a stray backslash without ending the
  * start of the line, so "\#warning" is a #warning there (raw line).
- * expect: EIO stray '\\' outside a literal */
+ * expect: ENOEXEC stray '\\' outside a literal */
 #include <seglam.h>
 #if 0
 \#warning /*

@@ -1,7 +1,7 @@
 /* tcc reads the rest of a #warning line raw: the comment opener there opens
  * nothing, so the #include after it is a directive to tcc, and must be to the
  * precheck too.
- * expect: EIO #include "/etc/passwd" is not allowed */
+ * expect: ENOEXEC #include "/etc/passwd" is not allowed */
 #include <seglam.h>
 #warning /*
 #include "/etc/passwd"

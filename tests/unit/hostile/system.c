@@ -1,5 +1,5 @@
 /* Declares system() itself and calls it.
- * expect: EIO 'system' */
+ * expect: ENOEXEC 'system' */
 #include <seglam.h>
 int system(const char *cmd);
 int seglam_run(const char *in, size_t len, seglam_out *out)
