@@ -263,6 +263,13 @@ void proc_revalidate(struct proc *p)
 	p->cur = r.cur;
 	p->state = r.state;
 	p->admitted_key = r.admitted_key;
+	if (r.defer_compile && p->compile_first) {
+		/* A read found the source not compiling while this ran (proc_ask.c
+		 * proc_compile_failed): what this admitted on record is admitted
+		 * again, compiling first. */
+		p->admitted_key = 0;
+		p->stale = true;
+	}
 	p->tests_id = r.tests_id;
 	if (r.reason_set) {
 		struct buf t = p->reason;

@@ -49,18 +49,27 @@ void proc_log_input(struct proc *p, const char *what, const char *in, size_t len
 
 /*
  * A run of @p found its source not compiling (sandbox_run's -ENOEXEC), though it
- * was admitted: on record without a compile here (admit.c), or compiled before
- * and no longer (its compiler killed from outside).  Admit it again at the next
- * look, compiling first: the verdict and its reason then go to the record, the
- * log and the reader, as for any source that does not compile.
+ * was admitted on record without a compile here (admit.c).  Have it admitted
+ * again at the next look, compiling first: the verdict and its reason then go to
+ * the record, the log and the reader, as for any source that does not compile.
+ * Once per type: after that its admissions compile first, and a compile that
+ * fails in a later run (a crash that comes and goes) fails that read only.
+ * Returns whether it is to be admitted again.  (A revalidation running meanwhile
+ * writes its own key back: proc_revalidate keeps it stale then.)
  */
-static void proc_compile_failed(struct proc *p)
+static bool proc_compile_failed(struct proc *p)
 {
+	bool again;
+
 	pthread_mutex_lock(&p->lock);
-	p->compile_first = true;
-	p->admitted_key = 0;
-	p->stale = true;
+	again = !p->compile_first;
+	if (again) {
+		p->compile_first = true;
+		p->admitted_key = 0;
+		p->stale = true;
+	}
 	pthread_mutex_unlock(&p->lock);
+	return again;
 }
 
 /*
@@ -111,8 +120,7 @@ again:
 
 		ret = sandbox_run(v->owner, v->src, v->len, in, len, &out, &err);
 		proc_pop(pushed);
-		if (ret == -ENOEXEC && !readmitted) {
-			proc_compile_failed(p);
+		if (ret == -ENOEXEC && !readmitted && proc_compile_failed(p)) {
 			readmitted = true;
 			pversion_put(v);
 			v = NULL;

@@ -65,7 +65,8 @@ int sandbox_compile(uid_t owner, const char *source, size_t srclen, struct buf *
 
 /*
  * Run the procedure @source on @in.  Reuses a pooled worker for this source or
- * loads it into one, with @in: the process that compiles it answers @in.
+ * loads it into one, with @in when it is at most 64 KiB: the process that
+ * compiles it answers @in (not under -o worker_reuse).
  * Returns 0 with the answer in @out; -EINVAL when the procedure rejected the input
  * (its reason in @out); -ENOEXEC with a reason in @err when it does not compile;
  * -EIO with a reason in @err when it crashed (signal named), timed out, exceeded

@@ -558,6 +558,7 @@ int sandbox_load(struct sandbox_worker *w, const struct sandbox_input *first, st
 	int ret, parts;
 
 	w->first_sent = false;
+	w->end = SANDBOX_END_NONE; /* (sandbox_exchange does too; a write may time out first) */
 	if (sbx.cfg.worker_reuse)
 		first = NULL;
 	if (w->pid <= 0) {
@@ -637,7 +638,10 @@ int sandbox_load(struct sandbox_worker *w, const struct sandbox_input *first, st
 		memcpy(&st, msg.data, 4);
 		buf_adds(err, "compiler ");
 		sandbox_worker_ended(w, SANDBOX_END_NONE, st, err);
-		ret = -ENOEXEC;
+		/* A crash is the source's; a SIGKILL (the OOM killer, an operator)
+		 * says nothing of it: that load failed, not the source. */
+		if (!WIFSIGNALED(st) || WTERMSIG(st) != SIGKILL)
+			ret = -ENOEXEC;
 	} else if (ret >= 0) {
 		buf_adds(err, "protocol violation from the worker");
 		sandbox_group_kill(w->pid);

@@ -105,6 +105,16 @@ TCCState *worker_compiler_new(const char *include_dir)
  * With @libtcc1 the image is also relocated (into memory unmapped at once); a
  * NULL @libtcc1 parses only, so nothing here ever becomes executable.
  */
+/* The rehearsal's messages: none is expected, and tcc's default would write to
+ * stderr, which a compile child may not (its filter: SIGSYS).  Headers that do
+ * not compile (another seglamfs's include/) made the rehearsal, not the load,
+ * fail that way. */
+static void worker_tcc_quiet(void *opaque, const char *msg)
+{
+	(void)opaque;
+	(void)msg;
+}
+
 void worker_compile_rehearse(const char *include_dir, const char *libtcc1)
 {
 	static const char src[] = "#include <seglam.h>\n#include <ctype.h>\n#include <string.h>\n"
@@ -119,6 +129,7 @@ void worker_compile_rehearse(const char *include_dir, const char *libtcc1)
 
 	if (!s)
 		return;
+	tcc_set_error_func(s, NULL, worker_tcc_quiet);
 	if (tcc_compile_string(s, src) < 0 || !libtcc1 || tcc_add_file(s, libtcc1) < 0 ||
 	    (size = tcc_relocate(s, NULL)) <= 0)
 		goto out;

@@ -28,17 +28,22 @@
  * wait status of the run's child).
  *
  * Each input runs in a child forked for it by the worker (the "zygote", which
- * never runs procedure code; a load's first input runs in the compile child, which
- * the zygote hands it and relays alike: FRAME_REQ_LOAD_RUN).  The child is forked, and has locked
- * itself down, before the request is sent: it reads the request from fd 0 itself (the zygote never
- * holds an input), closes fd 0 before any procedure code runs, and writes its frames into a pipe of
- * its own.  The zygote reads them, checks each header before its payload, and writes to the daemon:
- * the child's final frame as soon as it is whole (then kills the child), or FRAME_FAILED when the
- * child died or wrote something malformed first.  So every byte on the daemon's pipe was written by
- * the zygote, one final frame per request, and nothing of a run can arrive after its reply (the
- * child can no longer read a later request, and is killed before the next child is forked). (Before
- * the zygote, the procedure could write to fd 1 itself: an early forged reply, and the real one
- * after the daemon's leftover check, which the next caller then got.)
+ * never runs procedure code).  The child is forked, and has locked itself down,
+ * before the request is sent: it reads the request from fd 0 itself (the zygote
+ * never holds an input), closes fd 0 before any procedure code runs, and writes
+ * its frames into a pipe of its own.  The zygote reads them, checks each header
+ * before its payload, and writes to the daemon: the child's final frame as soon
+ * as it is whole (then kills the child), or FRAME_FAILED when the child died or
+ * wrote something malformed first.  So every byte on the daemon's pipe was
+ * written by the zygote, one final frame per request, and nothing of a run can
+ * arrive after its reply (the child can no longer read a later request, and is
+ * killed before the next child is forked).  (Before the zygote, the procedure
+ * could write to fd 1 itself: an early forged reply, and the real one after the
+ * daemon's leftover check, which the next caller then got.)  A load's first
+ * input (FRAME_REQ_LOAD_RUN) is the exception: the zygote passes it with the
+ * source to the compile child (and wipes its copy), which runs it after its
+ * reply to the load, locked down as a run child, and is relayed and killed as
+ * one; it owes exactly one final frame.
  *
  * Composition (seglam_call): while it runs an input, the child may send any
  * number of call requests, which the zygote checks (frame_get_call) and relays
@@ -71,7 +76,9 @@
  * code runs, the child writes FRAME_START ([i32 FRAME_START][u32 4][u32 count],
  * count 1 for an input, the batch's count for a batch) into its pipe.  Procedure
  * code can only write after it, so the zygote takes the first frame of a run as
- * the truth and any other FRAME_START as a protocol violation.  FRAME_START never
+ * the truth and any other FRAME_START as a protocol violation.  Not from a
+ * compile child running a load's first input (source it compiled may have
+ * taken it over before): the zygote knows that count is 1 and holds it to it.  FRAME_START never
  * reaches the daemon.
  *
  * Extending the protocol: keep the final frames per request as the daemon

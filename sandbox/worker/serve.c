@@ -1,11 +1,11 @@
 /*
  * serve: the request loops (prefix worker_), once the procedure is compiled and
  * the filter is on.  The zygote (worker_serve) runs no procedure code and holds
- * no input: it forks a child per run one run ahead (it locks itself down and
- * waits for its "go"), relays that child's frames to the daemon after checking
- * each header before its payload, passes call answers back to it, and kills it
- * after its last final frame.  A -o worker_reuse worker (worker_serve_reuse)
- * runs every input itself instead.
+ * no input (but a load's first one while it passes it on: load.c): it forks a child per run one run
+ * ahead (it locks itself down and waits for its "go"), relays that child's frames to the daemon
+ * after checking each header before its payload, passes call answers back to it, and kills it after
+ * its last final frame.  A -o worker_reuse worker (worker_serve_reuse) runs every input itself
+ * instead.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -314,7 +314,12 @@ int worker_relay(const struct worker_run_pipes *rp, pid_t child, char *relay)
 				if (have - pos < FRAME_RESP_HDR + 4)
 					break;
 				memcpy(&owed, h + FRAME_RESP_HDR, 4);
-				if (owed == 0 || owed > FRAME_BATCH_MAX_COUNT)
+				/* A compile child running a load's first input owes one
+				 * frame: its count is not the word of code we wrote (a tcc
+				 * exploit may have run there), and a larger one would keep
+				 * this relay waiting past the daemon's reply. */
+				if (owed == 0 || owed > FRAME_BATCH_MAX_COUNT ||
+				    (!rp->loads && owed != 1))
 					goto violation;
 				started = true;
 				pos = sent = pos + FRAME_RESP_HDR + 4;
@@ -400,8 +405,8 @@ violation:
  * old one is reaped, while the daemon is busy with the answer.  So neither the
  * fork nor a child's exit is between a request and its answer.  The zygote never
  * runs procedure code and holds no input longer than it takes to pass on a load's
- * first one; it wipes what it relayed, so a child starts with nothing of an
- * earlier run.
+ * first one (then wiped); it wipes what it relayed, so a child starts with
+ * nothing of an earlier run.
  *
  * A load request (load.c) comes on the load pipe, which the zygote reads itself
  * (worker_load_pending, between requests); it has the type compiled into its
@@ -427,9 +432,12 @@ void worker_serve(char *relay, const char *include_dir, const char *libtcc1)
 		int end = worker_relay(&run, child, relay);
 
 		if (end == WORKER_RUN_LOAD) {
-			/* (a load right after a load: the last one's compiler first) */
-			if (compiler)
+			/* (a load right after a load: the last one's compiler first;
+			 * it has said all it may, and must not keep us waiting) */
+			if (compiler) {
+				kill(compiler, SIGKILL);
 				worker_reap(compiler);
+			}
 			/* The waiting child still waits for the next input. */
 			compiler = worker_load(relay, include_dir, libtcc1);
 			after_load = true;
@@ -445,8 +453,10 @@ void worker_serve(char *relay, const char *include_dir, const char *libtcc1)
 			worker_reap(next);
 			if (dying)
 				worker_reap(dying);
-			if (compiler)
+			if (compiler) {
+				kill(compiler, SIGKILL);
 				worker_reap(compiler);
+			}
 			worker_compiler_end();
 			_exit(0);
 		}
