@@ -19,6 +19,24 @@ struct worker_compile {
 	const char *bad_symbol;
 };
 
+/* Append @msg to @b without the include directory's path ("ctype.h:20: ..."
+ * rather than a path of this host), wherever tcc put it: first, or on the
+ * second line of "In file included from <string>:2:\n/.../ctype.h:20: ...". */
+static void worker_add_unpathed(struct buf *b, const char *msg, const char *dir, size_t dl)
+{
+	const char *p;
+
+	while (dl && (p = strstr(msg, dir))) {
+		buf_add(b, msg, (size_t)(p - msg));
+		msg = p + dl;
+		if (*msg == '/')
+			msg++;
+		else
+			buf_add(b, dir, dl); /* not the directory: only a name like it */
+	}
+	buf_adds(b, msg);
+}
+
 /* Rewrite tcc's "<string>:3: error: 'x' undeclared" into "line 3: 'x' undeclared". */
 static void worker_tcc_error(void *opaque, const char *msg)
 {
@@ -51,10 +69,8 @@ static void worker_tcc_error(void *opaque, const char *msg)
 				   q ? (int)(q - msg - 18) : 64, msg + 18);
 			return;
 		}
-	} else if (strncmp(msg, c->include_dir, dl) == 0 && msg[dl] == '/') {
-		msg += dl + 1; /* "stdio.h:12: ..." rather than a path of this host */
 	}
-	buf_adds(&c->msg, msg);
+	worker_add_unpathed(&c->msg, msg, c->include_dir, dl);
 	buf_addc(&c->msg, '\n');
 }
 

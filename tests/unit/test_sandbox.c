@@ -142,6 +142,9 @@ static void test_compile_errors(void)
 	const char *bad = "#include <seglam.h>\n\nint seglam_run(const char *in, size_t len, "
 			  "seglam_out *out)\n{\n\treturn x;\n}\n";
 	const char *missing = "#include <seglam.h>\nint seglam_runx(void) { return 0; }\n";
+	const char *in_header = "#define toupper 1\n#include <seglam.h>\n#include <ctype.h>\n"
+				"int seglam_run(const char *in, size_t len, seglam_out *out)\n"
+				"{\n\treturn 0;\n}\n";
 	struct buf out = BUF_INIT, err = BUF_INIT;
 	int r;
 
@@ -155,6 +158,14 @@ static void test_compile_errors(void)
 	r = sandbox_compile(0, missing, strlen(missing), &err);
 	CHECK_WHY(r == -EIO && strstr(buf_str(&err), "seglam_run is not defined"),
 		  "missing seglam_run", "r=%d err=%s", r, buf_str(&err));
+	/* an error inside a header: tcc names it on a second line, after "In file
+	 * included from", which says the header's name and not this host's path */
+	buf_reset(&err);
+	r = sandbox_compile(0, in_header, strlen(in_header), &err);
+	CHECK_WHY(r == -EIO && strstr(buf_str(&err), "ctype.h:") &&
+		      !strstr(buf_str(&err), include_dir),
+		  "an error in a header names the header, not the host's path", "r=%d err=%s", r,
+		  buf_str(&err));
 	buf_free(&out);
 	buf_free(&err);
 }
