@@ -148,8 +148,9 @@ def test_admission_on_record_without_tests(mounts):
 
 
 def test_admission_on_record_is_not_redone_after_remount(mounts):
-    """A first read after a remount compiles but does not run tests that meta.json
-    records as passed by this very source; a change of the tests runs them again."""
+    """A first read after a remount compiles (with its input: one compile) but does not
+    run tests that meta.json records as passed by this very source; a change of the
+    tests runs them again."""
     tests = {'a': ('abc', 'ABC\n'), 'b': ('x y', 'X Y\n')}
     m = mounts(name='a')
     m.put_proc('upper', UPPER, tests=tests)
@@ -162,6 +163,12 @@ def test_admission_on_record_is_not_redone_after_remount(mounts):
     st = m2.stats()
     assert st['admissions'] == 1 and st['admissions_on_record'] == 1
     assert st['worker_runs'] == 1  # the read itself: no test case ran
+    # The compile is left to that read, whose input goes with the load: the process
+    # that compiled the type answers it; the next inputs run in run children.
+    assert st['worker_compiles'] == 1
+    for word in ('three', 'two', 'Four'):
+        assert m2.ask('upper', word) == word.upper().encode() + b'\n'
+    assert m2.stats()['worker_compiles'] == 1
     # A new case changes the tests' identity: the next read runs them all again.
     write(m2.path('procs', 'upper', 'tests', 'c.in'), 'q')
     write(m2.path('procs', 'upper', 'tests', 'c.out'), 'WRONG\n')
@@ -169,26 +176,6 @@ def test_admission_on_record_is_not_redone_after_remount(mounts):
     st = m2.stats()
     assert st['admissions'] == 2 and st['admissions_on_record'] == 1
     assert 'failed' in m2.meta('upper')['tests']
-
-
-def test_first_read_after_remount_is_answered_by_its_compile(mounts):
-    """An admission on record leaves the compile to the first read, whose input goes
-    with the load: the process that compiled the type answers it, and no child is
-    forked for that run (the run child forked ahead still waits for an input)."""
-    m = mounts(name='a')
-    m.put_proc('upper', UPPER, tests={'a': ('abc', 'ABC\n')})
-    assert m.ask('upper', 'one') == b'ONE\n'
-    store = m.store
-    m.stop()
-    m2 = mounts(name='b', store=store)
-    assert m2.ask('upper', 'two') == b'TWO\n'
-    st = m2.stats()
-    assert st['admissions_on_record'] == 1 and st['worker_compiles'] == 1
-    assert st['worker_runs'] == 1
-    # the next inputs run in run children, with the same answers
-    for word in ('three', 'two', 'Four'):
-        assert m2.ask('upper', word) == word.upper().encode() + b'\n'
-    assert m2.stats()['worker_compiles'] == 1
 
 
 def test_a_source_on_record_that_no_longer_compiles_is_refused(mounts, request):
