@@ -47,8 +47,22 @@ struct worker_slot {
 	size_t span; /* bytes of arena it takes (whole pages) */
 };
 
-/* The zygote's own record of where each slot's image is (for placing the next). */
-static struct worker_slot worker_slots[FRAME_SLOTS_MAX];
+/* What a load may bring in the zygote's own buffer: the rest goes to the heap. */
+#define WORKER_LOAD_BUF (512u << 10)
+
+/*
+ * The zygote's own state, which no child needs: in memory no child gets
+ * (worker_private_map), so that no fork write-protects it and the zygote's
+ * writes to it on the way to an answer are not page faults (cow.c).
+ */
+static struct worker_own {
+	/* where each slot's image is (for placing the next) */
+	struct worker_slot slots[FRAME_SLOTS_MAX];
+	struct worker_slot *by_place[FRAME_SLOTS_MAX]; /* worker_arena_gap's sort */
+	pid_t compiler; /* the compiler forked ahead (worker_compiler_ahead), 0: none */
+	/* a load's source, then its first input (worker_load) */
+	char load[WORKER_LOAD_BUF];
+} * worker_own;
 
 /*
  * The arena: one memfd mapped twice.  The W view (shared, writable) is the
@@ -81,6 +95,7 @@ void worker_arena_map(int fd)
 	    (size_t)st.st_size > FRAME_ARENA_MAX || st.st_size % (off_t)worker_page)
 		worker_fail(WORKER_EXIT_SETUP, "worker: no arena for compiled types on fd %d", fd);
 	worker_arena_size = (size_t)st.st_size;
+	worker_own = worker_private_map(sizeof(*worker_own));
 	worker_arena_w = mmap(NULL, worker_arena_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	if (worker_arena_w == MAP_FAILED ||
 	    fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_FUTURE_WRITE) < 0)
@@ -147,7 +162,7 @@ static void worker_slot_set(uint32_t slot, uint64_t entry)
 /* Empty @s (its bytes stay until the space is used again: nothing runs them). */
 static void worker_slot_clear(struct worker_slot *s)
 {
-	worker_slot_set((uint32_t)(s - worker_slots), 0);
+	worker_slot_set((uint32_t)(s - worker_own->slots), 0);
 	*s = (struct worker_slot){0};
 }
 
@@ -162,13 +177,13 @@ static int worker_cmp_slot(const void *a, const void *b)
 /* The largest free stretch of the arena: its start in *@at, its length returned. */
 static size_t worker_arena_gap(char **at)
 {
-	static struct worker_slot *used[FRAME_SLOTS_MAX];
+	struct worker_slot **used = worker_own->by_place;
 	size_t n = 0, best = 0;
 	char *pos = worker_arena + WORKER_TABLE, *end = worker_arena + worker_arena_size;
 
 	for (size_t i = 0; i < FRAME_SLOTS_MAX; i++)
-		if (worker_slots[i].lo)
-			used[n++] = &worker_slots[i];
+		if (worker_own->slots[i].lo)
+			used[n++] = &worker_own->slots[i];
 	qsort(used, n, sizeof(used[0]), worker_cmp_slot);
 	*at = pos;
 	for (size_t i = 0; i <= n; i++) {
@@ -182,6 +197,18 @@ static size_t worker_arena_gap(char **at)
 			pos = used[i]->lo + used[i]->span;
 	}
 	return best;
+}
+
+/* After a load, off the path of its answer: the first pages where the next image
+ * will go, present in the W view now (the zygote's copy of that image into them
+ * would otherwise allocate them: a page fault each, costly on some hosts, cow.c). */
+static void worker_arena_ahead(void)
+{
+	char *at;
+	size_t room = worker_arena_gap(&at), ahead = 2 * worker_page;
+	char *w = worker_arena_w + (at - worker_arena);
+
+	worker_populate(w, w + (room < ahead ? room : ahead));
 }
 
 /* The compile child's reply to the zygote, on fd 1 (the result pipe): one write,
@@ -237,22 +264,6 @@ static void __attribute__((noreturn)) worker_compile_run(worker_run_fn run, char
 	while (read(WORKER_CHILD_FD, &c, 1) < 0 && errno == EINTR)
 		;
 	_exit(0);
-}
-
-/* Make the whole pages from @lo to @hi present and writable in this process now
- * (a partial first page is left: it may belong to something read-only): one
- * madvise, or, on a kernel before 5.14 (which does not know the advice), a write
- * to each. */
-static void worker_populate(char *lo, char *hi)
-{
-	uintptr_t a = ((uintptr_t)lo + worker_page - 1) & ~(uintptr_t)(worker_page - 1);
-
-	if ((uintptr_t)hi <= a ||
-	    madvise((void *)a, (size_t)((uintptr_t)hi - a), MADV_POPULATE_WRITE) == 0 ||
-	    errno != EINVAL)
-		return;
-	for (; a < (uintptr_t)hi; a += worker_page)
-		*(volatile char *)a = *(volatile char *)a;
 }
 
 bool worker_touch_costly;
@@ -363,9 +374,6 @@ static struct TCCState *worker_compile_warm(const char *include_dir, const char 
 	return s;
 }
 
-/* The compiler forked ahead (worker_compiler_ahead), 0 when there is none. */
-static pid_t worker_compiler;
-
 /*
  * A compile child: forked by the zygote ahead of the load it will serve, with
  * the reply pipe as fd 1 and the request pipe as fd 3 (WORKER_CHILD_FD, where a
@@ -443,7 +451,7 @@ void worker_compiler_ahead(const char *include_dir, const char *libtcc1)
 	int req[2], resp[2], a, b;
 	pid_t pid;
 
-	if (worker_compiler)
+	if (worker_own->compiler)
 		return;
 	if (pipe2(req, O_CLOEXEC) < 0 || pipe2(resp, O_CLOEXEC) < 0)
 		_exit(WORKER_EXIT_IO);
@@ -467,17 +475,17 @@ void worker_compiler_ahead(const char *include_dir, const char *libtcc1)
 	close(resp[0]);
 	worker_fd_move(a, WORKER_COMPILER_FD);
 	worker_fd_move(b, WORKER_COMPILER_IN_FD);
-	worker_compiler = pid;
+	worker_own->compiler = pid;
 }
 
 /* At the end: the compiler waiting for a load that will not come. */
 void worker_compiler_end(void)
 {
-	if (!worker_compiler)
+	if (!worker_own->compiler)
 		return;
-	kill(worker_compiler, SIGKILL);
-	worker_reap(worker_compiler);
-	worker_compiler = 0;
+	kill(worker_own->compiler, SIGKILL);
+	worker_reap(worker_own->compiler);
+	worker_own->compiler = 0;
 }
 
 /* Reply to the daemon's load request. */
@@ -531,7 +539,7 @@ static int worker_load_result(int fd, struct worker_slot *s, char *at, size_t ro
 	s->span = (meta[1] + worker_page - 1) & ~(worker_page - 1);
 	/* the image first, then its entry: a child reads the entry, then the code */
 	__atomic_thread_fence(__ATOMIC_RELEASE);
-	worker_slot_set((uint32_t)(s - worker_slots), (uint64_t)(uintptr_t)(at + meta[0]));
+	worker_slot_set((uint32_t)(s - worker_own->slots), (uint64_t)(uintptr_t)(at + meta[0]));
 	return FRAME_COMPILED;
 }
 
@@ -587,8 +595,39 @@ static pid_t worker_load_first(char *relay, pid_t child, struct worker_slot *s, 
 	buf_free(&msg);
 	close(WORKER_COMPILER_FD);
 	close(WORKER_COMPILER_IN_FD);
+	worker_arena_ahead();
 	worker_compiler_ahead(include_dir, libtcc1);
 	return child;
+}
+
+/* Read @len bytes of a load from the load pipe: into the zygote's own buffer
+ * after the *@buffered bytes already there, or into the heap when they do not
+ * fit (worker_load_drop lets go of either). */
+static char *worker_load_read(uint32_t len, size_t *buffered)
+{
+	char *p;
+
+	if (len >= FRAME_REQ_BATCH)
+		_exit(WORKER_EXIT_IO); /* a request kind where a length belongs */
+	if (len <= WORKER_LOAD_BUF - *buffered) {
+		p = worker_own->load + *buffered;
+		*buffered += len;
+	} else {
+		p = worker_malloc((size_t)len + 1);
+	}
+	if (frame_read_full(WORKER_LOAD_FD, p, len, -1) != (ssize_t)len)
+		_exit(WORKER_EXIT_IO);
+	return p;
+}
+
+/* Wipe @len bytes from worker_load_read, and free them if they are on the heap. */
+static void worker_load_drop(char *p, uint32_t len)
+{
+	uintptr_t own = (uintptr_t)worker_own->load;
+
+	explicit_bzero(p, len);
+	if ((uintptr_t)p < own || (uintptr_t)p >= own + WORKER_LOAD_BUF)
+		free(p);
 }
 
 /*
@@ -605,7 +644,7 @@ pid_t worker_load(char *relay, const char *include_dir, const char *libtcc1)
 	uint32_t head[2], len, slot, kind, inlen = 0;
 	uint64_t where[3];
 	struct worker_slot *s;
-	size_t room;
+	size_t room, buffered = 0;
 	char *src, *at, *in = NULL;
 	int r, in_fd;
 	pid_t child;
@@ -618,17 +657,17 @@ pid_t worker_load(char *relay, const char *include_dir, const char *libtcc1)
 	len = head[1];
 	if (slot >= FRAME_SLOTS_MAX || len >= FRAME_REQ_BATCH)
 		_exit(WORKER_EXIT_IO); /* the daemon is out of step */
-	src = worker_read_body(WORKER_LOAD_FD, len);
+	src = worker_load_read(len, &buffered);
 	if (kind == FRAME_REQ_LOAD_RUN) {
 		inlen = worker_read_len(WORKER_LOAD_FD);
-		in = worker_read_body(WORKER_LOAD_FD, inlen);
+		in = worker_load_read(inlen, &buffered);
 	}
-	s = &worker_slots[slot];
+	s = &worker_own->slots[slot];
 	worker_slot_clear(s);
 	room = worker_arena_gap(&at);
 	worker_compiler_ahead(include_dir, libtcc1); /* (none yet: the first load) */
-	child = worker_compiler;
-	worker_compiler = 0;
+	child = worker_own->compiler;
+	worker_own->compiler = 0;
 	/* The compiler reads while we write (a source may be larger than the pipe);
 	 * if it died, the write fails (SIGPIPE is ignored) and its reply says why. */
 	where[0] = (uint64_t)(uintptr_t)at;
@@ -653,12 +692,10 @@ pid_t worker_load(char *relay, const char *include_dir, const char *libtcc1)
 				frame_write_full(WORKER_COMPILER_FD, in, inlen, -1);
 		}
 	}
-	explicit_bzero(src, len);
-	free(src);
+	worker_load_drop(src, len);
 	if (in) {
 		/* The zygote holds no input longer than it takes to pass it on. */
-		explicit_bzero(in, inlen);
-		free(in);
+		worker_load_drop(in, inlen);
 		return worker_load_first(relay, child, s, at, room, include_dir, libtcc1);
 	}
 	close(WORKER_COMPILER_FD);
@@ -685,5 +722,6 @@ pid_t worker_load(char *relay, const char *include_dir, const char *libtcc1)
 	else
 		worker_load_reply(r, msg.data, msg.len);
 	buf_free(&msg);
+	worker_arena_ahead();
 	return child;
 }

@@ -174,7 +174,7 @@ int main(int argc, char **argv)
 	/* The zygote.  Step 4z: the arena for the types it will hold (load.c),
 	 * and how dear a first touch of a page is here (how children get ready). */
 	worker_touch_measure();
-	relay = worker_malloc(WORKER_RELAY_ROOM((size_t)cap));
+	relay = worker_private_map(WORKER_RELAY_ROOM((size_t)cap));
 	worker_arena_map(FRAME_ARENA_FD);
 	worker_load_pipe(FRAME_LOAD_FD);
 

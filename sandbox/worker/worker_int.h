@@ -13,6 +13,7 @@
  *   serve.c    the request loops: the zygote (a child per run, forked one run
  *              ahead, and the relay of its frames) and -o worker_reuse
  *   mother.c   the mother: warm-up once, then a worker per type (CLONE_PARENT)
+ *   cow.c      the zygote's memory and copy-on-write: what children never get
  *
  * The worker is one thread: nothing here is locked.
  */
@@ -69,6 +70,12 @@ typedef int (*worker_run_fn)(const char *in, size_t len, seglam_out *out);
 
 /* main.c */
 void __attribute__((noreturn, format(printf, 2, 3))) worker_fail(int code, const char *fmt, ...);
+
+/* cow.c */
+/* Make the whole pages from @lo to @hi present and writable in this process now. */
+void worker_populate(char *lo, char *hi);
+/* @size bytes of zeroed memory that no child of this process gets (or it dies). */
+void *worker_private_map(size_t size);
 
 /* confine.c: the steps of main() that shut this process in, in the order main() takes them */
 void worker_close_fds(int from);

@@ -1151,6 +1151,120 @@ static void test_killed_worker(void)
 	buf_free(&err);
 }
 
+/* The private anonymous mappings of @pid of at least @min bytes, as "lo-hi" lines. */
+static void private_maps(pid_t pid, size_t min, struct buf *out)
+{
+	char path[64], line[512];
+	FILE *f;
+
+	buf_reset(out);
+	snprintf(path, sizeof(path), "/proc/%d/maps", (int)pid);
+	f = fopen(path, "r");
+	while (f && fgets(line, sizeof(line), f)) {
+		unsigned long lo, hi;
+		char perms[8];
+		int name = 0;
+
+		if (sscanf(line, "%lx-%lx %7s %*s %*s %*s %n", &lo, &hi, perms, &name) < 3 ||
+		    strcmp(perms, "rw-p") != 0 || (name && line[name] && line[name] != '\n') ||
+		    hi - lo < min)
+			continue;
+		buf_printf(out, "%lx-%lx\n", lo, hi);
+	}
+	if (f)
+		fclose(f);
+}
+
+/*
+ * What the zygote keeps for itself (the relay buffer its children's answers
+ * pass through; the record of its slots and the buffer a load with its first
+ * input is read into) is in memory no child of it gets (sandbox/worker/cow.c):
+ * a fork leaves it writable in the zygote, and no run ever holds a byte of it.
+ * A load bigger than that buffer still works: its source, or its first input,
+ * goes to the zygote's heap instead.
+ */
+static void test_zygote_memory(void)
+{
+	struct buf out = BUF_INIT, err = BUF_INIT, mine = BUF_INIT, theirs = BUF_INIT;
+	struct buf src = BUF_INIT, in = BUF_INIT;
+	int r, kids = 0;
+	unsigned long own = 0;
+	pid_t zygote;
+	DIR *d;
+	struct dirent *de;
+
+	sandbox_shutdown();
+	start(0);
+	r = run(good_src, "2", &out, &err);
+	CHECK_WHY(r == 0 && pooled_workers(&zygote) == 1, "one zygote", "r=%d err=%s", r,
+		  buf_str(&err));
+	private_maps(zygote, 512 << 10, &mine);
+	d = opendir("/proc");
+	while (d && (de = readdir(d))) {
+		char path[300], line[512];
+		FILE *f;
+		int ppid = 0;
+
+		snprintf(path, sizeof(path), "/proc/%s/stat", de->d_name);
+		if (de->d_name[0] < '0' || de->d_name[0] > '9' || !(f = fopen(path, "r")))
+			continue;
+		if (fgets(line, sizeof(line), f) && strrchr(line, ')') &&
+		    sscanf(strrchr(line, ')') + 2, "%*c %d", &ppid) == 1 && ppid == zygote) {
+			struct buf t = BUF_INIT;
+
+			private_maps((pid_t)atoi(de->d_name), 0, &t);
+			buf_add(&theirs, t.data, t.len);
+			kids++;
+			buf_free(&t);
+		}
+		fclose(f);
+	}
+	if (d)
+		closedir(d);
+	/* (the kernel may merge them into one mapping: their size is what counts,
+	 * the relay's, at least 1 MiB here, and the slots and load buffer's) */
+	for (char *l = mine.data, *e; l && *l; l = e + 1) {
+		unsigned long lo, hi;
+
+		e = strchr(l, '\n');
+		*e = '\0';
+		if (!strstr(buf_str(&theirs), l) && sscanf(l, "%lx-%lx", &lo, &hi) == 2)
+			own += (hi - lo) >> 10;
+	}
+	CHECK_WHY(
+	    kids >= 1 && own >= 1536,
+	    "the zygote's own buffers (relay, slots, a load's bytes) are in none of its children",
+	    "children=%d KiB of private memory only the zygote has: %lu", kids, own);
+
+	/* A source past the zygote's load buffer (512 KiB), with a first input. */
+	buf_add(&src, good_src, strlen(good_src));
+	buf_printf(&src, "/* %0600000d */\n", 0);
+	buf_reset(&out);
+	r = sandbox_run(0, src.data, src.len, "2", 1, &out, &err);
+	CHECK_WHY(r == 0 && strcmp(buf_str(&out), "5\n") == 0,
+		  "a 600 KB source with its first input: the source in the zygote's heap",
+		  "r=%d out=%s err=%s", r, buf_str(&out), buf_str(&err));
+	/* A source that fits, and a first input of 64 KiB that no longer does. */
+	buf_reset(&src);
+	buf_add(&src, good_src, strlen(good_src));
+	buf_printf(&src, "/* %0480000d */\n", 1);
+	buf_printf(&in, "%065536d", 2);
+	buf_reset(&out);
+	r = sandbox_run(0, src.data, src.len, in.data, in.len, &out, &err);
+	CHECK_WHY(r == 0 && strcmp(buf_str(&out), "5\n") == 0,
+		  "a 480 KB source with a 64 KiB first input: the input in the zygote's heap",
+		  "r=%d out=%s err=%s", r, buf_str(&out), buf_str(&err));
+	r = run(good_src, "3", &out, &err);
+	CHECK_WHY(r == 0 && strcmp(buf_str(&out), "10\n") == 0, "and the worker goes on",
+		  "r=%d out=%s err=%s", r, buf_str(&out), buf_str(&err));
+	buf_free(&out);
+	buf_free(&err);
+	buf_free(&mine);
+	buf_free(&theirs);
+	buf_free(&src);
+	buf_free(&in);
+}
+
 int main(int argc, char **argv)
 {
 	struct sandbox_stats st;
@@ -1181,6 +1295,7 @@ int main(int argc, char **argv)
 	test_worker_reuse();
 	test_no_landlock();
 	test_killed_worker();
+	test_zygote_memory();
 	test_concurrency();
 	test_timing();
 

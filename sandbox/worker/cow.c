@@ -1,0 +1,61 @@
+/*
+ * cow: the zygote's memory and copy-on-write (prefix worker_).
+ *
+ * Every fork write-protects all of the zygote's private pages (the new child
+ * shares them copy-on-write), so the zygote's next write to each page it uses
+ * is a page fault.  Most hosts take such a fault in a microsecond or two; where
+ * the guest's page tables are shadowed by the host (a PVM guest,
+ * docs/long-tail.md) each one traps to the host, 20-45 µs, and a type's first
+ * ask met about ten of them in the zygote between the daemon's request and its
+ * answer.  So what only the zygote uses (the relay buffer, the record of where
+ * each slot's image is, the buffer a load is read into) lives in mappings that
+ * no child gets (MADV_DONTFORK, worker_private_map): a fork leaves them out, and
+ * writable.  It also means no child ever holds a byte the zygote relayed or read
+ * for a load (it wipes them too).
+ *
+ * Not the stack, which children need: writing its pages right after each fork
+ * (MADV_POPULATE_WRITE) saved one fault a first ask and cost six page copies a
+ * fork, warm hits included (docs/long-tail.md).
+ */
+#include <errno.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "worker_int.h"
+
+static uintptr_t worker_page_size(void)
+{
+	static uintptr_t page;
+
+	if (!page)
+		page = (uintptr_t)sysconf(_SC_PAGESIZE);
+	return page;
+}
+
+void worker_populate(char *lo, char *hi)
+{
+	uintptr_t page = worker_page_size();
+	uintptr_t a = ((uintptr_t)lo + page - 1) & ~(page - 1);
+
+	if ((uintptr_t)hi <= a ||
+	    madvise((void *)a, (size_t)((uintptr_t)hi - a), MADV_POPULATE_WRITE) == 0 ||
+	    errno != EINVAL)
+		return;
+	for (; a < (uintptr_t)hi; a += page)
+		*(volatile char *)a = *(volatile char *)a;
+}
+
+void *worker_private_map(size_t size)
+{
+	void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	if (p == MAP_FAILED)
+		worker_fail(WORKER_EXIT_SETUP, "worker: %zu bytes of working memory: %s", size,
+			    strerror(errno));
+	/* (refused only by a kernel older than 2.6.16: children then get a copy,
+	 * which the zygote wipes of what it relayed anyway) */
+	(void)madvise(p, size, MADV_DONTFORK);
+	return p;
+}
