@@ -1478,7 +1478,7 @@ def report(ctx, res, figs):
         L.append('')
     L.append('## Reproduce\n')
     L.append('    bench/install-deps      # gnuplot-nox, redis-server, libhiredis-dev')
-    L.append('    scripts/bench            # full run, about 15-20 minutes; --tiny: < 1 minute')
+    L.append('    scripts/bench            # full run, 8-40 minutes (what a new process costs on the host decides); --tiny: < 1 minute')
     L.append('    scripts/bench --commit   # and copy the report to BENCHMARKS.md\n')
     L.append('Raw results: `bench/out/results.json`; plots: `bench/out/*.svg`.\n')
     return '\n'.join(L)
