@@ -34,6 +34,10 @@ static uintptr_t worker_page_size(void)
 	return page;
 }
 
+/* One madvise, or, on a kernel before 5.14 (which does not know the advice), a
+ * write to each page.  A partial first page is left: it may belong to something
+ * read-only.  (Its own page size: the zygote measures first touches with it
+ * before load.c has mapped the arena.) */
 void worker_populate(char *lo, char *hi)
 {
 	uintptr_t page = worker_page_size();
