@@ -1160,11 +1160,12 @@ def report(ctx, res, figs):
                      'to answer read over these runs, most of it waiting for a CPU once the '
                      'clients outnumber the cores; %d worker spawns for %d types), on top '
                      'of FUSE requests that cost about '
-                     'what a plain read\'s do. On this machine a context switch is the '
-                     'dominant cost (perf: `finish_task_switch` leads the daemon\'s '
-                     'profile). As a profiling experiment only, a build that answered in the '
-                     'daemon without the worker measured 0.9-1.1x plain-file throughput at '
-                     '1-16 clients on 2026-11-26, so the gap is the price of running untrusted '
+                     'what a plain read\'s do. On the VM profiled on 2026-11-26 a context '
+                     'switch was the dominant cost (perf: `finish_task_switch` led the '
+                     'daemon\'s profile), and a build that answered in the daemon without '
+                     'the worker, as a profiling experiment only, measured 0.9-1.1x '
+                     'plain-file throughput at 1-16 clients there, so the gap is the price '
+                     'of running untrusted '
                      'code in another process; the design keeps it there (docs/DESIGN.md, trust '
                      'model). Ways to narrow it further: batch requests to a worker, or '
                      'shared-memory rings with brief spinning when cores are idle.\n'
@@ -1504,6 +1505,16 @@ def machine(ctx):
             ' (' + ctx.tmp + ')', 'mem_kb': int(open('/proc/meminfo').readline().split()[1])}
 
 
+def cpu_seconds():
+    """(machine, ours): CPU seconds the whole machine has been busy (user, nice and
+    system time of every CPU) and those this benchmark's own processes used (this
+    one and every child it reaped: the daemons, their workers, the clients)."""
+    with open('/proc/stat') as f:
+        busy = sum(int(x) for x in f.readline().split()[1:4]) / os.sysconf('SC_CLK_TCK')
+    t = os.times()
+    return busy, t.user + t.system + t.children_user + t.children_system
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument('--tiny', action='store_true')
@@ -1536,6 +1547,7 @@ def main():
     want = lambda k: not only or k in only
     t0 = time.time()
     load0 = os.getloadavg()[0]
+    cpu0 = cpu_seconds()
     res = {'command': a.command, 'size': 'tiny' if a.tiny else 'full',
            'date': time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime()), 'machine': machine(ctx),
            'params': R, 'notes': list(a.note)}
@@ -1577,14 +1589,22 @@ def main():
         res['scale']['note'] = ('Store sizes cut down for this run: %s.'
                                 % ', '.join(map(str, R['scale'])))
     res['elapsed_s'] = time.time() - t0
+    # Other processes' share of the machine during the run: its busy time less
+    # ours.  The load average at the end would count this benchmark itself.
+    cpu1 = cpu_seconds()
+    others = max(0.0, (cpu1[0] - cpu0[0]) - (cpu1[1] - cpu0[1]))
     res['machine']['loadavg_start'] = load0
-    res['machine']['loadavg_end'] = os.getloadavg()[0]
-    if max(load0, res['machine']['loadavg_end']) > 0.5:
-        res['notes'].append('The machine was not idle (1-minute load average %.2f at the start, '
-                            '%.2f at the end, not counting this benchmark alone): other '
-                            'processes share its %d cores, which widens the spread; the '
-                            'interleaved ratios are the figures to trust.'
-                            % (load0, res['machine']['loadavg_end'], os.cpu_count()))
+    res['machine']['others_cpu_s'] = others
+    res['machine']['ours_cpu_s'] = cpu1[1] - cpu0[1]
+    others_cores = others / max(res['elapsed_s'], 1e-9)
+    if load0 > 0.5 or others_cores > 0.1:
+        res['notes'].append('The machine was not idle: its 1-minute load average was %.2f '
+                            'before the run, and during it other processes and kernel '
+                            'threads used %.0f CPU seconds (%.2f of its %d cores on '
+                            'average; this benchmark used %.0f), which widens the spread; '
+                            'the interleaved ratios are the figures to trust.'
+                            % (load0, others, others_cores, os.cpu_count(),
+                               res['machine']['ours_cpu_s']))
     figs = plots(ctx, res)
     res['figures'] = figs
     with open(os.path.join(ctx.out, 'results.json'), 'w') as f:

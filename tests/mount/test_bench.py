@@ -34,3 +34,9 @@ def test_bench_tiny_runs_and_reports():
     # ... and the first asks one at a time (pass 3) were answered and timed.
     paced = results['longtail']['paced']
     assert paced['asks'] > 0 and 0 < paced['p50_us'] <= paced['p90_us']
+    # The run says how much of the machine others used meanwhile (the report's
+    # Notes), measured as the machine's busy time less the benchmark's own: the
+    # daemons and clients it reaped are its own, so that is not nothing.
+    machine = results['machine']
+    assert machine['ours_cpu_s'] > 1.0
+    assert machine['others_cpu_s'] >= 0.0
