@@ -8,7 +8,8 @@
  * docs/long-tail.md) each one traps to the host, 20-45 µs, and a type's first
  * ask met about ten of them in the zygote between the daemon's request and its
  * answer.  So what only the zygote uses (the relay buffer, the record of where
- * each slot's image is, the buffer a load is read into) lives in mappings that
+ * each slot's image is, the buffer a load is read into and the head of the
+ * source it writes to the compile child) lives in mappings that
  * no child gets (MADV_DONTFORK, worker_private_map): a fork leaves them out, and
  * writable.  It also means no child ever holds a byte the zygote relayed or read
  * for a load (it wipes them too).
@@ -58,8 +59,14 @@ void *worker_private_map(size_t size)
 	if (p == MAP_FAILED)
 		worker_fail(WORKER_EXIT_SETUP, "worker: %zu bytes of working memory: %s", size,
 			    strerror(errno));
-	/* (refused only by a kernel older than 2.6.16: children then get a copy,
-	 * which the zygote wipes of what it relayed anyway) */
-	(void)madvise(p, size, MADV_DONTFORK);
+	/* SECURITY.md point 9 promises that no child has these bytes, not that the
+	 * zygote wipes them in time: without MADV_DONTFORK (only kernels before
+	 * 2.6.16 refuse it) that promise cannot be kept, so do not start. */
+	if (madvise(p, size, MADV_DONTFORK) != 0)
+		worker_fail(
+		    WORKER_EXIT_SETUP,
+		    "worker: madvise(MADV_DONTFORK) of its own buffers: %s (kernel 2.6.16 or "
+		    "later needed)",
+		    strerror(errno));
 	return p;
 }

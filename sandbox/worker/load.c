@@ -62,6 +62,9 @@ static struct worker_own {
 	pid_t compiler; /* the compiler forked ahead (worker_compiler_ahead), 0: none */
 	/* a load's source, then its first input (worker_load) */
 	char load[WORKER_LOAD_BUF];
+	/* the compile request's first write, with the source's head (worker_load):
+	 * here and not on the stack, which every child gets a copy of */
+	char req[3 * sizeof(uint64_t) + FRAME_REQ_HDR + 4096];
 } * worker_own;
 
 /*
@@ -564,6 +567,15 @@ static pid_t worker_load_failed(struct worker_slot *s, pid_t child)
 	return 0;
 }
 
+/* A compiler's message may quote its source: wiped before its heap chunk is
+ * freed, since every child forked later gets a copy of the zygote's heap. */
+static void worker_msg_free(struct buf *msg)
+{
+	if (msg->data)
+		explicit_bzero(msg->data, msg->len);
+	buf_free(msg);
+}
+
 /*
  * The rest of a load with its first input (worker_load): the compile child's
  * reply, then, once the image is in its slot and the daemon has FRAME_COMPILED,
@@ -592,7 +604,7 @@ static pid_t worker_load_first(char *relay, pid_t child, struct worker_slot *s, 
 				child = 0; /* reaped */
 		}
 	}
-	buf_free(&msg);
+	worker_msg_free(&msg);
 	close(WORKER_COMPILER_FD);
 	close(WORKER_COMPILER_IN_FD);
 	worker_arena_ahead();
@@ -602,14 +614,16 @@ static pid_t worker_load_first(char *relay, pid_t child, struct worker_slot *s, 
 
 /* Read @len bytes of a load from the load pipe: into the zygote's own buffer
  * after the *@buffered bytes already there, or into the heap when they do not
- * fit (worker_load_drop lets go of either). */
-static char *worker_load_read(uint32_t len, size_t *buffered)
+ * fit (*@heap says which, for worker_load_drop: an address cannot, since an
+ * empty read that just fits points one past the buffer). */
+static char *worker_load_read(uint32_t len, size_t *buffered, bool *heap)
 {
 	char *p;
 
 	if (len >= FRAME_REQ_BATCH)
 		_exit(WORKER_EXIT_IO); /* a request kind where a length belongs */
-	if (len <= WORKER_LOAD_BUF - *buffered) {
+	*heap = len > WORKER_LOAD_BUF - *buffered;
+	if (!*heap) {
 		p = worker_own->load + *buffered;
 		*buffered += len;
 	} else {
@@ -621,12 +635,10 @@ static char *worker_load_read(uint32_t len, size_t *buffered)
 }
 
 /* Wipe @len bytes from worker_load_read, and free them if they are on the heap. */
-static void worker_load_drop(char *p, uint32_t len)
+static void worker_load_drop(char *p, uint32_t len, bool heap)
 {
-	uintptr_t own = (uintptr_t)worker_own->load;
-
 	explicit_bzero(p, len);
-	if ((uintptr_t)p < own || (uintptr_t)p >= own + WORKER_LOAD_BUF)
+	if (heap)
 		free(p);
 }
 
@@ -646,6 +658,7 @@ pid_t worker_load(char *relay, const char *include_dir, const char *libtcc1)
 	struct worker_slot *s;
 	size_t room, buffered = 0;
 	char *src, *at, *in = NULL;
+	bool src_heap, in_heap = false;
 	int r, in_fd;
 	pid_t child;
 
@@ -657,10 +670,10 @@ pid_t worker_load(char *relay, const char *include_dir, const char *libtcc1)
 	len = head[1];
 	if (slot >= FRAME_SLOTS_MAX || len >= FRAME_REQ_BATCH)
 		_exit(WORKER_EXIT_IO); /* the daemon is out of step */
-	src = worker_load_read(len, &buffered);
+	src = worker_load_read(len, &buffered, &src_heap);
 	if (kind == FRAME_REQ_LOAD_RUN) {
 		inlen = worker_read_len(WORKER_LOAD_FD);
-		in = worker_load_read(inlen, &buffered);
+		in = worker_load_read(inlen, &buffered, &in_heap);
 	}
 	s = &worker_own->slots[slot];
 	worker_slot_clear(s);
@@ -676,8 +689,11 @@ pid_t worker_load(char *relay, const char *include_dir, const char *libtcc1)
 	{
 		/* one write for the compiler to wake up to (the rest of a source
 		 * longer than that follows) */
-		char req[sizeof(where) + FRAME_REQ_HDR + 4096];
+		char *req = worker_own->req;
 		size_t first = len < 4096 ? len : 4096;
+
+		_Static_assert(sizeof(worker_own->req) == sizeof(where) + FRAME_REQ_HDR + 4096,
+			       "the request's first write fits worker_own->req");
 
 		memcpy(req, where, sizeof(where));
 		frame_put_request((uint8_t *)req + sizeof(where), len);
@@ -691,11 +707,12 @@ pid_t worker_load(char *relay, const char *include_dir, const char *libtcc1)
 			if (frame_write_full(WORKER_COMPILER_FD, req, FRAME_REQ_HDR, -1) == 0)
 				frame_write_full(WORKER_COMPILER_FD, in, inlen, -1);
 		}
+		explicit_bzero(req + sizeof(where) + FRAME_REQ_HDR, first);
 	}
-	worker_load_drop(src, len);
+	worker_load_drop(src, len, src_heap);
 	if (in) {
 		/* The zygote holds no input longer than it takes to pass it on. */
-		worker_load_drop(in, inlen);
+		worker_load_drop(in, inlen, in_heap);
 		return worker_load_first(relay, child, s, at, room, include_dir, libtcc1);
 	}
 	close(WORKER_COMPILER_FD);
@@ -721,7 +738,7 @@ pid_t worker_load(char *relay, const char *include_dir, const char *libtcc1)
 		child = worker_load_failed(s, child);
 	else
 		worker_load_reply(r, msg.data, msg.len);
-	buf_free(&msg);
+	worker_msg_free(&msg);
 	worker_arena_ahead();
 	return child;
 }

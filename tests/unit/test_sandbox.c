@@ -13,6 +13,7 @@
  */
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -1254,6 +1255,18 @@ static void test_zygote_memory(void)
 	CHECK_WHY(r == 0 && strcmp(buf_str(&out), "5\n") == 0,
 		  "a 480 KB source with a 64 KiB first input: the input in the zygote's heap",
 		  "r=%d out=%s err=%s", r, buf_str(&out), buf_str(&err));
+	/* A source of exactly the buffer's size, with an empty first input: the
+	 * input fits in no bytes, one past the buffer's end, and is not heap memory. */
+	buf_reset(&src);
+	buf_add(&src, good_src, strlen(good_src));
+	buf_printf(&src, "/* %0*d */\n", (int)(512 * 1024 - strlen(good_src) - 7), 3);
+	buf_reset(&out);
+	r = sandbox_run(0, src.data, src.len, "", 0, &out, &err);
+	CHECK_WHY(src.len == 512 * 1024 && r == -EINVAL &&
+		      strcmp(buf_str(&out), "not a number: ") == 0,
+		  "a 512 KiB source with an empty first input: answered (rejected), the zygote "
+		  "whole",
+		  "len=%zu r=%d out=%s err=%s", src.len, r, buf_str(&out), buf_str(&err));
 	r = run(good_src, "3", &out, &err);
 	CHECK_WHY(r == 0 && strcmp(buf_str(&out), "10\n") == 0, "and the worker goes on",
 		  "r=%d out=%s err=%s", r, buf_str(&out), buf_str(&err));
@@ -1263,6 +1276,161 @@ static void test_zygote_memory(void)
 	buf_free(&theirs);
 	buf_free(&src);
 	buf_free(&in);
+}
+
+/* The live children of @parent (not zombies), up to @max of them into @kids;
+ * returns how many. */
+static int children_of(pid_t parent, pid_t *kids, int max)
+{
+	DIR *d = opendir("/proc");
+	struct dirent *de;
+	int n = 0;
+
+	while (d && n < max && (de = readdir(d))) {
+		char path[300], line[512];
+		FILE *f;
+		int ppid = 0;
+		char state = 0;
+
+		snprintf(path, sizeof(path), "/proc/%s/stat", de->d_name);
+		if (de->d_name[0] < '0' || de->d_name[0] > '9' || !(f = fopen(path, "r")))
+			continue;
+		if (fgets(line, sizeof(line), f) && strrchr(line, ')') &&
+		    sscanf(strrchr(line, ')') + 2, "%c %d", &state, &ppid) == 2 && ppid == parent &&
+		    state != 'Z')
+			kids[n++] = (pid_t)atoi(de->d_name);
+		fclose(f);
+	}
+	if (d)
+		closedir(d);
+	return n;
+}
+
+/* Occurrences of @needle in what a fork of @pid would copy of its stack, heap
+ * and anonymous writable memory (no mapping marked "dc", MADV_DONTFORK, in
+ * /proc/PID/smaps), read through /proc/PID/mem; *@scanned counts the bytes read. */
+static int memory_holds(pid_t pid, const char *needle, size_t *scanned)
+{
+	char path[64], line[512];
+	size_t nlen = strlen(needle);
+	unsigned long lo = 0, hi = 0;
+	bool candidate = false;
+	int hits = 0, mem;
+	FILE *smaps;
+
+	snprintf(path, sizeof(path), "/proc/%d/smaps", (int)pid);
+	smaps = fopen(path, "r");
+	snprintf(path, sizeof(path), "/proc/%d/mem", (int)pid);
+	mem = open(path, O_RDONLY | O_CLOEXEC);
+	while (smaps && mem >= 0 && fgets(line, sizeof(line), smaps)) {
+		char perms[8], *chunk;
+		unsigned long a, b;
+		int name = 0;
+		ssize_t got;
+
+		/* (a mapping's line, not one of its fields: "AnonHugePages" parses as hex) */
+		if (sscanf(line, "%lx-%lx %7s %*s %*s %*s %n", &a, &b, perms, &name) >= 3) {
+			lo = a;
+			hi = b;
+			candidate = strncmp(perms, "rw", 2) == 0 &&
+				    (!name || line[name] == '\n' || line[name] == '\0' ||
+				     strncmp(line + name, "[stack]", 7) == 0 ||
+				     strncmp(line + name, "[heap]", 6) == 0);
+			continue;
+		}
+		if (strncmp(line, "VmFlags:", 8) != 0 || !candidate || strstr(line, " dc"))
+			continue;
+		chunk = malloc(hi - lo);
+		got = chunk ? pread(mem, chunk, hi - lo, (off_t)lo) : -1;
+		if (got > 0) {
+			*scanned += (size_t)got;
+			for (char *q = chunk;
+			     (q = memmem(q, (size_t)(chunk + got - q), needle, nlen)); q += nlen)
+				hits++;
+		}
+		free(chunk);
+	}
+	if (smaps)
+		fclose(smaps);
+	if (mem >= 0)
+		close(mem);
+	return hits;
+}
+
+/*
+ * The zygote passes a load's source on to its compile child and keeps none of
+ * it where a child could find it: not in the heap, and not on its stack (the
+ * head of the request it writes), which every child it forks later gets a copy
+ * of.  Such a child runs another type's procedure, of the same owner or not.
+ */
+static void test_zygote_keeps_no_source(void)
+{
+	struct buf out = BUF_INIT, err = BUF_INIT, src = BUF_INIT;
+	char marker[64];
+	pid_t zygote, kids[16], before[16];
+	size_t scanned = 0;
+	int r, n = 0, nbefore = 0, fresh = 0, hits = 0;
+
+	sandbox_shutdown();
+	start(0);
+	r = run(good_src, "2", &out, &err);
+	CHECK_WHY(r == 0 && pooled_workers(&zygote) == 1, "one zygote", "r=%d err=%s", r,
+		  buf_str(&err));
+	/* built at run time, so that the needle is in no binary a worker maps */
+	snprintf(marker, sizeof(marker), "seglam_secret_%d_%ld", (int)getpid(), (long)time(NULL));
+	buf_printf(&src, "/* %s */\n%s", marker, good_src);
+	/* The compile child that will take the load and the next run's child are
+	 * forked after an answer, off its path: wait for both, and leave them out
+	 * below (the load's own compile child holds its source, as it must; the
+	 * next compile child is forked after this load's answer). */
+	for (int i = 0; i < 200 && (nbefore = children_of(zygote, before, 16)) < 2; i++)
+		usleep(10000);
+	buf_reset(&out);
+	r = sandbox_run(0, src.data, src.len, "4", 1, &out, &err);
+	CHECK_WHY(r == 0 && strcmp(buf_str(&out), "17\n") == 0,
+		  "a type whose source holds a secret", "r=%d out=%s err=%s", r, buf_str(&out),
+		  buf_str(&err));
+	for (int i = 0; i < 200 && fresh < 1; i++) {
+		usleep(10000);
+		n = children_of(zygote, kids, 16);
+		fresh = 0;
+		for (int k = 0; k < n; k++) {
+			bool old = false;
+
+			for (int b = 0; b < nbefore; b++)
+				old |= kids[k] == before[b];
+			if (!old)
+				kids[fresh++] = kids[k];
+		}
+	}
+	for (int i = 0; i < fresh; i++)
+		hits += memory_holds(kids[i], marker, &scanned);
+	CHECK_WHY(nbefore >= 2 && fresh >= 1 && scanned > 0 && hits == 0,
+		  "no child forked after a load holds a byte of its source (stack, heap)",
+		  "children before=%d after=%d bytes scanned=%zu copies of the source's head=%d",
+		  nbefore, fresh, scanned, hits);
+	/* ... nor will any it forks later: what a fork copies of the zygote (its
+	 * own buffers are not copied: test_zygote_memory) */
+	scanned = 0;
+	hits = memory_holds(zygote, marker, &scanned);
+	CHECK_WHY(scanned > 0 && hits == 0,
+		  "the zygote keeps no byte of a load's source in memory its forks copy",
+		  "bytes scanned=%zu copies of the source's head=%d", scanned, hits);
+	/* A compiler's message quotes the source, and passes through the zygote. */
+	buf_reset(&src);
+	buf_printf(&src,
+		   "#include <seglam.h>\nint seglam_run(const char *in, size_t len, "
+		   "seglam_out *out)\n{\n\treturn %s;\n}\n",
+		   marker);
+	r = sandbox_run(0, src.data, src.len, "4", 1, &out, &err);
+	scanned = 0;
+	hits = memory_holds(zygote, marker, &scanned);
+	CHECK_WHY(r == -ENOEXEC && strstr(buf_str(&err), marker) && scanned > 0 && hits == 0,
+		  "nor of a compiler's message that quotes it",
+		  "r=%d err=%s bytes scanned=%zu copies=%d", r, buf_str(&err), scanned, hits);
+	buf_free(&out);
+	buf_free(&err);
+	buf_free(&src);
 }
 
 int main(int argc, char **argv)
@@ -1296,6 +1464,7 @@ int main(int argc, char **argv)
 	test_no_landlock();
 	test_killed_worker();
 	test_zygote_memory();
+	test_zygote_keeps_no_source();
 	test_concurrency();
 	test_timing();
 
