@@ -21,6 +21,11 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BUILD = os.environ.get('SEGLAM_BUILD', os.path.join(ROOT, 'build'))
 SEGLAMFS = os.path.join(BUILD, 'seglamfs')
+# The meson build SEGLAMFS comes from: BUILD itself, unless seglamfs there is a
+# wrapper (scripts/valgrind), which names the real one.
+MESON_BUILD = os.environ.get('SEGLAM_MESON_BUILD', BUILD)
+# scripts/valgrind runs the daemon under memcheck (see the tests it skips).
+UNDER_VALGRIND = bool(os.environ.get('SEGLAM_UNDER_VALGRIND'))
 SEGLAM = os.path.join(ROOT, 'scripts', 'seglam')
 LIBRARY = os.path.join(ROOT, 'library')
 HOSTILE = os.path.join(ROOT, 'tests', 'unit', 'hostile')

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from conftest import ROOT, SEGLAMFS, UPPER
+from conftest import MESON_BUILD, ROOT, SEGLAMFS, UPPER
 from test_shared import store_type_dir
 
 WAIT_S = 30  # generous: the machine is loaded; never a timing assertion
@@ -354,7 +354,7 @@ def test_fstab_style_mount_through_mount_fuse3(tmp_path):
 
 
 def test_install_holds_manuals_completion_and_unit(tmp_path):
-    build = os.path.dirname(SEGLAMFS)
+    build = MESON_BUILD
     dest = tmp_path / 'dest'
     r = subprocess.run(['meson', 'install', '-C', build, '--destdir', str(dest), '--quiet'],
                        capture_output=True, text=True, timeout=600)
