@@ -182,7 +182,10 @@ static size_t worker_arena_gap(char **at)
 {
 	struct worker_slot **used = worker_own->by_place;
 	size_t n = 0, best = 0;
-	char *pos = worker_arena + WORKER_TABLE, *end = worker_arena + worker_arena_size;
+	/* images start on a page (their spans are whole pages): past the table,
+	 * which is less than a page where pages are 16 KiB or more */
+	char *pos = worker_arena + ((WORKER_TABLE + worker_page - 1) & ~(worker_page - 1));
+	char *end = worker_arena + worker_arena_size;
 
 	for (size_t i = 0; i < FRAME_SLOTS_MAX; i++)
 		if (worker_own->slots[i].lo)
@@ -192,7 +195,7 @@ static size_t worker_arena_gap(char **at)
 	for (size_t i = 0; i <= n; i++) {
 		char *next = i < n ? used[i]->lo : end;
 
-		if ((size_t)(next - pos) > best) {
+		if (next > pos && (size_t)(next - pos) > best) {
 			best = (size_t)(next - pos);
 			*at = pos;
 		}
@@ -384,9 +387,11 @@ static struct TCCState *worker_compile_warm(const char *include_dir, const char 
  * too, and the procedure sees the fds of a run child) and nothing else.  It
  * holds the other types' images too (a fork), which is why it locks itself down
  * before anything else: no fork, no kill, no pipe, no writes but to fd 1.  Then
- * it waits for [u64 at][u64 room][u64 first][u32 len][source] (and with @first,
- * [u32 inlen][input]), compiles that one source, replies and exits, or runs the
- * input first (worker_compile_run).
+ * it waits for [u64 at][u64 room][u64 first][u32 len][source], compiles that one
+ * source, replies and exits, or (with @first) reads [u32 inlen][input] and runs
+ * that input (worker_compile_run).  The input comes only once the image is the
+ * zygote's: a tcc exploit in the source could otherwise write the input into the
+ * image, where every later run of the type would find it.
  */
 static void __attribute__((noreturn))
 worker_compile_child(const char *include_dir, const char *libtcc1)
@@ -395,8 +400,8 @@ worker_compile_child(const char *include_dir, const char *libtcc1)
 	worker_run_fn run;
 	size_t size = 0, room;
 	uint64_t meta[2], head[3];
-	uint32_t len, inlen = 0;
-	char *src, *at, *in = NULL;
+	uint32_t len, inlen;
+	char *src, *at, *in;
 	struct TCCState *tcc;
 
 	worker_arena_drop();
@@ -410,12 +415,8 @@ worker_compile_child(const char *include_dir, const char *libtcc1)
 	room = (size_t)head[1];
 	len = worker_read_len(WORKER_CHILD_FD);
 	src = worker_read_body(WORKER_CHILD_FD, len);
-	if (head[2]) {
-		inlen = worker_read_len(WORKER_CHILD_FD);
-		in = worker_read_body(WORKER_CHILD_FD, inlen);
-	} else {
+	if (!head[2])
 		close(WORKER_CHILD_FD);
-	}
 	if (worker_precheck(src, len, &err) < 0)
 		worker_compile_reply(FRAME_COMPILE_ERROR, err.data, err.len, NULL, 0);
 	run = worker_compile(tcc, src, include_dir, libtcc1, at, room, &size, &err);
@@ -430,9 +431,11 @@ worker_compile_child(const char *include_dir, const char *libtcc1)
 	}
 	meta[0] = (uint64_t)((char *)run - at);
 	meta[1] = size;
-	if (!in)
+	if (!head[2])
 		worker_compile_reply(FRAME_COMPILED, meta, sizeof(meta), at, size);
 	worker_compile_send(FRAME_COMPILED, meta, sizeof(meta), at, size);
+	inlen = worker_read_len(WORKER_CHILD_FD);
+	in = worker_read_body(WORKER_CHILD_FD, inlen);
 	worker_compile_run(run, in, inlen);
 }
 
@@ -568,48 +571,13 @@ static pid_t worker_load_failed(struct worker_slot *s, pid_t child)
 }
 
 /* A compiler's message may quote its source: wiped before its heap chunk is
- * freed, since every child forked later gets a copy of the zygote's heap. */
+ * freed, since every child forked later gets a copy of the zygote's heap.  All
+ * of the chunk: a message cut short (its child died) has bytes past msg->len. */
 static void worker_msg_free(struct buf *msg)
 {
 	if (msg->data)
-		explicit_bzero(msg->data, msg->len);
+		explicit_bzero(msg->data, msg->cap);
 	buf_free(msg);
-}
-
-/*
- * The rest of a load with its first input (worker_load): the compile child's
- * reply, then, once the image is in its slot and the daemon has FRAME_COMPILED,
- * the child's run of the input, relayed as a run child's is (serve.c), with the
- * daemon's answers to its calls passed from the load pipe to its fd 3.  The
- * compiler for the next load is forked after that, off the path of this answer.
- */
-static pid_t worker_load_first(char *relay, pid_t child, struct worker_slot *s, char *at,
-			       size_t room, const char *include_dir, const char *libtcc1)
-{
-	static const struct worker_run_pipes first_run = {.frames = WORKER_COMPILER_IN_FD,
-							  .answers_in = WORKER_LOAD_FD,
-							  .answers_out = WORKER_COMPILER_FD,
-							  .loads = false};
-	struct buf msg = BUF_INIT;
-	int r = worker_load_result(WORKER_COMPILER_IN_FD, s, at, room, &msg);
-
-	if (r < 0) {
-		child = worker_load_failed(s, child);
-	} else {
-		worker_load_reply(r, msg.data, msg.len);
-		if (r == FRAME_COMPILED) {
-			if (worker_relay(&first_run, child, relay) == WORKER_RUN_DONE)
-				kill(child, SIGKILL);
-			else
-				child = 0; /* reaped */
-		}
-	}
-	worker_msg_free(&msg);
-	close(WORKER_COMPILER_FD);
-	close(WORKER_COMPILER_IN_FD);
-	worker_arena_ahead();
-	worker_compiler_ahead(include_dir, libtcc1);
-	return child;
 }
 
 /* Read @len bytes of a load from the load pipe: into the zygote's own buffer
@@ -640,6 +608,56 @@ static void worker_load_drop(char *p, uint32_t len, bool heap)
 	explicit_bzero(p, len);
 	if (heap)
 		free(p);
+}
+
+/*
+ * The rest of a load with its first input @in (worker_load, @in_heap as
+ * worker_load_read says): the compile child's reply; once the image is in its
+ * slot, the input to the child (not before: worker_compile_child), wiped here at
+ * once; FRAME_COMPILED to the daemon, then the child's run of the input, relayed
+ * as a run child's is (serve.c), with the daemon's answers to its calls passed
+ * from the load pipe to its fd 3.  The compiler for the next load is forked
+ * after that, off the path of this answer.
+ */
+static pid_t worker_load_first(char *relay, pid_t child, struct worker_slot *s, char *at,
+			       size_t room, char *in, uint32_t inlen, bool in_heap,
+			       const char *include_dir, const char *libtcc1)
+{
+	static const struct worker_run_pipes first_run = {.frames = WORKER_COMPILER_IN_FD,
+							  .answers_in = WORKER_LOAD_FD,
+							  .answers_out = WORKER_COMPILER_FD,
+							  .loads = false};
+	struct buf msg = BUF_INIT;
+	int r = worker_load_result(WORKER_COMPILER_IN_FD, s, at, room, &msg);
+
+	if (r == FRAME_COMPILED) {
+		uint8_t hdr[FRAME_REQ_HDR];
+
+		/* (a child that died meanwhile: the write fails, SIGPIPE is
+		 * ignored, and the relay below finds it dead) */
+		frame_put_request(hdr, inlen);
+		if (frame_write_full(WORKER_COMPILER_FD, hdr, sizeof(hdr), -1) == 0)
+			frame_write_full(WORKER_COMPILER_FD, in, inlen, -1);
+	}
+	/* The zygote holds no input longer than it takes to pass it on. */
+	worker_load_drop(in, inlen, in_heap);
+	if (r < 0) {
+		child = worker_load_failed(s, child);
+	} else {
+		worker_load_reply(r, msg.data, msg.len);
+		if (r == FRAME_COMPILED) {
+			if (worker_relay(&first_run, child, relay) == WORKER_RUN_DONE)
+				kill(child, SIGKILL);
+			else
+				child = 0; /* reaped */
+		}
+	}
+	worker_msg_free(&msg);
+	close(WORKER_COMPILER_FD);
+	close(WORKER_COMPILER_IN_FD);
+	worker_arena_ahead();
+	worker_compiler_ahead(include_dir, libtcc1);
+	return child;
 }
 
 /*
@@ -700,21 +718,14 @@ pid_t worker_load(char *relay, const char *include_dir, const char *libtcc1)
 		memcpy(req + sizeof(where) + FRAME_REQ_HDR, src, first);
 		if (frame_write_full(WORKER_COMPILER_FD, req, sizeof(where) + FRAME_REQ_HDR + first,
 				     -1) == 0 &&
-		    (len == first ||
-		     frame_write_full(WORKER_COMPILER_FD, src + first, len - first, -1) == 0) &&
-		    in) {
-			frame_put_request((uint8_t *)req, inlen);
-			if (frame_write_full(WORKER_COMPILER_FD, req, FRAME_REQ_HDR, -1) == 0)
-				frame_write_full(WORKER_COMPILER_FD, in, inlen, -1);
-		}
+		    len != first)
+			frame_write_full(WORKER_COMPILER_FD, src + first, len - first, -1);
 		explicit_bzero(req + sizeof(where) + FRAME_REQ_HDR, first);
 	}
 	worker_load_drop(src, len, src_heap);
-	if (in) {
-		/* The zygote holds no input longer than it takes to pass it on. */
-		worker_load_drop(in, inlen, in_heap);
-		return worker_load_first(relay, child, s, at, room, include_dir, libtcc1);
-	}
+	if (in)
+		return worker_load_first(relay, child, s, at, room, in, inlen, in_heap, include_dir,
+					 libtcc1);
 	close(WORKER_COMPILER_FD);
 	/*
 	 * The compiler for the next load is forked now, while this one compiles and

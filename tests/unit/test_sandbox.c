@@ -1433,6 +1433,140 @@ static void test_zygote_keeps_no_source(void)
 	buf_free(&src);
 }
 
+/* Clock ticks of CPU time @pid has used (user and system), -1 when it is gone. */
+static long cpu_ticks(pid_t pid)
+{
+	char path[64], line[1024];
+	unsigned long ut = 0, st = 0;
+	long ticks = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	f = fopen(path, "r");
+	if (f && fgets(line, sizeof(line), f) && strrchr(line, ')') &&
+	    sscanf(strrchr(line, ')') + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu",
+		   &ut, &st) == 2)
+		ticks = (long)(ut + st);
+	if (f)
+		fclose(f);
+	return ticks;
+}
+
+/* How many seccomp filters @pid has (/proc/PID/status), -1 when unknown. */
+static int seccomp_filters(pid_t pid)
+{
+	char path[64], line[256];
+	int n = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	f = fopen(path, "r");
+	while (f && fgets(line, sizeof(line), f))
+		if (sscanf(line, "Seccomp_filters: %d", &n) == 1)
+			break;
+	if (f)
+		fclose(f);
+	return n;
+}
+
+struct first_ask {
+	const struct buf *src;
+	const char *in;
+	struct buf out, err;
+	int r;
+};
+
+static void *first_ask_thread(void *arg)
+{
+	struct first_ask *a = arg;
+
+	a->r = sandbox_run(0, a->src->data, a->src->len, a->in, strlen(a->in), &a->out, &a->err);
+	return NULL;
+}
+
+/*
+ * A type's first input goes to the compile child that made its image, but only
+ * once that image is the zygote's: a tcc exploit in the source, compiling with
+ * the input at hand, could otherwise write it into the image, which every later
+ * run of the type (another caller's) executes.  Shown on a compile slow enough
+ * to watch (a macro that expands to 2^18 terms): while the compile child works,
+ * the zygote is stopped (so nothing more reaches the child) and the child's
+ * memory searched for the input.
+ */
+static void test_first_input_after_image(void)
+{
+	struct buf src = BUF_INIT, want = BUF_INIT;
+	struct first_ask a = {.src = &src, .out = BUF_INIT, .err = BUF_INIT};
+	struct buf out = BUF_INIT, err = BUF_INIT;
+	pid_t zygote, kids[16], compiling = 0;
+	long ticks[16];
+	char marker[64];
+	size_t scanned = 0;
+	int r, n, hits = -1, filters_before = -1, filters_after = -2;
+	pthread_t t;
+
+	sandbox_shutdown();
+	start(0);
+	r = run(good_src, "2", &out, &err);
+	CHECK_WHY(r == 0 && pooled_workers(&zygote) == 1, "one zygote", "r=%d err=%s", r,
+		  buf_str(&err));
+	usleep(200 * 1000); /* the compile child forked ahead is ready and idle */
+	n = children_of(zygote, kids, 16);
+	for (int i = 0; i < n; i++)
+		ticks[i] = cpu_ticks(kids[i]);
+	buf_adds(&src, "#include <seglam.h>\n#define X0 1 +\n");
+	for (int i = 1; i <= 18; i++)
+		buf_printf(&src, "#define X%d X%d X%d\n", i, i - 1, i - 1);
+	buf_adds(&src, "static int k = X18 0;\n"
+		       "int seglam_run(const char *in, size_t len, seglam_out *out)\n{\n"
+		       "\tseglam_printf(out, \"%zu\\n\", len);\n\treturn k < 0;\n}\n");
+	snprintf(marker, sizeof(marker), "seglam-input-%d-%ld", (int)getpid(), (long)time(NULL));
+	a.in = marker;
+	pthread_create(&t, NULL, first_ask_thread, &a);
+	/* the compile child is the one whose CPU time grows (by 20 ms: it has
+	 * read its whole request by then) */
+	for (int loop = 0; loop < 5000 && !compiling; loop++) {
+		pid_t now[16];
+		int m = children_of(zygote, now, 16);
+
+		for (int i = 0; i < m && !compiling; i++) {
+			long base = 0;
+
+			for (int k = 0; k < n; k++)
+				if (kids[k] == now[i])
+					base = ticks[k];
+			if (cpu_ticks(now[i]) - base >= 2)
+				compiling = now[i];
+		}
+		if (!compiling)
+			usleep(1000);
+	}
+	if (compiling) {
+		kill(zygote, SIGSTOP);
+		filters_before = seccomp_filters(compiling);
+		hits = memory_holds(compiling, marker, &scanned);
+		filters_after = seccomp_filters(compiling);
+		kill(zygote, SIGCONT);
+	}
+	pthread_join(t, NULL);
+	buf_printf(&want, "%zu\n", strlen(marker));
+	CHECK_WHY(a.r == 0 && strcmp(buf_str(&a.out), buf_str(&want)) == 0,
+		  "a slow compile with its first input: answered", "r=%d out=%s err=%s", a.r,
+		  buf_str(&a.out), buf_str(&a.err));
+	/* (the child's filters tell its compile from its run: a run adds one) */
+	CHECK_WHY(compiling && scanned > 0 && filters_before == filters_after && hits == 0,
+		  "a type's compile child has no input while it compiles (it gets it after the "
+		  "image)",
+		  "compile child %d, bytes scanned %zu, filters %d then %d, copies of the input %d",
+		  (int)compiling, scanned, filters_before, filters_after, hits);
+	buf_free(&src);
+	buf_free(&want);
+	buf_free(&a.out);
+	buf_free(&a.err);
+	buf_free(&out);
+	buf_free(&err);
+}
+
 int main(int argc, char **argv)
 {
 	struct sandbox_stats st;
@@ -1465,6 +1599,7 @@ int main(int argc, char **argv)
 	test_killed_worker();
 	test_zygote_memory();
 	test_zygote_keeps_no_source();
+	test_first_input_after_image();
 	test_concurrency();
 	test_timing();
 
