@@ -1176,6 +1176,34 @@ static void private_maps(pid_t pid, size_t min, struct buf *out)
 		fclose(f);
 }
 
+/* The live children of @parent (not zombies), up to @max of them into @kids;
+ * returns how many. */
+static int children_of(pid_t parent, pid_t *kids, int max)
+{
+	DIR *d = opendir("/proc");
+	struct dirent *de;
+	int n = 0;
+
+	while (d && n < max && (de = readdir(d))) {
+		char path[300], line[512];
+		FILE *f;
+		int ppid = 0;
+		char state = 0;
+
+		snprintf(path, sizeof(path), "/proc/%s/stat", de->d_name);
+		if (de->d_name[0] < '0' || de->d_name[0] > '9' || !(f = fopen(path, "r")))
+			continue;
+		if (fgets(line, sizeof(line), f) && strrchr(line, ')') &&
+		    sscanf(strrchr(line, ')') + 2, "%c %d", &state, &ppid) == 2 && ppid == parent &&
+		    state != 'Z')
+			kids[n++] = (pid_t)atoi(de->d_name);
+		fclose(f);
+	}
+	if (d)
+		closedir(d);
+	return n;
+}
+
 /*
  * What the zygote keeps for itself (the relay buffer its children's answers
  * pass through; the record of its slots and the buffer a load with its first
@@ -1188,11 +1216,9 @@ static void test_zygote_memory(void)
 {
 	struct buf out = BUF_INIT, err = BUF_INIT, mine = BUF_INIT, theirs = BUF_INIT;
 	struct buf src = BUF_INIT, in = BUF_INIT;
-	int r, kids = 0;
+	int r, kids;
 	unsigned long own = 0;
-	pid_t zygote;
-	DIR *d;
-	struct dirent *de;
+	pid_t zygote, pids[16];
 
 	sandbox_shutdown();
 	start(0);
@@ -1200,28 +1226,14 @@ static void test_zygote_memory(void)
 	CHECK_WHY(r == 0 && pooled_workers(&zygote) == 1, "one zygote", "r=%d err=%s", r,
 		  buf_str(&err));
 	private_maps(zygote, 512 << 10, &mine);
-	d = opendir("/proc");
-	while (d && (de = readdir(d))) {
-		char path[300], line[512];
-		FILE *f;
-		int ppid = 0;
+	kids = children_of(zygote, pids, 16);
+	for (int i = 0; i < kids; i++) {
+		struct buf t = BUF_INIT;
 
-		snprintf(path, sizeof(path), "/proc/%s/stat", de->d_name);
-		if (de->d_name[0] < '0' || de->d_name[0] > '9' || !(f = fopen(path, "r")))
-			continue;
-		if (fgets(line, sizeof(line), f) && strrchr(line, ')') &&
-		    sscanf(strrchr(line, ')') + 2, "%*c %d", &ppid) == 1 && ppid == zygote) {
-			struct buf t = BUF_INIT;
-
-			private_maps((pid_t)atoi(de->d_name), 0, &t);
-			buf_add(&theirs, t.data, t.len);
-			kids++;
-			buf_free(&t);
-		}
-		fclose(f);
+		private_maps(pids[i], 0, &t);
+		buf_add(&theirs, t.data, t.len);
+		buf_free(&t);
 	}
-	if (d)
-		closedir(d);
 	/* (the kernel may merge them into one mapping: their size is what counts,
 	 * the relay's, at least 1 MiB here, and the slots and load buffer's) */
 	for (char *l = mine.data, *e; l && *l; l = e + 1) {
@@ -1276,34 +1288,6 @@ static void test_zygote_memory(void)
 	buf_free(&theirs);
 	buf_free(&src);
 	buf_free(&in);
-}
-
-/* The live children of @parent (not zombies), up to @max of them into @kids;
- * returns how many. */
-static int children_of(pid_t parent, pid_t *kids, int max)
-{
-	DIR *d = opendir("/proc");
-	struct dirent *de;
-	int n = 0;
-
-	while (d && n < max && (de = readdir(d))) {
-		char path[300], line[512];
-		FILE *f;
-		int ppid = 0;
-		char state = 0;
-
-		snprintf(path, sizeof(path), "/proc/%s/stat", de->d_name);
-		if (de->d_name[0] < '0' || de->d_name[0] > '9' || !(f = fopen(path, "r")))
-			continue;
-		if (fgets(line, sizeof(line), f) && strrchr(line, ')') &&
-		    sscanf(strrchr(line, ')') + 2, "%c %d", &state, &ppid) == 2 && ppid == parent &&
-		    state != 'Z')
-			kids[n++] = (pid_t)atoi(de->d_name);
-		fclose(f);
-	}
-	if (d)
-		closedir(d);
-	return n;
 }
 
 /* Occurrences of @needle in what a fork of @pid would copy of its stack, heap
