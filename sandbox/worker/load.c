@@ -65,6 +65,9 @@ static struct worker_own {
 	/* the compile request's first write, with the source's head (worker_load):
 	 * here and not on the stack, which every child gets a copy of */
 	char req[3 * sizeof(uint64_t) + FRAME_REQ_HDR + 4096];
+	/* a compile child's message (it may quote the source) or NO_ROOM size, on
+	 * its way to the daemon (worker_load_result) */
+	char msg[FRAME_MAX_MESSAGE];
 } * worker_own;
 
 /*
@@ -508,11 +511,12 @@ static void worker_load_reply(int32_t status, const void *p, size_t len)
 /*
  * Read the compile child's reply from @fd and act on it: the image into @at, or
  * the message (or the size that did not fit) to the daemon.  Returns the reply to
- * send: 0 for an image in place (FRAME_COMPILED), or a status with the bytes in
- * @msg; -1 when the child broke the protocol (it is then killed and its wait
- * status is the answer).
+ * send: 0 for an image in place (FRAME_COMPILED), or a status with *@msglen bytes
+ * in worker_own->msg; -1 when the child broke the protocol (it is then killed and
+ * its wait status is the answer).  *@msglen is what worker_msg_wipe must wipe,
+ * set before the read: a message cut short (its child died) left bytes there too.
  */
-static int worker_load_result(int fd, struct worker_slot *s, char *at, size_t room, struct buf *msg)
+static int worker_load_result(int fd, struct worker_slot *s, char *at, size_t room, size_t *msglen)
 {
 	uint8_t hdr[FRAME_RESP_HDR];
 	uint64_t meta[2];
@@ -527,10 +531,9 @@ static int worker_load_result(int fd, struct worker_slot *s, char *at, size_t ro
 	if (status == FRAME_COMPILE_ERROR || status == FRAME_NO_ROOM) {
 		if (len > FRAME_MAX_MESSAGE || (status == FRAME_NO_ROOM && len != 8))
 			return -1;
-		buf_grow(msg, len);
-		if (frame_read_full(fd, msg->data, len, -1) != (ssize_t)len)
+		*msglen = len;
+		if (frame_read_full(fd, worker_own->msg, len, -1) != (ssize_t)len)
 			return -1;
-		msg->len = len;
 		return status;
 	}
 	if (status != FRAME_COMPILED || len < sizeof(meta) ||
@@ -570,14 +573,13 @@ static pid_t worker_load_failed(struct worker_slot *s, pid_t child)
 	return 0;
 }
 
-/* A compiler's message may quote its source: wiped before its heap chunk is
- * freed, since every child forked later gets a copy of the zygote's heap.  All
- * of the chunk: a message cut short (its child died) has bytes past msg->len. */
-static void worker_msg_free(struct buf *msg)
+/* A compiler's message may quote its source.  It is read into memory no child
+ * gets (worker_own), so no child forked while it is there has a copy, and not
+ * into the heap, which every child gets a copy of; wiped once it is sent all the
+ * same. */
+static void worker_msg_wipe(size_t msglen)
 {
-	if (msg->data)
-		explicit_bzero(msg->data, msg->cap);
-	buf_free(msg);
+	explicit_bzero(worker_own->msg, msglen);
 }
 
 /* Read @len bytes of a load from the load pipe: into the zygote's own buffer
@@ -627,8 +629,8 @@ static pid_t worker_load_first(char *relay, pid_t child, struct worker_slot *s, 
 							  .answers_in = WORKER_LOAD_FD,
 							  .answers_out = WORKER_COMPILER_FD,
 							  .loads = false};
-	struct buf msg = BUF_INIT;
-	int r = worker_load_result(WORKER_COMPILER_IN_FD, s, at, room, &msg);
+	size_t msglen = 0;
+	int r = worker_load_result(WORKER_COMPILER_IN_FD, s, at, room, &msglen);
 
 	if (r == FRAME_COMPILED) {
 		uint8_t hdr[FRAME_REQ_HDR];
@@ -644,15 +646,16 @@ static pid_t worker_load_first(char *relay, pid_t child, struct worker_slot *s, 
 	if (r < 0) {
 		child = worker_load_failed(s, child);
 	} else {
-		worker_load_reply(r, msg.data, msg.len);
+		worker_load_reply(r, worker_own->msg, r == FRAME_COMPILED ? 0 : msglen);
 		if (r == FRAME_COMPILED) {
 			if (worker_relay(&first_run, child, relay) == WORKER_RUN_DONE)
 				kill(child, SIGKILL);
 			else
-				child = 0; /* reaped */
+				child = 0;   /* reaped */
+			worker_stack_wipe(); /* before the compiler's fork below */
 		}
 	}
-	worker_msg_free(&msg);
+	worker_msg_wipe(msglen);
 	close(WORKER_COMPILER_FD);
 	close(WORKER_COMPILER_IN_FD);
 	worker_arena_ahead();
@@ -670,11 +673,10 @@ static pid_t worker_load_first(char *relay, pid_t child, struct worker_slot *s, 
  */
 pid_t worker_load(char *relay, const char *include_dir, const char *libtcc1)
 {
-	struct buf msg = BUF_INIT;
 	uint32_t head[2], len, slot, kind, inlen = 0;
 	uint64_t where[3];
 	struct worker_slot *s;
-	size_t room, buffered = 0;
+	size_t room, buffered = 0, msglen = 0;
 	char *src, *at, *in = NULL;
 	bool src_heap, in_heap = false;
 	int r, in_fd;
@@ -743,13 +745,13 @@ pid_t worker_load(char *relay, const char *include_dir, const char *libtcc1)
 		_exit(WORKER_EXIT_IO);
 	if (!worker_touch_costly)
 		worker_compiler_ahead(include_dir, libtcc1);
-	r = worker_load_result(in_fd, s, at, room, &msg);
+	r = worker_load_result(in_fd, s, at, room, &msglen);
 	close(in_fd);
 	if (r < 0)
 		child = worker_load_failed(s, child);
 	else
-		worker_load_reply(r, msg.data, msg.len);
-	worker_msg_free(&msg);
+		worker_load_reply(r, worker_own->msg, r == FRAME_COMPILED ? 0 : msglen);
+	worker_msg_wipe(msglen);
 	worker_arena_ahead();
 	return child;
 }

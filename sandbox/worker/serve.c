@@ -398,6 +398,22 @@ violation:
 }
 
 /*
+ * Wipe the stack below the caller's frame, where worker_relay's frames and its
+ * callees' were: what they held of a run (the lengths of its frames, of a call's
+ * answer) would otherwise be in every child forked after it, dead bytes a
+ * procedure can read, until something happened to write over them.  Called after
+ * each relay, before the next fork.  The run's own frames wrote these pages after
+ * the last fork, so the wipe is no new copy-on-write fault (but for a deeper
+ * stretch no relay reached).
+ */
+void __attribute__((noinline)) worker_stack_wipe(void)
+{
+	char below[2048];
+
+	explicit_bzero(below, sizeof(below));
+}
+
+/*
  * Serve requests until the daemon closes the pipe, each in a fresh child.  The
  * child for the next request is forked, and has locked itself down, before that
  * request is sent: as soon as a run's last frame is passed on, the child that
@@ -430,6 +446,8 @@ void worker_serve(char *relay, const char *include_dir, const char *libtcc1)
 	worker_first_children(&child, &next);
 	for (;;) {
 		int end = worker_relay(&run, child, relay);
+
+		worker_stack_wipe();
 
 		if (end == WORKER_RUN_LOAD) {
 			/* (a load right after a load: the last one's compiler first;

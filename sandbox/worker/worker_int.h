@@ -146,6 +146,8 @@ struct worker_run_pipes {
 };
 enum { WORKER_RUN_DONE, WORKER_RUN_REAPED, WORKER_RUN_EOF, WORKER_RUN_LOAD };
 int worker_relay(const struct worker_run_pipes *rp, pid_t child, char *relay);
+/* After a relay, before the next fork: its dead frames wiped (serve.c). */
+void worker_stack_wipe(void);
 int worker_reap(pid_t child);
 void __attribute__((noreturn)) worker_serve_reuse(worker_run_fn run);
 void __attribute__((noreturn))

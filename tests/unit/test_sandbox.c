@@ -974,6 +974,109 @@ static void test_runs_isolated(void)
 }
 
 /*
+ * A run child is a copy of the zygote, stack included: what the zygote's own
+ * frames left there (the length of the last answer it relayed, of another type
+ * of the same worker) must not be in the children it forks after.  The writer answers with
+ * a length no other run has; the scanner walks every mapped page of its stack
+ * (probing with madvise, which the filter allows) and counts the words equal
+ * to it, comparing w + 1 with what it was given so that it never holds the
+ * value itself.
+ */
+static void test_stack_keeps_no_answer_length(void)
+{
+	static const char writer[] = "#include <seglam.h>\n"
+				     "#include <stdlib.h>\n"
+				     "int seglam_run(const char *in, size_t len, seglam_out *out)\n"
+				     "{\n"
+				     "\tlong n = strtol(in, 0, 10);\n"
+				     "\t(void)len;\n"
+				     "\twhile (n-- > 0)\n"
+				     "\t\tseglam_write(out, \"x\", 1);\n"
+				     "\treturn 0;\n"
+				     "}\n";
+	static const char scanner[] =
+	    "#include <seglam.h>\n"
+	    "#include <stdlib.h>\n"
+	    "static long sys3(long n, long a, long b, long c)\n"
+	    "{\n"
+	    "\tlong ret;\n"
+	    "\t__asm__ volatile(\"syscall\" : \"=a\"(ret) : \"a\"(n), \"D\"(a), \"S\"(b), "
+	    "\"d\"(c) : \"rcx\", \"r11\", \"memory\");\n"
+	    "\treturn ret;\n"
+	    "}\n"
+	    "int seglam_run(const char *in, size_t len, seglam_out *out)\n"
+	    "{\n"
+	    "\tchar here = 0;\n"
+	    "\tunsigned long lo = (unsigned long)&here & ~4095UL, hi = lo;\n"
+	    "\tunsigned int m = (unsigned int)strtoul(in, 0, 10), hits = 0;\n"
+	    "\t(void)len;\n"
+	    "\twhile (sys3(28, (long)(lo - 4096), 4096, 0) == 0)\n"
+	    "\t\tlo -= 4096;\n"
+	    "\twhile (sys3(28, (long)(hi + 4096), 4096, 0) == 0)\n"
+	    "\t\thi += 4096;\n"
+	    "\thi += 4096;\n"
+	    "\tfor (const unsigned int *w = (const unsigned int *)lo; (unsigned long)w < hi; w++)\n"
+	    "\t\tif (*w + 1 == m)\n"
+	    "\t\t\thits++;\n"
+	    "\tseglam_printf(out, \"hits %u in %lu KiB\\n\", hits, (hi - lo) / 1024);\n"
+	    "\treturn 0;\n"
+	    "}\n";
+	/* no other answer of this suite is this long */
+	const unsigned long length = 54321;
+	struct buf out = BUF_INIT, err = BUF_INIT;
+	char in[32], m[32];
+	bool clean = true, answered = true;
+
+	snprintf(in, sizeof(in), "%lu", length);
+	snprintf(m, sizeof(m), "%lu", length + 1);
+	/* the scanner's first run is its compile child's; then run children */
+	run(scanner, m, &out, &err);
+	for (int i = 0; i < 6; i++) {
+		/* (the child of a run was forked after the run before the one
+		 * before it: the run between makes the scanner's child the first
+		 * one forked after the writer's answer) */
+		answered = answered && run(writer, in, &out, &err) == 0 && out.len == length;
+		answered = answered && run(good_src, "1", &out, &err) == 0;
+		answered = answered && run(scanner, m, &out, &err) == 0 &&
+			   !strncmp(buf_str(&out), "hits ", 5);
+		if (answered && strncmp(buf_str(&out), "hits 0 ", 7)) {
+			tap_diag("run %d: %s", i, buf_str(&out));
+			clean = false;
+		}
+	}
+	/* The same across loads: a type's first input is run by its compile
+	 * child, and the compiler for the next load is forked right after that
+	 * run's answer; each source here is new, so each ask is a load. */
+	for (int i = 0; i < 4; i++) {
+		struct buf w = BUF_INIT, sc = BUF_INIT;
+
+		buf_printf(&w, "/* writer %d */\n%s", i, writer);
+		buf_printf(&sc, "/* scanner %d */\n%s", i, scanner);
+		buf_reset(&out);
+		buf_reset(&err);
+		answered = answered &&
+			   sandbox_run(0, w.data, w.len, in, strlen(in), &out, &err) == 0 &&
+			   out.len == length;
+		buf_reset(&out);
+		answered = answered &&
+			   sandbox_run(0, sc.data, sc.len, m, strlen(m), &out, &err) == 0 &&
+			   !strncmp(buf_str(&out), "hits ", 5);
+		if (answered && strncmp(buf_str(&out), "hits 0 ", 7)) {
+			tap_diag("load %d: %s", i, buf_str(&out));
+			clean = false;
+		}
+		buf_free(&w);
+		buf_free(&sc);
+	}
+	CHECK_WHY(answered, "a writer and a stack scanner of one owner answer in turn",
+		  "out=%.80s err=%s", buf_str(&out), buf_str(&err));
+	CHECK(clean, "no child's stack holds the length of an answer relayed before it was "
+		     "forked (another type's), run child or compile child");
+	buf_free(&out);
+	buf_free(&err);
+}
+
+/*
  * -o worker_reuse: inputs run in the pooled worker itself.  Answers are right,
  * a forged reply still kills the worker, and (what the option trades away, and
  * SECURITY.md says) a procedure remembers earlier inputs.
@@ -1225,8 +1328,10 @@ static void test_zygote_memory(void)
 	r = run(good_src, "2", &out, &err);
 	CHECK_WHY(r == 0 && pooled_workers(&zygote) == 1, "one zygote", "r=%d err=%s", r,
 		  buf_str(&err));
+	/* (its children are forked after the answer, off its path) */
+	for (int i = 0; i < 200 && (kids = children_of(zygote, pids, 16)) < 1; i++)
+		usleep(10000);
 	private_maps(zygote, 512 << 10, &mine);
-	kids = children_of(zygote, pids, 16);
 	for (int i = 0; i < kids; i++) {
 		struct buf t = BUF_INIT;
 
@@ -1577,6 +1682,7 @@ int main(int argc, char **argv)
 	test_addrepr();
 	test_hostile();
 	test_runs_isolated();
+	test_stack_keeps_no_answer_length();
 	test_first_run_like_others();
 	test_worker_reuse();
 	test_no_landlock();
