@@ -150,9 +150,19 @@ static enum proc_verdict proc_admit(struct proc *p, const struct pversion *v, bo
 			 * and tests/ beside it (SECURITY.md). */
 			atomic_fetch_add(&procs.admissions_on_record, 1);
 		} else if ((fd = proc_tests_open(p->type)) >= 0) {
-			ret = proc_foreach_case(fd, proc_tests_max(), admit_case, &a, &cut);
+			struct buf toobig = BUF_INIT;
+
+			ret =
+			    proc_foreach_case(fd, proc_tests_max(), admit_case, &a, &cut, &toobig);
+			if (ret == -EFBIG && toobig.len)
+				buf_printf(reason,
+					   "tests/%s: over 1 MiB, the most one case may be: it "
+					   "cannot be run, so the source is not admitted (make the "
+					   "case smaller)",
+					   toobig.data);
 			if (ret)
 				verdict = VERDICT_TEST;
+			buf_free(&toobig);
 			if (cut)
 				proc_tests_cut(p->type, a.n);
 		}
@@ -310,6 +320,7 @@ void proc_revalidate_store(struct proc *p, struct reval *r)
 	struct buf path = BUF_INIT, src = BUF_INIT;
 	enum proc_verdict verdict;
 	struct stat st, lst;
+	uid_t owner = 0;
 	uint64_t tests_id, key;
 	bool known, missing, changed;
 	int ret;
@@ -337,7 +348,7 @@ void proc_revalidate_store(struct proc *p, struct reval *r)
 		changed = true;
 	}
 	if (changed) {
-		ret = file_read_all_st(store_root_fd(), path.data, PROC_SOURCE_MAX, &src, &st);
+		ret = store_read_source(p->type, PROC_SOURCE_MAX, &src, &st, &owner);
 		if (ret && (store_lstat(path.data, &lst) != 0 || !S_ISREG(lst.st_mode))) {
 			missing = true; /* gone, or never a regular file */
 		} else if (ret) {
@@ -365,14 +376,14 @@ void proc_revalidate_store(struct proc *p, struct reval *r)
 
 		/* (a new owner of the same bytes is a new version too: whose code it
 		 * is decides which worker runs it) */
-		if (!r->cur || r->cur->hash != hash || r->cur->owner != st.st_uid) {
+		if (!r->cur || r->cur->hash != hash || r->cur->owner != owner) {
 			struct pversion *v = xmalloc(sizeof(*v) + src.len + 1);
 
 			atomic_init(&v->refs, 1);
 			v->hash = hash;
 			v->mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
 			v->len = src.len;
-			v->owner = st.st_uid;
+			v->owner = owner;
 			v->calls = memmem(buf_str(&src), src.len, "seglam_call", 11) != NULL;
 			memcpy(v->src, buf_str(&src), src.len + 1);
 			if (r->cur) {

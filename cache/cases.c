@@ -91,10 +91,14 @@ static int name_cmp(const void *a, const void *b)
  * their bytes reach @max: hard links make a small directory hold any number of big
  * files, and the daemon must not hold them all for one reader.  @fn may take the
  * case (clearing *c); a nonzero return stops the walk and is returned.  *@cut tells
- * that cases were left out for the cap.
+ * that cases were left out for the cap, or past the first PROC_CASES_MAX names.
+ * A single file over PROC_CASE_MAX is a case that cannot be run: with @toobig the
+ * walk stops there and returns -EFBIG with the case's name in @toobig (admission
+ * must not pass code a person's case was never run on); without, it is left out
+ * and *@cut set.
  */
 int proc_foreach_case(int fd, size_t max, int (*fn)(struct llm_case *c, void *arg), void *arg,
-		      bool *cut)
+		      bool *cut, struct buf *toobig)
 {
 	char **names = NULL;
 	size_t nnames = 0, total = 0, i, nhuman = 0;
@@ -109,12 +113,16 @@ int proc_foreach_case(int fd, size_t max, int (*fn)(struct llm_case *c, void *ar
 		close(fd);
 		return -errno;
 	}
-	while ((de = readdir(dir)) && nnames < PROC_CASES_MAX) {
+	while ((de = readdir(dir))) {
 		size_t len = strlen(de->d_name);
 
 		if (len < 4 || strcmp(de->d_name + len - 3, ".in") ||
 		    !case_name_ok(de->d_name, len - 3))
 			continue;
+		if (nnames == PROC_CASES_MAX) {
+			*cut = true; /* (which ones is readdir's order: say so) */
+			break;
+		}
 		names = xrealloc(names, (nnames + 1) * sizeof(*names));
 		names[nnames] = xstrndup(de->d_name, len - 3);
 		nnames++;
@@ -137,8 +145,16 @@ int proc_foreach_case(int fd, size_t max, int (*fn)(struct llm_case *c, void *ar
 			buf_printf(&name, "%s.out", names[i]);
 			rc = file_read_all(dirfd(dir), name.data, lim, &c.out);
 		}
-		if (rc == -EFBIG && lim < PROC_CASE_MAX)
+		if (rc == -EFBIG && lim < PROC_CASE_MAX) {
 			*cut = true;
+		} else if (rc == -EFBIG) {
+			if (toobig) {
+				buf_adds(toobig, names[i]);
+				ret = -EFBIG;
+			} else {
+				*cut = true;
+			}
+		}
 		buf_free(&name);
 		if (!rc) {
 			/* (An input without its answer, yet, is not a case.) */
@@ -190,7 +206,7 @@ static int case_list_add(struct llm_case *c, void *arg)
 static int proc_read_cases_max(int fd, size_t max, struct llm_case **out, size_t *nout, bool *cut)
 {
 	struct case_list l = {0};
-	int ret = proc_foreach_case(fd, max, case_list_add, &l, cut);
+	int ret = proc_foreach_case(fd, max, case_list_add, &l, cut, NULL);
 
 	*out = l.cases;
 	*nout = l.n;
@@ -226,9 +242,10 @@ int proc_tests_open(const char *type)
 
 void proc_tests_cut(const char *type, size_t n)
 {
-	log_warn("procs/%s: tests/ holds more than %zu MiB of cases: only the first %zu (by "
-		 "name) are used (raise -o tests_max, or make the cases smaller)",
-		 type, proc_tests_max() >> 20, n);
+	log_warn("procs/%s: tests/ holds more than %zu MiB of cases, more than %d cases, or "
+		 "a case over %d MiB: only %zu are used (raise -o tests_max, or make the cases "
+		 "fewer or smaller)",
+		 type, proc_tests_max() >> 20, PROC_CASES_MAX, PROC_CASE_MAX >> 20, n);
 }
 
 /* Load the cases of a type's tests/, sorted by name. */

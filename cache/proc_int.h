@@ -231,7 +231,7 @@ void proc_revalidate_store(struct proc *p, struct reval *r);
 
 /* cases.c (and proc_tests_id, in proc.h) */
 int proc_foreach_case(int fd, size_t max, int (*fn)(struct llm_case *c, void *arg), void *arg,
-		      bool *cut);
+		      bool *cut, struct buf *toobig);
 size_t proc_tests_max(void);
 int proc_tests_open(const char *type);
 void proc_tests_cut(const char *type, size_t n);

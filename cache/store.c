@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -170,6 +171,32 @@ int store_read(const char *type, const char *rel, size_t max, struct buf *out)
 	store_path(type, rel, &path);
 	ret = file_read_all(store_fd, path.data, max, out);
 	buf_free(&path);
+	return ret;
+}
+
+int store_read_source(const char *type, size_t max, struct buf *out, struct stat *st, uid_t *owner)
+{
+	struct buf dir = BUF_INIT;
+	struct stat dst;
+	int dirfd, ret;
+
+	store_type_dir(type, &dir);
+	dirfd = store_open_beneath(dir.data, O_RDONLY | O_DIRECTORY, 0);
+	buf_free(&dir);
+	if (dirfd < 0)
+		return dirfd;
+	if (fstat(dirfd, &dst) < 0) {
+		ret = -errno;
+		goto out;
+	}
+	ret = file_read_all_st(dirfd, "source.c", max, out, st);
+	if (ret)
+		goto out;
+	*owner = st->st_uid;
+	if (st->st_uid == geteuid() && dst.st_uid != st->st_uid)
+		*owner = dst.st_uid;
+out:
+	close(dirfd);
 	return ret;
 }
 
@@ -470,6 +497,16 @@ static int store_log_append(const char *type, const struct buf *line)
 	}
 	if (!S_ISREG(fst.st_mode)) {
 		ret = -EINVAL;
+	} else if (fst.st_nlink != 1) {
+		/* Another name for the same file (a hard link someone made in the
+		 * store, maybe to a file of another user's or outside the type): the
+		 * daemon never writes through one.  The log starts over as a file of
+		 * its own, with nothing of the other's bytes (rotating would copy
+		 * them into a file anyone may read). */
+		log_warn("procs/%s/log: has %ju names (a hard link): replaced by a new log, "
+			 "the other file left as it was",
+			 type, (uintmax_t)fst.st_nlink);
+		ret = store_write(type, "log", line->data, line->len);
 	} else if ((size_t)fst.st_size + line->len > STORE_LOG_MAX) {
 		ret = store_log_rotate(type, line);
 	} else {

@@ -63,6 +63,15 @@ void store_type_dir(const char *type, struct buf *out);
 
 /* Read procs/../TYPE/@rel into @out (at most @max bytes). Returns 0 or -errno. */
 int store_read(const char *type, const char *rel, size_t max, struct buf *out);
+/*
+ * Read TYPE's source.c (at most @max bytes) into @out, with the file's stat in
+ * @st, and whose code it is in @owner: the file's owner, except a file of the
+ * daemon's own user in a type directory someone else owns, which is that
+ * user's (they could have renamed any file of the daemon's there, such as a
+ * history/ copy of their own code: SECURITY.md point 3).  Both from the
+ * descriptors the bytes came through.  Returns 0 or -errno.
+ */
+int store_read_source(const char *type, size_t max, struct buf *out, struct stat *st, uid_t *owner);
 /* Atomically write procs/../TYPE/@rel, creating the type directory if needed. */
 int store_write(const char *type, const char *rel, const void *data, size_t len);
 /*

@@ -4,12 +4,14 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "atomic.h"
 #include "log.h"
 #include "proc.h"
 #include "store.h"
@@ -68,6 +70,7 @@ void usage_history_tick(void)
 	char host[256] = "localhost", when[32];
 	time_t now = time(NULL);
 	struct tm tm;
+	struct stat st;
 	int fd, ret;
 
 	if (store_readonly())
@@ -106,6 +109,24 @@ void usage_history_tick(void)
 	fd = store_open_file(path.data, O_WRONLY | O_APPEND | O_CREAT, 0644);
 	if (fd < 0) {
 		log_warn("usage: cannot open STORE/%s: %s", path.data, strerror(-fd));
+		goto out;
+	}
+	/* A file with another name too (a hard link planted in the store) is
+	 * never written through: the record starts over in a file of its own. */
+	if (fstat(fd, &st) == 0 && st.st_nlink != 1) {
+		int dirfd = store_open_beneath("usage", O_RDONLY | O_DIRECTORY, 0);
+
+		log_warn("usage: STORE/%s has %ju names (a hard link): replaced by a new file, "
+			 "the other left as it was",
+			 path.data, (uintmax_t)st.st_nlink);
+		if (dirfd < 0 ||
+		    atomic_write(dirfd, path.data + strlen("usage/"), line.data, line.len, 0644))
+			log_warn("usage: cannot replace STORE/%s", path.data);
+		else
+			usage_last = u;
+		if (dirfd >= 0)
+			close(dirfd);
+		close(fd);
 		goto out;
 	}
 	/* One write of one whole line: a crash leaves whole lines. */

@@ -14,6 +14,7 @@ import stat
 import subprocess
 import sys
 import tempfile
+import time
 
 import pytest
 
@@ -396,6 +397,29 @@ def test_test_bytes_capped(mounts):
     assert peak_rss_mb(m.proc.pid) < 400
 
 
+def test_a_case_too_big_to_run_is_not_passed(mounts):
+    """A case file over 1 MiB (the most one case may be) cannot be run: the source
+    is not admitted on tests it was never run on.  The reader gets EIO, the log
+    names the case, and a smaller case admits it again."""
+    m = mounts(options=['-o', 'revalidate=100'])
+    m.put_proc('tb', UPPER, tests={'a': ('x', 'X\n')})
+    tests = os.path.join(type_dir(m.store, 'tb'), 'tests')
+    write(os.path.join(tests, 'big.in'), b'y' * ((1 << 20) + 1))
+    write(os.path.join(tests, 'big.out'), b'not what it prints\n')
+    assert m.ask_errno('tb', 'abc') == errno.EIO
+    log = open(os.path.join(type_dir(m.store, 'tb'), 'log')).read()
+    assert 'tests/big: over 1 MiB' in log, log
+    meta = open(os.path.join(type_dir(m.store, 'tb'), 'meta.json')).read()
+    assert '"passed"' not in meta, meta
+    write(os.path.join(tests, 'big.in'), b'y')
+    write(os.path.join(tests, 'big.out'), b'Y\n')
+    for _ in range(100):
+        if m.ask_errno('tb', 'abd') == 0:
+            break
+        time.sleep(0.1)
+    assert m.ask('tb', 'abd') == b'ABD\n'
+
+
 # ---- options --------------------------------------------------------------------
 
 
@@ -458,3 +482,132 @@ def test_restore_exits_zero(mount, backup, tmp_path, tool):
     assert mount.ask('upper', 'abc') == b'ABC\n'
     with open(mount.path('procs', 'upper', 'spec')) as f:
         assert f.read() == 'upper case\n'
+
+
+# Root's type: the address of a static with a value no other image holds.
+MARKED = r'''#include <seglam.h>
+static unsigned marked = 0x5ec12e7;
+int seglam_run(const char *in, size_t len, seglam_out *out)
+{
+	(void)in; (void)len;
+	return seglam_printf(out, "%p\n", (void *)&marked);
+}
+'''
+# Looks at an address in its own worker (probing with madvise, which the filter
+# allows, so an unmapped one is no crash): root's static there means root's
+# images are in the worker that runs it.
+PEEK = r'''#include <seglam.h>
+#include <stdlib.h>
+static long sys3(long n, long a, long b, long c)
+{
+	long ret;
+	__asm__ volatile("syscall" : "=a"(ret) : "a"(n), "D"(a), "S"(b), "d"(c) : "rcx", "r11", "memory");
+	return ret;
+}
+int seglam_run(const char *in, size_t len, seglam_out *out)
+{
+	unsigned long a = strtoul(in, 0, 16);
+	(void)len;
+	if (sys3(28, (long)(a & ~4095UL), 4096, 0) != 0)
+		return seglam_printf(out, "unmapped\n");
+	return seglam_printf(out, *(volatile unsigned *)a + 1 == 0x5ec12e8 ? "root's\n" : "other\n");
+}
+'''
+
+
+def test_a_daemon_file_renamed_to_source_runs_as_its_directory_owner(shared_mounts):
+    """A user's type directory may hold files of the daemon's (root's) with the
+    user's own bytes: history/ keeps each replaced source.c verbatim.  Renamed back
+    over source.c, such a file is still the user's code (they could put it there),
+    so it runs in the user's worker, never in root's with root's compiled types
+    (SECURITY.md point 3)."""
+    m = shared_mounts(options=['-o', 'allow_other', '-o', 'revalidate=100'])
+    m.put_proc('lr-root', MARKED)
+    addr = m.ask('lr-root', 'x').decode().strip()
+    r = as_nobody(r'''
+import os, subprocess, sys, time
+mnt, peek, addr = sys.argv[1], sys.argv[2], sys.argv[3]
+d = os.path.join(mnt, 'procs', 'lr')
+os.makedirs(os.path.join(d, 'history'))
+def ask(i):
+    with open(os.path.join(mnt, 'ask', 'lr', addr + ' ' * i), 'rb') as f:
+        return f.read().decode().strip()
+def put(src):
+    with open(os.path.join(d, 'source.c'), 'w') as f:
+        f.write(src)
+    time.sleep(0.3)
+put(peek)
+print('v1', ask(1))
+put(peek.replace('other', 'v2 other'))
+print('v2', ask(2))
+old = os.listdir(os.path.join(d, 'history'))
+print('history', old, os.stat(os.path.join(d, 'history', old[0])).st_uid)
+os.rename(os.path.join(d, 'history', old[0]), os.path.join(d, 'source.c'))
+time.sleep(0.3)
+print('laundered', ask(3), os.stat(os.path.join(d, 'source.c')).st_uid)
+''', m.mnt, PEEK, addr)
+    assert r.returncode == 0, r.stderr
+    lines = dict(l.split(' ', 1) for l in r.stdout.splitlines())
+    assert lines['v1'] in ('unmapped', 'other'), r.stdout
+    # (the history copy is the daemon's file, with the user's bytes)
+    assert lines['history'].endswith(' 0'), r.stdout
+    assert lines['laundered'] in ('unmapped 0', 'other 0'), r.stdout
+    assert m.ask('lr-root', 'y').decode().strip() == addr
+
+
+REJECTS = r'''#include <seglam.h>
+int seglam_run(const char *in, size_t len, seglam_out *out)
+{
+	(void)len;
+	seglam_printf(out, "no: %s", in);
+	return 1;
+}
+'''
+
+
+def test_log_never_written_through_a_hard_link(mount):
+    """A peer writing STORE names another file `log` (a hard link: here another
+    type's source.c, which nobody may write).  The daemon writes nothing through
+    it: the type's log starts over as a file of its own, without the other
+    file's bytes, and the other file is as it was."""
+    mount.put_proc('hl-victim', UPPER)
+    assert mount.ask('hl-victim', 'a') == b'A\n'
+    mount.put_proc('hl', REJECTS)
+    assert mount.ask_errno('hl', 'first') == errno.EINVAL
+    victim = os.path.join(type_dir(mount.store, 'hl-victim'), 'source.c')
+    log = os.path.join(type_dir(mount.store, 'hl'), 'log')
+    os.chmod(victim, 0o400)
+    before = open(victim, 'rb').read()
+    os.unlink(log)
+    os.link(victim, log)
+    assert mount.ask_errno('hl', 'second') == errno.EINVAL
+    assert open(victim, 'rb').read() == before
+    assert os.stat(victim).st_nlink == 1
+    st = os.stat(log)
+    text = open(log, 'rb').read()
+    assert st.st_nlink == 1 and b'no: second' in text, text
+    assert b'seglam_run' not in text, text
+    assert mount.ask('hl-victim', 'b') == b'B\n'
+    assert mount.ask_errno('hl', 'third') == errno.EINVAL
+    assert b'no: third' in open(log, 'rb').read()
+
+
+def test_usage_record_never_written_through_a_hard_link(mounts):
+    """STORE/usage/HOST, appended at unmount, is not written through a hard link
+    either: a peer's link to another file leaves that file as it was."""
+    m = mounts()
+    m.put_proc('hl-u', UPPER)
+    assert m.ask('hl-u', 'a') == b'A\n'
+    victim = os.path.join(type_dir(m.store, 'hl-u'), 'source.c')
+    before = open(victim, 'rb').read()
+    usage = os.path.join(m.store, 'usage')
+    os.makedirs(usage, exist_ok=True)
+    record = os.path.join(usage, os.uname().nodename.replace('/', '_'))
+    if os.path.exists(record):
+        os.unlink(record)
+    os.link(victim, record)
+    m.stop()
+    assert open(victim, 'rb').read() == before
+    assert os.stat(record).st_nlink == 1
+    text = open(record, 'rb').read()
+    assert b'asks=' in text and b'seglam_run' not in text, text
