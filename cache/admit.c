@@ -277,7 +277,7 @@ static void proc_keep_history(struct proc *p, const struct pversion *old)
 	strftime(stamp, sizeof(stamp), "%Y%m%dT%H%M%SZ", &tm);
 	/* Deterministic name: daemons sharing the store write the same file. */
 	buf_printf(&name, "history/%s-%016llx.c", stamp, (unsigned long long)old->hash);
-	if (store_write(p->type, name.data, old->src, old->len) != 0)
+	if (store_update(p->type, name.data, old->src, old->len) != 0)
 		goto out;
 
 	/* Prune the oldest entries beyond history_max (names sort by time). */

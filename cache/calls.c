@@ -235,7 +235,7 @@ static void proc_write_callers(const char *callee, const char *caller)
 	/* Only a file that changes is written (old was cut by the NULs above). */
 	if (caller || (rd == 0 && store_read(callee, "callers", PROC_CALLERS_MAX, &old2) == 0 &&
 		       (old2.len != out.len || memcmp(buf_str(&old2), buf_str(&out), out.len))))
-		store_write(callee, "callers", out.data, out.len);
+		store_update(callee, "callers", out.data, out.len);
 	buf_free(&old2);
 	buf_free(&old);
 	buf_free(&out);

@@ -2,6 +2,7 @@
 #include "meta.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +12,8 @@
 #include "log.h"
 #include "store.h"
 #include "xalloc.h"
+
+#include <xxhash.h>
 
 #define META_MAX (1024 * 1024)
 
@@ -209,8 +212,23 @@ cJSON *meta_load(const char *type)
 	return meta;
 }
 
+/*
+ * meta.json is read, changed and written whole by several threads of one daemon
+ * (the counts flush, an admission's record, a synthesis's provenance, calls
+ * edges): two at once would each write their own change over the other's, and a
+ * provenance lost makes the next look take the LLM's source for a person's edit.
+ * So the updates of one type are one at a time (a lock per hash stripe: types
+ * are many, and an update is a read, an fsync'd write and a rename).  Daemons
+ * sharing a store are not serialized (docs/locking.md).
+ */
+#define META_LOCKS 64
+static pthread_mutex_t meta_locks[META_LOCKS] = {
+    [0 ... META_LOCKS - 1] = PTHREAD_MUTEX_INITIALIZER,
+};
+
 int meta_update(const char *type, void (*edit)(cJSON *meta, void *arg), void *arg)
 {
+	pthread_mutex_t *lock = &meta_locks[XXH3_64bits(type, strlen(type)) % META_LOCKS];
 	struct buf text = BUF_INIT;
 	cJSON *meta = NULL;
 	char *out = NULL;
@@ -218,6 +236,7 @@ int meta_update(const char *type, void (*edit)(cJSON *meta, void *arg), void *ar
 
 	if (store_readonly())
 		return -EROFS;
+	pthread_mutex_lock(lock);
 	if (store_read(type, "meta.json", META_MAX, &text) == 0)
 		meta = cJSON_ParseWithLength(text.data, text.len);
 	if (!cJSON_IsObject(meta)) {
@@ -235,8 +254,9 @@ int meta_update(const char *type, void (*edit)(cJSON *meta, void *arg), void *ar
 	buf_reset(&text);
 	buf_adds(&text, out);
 	buf_addc(&text, '\n');
-	ret = store_write(type, "meta.json", text.data, text.len);
+	ret = store_update(type, "meta.json", text.data, text.len);
 out:
+	pthread_mutex_unlock(lock);
 	free(out);
 	cJSON_Delete(meta);
 	buf_free(&text);

@@ -237,26 +237,67 @@ bool store_type_exists(const char *type)
 	return ok;
 }
 
-int store_write(const char *type, const char *rel, const void *data, size_t len)
+/*
+ * The directory of @type's @rel, open, its missing parts made: all of them with
+ * @create_type, else only those below the type directory, which must exist
+ * (-ENOENT).  A type deleted while the daemon was busy with it (an admission, a
+ * count flush) must stay deleted: made again by root, it would be a directory its
+ * owner can no longer remove, holding its name.
+ */
+static int store_dir_of(const char *type, const char *rel, bool create_type)
 {
 	struct buf path = BUF_INIT;
 	char *slash;
+	int ret;
+
+	store_path(type, rel, &path);
+	slash = strrchr(path.data, '/');
+	*slash = '\0';
+	if (!create_type) {
+		struct buf dir = BUF_INIT;
+		int fd;
+
+		store_type_dir(type, &dir);
+		fd = store_open_beneath(dir.data, O_RDONLY | O_DIRECTORY, 0);
+		buf_free(&dir);
+		if (fd < 0) {
+			ret = fd;
+			goto out;
+		}
+		close(fd);
+	}
+	ret = store_mkdirs_fd(path.data);
+out:
+	buf_free(&path);
+	return ret;
+}
+
+static int store_write_in(const char *type, const char *rel, const void *data, size_t len,
+			  bool create_type)
+{
+	const char *base = strrchr(rel, '/') ? strrchr(rel, '/') + 1 : rel;
 	int ret, dirfd;
 
 	if (store_ro)
 		return -EROFS;
-	store_path(type, rel, &path);
-	slash = strrchr(path.data, '/');
-	*slash = '\0';
-	dirfd = store_mkdirs_fd(path.data);
+	dirfd = store_dir_of(type, rel, create_type);
 	if (dirfd < 0) {
 		ret = dirfd;
 	} else {
-		ret = atomic_write(dirfd, slash + 1, data, len, 0644);
+		ret = atomic_write(dirfd, base, data, len, 0644);
 		close(dirfd);
 	}
-	buf_free(&path);
 	return ret;
+}
+
+int store_write(const char *type, const char *rel, const void *data, size_t len)
+{
+	return store_write_in(type, rel, data, len, true);
+}
+
+int store_update(const char *type, const char *rel, const void *data, size_t len)
+{
+	return store_write_in(type, rel, data, len, false);
 }
 
 /* One held-back write of a store_later. */
@@ -443,7 +484,7 @@ static int store_log_rotate(const char *type, const struct buf *line)
 		buf_truncate(&old, keep);
 	}
 	buf_add(&old, line->data, line->len);
-	ret = store_write(type, "log", old.data, old.len);
+	ret = store_update(type, "log", old.data, old.len);
 	buf_free(&old);
 	return ret;
 }
@@ -466,10 +507,15 @@ static int store_log_append(const char *type, const struct buf *line)
 	struct stat fst, pst;
 	int ret = 0, fd = -1, tries;
 
-	store_type_dir(type, &path);
-	ret = store_mkdirs(path.data);
-	if (ret)
+	/* (a log line never makes its type: store_dir_of) */
+	fd = store_dir_of(type, "log", false);
+	if (fd < 0) {
+		ret = fd;
 		goto out;
+	}
+	close(fd);
+	fd = -1;
+	store_type_dir(type, &path);
 	buf_adds(&path, "/log");
 	for (tries = 0; tries < 5; tries++) {
 		fd = store_open_file(path.data, O_WRONLY | O_APPEND | O_CREAT, 0644);
@@ -506,7 +552,7 @@ static int store_log_append(const char *type, const struct buf *line)
 		log_warn("procs/%s/log: has %ju names (a hard link): replaced by a new log, "
 			 "the other file left as it was",
 			 type, (uintmax_t)fst.st_nlink);
-		ret = store_write(type, "log", line->data, line->len);
+		ret = store_update(type, "log", line->data, line->len);
 	} else if ((size_t)fst.st_size + line->len > STORE_LOG_MAX) {
 		ret = store_log_rotate(type, line);
 	} else {

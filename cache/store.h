@@ -74,6 +74,9 @@ int store_read(const char *type, const char *rel, size_t max, struct buf *out);
 int store_read_source(const char *type, size_t max, struct buf *out, struct stat *st, uid_t *owner);
 /* Atomically write procs/../TYPE/@rel, creating the type directory if needed. */
 int store_write(const char *type, const char *rel, const void *data, size_t len);
+/* The same into a type directory that exists: -ENOENT, and nothing made, if the
+ * type is gone (deleted while the daemon was busy with it). */
+int store_update(const char *type, const char *rel, const void *data, size_t len);
 /*
  * Writes held back to be made later, by store_later_flush: each as store_write
  * makes it (temp, fsync, rename; those of one type with their data sent to the
@@ -101,7 +104,8 @@ int store_foreach_type(int (*fn)(const char *type, void *arg), void *arg);
 void store_clean_type(const char *type);
 
 /* Append a whole line to procs/../TYPE/log in place (O_APPEND, locked), keeping the
- * log bounded by rotating it (by rename, under the same name) past 64 KiB. */
+ * log bounded by rotating it (by rename, under the same name) past 64 KiB.  The type
+ * directory must exist (-ENOENT): a log line never makes a type. */
 int store_log(const char *type, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 #endif

@@ -385,6 +385,9 @@ int synth_procedure(const struct proc_material *m, struct buf *err)
 	r.events = meta_new_array();
 	r.prov.llm = &synth_cfg.llm;
 	r.prov.repair = m->prev_source != NULL;
+	/* A synthesis makes its type (its log, provenance and source go there);
+	 * nothing that only records something of a type does (store_update). */
+	store_mkdir_type(m->type);
 	store_log(m->type, "%s: asking %s (%s)%s", m->prev_source ? "repair" : "miss",
 		  llm_provider_name(synth_cfg.llm.provider),
 		  synth_cfg.llm.model ? synth_cfg.llm.model : "default model",

@@ -14,6 +14,7 @@ import stat
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 import pytest
@@ -611,3 +612,34 @@ def test_usage_record_never_written_through_a_hard_link(mounts):
     assert os.stat(record).st_nlink == 1
     text = open(record, 'rb').read()
     assert b'asks=' in text and b'seglam_run' not in text, text
+
+
+SLOW_ECHO = r'''#include <seglam.h>
+int seglam_run(const char *in, size_t len, seglam_out *out)
+{
+	volatile unsigned long x = 0;
+	for (unsigned long i = 0; i < 100000000UL; i++)
+		x += i;
+	return seglam_write(out, in, len);
+}
+'''
+
+
+def test_a_type_deleted_during_its_admission_stays_deleted(mounts):
+    """The daemon records an admission (its log line, meta.json) after its tests
+    ran, without a lock held; a type deleted meanwhile must stay deleted, not come
+    back as a directory of root's that its owner cannot remove."""
+    m = mounts()
+    m.put_proc('gone', SLOW_ECHO, tests={f't{i}': (f'a{i}', f'a{i}') for i in range(6)})
+    done = []
+    t = threading.Thread(target=lambda: done.append(m.ask_errno('gone', 'hi')))
+    t.start()
+    time.sleep(0.5)
+    shutil.rmtree(m.path('procs', 'gone'))
+    t.join(120)
+    assert done, 'the read did not end'
+    for _ in range(30):  # (the counts flush and the sweeper come later)
+        assert not glob.glob(os.path.join(m.store, 'procs', '*', '*', 'gone')), \
+            os.listdir(os.path.join(m.store, 'procs'))
+        time.sleep(0.1)
+    assert 'gone' not in os.listdir(m.path('procs'))
