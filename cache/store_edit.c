@@ -68,15 +68,36 @@ out:
 	return ret;
 }
 
+/*
+ * The data first (a crash must never leave the name on bytes not yet written),
+ * then the name, then the directory that holds it: an editor's fsync(2) (or its
+ * close) returns once the saved file is what the name stands for on disk, not
+ * only in the page cache.
+ */
 int store_edit_commit(int shadow, const char *shadow_path, const char *target, bool gone)
 {
+	const char *slash = strrchr(target, '/');
+	struct buf dir = BUF_INIT;
+	int ret, dirfd;
+
 	if (fsync(shadow) != 0)
 		return -errno;
 	if (gone) {
 		store_unlink(shadow_path, 0);
 		return 0;
 	}
-	return store_rename(shadow_path, target, 0);
+	ret = store_rename(shadow_path, target, 0);
+	if (ret || !slash)
+		return ret;
+	buf_add(&dir, target, (size_t)(slash - target));
+	dirfd = store_open_beneath(dir.data, O_RDONLY | O_DIRECTORY, 0);
+	if (dirfd >= 0) {
+		if (fsync(dirfd) != 0)
+			ret = -errno;
+		close(dirfd);
+	}
+	buf_free(&dir);
+	return ret;
 }
 
 void store_edit_discard(int shadow, const char *shadow_path)

@@ -226,6 +226,10 @@ int atomic_write_many(int dirfd, struct atomic_file *f, size_t n, mode_t mode)
 			ret = f[i].ret;
 		buf_free(&tmp[i]);
 	}
+	/* The names too, once for all of them (held-back records, written after the
+	 * answers: off any reader's path). */
+	if (n && fsync(dirfd) != 0 && !ret)
+		ret = -errno;
 	free(tmp);
 	free(fd);
 	return ret;

@@ -41,7 +41,9 @@ struct atomic_file {
  * atomic_write of @n files in @dirfd, with the same guarantee for each, but their
  * data goes to the device together: every temp file is written and its writeback
  * started before the first fsync, rather than one write and flush after another.
- * Renamed in order.  Returns the first error (each file's outcome in its @ret).
+ * Renamed in order, then @dirfd is fsync'd, so that the names last too (it must be
+ * open for reading, not O_PATH).  Returns the first error (each file's outcome in
+ * its @ret).
  */
 int atomic_write_many(int dirfd, struct atomic_file *f, size_t n, mode_t mode);
 
