@@ -212,7 +212,7 @@ int sandbox_exchange(struct sandbox_worker *w, int fd, const void *hdr, size_t h
 
 	w->end = SANDBOX_END_NONE;
 	if (!hdr)
-		goto again; /* sent before the worker started (spawn.c sandbox_presend) */
+		goto again; /* written already (spawn.c sandbox_load) */
 	if (hlen + len <= sizeof(small)) {
 		/* One write for a small request: the worker wakes up once. */
 		memcpy(small, hdr, hlen);

@@ -30,9 +30,10 @@
 #include "hmap.h"
 #include "sandbox.h"
 
-#define SANDBOX_MAX_SOURCE (16u << 20)	/* larger sources are refused */
-#define SANDBOX_EXIT_GRACE_MS 500	/* for a worker that closed its pipe */
-#define SANDBOX_PRESEND_MAX (32u << 10) /* sources written before the worker starts */
+#define SANDBOX_MAX_SOURCE (16u << 20) /* larger sources are refused */
+#define SANDBOX_EXIT_GRACE_MS 500      /* for a worker that closed its pipe */
+/* Load requests up to this size are written (what the pipe takes) before the worker starts. */
+#define SANDBOX_PRESEND_MAX (32u << 10)
 /* A type's first input goes with its load (struct sandbox_input) up to this size:
  * the zygote holds it while it passes it on, under the worker's RLIMIT_AS. */
 #define SANDBOX_FIRST_INPUT_MAX (64u << 10)
@@ -92,7 +93,7 @@ struct sandbox_worker {
 	int end_status;	      /* the wait status, when end is not SANDBOX_END_NONE */
 	bool parked;	      /* waiting on a seglam_call: not counted against the cap */
 	int64_t exit_by;      /* evicted: SIGKILLed if not gone by then (frame_now_ms) */
-	bool source_sent;     /* the first load request is in the pipe already (spawn.c) */
+	size_t load_sent;     /* bytes of the first load request in the pipe already (spawn.c) */
 	/* The last load carried the type's first input (frame.h FRAME_REQ_LOAD_RUN)
 	 * and compiled: that input's reply is due on resp_fd, and answers to its
 	 * calls go on load_fd (exchange.c sandbox_run). */

@@ -298,13 +298,6 @@ void sandbox_mother_shutdown(void)
 	pthread_mutex_unlock(&mom.lock);
 }
 
-/* A worker on two new pipes: forked by the mother, else spawned on its own. */
-/*
- * The compile request goes into the new worker's request pipe before the worker
- * exists: it reads it the moment it starts, with no turn of ours in between (a
- * cold start waits for every hop between processes).  Only when it fits the empty
- * pipe at once (so the write cannot block); else sandbox_start sends it.
- */
 /*
  * A load request as an iovec (frame.h): the header, the source and, with @first
  * (a load that runs the type's first input), that input's length and bytes.
@@ -332,10 +325,11 @@ static int sandbox_load_request(const struct sandbox_worker *w, const struct san
 	return n;
 }
 
-/* Write @parts of @iov (@total bytes) on @fd within @deadline: one write when
- * they are small.  Returns 0, -ETIMEDOUT or -errno. */
+/* Write @parts of @iov (@total bytes) on @fd within @deadline, less the first
+ * @skip bytes (in the pipe already: sandbox_presend); one write when they are
+ * small.  Returns 0, -ETIMEDOUT or -errno. */
 static int sandbox_write_parts(int fd, const struct iovec *iov, int parts, size_t total,
-			       int64_t deadline)
+			       size_t skip, int64_t deadline)
 {
 	char small[4096];
 	size_t at = 0;
@@ -347,15 +341,32 @@ static int sandbox_write_parts(int fd, const struct iovec *iov, int parts, size_
 				memcpy(small + at, iov[i].iov_base, iov[i].iov_len);
 			at += iov[i].iov_len;
 		}
-		return frame_write_full(fd, small, total, deadline);
+		return frame_write_full(fd, small + skip, total - skip, deadline);
 	}
-	for (int i = 0; i < parts && !ret; i++)
-		ret = frame_write_full(fd, iov[i].iov_base, iov[i].iov_len, deadline);
+	for (int i = 0; i < parts && !ret; i++) {
+		if (skip >= iov[i].iov_len) {
+			skip -= iov[i].iov_len;
+			continue;
+		}
+		ret = frame_write_full(fd, (const char *)iov[i].iov_base + skip,
+				       iov[i].iov_len - skip, deadline);
+		skip = 0;
+	}
 	return ret;
 }
 
-static bool sandbox_presend(int fd, const struct sandbox_worker *w,
-			    const struct sandbox_input *first)
+/*
+ * The load request goes into the new worker's pipe @fd (our end, O_NONBLOCK)
+ * before the worker exists: it reads it the moment it starts, with no turn of
+ * ours in between (a cold start waits for every hop between processes).  Only
+ * what the empty pipe takes at once: a new pipe may hold as little as one page
+ * (an unprivileged user past fs.pipe-user-pages-soft gets those), and a write
+ * that waited here would wait for a reader that is started only after it.
+ * sandbox_load sends the rest once the worker runs, within the time limit.
+ * Returns the bytes written.
+ */
+static size_t sandbox_presend(int fd, const struct sandbox_worker *w,
+			      const struct sandbox_input *first)
 {
 	uint32_t hdr[4];
 	struct iovec iov[4];
@@ -364,15 +375,11 @@ static bool sandbox_presend(int fd, const struct sandbox_worker *w,
 	ssize_t n;
 
 	if (total > SANDBOX_PRESEND_MAX)
-		return false;
+		return 0;
 	do
 		n = writev(fd, iov, parts);
 	while (n < 0 && errno == EINTR);
-	if (n == (ssize_t)total)
-		return true;
-	/* (a new pipe holds 64 KiB: a short write does not happen; if it did, the
-	 * worker would read a broken request and fail to compile, which is said) */
-	return false;
+	return n > 0 ? (size_t)n : 0;
 }
 
 /*
@@ -403,6 +410,7 @@ static int sandbox_arena_fd(void)
 	return fd;
 }
 
+/* A worker on new pipes: forked by the mother, else spawned on its own. */
 static int sandbox_spawn(struct sandbox_worker *w, const struct sandbox_input *first)
 {
 	int req[2] = {-1, -1}, resp[2] = {-1, -1}, load[2] = {-1, -1}, arena = -1;
@@ -443,7 +451,17 @@ static int sandbox_spawn(struct sandbox_worker *w, const struct sandbox_input *f
 			}
 		}
 	}
-	w->source_sent = sandbox_presend(load[1] >= 0 ? load[1] : req[1], w, first);
+	/* Our ends never block, from the start: sandbox_presend writes before
+	 * there is a reader. */
+	for (int i = 0; i < 3; i++) {
+		int fd = i == 0 ? req[1] : i == 1 ? resp[0] : load[1];
+
+		if (fd >= 0 && fcntl(fd, F_SETFL, O_NONBLOCK) < 0) {
+			ret = -errno;
+			goto out;
+		}
+	}
+	w->load_sent = sandbox_presend(load[1] >= 0 ? load[1] : req[1], w, first);
 	ret = sandbox_mother_fork((const int[FRAME_WORKER_FDS]){req[0], resp[1], arena, load[0]},
 				  &w->pid);
 	if (ret == 0) {
@@ -459,10 +477,6 @@ static int sandbox_spawn(struct sandbox_worker *w, const struct sandbox_input *f
 	w->resp_fd = resp[0];
 	w->load_fd = load[1];
 	req[1] = resp[0] = load[1] = -1;
-	fcntl(w->req_fd, F_SETFL, O_NONBLOCK);
-	fcntl(w->resp_fd, F_SETFL, O_NONBLOCK);
-	if (w->load_fd >= 0)
-		fcntl(w->load_fd, F_SETFL, O_NONBLOCK);
 out:
 	for (int i = 0; i < 2; i++) {
 		if (req[i] >= 0)
@@ -555,7 +569,7 @@ int sandbox_load(struct sandbox_worker *w, const struct sandbox_input *first, st
 	uint32_t hdr[4];
 	struct iovec iov[4];
 	size_t total;
-	int ret, parts;
+	int ret, parts, fd;
 
 	w->first_sent = false;
 	w->end = SANDBOX_END_NONE; /* (sandbox_exchange does too; a write may time out first) */
@@ -574,35 +588,30 @@ int sandbox_load(struct sandbox_worker *w, const struct sandbox_input *first, st
 			goto out;
 		}
 	} else {
-		w->source_sent = false;
+		w->load_sent = 0;
 	}
 	pthread_mutex_lock(&sbx.lock);
 	sbx.stats.compiles++;
 	pthread_mutex_unlock(&sbx.lock);
 	parts = sandbox_load_request(w, first, hdr, iov, &total);
-	/* (a -o worker_reuse worker has no load pipe: its one load comes on fd 0) */
-	if (parts == 2) {
-		ret = sandbox_exchange(w, w->load_fd >= 0 ? w->load_fd : w->req_fd,
-				       w->source_sent ? NULL : iov[0].iov_base, iov[0].iov_len,
-				       iov[1].iov_base, iov[1].iov_len, FRAME_NO_ROOM,
-				       FRAME_MAX_MESSAGE, deadline, &msg, err);
+	/* Written here (one write when small: the worker wakes up once), less what
+	 * went into a new worker's pipe before it started; then the exchange only
+	 * reads.  (A -o worker_reuse worker has no load pipe: its one load comes on
+	 * fd 0.) */
+	fd = w->load_fd >= 0 ? w->load_fd : w->req_fd;
+	ret = sandbox_write_parts(fd, iov, parts, total, w->load_sent, deadline);
+	w->load_sent = 0;
+	if (ret == -ETIMEDOUT) {
+		sandbox_timed_out(err);
+		sandbox_group_kill(w->pid);
+		while (waitpid(w->pid, NULL, 0) < 0 && errno == EINTR)
+			;
+		w->pid = 0;
+		ret = -EIO;
 	} else {
-		/* Four parts: written here (one write when small: the worker wakes
-		 * up once), then the exchange only reads. */
-		ret = w->source_sent ? 0
-				     : sandbox_write_parts(w->load_fd, iov, parts, total, deadline);
-		if (ret == -ETIMEDOUT) {
-			sandbox_timed_out(err);
-			sandbox_group_kill(w->pid);
-			while (waitpid(w->pid, NULL, 0) < 0 && errno == EINTR)
-				;
-			w->pid = 0;
-			ret = -EIO;
-		} else {
-			/* (a write error, EPIPE: the read says what became of the worker) */
-			ret = sandbox_exchange(w, w->load_fd, NULL, 0, NULL, 0, FRAME_NO_ROOM,
-					       FRAME_MAX_MESSAGE, deadline, &msg, err);
-		}
+		/* (a write error, EPIPE: the read says what became of the worker) */
+		ret = sandbox_exchange(w, fd, NULL, 0, NULL, 0, FRAME_NO_ROOM, FRAME_MAX_MESSAGE,
+				       deadline, &msg, err);
 	}
 	if (ret == FRAME_COMPILED && msg.len == 0) {
 		w->first_sent = first != NULL;
