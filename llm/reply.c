@@ -18,6 +18,7 @@
 #include "llm.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -99,13 +100,29 @@ static size_t llm_match(const char *s, size_t n, size_t i)
 	return n;
 }
 
+/* Candidates for seglam_run's parameter list open at once (see llm_find_run). */
+#define LLM_RUN_OPEN_MAX 64
+
 /*
  * Find a definition of seglam_run in s[0..n): the name, a parameter list, then
  * a body.  Returns 1 with the offsets of the name and of the body's '{'.
+ *
+ * One pass, linear in n: a reply is up to 16 MiB of anything, and matching the
+ * parentheses anew from every `seglam_run(` was quadratic (a reply of nothing
+ * but `seglam_run(` took minutes).  Each `seglam_run(` is a candidate, kept with
+ * the parenthesis depth before its '('; the ')' that brings the depth back there
+ * ends its parameter list, and a '{' after it makes it a definition.  Open
+ * candidates nest, so only the innermost can end at a ')': past
+ * LLM_RUN_OPEN_MAX the outermost (oldest) are forgotten, never the newest, which
+ * is where a real definition after prose with a stray `seglam_run(` is.
  */
 static int llm_find_run(const char *s, size_t n, size_t *name, size_t *body)
 {
-	size_t i = 0;
+	struct {
+		size_t name, depth;
+	} open[LLM_RUN_OPEN_MAX];
+	size_t nopen = 0, first = 0, depth = 0, i = 0;
+	size_t after = SIZE_MAX; /* the name just seen, if seglam_run, else SIZE_MAX */
 
 	while (i < n) {
 		size_t j = llm_skip_comment(s, n, i);
@@ -116,27 +133,46 @@ static int llm_find_run(const char *s, size_t n, size_t *name, size_t *body)
 		}
 		if (s[i] == '"' || s[i] == '\'') {
 			i = llm_skip_literal(s, n, i);
+			after = SIZE_MAX;
 			continue;
 		}
-		if (!llm_is_ident(s[i])) {
-			i++;
+		if (llm_is_ident(s[i])) {
+			for (j = i; j < n && llm_is_ident(s[j]);)
+				j++;
+			after = j - i == 10 && !memcmp(s + i, "seglam_run", 10) ? i : SIZE_MAX;
+			i = j;
 			continue;
 		}
-		for (j = i; j < n && llm_is_ident(s[j]);)
-			j++;
-		if (j - i == 10 && !memcmp(s + i, "seglam_run", 10)) {
-			size_t k = llm_skip_space(s, n, j);
+		if (s[i] == '(') {
+			if (after != SIZE_MAX) {
+				if (nopen == LLM_RUN_OPEN_MAX) {
+					first = (first + 1) % LLM_RUN_OPEN_MAX;
+					nopen--;
+				}
+				open[(first + nopen) % LLM_RUN_OPEN_MAX].name = after;
+				open[(first + nopen) % LLM_RUN_OPEN_MAX].depth = depth;
+				nopen++;
+			}
+			depth++;
+		} else if (s[i] == ')' && depth) {
+			depth--;
+			if (nopen && open[(first + nopen - 1) % LLM_RUN_OPEN_MAX].depth == depth) {
+				/* Each ')' ends at most one candidate: the spaces skipped
+				 * here are skipped once more by this loop, no more. */
+				size_t k = llm_skip_space(s, n, i + 1);
 
-			if (k < n && s[k] == '(') {
-				k = llm_skip_space(s, n, llm_match(s, n, k));
+				nopen--;
 				if (k < n && s[k] == '{') {
-					*name = i;
+					*name = open[(first + nopen) % LLM_RUN_OPEN_MAX].name;
 					*body = k;
 					return 1;
 				}
 			}
 		}
-		i = j;
+		if (!llm_is_blank(s[i]) && s[i] != '\n' && s[i] != '\r' && s[i] != '\f' &&
+		    s[i] != '\v')
+			after = SIZE_MAX;
+		i++;
 	}
 	return 0;
 }

@@ -19,17 +19,6 @@
 #include <string.h>
 #include <strings.h>
 
-/* Case-insensitive search for @needle in s[0..n). */
-static const char *llm_find_ci(const char *s, size_t n, const char *needle)
-{
-	size_t k = strlen(needle);
-
-	for (size_t i = 0; k <= n && i <= n - k; i++)
-		if (!strncasecmp(s + i, needle, k))
-			return s + i;
-	return NULL;
-}
-
 static int llm_starts_ci(const char *s, size_t n, const char *prefix)
 {
 	size_t k = strlen(prefix);
@@ -47,15 +36,25 @@ static size_t llm_think_open(const char *s, size_t n)
 	return 0;
 }
 
-/* End of the first think close tag in s[0..n), or 0 when none. */
+/*
+ * End of the first think close tag (</think> or </thinking>) in s[0..n), or 0
+ * when none.  One pass that stops at the first: searching for each tag over the
+ * whole rest made every <think> line cost the rest of the reply (a reply of
+ * `<think></think>` lines took minutes).
+ */
 static size_t llm_think_close(const char *s, size_t n)
 {
-	const char *a = llm_find_ci(s, n, "</think>"), *b = llm_find_ci(s, n, "</thinking>");
+	const char *lt;
 
-	if (a && (!b || a <= b))
-		return (size_t)(a - s) + 8;
-	if (b)
-		return (size_t)(b - s) + 11;
+	for (size_t i = 0; i < n && (lt = memchr(s + i, '<', n - i)); i++) {
+		i = (size_t)(lt - s);
+		if (!llm_starts_ci(s + i, n - i, "</think"))
+			continue;
+		if (i + 7 < n && s[i + 7] == '>')
+			return i + 8;
+		if (llm_starts_ci(s + i + 7, n - i - 7, "ing>"))
+			return i + 11;
+	}
 	return 0;
 }
 

@@ -7,6 +7,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "llm.h"
 #include "tap.h"
@@ -166,6 +169,87 @@ static void test_reply_code(void)
 		buf_free(&c2);
 	}
 	buf_free(&code);
+}
+
+/* A reply of @unit repeated to @size bytes, after @head (a heap copy, no NUL). */
+static char *repeat(const char *head, const char *unit, size_t size, size_t *len)
+{
+	size_t hl = strlen(head), ul = strlen(unit), n = (size - hl) / ul;
+	char *s = malloc(hl + n * ul);
+
+	if (!s)
+		exit(1);
+	memcpy(s, head, hl);
+	for (size_t i = 0; i < n; i++)
+		memcpy(s + hl + i * ul, unit, ul);
+	*len = hl + n * ul;
+	return s;
+}
+
+/*
+ * Each parser of a reply does a bounded amount of work on an adversarial reply
+ * of LLM_MAX_RESPONSE (16 MiB): parsed in a child under an RLIMIT_CPU of
+ * CPU_SECONDS, which ends it (SIGXCPU) if not done.  No timing is measured:
+ * linear parsers need a fraction of a second here (a few under ASan), while the
+ * quadratic ones they replace needed hours (82 s for 1 MiB of `seglam_run(`).
+ */
+#define CPU_SECONDS 20
+
+static void expect_bounded(const char *name, const char *head, const char *unit)
+{
+	size_t len;
+	char *reply = repeat(head, unit, 16u << 20, &len);
+	int status = 0;
+	pid_t pid;
+
+	fflush(stdout);
+	pid = fork();
+	if (pid == 0) {
+		struct rlimit rl = {CPU_SECONDS, CPU_SECONDS + 1};
+		struct buf code = BUF_INIT;
+		struct llm_case *cases;
+		int n;
+
+		setrlimit(RLIMIT_CPU, &rl);
+		llm_reply_code(reply, len, &code);
+		n = llm_reply_cases(reply, len, &cases);
+		llm_cases_free(cases, (size_t)(n > 0 ? n : 0));
+		n = llm_reply_lines(reply, len, "answers", &cases);
+		llm_cases_free(cases, (size_t)(n > 0 ? n : 0));
+		_exit(0);
+	}
+	while (pid > 0 && waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+	CHECK(pid > 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0,
+	      "16 MiB of %s: parsed within the CPU limit", name);
+	if (pid > 0 && WIFSIGNALED(status))
+		tap_diag("killed by signal %d (SIGXCPU: over %d s of CPU)", WTERMSIG(status),
+			 CPU_SECONDS);
+	free(reply);
+}
+
+static void test_bounded(void)
+{
+	size_t len;
+	char *reply = repeat("", "Call seglam_run( on the input.\n", 100 * 32, &len);
+	char *whole = malloc(len + sizeof(PROC) + 1);
+	struct buf code = BUF_INIT;
+
+	/* Stray calls in prose that never close do not hide the definition after
+	 * them, however many (llm_find_run forgets the oldest). */
+	memcpy(whole, reply, len);
+	memcpy(whole + len, "\n" PROC, sizeof(PROC) + 1);
+	CHECK(llm_reply_code(whole, strlen(whole), &code) == 0 && !strcmp(buf_str(&code), PROC),
+	      "100 unclosed seglam_run( in prose, then the procedure: found");
+	buf_free(&code);
+	free(whole);
+	free(reply);
+	expect_bounded("seglam_run(", "", "seglam_run(");
+	expect_bounded("seglam_run( in a c block", "```c\n", "seglam_run(");
+	expect_bounded("seglam_run() lines", "```c\n", "seglam_run()\n");
+	expect_bounded("<think></think> lines", "", "<think></think>\n");
+	expect_bounded("<thinking></thinking> lines", "", "<thinking></thinking>\n");
+	expect_bounded("seglam_run(/**/", "", "seglam_run(/**/");
 }
 
 static unsigned long long rng = 88172645463325252ull;
@@ -600,6 +684,7 @@ int main(void)
 	test_reply_code();
 	test_reply_cases();
 	test_fuzz();
+	test_bounded();
 	test_prompt();
 	test_prompt_callable();
 	test_validation();
