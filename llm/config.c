@@ -103,6 +103,8 @@ static enum llm_provider llm_infer_provider(const struct llm_config *cfg)
 
 int llm_config_resolve(struct llm_config *cfg, struct buf *err)
 {
+	/* A URL already set came from -o llm_url: the message names where it came from. */
+	const char *url_from = cfg->url ? "-o llm_url" : "SEGLAM_LLM_URL";
 	const char *v;
 	int ret = 0;
 
@@ -160,9 +162,8 @@ int llm_config_resolve(struct llm_config *cfg, struct buf *err)
 			cfg->url[--n] = '\0';
 		if ((strncasecmp(cfg->url, "http://", 7) && strncasecmp(cfg->url, "https://", 8)) ||
 		    llm_has_ctl(cfg->url) || strchr(cfg->url, ' ')) {
-			buf_printf(err,
-				   "%s: invalid SEGLAM_LLM_URL (want http://HOST[:PORT][/PATH])",
-				   llm_provider_name(cfg->provider));
+			buf_printf(err, "%s: invalid %s (want http://HOST[:PORT][/PATH])",
+				   llm_provider_name(cfg->provider), url_from);
 			ret = -EINVAL;
 			goto out;
 		}

@@ -183,6 +183,10 @@ static const char *llm_status_hint(long status, int quota)
 		return " (check SEGLAM_LLM_URL and SEGLAM_LLM_MODEL)";
 	if (status == 400)
 		return " (check SEGLAM_LLM_MODEL and the max tokens field)";
+	/* curl is not told to follow redirects (a POST would become a GET): most
+	 * often http:// where the server wants https:// */
+	if (status >= 300 && status < 400)
+		return " (a redirect: check the URL, e.g. https)";
 	return "";
 }
 
@@ -278,7 +282,10 @@ int llm_http_complete(const struct llm_config *cfg, const struct llm_http_post *
 			llm_http_error_message(resp.body.data, resp.body.len, &msg, &quota);
 			/* A server may echo the key it was sent ("Incorrect API key: sk-..."). */
 			llm_scrub(&msg, cfg->api_key);
-			buf_printf(&last, "HTTP %ld: %s", status, buf_str(&msg));
+			if (msg.len)
+				buf_printf(&last, "HTTP %ld: %s", status, buf_str(&msg));
+			else
+				buf_printf(&last, "HTTP %ld (empty body)", status);
 			buf_free(&msg);
 			retry = !quota && llm_status_retryable(status);
 			if (!retry) {

@@ -401,6 +401,12 @@ int sandbox_prepare(uid_t owner, const char *source, size_t srclen,
 	}
 	for (int attempt = 0;; attempt++) {
 		ret = sandbox_checkout(owner, source, srclen, &w);
+		if (ret == -ESHUTDOWN) {
+			/* (strerror's "Cannot send after transport endpoint shutdown"
+			 * says nothing to whoever reads it in a procedure's log) */
+			buf_adds(err, "sandbox: stopped: the daemon is unmounting");
+			return -EIO;
+		}
 		if (ret < 0) {
 			buf_printf(err, "sandbox: %s", strerror(-ret));
 			return -EIO;

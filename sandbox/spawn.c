@@ -624,10 +624,12 @@ int sandbox_load(struct sandbox_worker *w, const struct sandbox_input *first, st
 		uint64_t size;
 
 		memcpy(&size, msg.data, 8);
+		/* The numbers are frame.h's (frame_arena_size), not a copy of them. */
 		buf_printf(err,
 			   "the compiled procedure (%llu bytes) does not fit a worker's image "
-			   "space (-o worker_mem / 8, at most 32 MiB)",
-			   (unsigned long long)size);
+			   "space (%zu KiB: -o worker_mem / 16, at most %u MiB)",
+			   (unsigned long long)size, frame_arena_size(sbx.cfg.mem_limit) >> 10,
+			   FRAME_ARENA_MAX >> 20);
 		ret = -ENOSPC;
 		goto out;
 	}

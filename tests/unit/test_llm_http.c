@@ -282,6 +282,26 @@ static void test_provider(enum llm_provider p)
 	      "%s: {\"error\": string} 404 -> -EINVAL: %s", pn, err.data);
 	llm_reply_free(&r);
 
+	/* A redirect (http:// for an https:// server): not followed, and said so. */
+	script("[{\"kind\": \"status\", \"status\": 301, \"body\": \"<html>Moved</html>\", "
+	       "\"headers\": {\"Location\": \"https://127.0.0.1/v1\"}}]");
+	buf_reset(&err);
+	ret = llm_complete(&cfg, "s", "u", &r, &err);
+	CHECK(ret != 0 && ncalls() == 1 && strstr(err.data, "HTTP 301: <html>Moved</html>") &&
+		  strstr(err.data, "(a redirect: check the URL, e.g. https)"),
+	      "%s: 301 -> a redirect, check the URL: %s", pn, err.data);
+	llm_reply_free(&r);
+
+	/* A 5xx with an empty body says so, not "HTTP 500: ". */
+	script("[{\"kind\": \"status\", \"status\": 500, \"body\": \"\"}]");
+	cfg.max_retries = 0;
+	buf_reset(&err);
+	ret = llm_complete(&cfg, "s", "u", &r, &err);
+	CHECK(ret != 0 && ncalls() == 1 && strstr(err.data, "HTTP 500 (empty body)"),
+	      "%s: 500 with an empty body: (empty body): %s", pn, err.data);
+	cfg.max_retries = 4;
+	llm_reply_free(&r);
+
 	/* Malformed JSON with 200. */
 	script("[{\"kind\": \"malformed\"}]");
 	buf_reset(&err);

@@ -634,6 +634,24 @@ static void test_config(void)
 	llm_config_free(&cfg);
 
 	clear_env();
+	setenv("SEGLAM_LLM_URL", "ftp://x", 1);
+	buf_reset(&err);
+	ret = llm_config_resolve(&cfg, &err);
+	CHECK(ret == -EINVAL && strstr(buf_str(&err), "invalid SEGLAM_LLM_URL"),
+	      "non-HTTP URL from the environment: the message names SEGLAM_LLM_URL: %s",
+	      buf_str(&err));
+	llm_config_free(&cfg);
+
+	clear_env();
+	cfg.url = strdup("ftp://y");
+	buf_reset(&err);
+	ret = llm_config_resolve(&cfg, &err);
+	CHECK(ret == -EINVAL && strstr(buf_str(&err), "invalid -o llm_url") &&
+		  !strstr(buf_str(&err), "SEGLAM_LLM_URL"),
+	      "non-HTTP URL from -o llm_url: the message names -o llm_url: %s", buf_str(&err));
+	llm_config_free(&cfg);
+
+	clear_env();
 	setenv("SEGLAM_LLM_API_KEY", "sk-abc\r\nX-Evil: 1", 1);
 	buf_reset(&err);
 	ret = llm_config_resolve(&cfg, &err);
