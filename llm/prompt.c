@@ -179,9 +179,11 @@ static void llm_fence(struct buf *b, const char *lang, const char *text, size_t 
 	buf_adds(b, lang);
 	buf_addc(b, '\n');
 	buf_add(b, text, len < max ? len : max);
+	/* The closing fence alone on its line, always: after the marker of a cut
+	 * too ("... (cut)```" leaves the block open to the model). */
 	if (len > max)
-		buf_adds(b, "\n... (cut)");
-	if (len && text[(len < max ? len : max) - 1] != '\n')
+		buf_adds(b, text[max - 1] == '\n' ? "... (cut)\n" : "\n... (cut)\n");
+	else if (len && text[len - 1] != '\n')
 		buf_addc(b, '\n');
 	for (size_t i = 0; i < longest; i++)
 		buf_addc(b, '`');

@@ -395,6 +395,26 @@ static void test_prompt(void)
 	CHECK(strstr(user.data, "````c\nint seglam_run(...) { ``` }\n````") &&
 		  strstr(user.data, "line 3: 'x' undeclared") && strstr(user.data, "Repair"),
 	      "repair round: previous source (fenced safely) and the failure");
+	for (size_t nl = 65534; nl <= 65536; nl++) {
+		/* A source over the 64 KiB shown, cut on a newline or not: the cut
+		 * marker and the closing fence are lines of their own. */
+		size_t n = 70000;
+		char *src = malloc(n + 1);
+
+		memset(src, 'a', n);
+		for (size_t i = 99; i < n; i += 100)
+			src[i] = '\n';
+		src[65535] = nl == 65535 ? '\n' : 'a';
+		src[65534] = nl == 65534 ? '\n' : 'a';
+		src[n] = '\0';
+		in.prev_source = src;
+		buf_reset(&user);
+		llm_prompt_build(&in, &sys, &user);
+		CHECK(strstr(user.data, "\n... (cut)\n```\n") != NULL,
+		      "repair round, source cut %s: the fence closes on its own line",
+		      nl == 65535 ? "after a newline" : "mid-line");
+		free(src);
+	}
 	buf_free(&sys);
 	buf_free(&user);
 	buf_free(&cases[0].in);
