@@ -89,6 +89,14 @@ static size_t llm_http_header(char *line, size_t size, size_t nmemb, void *arg)
 	return len;
 }
 
+void llm_headers_free(struct curl_slist *headers)
+{
+	for (struct curl_slist *h = headers; h; h = h->next)
+		if (h->data)
+			explicit_bzero(h->data, strlen(h->data));
+	curl_slist_free_all(headers);
+}
+
 void llm_http_error_message(const char *body, size_t len, struct buf *msg, int *quota)
 {
 	cJSON *root = cJSON_ParseWithLength(body, len);

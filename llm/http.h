@@ -26,6 +26,10 @@ struct llm_http_post {
 int llm_http_complete(const struct llm_config *cfg, const struct llm_http_post *post,
 		      uint64_t deadline_ms, struct llm_reply *reply, struct buf *err);
 
+/* curl_slist_free_all, wiping each header first: one of them holds the API key,
+ * in a copy curl_slist_append made. */
+void llm_headers_free(struct curl_slist *headers);
+
 /*
  * The human message of an error body in any of the shapes servers use; sets
  * *quota when it is OpenAI's insufficient_quota.

@@ -120,7 +120,7 @@ int llm_openai_complete(const struct llm_config *cfg, const char *system, const 
 	}
 	ret = llm_http_complete(cfg, &post, deadline_ms, reply, err);
 out:
-	curl_slist_free_all(post.headers);
+	llm_headers_free(post.headers);
 	if (auth.data)
 		explicit_bzero(auth.data, auth.len);
 	buf_free(&auth);

@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdarg.h>
@@ -538,6 +539,54 @@ static void test_command(void)
 	buf_free(&big);
 }
 
+/*
+ * curl's allocator, watched: the copies curl_slist_append makes of a header
+ * holding the key (curl strdups it) must be wiped before they are freed, as
+ * the provider wipes its own (a core dump, a later allocation would show it).
+ */
+static struct {
+	pthread_mutex_t lock;
+	void *live[64]; /* strdup'd copies holding the key, not yet freed */
+	size_t len[64];
+	unsigned copies, unwiped;
+} keycopy = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+static char *watch_strdup(const char *s)
+{
+	char *d = strdup(s);
+
+	pthread_mutex_lock(&keycopy.lock);
+	for (unsigned i = 0; d && strstr(d, KEY) && i < 64; i++) {
+		if (!keycopy.live[i]) {
+			keycopy.live[i] = d;
+			keycopy.len[i] = strlen(d);
+			keycopy.copies++;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&keycopy.lock);
+	return d;
+}
+
+static void watch_free(void *p)
+{
+	pthread_mutex_lock(&keycopy.lock);
+	for (unsigned i = 0; p && i < 64; i++) {
+		if (keycopy.live[i] == p) {
+			keycopy.live[i] = NULL;
+			keycopy.unwiped += memmem(p, keycopy.len[i], KEY, strlen(KEY)) != NULL;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&keycopy.lock);
+	free(p);
+}
+
+static void *watch_calloc(size_t n, size_t size)
+{
+	return calloc(n, size);
+}
+
 /* The key must not be in anything logged (fd 2 went to this file). */
 static void test_log(const char *logpath)
 {
@@ -572,7 +621,8 @@ int main(int argc, char **argv)
 	dup2(fd, 2);
 	close(fd);
 	log_set_level(LOG_LVL_DEBUG);
-	curl_global_init(CURL_GLOBAL_DEFAULT);
+	curl_global_init_mem(CURL_GLOBAL_DEFAULT, malloc, watch_free, realloc, watch_strdup,
+			     watch_calloc);
 
 	start_server(server);
 	test_provider(LLM_OPENAI);
@@ -582,6 +632,9 @@ int main(int argc, char **argv)
 	test_closed_port();
 	test_command();
 	test_log(logpath);
+	CHECK(keycopy.copies > 0 && keycopy.unwiped == 0,
+	      "curl's copies of the key's header (%u) are wiped before they are freed (%u not)",
+	      keycopy.copies, keycopy.unwiped);
 
 	kill(server_pid, SIGTERM);
 	waitpid(server_pid, &status, 0);
