@@ -33,6 +33,9 @@
 
 /* A mother that keeps dying is not started again: workers are spawned one by one. */
 #define SANDBOX_MOTHER_STARTS 16
+/* The least time the mother is given to answer: its answer runs no procedure
+ * code, so it is not bounded by -o timeout (which may be a few milliseconds). */
+#define SANDBOX_MOTHER_ANSWER_MS 5000
 
 /* The mother.  lock orders requests on its socket and protects every field; pid 0
  * when there is none (not yet started, or it died: started again on the next
@@ -220,8 +223,11 @@ static bool sandbox_mother_killed(void)
  * Ask the mother for a worker on @fds (frame.h: the pipe ends of its requests and
  * responses, its arena).  0 with *@pid, or -errno (then the caller spawns one
  * itself).  A mother that does not answer well within the time limit is ended.
+ * *@handed says the fds reached it: a worker of its may then have them even
+ * though no answer came (it answered late, or died after the clone), so they
+ * must not be given to another.
  */
-static int sandbox_mother_fork(const int fds[FRAME_WORKER_FDS], pid_t *pid)
+static int sandbox_mother_fork(const int fds[FRAME_WORKER_FDS], pid_t *pid, bool *handed)
 {
 	struct pollfd p;
 	int32_t v[2] = {0, 0}; /* the worker's pid (or -errno), a dead spare's pid */
@@ -249,9 +255,13 @@ static int sandbox_mother_fork(const int fds[FRAME_WORKER_FDS], pid_t *pid)
 		ret = n < 0 ? (int)n : -EIO;
 		goto fail;
 	}
+	*handed = true;
 	p = (struct pollfd){.fd = mom.fd, .events = POLLIN};
 	do
-		n = poll(&p, 1, (int)sbx.cfg.timeout_ms);
+		n = poll(&p, 1,
+			 (int)(sbx.cfg.timeout_ms > SANDBOX_MOTHER_ANSWER_MS
+				   ? sbx.cfg.timeout_ms
+				   : SANDBOX_MOTHER_ANSWER_MS));
 	while (n < 0 && errno == EINTR);
 	if (n != 1) {
 		ret = -ETIMEDOUT;
@@ -410,12 +420,31 @@ static int sandbox_arena_fd(void)
 	return fd;
 }
 
+/* Close what of a new worker's pipe ends and arena is still ours (not -1). */
+static void sandbox_spawn_close(int req[2], int resp[2], int load[2], int *arena)
+{
+	for (int i = 0; i < 2; i++) {
+		if (req[i] >= 0)
+			close(req[i]);
+		if (resp[i] >= 0)
+			close(resp[i]);
+		if (load[i] >= 0)
+			close(load[i]);
+		req[i] = resp[i] = load[i] = -1;
+	}
+	if (*arena >= 0)
+		close(*arena);
+	*arena = -1;
+}
+
 /* A worker on new pipes: forked by the mother, else spawned on its own. */
 static int sandbox_spawn(struct sandbox_worker *w, const struct sandbox_input *first)
 {
 	int req[2] = {-1, -1}, resp[2] = {-1, -1}, load[2] = {-1, -1}, arena = -1;
+	bool handed = false, again = false;
 	int ret;
 
+retry:
 	/* O_CLOEXEC on every end: another thread spawning at the same moment must
 	 * not inherit them (it would keep our pipes open and hide EOF). */
 	if (pipe2(req, O_CLOEXEC) < 0 || pipe2(resp, O_CLOEXEC) < 0) {
@@ -463,11 +492,18 @@ static int sandbox_spawn(struct sandbox_worker *w, const struct sandbox_input *f
 	}
 	w->load_sent = sandbox_presend(load[1] >= 0 ? load[1] : req[1], w, first);
 	ret = sandbox_mother_fork((const int[FRAME_WORKER_FDS]){req[0], resp[1], arena, load[0]},
-				  &w->pid);
+				  &w->pid, &handed);
 	if (ret == 0) {
 		pthread_mutex_lock(&sbx.lock);
 		sbx.stats.forks++;
 		pthread_mutex_unlock(&sbx.lock);
+	} else if (handed && !again) {
+		/* A worker the failed mother made may hold these pipes: they go
+		 * (it sees their end and exits), and the next try has its own. */
+		again = true;
+		handed = false;
+		sandbox_spawn_close(req, resp, load, &arena);
+		goto retry;
 	} else {
 		ret = sandbox_spawn_exec(req[0], resp[1], arena, load[0], false, &w->pid);
 	}
@@ -478,16 +514,7 @@ static int sandbox_spawn(struct sandbox_worker *w, const struct sandbox_input *f
 	w->load_fd = load[1];
 	req[1] = resp[0] = load[1] = -1;
 out:
-	for (int i = 0; i < 2; i++) {
-		if (req[i] >= 0)
-			close(req[i]);
-		if (resp[i] >= 0)
-			close(resp[i]);
-		if (load[i] >= 0)
-			close(load[i]);
-	}
-	if (arena >= 0)
-		close(arena);
+	sandbox_spawn_close(req, resp, load, &arena);
 	return ret;
 }
 
@@ -564,10 +591,10 @@ static size_t sandbox_worker_memory(pid_t pid)
  */
 int sandbox_load(struct sandbox_worker *w, const struct sandbox_input *first, struct buf *err)
 {
-	int64_t deadline = frame_now_ms() + sbx.cfg.timeout_ms;
 	struct buf msg = BUF_INIT;
 	uint32_t hdr[4];
 	struct iovec iov[4];
+	int64_t deadline;
 	size_t total;
 	int ret, parts, fd;
 
@@ -590,6 +617,9 @@ int sandbox_load(struct sandbox_worker *w, const struct sandbox_input *first, st
 	} else {
 		w->load_sent = 0;
 	}
+	/* The compile's time limit starts once there is a worker to compile: a
+	 * mother that was slow to answer, or one started anew, takes none of it. */
+	deadline = frame_now_ms() + sbx.cfg.timeout_ms;
 	pthread_mutex_lock(&sbx.lock);
 	sbx.stats.compiles++;
 	pthread_mutex_unlock(&sbx.lock);

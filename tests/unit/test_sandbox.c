@@ -1656,6 +1656,52 @@ static void test_first_input_after_image(void)
 	buf_free(&err);
 }
 
+/*
+ * A mother that takes the request and never answers (stopped): the cold start is
+ * not lost.  After the mother's time to answer it is ended, and the worker comes
+ * on new pipes (a worker of the stopped mother's may hold the first ones), from
+ * a new mother, and still has the whole time limit to compile (before, the wait
+ * for the mother had used it up, and the new worker was killed as timed out).
+ */
+static void test_stopped_mother(void)
+{
+	struct buf out = BUF_INIT, err = BUF_INIT;
+	pid_t kids[16], mother = 0;
+	int r, n;
+
+	sandbox_shutdown();
+	start(0);
+	r = run(good_src, "2", &out, &err);
+	n = children_of(getpid(), kids, 16);
+	for (int i = 0; i < n; i++) {
+		char path[64], comm[32] = "";
+		FILE *f;
+
+		snprintf(path, sizeof(path), "/proc/%d/comm", (int)kids[i]);
+		f = fopen(path, "r");
+		if (f && fgets(comm, sizeof(comm), f) && !strcmp(comm, "seglam-mother\n"))
+			mother = kids[i];
+		if (f)
+			fclose(f);
+	}
+	CHECK_WHY(r == 0 && mother > 0, "a mother made the first worker", "r=%d mother=%d", r,
+		  (int)mother);
+	if (mother > 0)
+		kill(mother, SIGSTOP);
+	/* another owner: a new worker, asked of the mother */
+	buf_reset(&out);
+	r = sandbox_run(65534, good_src, strlen(good_src), "3", 1, &out, &err);
+	CHECK_WHY(r == 0 && strcmp(buf_str(&out), "10\n") == 0,
+		  "a mother that never answers: the cold start goes on (new pipes, a new mother)",
+		  "r=%d out=%s err=%s", r, buf_str(&out), buf_str(&err));
+	r = run(good_src, "4", &out, &err);
+	CHECK_WHY(r == 0 && strcmp(buf_str(&out), "17\n") == 0,
+		  "and the first owner's type answers", "r=%d out=%s err=%s", r, buf_str(&out),
+		  buf_str(&err));
+	buf_free(&out);
+	buf_free(&err);
+}
+
 int main(int argc, char **argv)
 {
 	struct sandbox_stats st;
@@ -1687,6 +1733,7 @@ int main(int argc, char **argv)
 	test_worker_reuse();
 	test_no_landlock();
 	test_killed_worker();
+	test_stopped_mother();
 	test_zygote_memory();
 	test_zygote_keeps_no_source();
 	test_first_input_after_image();
