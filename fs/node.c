@@ -165,7 +165,11 @@ struct node *node_lookup_child(struct node *parent, const char *name, enum node_
 		    kind == NODE_MAP_TYPE) {
 			n->type_owned = xstrdup(name);
 			n->type = n->type_owned;
-		} else {
+		} else if (kind != NODE_PFILE) {
+			/* Borrowed: an answer's parent is its ASK_TYPE (or q/), which
+			 * outlives it and is never renamed.  A procs entry borrows nothing:
+			 * it can move to another type and outlive the type it was looked
+			 * up in (node_type walks up instead). */
 			n->type = parent->type;
 		}
 		if (nodes.count + 1 > nodes.nbuckets)

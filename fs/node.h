@@ -66,7 +66,10 @@ struct node {
 	enum node_kind kind;
 	struct node *parent;
 	char *name;
-	const char *type; /* type of a non-procs node; procs entries use node_type() */
+	/* Type of an ask/, query/, map/ node (ASK_TYPE, QUERY_TYPE, MAP_TYPE: type_owned;
+	 * ANSWER: its parent's).  NULL on NODE_PFILE, which moves between types:
+	 * node_type() finds its type through its parents. */
+	const char *type;
 	char *type_owned; /* set on ASK_TYPE, QUERY_TYPE and PROCS_TYPE nodes */
 	/* NODE_ANSWER: the decoded input. */
 	char *input;
