@@ -54,7 +54,11 @@ static int attr_store(struct node *n, struct stat *st)
 	uint64_t ino = n->ino;
 	int shadow = -1, ret;
 
-	node_store_path(n, &path);
+	ret = node_store_path(n, &path);
+	if (ret) {
+		buf_free(&path);
+		return ret;
+	}
 	/* While n->writer points to a pfile its shadow is open: pfile_save and
 	 * pfile_destroy clear n->writer under node_lock before they move or close it.
 	 * A duplicate (no I/O) is ours to fstat after the lock is dropped. */

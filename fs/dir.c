@@ -144,12 +144,12 @@ void fs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	n = node_by_ino(ino);
 	kind = n ? n->kind : NODE_ROOT;
 	if (n && node_ops[kind].in_store)
-		node_store_path(n, &path);
+		ret = node_store_path(n, &path);
 	pthread_mutex_unlock(&node_lock);
-	if (!n) {
+	if (!n)
 		ret = -ESTALE;
+	if (ret)
 		goto out;
-	}
 	dir_add(h, ".", S_IFDIR, ino);
 	dir_add(h, "..", S_IFDIR, 0);
 	if (node_ops[kind].opendir)

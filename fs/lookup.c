@@ -32,12 +32,10 @@ bool procs_dot_name(fuse_ino_t parent, const char *name)
 }
 
 /* The store path of @parent's child @name, into @out (reset first). */
-static void child_path(struct node *parent, const char *name, struct buf *out)
+static int child_path(struct node *parent, const char *name, struct buf *out)
 {
 	buf_reset(out);
-	node_store_path(parent, out);
-	buf_addc(out, '/');
-	buf_adds(out, name);
+	return node_store_child_path(parent, name, out);
 }
 
 /* Tries of the lstat when the namespace keeps moving under it (see below). */
@@ -64,8 +62,8 @@ static bool child_moved(struct node *parent, const char *name, const struct buf 
 
 	if (node_epoch() == epoch)
 		return false;
-	child_path(parent, name, &now);
-	moved = strcmp(buf_str(&now), buf_str(path)) || child_backing(parent, name) != backing;
+	moved = child_path(parent, name, &now) || strcmp(buf_str(&now), buf_str(path)) ||
+		child_backing(parent, name) != backing;
 	buf_free(&now);
 	return moved;
 }
@@ -91,7 +89,9 @@ int lookup_store_child(struct node *parent, const char *name, struct node **out)
 		return -ENOENT;
 	node_pin(parent);
 	do {
-		child_path(parent, name, &path);
+		ret = child_path(parent, name, &path);
+		if (ret)
+			goto out;
 		epoch = node_epoch();
 		backing = child_backing(parent, name);
 		pthread_mutex_unlock(&node_lock);
@@ -113,6 +113,7 @@ int lookup_store_child(struct node *parent, const char *name, struct node **out)
 		*out = node_lookup_child(parent, name, NODE_PFILE);
 		node_set_backing(*out, (uint64_t)st.st_ino);
 	}
+out:
 	node_unpin(parent);
 	buf_free(&path);
 	return ret;

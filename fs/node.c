@@ -1,6 +1,7 @@
 /* node: the inode table (ino -> node, (parent, name) -> node); see node.h. */
 #include "node.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -331,28 +332,45 @@ void node_exchange(struct node *a, struct node *b)
 	insert_name(b);
 }
 
-void node_store_path(const struct node *node, struct buf *out)
+int node_store_path(const struct node *node, struct buf *out)
 {
-	const struct node *chain[256];
+	const struct node *chain[NODE_DEPTH_MAX];
 	const struct node *n;
 	size_t depth = 0;
 
-	for (n = node; n && n->kind == NODE_PFILE && depth < 256; n = n->parent)
+	for (n = node; n && n->kind == NODE_PFILE; n = n->parent) {
+		/* Deeper than any real procedure tree: no path at all.  A made-up
+		 * one would be a name someone can create, and serve their file. */
+		if (depth == NODE_DEPTH_MAX)
+			return -ENAMETOOLONG;
 		chain[depth++] = n;
+	}
 	if (n && n->kind == NODE_PROCS)
 		buf_adds(out, "procs"); /* a dot entry at the top of procs/, such as .git */
 	else
 		store_type_dir(node_type(node), out);
-	if (n && n->kind == NODE_PFILE) {
-		/* Deeper than any real procedure tree: give a path that cannot exist
-		 * rather than a wrong one. */
-		buf_adds(out, "/.seglam-too-deep");
-		return;
-	}
 	while (depth--) {
 		buf_addc(out, '/');
 		buf_adds(out, chain[depth]->name);
 	}
+	return 0;
+}
+
+int node_store_child_path(const struct node *parent, const char *name, struct buf *out)
+{
+	const struct node *n;
+	size_t depth = 1; /* the child */
+	int ret;
+
+	for (n = parent; n && n->kind == NODE_PFILE; n = n->parent)
+		if (++depth > NODE_DEPTH_MAX)
+			return -ENAMETOOLONG;
+	ret = node_store_path(parent, out);
+	if (!ret) {
+		buf_addc(out, '/');
+		buf_adds(out, name);
+	}
+	return ret;
 }
 
 const char *node_type(const struct node *n)

@@ -121,8 +121,14 @@ void node_move(struct node *node, struct node *parent, const char *name);
  * node goes on naming the object it named (a held directory must never resolve
  * to what was swapped in under its old name). */
 void node_exchange(struct node *a, struct node *b);
-/* Store-relative path of a procs node ("procs/ab/cd/TYPE/tests/x.in"). Under node_lock. */
-void node_store_path(const struct node *node, struct buf *out);
+/* Procs entries below a type directory (or a dot entry of procs/) have a store
+ * path down to this depth; deeper ones are refused (-ENAMETOOLONG). */
+#define NODE_DEPTH_MAX 256
+/* Store-relative path of a procs node ("procs/ab/cd/TYPE/tests/x.in") appended to
+ * @out: 0, or -ENAMETOOLONG past NODE_DEPTH_MAX. Under node_lock. */
+int node_store_path(const struct node *node, struct buf *out);
+/* The same for @parent's child @name, which need not have a node yet. */
+int node_store_child_path(const struct node *parent, const char *name, struct buf *out);
 /* The type a node belongs to (NULL for fixed nodes). Under node_lock. */
 const char *node_type(const struct node *node);
 /* Call @fn for each child of @parent still in the name table (not a scan of the

@@ -96,8 +96,8 @@ int pfile_save(struct handle *h)
 	pthread_mutex_lock(&node_lock);
 	n = node_by_ino(h->ino);
 	if (n) {
-		gone = n->unlinked;
-		node_store_path(n, &path);
+		/* A name too deep for a store path is no name to save to. */
+		gone = n->unlinked || node_store_path(n, &path);
 		buf_adds(&type, node_type(n));
 		if (n->writer == pf)
 			n->writer = NULL;

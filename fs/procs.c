@@ -62,12 +62,8 @@ int procs_path(fuse_ino_t ino, const char *name, struct buf *path, struct buf *t
 	} else if (name && atomic_is_tmpname(name)) {
 		ret = -EINVAL; /* the daemon's own temp names are never made through the mount */
 	} else {
-		node_store_path(n, path);
-		if (name) {
-			buf_addc(path, '/');
-			buf_adds(path, name);
-		}
-		if (type)
+		ret = name ? node_store_child_path(n, name, path) : node_store_path(n, path);
+		if (!ret && type)
 			buf_adds(type, node_type(n));
 	}
 	pthread_mutex_unlock(&node_lock);

@@ -64,3 +64,31 @@ def test_file_moved_out_of_a_removed_type(mount):
     drop_caches()
     with open(mount.path('procs', 'BB', 'spec')) as f:
         assert f.read() == 'hello\n'
+
+
+# ---- 6: chains too deep for a store path -----------------------------------------
+
+
+def test_too_deep_is_no_path(mount):
+    """Past 256 levels below a type, the store path of an entry was
+    TYPE/.seglam-too-deep: a real name, which anyone can create, so the mount
+    served its files in place of the real ones.  Now such an entry has no path."""
+    os.mkdir(mount.path('procs', 'T'))
+    tdir = type_dir(mount.store, 'T')
+    deep = os.path.join(*(['a'] * 257))
+    os.makedirs(os.path.join(tdir, deep, 'real'))
+    os.makedirs(os.path.join(tdir, '.seglam-too-deep'))
+    write(os.path.join(tdir, '.seglam-too-deep', 'planted'), 'planted\n')
+    # 256 levels are served as they are in the store
+    assert os.path.isdir(mount.path('procs', 'T', *(['a'] * 256)))
+    for p in (mount.path('procs', 'T', deep), mount.path('procs', 'T', deep, 'planted'),
+              mount.path('procs', 'T', deep, 'real')):
+        with pytest.raises(OSError) as e:
+            os.stat(p)
+        assert e.value.errno == errno.ENAMETOOLONG, p
+    # Nothing is made below the limit, and nothing at the made-up name.
+    with pytest.raises(OSError) as e:
+        os.mkdir(mount.path('procs', 'T', *(['a'] * 256), 'new'))
+    assert e.value.errno == errno.ENAMETOOLONG
+    assert not os.path.exists(os.path.join(tdir, *(['a'] * 256), 'new'))
+    assert os.listdir(os.path.join(tdir, '.seglam-too-deep')) == ['planted']
