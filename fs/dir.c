@@ -105,17 +105,22 @@ int dir_ask_type(struct handle *h, enum node_kind kind, const char *path)
  * anything but files, directories and links. */
 int dir_store(struct handle *h, enum node_kind kind, const char *path)
 {
-	int fd = store_open_beneath(path, O_RDONLY | O_DIRECTORY, 0);
+	int fd = store_open_beneath(path, O_RDONLY | O_DIRECTORY, 0), ret;
 	struct dirent *de;
 	DIR *dir;
 
 	(void)kind;
 	if (fd < 0)
 		return fd;
+	/* The directory the kernel checked the caller's access on (procs_same_file). */
+	ret = procs_same_file(h->ino, fd);
+	if (ret) {
+		close(fd);
+		return ret;
+	}
 	dir = fdopendir(fd);
 	if (!dir) {
-		int ret = -errno;
-
+		ret = -errno;
 		close(fd);
 		return ret;
 	}

@@ -208,6 +208,21 @@ int procs_path(fuse_ino_t ino, const char *name, struct buf *path, struct buf *t
  */
 void procs_records_barrier(fuse_ino_t ino, const char *name);
 void procs_changed(const char *type);
+/*
+ * Is @fd, opened by the store path of node @ino, the file that node stands for
+ * (node_is_backing; a type directory has no file to compare: any)?  The kernel
+ * checked the caller's access on that node's attributes, which attr_store gives
+ * for that file only; the daemon opens by name, and a user who may rename in the
+ * directory can put another user's file under the name in between, which the
+ * daemon (root) must not open, link or read for them.  0, or -ESTALE when it is
+ * another file or the node has no name any more (deleted, replaced): the kernel
+ * then looks the name up again (LOOKUP_REVAL: a new node for the new file),
+ * checks access on that one and retries once, as after an NFS server's ESTALE;
+ * an NFS client of an export does the same.
+ */
+int procs_same_file(fuse_ino_t ino, int fd);
+#define PROCS_FD_PATH 32
+void procs_fd_path(int fd, char out[PROCS_FD_PATH]);
 int check_writable(void);
 void chown_to_caller(fuse_req_t req, const char *path);
 void fs_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode);

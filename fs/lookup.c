@@ -108,10 +108,10 @@ int lookup_store_child(struct node *parent, const char *name, struct node **out)
 		/* Another file now stands behind the name (replaced by rename, here or
 		 * by another daemon): it gets a new inode, as on a local filesystem, so
 		 * a reader of the old one is never cut to the new one's size. */
-		if (old && old->backing && old->backing != (uint64_t)st.st_ino)
+		if (old && old->backing && !node_is_backing(old, &st))
 			node_detach(old);
 		*out = node_lookup_child(parent, name, NODE_PFILE);
-		node_set_backing(*out, (uint64_t)st.st_ino);
+		node_set_backing(*out, (uint64_t)st.st_ino, (uint64_t)st.st_dev);
 	}
 out:
 	node_unpin(parent);

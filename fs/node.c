@@ -254,12 +254,19 @@ uint64_t node_epoch(void)
 	return nodes.epoch;
 }
 
-void node_set_backing(struct node *n, uint64_t backing)
+void node_set_backing(struct node *n, uint64_t backing, uint64_t dev)
 {
 	/* A first backing (a new node) changes what no one has seen. */
-	if (n->backing && n->backing != backing)
+	if (n->backing && (n->backing != backing || n->backing_dev != dev))
 		nodes.epoch++;
 	n->backing = backing;
+	n->backing_dev = dev;
+}
+
+bool node_is_backing(const struct node *n, const struct stat *st)
+{
+	return n->backing && n->backing == (uint64_t)st->st_ino &&
+	       n->backing_dev == (uint64_t)st->st_dev;
 }
 
 void node_detach(struct node *n)

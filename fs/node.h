@@ -29,6 +29,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/queue.h>
+#include <sys/stat.h>
 
 #include "buf.h"
 
@@ -81,8 +82,10 @@ struct node {
 	bool told, told_differs;
 	uint64_t page_version;
 	unsigned page_opens;
-	bool unlinked;	      /* removed from the name table: a deleted or replaced entry */
-	uint64_t backing;     /* NODE_PFILE: st_ino of the store file it stands for */
+	bool unlinked; /* removed from the name table: a deleted or replaced entry */
+	/* NODE_PFILE: st_ino and st_dev of the store file it stands for, the one file
+	 * whose attributes it gives the kernel and whose descriptors it opens. */
+	uint64_t backing, backing_dev;
 	struct pfile *writer; /* NODE_PFILE open with unsaved writes, for getattr */
 	struct node *ino_next, *name_next;
 	/* The children, so that a type's answers are found without a scan of the
@@ -111,8 +114,11 @@ void node_unpin(struct node *node);
  * (detach, move, exchange, a new backing file): a request that dropped node_lock
  * for store I/O compares it to know whether its result may be stale. Under node_lock. */
 uint64_t node_epoch(void);
-/* NODE_PFILE @node now stands for the store file with st_ino @backing. Under node_lock. */
-void node_set_backing(struct node *node, uint64_t backing);
+/* NODE_PFILE @node now stands for the store file with st_ino @backing on st_dev
+ * @dev. Under node_lock. */
+void node_set_backing(struct node *node, uint64_t backing, uint64_t dev);
+/* Is that the file @st describes?  (A node with no backing stands for no file.) */
+bool node_is_backing(const struct node *node, const struct stat *st);
 /* Remove from the name table (unlink, rename target). Under node_lock. */
 void node_detach(struct node *node);
 /* Move to a new parent/name (rename). Under node_lock. */

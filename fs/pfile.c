@@ -32,7 +32,7 @@ static void node_note_backing(fuse_ino_t ino, const struct stat *st)
 	pthread_mutex_lock(&node_lock);
 	n = node_by_ino(ino);
 	if (n)
-		node_set_backing(n, (uint64_t)st->st_ino);
+		node_set_backing(n, (uint64_t)st->st_ino, (uint64_t)st->st_dev);
 	pthread_mutex_unlock(&node_lock);
 }
 
@@ -134,22 +134,6 @@ static void pfile_set_writer(uint64_t ino, struct pfile *pf)
 	pthread_mutex_unlock(&node_lock);
 }
 
-static bool pfile_replaced(fuse_ino_t ino, int fd)
-{
-	struct stat st;
-	struct node *n;
-	bool replaced = false;
-
-	if (fstat(fd, &st) != 0)
-		return false;
-	pthread_mutex_lock(&node_lock);
-	n = node_by_ino(ino);
-	if (n && n->backing && n->backing != (uint64_t)st.st_ino)
-		replaced = true;
-	pthread_mutex_unlock(&node_lock);
-	return replaced;
-}
-
 static int pfile_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct buf path = BUF_INIT;
@@ -166,11 +150,14 @@ static int pfile_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		ret = fd;
 		goto out;
 	}
+	/* The file the kernel checked the caller's access on, and whose size it
+	 * caches, or none: the name may hold another by now (procs_same_file). */
+	ret = procs_same_file(ino, fd);
+	if (ret) {
+		close(fd);
+		goto out;
+	}
 	h = handle_new(H_PFILE, ino);
-	/* The name stands for another file than the one the kernel looked up, whose
-	 * size it caches: read this one without letting that size cut it short. */
-	if (pfile_replaced(ino, fd))
-		fi->direct_io = 1;
 	pthread_mutex_init(&h->pf.lock, NULL);
 	h->pf.fd = fd;
 	h->pf.shadow = -1;
@@ -251,13 +238,43 @@ out:
 	buf_free(&type);
 }
 
-/* After replacing the file behind a name ourselves: the name keeps its inode. */
-static void pfile_backing_from_store(fuse_ino_t ino, const char *path)
+/*
+ * Truncate the file node @ino stands for (the kernel checked the caller's write
+ * access on it, procs_same_file) at @path to @size: a shadow, committed as a save
+ * is; the name keeps its inode, as after an in-place truncate.
+ */
+static int pfile_truncate(fuse_ino_t ino, const char *path, off_t size)
 {
+	struct buf shadow_path = BUF_INIT;
 	struct stat st;
+	int fd, shadow = -1, ret;
 
-	if (store_lstat(path, &st) == 0)
+	fd = store_open_file(path, O_RDONLY, 0);
+	if (fd < 0)
+		return fd;
+	ret = procs_same_file(ino, fd);
+	if (ret)
+		goto out;
+	shadow = store_edit_shadow(fd, path, size > 0, &shadow_path);
+	if (shadow < 0) {
+		ret = shadow;
+		goto out;
+	}
+	if (ftruncate(shadow, size) != 0)
+		ret = -errno;
+	if (!ret)
+		ret = store_edit_commit(shadow, shadow_path.data, path, false);
+	if (ret) {
+		store_edit_discard(shadow, shadow_path.data);
+		goto out;
+	}
+	if (fstat(shadow, &st) == 0)
 		node_note_backing(ino, &st);
+	close(shadow);
+out:
+	close(fd);
+	buf_free(&shadow_path);
+	return ret;
 }
 
 /* SETATTR of a directory the mount makes: its owner (or root) may, and nothing is
@@ -276,8 +293,9 @@ void fs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
 	struct handle *h = fi ? fi_handle(fi) : NULL;
 	struct buf path = BUF_INIT, type = BUF_INIT;
 	struct pfile *pf = h && h->kind == H_PFILE ? &h->pf : NULL;
+	char self[PROCS_FD_PATH];
 	struct stat cur;
-	int ret;
+	int ret, fd = -1;
 
 	ret = procs_path(ino, NULL, &path, &type);
 	if (ret == -EPERM || ret == -EACCES) {
@@ -301,24 +319,37 @@ void fs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
 		goto out;
 	if (pf)
 		pthread_mutex_lock(&pf->lock);
+	if (!pf || to_set != FUSE_SET_ATTR_SIZE) {
+		/* The entry the node stands for, by descriptor, checked and changed as
+		 * one: a name can be given another file between an lstat and a chmod. */
+		fd = store_open_beneath(path.data, O_PATH | O_NOFOLLOW, 0);
+		ret = fd < 0 ? fd : procs_same_file(ino, fd);
+		if (!ret && fstat(fd, &cur) != 0)
+			ret = -errno;
+		if (fd >= 0)
+			procs_fd_path(fd, self);
+	} else if (fstat(pf->fd, &cur) != 0) {
+		ret = -errno; /* a truncate of the file this descriptor has open */
+	}
 	/* Never for a caller the kernel would refuse (the daemon acts as root). */
-	if (pf && fstat(pf->fd, &cur) != 0)
-		ret = -errno;
-	else if (!pf)
-		ret = store_lstat(path.data, &cur);
 	if (!ret)
 		ret = perm_setattr(req, &cur, attr, to_set);
 	if (!ret && (to_set & FUSE_SET_ATTR_MODE)) {
-		/* store_chmod drops setuid, setgid and sticky bits. */
-		ret = store_chmod(path.data, attr->st_mode);
-		if (pf && pf->shadow >= 0)
+		/* Never setuid, setgid or sticky.  A symlink has no mode of its own
+		 * (chmod through the descriptor would say so too). */
+		if (S_ISLNK(cur.st_mode))
+			ret = -EOPNOTSUPP;
+		else if (chmod(self, attr->st_mode & 0777) != 0)
+			ret = -errno;
+		if (!ret && pf && pf->shadow >= 0)
 			fchmod(pf->shadow, attr->st_mode & 0777);
 	}
 	if (!ret && (to_set & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID))) {
 		uid_t uid = to_set & FUSE_SET_ATTR_UID ? attr->st_uid : (uid_t)-1;
 		gid_t gid = to_set & FUSE_SET_ATTR_GID ? attr->st_gid : (gid_t)-1;
 
-		ret = store_chown(path.data, uid, gid);
+		if (fchownat(fd, "", uid, gid, AT_EMPTY_PATH) != 0)
+			ret = -errno;
 	}
 	if (!ret && (to_set & FUSE_SET_ATTR_SIZE)) {
 		if (pf && pf->writable) {
@@ -333,9 +364,7 @@ void fs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
 			}
 			pf->dirty = true;
 		} else {
-			ret = store_edit_truncate(path.data, attr->st_size);
-			if (!ret)
-				pfile_backing_from_store(ino, path.data);
+			ret = pfile_truncate(ino, path.data, attr->st_size);
 		}
 	}
 	if (!ret && (to_set & (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME))) {
@@ -352,12 +381,14 @@ void fs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
 		if (pf && pf->shadow >= 0) {
 			if (futimens(pf->shadow, ts) != 0)
 				ret = -errno;
-		} else {
-			ret = store_utimens(path.data, ts);
+		} else if (utimensat(AT_FDCWD, self, ts, 0) != 0) {
+			ret = -errno; /* the magic link is not followed: a symlink's own times */
 		}
 	}
 	if (pf)
 		pthread_mutex_unlock(&pf->lock);
+	if (fd >= 0)
+		close(fd);
 	if (!ret && (to_set & FUSE_SET_ATTR_SIZE) && !pf)
 		procs_changed(type.data);
 out:

@@ -80,6 +80,30 @@ void procs_changed(const char *type)
 	fs_inval_type(type);
 }
 
+int procs_same_file(fuse_ino_t ino, int fd)
+{
+	struct node *n;
+	struct stat st;
+	int ret = 0;
+
+	if (fstat(fd, &st) != 0)
+		return -errno;
+	pthread_mutex_lock(&node_lock);
+	n = node_by_ino(ino);
+	if (!n || n->unlinked)
+		ret = -ESTALE;
+	else if (n->kind == NODE_PFILE && !node_is_backing(n, &st))
+		ret = -ESTALE;
+	pthread_mutex_unlock(&node_lock);
+	return ret;
+}
+
+/* "/proc/self/fd/N": acts on what @fd has open (O_PATH included), not on a name. */
+void procs_fd_path(int fd, char out[PROCS_FD_PATH])
+{
+	snprintf(out, PROCS_FD_PATH, "/proc/self/fd/%d", fd);
+}
+
 int check_writable(void)
 {
 	return fs_cfg.readonly || store_readonly() ? -EROFS : 0;
@@ -247,14 +271,21 @@ void fs_readlink(fuse_req_t req, fuse_ino_t ino)
 	struct buf path = BUF_INIT;
 	char target[4096];
 	ssize_t n = -1;
-	int ret;
+	int ret, fd = -1;
 
 	ret = procs_path(ino, NULL, &path, NULL);
 	if (!ret) {
-		n = store_readlink(path.data, target, sizeof(target) - 1);
-		if (n < 0)
-			ret = (int)n;
+		/* The link this node stands for, not what its name holds now. */
+		fd = store_open_beneath(path.data, O_PATH | O_NOFOLLOW, 0);
+		ret = fd < 0 ? fd : procs_same_file(ino, fd);
 	}
+	if (!ret) {
+		n = readlinkat(fd, "", target, sizeof(target) - 1);
+		if (n < 0)
+			ret = -errno;
+	}
+	if (fd >= 0)
+		close(fd);
 	buf_free(&path);
 	if (ret) {
 		fuse_reply_err(req, ret == -EPERM ? EINVAL : -ret);
@@ -262,6 +293,40 @@ void fs_readlink(fuse_req_t req, fuse_ino_t ino)
 	}
 	target[n] = '\0';
 	fuse_reply_readlink(req, target);
+}
+
+/*
+ * Link the file node @ino stands for (checked by the kernel: fs.protected_hardlinks
+ * and the caller's access) as @to, never what its name holds by now: the daemon
+ * links as root.
+ */
+static int link_node(fuse_ino_t ino, const char *from, const char *to)
+{
+	char self[PROCS_FD_PATH];
+	const char *base;
+	int fd, dirfd = -1, ret;
+
+	fd = store_open_beneath(from, O_PATH | O_NOFOLLOW, 0);
+	if (fd < 0)
+		return fd;
+	ret = procs_same_file(ino, fd);
+	if (ret)
+		goto out;
+	dirfd = store_parent_fd(to, &base);
+	if (dirfd < 0) {
+		ret = dirfd;
+		goto out;
+	}
+	/* linkat(AT_EMPTY_PATH) needs CAP_DAC_READ_SEARCH; the magic link of the
+	 * descriptor does not, and links a symlink itself (it is not followed). */
+	procs_fd_path(fd, self);
+	if (linkat(AT_FDCWD, self, dirfd, base, AT_SYMLINK_FOLLOW) != 0)
+		ret = -errno;
+out:
+	if (dirfd >= 0)
+		close(dirfd);
+	close(fd);
+	return ret;
 }
 
 void fs_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t parent, const char *name)
@@ -274,7 +339,7 @@ void fs_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t parent, const char *name
 	if (!ret)
 		ret = procs_path(parent, name, &to, &type);
 	if (!ret)
-		ret = store_link(from.data, to.data);
+		ret = link_node(ino, from.data, to.data);
 	if (ret) {
 		fuse_reply_err(req, -ret);
 	} else {

@@ -92,3 +92,98 @@ def test_too_deep_is_no_path(mount):
     assert e.value.errno == errno.ENAMETOOLONG
     assert not os.path.exists(os.path.join(tdir, *(['a'] * 256), 'new'))
     assert os.listdir(os.path.join(tdir, '.seglam-too-deep')) == ['planted']
+
+
+# ---- 1: a name given another file between the kernel's check and the open ----
+
+# Run as nobody: in a directory everyone may write (but not read each other's
+# files in), swap another user's 0600 file in and out under our own file's name,
+# while opening that name (or linking it) as fast as we can.  The kernel checks
+# our access on the node the name had at LOOKUP/GETATTR; the daemon (root) must
+# open or link that file, not whatever the name holds a moment later.
+SWAP_RACE = r'''
+import ctypes, os, sys, time
+d, what, opens, seconds = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
+secret, mine = d + '/secret', d + '/mine'
+fd = os.open(mine, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+os.write(fd, b'mine\n')
+os.close(fd)
+pid = os.fork()
+if pid == 0:
+    libc = ctypes.CDLL(None, use_errno=True)
+    while True:  # RENAME_EXCHANGE: "mine" is ours, then theirs, then ours...
+        libc.renameat2(-100, mine.encode(), -100, secret.encode(), 2)
+end = time.time() + seconds
+n = 0
+try:
+    while n < opens and time.time() < end:
+        n += 1
+        try:
+            if what == 'read':
+                fd = os.open(mine, os.O_RDONLY)
+                data = os.read(fd, 64)
+                os.close(fd)
+                if data and not data.startswith(b'mine'):
+                    print('LEAK', n, data)
+                    break
+            else:
+                # into another directory: a link holds its target directory's
+                # lock, which the renames in @d would wait for
+                os.link(mine, d + '/../other/copy')
+                os.unlink(d + '/../other/copy')
+        except OSError:
+            pass
+finally:
+    os.kill(pid, 9)
+    os.waitpid(pid, 0)
+print('opens', n)
+'''
+
+
+def swap_race_setup(m):
+    os.mkdir(m.path('procs', 'T'))
+    shared = m.path('procs', 'T', 'shared')
+    os.mkdir(shared)
+    os.chmod(shared, 0o777)
+    os.mkdir(m.path('procs', 'T', 'other'))
+    os.chmod(m.path('procs', 'T', 'other'), 0o777)
+    write(os.path.join(shared, 'secret'), 'TOPSECRET\n')
+    os.chmod(os.path.join(shared, 'secret'), 0o600)
+    return shared
+
+
+@needs_root
+def test_open_is_of_the_checked_file(shared_mounts):
+    """OPEN opened the node's store path by name: a user who swapped another user's
+    0600 file under their own name between GETATTR and OPEN read it as root."""
+    m = shared_mounts(options=['-o', 'allow_other'])
+    shared = swap_race_setup(m)
+    r = as_nobody(SWAP_RACE, shared, 'read', 5000, 15)
+    assert r.returncode == 0, r.stderr
+    assert 'LEAK' not in r.stdout, r.stdout
+    assert 'TOPSECRET' not in r.stdout
+
+
+@needs_root
+def test_link_is_of_the_checked_file(shared_mounts):
+    """LINK linked the node's store path by name, as root: the same swap got a
+    hard link to another user's 0600 file under a name of the attacker's choice
+    (the kernel refuses that link: fs.protected_hardlinks)."""
+    m = shared_mounts(options=['-o', 'allow_other'])
+    shared = swap_race_setup(m)
+    stored = type_dir(m.store, 'T')
+    secret_ino = os.lstat(os.path.join(stored, 'shared', 'secret')).st_ino
+    code = SWAP_RACE.replace("os.unlink(d + '/../other/copy')",
+                             "st = os.lstat(d + '/../other/copy')\n"
+                             "                if st.st_uid != os.getuid():\n"
+                             "                    print('LEAK linked', st.st_uid)\n"
+                             "                    break\n"
+                             "                os.unlink(d + '/../other/copy')")
+    r = as_nobody(code, shared, 'link', 5000, 15)
+    assert r.returncode == 0, r.stderr
+    assert 'LEAK' not in r.stdout, r.stdout
+    for root, dirs, files in os.walk(stored):
+        for name in files:
+            st = os.lstat(os.path.join(root, name))
+            if st.st_ino == secret_ino:
+                assert st.st_nlink == 1, f'{name}: a link to the secret, {st.st_nlink} names'
