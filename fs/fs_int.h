@@ -224,7 +224,7 @@ int procs_same_file(fuse_ino_t ino, int fd);
 #define PROCS_FD_PATH 32
 void procs_fd_path(int fd, char out[PROCS_FD_PATH]);
 int check_writable(void);
-void chown_to_caller(fuse_req_t req, const char *path);
+void chown_to_caller(fuse_req_t req, int fd);
 void fs_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode);
 void fs_unlink(fuse_req_t req, fuse_ino_t parent, const char *name);
 void fs_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name);

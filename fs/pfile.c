@@ -180,6 +180,28 @@ out:
 	return ret;
 }
 
+/*
+ * CREATE without O_EXCL of a name the store has (made meanwhile, or hidden from
+ * LOOKUP: a FIFO, device or socket an NFS peer planted): a regular file is opened
+ * as it is, and stays its owner's (pfile_open checks it is the file looked up);
+ * anything else is refused (-EACCES, as store_open_file refuses it) without being
+ * opened.
+ */
+static int create_existing(const char *path)
+{
+	struct stat st;
+	int ret = store_lstat(path, &st);
+
+	if (ret || S_ISREG(st.st_mode))
+		return ret;
+	if (S_ISDIR(st.st_mode))
+		return -EISDIR;
+	log_warn("store: %s: refused: not a regular file (a FIFO or device in STORE is never "
+		 "opened; remove it)",
+		 path);
+	return -EACCES;
+}
+
 void fs_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
 	       struct fuse_file_info *fi)
 {
@@ -197,14 +219,20 @@ void fs_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
 		ret = -EINVAL;
 		goto out;
 	}
-	/* The name appears at once (POSIX), empty; the data arrives by shadow. */
-	fd = store_open_file(path.data, O_WRONLY | O_CREAT | (fi->flags & O_EXCL), mode & 0777);
-	if (fd < 0) {
+	/* The name appears at once (POSIX), empty; the data arrives by shadow.  Always
+	 * O_EXCL: only a file this request made is given to the caller, and nothing
+	 * else at the name is opened here (a FIFO would wake its blocked reader). */
+	fd = store_open_file(path.data, O_WRONLY | O_CREAT | O_EXCL, mode & 0777);
+	if (fd >= 0) {
+		chown_to_caller(req, fd);
+		close(fd);
+	} else if (fd == -EEXIST && !(fi->flags & O_EXCL)) {
+		ret = create_existing(path.data);
+	} else {
 		ret = fd;
-		goto out;
 	}
-	close(fd);
-	chown_to_caller(req, path.data);
+	if (ret)
+		goto out;
 	pthread_mutex_lock(&node_lock);
 	pnode = node_by_ino(parent);
 	ret = pnode ? lookup_store_child(pnode, name, &n) : -ESTALE;

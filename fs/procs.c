@@ -4,6 +4,7 @@
  */
 #include "fs_int.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdatomic.h>
@@ -109,20 +110,89 @@ int check_writable(void)
 	return fs_cfg.readonly || store_readonly() ? -EROFS : 0;
 }
 
-/* Give a created entry to the requesting user when the daemon runs as root. */
-void chown_to_caller(fuse_req_t req, const char *path)
+/*
+ * Give what this request just created, open as @fd (O_PATH will do), to the
+ * requesting user when the daemon runs as root.  By descriptor, never by name:
+ * the name can be given another file (a hard link to someone else's) between
+ * the create and the chown.
+ */
+void chown_to_caller(fuse_req_t req, int fd)
 {
 	const struct fuse_ctx *ctx = fuse_req_ctx(req);
 
 	if (getuid() == 0 && ctx && (ctx->uid != 0 || ctx->gid != 0))
-		if (store_chown(path, ctx->uid, ctx->gid) != 0)
-			log_debug("chown %s: failed", path);
+		if (fchownat(fd, "", ctx->uid, ctx->gid, AT_EMPTY_PATH) != 0)
+			log_debug("chown to the caller: %s", strerror(errno));
+}
+
+/*
+ * The entry this request made at @path (a directory by mkdirat, a symlink by
+ * symlinkat), opened without following it, or -EEXIST when what is there now
+ * cannot be it: another kind, another owner than the daemon, a directory with
+ * entries or a symlink with other names (renamed or linked in meanwhile).  Only
+ * then is it given to the caller.
+ */
+static int open_made(const char *path, mode_t kind)
+{
+	int fd = store_open_beneath(
+	    path, S_ISDIR(kind) ? O_RDONLY | O_DIRECTORY | O_NOFOLLOW : O_PATH | O_NOFOLLOW, 0);
+	struct stat st;
+	bool ok;
+
+	if (fd < 0)
+		return fd;
+	ok = fstat(fd, &st) == 0 && (st.st_mode & S_IFMT) == kind && st.st_uid == geteuid();
+	if (ok && S_ISDIR(kind)) {
+		int dup_fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+		DIR *dir = dup_fd >= 0 ? fdopendir(dup_fd) : NULL;
+		struct dirent *de;
+
+		if (!dir && dup_fd >= 0)
+			close(dup_fd);
+		ok = dir != NULL;
+		while (ok && (de = readdir(dir)))
+			ok = !strcmp(de->d_name, ".") || !strcmp(de->d_name, "..");
+		if (dir)
+			closedir(dir);
+	} else if (ok) {
+		ok = st.st_nlink == 1;
+	}
+	if (!ok) {
+		log_warn("store: %s: not the entry just made (replaced meanwhile): left as it is",
+			 path);
+		close(fd);
+		return -EEXIST;
+	}
+	return fd;
+}
+
+/*
+ * Make procs/TYPE/ for mkdir: its bucket directories as needed, then the type
+ * directory itself, which must be new (-EEXIST otherwise: a type someone made
+ * meanwhile is theirs, never given to this caller).
+ */
+static int mkdir_type(const char *name, mode_t mode, struct buf *path)
+{
+	char *p;
+	int ret = 0;
+
+	store_type_dir(name, path);
+	/* "procs/HH" and "procs/HH/HH" (procs/ is there): each made beneath STORE by
+	 * store_mkdir, so a symlink planted as one is refused by the next. */
+	for (p = strchr(strchr(path->data, '/') + 1, '/'); p && !ret; p = strchr(p + 1, '/')) {
+		*p = '\0';
+		ret = store_mkdir(path->data, 0755);
+		*p = '/';
+		if (ret == -EEXIST)
+			ret = 0;
+	}
+	return ret ? ret : store_mkdir(path->data, mode);
 }
 
 void fs_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
 {
 	struct buf path = BUF_INIT, type = BUF_INIT;
-	int ret = check_writable();
+	int ret = check_writable(), fd;
 
 	if (ret)
 		goto out;
@@ -131,26 +201,22 @@ void fs_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
 			ret = -EINVAL;
 			goto out;
 		}
-		if (store_type_exists(name)) {
-			ret = -EEXIST;
-			goto out;
-		}
-		ret = store_mkdir_type(name);
-		if (!ret) {
-			store_type_dir(name, &path);
-			chown_to_caller(req, path.data);
-			procs_changed(name);
-			reply_new_entry(req, parent, name);
-		}
-		goto out;
+		buf_adds(&type, name);
+		ret = mkdir_type(name, mode, &path);
+	} else {
+		ret = procs_path(parent, name, &path, &type);
+		if (!ret)
+			ret = store_mkdir(path.data, mode);
 	}
-	ret = procs_path(parent, name, &path, &type);
 	if (ret)
 		goto out;
-	ret = store_mkdir(path.data, mode);
-	if (ret)
-		goto out;
-	chown_to_caller(req, path.data);
+	/* Ours since mkdirat said so (an existing directory is -EEXIST); given to the
+	 * caller only if the name still holds it. */
+	fd = open_made(path.data, S_IFDIR);
+	if (fd >= 0) {
+		chown_to_caller(req, fd);
+		close(fd);
+	}
 	procs_changed(type.data);
 	reply_new_entry(req, parent, name);
 out:
@@ -230,15 +296,16 @@ void fs_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, 
 		ret = procs_path(parent, name, &path, &type);
 	if (!ret) {
 		fd = store_open_beneath(path.data, O_WRONLY | O_CREAT | O_EXCL, mode & 0777);
-		if (fd < 0)
+		if (fd < 0) {
 			ret = fd;
-		else
+		} else {
+			chown_to_caller(req, fd); /* O_EXCL: the file is ours */
 			close(fd);
+		}
 	}
 	if (ret) {
 		fuse_reply_err(req, -ret);
 	} else {
-		chown_to_caller(req, path.data);
 		procs_changed(type.data);
 		reply_new_entry(req, parent, name);
 	}
@@ -258,7 +325,12 @@ void fs_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char 
 	if (ret) {
 		fuse_reply_err(req, -ret);
 	} else {
-		chown_to_caller(req, path.data);
+		int fd = open_made(path.data, S_IFLNK);
+
+		if (fd >= 0) {
+			chown_to_caller(req, fd);
+			close(fd);
+		}
 		procs_changed(type.data);
 		reply_new_entry(req, parent, name);
 	}

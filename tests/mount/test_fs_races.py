@@ -187,3 +187,67 @@ def test_link_is_of_the_checked_file(shared_mounts):
             st = os.lstat(os.path.join(root, name))
             if st.st_ino == secret_ino:
                 assert st.st_nlink == 1, f'{name}: a link to the secret, {st.st_nlink} names'
+
+
+# ---- 3: what a create or mkdir finds at its name ---------------------------------
+
+
+@needs_root
+def test_create_over_a_planted_fifo(shared_mounts):
+    """A FIFO planted in STORE is hidden from LOOKUP, so `echo hi > f` reaches the
+    daemon as CREATE: the daemon opened it for writing as root (waking a reader
+    blocked on it) and would have chowned it to the caller.  Now the create fails
+    with EACCES and the FIFO is left alone."""
+    m = shared_mounts(options=['-o', 'allow_other'])
+    os.mkdir(m.path('procs', 'T'))
+    os.chmod(m.path('procs', 'T'), 0o777)
+    fifo = os.path.join(type_dir(m.store, 'T'), 'f')
+    os.mkfifo(fifo, 0o600)
+    # open(O_RDONLY) of a FIFO blocks until a writer opens it
+    reader = subprocess.Popen(['cat', fifo], stdout=subprocess.PIPE)
+    try:
+        time.sleep(0.3)
+        r = as_nobody(r'''
+import errno, os, sys
+try:
+    fd = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    os.write(fd, b'hi\n')
+    os.close(fd)
+    print('created')
+except OSError as e:
+    print('error', errno.errorcode[e.errno])
+''', m.path('procs', 'T', 'f'))
+        assert r.returncode == 0, r.stderr
+        assert r.stdout.strip() == 'error EACCES', r.stdout
+        time.sleep(0.5)
+        assert reader.poll() is None, 'the daemon opened the FIFO: its reader was woken'
+    finally:
+        reader.kill()
+        reader.wait()
+    st = os.lstat(fifo)
+    assert stat.S_ISFIFO(st.st_mode) and st.st_uid == 0, (oct(st.st_mode), st.st_uid)
+    # The same for a type directory's mkdir, which a user gets only if it is new.
+    with pytest.raises(OSError) as e:
+        os.mkdir(m.path('procs', 'T'))
+    assert e.value.errno == errno.EEXIST
+
+
+@needs_root
+def test_created_entries_belong_to_their_maker(shared_mounts):
+    """Files, directories, symlinks and types made through the mount are given to
+    the user who made them (by descriptor now), and nothing else is."""
+    m = shared_mounts(options=['-o', 'allow_other'])
+    r = as_nobody(r'''
+import os, sys
+d = os.path.join(sys.argv[1], 'procs', 'mine')
+os.mkdir(d)
+with open(os.path.join(d, 'f'), 'w') as f:
+    f.write('x')
+os.mkdir(os.path.join(d, 'sub'))
+os.symlink('f', os.path.join(d, 'l'))
+os.mknod(os.path.join(d, 'n'), 0o644)
+''', m.mnt)
+    assert r.returncode == 0, r.stderr
+    tdir = type_dir(m.store, 'mine')
+    for name in ('', 'f', 'sub', 'l', 'n'):
+        assert os.lstat(os.path.join(tdir, name)).st_uid == NOBODY, name
