@@ -225,6 +225,7 @@ int procs_same_file(fuse_ino_t ino, int fd);
 void procs_fd_path(int fd, char out[PROCS_FD_PATH]);
 int check_writable(void);
 void chown_to_caller(fuse_req_t req, int fd);
+void made_mode(int fd, mode_t mode);
 void fs_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode);
 void fs_unlink(fuse_req_t req, fuse_ino_t parent, const char *name);
 void fs_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name);

@@ -36,10 +36,30 @@ static void node_note_backing(fuse_ino_t ino, const struct stat *st)
 	pthread_mutex_unlock(&node_lock);
 }
 
-/* Give @pf a shadow of @target (with its data when @copy): store_edit.h. */
+/*
+ * A shadow of @target (with @src's data when @copy; store_edit.h), with @src's
+ * mode exactly: the temp file is created under the daemon's umask, which must
+ * not take group write off a file every save (the caller's umask was applied when
+ * the file was made, by the kernel).
+ */
+static int pfile_shadow(int src, const char *target, bool copy, struct buf *shadow_path)
+{
+	int fd = store_edit_shadow(src, target, copy, shadow_path);
+	struct stat st;
+
+	if (fd >= 0 && fstat(src, &st) == 0 && fchmod(fd, st.st_mode & 0777) != 0) {
+		int ret = -errno;
+
+		store_edit_discard(fd, shadow_path->data);
+		return ret;
+	}
+	return fd;
+}
+
+/* Give @pf a shadow of @target (with its data when @copy). */
 static int pfile_make_shadow(struct pfile *pf, const char *target, bool copy)
 {
-	int fd = store_edit_shadow(pf->fd, target, copy, &pf->shadow_path);
+	int fd = pfile_shadow(pf->fd, target, copy, &pf->shadow_path);
 
 	if (fd < 0)
 		return fd;
@@ -224,6 +244,7 @@ void fs_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
 	 * else at the name is opened here (a FIFO would wake its blocked reader). */
 	fd = store_open_file(path.data, O_WRONLY | O_CREAT | O_EXCL, mode & 0777);
 	if (fd >= 0) {
+		made_mode(fd, mode);
 		chown_to_caller(req, fd);
 		close(fd);
 	} else if (fd == -EEXIST && !(fi->flags & O_EXCL)) {
@@ -283,7 +304,7 @@ static int pfile_truncate(fuse_ino_t ino, const char *path, off_t size)
 	ret = procs_same_file(ino, fd);
 	if (ret)
 		goto out;
-	shadow = store_edit_shadow(fd, path, size > 0, &shadow_path);
+	shadow = pfile_shadow(fd, path, size > 0, &shadow_path);
 	if (shadow < 0) {
 		ret = shadow;
 		goto out;

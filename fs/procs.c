@@ -126,6 +126,17 @@ void chown_to_caller(fuse_req_t req, int fd)
 }
 
 /*
+ * Give what this request made (@fd) the mode the kernel asked for, already
+ * masked by the caller's umask: the daemon's own umask must not mask it again
+ * (a daemon at 022 took group write from a caller at 002).
+ */
+void made_mode(int fd, mode_t mode)
+{
+	if (fchmod(fd, mode & 0777) != 0)
+		log_debug("chmod of a new entry: %s", strerror(errno));
+}
+
+/*
  * The entry this request made at @path (a directory by mkdirat, a symlink by
  * symlinkat), opened without following it, or -EEXIST when what is there now
  * cannot be it: another kind, another owner than the daemon, a directory with
@@ -214,6 +225,7 @@ void fs_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
 	 * caller only if the name still holds it. */
 	fd = open_made(path.data, S_IFDIR);
 	if (fd >= 0) {
+		made_mode(fd, mode);
 		chown_to_caller(req, fd);
 		close(fd);
 	}
@@ -299,7 +311,9 @@ void fs_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, 
 		if (fd < 0) {
 			ret = fd;
 		} else {
-			chown_to_caller(req, fd); /* O_EXCL: the file is ours */
+			/* O_EXCL: the file is ours */
+			made_mode(fd, mode);
+			chown_to_caller(req, fd);
 			close(fd);
 		}
 	}

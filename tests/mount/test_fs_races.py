@@ -251,3 +251,40 @@ os.mknod(os.path.join(d, 'n'), 0o644)
     tdir = type_dir(m.store, 'mine')
     for name in ('', 'f', 'sub', 'l', 'n'):
         assert os.lstat(os.path.join(tdir, name)).st_uid == NOBODY, name
+
+
+# ---- 4: the daemon's umask on top of the caller's --------------------------------
+
+
+def test_modes_are_the_callers(mounts):
+    """The kernel masks a new entry's mode with the caller's umask; the daemon, at
+    umask 022, masked it again: a caller at 002 got 0644 files and 0755
+    directories, a type directory was always 0755, and every save of a 0664 file
+    made it 0644."""
+    old = os.umask(0o022)
+    try:
+        m = mounts()
+    finally:
+        os.umask(old)
+    r = subprocess.run(['sh', '-c', 'umask 002 && mkdir "$1/procs/U" && echo v1 > "$1/procs/U/spec" '
+                        '&& mkdir "$1/procs/U/sub" && : > "$1/procs/U/sub/f"', 'sh', m.mnt],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    tdir = type_dir(m.store, 'U')
+
+    def mode(*p):
+        return stat.S_IMODE(os.lstat(os.path.join(tdir, *p)).st_mode)
+    assert mode() == 0o775
+    assert mode('spec') == 0o664
+    assert mode('sub') == 0o775
+    assert mode('sub', 'f') == 0o664
+    # a save (shadow and rename) and a truncate keep the file's mode
+    r = subprocess.run(['sh', '-c', 'umask 002 && echo v2 > "$1" && truncate -s 1 "$1"', 'sh',
+                        m.path('procs', 'U', 'spec')], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert mode('spec') == 0o664
+    with open(m.path('procs', 'U', 'spec')) as f:
+        assert f.read() == 'v'
+    os.chmod(m.path('procs', 'U', 'spec'), 0o660)
+    write(m.path('procs', 'U', 'spec'), 'v3\n')
+    assert mode('spec') == 0o660
