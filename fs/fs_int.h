@@ -44,7 +44,8 @@ struct pfile {
 	struct buf shadow_path; /* store-relative */
 	bool writable;
 	bool dirty;
-	int error; /* a write to the shadow failed: it must never be committed */
+	int error; /* a write failed: nothing of this handle is ever committed, and every
+		    * later write, flush, fsync and close fails with it (pfile_failed) */
 };
 
 struct dirent_snap {

@@ -78,15 +78,6 @@ static int pfile_commit(struct pfile *pf, const char *target, bool gone)
 
 	if (!pf->dirty || pf->shadow < 0)
 		return 0;
-	if (pf->error) {
-		/* Half the data is worse than none: drop the shadow, keep the old file. */
-		ret = pf->error;
-		store_edit_discard(pf->shadow, pf->shadow_path.data);
-		pf->shadow = -1;
-		pf->dirty = false;
-		pf->error = 0;
-		return ret;
-	}
 	ret = store_edit_commit(pf->shadow, pf->shadow_path.data, target, gone);
 	if (ret)
 		goto out;
@@ -99,6 +90,33 @@ out:
 	return ret;
 }
 
+/*
+ * A write of @h failed (pf->error): half the data is worse than none.  Drop the
+ * shadow, keep the old file; pf->error stays, so that every later write, flush,
+ * fsync and close of this handle fails with it and nothing of the handle is ever
+ * committed (a later write would start a new shadow from the old file, and
+ * commit the old data patched with only the writes after the failure).
+ * pf->lock held.
+ */
+static int pfile_failed(struct handle *h)
+{
+	struct pfile *pf = &h->pf;
+	struct node *n;
+
+	if (pf->shadow >= 0) {
+		/* attr_store reads the writer's shadow: unhook it before closing it. */
+		pthread_mutex_lock(&node_lock);
+		n = node_by_ino(h->ino);
+		if (n && n->writer == pf)
+			n->writer = NULL;
+		pthread_mutex_unlock(&node_lock);
+		store_edit_discard(pf->shadow, pf->shadow_path.data);
+		pf->shadow = -1;
+	}
+	pf->dirty = false;
+	return pf->error;
+}
+
 /* Commit a handle's writes; used by flush, fsync and release. */
 int pfile_save(struct handle *h)
 {
@@ -109,6 +127,11 @@ int pfile_save(struct handle *h)
 	int ret;
 
 	pthread_mutex_lock(&pf->lock);
+	if (pf->error) {
+		ret = pfile_failed(h);
+		pthread_mutex_unlock(&pf->lock);
+		return ret;
+	}
 	if (!pf->dirty) {
 		pthread_mutex_unlock(&pf->lock);
 		return 0;
@@ -401,7 +424,9 @@ void fs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
 			ret = -errno;
 	}
 	if (!ret && (to_set & FUSE_SET_ATTR_SIZE)) {
-		if (pf && pf->writable) {
+		if (pf && pf->error) {
+			ret = pfile_failed(h); /* nothing of this handle is saved any more */
+		} else if (pf && pf->writable) {
 			if (pf->shadow < 0) {
 				ret = pfile_make_shadow(pf, path.data, attr->st_size > 0);
 				if (!ret)
@@ -477,6 +502,10 @@ void pfile_write(fuse_req_t req, struct handle *h, const char *data, size_t size
 		return;
 	}
 	pthread_mutex_lock(&h->pf.lock);
+	if (h->pf.error) {
+		ret = pfile_failed(h); /* an earlier write failed: so do all later ones */
+		goto out;
+	}
 	if (h->pf.shadow < 0) {
 		ret = procs_path(h->ino, NULL, &path, NULL);
 		if (!ret)
@@ -494,6 +523,7 @@ void pfile_write(fuse_req_t req, struct handle *h, const char *data, size_t size
 		if (ret)
 			h->pf.error = ret;
 	}
+out:
 	pthread_mutex_unlock(&h->pf.lock);
 	buf_free(&path);
 	if (ret)

@@ -288,3 +288,61 @@ def test_modes_are_the_callers(mounts):
     os.chmod(m.path('procs', 'U', 'spec'), 0o660)
     write(m.path('procs', 'U', 'spec'), 'v3\n')
     assert mode('spec') == 0o660
+
+
+# ---- 5: writes after a failed write ----------------------------------------------
+
+
+def test_a_failed_write_fails_the_handle(mounts, monkeypatch):
+    """After a write failed, an fsync dropped the shadow (with the writes before the
+    failure) and cleared the error; the next write made a new shadow from the old
+    file and the close committed the old data patched with it.  Now every later
+    write, fsync and close of that handle fails and the file stays as it was.  The
+    failure is real: the daemon runs with RLIMIT_FSIZE 1 MiB (SIGXFSZ ignored),
+    so a write past 1 MiB is EFBIG."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    old_handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (1 << 20, hard))
+    popen = subprocess.Popen
+
+    def keep_signals(*args, **kw):  # Popen resets SIGXFSZ to its default, which kills
+        return popen(*args, **dict(kw, restore_signals=False))
+    monkeypatch.setattr(subprocess, 'Popen', keep_signals)
+    try:
+        m = mounts()  # inherits both
+    finally:
+        monkeypatch.undo()
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        signal.signal(signal.SIGXFSZ, old_handler)
+    os.mkdir(m.path('procs', 'T'))
+    spec = m.path('procs', 'T', 'spec')
+    write(spec, 'old data\n')
+    fd = os.open(spec, os.O_WRONLY)
+    outcomes = []
+    try:
+        os.pwrite(fd, b'NEW', 0)
+        with pytest.raises(OSError) as e:
+            os.pwrite(fd, b'x', 2 << 20)
+        assert e.value.errno == errno.EFBIG
+        for what, fn in (('fsync', lambda: os.fsync(fd)),
+                         ('write', lambda: os.pwrite(fd, b'LATER', 0)),
+                         ('fsync again', lambda: os.fsync(fd))):
+            try:
+                fn()
+                outcomes.append((what, 'ok'))
+            except OSError as e:
+                outcomes.append((what, errno.errorcode[e.errno]))
+    finally:
+        try:
+            os.close(fd)
+            outcomes.append(('close', 'ok'))
+        except OSError as e:
+            outcomes.append(('close', errno.errorcode[e.errno]))
+    assert outcomes == [('fsync', 'EFBIG'), ('write', 'EFBIG'), ('fsync again', 'EFBIG'),
+                        ('close', 'EFBIG')]
+    with open(spec) as f:
+        assert f.read() == 'old data\n'
+    # the next handle works as ever
+    write(spec, 'new data\n')
+    with open(spec) as f:
+        assert f.read() == 'new data\n'
