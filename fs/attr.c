@@ -52,7 +52,6 @@ static int attr_store(struct node *n, struct stat *st)
 {
 	struct buf path = BUF_INIT;
 	uint64_t ino = n->ino;
-	uint64_t backing = n->backing, dev = n->backing_dev; /* for the check below */
 	int shadow = -1, ret;
 
 	ret = node_store_path(n, &path);
@@ -81,18 +80,6 @@ static int attr_store(struct node *n, struct stat *st)
 		close(shadow);
 	buf_free(&path);
 	pthread_mutex_lock(&node_lock);
-	/*
-	 * A procs file's attributes are those of the file it stands for, or none:
-	 * the kernel checks a caller's access on them, and OPEN, LINK and READLINK
-	 * act on that file only (procs_same_file).  Attributes of whatever the name
-	 * holds now would let a user pass the check with their own file and have
-	 * another user's swapped in by the time the daemon opens it.  A save through
-	 * this node may have given it its new file meanwhile: either one will do.
-	 * -ESTALE makes the kernel look the name up again (a new node) and retry.
-	 */
-	if (!ret && backing && !(backing == (uint64_t)st->st_ino && dev == (uint64_t)st->st_dev) &&
-	    !node_is_backing(n, st))
-		ret = -ESTALE;
 	st->st_ino = ino;
 	return ret;
 }

@@ -66,8 +66,9 @@ static void procs_dot_entries(struct handle *h)
  * "..": node_lock not held; @path is the store path of a directory in the store
  * (node_ops[].in_store).
  */
-int dir_root(struct handle *h, enum node_kind kind, const char *path)
+int dir_root(fuse_req_t req, struct handle *h, enum node_kind kind, const char *path)
 {
+	(void)req;
 	(void)kind;
 	(void)path;
 	dir_add(h, "ask", S_IFDIR, INO_ASK);
@@ -80,10 +81,11 @@ int dir_root(struct handle *h, enum node_kind kind, const char *path)
 }
 
 /* ask/, procs/, query/, map/: the types of the store. */
-int dir_types(struct handle *h, enum node_kind kind, const char *path)
+int dir_types(fuse_req_t req, struct handle *h, enum node_kind kind, const char *path)
 {
 	int ret = store_foreach_type(type_foreach_add, h);
 
+	(void)req;
 	(void)path;
 	if (kind == NODE_PROCS && !ret)
 		procs_dot_entries(h);
@@ -93,8 +95,9 @@ int dir_types(struct handle *h, enum node_kind kind, const char *path)
 	return ret;
 }
 
-int dir_ask_type(struct handle *h, enum node_kind kind, const char *path)
+int dir_ask_type(fuse_req_t req, struct handle *h, enum node_kind kind, const char *path)
 {
+	(void)req;
 	(void)h;
 	(void)kind;
 	(void)path;
@@ -103,7 +106,7 @@ int dir_ask_type(struct handle *h, enum node_kind kind, const char *path)
 
 /* procs/TYPE/ and its directories: what the store holds, less temp files and
  * anything but files, directories and links. */
-int dir_store(struct handle *h, enum node_kind kind, const char *path)
+int dir_store(fuse_req_t req, struct handle *h, enum node_kind kind, const char *path)
 {
 	int fd = store_open_beneath(path, O_RDONLY | O_DIRECTORY, 0), ret;
 	struct dirent *de;
@@ -112,8 +115,8 @@ int dir_store(struct handle *h, enum node_kind kind, const char *path)
 	(void)kind;
 	if (fd < 0)
 		return fd;
-	/* The directory the kernel checked the caller's access on (procs_same_file). */
-	ret = procs_same_file(h->ino, fd);
+	/* Listing needs read access to the directory opened (procs_may_use). */
+	ret = procs_may_use(req, h->ino, fd, R_OK, NULL);
 	if (ret) {
 		close(fd);
 		return ret;
@@ -158,7 +161,7 @@ void fs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	dir_add(h, ".", S_IFDIR, ino);
 	dir_add(h, "..", S_IFDIR, 0);
 	if (node_ops[kind].opendir)
-		ret = node_ops[kind].opendir(h, kind, path.data);
+		ret = node_ops[kind].opendir(req, h, kind, path.data);
 	else
 		ret = -ENOTDIR;
 out:

@@ -125,7 +125,7 @@ struct node_ops {
 	int (*open)(fuse_req_t req, const struct node_open *o, struct fuse_file_info *fi,
 		    struct handle **hp);
 	/* The entries after "." and ".."; node_lock not held. */
-	int (*opendir)(struct handle *h, enum node_kind kind, const char *path);
+	int (*opendir)(fuse_req_t req, struct handle *h, enum node_kind kind, const char *path);
 	bool in_store; /* a directory in the store: opendir gets its store path */
 };
 
@@ -195,10 +195,10 @@ void fs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct f
 void fs_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi);
 void fs_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi);
 void dir_destroy(struct handle *h);
-int dir_root(struct handle *h, enum node_kind kind, const char *path);
-int dir_types(struct handle *h, enum node_kind kind, const char *path);
-int dir_ask_type(struct handle *h, enum node_kind kind, const char *path);
-int dir_store(struct handle *h, enum node_kind kind, const char *path);
+int dir_root(fuse_req_t req, struct handle *h, enum node_kind kind, const char *path);
+int dir_types(fuse_req_t req, struct handle *h, enum node_kind kind, const char *path);
+int dir_ask_type(fuse_req_t req, struct handle *h, enum node_kind kind, const char *path);
+int dir_store(fuse_req_t req, struct handle *h, enum node_kind kind, const char *path);
 
 /* procs.c */
 int procs_path(fuse_ino_t ino, const char *name, struct buf *path, struct buf *type);
@@ -210,18 +210,16 @@ int procs_path(fuse_ino_t ino, const char *name, struct buf *path, struct buf *t
 void procs_records_barrier(fuse_ino_t ino, const char *name);
 void procs_changed(const char *type);
 /*
- * Is @fd, opened by the store path of node @ino, the file that node stands for
- * (node_is_backing; a type directory has no file to compare: any)?  The kernel
- * checked the caller's access on that node's attributes, which attr_store gives
- * for that file only; the daemon opens by name, and a user who may rename in the
- * directory can put another user's file under the name in between, which the
- * daemon (root) must not open, link or read for them.  0, or -ESTALE when it is
- * another file or the node has no name any more (deleted, replaced): the kernel
- * then looks the name up again (LOOKUP_REVAL: a new node for the new file),
- * checks access on that one and retries once, as after an NFS server's ESTALE;
- * an NFS client of an export does the same.
+ * May the caller of @req use @fd, opened by the store path of node @ino, for
+ * @mask (R_OK, W_OK, X_OK; 0: no check)?  The kernel checked access on the
+ * attributes it had for the node; the daemon opens by name, as root, and a user
+ * who may rename in the directory can put another user's file under the name in
+ * between.  So with several users (fs_cfg.shared: default_permissions) the check
+ * is done again, on what was opened (perm_access): 0 or -EACCES (-ESTALE: the
+ * node is gone).  *@replaced (if given): @fd is not the file the node stood for
+ * (node_is_backing), whose size the kernel may have cached.
  */
-int procs_same_file(fuse_ino_t ino, int fd);
+int procs_may_use(fuse_req_t req, fuse_ino_t ino, int fd, int mask, bool *replaced);
 #define PROCS_FD_PATH 32
 void procs_fd_path(int fd, char out[PROCS_FD_PATH]);
 int check_writable(void);

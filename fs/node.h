@@ -83,8 +83,8 @@ struct node {
 	uint64_t page_version;
 	unsigned page_opens;
 	bool unlinked; /* removed from the name table: a deleted or replaced entry */
-	/* NODE_PFILE: st_ino and st_dev of the store file it stands for, the one file
-	 * whose attributes it gives the kernel and whose descriptors it opens. */
+	/* NODE_PFILE: st_ino and st_dev of the store file it stands for (at LOOKUP, or
+	 * its last save through the mount); the name may hold another by now. */
 	uint64_t backing, backing_dev;
 	struct pfile *writer; /* NODE_PFILE open with unsaved writes, for getattr */
 	struct node *ino_next, *name_next;

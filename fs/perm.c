@@ -2,6 +2,7 @@
 #include "perm.h"
 
 #include <errno.h>
+#include <unistd.h>
 
 void perm_caller(fuse_req_t req, uid_t *uid, gid_t *gid)
 {
@@ -50,6 +51,27 @@ static bool perm_may_write(fuse_req_t req, const struct stat *cur)
 	if (perm_in_group(req, cur->st_gid))
 		return cur->st_mode & S_IWGRP;
 	return cur->st_mode & S_IWOTH;
+}
+
+int perm_access(fuse_req_t req, const struct stat *st, int mask)
+{
+	mode_t bits;
+	uid_t uid;
+	gid_t gid;
+
+	perm_caller(req, &uid, &gid);
+	if (uid == 0)
+		return !(mask & X_OK) || S_ISDIR(st->st_mode) || (st->st_mode & 0111) ? 0 : -EACCES;
+	if (uid == st->st_uid)
+		bits = (st->st_mode >> 6) & 7;
+	else if (perm_in_group(req, st->st_gid))
+		bits = (st->st_mode >> 3) & 7;
+	else
+		bits = st->st_mode & 7;
+	return ((mask & R_OK) && !(bits & 4)) || ((mask & W_OK) && !(bits & 2)) ||
+		       ((mask & X_OK) && !(bits & 1))
+		   ? -EACCES
+		   : 0;
 }
 
 int perm_setattr(fuse_req_t req, const struct stat *cur, const struct stat *attr, int to_set)

@@ -25,6 +25,13 @@ bool perm_owner(fuse_req_t req, uid_t owner);
  */
 int perm_setattr(fuse_req_t req, const struct stat *cur, const struct stat *attr, int to_set);
 
+/*
+ * May the caller access a file with attributes @st for @mask (R_OK, W_OK, X_OK),
+ * by its mode bits as the kernel's default_permissions would judge (root: read
+ * and write anything, execute what has an x bit)?  0 or -EACCES.
+ */
+int perm_access(fuse_req_t req, const struct stat *st, int mask);
+
 /* The caller's uid and gid (0, 0 when unknown). */
 void perm_caller(fuse_req_t req, uid_t *uid, gid_t *gid);
 

@@ -182,6 +182,7 @@ static int pfile_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	struct buf path = BUF_INIT;
 	struct handle *h;
 	int acc = fi->flags & O_ACCMODE, ret, fd;
+	bool replaced = false;
 
 	ret = procs_path(ino, NULL, &path, NULL);
 	if (ret)
@@ -193,14 +194,21 @@ static int pfile_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		ret = fd;
 		goto out;
 	}
-	/* The file the kernel checked the caller's access on, and whose size it
-	 * caches, or none: the name may hold another by now (procs_same_file). */
-	ret = procs_same_file(ino, fd);
+	/* The caller's access, checked again on the file opened: the name may hold
+	 * another than the one the kernel checked (procs_may_use). */
+	ret = procs_may_use(req, ino, fd,
+			    (acc != O_WRONLY ? R_OK : 0) |
+				(acc != O_RDONLY || (fi->flags & O_TRUNC) ? W_OK : 0),
+			    &replaced);
 	if (ret) {
 		close(fd);
 		goto out;
 	}
 	h = handle_new(H_PFILE, ino);
+	/* The name stands for another file than the one the kernel looked up, whose
+	 * size it caches: read this one without letting that size cut it short. */
+	if (replaced)
+		fi->direct_io = 1;
 	pthread_mutex_init(&h->pf.lock, NULL);
 	h->pf.fd = fd;
 	h->pf.shadow = -1;
@@ -217,7 +225,6 @@ static int pfile_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	}
 	fi->fh = (uintptr_t)h;
 	fi->keep_cache = 0;
-	(void)req;
 out:
 	buf_free(&path);
 	return ret;
@@ -311,11 +318,11 @@ out:
 }
 
 /*
- * Truncate the file node @ino stands for (the kernel checked the caller's write
- * access on it, procs_same_file) at @path to @size: a shadow, committed as a save
- * is; the name keeps its inode, as after an in-place truncate.
+ * Truncate the file at @path (node @ino) to @size for the caller of @req, who
+ * must be allowed to write the file opened (procs_may_use): a shadow, committed
+ * as a save is; the name keeps its inode, as after an in-place truncate.
  */
-static int pfile_truncate(fuse_ino_t ino, const char *path, off_t size)
+static int pfile_truncate(fuse_req_t req, fuse_ino_t ino, const char *path, off_t size)
 {
 	struct buf shadow_path = BUF_INIT;
 	struct stat st;
@@ -324,7 +331,7 @@ static int pfile_truncate(fuse_ino_t ino, const char *path, off_t size)
 	fd = store_open_file(path, O_RDONLY, 0);
 	if (fd < 0)
 		return fd;
-	ret = procs_same_file(ino, fd);
+	ret = procs_may_use(req, ino, fd, W_OK, NULL);
 	if (ret)
 		goto out;
 	shadow = pfile_shadow(fd, path, size > 0, &shadow_path);
@@ -392,10 +399,10 @@ void fs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
 	if (pf)
 		pthread_mutex_lock(&pf->lock);
 	if (!pf || to_set != FUSE_SET_ATTR_SIZE) {
-		/* The entry the node stands for, by descriptor, checked and changed as
-		 * one: a name can be given another file between an lstat and a chmod. */
+		/* The entry at the name, by descriptor, checked and changed as one: a
+		 * name can be given another file between an lstat and a chmod. */
 		fd = store_open_beneath(path.data, O_PATH | O_NOFOLLOW, 0);
-		ret = fd < 0 ? fd : procs_same_file(ino, fd);
+		ret = fd < 0 ? fd : procs_may_use(req, ino, fd, 0, NULL);
 		if (!ret && fstat(fd, &cur) != 0)
 			ret = -errno;
 		if (fd >= 0)
@@ -438,7 +445,7 @@ void fs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
 			}
 			pf->dirty = true;
 		} else {
-			ret = pfile_truncate(ino, path.data, attr->st_size);
+			ret = pfile_truncate(req, ino, path.data, attr->st_size);
 		}
 	}
 	if (!ret && (to_set & (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME))) {

@@ -15,6 +15,7 @@
 
 #include "atomic.h"
 #include "log.h"
+#include "perm.h"
 #include "proc.h"
 #include "route.h"
 #include "store.h"
@@ -81,7 +82,7 @@ void procs_changed(const char *type)
 	fs_inval_type(type);
 }
 
-int procs_same_file(fuse_ino_t ino, int fd)
+int procs_may_use(fuse_req_t req, fuse_ino_t ino, int fd, int mask, bool *replaced)
 {
 	struct node *n;
 	struct stat st;
@@ -91,11 +92,13 @@ int procs_same_file(fuse_ino_t ino, int fd)
 		return -errno;
 	pthread_mutex_lock(&node_lock);
 	n = node_by_ino(ino);
-	if (!n || n->unlinked)
+	if (!n)
 		ret = -ESTALE;
-	else if (n->kind == NODE_PFILE && !node_is_backing(n, &st))
-		ret = -ESTALE;
+	else if (replaced)
+		*replaced = n->kind == NODE_PFILE && !node_is_backing(n, &st);
 	pthread_mutex_unlock(&node_lock);
+	if (!ret && fs_cfg.shared && mask)
+		ret = perm_access(req, &st, mask);
 	return ret;
 }
 
@@ -361,9 +364,11 @@ void fs_readlink(fuse_req_t req, fuse_ino_t ino)
 
 	ret = procs_path(ino, NULL, &path, NULL);
 	if (!ret) {
-		/* The link this node stands for, not what its name holds now. */
+		/* By descriptor: the link read is the one found, whatever kind of
+		 * entry the name holds (reading a link's target needs no access). */
 		fd = store_open_beneath(path.data, O_PATH | O_NOFOLLOW, 0);
-		ret = fd < 0 ? fd : procs_same_file(ino, fd);
+		if (fd < 0)
+			ret = fd;
 	}
 	if (!ret) {
 		n = readlinkat(fd, "", target, sizeof(target) - 1);
@@ -382,20 +387,27 @@ void fs_readlink(fuse_req_t req, fuse_ino_t ino)
 }
 
 /*
- * Link the file node @ino stands for (checked by the kernel: fs.protected_hardlinks
- * and the caller's access) as @to, never what its name holds by now: the daemon
- * links as root.
+ * Link the entry at @from as @to, as root, by descriptor, and only if the caller
+ * may link what that descriptor has (the kernel's fs.protected_hardlinks rule:
+ * the owner, or one who may read and write it), whatever the kernel checked: the
+ * name can hold another user's file by now.
  */
-static int link_node(fuse_ino_t ino, const char *from, const char *to)
+static int link_node(fuse_req_t req, fuse_ino_t ino, const char *from, const char *to)
 {
 	char self[PROCS_FD_PATH];
 	const char *base;
+	struct stat st;
 	int fd, dirfd = -1, ret;
 
 	fd = store_open_beneath(from, O_PATH | O_NOFOLLOW, 0);
 	if (fd < 0)
 		return fd;
-	ret = procs_same_file(ino, fd);
+	ret = procs_may_use(req, ino, fd, 0, NULL);
+	if (!ret && fstat(fd, &st) != 0)
+		ret = -errno;
+	if (!ret && fs_cfg.shared && !perm_owner(req, st.st_uid) &&
+	    (!S_ISREG(st.st_mode) || perm_access(req, &st, R_OK | W_OK)))
+		ret = -EPERM;
 	if (ret)
 		goto out;
 	dirfd = store_parent_fd(to, &base);
@@ -425,7 +437,7 @@ void fs_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t parent, const char *name
 	if (!ret)
 		ret = procs_path(parent, name, &to, &type);
 	if (!ret)
-		ret = link_node(ino, from.data, to.data);
+		ret = link_node(req, ino, from.data, to.data);
 	if (ret) {
 		fuse_reply_err(req, -ret);
 	} else {

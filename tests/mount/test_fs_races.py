@@ -99,8 +99,8 @@ def test_too_deep_is_no_path(mount):
 # Run as nobody: in a directory everyone may write (but not read each other's
 # files in), swap another user's 0600 file in and out under our own file's name,
 # while opening that name (or linking it) as fast as we can.  The kernel checks
-# our access on the node the name had at LOOKUP/GETATTR; the daemon (root) must
-# open or link that file, not whatever the name holds a moment later.
+# our access on the attributes it has for the name's node; the daemon (root)
+# opens by name a moment later, and must check again what it opened.
 SWAP_RACE = r'''
 import ctypes, os, sys, time
 d, what, opens, seconds = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
@@ -154,8 +154,9 @@ def swap_race_setup(m):
 
 @needs_root
 def test_open_is_of_the_checked_file(shared_mounts):
-    """OPEN opened the node's store path by name: a user who swapped another user's
-    0600 file under their own name between GETATTR and OPEN read it as root."""
+    """OPEN opened the node's store path by name, as root: a user who swapped
+    another user's 0600 file under their own name between GETATTR and OPEN read
+    it.  Now the daemon checks the caller's access on the file it opened."""
     m = shared_mounts(options=['-o', 'allow_other'])
     shared = swap_race_setup(m)
     r = as_nobody(SWAP_RACE, shared, 'read', 5000, 15)
@@ -168,7 +169,8 @@ def test_open_is_of_the_checked_file(shared_mounts):
 def test_link_is_of_the_checked_file(shared_mounts):
     """LINK linked the node's store path by name, as root: the same swap got a
     hard link to another user's 0600 file under a name of the attacker's choice
-    (the kernel refuses that link: fs.protected_hardlinks)."""
+    (the kernel refuses that link: fs.protected_hardlinks).  Now the daemon links
+    by descriptor, and only what the caller may link."""
     m = shared_mounts(options=['-o', 'allow_other'])
     shared = swap_race_setup(m)
     stored = type_dir(m.store, 'T')
