@@ -136,6 +136,7 @@ int lookup_root(struct node *parent, const char *name, struct node **out)
 int lookup_view(struct node *parent, const char *name, struct node **out)
 {
 	struct node *n;
+	bool stored;
 	int ret;
 
 	if (parent->ino == INO_QUERY && !strcmp(name, QUERY_STATUS_DIR)) {
@@ -146,7 +147,9 @@ int lookup_view(struct node *parent, const char *name, struct node **out)
 		return 0;
 	}
 	pthread_mutex_unlock(&node_lock);
-	ret = type_name_ok(name) && proc_type_visible(name) ? 0 : -ENOENT;
+	stored = type_name_ok(name) && store_type_exists(name);
+	/* (an LLM makes any valid name a type: proc_type_visible) */
+	ret = stored || (type_name_ok(name) && proc_type_visible(name)) ? 0 : -ENOENT;
 	if (parent->kind == NODE_QUERY && !strcmp(name, ROUTE_TYPE))
 		ret = 0; /* query/.q: questions too long for a name */
 	pthread_mutex_lock(&node_lock);
@@ -156,7 +159,8 @@ int lookup_view(struct node *parent, const char *name, struct node **out)
 			      parent->kind == NODE_ASK	 ? NODE_ASK_TYPE
 			      : parent->kind == NODE_MAP ? NODE_MAP_TYPE
 							 : NODE_QUERY_TYPE);
-	n->nlookup--; /* counted by fs_lookup */
+	n->stored = stored; /* (node_kept) */
+	n->nlookup--;	    /* counted by fs_lookup */
 	*out = n;
 	return 0;
 }

@@ -195,11 +195,15 @@ static void unlink_name(struct node *n)
 }
 
 /* Type directories are few and NFS clients keep handles to them: keep them while
- * they have a name, so LOOKUP(ino, ".") answers rather than ESTALE. */
+ * they have a name, so LOOKUP(ino, ".") answers rather than ESTALE.  Only the
+ * store's types, though: with an LLM every name is a type one may ask, and a
+ * node kept for each name anyone looked up would grow without bound (a loop of
+ * stat query/T$i); the others go once the kernel forgets them. */
 static bool node_kept(const struct node *n)
 {
-	return !n->unlinked && (n->kind == NODE_ASK_TYPE || n->kind == NODE_QUERY_TYPE ||
-				n->kind == NODE_PROCS_TYPE);
+	return !n->unlinked &&
+	       (n->kind == NODE_PROCS_TYPE ||
+		((n->kind == NODE_ASK_TYPE || n->kind == NODE_QUERY_TYPE) && n->stored));
 }
 
 /*

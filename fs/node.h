@@ -83,6 +83,7 @@ struct node {
 	uint64_t page_version;
 	unsigned page_opens;
 	bool unlinked; /* removed from the name table: a deleted or replaced entry */
+	bool stored;   /* ASK_TYPE, QUERY_TYPE: in the store at its last lookup (node_kept) */
 	/* NODE_PFILE: st_ino and st_dev of the store file it stands for (at LOOKUP, or
 	 * its last save through the mount); the name may hold another by now. */
 	uint64_t backing, backing_dev;
