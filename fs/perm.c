@@ -2,6 +2,7 @@
 #include "perm.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <unistd.h>
 
 void perm_caller(fuse_req_t req, uid_t *uid, gid_t *gid)
@@ -21,21 +22,31 @@ bool perm_owner(fuse_req_t req, uid_t owner)
 	return uid == 0 || uid == owner;
 }
 
+/* All of the caller's groups (fuse_req_getgroups says how many there are when
+ * the list given is too short: a user may be in hundreds). */
 static bool perm_in_group(fuse_req_t req, gid_t want)
 {
-	gid_t groups[64];
+	gid_t small[64], *groups = small;
+	bool found = false;
 	uid_t uid;
 	gid_t gid;
-	int i, n;
+	int n;
 
 	perm_caller(req, &uid, &gid);
 	if (gid == want)
 		return true;
 	n = fuse_req_getgroups(req, 64, groups);
-	for (i = 0; i < n && i < 64; i++)
-		if (groups[i] == want)
-			return true;
-	return false;
+	if (n > 64) {
+		groups = malloc((size_t)n * sizeof(*groups));
+		if (!groups)
+			return false;
+		n = fuse_req_getgroups(req, n, groups);
+	}
+	for (int i = 0; i < n && !found; i++)
+		found = groups[i] == want;
+	if (groups != small)
+		free(groups);
+	return found;
 }
 
 static bool perm_may_write(fuse_req_t req, const struct stat *cur)

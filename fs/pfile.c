@@ -177,12 +177,21 @@ static void pfile_set_writer(uint64_t ino, struct pfile *pf)
 	pthread_mutex_unlock(&node_lock);
 }
 
-static int pfile_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+/*
+ * Open node @ino's store file for handle @fi.  @made: the file a CREATE of this
+ * request just made (its identity), which the caller may write whatever mode it
+ * asked for (POSIX: the kernel skips the access check of the file it creates; git
+ * writes every object 0444 that way); any other file found at the name is
+ * checked as any open is.
+ */
+static int pfile_open_made(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi,
+			   const struct stat *made)
 {
 	struct buf path = BUF_INIT;
 	struct handle *h;
-	int acc = fi->flags & O_ACCMODE, ret, fd;
+	int acc = fi->flags & O_ACCMODE, ret, fd, mask;
 	bool replaced = false;
+	struct stat st;
 
 	ret = procs_path(ino, NULL, &path, NULL);
 	if (ret)
@@ -196,10 +205,10 @@ static int pfile_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	}
 	/* The caller's access, checked again on the file opened: the name may hold
 	 * another than the one the kernel checked (procs_may_use). */
-	ret = procs_may_use(req, ino, fd,
-			    (acc != O_WRONLY ? R_OK : 0) |
-				(acc != O_RDONLY || (fi->flags & O_TRUNC) ? W_OK : 0),
-			    &replaced);
+	mask = (acc != O_WRONLY ? R_OK : 0) | (acc != O_RDONLY || (fi->flags & O_TRUNC) ? W_OK : 0);
+	if (made && fstat(fd, &st) == 0 && st.st_ino == made->st_ino && st.st_dev == made->st_dev)
+		mask = 0;
+	ret = procs_may_use(req, ino, fd, mask, &replaced);
 	if (ret) {
 		close(fd);
 		goto out;
@@ -258,6 +267,7 @@ void fs_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
 	struct buf path = BUF_INIT, type = BUF_INIT;
 	struct fuse_entry_param e;
 	struct node *pnode, *n = NULL;
+	struct stat made = {0}; /* the file this request made (st_ino 0: none) */
 	int ret = check_writable(), fd;
 
 	if (ret)
@@ -276,6 +286,8 @@ void fs_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
 	if (fd >= 0) {
 		made_mode(fd, mode);
 		chown_to_caller(req, fd);
+		if (fstat(fd, &made) != 0)
+			made.st_ino = 0;
 		close(fd);
 	} else if (fd == -EEXIST && !(fi->flags & O_EXCL)) {
 		ret = create_existing(path.data);
@@ -299,7 +311,7 @@ void fs_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
 	e.ino = e.attr.st_ino;
 	e.generation = node_generation;
 	e.entry_timeout = entry_timeout(e.attr_timeout);
-	ret = pfile_open(req, e.ino, fi);
+	ret = pfile_open_made(req, e.ino, fi, made.st_ino ? &made : NULL);
 	if (ret) {
 		pthread_mutex_lock(&node_lock);
 		n = node_by_ino(e.ino);
@@ -374,7 +386,7 @@ void fs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
 	struct pfile *pf = h && h->kind == H_PFILE ? &h->pf : NULL;
 	char self[PROCS_FD_PATH];
 	struct stat cur;
-	int ret, fd = -1;
+	int ret, fd = -1, shadow = -1;
 
 	ret = procs_path(ino, NULL, &path, &type);
 	if (ret == -EPERM || ret == -EACCES) {
@@ -396,8 +408,23 @@ void fs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
 	}
 	if (ret || (ret = check_writable()))
 		goto out;
-	if (pf)
+	if (pf) {
 		pthread_mutex_lock(&pf->lock);
+	} else {
+		/* fchmod, fchown and futimens come without the handle (only ftruncate
+		 * has it): a handle's unsaved writes, committed at its close, must
+		 * carry them too, or the commit puts the old mode, owner and times
+		 * back (cp -a: write, utimens, fchown, fchmod, close). */
+		struct node *n;
+
+		pthread_mutex_lock(&node_lock);
+		n = node_by_ino(ino);
+		if (n && n->writer && n->writer->shadow >= 0)
+			shadow = fcntl(n->writer->shadow, F_DUPFD_CLOEXEC, 0);
+		pthread_mutex_unlock(&node_lock);
+	}
+	if (pf && pf->shadow >= 0)
+		shadow = fcntl(pf->shadow, F_DUPFD_CLOEXEC, 0);
 	if (!pf || to_set != FUSE_SET_ATTR_SIZE) {
 		/* The entry at the name, by descriptor, checked and changed as one: a
 		 * name can be given another file between an lstat and a chmod. */
@@ -420,14 +447,16 @@ void fs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
 			ret = -EOPNOTSUPP;
 		else if (chmod(self, attr->st_mode & 0777) != 0)
 			ret = -errno;
-		if (!ret && pf && pf->shadow >= 0)
-			fchmod(pf->shadow, attr->st_mode & 0777);
+		if (!ret && shadow >= 0)
+			fchmod(shadow, attr->st_mode & 0777);
 	}
 	if (!ret && (to_set & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID))) {
 		uid_t uid = to_set & FUSE_SET_ATTR_UID ? attr->st_uid : (uid_t)-1;
 		gid_t gid = to_set & FUSE_SET_ATTR_GID ? attr->st_gid : (gid_t)-1;
 
 		if (fchownat(fd, "", uid, gid, AT_EMPTY_PATH) != 0)
+			ret = -errno;
+		if (!ret && shadow >= 0 && fchown(shadow, uid, gid) != 0)
 			ret = -errno;
 	}
 	if (!ret && (to_set & FUSE_SET_ATTR_SIZE)) {
@@ -464,12 +493,16 @@ void fs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
 				ret = -errno;
 		} else if (utimensat(AT_FDCWD, self, ts, 0) != 0) {
 			ret = -errno; /* the magic link is not followed: a symlink's own times */
+		} else if (shadow >= 0 && futimens(shadow, ts) != 0) {
+			ret = -errno;
 		}
 	}
 	if (pf)
 		pthread_mutex_unlock(&pf->lock);
 	if (fd >= 0)
 		close(fd);
+	if (shadow >= 0)
+		close(shadow);
 	if (!ret && (to_set & FUSE_SET_ATTR_SIZE) && !pf)
 		procs_changed(type.data);
 out:
@@ -575,5 +608,5 @@ int pfile_node_open(fuse_req_t req, const struct node_open *o, struct fuse_file_
 		    struct handle **hp)
 {
 	(void)hp;
-	return pfile_open(req, o->ino, fi);
+	return pfile_open_made(req, o->ino, fi, NULL);
 }

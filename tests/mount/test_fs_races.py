@@ -373,3 +373,76 @@ def test_names_looked_up_but_not_stored_are_not_kept(mounts, llm):
         time.sleep(0.1)
     assert m.stats()['inodes'] < 500, m.stats()['inodes']
     assert m.ask('kept', 'b') == b'B\n'
+
+
+# ---- what the access re-check must leave alone ------------------------------------
+
+
+@needs_root
+def test_a_creator_writes_what_it_made_whatever_its_mode(shared_mounts):
+    """The kernel lets a creator write through the descriptor its O_CREAT gave,
+    whatever mode it asked for (git writes every object 0444 that way; cp and tar
+    make read-only copies so).  The daemon's own check of what it opened must not
+    refuse it: that file is the one the kernel checked."""
+    m = shared_mounts(options=['-o', 'allow_other'])
+    os.mkdir(m.path('procs', 'cr'))
+    os.chmod(m.path('procs', 'cr'), 0o777)
+    src = os.path.join(os.path.dirname(m.mnt), 'ro-src')
+    write(src, 'read only\n')
+    os.chmod(src, 0o444)
+    r = as_nobody(r'''
+import os, subprocess, sys
+d = sys.argv[1]
+fd = os.open(os.path.join(d, 'ro'), os.O_CREAT | os.O_WRONLY | os.O_EXCL, 0o444)
+os.write(fd, b'made\n')
+os.close(fd)
+print(open(os.path.join(d, 'ro')).read().strip(), oct(os.stat(os.path.join(d, 'ro')).st_mode & 0o777))
+r = subprocess.run(['cp', sys.argv[2], os.path.join(d, 'copied')], capture_output=True, text=True)
+print('cp', r.returncode, r.stderr.strip(), open(os.path.join(d, 'copied')).read().strip())
+''', m.path('procs', 'cr'), src)
+    assert r.returncode == 0, r.stderr
+    assert 'made 0o444' in r.stdout, r.stdout
+    assert 'cp 0  read only' in r.stdout, r.stdout
+
+
+@needs_root
+def test_access_through_a_supplementary_group(shared_mounts):
+    """A file readable through a group the caller is in (here the 71st of 71):
+    the kernel grants it, and the daemon must not refuse it afterwards (it read
+    only the first 64 groups)."""
+    m = shared_mounts(options=['-o', 'allow_other'])
+    os.mkdir(m.path('procs', 'grp'))
+    write(m.path('procs', 'grp', 'secret'), 'for the group\n')
+    os.chown(m.path('procs', 'grp', 'secret'), 0, 2070)
+    os.chmod(m.path('procs', 'grp', 'secret'), 0o640)
+
+    def drop():
+        os.setgroups(list(range(2000, 2071)))
+        os.setgid(NOBODY)
+        os.setuid(NOBODY)
+    r = subprocess.run(['cat', m.path('procs', 'grp', 'secret')], preexec_fn=drop,
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and r.stdout == 'for the group\n', r.stderr
+
+
+def test_cp_a_keeps_mode_owner_and_times(mount, tmp_path):
+    """cp -a writes, then sets times, owner and mode through the descriptor
+    (futimens, fchown, fchmod: the kernel sends those without the handle), then
+    closes; the close commits the handle's writes, and must not put back the mode,
+    owner and times the file had when it was opened."""
+    src = tmp_path / 'src'
+    src.mkdir()
+    f = src / 'spec'
+    f.write_text('restored\n')
+    os.chmod(f, 0o640)
+    os.chown(f, NOBODY, NOBODY)
+    os.utime(f, (1_000_000_000, 1_000_000_000))
+    os.mkdir(mount.path('procs', 'cpa'))
+    r = subprocess.run(['cp', '-a', str(f), mount.path('procs', 'cpa', 'spec')],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    st = os.stat(mount.path('procs', 'cpa', 'spec'))
+    assert (stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid, int(st.st_mtime)) == \
+        (0o640, NOBODY, NOBODY, 1_000_000_000)
+    st = os.stat(os.path.join(type_dir(mount.store, 'cpa'), 'spec'))
+    assert (stat.S_IMODE(st.st_mode), st.st_uid, int(st.st_mtime)) == (0o640, NOBODY, 1_000_000_000)
