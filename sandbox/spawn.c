@@ -276,6 +276,8 @@ static int sandbox_mother_fork(const int fds[FRAME_WORKER_FDS], pid_t *pid, bool
 	}
 	sandbox_mother_reap_spare(v[1]);
 	if (v[0] <= 0) {
+		/* (it answered that it made no worker: no one has the fds) */
+		*handed = false;
 		ret = v[0] < 0 ? v[0] : -EIO;
 		goto out;
 	}
@@ -441,7 +443,8 @@ static void sandbox_spawn_close(int req[2], int resp[2], int load[2], int *arena
 static int sandbox_spawn(struct sandbox_worker *w, const struct sandbox_input *first)
 {
 	int req[2] = {-1, -1}, resp[2] = {-1, -1}, load[2] = {-1, -1}, arena = -1;
-	bool handed = false, again = false;
+	bool handed = false, mother = true;
+	int tries = 0;
 	int ret;
 
 retry:
@@ -491,17 +494,21 @@ retry:
 		}
 	}
 	w->load_sent = sandbox_presend(load[1] >= 0 ? load[1] : req[1], w, first);
-	ret = sandbox_mother_fork((const int[FRAME_WORKER_FDS]){req[0], resp[1], arena, load[0]},
-				  &w->pid, &handed);
+	ret = -ECHILD;
+	if (mother)
+		ret = sandbox_mother_fork(
+		    (const int[FRAME_WORKER_FDS]){req[0], resp[1], arena, load[0]}, &w->pid,
+		    &handed);
 	if (ret == 0) {
 		pthread_mutex_lock(&sbx.lock);
 		sbx.stats.forks++;
 		pthread_mutex_unlock(&sbx.lock);
-	} else if (handed && !again) {
+	} else if (handed) {
 		/* A worker the failed mother made may hold these pipes: they go
-		 * (it sees their end and exits), and the next try has its own. */
-		again = true;
+		 * (it sees their end and exits), and the next try has its own: from
+		 * a new mother once, then spawned. */
 		handed = false;
+		mother = ++tries < 2;
 		sandbox_spawn_close(req, resp, load, &arena);
 		goto retry;
 	} else {

@@ -542,8 +542,12 @@ static int worker_load_result(int fd, struct worker_slot *s, char *at, size_t ro
 		return -1;
 	/* (the W view's address of @at: the same offset in the other mapping) */
 	if (frame_read_full(fd, worker_arena_w + (at - worker_arena), meta[1], -1) !=
-	    (ssize_t)meta[1])
+	    (ssize_t)meta[1]) {
+		/* An image cut short (its child died or lied) is no type's: none of
+		 * its bytes stay where the next image goes and every child maps. */
+		explicit_bzero(worker_arena_w + (at - worker_arena), meta[1]);
 		return -1;
+	}
 	s->lo = at;
 	s->span = (meta[1] + worker_page - 1) & ~(worker_page - 1);
 	/* the image first, then its entry: a child reads the entry, then the code */
