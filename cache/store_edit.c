@@ -35,6 +35,13 @@ int store_edit_shadow(int src, const char *target, bool copy, struct buf *shadow
 		ret = fd;
 		goto out;
 	}
+	/* The source's mode exactly: the temp file was made under the daemon's
+	 * umask, which must not take group write off a file at every save (the
+	 * caller's umask was applied when the file was made, by the kernel). */
+	if (fchmod(fd, st.st_mode) != 0) {
+		ret = -errno;
+		goto out;
+	}
 	if (copy && src >= 0) {
 		char chunk[65536];
 		off_t off = 0;
@@ -106,15 +113,12 @@ void store_edit_discard(int shadow, const char *shadow_path)
 	store_unlink(shadow_path, 0);
 }
 
-int store_edit_truncate(const char *path, off_t size)
+int store_edit_truncate(int src, const char *path, off_t size, struct stat *made)
 {
 	struct buf shadow_path = BUF_INIT;
-	int fd, shadow = -1, ret = 0;
+	int shadow, ret = 0;
 
-	fd = store_open_file(path, O_RDONLY, 0);
-	if (fd < 0)
-		return fd;
-	shadow = store_edit_shadow(fd, path, size > 0, &shadow_path);
+	shadow = store_edit_shadow(src, path, size > 0, &shadow_path);
 	if (shadow < 0) {
 		ret = shadow;
 		goto out;
@@ -123,12 +127,14 @@ int store_edit_truncate(const char *path, off_t size)
 		ret = -errno;
 	if (!ret)
 		ret = store_edit_commit(shadow, shadow_path.data, path, false);
-	if (ret)
+	if (ret) {
 		store_edit_discard(shadow, shadow_path.data);
-	else
-		close(shadow);
+		goto out;
+	}
+	if (made && fstat(shadow, made) != 0)
+		made->st_ino = 0;
+	close(shadow);
 out:
-	close(fd);
 	buf_free(&shadow_path);
 	return ret;
 }

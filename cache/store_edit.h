@@ -14,6 +14,7 @@
 #define SEGLAM_STORE_EDIT_H
 
 #include <stdbool.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 
 #include "buf.h"
@@ -33,9 +34,10 @@ int store_edit_shadow(int src, const char *target, bool copy, struct buf *shadow
 int store_edit_commit(int shadow, const char *shadow_path, const char *target, bool gone);
 /* Drop a shadow that must never be committed: close and remove it. */
 void store_edit_discard(int shadow, const char *shadow_path);
-/* truncate(2) of a store file without a descriptor: the kept prefix goes to a
- * shadow, which is committed. */
-int store_edit_truncate(const char *path, off_t size);
+/* truncate(2) of the store file at @path, which @src has open (and keeps), for a
+ * caller without a descriptor of its own: the kept prefix goes to a shadow, which
+ * is committed; *@made (if given) is then the file at @path (st_ino 0: unknown). */
+int store_edit_truncate(int src, const char *path, off_t size, struct stat *made);
 /*
  * Rename type directory @from to @to (rename(2) @flags).  Without RENAME_EXCHANGE
  * the bucket directories of @to are made first, and an empty @to removed (as

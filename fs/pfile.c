@@ -36,30 +36,10 @@ static void node_note_backing(fuse_ino_t ino, const struct stat *st)
 	pthread_mutex_unlock(&node_lock);
 }
 
-/*
- * A shadow of @target (with @src's data when @copy; store_edit.h), with @src's
- * mode exactly: the temp file is created under the daemon's umask, which must
- * not take group write off a file every save (the caller's umask was applied when
- * the file was made, by the kernel).
- */
-static int pfile_shadow(int src, const char *target, bool copy, struct buf *shadow_path)
-{
-	int fd = store_edit_shadow(src, target, copy, shadow_path);
-	struct stat st;
-
-	if (fd >= 0 && fstat(src, &st) == 0 && fchmod(fd, st.st_mode & 0777) != 0) {
-		int ret = -errno;
-
-		store_edit_discard(fd, shadow_path->data);
-		return ret;
-	}
-	return fd;
-}
-
 /* Give @pf a shadow of @target (with its data when @copy). */
 static int pfile_make_shadow(struct pfile *pf, const char *target, bool copy)
 {
-	int fd = pfile_shadow(pf->fd, target, copy, &pf->shadow_path);
+	int fd = store_edit_shadow(pf->fd, target, copy, &pf->shadow_path);
 
 	if (fd < 0)
 		return fd;
@@ -336,35 +316,18 @@ out:
  */
 static int pfile_truncate(fuse_req_t req, fuse_ino_t ino, const char *path, off_t size)
 {
-	struct buf shadow_path = BUF_INIT;
 	struct stat st;
-	int fd, shadow = -1, ret;
+	int fd, ret;
 
 	fd = store_open_file(path, O_RDONLY, 0);
 	if (fd < 0)
 		return fd;
 	ret = procs_may_use(req, ino, fd, W_OK, NULL);
-	if (ret)
-		goto out;
-	shadow = pfile_shadow(fd, path, size > 0, &shadow_path);
-	if (shadow < 0) {
-		ret = shadow;
-		goto out;
-	}
-	if (ftruncate(shadow, size) != 0)
-		ret = -errno;
 	if (!ret)
-		ret = store_edit_commit(shadow, shadow_path.data, path, false);
-	if (ret) {
-		store_edit_discard(shadow, shadow_path.data);
-		goto out;
-	}
-	if (fstat(shadow, &st) == 0)
+		ret = store_edit_truncate(fd, path, size, &st);
+	if (!ret && st.st_ino)
 		node_note_backing(ino, &st);
-	close(shadow);
-out:
 	close(fd);
-	buf_free(&shadow_path);
 	return ret;
 }
 

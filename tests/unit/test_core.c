@@ -336,7 +336,10 @@ static void test_store_edit(void)
 	CHECK(store_lstat(shadow_path.data, &st) == -ENOENT, "discard removes the shadow");
 	close(fd);
 
-	CHECK(store_edit_truncate(target.data, 3) == 0, "truncate");
+	fd = store_open_file(target.data, O_RDONLY, 0);
+	CHECK(fd >= 0 && store_edit_truncate(fd, target.data, 3, NULL) == 0, "truncate");
+	if (fd >= 0)
+		close(fd);
 	buf_reset(&b);
 	CHECK(store_read("ed", "source.c", 100, &b) == 0 && !strcmp(b.data, "NEW"),
 	      "truncate keeps the prefix");
@@ -350,7 +353,11 @@ static void test_store_edit(void)
 	CHECK(shadow < 0, "no shadow through a symlink out of STORE");
 	if (shadow >= 0)
 		close(shadow);
-	CHECK(store_edit_truncate(target.data, 0) < 0, "no truncate through a symlink");
+	fd = store_open_file(target.data, O_RDONLY, 0);
+	CHECK(fd < 0 || store_edit_truncate(fd, target.data, 0, NULL) < 0,
+	      "no truncate through a symlink");
+	if (fd >= 0)
+		close(fd);
 
 	CHECK(store_edit_rename_type("ed", "ed2", 0) == 0 && !store_type_exists("ed") &&
 		  store_type_exists("ed2"),
