@@ -247,26 +247,27 @@ bool store_type_exists(const char *type)
 static int store_dir_of(const char *type, const char *rel, bool create_type)
 {
 	struct buf path = BUF_INIT;
-	char *slash;
-	int ret;
+	const char *slash = strrchr(rel, '/');
+	int typefd, ret;
 
-	store_path(type, rel, &path);
-	slash = strrchr(path.data, '/');
-	*slash = '\0';
-	if (!create_type) {
-		struct buf dir = BUF_INIT;
-		int fd;
-
-		store_type_dir(type, &dir);
-		fd = store_open_beneath(dir.data, O_RDONLY | O_DIRECTORY, 0);
-		buf_free(&dir);
-		if (fd < 0) {
-			ret = fd;
-			goto out;
-		}
-		close(fd);
+	if (create_type) {
+		store_path(type, rel, &path);
+		*strrchr(path.data, '/') = '\0';
+		ret = store_mkdirs_fd(path.data);
+		goto out;
 	}
-	ret = store_mkdirs_fd(path.data);
+	/* What is missing below the type directory is made in the directory opened
+	 * here, not by name: a delete after this open leaves nothing to make in. */
+	store_type_dir(type, &path);
+	typefd = store_open_beneath(path.data, O_PATH | O_DIRECTORY, 0);
+	if (typefd < 0 || !slash) {
+		ret = typefd;
+		goto out;
+	}
+	buf_reset(&path);
+	buf_add(&path, rel, (size_t)(slash - rel));
+	ret = store_mkdirs_at(typefd, path.data);
+	close(typefd);
 out:
 	buf_free(&path);
 	return ret;

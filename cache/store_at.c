@@ -233,17 +233,19 @@ int store_utimens(const char *rel, const struct timespec ts[2])
 }
 
 /*
- * mkdir -p for the store-relative @path, one component at a time, never through a
- * symlink; returns an fd of the last directory (O_PATH) or -errno.
+ * mkdir -p for @path relative to the directory @base, one component at a time,
+ * never through a symlink; returns an fd of the last directory (O_PATH) or
+ * -errno.  Everything is made below the directory @base is, not below a name: if
+ * @base is removed meanwhile, nothing is made (ENOENT), and nothing comes back.
  */
-int store_mkdirs_fd(const char *path)
+int store_mkdirs_at(int base, const char *path)
 {
 	char comp[256];
 	const char *p = path, *end;
 	int cur = -1, fd, ret = 0;
 
 	for (; *p; p = *end ? end + 1 : end) {
-		int at = cur >= 0 ? cur : store_root_fd();
+		int at = cur >= 0 ? cur : base;
 		size_t len;
 
 		end = strchrnul(p, '/');
@@ -276,10 +278,15 @@ int store_mkdirs_fd(const char *path)
 		cur = fd;
 	}
 	if (cur < 0)
-		cur = dup(store_root_fd());
+		cur = fcntl(base, F_DUPFD_CLOEXEC, 0);
 	return cur < 0 ? -errno : cur;
 out:
 	if (cur >= 0)
 		close(cur);
 	return ret;
+}
+
+int store_mkdirs_fd(const char *path)
+{
+	return store_mkdirs_at(store_root_fd(), path);
 }

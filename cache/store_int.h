@@ -9,9 +9,11 @@
 void store_refused(const char *path, int err);
 
 /*
- * mkdir -p for the store-relative @path, one component at a time, never through a
- * symlink; returns an fd of the last directory (O_PATH) or -errno.
+ * mkdir -p for @path relative to the directory @base (store_mkdirs_fd: to the
+ * store's root), one component at a time, never through a symlink; returns an fd
+ * of the last directory (O_PATH) or -errno.
  */
+int store_mkdirs_at(int base, const char *path);
 int store_mkdirs_fd(const char *path);
 
 #endif
