@@ -115,6 +115,8 @@ int ask_open(fuse_req_t req, const struct node_open *o, struct fuse_file_info *f
 	fs_intr_begin(req, &intr);
 	ret = fs_ask(o->type, o->input, o->inlen, &h->ans);
 	fs_intr_end(req);
+	if (!ret)
+		node_type_answered(o->parent_ino);
 	if (!ret && h->ans->rc)
 		ret = h->ans->rc;
 	if (ret)

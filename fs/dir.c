@@ -139,6 +139,25 @@ int dir_store(fuse_req_t req, struct handle *h, enum node_kind kind, const char 
 	return 0;
 }
 
+/*
+ * An entry with a node gets the node's inode number as its d_ino, the st_ino a
+ * LOOKUP gives.  An NFS server that reconnects a directory handle after the
+ * kernel forgot the inode (exportfs get_name) looks for the child's st_ino in
+ * its parent's listing: a stand-in there turned every handle to a type
+ * directory ESTALE.  (Entries without a node have none to agree with yet.)
+ */
+static void dir_known_inos(struct handle *h, fuse_ino_t ino)
+{
+	struct node *dir, *n;
+
+	pthread_mutex_lock(&node_lock);
+	dir = node_by_ino(ino);
+	for (size_t i = 2; dir && i < h->dir.n; i++)
+		if (!h->dir.ents[i].ino && (n = node_child(dir, h->dir.ents[i].name)))
+			h->dir.ents[i].ino = n->ino;
+	pthread_mutex_unlock(&node_lock);
+}
+
 void fs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct handle *h = handle_new(H_DIR, ino);
@@ -164,6 +183,8 @@ void fs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		ret = node_ops[kind].opendir(req, h, kind, path.data);
 	else
 		ret = -ENOTDIR;
+	if (!ret)
+		dir_known_inos(h, ino);
 out:
 	buf_free(&path);
 	if (ret) {

@@ -234,6 +234,17 @@ static void node_free_if_unused(struct node *n)
 	}
 }
 
+void node_type_answered(uint64_t ino)
+{
+	struct node *n;
+
+	pthread_mutex_lock(&node_lock);
+	n = node_by_ino(ino);
+	if (n && (n->kind == NODE_ASK_TYPE || n->kind == NODE_QUERY_TYPE))
+		n->stored = true;
+	pthread_mutex_unlock(&node_lock);
+}
+
 void node_forget(struct node *n, uint64_t count)
 {
 	if (node_fixed(n))

@@ -120,6 +120,10 @@ uint64_t node_epoch(void);
 void node_set_backing(struct node *node, uint64_t backing, uint64_t dev);
 /* Is that the file @st describes?  (A node with no backing stands for no file.) */
 bool node_is_backing(const struct node *node, const struct stat *st);
+/* The ask/ or query/ type node @ino has answered: its type is in the store now
+ * (a synthesis after its lookup made it), so the node is kept as one found there
+ * (node_kept).  Takes node_lock. */
+void node_type_answered(uint64_t ino);
 /* Remove from the name table (unlink, rename target). Under node_lock. */
 void node_detach(struct node *node);
 /* Move to a new parent/name (rename). Under node_lock. */

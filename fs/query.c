@@ -33,6 +33,8 @@ static void query_seal_status(struct handle *h, const char *type)
 		ret = proc_ask_why(type, buf_str(&h->q.input), h->q.input.len, &h->q.ans, &why);
 	}
 
+	if (!ret)
+		node_type_answered(h->ino);
 	buf_reset(&h->q.reply);
 	h->q.err = 0;
 	if (ret == -EINTR) {
@@ -89,6 +91,8 @@ static void query_seal(struct handle *h)
 		return;
 	}
 	h->q.err = fs_ask(type, buf_str(&h->q.input), h->q.input.len, &h->q.ans);
+	if (!h->q.err)
+		node_type_answered(h->ino);
 	if (!h->q.err && h->q.ans->rc)
 		h->q.err = h->q.ans->rc;
 	if (h->q.err == -EINTR)

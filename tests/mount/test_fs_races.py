@@ -7,6 +7,7 @@ where a create lands, the daemon's umask on top of the caller's, writes after a
 failed write, and directory chains too deep for a store path.  The multi-user
 ones run a real user 65534 on an `allow_other` mount, as test_security.py does.
 """
+import ctypes
 import errno
 import glob
 import os
@@ -374,6 +375,89 @@ def test_names_looked_up_but_not_stored_are_not_kept(mounts, llm):
     assert m.stats()['inodes'] < 500, m.stats()['inodes']
     assert m.ask('kept', 'b') == b'B\n'
 
+
+
+class _FileHandle(ctypes.Structure):
+    _fields_ = [('handle_bytes', ctypes.c_uint), ('handle_type', ctypes.c_int),
+                ('f_handle', ctypes.c_ubyte * 128)]
+
+
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def name_to_handle(path):
+    """The file handle an NFS server keeps for @path (name_to_handle_at)."""
+    fh = _FileHandle(handle_bytes=128)
+    mount_id = ctypes.c_int()
+    if _libc.name_to_handle_at(-100, path.encode(), ctypes.byref(fh), ctypes.byref(mount_id), 0):
+        e = ctypes.get_errno()
+        raise OSError(e, os.strerror(e), path)
+    return fh
+
+
+def handle_errno(mnt, fh):
+    """0 if @fh still opens on the mount @mnt (open_by_handle_at), else its errno."""
+    mfd = os.open(mnt, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fd = _libc.open_by_handle_at(mfd, ctypes.byref(fh), os.O_RDONLY)
+        if fd < 0:
+            return ctypes.get_errno()
+        os.close(fd)
+        return 0
+    finally:
+        os.close(mfd)
+
+
+def forget_until_stale(mnt, handles, control):
+    """Drop the kernel's caches until the handle @control (of a node the daemon
+    does not keep) is ESTALE, which shows the kernel forgot the mount's inodes;
+    then what each of @handles gives (0 or an errno)."""
+    errs = {}
+    for _ in range(50):
+        drop_caches()
+        errs = {p: handle_errno(mnt, fh) for p, fh in handles.items()}
+        if errs[control]:
+            break
+        time.sleep(0.1)
+    assert errs[control] == errno.ESTALE, f'the kernel never forgot {control}: nothing shown'
+    return errs
+
+
+@needs_root
+def test_a_type_directory_handle_survives_the_kernel_forgetting_it(mount):
+    """NFS export: the server keeps handles, the kernel forgets inodes.  To open
+    a directory handle again it looks the node up by number, then finds its
+    name in the parent's listing by st_ino; the listing gave a stand-in d_ino,
+    so every handle to a type directory turned ESTALE once forgotten."""
+    mount.put_proc('st', UPPER)
+    paths = [mount.path('procs', 'st'), mount.path('ask', 'st'), mount.path('query', 'st'),
+             mount.path('procs', 'st', 'source.c')]
+    handles = {p: name_to_handle(p) for p in paths}
+    for p in paths[:2]:
+        assert {e.name: e.inode() for e in os.scandir(os.path.dirname(p))}['st'] == os.stat(p).st_ino
+    errs = forget_until_stale(mount.mnt, handles, paths[3])
+    assert [errs[p] for p in paths[:3]] == [0, 0, 0], {p: os.strerror(e) for p, e in errs.items()}
+    assert mount.ask('st', 'after') == b'AFTER\n'
+
+
+@needs_root
+def test_a_type_made_after_its_lookup_keeps_its_handle(mounts, llm):
+    """An NFS server looks ask/T up before T exists, and the client's first read
+    makes T (a synthesis).  The node was marked "not in the store" at that lookup
+    and went when the kernel forgot it, so the server's handle turned ESTALE
+    although T is a stored type now.  A type node that answered is kept as one
+    found in the store.  (A name only looked up still goes: the control.)"""
+    llm.script([], default={'kind': 'code', 'code': UPPER})
+    m = mounts(env=llm.env())
+    late, query, never = m.path('ask', 'late'), m.path('query', 'lateq'), m.path('ask', 'never')
+    handles = {p: name_to_handle(p) for p in (late, query, never)}
+    assert m.ask('late', 'x') == b'X\n'
+    with open(query, 'r+b', buffering=0) as f:
+        f.write(b'y')
+        assert f.read() == b'Y\n'
+    errs = forget_until_stale(m.mnt, handles, never)
+    assert errs[late] == 0, os.strerror(errs[late])
+    assert errs[query] == 0, os.strerror(errs[query])
 
 # ---- what the access re-check must leave alone ------------------------------------
 
