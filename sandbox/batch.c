@@ -216,9 +216,7 @@ died:
 kill:
 kill_quiet:
 	out->len = parse;
-	sandbox_group_kill(w->pid);
-	while (waitpid(w->pid, NULL, 0) < 0 && errno == EINTR)
-		;
+	sandbox_kill_reap(w->pid);
 	w->pid = 0;
 	return *got + skipped == count ? 0 : -EIO;
 }

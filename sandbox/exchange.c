@@ -90,15 +90,13 @@ void sandbox_worker_diagnose(struct sandbox_worker *w, struct buf *err)
 		usleep(1000);
 	}
 	if (r == 0) {
-		sandbox_group_kill(w->pid);
-		while (waitpid(w->pid, &status, 0) < 0 && errno == EINTR)
-			;
+		status = sandbox_kill_reap(w->pid);
 		buf_adds(err, "stopped answering and was killed");
 	} else if (r < 0) {
 		buf_printf(err, "lost: waitpid: %s", strerror(errno));
 	} else {
 		/* the worker is gone; a run's child it left (if any) goes too */
-		kill(-w->pid, SIGKILL);
+		sandbox_ended_group(w->pid);
 		sandbox_worker_ended(w, SANDBOX_END_WORKER, status, err);
 	}
 	w->pid = 0;
@@ -269,9 +267,7 @@ died:
 	pthread_mutex_unlock(&sbx.lock);
 	return -EIO;
 kill:
-	sandbox_group_kill(w->pid);
-	while (waitpid(w->pid, NULL, 0) < 0 && errno == EINTR)
-		;
+	sandbox_kill_reap(w->pid);
 	w->pid = 0;
 	return -EIO;
 }

@@ -16,7 +16,9 @@
  * ones), evicting least recently used idle workers, which count until they have
  * been reaped.  Every worker ends here, so no zombie is ever left: an evicted one
  * by closing its pipes (it ends its children and exits on its own) and the
- * reaper thread's waitpid, any other by SIGKILL and waitpid.  sbx.lock guards
+ * reaper thread's waitpid, any other by SIGKILL of its group and waitpid
+ * (sandbox_kill_reap, which also reaps the group's orphans where they come to
+ * the daemon).  sbx.lock guards
  * the lists, the slots and the codes; no process is killed or reaped while it
  * is held.
  *
@@ -184,21 +186,90 @@ static void sandbox_worker_free(struct sandbox_worker *w)
 	free(w);
 }
 
-/* SIGKILL to the worker's process group: the worker and the child of the run in
- * progress (which is not ours to reap: it is reparented and reaped by init). */
-void sandbox_group_kill(pid_t pid)
+/* SIGKILL to the worker's process group: the worker and its children (the run in
+ * progress, the child forked ahead, the compiler). */
+static void sandbox_group_kill(pid_t pid)
 {
 	if (kill(-pid, SIGKILL) < 0)
 		kill(pid, SIGKILL);
+}
+
+/*
+ * Process groups of killed workers with members not yet reaped (group_reap).
+ * A worker's children outlive it by moments after a SIGKILL of the group; those
+ * not gone within the grace are tried again at the next call.  Bounded: a group
+ * that does not empty for SANDBOX_ORPHAN_GROUPS later kills is given up (its
+ * members stuck in the kernel, a zombie or two at worst).
+ */
+#define SANDBOX_ORPHAN_GROUPS 16
+static pthread_mutex_t orphan_lock = PTHREAD_MUTEX_INITIALIZER;
+static pid_t orphan_groups[SANDBOX_ORPHAN_GROUPS];
+static unsigned orphan_next;
+
+/* Reap what of process group @pgid is ours: true when none is left. */
+static bool sandbox_group_reaped(pid_t pgid)
+{
+	pid_t r;
+
+	while ((r = waitpid(-pgid, NULL, WNOHANG)) > 0 || (r < 0 && errno == EINTR))
+		;
+	return r < 0;
+}
+
+/*
+ * Reap the rest of process group @pgid, whose leader, a killed worker, has just
+ * been reaped.  Its children are orphans now, and orphans go to the nearest
+ * reaper: init, or this daemon where it is PID 1 of its namespace (a container
+ * without an init).  There nobody else would reap them, and every timeout would
+ * leave zombies of the workers' user against its RLIMIT_NPROC.  Elsewhere the
+ * first waitpid says ECHILD and that is all.  The group's number cannot be
+ * another's meanwhile: a pid is not reused while a group of that number has a
+ * member.
+ */
+static void sandbox_group_reap(pid_t pgid)
+{
+	int64_t deadline = frame_now_ms() + SANDBOX_EXIT_GRACE_MS;
+	unsigned i;
+
+	while (!sandbox_group_reaped(pgid)) {
+		if (frame_now_ms() >= deadline) {
+			pthread_mutex_lock(&orphan_lock);
+			orphan_groups[orphan_next++ % SANDBOX_ORPHAN_GROUPS] = pgid;
+			pthread_mutex_unlock(&orphan_lock);
+			break;
+		}
+		usleep(200);
+	}
+	pthread_mutex_lock(&orphan_lock);
+	for (i = 0; i < SANDBOX_ORPHAN_GROUPS; i++)
+		if (orphan_groups[i] && orphan_groups[i] != pgid &&
+		    sandbox_group_reaped(orphan_groups[i]))
+			orphan_groups[i] = 0;
+	pthread_mutex_unlock(&orphan_lock);
+}
+
+int sandbox_kill_reap(pid_t pid)
+{
+	int status = 0;
+
+	sandbox_group_kill(pid);
+	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+	sandbox_group_reap(pid);
+	return status;
+}
+
+void sandbox_ended_group(pid_t pgid)
+{
+	kill(-pgid, SIGKILL);
+	sandbox_group_reap(pgid);
 }
 
 /* SIGKILL and reap: the one way a worker ends, so no zombie is ever left. */
 static void sandbox_worker_kill(struct sandbox_worker *w)
 {
 	if (w->pid > 0) {
-		sandbox_group_kill(w->pid);
-		while (waitpid(w->pid, NULL, 0) < 0 && errno == EINTR)
-			;
+		sandbox_kill_reap(w->pid);
 		w->pid = 0;
 	}
 	sandbox_worker_free(w);

@@ -179,7 +179,11 @@ void sandbox_trim(unsigned limit, struct sandbox_tailq *dead);
 void sandbox_kill_chain(struct sandbox_tailq *dead);
 void sandbox_reaper_stop(void);
 void sandbox_update_live(void);
-void sandbox_group_kill(pid_t pid);
+/* SIGKILL worker @pid's process group, reap the worker (its wait status) and the
+ * rest of the group where that is ours to reap. */
+int sandbox_kill_reap(pid_t pid);
+/* The same for the group of a worker that ended on its own and was reaped. */
+void sandbox_ended_group(pid_t pgid);
 
 /* spawn.c */
 int sandbox_load(struct sandbox_worker *w, const struct sandbox_input *first, struct buf *err);

@@ -640,9 +640,7 @@ int sandbox_load(struct sandbox_worker *w, const struct sandbox_input *first, st
 	w->load_sent = 0;
 	if (ret == -ETIMEDOUT) {
 		sandbox_timed_out(err);
-		sandbox_group_kill(w->pid);
-		while (waitpid(w->pid, NULL, 0) < 0 && errno == EINTR)
-			;
+		sandbox_kill_reap(w->pid);
 		w->pid = 0;
 		ret = -EIO;
 	} else {
@@ -692,9 +690,7 @@ int sandbox_load(struct sandbox_worker *w, const struct sandbox_input *first, st
 			ret = -ENOEXEC;
 	} else if (ret >= 0) {
 		buf_adds(err, "protocol violation from the worker");
-		sandbox_group_kill(w->pid);
-		while (waitpid(w->pid, NULL, 0) < 0 && errno == EINTR)
-			;
+		sandbox_kill_reap(w->pid);
 		w->pid = 0;
 	} else {
 		/* the worker itself died: its wait status says why */

@@ -114,13 +114,14 @@ def alive(pid):
 class Mount:
     """One seglamfs daemon serving STORE at MNT."""
 
-    def __init__(self, tmp, name='m', store=None, options=(), env=None, library=False):
+    def __init__(self, tmp, name='m', store=None, options=(), env=None, library=False, prefix=()):
         self.store = store or os.path.join(tmp, name + '-store')
         self.mnt = os.path.join(tmp, name + '-mnt')
         self.logpath = os.path.join(tmp, name + '-daemon.log')
         self.options = list(options)
         self.env = dict(env or {})
         self.library = library
+        self.prefix = list(prefix)  # a command the daemon runs under (unshare ...)
         self.proc = None
         os.makedirs(self.store, exist_ok=True)
         os.makedirs(self.mnt, exist_ok=True)
@@ -132,7 +133,7 @@ class Mount:
         opts = ['-o', 'llm=none'] if not any('llm=' in o for o in self.options) and 'SEGLAM_LLM' not in self.env else []
         if self.library:
             opts += ['-o', 'library=' + LIBRARY]
-        cmd = [SEGLAMFS, '-f'] + opts + self.options + [self.store, self.mnt]
+        cmd = self.prefix + [SEGLAMFS, '-f'] + opts + self.options + [self.store, self.mnt]
         self.log = open(self.logpath, 'ab')
         self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT, env=env)
         deadline = time.time() + 20
@@ -234,7 +235,7 @@ def write(path, data):
 
 @pytest.fixture
 def mounts(tmp_path):
-    """Factory: mounts(name=..., options=[...], env={...}, store=..., library=...)."""
+    """Factory: mounts(name=..., options=[...], env={...}, store=..., library=..., prefix=[...])."""
     made = []
 
     def make(**kw):

@@ -238,6 +238,61 @@ def test_worker_killed_while_idle(mount):
     assert len(worker_pids(parent=m.proc.pid)) <= 64
 
 
+
+SPIN = r'''#include <seglam.h>
+
+int seglam_run(const char *in, size_t len, seglam_out *out)
+{
+	(void)in;
+	(void)len;
+	(void)out;
+	for (;;)
+		;
+}
+'''
+
+
+def children_of(pid):
+    """{pid: state} of @pid's children."""
+    kids = {}
+    for task in os.listdir(f'/proc/{pid}/task'):
+        with open(f'/proc/{pid}/task/{task}/children') as f:
+            for c in f.read().split():
+                try:
+                    with open(f'/proc/{c}/stat') as st:
+                        kids[int(c)] = st.read().rsplit(')', 1)[1].split()[0]
+                except OSError:
+                    pass
+    return kids
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason='needs root (a PID namespace)')
+def test_a_daemon_that_is_pid_1_reaps_what_its_killed_workers_leave(mounts):
+    """In a container without an init the daemon is PID 1 of its namespace, and
+    every orphan comes to it.  A worker killed for a timeout, or by someone else,
+    leaves its children (the run, the child forked ahead) as orphans: each such
+    kill left zombies under the daemon for good, against the workers' user's
+    RLIMIT_NPROC."""
+    m = mounts(options=['-o', 'timeout=200'], prefix=['unshare', '--pid', '--fork', '--kill-child'])
+    (daemon,) = children_of(m.proc.pid)
+    m.put_proc('spin', SPIN)
+    m.put_proc('upper', UPPER)
+    for i in range(4):
+        assert m.ask_errno('spin', f'in{i}') == errno.EIO
+        assert m.ask('upper', f'a{i}') == f'A{i}\n'.encode()
+        for p in worker_pids(parent=daemon):
+            os.kill(p, 9)
+        assert m.ask_errno('upper', f'b{i}') in (0, errno.EIO)
+    assert m.ask('upper', 'last') == b'LAST\n'
+    deadline = time.time() + 5
+    while time.time() < deadline:
+        zombies = sorted(p for p, state in children_of(daemon).items() if state == 'Z')
+        if not zombies:
+            break
+        time.sleep(0.1)
+    assert not zombies, f'{len(zombies)} zombies under the daemon (PID 1 of its namespace)'
+
+
 def test_worker_killed_during_admission_recovers(mounts):
     """A kill from outside during the test run of an admission is not the procedure's
     fault: the procedure must not stay failing (the next reads answer)."""
