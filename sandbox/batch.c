@@ -11,6 +11,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -22,10 +23,68 @@
 #include "sandbox_int.h"
 
 #define SANDBOX_BATCH_PIPE (1 << 20) /* pipe size asked for: one write, one wakeup */
+#define SANDBOX_BATCH_BIG 16	     /* batches at once with enlarged pipes (32 MiB) */
 #define SANDBOX_BATCH_READ (256u << 10)
 #define SANDBOX_BATCH_SLACK_MS 50 /* flush interval + coarse clock granularity */
 #define SANDBOX_BATCH_FLUSH_MS 10
 #define SANDBOX_BATCH_OUT (1u << 20) /* answers of one batch, bytes (then FRAME_SKIPPED) */
+
+/*
+ * Pipe space counts against the user that made the pipe, the daemon's, and once
+ * an unprivileged user is past fs.pipe-user-pages-soft (16384 pages by default)
+ * every new pipe it makes gets 8 KiB and cannot grow: every new worker's, for
+ * ask/ too.  Idle workers keeping 1 MiB pipes (512 pages a worker) got there at
+ * 32 workers.  So a batch enlarges its worker's pipes only while it runs, and
+ * only SANDBOX_BATCH_BIG batches at once: together at most half of the default
+ * quota, however many workers the pool keeps.
+ */
+static atomic_uint sandbox_batch_big;
+
+struct sandbox_batch_pipes {
+	int req, resp; /* the sizes before the batch */
+	bool held;     /* counted in sandbox_batch_big */
+};
+
+/* Room for a whole batch in each pipe (fewer wakeups both ways), while the budget
+ * allows: @need bytes of request, out_max of records. */
+static void sandbox_batch_pipes_raise(struct sandbox_worker *w, size_t need,
+				      struct sandbox_batch_pipes *p)
+{
+	p->held = false;
+	if (atomic_fetch_add(&sandbox_batch_big, 1) >= SANDBOX_BATCH_BIG) {
+		atomic_fetch_sub(&sandbox_batch_big, 1);
+		return;
+	}
+	p->req = fcntl(w->req_fd, F_GETPIPE_SZ);
+	p->resp = fcntl(w->resp_fd, F_GETPIPE_SZ);
+	if (p->req < 0 || p->resp < 0) {
+		atomic_fetch_sub(&sandbox_batch_big, 1);
+		return;
+	}
+	p->held = true;
+	/* Failures leave a pipe as it was (EPERM: the user's quota is spent). */
+	if (need > (size_t)p->req)
+		fcntl(w->req_fd, F_SETPIPE_SZ,
+		      need < SANDBOX_BATCH_PIPE ? (int)need : SANDBOX_BATCH_PIPE);
+	fcntl(w->resp_fd, F_SETPIPE_SZ, SANDBOX_BATCH_PIPE);
+}
+
+/* Back to the sizes before the batch.  Returns 0, or -errno (EBUSY: a pipe is not
+ * empty, which an honest worker's are after a batch): the worker is not kept. */
+static int sandbox_batch_pipes_restore(struct sandbox_worker *w, struct sandbox_batch_pipes *p)
+{
+	int ret = 0;
+
+	if (!p->held)
+		return 0;
+	if (fcntl(w->req_fd, F_SETPIPE_SZ, p->req) < 0)
+		ret = -errno;
+	if (fcntl(w->resp_fd, F_SETPIPE_SZ, p->resp) < 0)
+		ret = -errno;
+	atomic_fetch_sub(&sandbox_batch_big, 1);
+	p->held = false;
+	return ret;
+}
 
 static void sandbox_put_le32(char *p, uint32_t v)
 {
@@ -250,17 +309,16 @@ int sandbox_run_batch(uid_t owner, const char *source, size_t srclen, const char
 	}
 	while (done < count) {
 		struct sandbox_worker *w = NULL;
+		struct sandbox_batch_pipes pipes;
 		struct timespec t0, t1;
 		size_t got = 0;
-
-		bool loaded;
+		bool loaded, keep;
 
 		ret = sandbox_prepare(owner, source, srclen, NULL, &w, &loaded, err);
 		if (ret < 0)
 			break;
-		/* Room for a whole batch in each pipe: fewer wakeups both ways. */
-		fcntl(w->req_fd, F_SETPIPE_SZ, SANDBOX_BATCH_PIPE);
-		fcntl(w->resp_fd, F_SETPIPE_SZ, SANDBOX_BATCH_PIPE);
+		sandbox_batch_pipes_raise(
+		    w, FRAME_RUN_HDR + sizeof(struct frame_batch) + bytes - off, &pipes);
 		clock_gettime(CLOCK_MONOTONIC, &t0);
 		buf_reset(&why);
 		ret = sandbox_batch_exchange(w, frames + off, bytes - off, count - done, each, out,
@@ -271,7 +329,11 @@ int sandbox_run_batch(uid_t owner, const char *source, size_t srclen, const char
 		sbx.stats.run_ns +=
 		    (uint64_t)((t1.tv_sec - t0.tv_sec) * 1000000000LL + (t1.tv_nsec - t0.tv_nsec));
 		pthread_mutex_unlock(&sbx.lock);
-		sandbox_checkin(w, ret == 0 && w->pid > 0 && sandbox_worker_clean(w));
+		keep = ret == 0 && w->pid > 0 && sandbox_worker_clean(w);
+		/* an idle worker holds default pipes (kept or not: closed on checkin) */
+		if (sandbox_batch_pipes_restore(w, &pipes) < 0)
+			keep = false;
+		sandbox_checkin(w, keep);
 		for (size_t i = 0; i < got; i++)
 			off += FRAME_REQ_HDR + frame_get_request((const uint8_t *)frames + off);
 		done += got;

@@ -3,6 +3,7 @@
 Real mount, the real `seglam map` command (scripts/seglam + seglam-map) in sh
 pipes, and the framing used directly as README shows it from Python."""
 import errno
+import fcntl
 import os
 import select
 import struct
@@ -458,3 +459,58 @@ def test_map_more_frames_than_inputs_stay_in_their_batch(mount):
     assert mount.ask('forger', 'q') in (b'ok\n', b'mine: q\n')
     mount.put_proc('upper', UPPER)
     assert mount.ask('upper', 'still') == b'STILL\n'
+
+
+F_GETPIPE_SZ = 1032
+
+
+def pipe_sizes(pid):
+    """The capacity of every pipe @pid holds, in bytes (each end opened anew through
+    /proc: the same pipe, read with F_GETPIPE_SZ)."""
+    sizes = []
+    for fd in os.listdir(f'/proc/{pid}/fd'):
+        path = f'/proc/{pid}/fd/{fd}'
+        try:
+            if not os.readlink(path).startswith('pipe:'):
+                continue
+            f = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        except OSError:
+            continue  # closed meanwhile
+        try:
+            sizes.append(fcntl.fcntl(f, F_GETPIPE_SZ))
+        finally:
+            os.close(f)
+    return sizes
+
+
+def test_map_idle_workers_hold_default_pipes(mounts, tmp_path):
+    """A batch enlarges its worker's pipes only while it runs, and sets them back
+    after.  Pipe space counts against the daemon's user (fs.pipe-user-pages-soft,
+    16384 pages): 40 idle workers holding 1 MiB pipes each way would be 20480
+    pages, and an unprivileged user past the limit gets 8 KiB pipes for every new
+    worker from then on.  (Root is exempt from the limit, so this checks what the
+    pipes hold, not the starvation.)"""
+    n = 40
+    # worker_types=1: each type in a worker of its own, all kept
+    m = mounts(options=['-o', 'workers=48', '-o', 'worker_types=1'])
+    before = pipe_sizes(m.proc.pid)
+    r, w = os.pipe()
+    default = fcntl.fcntl(r, F_GETPIPE_SZ)  # a new pipe's (64 KiB)
+    os.close(r)
+    os.close(w)
+    lines = ''.join(f'{i:06d}\n' for i in range(20000))
+    f = tmp_path / 'lines'
+    f.write_text(lines)
+    for i in range(n):
+        # sources differ: identical ones share one compiled type, in one worker
+        m.put_proc(f'p{i}', UPPER + f'/* p{i} */\n')
+        r = sh(m, f'$SEGLAM map p{i} {f}')
+        assert r.returncode == 0, r.stderr
+        assert r.stdout == lines.encode(), r.stdout[-200:]
+    sizes = pipe_sizes(m.proc.pid)
+    # the daemon's two ends of each worker's pipes, and its own
+    assert len(sizes) >= len(before) + 2 * n, (before, sizes)
+    big = [s for s in sizes if s > default]
+    assert not big, (f'{len(big)} of {len(sizes)} pipes enlarged after the batches: '
+                     f'{sum(sizes) >> 12} pages held')
+    assert min(sizes) == default, sizes
