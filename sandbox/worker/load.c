@@ -695,6 +695,15 @@ pid_t worker_load(char *relay, const char *include_dir, const char *libtcc1)
 	if (slot >= FRAME_SLOTS_MAX || len >= FRAME_REQ_BATCH)
 		_exit(WORKER_EXIT_IO); /* the daemon is out of step */
 	src = worker_load_read(len, &buffered, &src_heap);
+	/* The compiler, when none was forked ahead (the first load; where first
+	 * touches are costly, a load right after a load): forked before the first
+	 * input is read, since what does not fit worker_own->load after the source
+	 * goes to the heap, which a fork copies, and the input must not reach the
+	 * compile child before its image is the zygote's (worker_compile_child).
+	 * After the source, which is that child's own: so it finds its request
+	 * waiting when it is ready (else, where first touches are costly, it
+	 * rehearses first, worker_compile_warm). */
+	worker_compiler_ahead(include_dir, libtcc1);
 	if (kind == FRAME_REQ_LOAD_RUN) {
 		inlen = worker_read_len(WORKER_LOAD_FD);
 		in = worker_load_read(inlen, &buffered, &in_heap);
@@ -702,7 +711,6 @@ pid_t worker_load(char *relay, const char *include_dir, const char *libtcc1)
 	s = &worker_own->slots[slot];
 	worker_slot_clear(s);
 	room = worker_arena_gap(&at);
-	worker_compiler_ahead(include_dir, libtcc1); /* (none yet: the first load) */
 	child = worker_own->compiler;
 	worker_own->compiler = 0;
 	/* The compiler reads while we write (a source may be larger than the pipe);

@@ -1657,6 +1657,79 @@ static void test_first_input_after_image(void)
 }
 
 /*
+ * The same for a new worker's first load (and, where first touches are costly,
+ * a load right after a load), which finds no compile child forked ahead: one is
+ * forked for it then.  A first input that no longer fits the zygote's own buffer
+ * after its source goes to its heap, which a fork copies: the compile child must be forked before
+ * the input is read, or it compiles with the input in its memory.  Before, it was forked after.
+ */
+static void test_first_load_input_not_in_compiler(void)
+{
+	struct buf src = BUF_INIT, in = BUF_INIT, want = BUF_INIT;
+	struct first_ask a = {.src = &src, .out = BUF_INIT, .err = BUF_INIT};
+	pid_t zygote = 0, kids[16], compiling = 0;
+	char marker[64];
+	size_t scanned = 0;
+	int hits = -1;
+	pthread_t t;
+
+	sandbox_shutdown();
+	start(0);
+	/* (2^17 terms: slow enough to be seen compiling, well within the time
+	 * limit on a loaded machine) */
+	buf_adds(&src, "#include <seglam.h>\n#define X0 1 +\n");
+	for (int i = 1; i <= 17; i++)
+		buf_printf(&src, "#define X%d X%d X%d\n", i, i - 1, i - 1);
+	buf_adds(&src, "static int k = X17 0;\n"
+		       "int seglam_run(const char *in, size_t len, seglam_out *out)\n{\n"
+		       "\tseglam_printf(out, \"%zu\\n\", len);\n\treturn k < 0;\n}\n");
+	snprintf(marker, sizeof(marker), "seglam-big-input-%d-%ld", (int)getpid(),
+		 (long)time(NULL));
+	/* source and input past the zygote's load buffer (512 KiB): the input (at
+	 * most 64 KiB goes with a load) to its heap */
+	buf_printf(&src, "/* %0480000d */\n", 0);
+	buf_adds(&in, marker);
+	while (in.len < 64 * 1024)
+		buf_addc(&in, 'x');
+	a.in = buf_str(&in);
+	pthread_create(&t, NULL, first_ask_thread, &a);
+	/* a new worker: its only child is the compile child, until the answer
+	 * (asked again each time: the mother is "seglam-worker" too until it has
+	 * named itself) */
+	for (int loop = 0; loop < 5000 && !compiling; loop++) {
+		if (pooled_workers(&zygote) >= 1) {
+			int m = children_of(zygote, kids, 16);
+
+			for (int i = 0; i < m && !compiling; i++)
+				if (cpu_ticks(kids[i]) >= 2)
+					compiling = kids[i];
+		}
+		if (!compiling)
+			usleep(1000);
+	}
+	if (compiling) {
+		kill(zygote, SIGSTOP);
+		hits = memory_holds(compiling, marker, &scanned);
+		kill(zygote, SIGCONT);
+	}
+	pthread_join(t, NULL);
+	buf_printf(&want, "%zu\n", in.len);
+	CHECK_WHY(a.r == 0 && strcmp(buf_str(&a.out), buf_str(&want)) == 0,
+		  "a new worker's first load, 480 KB of source and a 64 KiB first input: answered",
+		  "r=%d out=%s err=%s", a.r, buf_str(&a.out), buf_str(&a.err));
+	CHECK_WHY(compiling && scanned > 0 && hits == 0,
+		  "a new worker's compile child has no byte of a large first input while it "
+		  "compiles",
+		  "compile child %d, bytes scanned %zu, copies of the input %d", (int)compiling,
+		  scanned, hits);
+	buf_free(&src);
+	buf_free(&in);
+	buf_free(&want);
+	buf_free(&a.out);
+	buf_free(&a.err);
+}
+
+/*
  * A mother that takes the request and never answers (stopped): the cold start is
  * not lost.  After the mother's time to answer it is ended, and the worker comes
  * on new pipes (a worker of the stopped mother's may hold the first ones), from
@@ -1737,6 +1810,7 @@ int main(int argc, char **argv)
 	test_zygote_memory();
 	test_zygote_keeps_no_source();
 	test_first_input_after_image();
+	test_first_load_input_not_in_compiler();
 	test_concurrency();
 	test_timing();
 
