@@ -623,11 +623,12 @@ static void worker_load_drop(char *p, uint32_t len, bool heap)
  * once; FRAME_COMPILED to the daemon, then the child's run of the input, relayed
  * as a run child's is (serve.c), with the daemon's answers to its calls passed
  * from the load pipe to its fd 3.  The compiler for the next load is forked
- * after that, off the path of this answer.
+ * after that by serve.c, off the path of this answer, and not from here: the
+ * frames of this function and its caller hold the input's length (a process
+ * forked now would copy it with the stack), which serve.c wipes first.
  */
 static pid_t worker_load_first(char *relay, pid_t child, struct worker_slot *s, char *at,
-			       size_t room, char *in, uint32_t inlen, bool in_heap,
-			       const char *include_dir, const char *libtcc1)
+			       size_t room, char *in, uint32_t inlen, bool in_heap)
 {
 	static const struct worker_run_pipes first_run = {.frames = WORKER_COMPILER_IN_FD,
 							  .answers_in = WORKER_LOAD_FD,
@@ -655,27 +656,27 @@ static pid_t worker_load_first(char *relay, pid_t child, struct worker_slot *s, 
 			if (worker_relay(&first_run, child, relay) == WORKER_RUN_DONE)
 				kill(child, SIGKILL);
 			else
-				child = 0;   /* reaped */
-			worker_stack_wipe(); /* before the compiler's fork below */
+				child = 0; /* reaped */
 		}
 	}
 	worker_msg_wipe(msglen);
 	close(WORKER_COMPILER_FD);
 	close(WORKER_COMPILER_IN_FD);
 	worker_arena_ahead();
-	worker_compiler_ahead(include_dir, libtcc1);
 	return child;
 }
 
 /*
  * Read a load request from the load pipe, compile the source into its slot in a
  * child and answer the daemon; with a first input (FRAME_REQ_LOAD_RUN), relay
- * that child's run of it too (@relay: serve.c's buffer).  Returns the compile
- * child's pid, still to be reaped (its exit is not waited for on the way to the
- * answer), or 0.  End of file before a request: the daemon is done with this
- * worker (the first request).
+ * that child's run of it too (@relay: serve.c's buffer), and say so in *@ran.
+ * Returns the compile child's pid, still to be reaped (its exit is not waited
+ * for on the way to the answer), or 0.  End of file before a request: the
+ * daemon is done with this worker (the first request).  The caller wipes the
+ * stack below it before it forks again: it held the load's lengths, and a
+ * first input's.
  */
-pid_t worker_load(char *relay, const char *include_dir, const char *libtcc1)
+pid_t worker_load(char *relay, const char *include_dir, const char *libtcc1, bool *ran)
 {
 	uint32_t head[2], len, slot, kind, inlen = 0;
 	uint64_t where[3];
@@ -737,9 +738,9 @@ pid_t worker_load(char *relay, const char *include_dir, const char *libtcc1)
 		explicit_bzero(req + sizeof(where) + FRAME_REQ_HDR, first);
 	}
 	worker_load_drop(src, len, src_heap);
+	*ran = in != NULL;
 	if (in)
-		return worker_load_first(relay, child, s, at, room, in, inlen, in_heap, include_dir,
-					 libtcc1);
+		return worker_load_first(relay, child, s, at, room, in, inlen, in_heap);
 	close(WORKER_COMPILER_FD);
 	/*
 	 * The compiler for the next load is forked now, while this one compiles and

@@ -414,6 +414,20 @@ void __attribute__((noinline)) worker_stack_wipe(void)
 }
 
 /*
+ * After a load, once the caller has wiped its stack (worker_stack_wipe: the
+ * load's frames held its lengths, and those of a first input, @ran, which a
+ * process forked with them would copy): the compiler for the next load, where
+ * the load did not fork it during its compile (load.c).  After a first input's
+ * run at once, off the path of that answer; else (where first touches are
+ * costly) after the run that follows (worker_serve).
+ */
+static void worker_load_forked(bool ran, const char *include_dir, const char *libtcc1)
+{
+	if (ran || !worker_touch_costly)
+		worker_compiler_ahead(include_dir, libtcc1);
+}
+
+/*
  * Serve requests until the daemon closes the pipe, each in a fresh child.  The
  * child for the next request is forked, and has locked itself down, before that
  * request is sent: as soon as a run's last frame is passed on, the child that
@@ -439,10 +453,13 @@ void worker_serve(char *relay, const char *include_dir, const char *libtcc1)
 						    .answers_out = WORKER_CALL_FD,
 						    .loads = true};
 	pid_t child, next, dying = 0, compiler;
-	bool after_load = true;
+	bool after_load = true, ran;
 
-	/* the first request is a load */
-	compiler = worker_load(relay, include_dir, libtcc1);
+	/* the first request is a load (then, as after every load, its frames
+	 * wiped before the next fork: worker_load_forked) */
+	compiler = worker_load(relay, include_dir, libtcc1, &ran);
+	worker_stack_wipe();
+	worker_load_forked(ran, include_dir, libtcc1);
 	worker_first_children(&child, &next);
 	for (;;) {
 		int end = worker_relay(&run, child, relay);
@@ -457,7 +474,9 @@ void worker_serve(char *relay, const char *include_dir, const char *libtcc1)
 				worker_reap(compiler);
 			}
 			/* The waiting child still waits for the next input. */
-			compiler = worker_load(relay, include_dir, libtcc1);
+			compiler = worker_load(relay, include_dir, libtcc1, &ran);
+			worker_stack_wipe();
+			worker_load_forked(ran, include_dir, libtcc1);
 			after_load = true;
 			continue;
 		}

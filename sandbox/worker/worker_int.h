@@ -104,7 +104,7 @@ void worker_arena_map(int fd);
 void worker_arena_drop(void);
 void worker_arena_prefault(void);
 worker_run_fn worker_slot_run(uint32_t slot);
-pid_t worker_load(char *relay, const char *include_dir, const char *libtcc1);
+pid_t worker_load(char *relay, const char *include_dir, const char *libtcc1, bool *ran);
 void worker_compiler_ahead(const char *include_dir, const char *libtcc1);
 extern bool worker_touch_costly; /* load.c: first touches of a page cost much here */
 void worker_touch_measure(void);

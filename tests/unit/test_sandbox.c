@@ -973,6 +973,37 @@ static void test_runs_isolated(void)
 	buf_free(&err);
 }
 
+/* A procedure that counts the 32-bit words of its stack equal to its input's
+ * number less one (so that it never holds the value itself): every mapped page of
+ * the stack, probed with madvise, which the filter allows. */
+static const char stack_scanner[] =
+    "#include <seglam.h>\n"
+    "#include <stdlib.h>\n"
+    "static long sys3(long n, long a, long b, long c)\n"
+    "{\n"
+    "\tlong ret;\n"
+    "\t__asm__ volatile(\"syscall\" : \"=a\"(ret) : \"a\"(n), \"D\"(a), \"S\"(b), "
+    "\"d\"(c) : \"rcx\", \"r11\", \"memory\");\n"
+    "\treturn ret;\n"
+    "}\n"
+    "int seglam_run(const char *in, size_t len, seglam_out *out)\n"
+    "{\n"
+    "\tchar here = 0;\n"
+    "\tunsigned long lo = (unsigned long)&here & ~4095UL, hi = lo;\n"
+    "\tunsigned int m = (unsigned int)strtoul(in, 0, 10), hits = 0;\n"
+    "\t(void)len;\n"
+    "\twhile (sys3(28, (long)(lo - 4096), 4096, 0) == 0)\n"
+    "\t\tlo -= 4096;\n"
+    "\twhile (sys3(28, (long)(hi + 4096), 4096, 0) == 0)\n"
+    "\t\thi += 4096;\n"
+    "\thi += 4096;\n"
+    "\tfor (const unsigned int *w = (const unsigned int *)lo; (unsigned long)w < hi; w++)\n"
+    "\t\tif (*w + 1 == m)\n"
+    "\t\t\thits++;\n"
+    "\tseglam_printf(out, \"hits %u in %lu KiB\\n\", hits, (hi - lo) / 1024);\n"
+    "\treturn 0;\n"
+    "}\n";
+
 /*
  * A run child is a copy of the zygote, stack included: what the zygote's own
  * frames left there (the length of the last answer it relayed, of another type
@@ -994,33 +1025,6 @@ static void test_stack_keeps_no_answer_length(void)
 				     "\t\tseglam_write(out, \"x\", 1);\n"
 				     "\treturn 0;\n"
 				     "}\n";
-	static const char scanner[] =
-	    "#include <seglam.h>\n"
-	    "#include <stdlib.h>\n"
-	    "static long sys3(long n, long a, long b, long c)\n"
-	    "{\n"
-	    "\tlong ret;\n"
-	    "\t__asm__ volatile(\"syscall\" : \"=a\"(ret) : \"a\"(n), \"D\"(a), \"S\"(b), "
-	    "\"d\"(c) : \"rcx\", \"r11\", \"memory\");\n"
-	    "\treturn ret;\n"
-	    "}\n"
-	    "int seglam_run(const char *in, size_t len, seglam_out *out)\n"
-	    "{\n"
-	    "\tchar here = 0;\n"
-	    "\tunsigned long lo = (unsigned long)&here & ~4095UL, hi = lo;\n"
-	    "\tunsigned int m = (unsigned int)strtoul(in, 0, 10), hits = 0;\n"
-	    "\t(void)len;\n"
-	    "\twhile (sys3(28, (long)(lo - 4096), 4096, 0) == 0)\n"
-	    "\t\tlo -= 4096;\n"
-	    "\twhile (sys3(28, (long)(hi + 4096), 4096, 0) == 0)\n"
-	    "\t\thi += 4096;\n"
-	    "\thi += 4096;\n"
-	    "\tfor (const unsigned int *w = (const unsigned int *)lo; (unsigned long)w < hi; w++)\n"
-	    "\t\tif (*w + 1 == m)\n"
-	    "\t\t\thits++;\n"
-	    "\tseglam_printf(out, \"hits %u in %lu KiB\\n\", hits, (hi - lo) / 1024);\n"
-	    "\treturn 0;\n"
-	    "}\n";
 	/* no other answer of this suite is this long */
 	const unsigned long length = 54321;
 	struct buf out = BUF_INIT, err = BUF_INIT;
@@ -1030,14 +1034,14 @@ static void test_stack_keeps_no_answer_length(void)
 	snprintf(in, sizeof(in), "%lu", length);
 	snprintf(m, sizeof(m), "%lu", length + 1);
 	/* the scanner's first run is its compile child's; then run children */
-	run(scanner, m, &out, &err);
+	run(stack_scanner, m, &out, &err);
 	for (int i = 0; i < 6; i++) {
 		/* (the child of a run was forked after the run before the one
 		 * before it: the run between makes the scanner's child the first
 		 * one forked after the writer's answer) */
 		answered = answered && run(writer, in, &out, &err) == 0 && out.len == length;
 		answered = answered && run(good_src, "1", &out, &err) == 0;
-		answered = answered && run(scanner, m, &out, &err) == 0 &&
+		answered = answered && run(stack_scanner, m, &out, &err) == 0 &&
 			   !strncmp(buf_str(&out), "hits ", 5);
 		if (answered && strncmp(buf_str(&out), "hits 0 ", 7)) {
 			tap_diag("run %d: %s", i, buf_str(&out));
@@ -1051,7 +1055,7 @@ static void test_stack_keeps_no_answer_length(void)
 		struct buf w = BUF_INIT, sc = BUF_INIT;
 
 		buf_printf(&w, "/* writer %d */\n%s", i, writer);
-		buf_printf(&sc, "/* scanner %d */\n%s", i, scanner);
+		buf_printf(&sc, "/* scanner %d */\n%s", i, stack_scanner);
 		buf_reset(&out);
 		buf_reset(&err);
 		answered = answered &&
@@ -1074,6 +1078,66 @@ static void test_stack_keeps_no_answer_length(void)
 		     "forked (another type's), run child or compile child");
 	buf_free(&out);
 	buf_free(&err);
+}
+
+/*
+ * The same for the length of a type's first input, which the zygote passes from
+ * the load pipe to the compile child (load.c worker_load_first): the compile
+ * child for the next load is forked right after that run, and the run children
+ * after it, all with a copy of the zygote's stack.  Each writer here is a new
+ * type asked with an input of a length no other input has; the scanner after it
+ * is a new type too (its first run is the compile child forked after the
+ * writer's), then asked again (a run child).
+ */
+static void test_stack_keeps_no_input_length(void)
+{
+	static const char writer[] = "#include <seglam.h>\n"
+				     "int seglam_run(const char *in, size_t len, seglam_out *out)\n"
+				     "{\n"
+				     "\t(void)in;\n"
+				     "\treturn seglam_printf(out, \"%zu\\n\", len);\n"
+				     "}\n";
+	const unsigned long length = 43210; /* under a first input's 64 KiB */
+	struct buf out = BUF_INIT, err = BUF_INIT, in = BUF_INIT;
+	char m[32], want[32];
+	bool clean = true, answered = true;
+
+	sandbox_shutdown();
+	start(0);
+	while (in.len < length)
+		buf_addc(&in, 'i');
+	snprintf(m, sizeof(m), "%lu", length + 1);
+	snprintf(want, sizeof(want), "%lu\n", length);
+	for (int i = 0; i < 4; i++) {
+		struct buf w = BUF_INIT, sc = BUF_INIT;
+
+		buf_printf(&w, "/* input writer %d */\n%s", i, writer);
+		buf_printf(&sc, "/* input scanner %d */\n%s", i, stack_scanner);
+		buf_reset(&out);
+		buf_reset(&err);
+		answered = answered &&
+			   sandbox_run(0, w.data, w.len, in.data, in.len, &out, &err) == 0 &&
+			   !strcmp(buf_str(&out), want);
+		for (int k = 0; k < 2; k++) {
+			buf_reset(&out);
+			answered = answered &&
+				   sandbox_run(0, sc.data, sc.len, m, strlen(m), &out, &err) == 0 &&
+				   !strncmp(buf_str(&out), "hits ", 5);
+			if (answered && strncmp(buf_str(&out), "hits 0 ", 7)) {
+				tap_diag("load %d, %s: %s", i, k ? "run child" : "compile child",
+					 buf_str(&out));
+				clean = false;
+			}
+		}
+		buf_free(&w);
+		buf_free(&sc);
+	}
+	CHECK_WHY(answered, "writers of first inputs and stack scanners answer in turn",
+		  "out=%.80s err=%s", buf_str(&out), buf_str(&err));
+	CHECK(clean, "no child's stack holds the length of another type's first input");
+	buf_free(&out);
+	buf_free(&err);
+	buf_free(&in);
 }
 
 /*
@@ -1802,6 +1866,7 @@ int main(int argc, char **argv)
 	test_hostile();
 	test_runs_isolated();
 	test_stack_keeps_no_answer_length();
+	test_stack_keeps_no_input_length();
 	test_first_run_like_others();
 	test_worker_reuse();
 	test_no_landlock();
