@@ -85,10 +85,24 @@ static void worker_limit(int res, rlim_t soft, rlim_t hard, const char *name)
 		worker_fail(WORKER_EXIT_SETUP, "worker: setrlimit(%s): %s", name, strerror(errno));
 }
 
+/*
+ * The limits of every process from here on.  Not RLIMIT_CPU, which counts a
+ * process's whole life: the zygote (and the mother) never runs procedure code,
+ * and its CPU time grows with every run it forks and relays (about a
+ * millisecond a run on a 2-core VM), so a backstop of a run's size ended a busy
+ * zygote with SIGXCPU (at its 309,403rd run there), failing the run it served.
+ * Each process that runs tcc or procedure code takes it for itself instead
+ * (worker_limit_cpu); here only that it can.
+ */
 void worker_set_limits(rlim_t mem)
 {
+	struct rlimit cpu;
+
 	worker_limit(RLIMIT_AS, mem, mem, "RLIMIT_AS");
-	worker_limit(RLIMIT_CPU, WORKER_CPU_BACKSTOP, WORKER_CPU_BACKSTOP + 10, "RLIMIT_CPU");
+	if (getrlimit(RLIMIT_CPU, &cpu) < 0 ||
+	    (cpu.rlim_max != RLIM_INFINITY && cpu.rlim_max < WORKER_CPU_BACKSTOP + 10))
+		worker_fail(WORKER_EXIT_SETUP, "worker: setrlimit(RLIMIT_CPU): hard limit %llu s",
+			    (unsigned long long)cpu.rlim_max);
 	worker_limit(RLIMIT_NOFILE, WORKER_MAX_FDS, WORKER_MAX_FDS, "RLIMIT_NOFILE");
 	worker_limit(RLIMIT_FSIZE, 0, 0, "RLIMIT_FSIZE");
 	worker_limit(RLIMIT_NPROC, WORKER_MAX_PROCS, WORKER_MAX_PROCS, "RLIMIT_NPROC");
@@ -98,6 +112,18 @@ void worker_set_limits(rlim_t mem)
 		worker_fail(WORKER_EXIT_SETUP, "worker: PR_SET_NO_NEW_PRIVS: %s", strerror(errno));
 	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
 		worker_fail(WORKER_EXIT_SETUP, "worker: PR_SET_DUMPABLE: %s", strerror(errno));
+}
+
+/* The CPU backstop (the daemon enforces the real per-run limit) of a process
+ * that runs tcc or procedure code: a compile child, a run child, a -o
+ * worker_reuse worker.  Taken by the process itself, before its own filter (the
+ * zygote's lets it set this one limit of its own, and no other). */
+void worker_limit_cpu(void)
+{
+	struct rlimit rl = {.rlim_cur = WORKER_CPU_BACKSTOP, .rlim_max = WORKER_CPU_BACKSTOP + 10};
+
+	if (setrlimit(RLIMIT_CPU, &rl) < 0)
+		_exit(WORKER_EXIT_SETUP);
 }
 
 static int worker_ll_allow(int ruleset, const char *path, uint64_t access)
@@ -324,6 +350,8 @@ static int worker_seccomp_build(scmp_filter_ctx *out)
 	/* the child, before any procedure code: its pipe as fd 1, its own filter */
 	ALLOW(dup2, 0);
 	ALLOW(seccomp, 1, SCMP_A0(SCMP_CMP_EQ, SECCOMP_SET_MODE_FILTER));
+	/* the child, before its own filter: its CPU backstop (worker_limit_cpu) */
+	ALLOW(prlimit64, 2, SCMP_A0(SCMP_CMP_EQ, 0), SCMP_A1(SCMP_CMP_EQ, RLIMIT_CPU));
 #undef ALLOW
 	*out = ctx;
 	return 0;

@@ -410,6 +410,7 @@ worker_compile_child(const char *include_dir, const char *libtcc1)
 	worker_arena_drop();
 	for (int fd = WORKER_CHILD_FD + 1; fd < 16; fd++)
 		close(fd);
+	worker_limit_cpu();
 	worker_compile_lockdown();
 	tcc = worker_compile_warm(include_dir, libtcc1);
 	if (frame_read_full(WORKER_CHILD_FD, head, sizeof(head), -1) != (ssize_t)sizeof(head))

@@ -143,8 +143,11 @@ int main(int argc, char **argv)
 	worker_out.data = (char *)worker_malloc(FRAME_RESP_HDR + (size_t)cap + 1) + FRAME_RESP_HDR;
 
 	if (reuse) {
-		/* -o worker_reuse: one type, compiled and run in this process. */
+		/* -o worker_reuse: one type, compiled and run in this process,
+		 * which so takes the CPU backstop itself. */
 		uint32_t head[2];
+
+		worker_limit_cpu();
 
 		/* Step 4: the source (a load into slot 0), screened lexically
 		 * (#include of files, #pragma). */

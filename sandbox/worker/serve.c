@@ -68,6 +68,7 @@ static void __attribute__((noreturn)) worker_child(void)
 	char *in;
 
 	worker_arena_drop(); /* first: no write access to any image (load.c) */
+	worker_limit_cpu();
 	worker_child_lockdown();
 	worker_child_prefault();
 	/* Forked ahead: wait until the run before this one is over, so that only

@@ -21,13 +21,17 @@ SECRET = 'sk-SEGLAM-PRIV-TEST-4b1d9e'
 # sandbox/worker/confine.c worker_set_limits(): (soft, hard) as /proc/PID/limits
 # prints them.  RLIMIT_AS is -o worker_mem, checked per test below.
 FIXED_LIMITS = {
-    'Max cpu time': ('300', '310'),  # WORKER_CPU_BACKSTOP, +10 hard
     'Max open files': ('16', '16'),  # WORKER_MAX_FDS
     'Max file size': ('0', '0'),
     'Max processes': ('4096', '4096'),  # WORKER_MAX_PROCS: the worker forks a child per run
     'Max core file size': ('0', '0'),
     'Max locked memory': ('0', '0'),
 }
+
+# confine.c worker_limit_cpu(): the CPU backstop of each process that runs tcc or
+# procedure code (a worker's compile and run children), not of the zygote, whose
+# CPU time grows with every run it serves.
+CHILD_CPU = ('300', '310')  # WORKER_CPU_BACKSTOP, +10 hard
 
 REVERSE = r'''#include <seglam.h>
 
@@ -77,6 +81,21 @@ def daemon_workers(daemon):
         if st.get('Name') == 'seglam-worker' and st.get('PPid') == str(daemon):
             pids.append(int(d))
     return sorted(pids)
+
+
+def children(pid):
+    """The live processes whose parent is @pid."""
+    kids = []
+    for d in os.listdir('/proc'):
+        if not d.isdigit():
+            continue
+        try:
+            st = status(d)
+        except OSError:
+            continue
+        if st.get('PPid') == str(pid) and not st.get('State', '').startswith('Z'):
+            kids.append(int(d))
+    return kids
 
 
 def limits(pid):
@@ -197,10 +216,26 @@ def test_empty_environment(workers):
 
 def test_rlimits(workers):
     """Point 3: RLIMIT_AS is -o worker_mem (default 256 MiB); NOFILE 16, FSIZE,
-    NPROC, CORE and MEMLOCK 0, CPU 300 s soft / 310 s hard."""
-    _, pids, mem = workers
+    NPROC, CORE and MEMLOCK 0; CPU 300 s soft / 310 s hard in every compile and
+    run child (the zygote's children), the daemon's in the zygote itself."""
+    m, pids, mem = workers
+    daemon_cpu = limits(m.proc.pid)['Max cpu time']
     for pid in pids:
         lim = limits(pid)
         assert lim['Max address space'] == (str(mem), str(mem)), (pid, lim['Max address space'])
         for name, want in FIXED_LIMITS.items():
             assert lim[name] == want, (pid, name, lim[name])
+        assert lim['Max cpu time'] == daemon_cpu, (pid, lim['Max cpu time'])
+        # the compile child and the next run's child, forked after an answer
+        for _ in range(100):
+            kids = children(pid)
+            if len(kids) >= 2:
+                break
+            time.sleep(0.02)
+        assert len(kids) >= 2, (pid, kids)
+        for kid in kids:
+            lim = limits(kid)
+            assert lim['Max cpu time'] == CHILD_CPU, (pid, kid, lim['Max cpu time'])
+            assert lim['Max address space'] == (str(mem), str(mem)), (kid, lim)
+            for name, want in FIXED_LIMITS.items():
+                assert lim[name] == want, (kid, name, lim[name])

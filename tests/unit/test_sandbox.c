@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -1793,6 +1794,73 @@ static void test_first_load_input_not_in_compiler(void)
 	buf_free(&a.err);
 }
 
+/* The "Max cpu time" line of /proc/@pid/limits, soft and hard as printed there
+ * ("unlimited" or seconds), into @soft and @hard; false when it is gone. */
+static bool cpu_limit(pid_t pid, char soft[32], char hard[32])
+{
+	char path[64], line[256];
+	bool found = false;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/limits", (int)pid);
+	f = fopen(path, "r");
+	while (f && !found && fgets(line, sizeof(line), f))
+		found = sscanf(line, "Max cpu time %31s %31s", soft, hard) == 2;
+	if (f)
+		fclose(f);
+	return found;
+}
+
+/*
+ * RLIMIT_CPU counts a process's whole life.  The zygote never runs procedure
+ * code, and its CPU time grows with every run it forks and relays (about a
+ * millisecond a run on a loaded 2-core VM): with the 300 s backstop of a run on
+ * it, a busy zygote was killed by SIGXCPU after some 300,000 runs, and the run
+ * it was serving failed.  So the zygote has the daemon's limit (here the test's:
+ * none), and each of its children that runs tcc or procedure code (the compile
+ * child and the run child forked ahead, both waiting here) has 300 s (310 s
+ * hard).
+ */
+static void test_cpu_backstop_per_child(void)
+{
+	struct buf out = BUF_INIT, err = BUF_INIT;
+	char soft[32] = "", hard[32] = "", want[64];
+	pid_t zygote, kids[16];
+	struct rlimit own;
+	int r, n = 0, limited = 0;
+
+	sandbox_shutdown();
+	start(0);
+	r = run(good_src, "2", &out, &err);
+	CHECK_WHY(r == 0 && pooled_workers(&zygote) == 1, "one zygote", "r=%d err=%s", r,
+		  buf_str(&err));
+	getrlimit(RLIMIT_CPU, &own);
+	if (own.rlim_cur == RLIM_INFINITY)
+		snprintf(want, sizeof(want), "unlimited");
+	else
+		snprintf(want, sizeof(want), "%llu", (unsigned long long)own.rlim_cur);
+	cpu_limit(zygote, soft, hard);
+	CHECK_WHY(!strcmp(soft, want), "the zygote's CPU time is not limited as a run's is",
+		  "Max cpu time of the zygote: %s %s (the daemon's soft limit: %s)", soft, hard,
+		  want);
+	/* (the compile child and the next run's child are forked after the answer) */
+	for (int i = 0; i < 200 && (n = children_of(zygote, kids, 16)) < 2; i++)
+		usleep(10000);
+	for (int i = 0; i < n; i++) {
+		char s[32] = "", h[32] = "";
+
+		if (cpu_limit(kids[i], s, h) && !strcmp(s, "300") && !strcmp(h, "310"))
+			limited++;
+		else
+			tap_diag("child %d: Max cpu time %s %s", (int)kids[i], s, h);
+	}
+	CHECK_WHY(n >= 2 && limited == n,
+		  "its compile and run children have the CPU backstop (300 s, 310 s hard)",
+		  "children %d, with the backstop %d", n, limited);
+	buf_free(&out);
+	buf_free(&err);
+}
+
 /*
  * A mother that takes the request and never answers (stopped): the cold start is
  * not lost.  After the mother's time to answer it is ended, and the worker comes
@@ -1872,6 +1940,7 @@ int main(int argc, char **argv)
 	test_no_landlock();
 	test_killed_worker();
 	test_stopped_mother();
+	test_cpu_backstop_per_child();
 	test_zygote_memory();
 	test_zygote_keeps_no_source();
 	test_first_input_after_image();
