@@ -37,6 +37,9 @@ def hostile_mount(tmp_path_factory):
     m.start()
     m.put_proc('upper', UPPER)
     yield m
+    # A new input, so that a worker runs it: the last case may have ended its
+    # worker (a timeout kills it), and the memo answers 'still-here' without one.
+    assert m.ask('upper', 'before-unmount') == b'BEFORE-UNMOUNT\n'
     workers = worker_pids(parent=m.proc.pid)
     assert workers, 'expected live pooled workers before unmount'
     m.stop()
