@@ -253,6 +253,63 @@ static void detach_child(fuse_ino_t parent_ino, const char *name)
 	pthread_mutex_unlock(&node_lock);
 }
 
+/* Files the daemon writes into a type directory of its own accord (its records),
+ * or the temp file of such a write. */
+static bool procs_is_record(const char *name)
+{
+	return !strcmp(name, "log") || !strcmp(name, "meta.json") || !strcmp(name, "callers") ||
+	       atomic_is_tmpname(name);
+}
+
+/*
+ * Remove the directory of a type (@dir, its store path).  `rm -r` races with the
+ * daemon's own records of the type: a failure logged or counts flushed while rm
+ * empties the directory make `log` or `meta.json` after rm listed it, and the
+ * rmdir then failed with ENOTEMPTY although the caller removed everything there
+ * was.  Records of a type being removed are moot: when nothing but such files is
+ * left and the caller may remove entries of the directory, they go and the
+ * rmdir is tried again.  Anything else left (a source, a test) is ENOTEMPTY.
+ */
+static int procs_rmdir_type(fuse_req_t req, const char *dir)
+{
+	int ret = store_unlink(dir, AT_REMOVEDIR);
+
+	for (int tries = 0; tries < 3 && ret == -ENOTEMPTY; tries++) {
+		int fd = store_open_beneath(dir, O_RDONLY | O_DIRECTORY, 0);
+		struct dirent *de;
+		struct stat st;
+		bool only_records = true;
+		DIR *d;
+
+		if (fd < 0)
+			break;
+		if (fstat(fd, &st) != 0 || (fs_cfg.shared && perm_access(req, &st, W_OK | X_OK))) {
+			close(fd);
+			break;
+		}
+		d = fdopendir(fd);
+		if (!d) {
+			close(fd);
+			break;
+		}
+		while (only_records && (de = readdir(d)))
+			if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
+				only_records = procs_is_record(de->d_name) &&
+					       (de->d_type == DT_REG || de->d_type == DT_UNKNOWN);
+		if (only_records) {
+			rewinddir(d);
+			while ((de = readdir(d)))
+				if (procs_is_record(de->d_name))
+					unlinkat(fd, de->d_name, 0); /* (a directory: EISDIR) */
+		}
+		closedir(d);
+		if (!only_records)
+			break;
+		ret = store_unlink(dir, AT_REMOVEDIR);
+	}
+	return ret;
+}
+
 static void fs_unlink_common(fuse_req_t req, fuse_ino_t parent, const char *name, int flags)
 {
 	struct buf path = BUF_INIT, type = BUF_INIT;
@@ -276,7 +333,10 @@ static void fs_unlink_common(fuse_req_t req, fuse_ino_t parent, const char *name
 		if (ret)
 			goto out;
 	}
-	ret = store_unlink(path.data, flags);
+	if (parent == INO_PROCS && !procs_dot_name(parent, name))
+		ret = procs_rmdir_type(req, path.data);
+	else
+		ret = store_unlink(path.data, flags);
 	if (ret)
 		goto out;
 	detach_child(parent, name);

@@ -625,6 +625,46 @@ int seglam_run(const char *in, size_t len, seglam_out *out)
 '''
 
 
+def test_rm_r_of_a_type_wins_over_the_daemons_records(mount):
+    """rm -r empties a type's directory, then removes it.  The daemon writes its
+    records of the type (counts flushed to meta.json every 10 s, a failure's log
+    line) on its own schedule; one written after rm listed the directory made the
+    rmdir fail with ENOTEMPTY although rm removed everything it saw.  Shown
+    without a race: the directory emptied, then the counts flush, then rmdir."""
+    m = mount
+    m.put_proc('flushed', UPPER)
+    for i in range(3):
+        assert m.ask('flushed', f'x{i}') == f'X{i}\n'.encode()
+    d = m.path('procs', 'flushed')
+    for dirpath, dirs, files in os.walk(d, topdown=False):
+        for f in files:
+            os.unlink(os.path.join(dirpath, f))
+        for sub in dirs:
+            os.rmdir(os.path.join(dirpath, sub))
+    (store_dir,) = glob.glob(os.path.join(m.store, 'procs', '*', '*', 'flushed'))
+    deadline = time.time() + 30
+    while not os.path.exists(os.path.join(store_dir, 'meta.json')) and time.time() < deadline:
+        time.sleep(0.2)
+    assert os.listdir(store_dir) == ['meta.json'], 'the counts flush wrote no record: nothing shown'
+    os.rmdir(d)
+    assert 'flushed' not in os.listdir(m.path('procs'))
+    assert not os.path.exists(store_dir)
+
+
+def test_records_go_only_for_a_caller_who_may_remove_them(shared_mounts):
+    """The records go only for a caller who may remove entries of the directory:
+    its owner may rmdir a type it made read-only (the kernel checks only procs/,
+    sticky), but not have the daemon empty it first."""
+    m = shared_mounts(options=['-o', 'allow_other'])
+    r = as_nobody('import os, sys\nos.mkdir(sys.argv[1])\n', m.path('procs', 'ro'))
+    assert r.returncode == 0, r.stderr
+    write(m.path('procs', 'ro', 'log'), 'a record\n')
+    r = as_nobody('import os, sys\nos.chmod(sys.argv[1], 0o555)\ntry:\n    os.rmdir(sys.argv[1])\n'
+                  'except OSError as e:\n    print(e.errno)\n', m.path('procs', 'ro'))
+    assert r.stdout.strip() == str(errno.ENOTEMPTY), (r.stdout, r.stderr)
+    assert os.path.exists(m.path('procs', 'ro', 'log'))
+
+
 def test_a_type_deleted_during_its_admission_stays_deleted(mounts):
     """The daemon records an admission (its log line, meta.json) after its tests
     ran, without a lock held; a type deleted meanwhile must stay deleted, not come
