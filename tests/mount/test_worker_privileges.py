@@ -68,9 +68,8 @@ def status(pid):
     return out
 
 
-def daemon_workers(daemon):
-    """seglam-worker processes whose parent is @daemon, found via /proc/*/status."""
-    pids = []
+def child_status(parent):
+    """(pid, /proc/PID/status) of each process whose parent is @parent."""
     for d in os.listdir('/proc'):
         if not d.isdigit():
             continue
@@ -78,24 +77,18 @@ def daemon_workers(daemon):
             st = status(d)
         except OSError:
             continue
-        if st.get('Name') == 'seglam-worker' and st.get('PPid') == str(daemon):
-            pids.append(int(d))
-    return sorted(pids)
+        if st.get('PPid') == str(parent):
+            yield int(d), st
+
+
+def daemon_workers(daemon):
+    """seglam-worker processes whose parent is @daemon, found via /proc/*/status."""
+    return sorted(pid for pid, st in child_status(daemon) if st.get('Name') == 'seglam-worker')
 
 
 def children(pid):
     """The live processes whose parent is @pid."""
-    kids = []
-    for d in os.listdir('/proc'):
-        if not d.isdigit():
-            continue
-        try:
-            st = status(d)
-        except OSError:
-            continue
-        if st.get('PPid') == str(pid) and not st.get('State', '').startswith('Z'):
-            kids.append(int(d))
-    return kids
+    return [kid for kid, st in child_status(pid) if not st.get('State', '').startswith('Z')]
 
 
 def limits(pid):
