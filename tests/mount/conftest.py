@@ -226,6 +226,23 @@ class Mount:
             return json.load(f)
 
 
+def store_contents(store):
+    """Every file under STORE with its bytes. The daemon writes records while a test
+    walks (counts every 10 s, logs of admissions still running): a temp file of such
+    a write may be renamed or removed between the listing and the open. Its bytes
+    are then in the file it was renamed to, which a later walk reads; any other file
+    that vanishes is a failure."""
+    for dirpath, _, files in os.walk(store):
+        for fn in files:
+            path = os.path.join(dirpath, fn)
+            try:
+                with open(path, 'rb') as f:
+                    yield path, f.read()
+            except FileNotFoundError:
+                if not fn.startswith('.seglam-tmp.'):
+                    raise
+
+
 def write(path, data):
     if isinstance(data, str):
         data = data.encode()

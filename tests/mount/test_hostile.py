@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from conftest import HOSTILE, UPPER, alive, worker_pids
+from conftest import HOSTILE, UPPER, alive, store_contents, worker_pids
 
 SECRET = 'sk-SEGLAM-SECRET-7f3a9c1e5b'
 CASES = sorted(glob.glob(os.path.join(HOSTILE, '*.c')))
@@ -69,10 +69,8 @@ def test_hostile(hostile_mount, path):
     assert SECRET.encode() not in answer
     assert SECRET not in m.proc_log(name)
     assert SECRET not in m.daemon_log()
-    for dirpath, _, files in os.walk(m.store):
-        for fn in files:
-            with open(os.path.join(dirpath, fn), 'rb') as f:
-                assert SECRET.encode() not in f.read(), fn
+    for path, data in store_contents(m.store):
+        assert SECRET.encode() not in data, path
     assert b'root:' not in answer and 'root:x:' not in m.proc_log(name)
     # compiler text is quoted: no terminal escape or bell reaches the log
     assert '\x1b' not in m.proc_log(name) and '\x07' not in m.proc_log(name)

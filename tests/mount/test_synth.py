@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from conftest import UPPER, write
+from conftest import UPPER, store_contents, write
 
 KEY = 'sk-test-SECRET-4c1d2e3f4a5b6c7d'
 
@@ -23,10 +23,8 @@ def llm_mount(mounts, llm, provider='openai', options=(), **kw):
 
 def assert_no_key(m):
     assert KEY not in m.daemon_log()
-    for dirpath, _, files in os.walk(m.store):
-        for fn in files:
-            with open(os.path.join(dirpath, fn), 'rb') as f:
-                assert KEY.encode() not in f.read(), os.path.join(dirpath, fn)
+    for path, data in store_contents(m.store):
+        assert KEY.encode() not in data, path
 
 
 def test_miss_synthesizes_then_100_hits_without_llm(mounts, llm):
