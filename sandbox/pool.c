@@ -629,6 +629,8 @@ fill:
 		sbx.stats.type_evictions++;
 	}
 found:
+	if (sbx.cfg.worker_reuse)
+		w->busy_since = frame_now_ms();
 	*out = w;
 out:
 	sandbox_update_live();
@@ -641,6 +643,11 @@ void sandbox_checkin(struct sandbox_worker *w, bool reuse)
 {
 	struct sandbox_tailq dead = TAILQ_HEAD_INITIALIZER(dead);
 
+	if (sbx.cfg.worker_reuse) {
+		w->busy_ms += frame_now_ms() - w->busy_since;
+		if (w->busy_ms >= frame_cpu_share_ms(sbx.cfg.cpu_backstop_s))
+			reuse = false;
+	}
 	pthread_mutex_lock(&sbx.lock);
 	sandbox_list_del(&sbx.busy, w);
 	if (reuse && w->pid > 0 && sbx.ready) {

@@ -55,6 +55,15 @@ int sandbox_init(const struct sandbox_config *cfg)
 		sbx.cfg.worker_types = SANDBOX_DEFAULT_WORKER_TYPES;
 	if (sbx.cfg.worker_types > SANDBOX_MAX_WORKER_TYPES)
 		sbx.cfg.worker_types = SANDBOX_MAX_WORKER_TYPES;
+	/* A compile and the first input it runs take a time limit each: the
+	 * backstop is past both, with room for a quarter's worth of one process's
+	 * batch inputs (sandbox.h). */
+	if (!sbx.cfg.cpu_backstop_s) {
+		uint64_t twice = 2 * (((uint64_t)sbx.cfg.timeout_ms + 999) / 1000) + 10;
+
+		sbx.cfg.cpu_backstop_s =
+		    twice > SANDBOX_DEFAULT_CPU_S ? (unsigned)twice : SANDBOX_DEFAULT_CPU_S;
+	}
 	sandbox_codes_init();
 	sbx.worker_path = strdup(cfg->worker_path);
 	sbx.include_dir = strdup(cfg->include_dir);

@@ -29,6 +29,7 @@
 #define SANDBOX_DEFAULT_WORKERS 64
 #define SANDBOX_DEFAULT_WORKER_TYPES 256
 #define SANDBOX_MAX_WORKER_TYPES 1024 /* FRAME_SLOTS_MAX */
+#define SANDBOX_DEFAULT_CPU_S 300
 
 struct sandbox_config {
 	const char *worker_path; /* the seglam-worker binary */
@@ -50,6 +51,12 @@ struct sandbox_config {
 	 * a fresh child per input: no fork per run, but a procedure may then keep
 	 * state from one input (one reader) to the next.  See SECURITY.md. */
 	bool worker_reuse;
+	/* RLIMIT_CPU, in seconds, of each process that runs tcc or procedure code:
+	 * a backstop under the daemon's own time limit, never before it (0: the
+	 * default, SANDBOX_DEFAULT_CPU_S or 2 x timeout + 10 s if more).  A batch's
+	 * child and a -o worker_reuse worker serve many inputs: each stops at a
+	 * quarter of it (frame.h frame_cpu_share_ms), so no honest input meets it. */
+	unsigned cpu_backstop_s;
 };
 
 int sandbox_init(const struct sandbox_config *cfg);

@@ -98,6 +98,10 @@ struct sandbox_worker {
 	 * and compiled: that input's reply is due on resp_fd, and answers to its
 	 * calls go on load_fd (exchange.c sandbox_run). */
 	bool first_sent;
+	/* -o worker_reuse: how long it was checked out, in all (ms), and since when.
+	 * Its CPU time is at most that: retired before its backstop (frame.h
+	 * frame_cpu_share_ms), with the SIGXCPU of a run that pushes past it. */
+	int64_t busy_ms, busy_since;
 	size_t mem;	    /* its private memory after its last load (with a mem_budget), */
 	size_t mem_counted; /* ... and how much of it sbx.mem_live counts (under sbx.lock) */
 };

@@ -69,8 +69,8 @@ static int sandbox_high_fd(int fd)
  */
 static int sandbox_spawn_exec(int fd0, int fd1, int arena, int load, bool mother, pid_t *pid)
 {
-	char mem[32], cap[32];
-	char *argv[8] = {mother ? "seglam-mother" : "seglam-worker", sbx.include_dir,
+	char mem[32], cap[32], cpu[32];
+	char *argv[9] = {mother ? "seglam-mother" : "seglam-worker", sbx.include_dir,
 			 SEGLAM_LIBTCC1, mem, cap};
 	int argc = 5;
 	char *envp[] = {NULL};		 /* no API key, no anything */
@@ -80,6 +80,7 @@ static int sandbox_spawn_exec(int fd0, int fd1, int arena, int load, bool mother
 	sigset_t none, all;
 	int ret;
 
+	argv[argc++] = cpu;
 	if (sbx.cfg.allow_no_landlock)
 		argv[argc++] = "allow_no_landlock";
 	if (sbx.cfg.worker_reuse)
@@ -89,6 +90,7 @@ static int sandbox_spawn_exec(int fd0, int fd1, int arena, int load, bool mother
 	argv[argc] = NULL;
 	snprintf(mem, sizeof(mem), "%zu", sbx.cfg.mem_limit);
 	snprintf(cap, sizeof(cap), "%zu", sbx.cfg.max_answer);
+	snprintf(cpu, sizeof(cpu), "cpu=%u", sbx.cfg.cpu_backstop_s);
 	posix_spawn_file_actions_init(&fa);
 	posix_spawnattr_init(&attr);
 	sigemptyset(&none);
@@ -610,6 +612,7 @@ int sandbox_load(struct sandbox_worker *w, const struct sandbox_input *first, st
 	if (sbx.cfg.worker_reuse)
 		first = NULL;
 	if (w->pid <= 0) {
+		w->busy_ms = 0; /* a new process: a new CPU budget */
 		ret = sandbox_spawn(w, first);
 		pthread_mutex_lock(&sbx.lock);
 		sbx.stats.spawns += ret == 0;

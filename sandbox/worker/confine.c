@@ -30,7 +30,6 @@
 /* RLIMIT_NPROC counts every process of the worker's user (nobody, for a root
  * daemon), so it cannot be 0 now that the zygote forks: a bound, not a ban. */
 #define WORKER_MAX_PROCS 4096
-#define WORKER_CPU_BACKSTOP 300 /* s; the daemon enforces the real per-run limit */
 #define WORKER_MAX_FDS 16
 
 /* Landlock constants newer than the build host's <linux/landlock.h>. */
@@ -94,15 +93,21 @@ static void worker_limit(int res, rlim_t soft, rlim_t hard, const char *name)
  * Each process that runs tcc or procedure code takes it for itself instead
  * (worker_limit_cpu); here only that it can.
  */
+/* The CPU backstop in seconds (argv "cpu=", the daemon's sandbox.h cpu_backstop_s). */
+unsigned worker_cpu_s = 300;
+
 void worker_set_limits(rlim_t mem)
 {
 	struct rlimit cpu;
 
 	worker_limit(RLIMIT_AS, mem, mem, "RLIMIT_AS");
 	if (getrlimit(RLIMIT_CPU, &cpu) < 0 ||
-	    (cpu.rlim_max != RLIM_INFINITY && cpu.rlim_max < WORKER_CPU_BACKSTOP + 10))
-		worker_fail(WORKER_EXIT_SETUP, "worker: setrlimit(RLIMIT_CPU): hard limit %llu s",
-			    (unsigned long long)cpu.rlim_max);
+	    (cpu.rlim_max != RLIM_INFINITY && cpu.rlim_max < (rlim_t)worker_cpu_s + 10))
+		worker_fail(
+		    WORKER_EXIT_SETUP,
+		    "worker: RLIMIT_CPU: the daemon's hard limit (%llu s) is below the "
+		    "backstop of a run (%u s, twice -o timeout): raise it or lower -o timeout",
+		    (unsigned long long)cpu.rlim_max, worker_cpu_s + 10);
 	worker_limit(RLIMIT_NOFILE, WORKER_MAX_FDS, WORKER_MAX_FDS, "RLIMIT_NOFILE");
 	worker_limit(RLIMIT_FSIZE, 0, 0, "RLIMIT_FSIZE");
 	worker_limit(RLIMIT_NPROC, WORKER_MAX_PROCS, WORKER_MAX_PROCS, "RLIMIT_NPROC");
@@ -120,7 +125,7 @@ void worker_set_limits(rlim_t mem)
  * zygote's lets it set this one limit of its own, and no other). */
 void worker_limit_cpu(void)
 {
-	struct rlimit rl = {.rlim_cur = WORKER_CPU_BACKSTOP, .rlim_max = WORKER_CPU_BACKSTOP + 10};
+	struct rlimit rl = {.rlim_cur = worker_cpu_s, .rlim_max = (rlim_t)worker_cpu_s + 10};
 
 	if (setrlimit(RLIMIT_CPU, &rl) < 0)
 		_exit(WORKER_EXIT_SETUP);

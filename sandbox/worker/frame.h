@@ -126,6 +126,19 @@ enum {
 #define FRAME_BATCH_MAX (4u << 20)   /* largest batch payload, bytes */
 #define FRAME_BATCH_MAX_COUNT 65536u /* most inputs in one batch */
 
+/*
+ * The wall time, in ms, that one process serves inputs for before it stops: a
+ * batch's process skips the rest (FRAME_SKIPPED: sent again, to a new child), and
+ * the daemon retires a -o worker_reuse worker once busy that long.  A quarter of
+ * the CPU backstop (RLIMIT_CPU, argv "cpu=S") that such a process sets once for
+ * its whole life: wall time bounds its CPU time (one thread), so the input in
+ * progress (a time limit, at most half the backstop) ends before the backstop.
+ */
+static inline int64_t frame_cpu_share_ms(unsigned backstop_s)
+{
+	return (int64_t)backstop_s * 250;
+}
+
 struct frame_batch {
 	uint32_t flags;
 	uint32_t flush_ms;

@@ -4,7 +4,8 @@
  * Started by sandbox/spawn.c with posix_spawn (or forked by the mother, mother.c),
  * an empty environment and
  *	argv: seglam-worker INCLUDE_DIR LIBTCC1_A MEM_LIMIT_BYTES ANSWER_CAP_BYTES [FLAG...]
- * (FLAGs: allow_no_landlock, reuse, mother).  fd 0 = requests, fd 1 = responses
+ * (FLAGs: allow_no_landlock, reuse, mother, cpu=SECONDS: the CPU backstop,
+ * confine.c worker_limit_cpu).  fd 0 = requests, fd 1 = responses
  * (frame.h), fd 2 = /dev/null.  Without Landlock the worker refuses to compile (tcc
  * could read any file this user can) unless a flag says the operator accepted that.
  *
@@ -33,6 +34,7 @@
  * (the zygote) and run.c (a run).
  */
 #include <errno.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -86,7 +88,7 @@ static void worker_lock_down(bool reuse)
 
 int main(int argc, char **argv)
 {
-	unsigned long long mem, cap;
+	unsigned long long mem, cap, cpu;
 	struct buf err = BUF_INIT;
 	uint8_t hdr[FRAME_RESP_HDR];
 	worker_run_fn run;
@@ -109,14 +111,19 @@ int main(int argc, char **argv)
 			reuse = true;
 		else if (strcmp(argv[i], "mother") == 0)
 			mother = true;
+		else if (strncmp(argv[i], "cpu=", 4) == 0 &&
+			 worker_parse_size(argv[i] + 4, &cpu) == 0 && cpu > 0 &&
+			 cpu < UINT_MAX - 10)
+			worker_cpu_s = (unsigned)cpu;
 		else
 			bad_flag = true;
 	}
 	if (argc < 5 || bad_flag || worker_parse_size(argv[3], &mem) < 0 ||
 	    worker_parse_size(argv[4], &cap) < 0 || cap == 0 ||
 	    cap >= UINT32_MAX - WORKER_RELAY_MAX(0))
-		worker_fail(WORKER_EXIT_USAGE, "usage: seglam-worker INCLUDE_DIR LIBTCC1 MEM_BYTES "
-					       "ANSWER_CAP [allow_no_landlock] [reuse]");
+		worker_fail(WORKER_EXIT_USAGE,
+			    "usage: seglam-worker INCLUDE_DIR LIBTCC1 MEM_BYTES "
+			    "ANSWER_CAP [allow_no_landlock] [reuse] [cpu=SECONDS]");
 
 	/* Step 2: drop root, then limits.  setuid first: RLIMIT_NPROC 0 would be
 	 * checked against the new user otherwise.  no_new_privs is also what

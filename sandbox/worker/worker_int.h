@@ -82,6 +82,7 @@ void worker_close_fds(int from);
 void worker_drop_privileges(void);
 void worker_set_limits(rlim_t mem);
 void worker_limit_cpu(void);
+extern unsigned worker_cpu_s;
 void worker_landlock(const char *include_dir, const char *libtcc1, bool allow_missing);
 void worker_warm_up(void);
 int worker_seccomp_reuse(void);

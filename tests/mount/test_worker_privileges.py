@@ -30,8 +30,11 @@ FIXED_LIMITS = {
 
 # confine.c worker_limit_cpu(): the CPU backstop of each process that runs tcc or
 # procedure code (a worker's compile and run children), not of the zygote, whose
-# CPU time grows with every run it serves.
-CHILD_CPU = ('300', '310')  # WORKER_CPU_BACKSTOP, +10 hard
+# CPU time grows with every run it serves.  300 s (+10 hard), or twice -o timeout
+# and 10 s when that is more (sandbox.h cpu_backstop_s): never before the time limit.
+CHILD_CPU = ('300', '310')
+LONG_TIMEOUT_MS = 400000
+LONG_TIMEOUT_CPU = ('810', '820')
 
 REVERSE = r'''#include <seglam.h>
 
@@ -102,15 +105,20 @@ def limits(pid):
     return out
 
 
-@pytest.fixture(params=[None, 200], ids=['default-mem', 'worker_mem=200'])
+@pytest.fixture(params=[None, 200], ids=['defaults', 'worker_mem=200,timeout=400000'])
 def workers(request, mounts):
     """A mount (the API key in its environment) with its pooled workers; yields
     (mount, worker pids, expected RLIMIT_AS in bytes).  With the default options
     one worker holds every type (one owner: -o worker_types); with worker_mem=200
-    also -o worker_types=1, a worker per type."""
+    also -o worker_types=1, a worker per type, and a time limit longer than the
+    default CPU backstop (m.child_cpu: the backstop its children must have)."""
     mem_mb = request.param
-    options = ['-o', f'worker_mem={mem_mb}', '-o', 'worker_types=1'] if mem_mb else []
+    options = []
+    if mem_mb:
+        options = ['-o', f'worker_mem={mem_mb}', '-o', 'worker_types=1',
+                   '-o', f'timeout={LONG_TIMEOUT_MS}']
     m = mounts(options=options, env={'SEGLAM_LLM_API_KEY': SECRET})
+    m.child_cpu = LONG_TIMEOUT_CPU if mem_mb else CHILD_CPU
     for name, (src, inp, want) in PROCS.items():
         m.put_proc(name, src)
         assert m.ask(name, inp) == want, m.proc_log(name)
@@ -210,7 +218,8 @@ def test_empty_environment(workers):
 def test_rlimits(workers):
     """Point 3: RLIMIT_AS is -o worker_mem (default 256 MiB); NOFILE 16, FSIZE,
     NPROC, CORE and MEMLOCK 0; CPU 300 s soft / 310 s hard in every compile and
-    run child (the zygote's children), the daemon's in the zygote itself."""
+    run child (the zygote's children), more with a longer -o timeout, the daemon's
+    in the zygote itself."""
     m, pids, mem = workers
     daemon_cpu = limits(m.proc.pid)['Max cpu time']
     for pid in pids:
@@ -228,7 +237,7 @@ def test_rlimits(workers):
         assert len(kids) >= 2, (pid, kids)
         for kid in kids:
             lim = limits(kid)
-            assert lim['Max cpu time'] == CHILD_CPU, (pid, kid, lim['Max cpu time'])
+            assert lim['Max cpu time'] == m.child_cpu, (pid, kid, lim['Max cpu time'])
             assert lim['Max address space'] == (str(mem), str(mem)), (kid, lim)
             for name, want in FIXED_LIMITS.items():
                 assert lim[name] == want, (kid, name, lim[name])
