@@ -761,10 +761,15 @@ pid_t worker_load(char *relay, const char *include_dir, const char *libtcc1, boo
 		worker_compiler_ahead(include_dir, libtcc1);
 	r = worker_load_result(in_fd, s, at, room, &msglen);
 	close(in_fd);
-	if (r < 0)
+	if (r < 0) {
 		child = worker_load_failed(s, child);
-	else
+	} else {
 		worker_load_reply(r, worker_own->msg, r == FRAME_COMPILED ? 0 : msglen);
+		/* It has said all it may, and an honest one is exiting.  One that
+		 * stays (a tcc exploit) would otherwise run on until the next load,
+		 * up to its CPU backstop; reaped as before (serve.c). */
+		kill(child, SIGKILL);
+	}
 	worker_msg_wipe(msglen);
 	worker_arena_ahead();
 	return child;
