@@ -1906,7 +1906,7 @@ static void test_cpu_backstop_share(void)
 
 	sandbox_shutdown();
 	opt_cpu_backstop_s = 4;
-	start(0);
+	start_patient(0); /* (the time limit per input is not what this shows) */
 	for (int i = 0; i < inputs; i++) {
 		uint32_t len = 3;
 
@@ -1941,7 +1941,7 @@ static void test_cpu_backstop_share(void)
 		  buf_str(&err));
 	sandbox_shutdown();
 	opt_worker_reuse = true;
-	start(0);
+	start_patient(0);
 	sandbox_get_stats(&before);
 	for (int i = 0; i < inputs; i++) {
 		r = run(burn_src, "abcd", &out, &err);
