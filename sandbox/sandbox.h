@@ -55,7 +55,8 @@ struct sandbox_config {
 	 * a backstop under the daemon's own time limit, never before it (0: the
 	 * default, SANDBOX_DEFAULT_CPU_S or 2 x timeout + 10 s if more).  A batch's
 	 * child and a -o worker_reuse worker serve many inputs: each stops at a
-	 * quarter of it (frame.h frame_cpu_share_ms), so no honest input meets it. */
+	 * quarter of it (frame.h frame_cpu_share_ms), so no honest input meets it.
+	 * A value set here is taken as it is (tests: a backstop of seconds). */
 	unsigned cpu_backstop_s;
 };
 

@@ -84,6 +84,9 @@ static void worker_limit(int res, rlim_t soft, rlim_t hard, const char *name)
 		worker_fail(WORKER_EXIT_SETUP, "worker: setrlimit(%s): %s", name, strerror(errno));
 }
 
+/* The CPU backstop in seconds (argv "cpu=", the daemon's sandbox.h cpu_backstop_s). */
+unsigned worker_cpu_s = 300;
+
 /*
  * The limits of every process from here on.  Not RLIMIT_CPU, which counts a
  * process's whole life: the zygote (and the mother) never runs procedure code,
@@ -93,9 +96,6 @@ static void worker_limit(int res, rlim_t soft, rlim_t hard, const char *name)
  * Each process that runs tcc or procedure code takes it for itself instead
  * (worker_limit_cpu); here only that it can.
  */
-/* The CPU backstop in seconds (argv "cpu=", the daemon's sandbox.h cpu_backstop_s). */
-unsigned worker_cpu_s = 300;
-
 void worker_set_limits(rlim_t mem)
 {
 	struct rlimit cpu;

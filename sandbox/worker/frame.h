@@ -64,9 +64,11 @@
  * at the end of the batch, and before starting an input once @flush_ms have
  * passed since the last write (FRAME_BATCH_EACH: after every answer), so the
  * daemon sees progress at least every flush_ms and times each input, not the
- * batch.  Once the answers of a batch reach @out_max bytes, the remaining inputs
- * are not run: each gets FRAME_SKIPPED (no bytes) and the daemon sends them again
- * later, which bounds what a batch can make the daemon hold.  The zygote passes
+ * batch.  Once the answers of a batch reach @out_max bytes, or the child has run
+ * for its share of the CPU backstop (frame_cpu_share_ms, where the vDSO clock
+ * is there to tell), the remaining inputs are not run: each gets FRAME_SKIPPED
+ * (no bytes) and the daemon sends them again later, which bounds what a batch
+ * can make the daemon hold, and keeps its child clear of RLIMIT_CPU.  The zygote passes
  * complete, checked frames on as they come and counts the final ones: after
  * @count the run is over (the child is killed, anything more it wrote is
  * dropped); a child that dies first gets one FRAME_FAILED in place of the input

@@ -520,9 +520,9 @@ void worker_serve(char *relay, const char *include_dir, const char *libtcc1)
 		dying = end == WORKER_RUN_DONE ? child : 0;
 		child = next;
 		if (after_load) {
-			/* The compiler of the load exited after its reply: reaped here
-			 * if it is gone, else at the next load or the end (the one
-			 * for the next load was forked during the compile: load.c). */
+			/* The compiler of the load, killed after its reply (load.c):
+			 * reaped here if it is gone, else at the next load or the end
+			 * (the one for the next load was forked during the compile). */
 			if (compiler && worker_reaped(compiler))
 				compiler = 0;
 			after_load = false;
