@@ -62,7 +62,7 @@ int sandbox_init(const struct sandbox_config *cfg)
 		uint64_t twice = 2 * (((uint64_t)sbx.cfg.timeout_ms + 999) / 1000) + 10;
 
 		sbx.cfg.cpu_backstop_s =
-		    twice > SANDBOX_DEFAULT_CPU_S ? (unsigned)twice : SANDBOX_DEFAULT_CPU_S;
+		    twice > FRAME_CPU_BACKSTOP_S ? (unsigned)twice : FRAME_CPU_BACKSTOP_S;
 	}
 	sandbox_codes_init();
 	sbx.worker_path = strdup(cfg->worker_path);

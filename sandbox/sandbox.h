@@ -29,7 +29,6 @@
 #define SANDBOX_DEFAULT_WORKERS 64
 #define SANDBOX_DEFAULT_WORKER_TYPES 256
 #define SANDBOX_MAX_WORKER_TYPES 1024 /* FRAME_SLOTS_MAX */
-#define SANDBOX_DEFAULT_CPU_S 300
 
 struct sandbox_config {
 	const char *worker_path; /* the seglam-worker binary */
@@ -53,7 +52,7 @@ struct sandbox_config {
 	bool worker_reuse;
 	/* RLIMIT_CPU, in seconds, of each process that runs tcc or procedure code:
 	 * a backstop under the daemon's own time limit, never before it (0: the
-	 * default, SANDBOX_DEFAULT_CPU_S or 2 x timeout + 10 s if more).  A batch's
+	 * default, frame.h FRAME_CPU_BACKSTOP_S or 2 x timeout + 10 s if more).  A batch's
 	 * child and a -o worker_reuse worker serve many inputs: each stops at a
 	 * quarter of it (frame.h frame_cpu_share_ms), so no honest input meets it.
 	 * A value set here is taken as it is (tests: a backstop of seconds). */

@@ -85,7 +85,7 @@ static void worker_limit(int res, rlim_t soft, rlim_t hard, const char *name)
 }
 
 /* The CPU backstop in seconds (argv "cpu=", the daemon's sandbox.h cpu_backstop_s). */
-unsigned worker_cpu_s = 300;
+unsigned worker_cpu_s = FRAME_CPU_BACKSTOP_S;
 
 /*
  * The limits of every process from here on.  Not RLIMIT_CPU, which counts a

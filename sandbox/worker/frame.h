@@ -136,6 +136,7 @@ enum {
  * its whole life: wall time bounds its CPU time (one thread), so the input in
  * progress (a time limit, at most half the backstop) ends before the backstop.
  */
+#define FRAME_CPU_BACKSTOP_S 300 /* the least backstop, and a worker's without "cpu=" */
 static inline int64_t frame_cpu_share_ms(unsigned backstop_s)
 {
 	return (int64_t)backstop_s * 250;
