@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 
 #include "atomic.h"
+#include "ghost.h"
 #include "name.h"
 #include "proc.h"
 #include "route.h"
@@ -110,8 +111,7 @@ int lookup_store_child(struct node *parent, const char *name, struct node **out)
 		 * a reader of the old one is never cut to the new one's size. */
 		if (old && old->backing && !node_is_backing(old, &st))
 			node_detach(old);
-		*out = node_lookup_child(parent, name, NODE_PFILE);
-		node_set_backing(*out, (uint64_t)st.st_ino, (uint64_t)st.st_dev);
+		*out = node_lookup_file(parent, name, &st);
 	}
 out:
 	node_unpin(parent);
@@ -208,23 +208,69 @@ int lookup_store(struct node *parent, const char *name, struct node **out)
 	return ret;
 }
 
+/*
+ * NFS export: the kernel forgot inode @ino, and a handle to it came back.  A file
+ * or answer forgotten while it still had its name left a ghost (ghost.h): look
+ * that name up again in its parent (itself revived the same way if the kernel
+ * forgot it too), and the new node takes the old number back if it still stands
+ * for the same store file.  @out gets the node, its lookup not counted (a revived
+ * parent is held by its child), or the call returns -ESTALE.  node_lock held;
+ * dropped for the store's lstat as in any lookup.
+ */
+static int lookup_revive(uint64_t ino, unsigned depth, struct node **out)
+{
+	struct ghost_of g = {.name = BUF_INIT};
+	struct node *parent, *n = NULL;
+	int ret;
+
+	ret = depth > NODE_DEPTH_MAX ? -ESTALE : ghost_find(ino, &g);
+	if (ret)
+		goto out;
+	parent = node_by_ino(g.parent);
+	if (!parent) {
+		ret = lookup_revive(g.parent, depth + 1, &parent);
+		if (ret)
+			goto out;
+	}
+	/* A revived parent has no lookup and no child yet: the pin keeps it through
+	 * the child's lookup, and the unpin frees it if the child is not found. */
+	node_pin(parent);
+	ret = node_ops[parent->kind].lookup ? node_ops[parent->kind].lookup(parent, g.name.data, &n)
+					    : -ENOTDIR;
+	if (!ret && n->ino != ino) {
+		node_forget(n, 0); /* another file has the name now: frees the new node */
+		ret = -ESTALE;
+	} else if (ret) {
+		ret = -ESTALE;
+	}
+	node_unpin(parent);
+out:
+	buf_free(&g.name);
+	if (!ret)
+		*out = n;
+	return ret;
+}
+
 void fs_lookup(fuse_req_t req, fuse_ino_t parent_ino, const char *name)
 {
 	struct node *parent, *n = NULL;
 	int ret = 0;
+	bool dot = !strcmp(name, ".") || !strcmp(name, "..");
 
 	procs_records_barrier(parent_ino, name);
 	pthread_mutex_lock(&node_lock);
 	parent = node_by_ino(parent_ino);
-	if (!parent) {
-		ret = -ESTALE;
+	if (!parent)
+		ret = dot ? lookup_revive(parent_ino, 0, &parent) : -ESTALE;
+	if (ret)
 		goto out;
-	}
 	/* NFS export asks for "." and ".." of inodes it has handles for. */
-	if (!strcmp(name, ".") || !strcmp(name, "..")) {
+	if (dot) {
+		node_pin(parent); /* for "..", a revived node has no lookup of its own */
 		n = !strcmp(name, ".") || !parent->parent ? parent : parent->parent;
 		n->nlookup++;
 		ret = reply_node(req, n);
+		node_unpin(parent);
 		goto out;
 	}
 	if (!node_ops[parent->kind].lookup) {

@@ -7,6 +7,7 @@
 #include <time.h>
 #include <xxhash.h>
 
+#include "ghost.h"
 #include "route.h"
 #include "store.h"
 #include "xalloc.h"
@@ -99,6 +100,7 @@ void node_init(void)
 	size_t i;
 
 	node_generation = (uint64_t)time(NULL);
+	ghost_clear();
 	memset(fixed, 0, sizeof(fixed)); /* no child list left from an earlier node_init */
 	rehash();
 	for (i = 0; i < NODE_FIXED; i++) {
@@ -144,7 +146,11 @@ struct node *node_child(struct node *parent, const char *name)
 	return NULL;
 }
 
-struct node *node_lookup_child(struct node *parent, const char *name, enum node_kind kind)
+/* Find or create; a new node takes back the number of its ghost (ghost.h): one of
+ * the same parent, name and kind, for the store file @backing on @dev (0, 0: no
+ * file). */
+static struct node *lookup_child(struct node *parent, const char *name, enum node_kind kind,
+				 uint64_t backing, uint64_t dev)
 {
 	struct node *n = node_child(parent, name);
 
@@ -155,8 +161,12 @@ struct node *node_lookup_child(struct node *parent, const char *name, enum node_
 		n = NULL;
 	}
 	if (!n) {
+		uint64_t ino = kind == NODE_PFILE || kind == NODE_ANSWER
+				   ? ghost_claim(parent->ino, name, kind, backing, dev)
+				   : 0;
+
 		n = xcalloc(1, sizeof(*n));
-		n->ino = nodes.next_ino++;
+		n->ino = ino ? ino : nodes.next_ino++;
 		n->kind = kind;
 		n->parent = parent;
 		parent->children++;
@@ -180,6 +190,19 @@ struct node *node_lookup_child(struct node *parent, const char *name, enum node_
 		nodes.count++;
 	}
 	n->nlookup++;
+	return n;
+}
+
+struct node *node_lookup_child(struct node *parent, const char *name, enum node_kind kind)
+{
+	return lookup_child(parent, name, kind, 0, 0);
+}
+
+struct node *node_lookup_file(struct node *parent, const char *name, const struct stat *st)
+{
+	struct node *n = lookup_child(parent, name, NODE_PFILE, st->st_ino, st->st_dev);
+
+	node_set_backing(n, (uint64_t)st->st_ino, (uint64_t)st->st_dev);
 	return n;
 }
 
@@ -218,8 +241,12 @@ static void node_free_if_unused(struct node *n)
 	       !node_kept(n)) {
 		struct node *parent = n->parent, **p;
 
-		if (!n->unlinked)
+		if (!n->unlinked) {
+			/* Still named: an NFS handle to it may come back (ghost.h). */
+			if (n->kind == NODE_PFILE || n->kind == NODE_ANSWER)
+				ghost_add(n);
 			unlink_name(n);
+		}
 		LIST_REMOVE(n, sibling);
 		for (p = &nodes.by_ino[ino_bucket(n->ino)]; *p != n; p = &(*p)->ino_next)
 			;
@@ -442,4 +469,5 @@ void node_shutdown(void)
 	free(nodes.by_ino);
 	free(nodes.by_name);
 	memset(&nodes, 0, sizeof(nodes));
+	ghost_clear();
 }

@@ -4,7 +4,8 @@
  * Every object the kernel knows has a node: fixed ones (root, ask/, procs/,
  * query/, stats) and dynamic ones (ask/TYPE, ask/TYPE/INPUT, query/TYPE,
  * procs/TYPE and everything below it).  Inode numbers come from a counter and
- * are never reused while the daemon lives; the generation is the mount's start
+ * never stand for another object while the daemon lives (a forgotten file or
+ * answer may get its own back: ghost.h); the generation is the mount's start
  * time, so NFS handles from an earlier run are refused with ESTALE rather than
  * resolved to something else.
  *
@@ -105,6 +106,8 @@ struct node *node_by_ino(uint64_t ino);
 struct node *node_child(struct node *parent, const char *name);
 /* Find or create the child, and count one lookup. Under node_lock. */
 struct node *node_lookup_child(struct node *parent, const char *name, enum node_kind kind);
+/* The same for a NODE_PFILE child that stands for the store file @st now. */
+struct node *node_lookup_file(struct node *parent, const char *name, const struct stat *st);
 /* Drop @n lookups; frees the node when unused. Under node_lock. */
 void node_forget(struct node *node, uint64_t n);
 /* Keep @node (and its parents) alive while node_lock is dropped for store I/O;

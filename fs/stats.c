@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ghost.h"
 #include "proc.h"
 #include "route.h"
 #include "synth.h"
@@ -20,6 +21,7 @@ void stats_text(struct buf *out)
 	usage_stats(out);
 	pthread_mutex_lock(&node_lock);
 	buf_printf(out, "inodes %zu\n", node_count());
+	buf_printf(out, "inodes_forgotten %zu\n", ghost_count());
 	pthread_mutex_unlock(&node_lock);
 }
 

@@ -404,17 +404,27 @@ def name_to_handle(path):
     return fh
 
 
-def handle_errno(mnt, fh):
-    """0 if @fh still opens on the mount @mnt (open_by_handle_at), else its errno."""
+def handle_errno(mnt, fh, read=False):
+    """0 if @fh still opens on the mount @mnt (open_by_handle_at), else its errno;
+    with @read, (0, what the file holds) or (errno, None)."""
     mfd = os.open(mnt, os.O_RDONLY | os.O_DIRECTORY)
     try:
         fd = _libc.open_by_handle_at(mfd, ctypes.byref(fh), os.O_RDONLY)
         if fd < 0:
-            return ctypes.get_errno()
-        os.close(fd)
-        return 0
+            return (ctypes.get_errno(), None) if read else ctypes.get_errno()
+        try:
+            return (0, os.read(fd, 1 << 20)) if read else 0
+        finally:
+            os.close(fd)
     finally:
         os.close(mfd)
+
+
+def replace_in_store(store_path, text):
+    """Another file under the same name, as an NFS peer's editor leaves it."""
+    tmp = store_path + '.peer-tmp'
+    write(tmp, text)
+    os.rename(tmp, store_path)
 
 
 def forget_until_stale(mnt, handles, control):
@@ -438,16 +448,56 @@ def test_a_type_directory_handle_survives_the_kernel_forgetting_it(mount):
     """NFS export: the server keeps handles, the kernel forgets inodes.  To open
     a directory handle again it looks the node up by number, then finds its
     name in the parent's listing by st_ino; the listing gave a stand-in d_ino,
-    so every handle to a type directory turned ESTALE once forgotten."""
+    so every handle to a type directory turned ESTALE once forgotten.  (The
+    control: a file an NFS peer replaced in the store, whose handle must go.)"""
     mount.put_proc('st', UPPER)
+    write(mount.path('procs', 'st', 'notes'), 'old\n')
     paths = [mount.path('procs', 'st'), mount.path('ask', 'st'), mount.path('query', 'st'),
-             mount.path('procs', 'st', 'source.c')]
+             mount.path('procs', 'st', 'notes')]
     handles = {p: name_to_handle(p) for p in paths}
     for p in paths[:2]:
         assert {e.name: e.inode() for e in os.scandir(os.path.dirname(p))}['st'] == os.stat(p).st_ino
+    replace_in_store(os.path.join(type_dir(mount.store, 'st'), 'notes'), 'new\n')
     errs = forget_until_stale(mount.mnt, handles, paths[3])
     assert [errs[p] for p in paths[:3]] == [0, 0, 0], {p: os.strerror(e) for p, e in errs.items()}
     assert mount.ask('st', 'after') == b'AFTER\n'
+
+
+@needs_root
+@drops_caches
+def test_file_and_answer_handles_survive_the_kernel_forgetting_them(mount):
+    """NFS export: a handle to a file in procs/T/ (or below a directory there)
+    or to an answer went ESTALE once the kernel forgot its inode, since the
+    daemon freed the node and its number with it, and an NFS client holding it
+    got errors (kernel nfsd; ganesha looks names up again).  A forgotten node
+    leaves its number behind, and the handle finds its file again.  A handle to
+    a file deleted, or replaced behind the daemon (an NFS peer), goes ESTALE,
+    as on a local filesystem."""
+    mount.put_proc('fh', UPPER)
+    os.mkdir(mount.path('procs', 'fh', 'notes'))
+    write(mount.path('procs', 'fh', 'notes', 'a.txt'), 'note a\n')
+    for name in ('gone', 'replaced'):
+        write(mount.path('procs', 'fh', name), name + '\n')
+    keep = {mount.path('procs', 'fh', 'source.c'): UPPER.encode(),
+            mount.path('procs', 'fh', 'notes'): None,
+            mount.path('procs', 'fh', 'notes', 'a.txt'): b'note a\n',
+            mount.path('ask', 'fh', 'hello'): b'HELLO\n'}
+    gone, replaced = mount.path('procs', 'fh', 'gone'), mount.path('procs', 'fh', 'replaced')
+    inos = {p: os.stat(p).st_ino for p in keep}
+    handles = {p: name_to_handle(p) for p in list(keep) + [gone, replaced]}
+    os.unlink(gone)
+    replace_in_store(os.path.join(type_dir(mount.store, 'fh'), 'replaced'), 'peer\n')
+    errs = forget_until_stale(mount.mnt, handles, replaced)
+    assert errs[gone] == errno.ESTALE, os.strerror(errs[gone])
+    for p, want in keep.items():
+        err, data = (handle_errno(mount.mnt, handles[p], read=True) if want is not None
+                     else (handle_errno(mount.mnt, handles[p]), None))
+        assert err == 0, f'{p}: {os.strerror(err)}'
+        assert data == want, p
+        assert os.stat(p).st_ino == inos[p], p
+    assert mount.ask('fh', 'after') == b'AFTER\n'
+    with open(replaced) as f:
+        assert f.read() == 'peer\n'
 
 
 @needs_root
