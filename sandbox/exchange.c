@@ -198,6 +198,20 @@ out:
  * status with the payload in @data, or -EIO with the reason in @err; on -EIO the
  * worker process is gone (reaped).
  */
+/*
+ * A batch's FRAME_SKIPPED where no batch runs: the zygote passes it on as in a
+ * batch (the run child reads the request, so the zygote cannot tell the two
+ * apart), and no worker code writes it outside a batch, so the procedure did.
+ */
+static bool sandbox_skip_forged(const uint8_t resp[FRAME_RESP_HDR])
+{
+	int32_t status;
+	uint32_t len;
+
+	return !frame_get_response(resp, FRAME_SKIPPED, 0, &status, &len) &&
+	       status == FRAME_SKIPPED;
+}
+
 int sandbox_exchange(struct sandbox_worker *w, int fd, const void *hdr, size_t hlen,
 		     const void *msg, size_t len, int32_t max_status, uint32_t cap,
 		     int64_t deadline, struct buf *data, struct buf *err)
@@ -234,7 +248,8 @@ again:
 	if (frame_get_response(resp, max_status, max_status >= FRAME_CALL ? SANDBOX_CALL_CAP : cap,
 			       &status, &rlen) < 0 ||
 	    (status != FRAME_CALL && rlen > cap)) {
-		buf_adds(err, "protocol violation from the worker");
+		buf_adds(err, sandbox_skip_forged(resp) ? "protocol violation from the procedure"
+							: "protocol violation from the worker");
 		goto kill;
 	}
 	if (status == FRAME_CALL) {

@@ -19,8 +19,12 @@ static struct node dir = {.ino = 10, .kind = NODE_PROCS_TYPE};
 /* A named node under dir, forgotten: its ghost. */
 static void forget(uint64_t ino, const char *name, enum node_kind kind, uint64_t backing)
 {
-	struct node n = {.ino = ino, .kind = kind, .parent = &dir, .name = (char *)name,
-			 .backing = backing, .backing_dev = backing ? 7 : 0};
+	struct node n = {.ino = ino,
+			 .kind = kind,
+			 .parent = &dir,
+			 .name = (char *)name,
+			 .backing = backing,
+			 .backing_dev = backing ? 7 : 0};
 
 	ghost_add(&n);
 }
@@ -42,7 +46,8 @@ int main(void)
 
 	forget(100, "source.c", NODE_PFILE, 555);
 	forget(101, "hello", NODE_ANSWER, 0);
-	CHECK(found(100, "source.c") && found(101, "hello"), "a forgotten file and answer are found by number");
+	CHECK(found(100, "source.c") && found(101, "hello"),
+	      "a forgotten file and answer are found by number");
 	CHECK(ghost_find(102, &g) == -ESTALE, "a number never forgotten: ESTALE");
 	CHECK(ghost_claim(dir.ino, "source.c", NODE_ANSWER, 555, 7) == 0,
 	      "a name of another kind gets no number");
@@ -50,7 +55,8 @@ int main(void)
 	      "the same parent, name, kind and file get the number back");
 	CHECK(ghost_claim(dir.ino, "source.c", NODE_PFILE, 555, 7) == 0 && !found(100, "source.c"),
 	      "once: the ghost is gone after its claim");
-	CHECK(ghost_claim(dir.ino, "hello", NODE_ANSWER, 0, 0) == 101, "an answer gets its number back");
+	CHECK(ghost_claim(dir.ino, "hello", NODE_ANSWER, 0, 0) == 101,
+	      "an answer gets its number back");
 
 	forget(200, "notes", NODE_PFILE, 1);
 	CHECK(ghost_claim(dir.ino, "notes", NODE_PFILE, 2, 7) == 0 && !found(200, "notes"),
