@@ -44,6 +44,9 @@ int store_open_file(const char *rel, int flags, mode_t mode);
 /* An O_PATH fd of the directory holding @rel's last component, named by *@base. */
 int store_parent_fd(const char *rel, const char **base);
 int store_lstat(const char *rel, struct stat *st);
+/* The same, and when the file was made (ns since the epoch): its birth time where
+ * the filesystem keeps one, else its last status change, which is no earlier. */
+int store_lstat_born(const char *rel, struct stat *st, int64_t *born_ns);
 int store_unlink(const char *rel, int flags);
 int store_rename(const char *from, const char *to, unsigned int flags);
 int store_link(const char *from, const char *to);

@@ -13,6 +13,7 @@
 #include <stdio.h> /* renameat2 */
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -98,6 +99,47 @@ int store_lstat(const char *rel, struct stat *st)
 		return dirfd;
 	if (fstatat(dirfd, base, st, AT_SYMLINK_NOFOLLOW) != 0)
 		ret = -errno;
+	close(dirfd);
+	return ret;
+}
+
+/* A statx result as the struct stat its callers know. */
+static void store_stat_of(const struct statx *x, struct stat *st)
+{
+	memset(st, 0, sizeof(*st));
+	st->st_dev = makedev(x->stx_dev_major, x->stx_dev_minor);
+	st->st_ino = x->stx_ino;
+	st->st_mode = x->stx_mode;
+	st->st_nlink = x->stx_nlink;
+	st->st_uid = x->stx_uid;
+	st->st_gid = x->stx_gid;
+	st->st_rdev = makedev(x->stx_rdev_major, x->stx_rdev_minor);
+	st->st_size = (off_t)x->stx_size;
+	st->st_blksize = x->stx_blksize;
+	st->st_blocks = (blkcnt_t)x->stx_blocks;
+	st->st_atim = (struct timespec){x->stx_atime.tv_sec, x->stx_atime.tv_nsec};
+	st->st_mtim = (struct timespec){x->stx_mtime.tv_sec, x->stx_mtime.tv_nsec};
+	st->st_ctim = (struct timespec){x->stx_ctime.tv_sec, x->stx_ctime.tv_nsec};
+}
+
+int store_lstat_born(const char *rel, struct stat *st, int64_t *born_ns)
+{
+	const struct statx_timestamp *t;
+	const char *base;
+	int dirfd = store_parent_fd(rel, &base), ret = 0;
+	struct statx x;
+
+	if (dirfd < 0)
+		return dirfd;
+	/* One call, as store_lstat: on an NFS store each is a round trip. */
+	if (statx(dirfd, base, AT_SYMLINK_NOFOLLOW, STATX_BASIC_STATS | STATX_BTIME, &x) != 0) {
+		ret = -errno;
+		goto out;
+	}
+	store_stat_of(&x, st);
+	t = x.stx_mask & STATX_BTIME ? &x.stx_btime : &x.stx_ctime;
+	*born_ns = t->tv_sec * 1000000000ll + t->tv_nsec;
+out:
 	close(dirfd);
 	return ret;
 }

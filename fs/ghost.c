@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <xxhash.h>
 
 #include "hmap.h"
@@ -11,6 +12,7 @@
 
 struct ghost {
 	uint64_t ino, parent, backing, dev;
+	int64_t made_ns; /* CLOCK_REALTIME_COARSE, the clock file times are taken from */
 	enum node_kind kind;
 	size_t ring; /* its place in ghosts.ring */
 	char name[];
@@ -67,6 +69,14 @@ static void ghost_drop(struct ghost *g)
 	free(g);
 }
 
+static int64_t now_coarse_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME_COARSE, &ts);
+	return ts.tv_sec * 1000000000ll + ts.tv_nsec;
+}
+
 void ghost_add(const struct node *n)
 {
 	size_t len = strlen(n->name);
@@ -87,6 +97,7 @@ void ghost_add(const struct node *n)
 	g->backing = n->backing;
 	g->dev = n->backing_dev;
 	g->kind = n->kind;
+	g->made_ns = now_coarse_ns();
 	g->ring = ghosts.next;
 	memcpy(g->name, n->name, len + 1);
 	ghosts.ring[ghosts.next] = g;
@@ -97,7 +108,7 @@ void ghost_add(const struct node *n)
 }
 
 uint64_t ghost_claim(uint64_t parent, const char *name, enum node_kind kind, uint64_t backing,
-		     uint64_t dev)
+		     uint64_t dev, int64_t born_ns)
 {
 	struct ghost_key k = {parent, kind, name};
 	struct ghost *g;
@@ -109,11 +120,21 @@ uint64_t ghost_claim(uint64_t parent, const char *name, enum node_kind kind, uin
 	if (!g)
 		return 0;
 	/* Another file behind the name (replaced while forgotten): a new number, so
-	 * the old one's handles get ESTALE rather than this file. */
-	if (g->backing == backing && g->dev == dev)
+	 * the old one's handles get ESTALE rather than this file.  A file made in
+	 * the clock tick of the forget is taken for a new one too (strictly before:
+	 * the coarse clock's tick is the file times' granularity). */
+	if (g->backing == backing && g->dev == dev && born_ns < g->made_ns)
 		ino = g->ino;
 	ghost_drop(g);
 	return ino;
+}
+
+void ghost_forget(uint64_t ino)
+{
+	struct ghost *g = hmap_find(&ghosts.by_ino, ino_hash(ino), &ino);
+
+	if (g)
+		ghost_drop(g);
 }
 
 int ghost_find(uint64_t ino, struct ghost_of *out)

@@ -6,10 +6,10 @@
  * forgotten the inode; to serve it again the kernel asks LOOKUP(ino, ".").  A
  * procs/ file or an answer the kernel forgot has no node any more (node.c frees
  * it), so it remembers a ghost instead: the number, the parent's number, the name
- * and, for a procs/ file, which store file it stood for.  A new node of the same
- * parent, name and kind (and store file) takes the ghost's number back, whether
- * the kernel's handle or anyone's lookup by name made it: a number stands for one
- * object for the life of the daemon, as on a local filesystem.
+ * and, for a procs/ file, which store file it stood for and when it was forgotten.  A new node of
+ * the same parent, name and kind (and store file) takes the ghost's number back, whether the
+ * kernel's handle or anyone's lookup by name made it: a number stands for one object for the life
+ * of the daemon, as on a local filesystem.
  *
  * Bounded: the last GHOST_MAX forgotten nodes (about 100 bytes each).  Everything
  * here is under node_lock.
@@ -33,10 +33,18 @@ struct ghost_of {
 
 /* Remember forgotten @node (still named: not unlinked). */
 void ghost_add(const struct node *node);
-/* The number a new child @name of kind @kind of @parent had, for the store file
- * @backing on @dev (0, 0: a node with no file), and the ghost is dropped; else 0. */
+/*
+ * The number a new child @name of kind @kind of @parent had, and the ghost is
+ * dropped; else 0.  For a procs/ file, only if it is the same store file: st_ino
+ * @backing on @dev (0, 0 for an answer), made (@born_ns: store_lstat_born) before
+ * the ghost was.  A file made since has that number only because the filesystem
+ * gave a deleted file's number to a new one (ext4 does at once), and the old
+ * handle must not open it.
+ */
 uint64_t ghost_claim(uint64_t parent, const char *name, enum node_kind kind, uint64_t backing,
-		     uint64_t dev);
+		     uint64_t dev, int64_t born_ns);
+/* Forget the ghost of @ino, if any: its name holds no such file any more. */
+void ghost_forget(uint64_t ino);
 /* What forgotten inode @ino was, into @out (its name appended): 0, or -ESTALE. */
 int ghost_find(uint64_t ino, struct ghost_of *out);
 size_t ghost_count(void);

@@ -84,6 +84,7 @@ int lookup_store_child(struct node *parent, const char *name, struct node **out)
 	struct buf path = BUF_INIT;
 	struct stat st;
 	uint64_t epoch, backing;
+	int64_t born;
 	int ret = 0, tries = 0;
 
 	if (atomic_is_tmpname(name))
@@ -96,7 +97,7 @@ int lookup_store_child(struct node *parent, const char *name, struct node **out)
 		epoch = node_epoch();
 		backing = child_backing(parent, name);
 		pthread_mutex_unlock(&node_lock);
-		ret = store_lstat(path.data, &st);
+		ret = store_lstat_born(path.data, &st, &born);
 		pthread_mutex_lock(&node_lock);
 	} while (child_moved(parent, name, &path, epoch, backing) && ++tries < LOOKUP_TRIES);
 	/* A FIFO, device or socket in STORE (an NFS peer, a restore) is not served:
@@ -111,7 +112,7 @@ int lookup_store_child(struct node *parent, const char *name, struct node **out)
 		 * a reader of the old one is never cut to the new one's size. */
 		if (old && old->backing && !node_is_backing(old, &st))
 			node_detach(old);
-		*out = node_lookup_file(parent, name, &st);
+		*out = node_lookup_file(parent, name, &st, born);
 	}
 out:
 	node_unpin(parent);
@@ -239,10 +240,14 @@ static int lookup_revive(uint64_t ino, unsigned depth, struct node **out)
 					    : -ENOTDIR;
 	if (!ret && n->ino != ino) {
 		node_forget(n, 0); /* another file has the name now: frees the new node */
-		ret = -ESTALE;
-	} else if (ret) {
-		ret = -ESTALE;
+		ret = -ENOENT;
 	}
+	/* Gone for good: its number is never given back, and the next use of the
+	 * handle costs no store lookup.  (An I/O error may pass: the ghost stays.) */
+	if (ret == -ENOENT)
+		ghost_forget(ino);
+	if (ret)
+		ret = -ESTALE;
 	node_unpin(parent);
 out:
 	buf_free(&g.name);

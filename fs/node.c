@@ -146,11 +146,11 @@ struct node *node_child(struct node *parent, const char *name)
 	return NULL;
 }
 
-/* Find or create; a new node takes back the number of its ghost (ghost.h): one of
- * the same parent, name and kind, for the store file @backing on @dev (0, 0: no
- * file). */
+/* Find or create; a new node takes back the number of its ghost (ghost_claim): one
+ * of the same parent, name and kind, for the store file @backing on @dev made at
+ * @born_ns (0, 0, 0: no file). */
 static struct node *lookup_child(struct node *parent, const char *name, enum node_kind kind,
-				 uint64_t backing, uint64_t dev)
+				 uint64_t backing, uint64_t dev, int64_t born_ns)
 {
 	struct node *n = node_child(parent, name);
 
@@ -162,7 +162,7 @@ static struct node *lookup_child(struct node *parent, const char *name, enum nod
 	}
 	if (!n) {
 		uint64_t ino = kind == NODE_PFILE || kind == NODE_ANSWER
-				   ? ghost_claim(parent->ino, name, kind, backing, dev)
+				   ? ghost_claim(parent->ino, name, kind, backing, dev, born_ns)
 				   : 0;
 
 		n = xcalloc(1, sizeof(*n));
@@ -195,12 +195,13 @@ static struct node *lookup_child(struct node *parent, const char *name, enum nod
 
 struct node *node_lookup_child(struct node *parent, const char *name, enum node_kind kind)
 {
-	return lookup_child(parent, name, kind, 0, 0);
+	return lookup_child(parent, name, kind, 0, 0, 0);
 }
 
-struct node *node_lookup_file(struct node *parent, const char *name, const struct stat *st)
+struct node *node_lookup_file(struct node *parent, const char *name, const struct stat *st,
+			      int64_t born_ns)
 {
-	struct node *n = lookup_child(parent, name, NODE_PFILE, st->st_ino, st->st_dev);
+	struct node *n = lookup_child(parent, name, NODE_PFILE, st->st_ino, st->st_dev, born_ns);
 
 	node_set_backing(n, (uint64_t)st->st_ino, (uint64_t)st->st_dev);
 	return n;

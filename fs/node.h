@@ -106,8 +106,10 @@ struct node *node_by_ino(uint64_t ino);
 struct node *node_child(struct node *parent, const char *name);
 /* Find or create the child, and count one lookup. Under node_lock. */
 struct node *node_lookup_child(struct node *parent, const char *name, enum node_kind kind);
-/* The same for a NODE_PFILE child that stands for the store file @st now. */
-struct node *node_lookup_file(struct node *parent, const char *name, const struct stat *st);
+/* The same for a NODE_PFILE child that stands for the store file @st now, made at
+ * @born_ns (store_lstat_born). */
+struct node *node_lookup_file(struct node *parent, const char *name, const struct stat *st,
+			      int64_t born_ns);
 /* Drop @n lookups; frees the node when unused. Under node_lock. */
 void node_forget(struct node *node, uint64_t n);
 /* Keep @node (and its parents) alive while node_lock is dropped for store I/O;

@@ -3,16 +3,26 @@
  *
  * A forgotten file is found by its number (what an NFS handle carries) and gives
  * its number back to a new node of the same parent, name, kind and store file,
- * once; another file under the name gets none.  One ghost per name (the newer
+ * once; another file under the name gets none, nor does one made after the
+ * forget under the same st_ino (a number the filesystem recycled).  One ghost per name (the newer
  * wins).  The table keeps the last GHOST_MAX: 20,000 forgotten nodes leave
  * GHOST_MAX ghosts, the oldest gone, and a claimed one's place is reused.
  */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "ghost.h"
 #include "tap.h"
+
+static int64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return ts.tv_sec * 1000000000ll + ts.tv_nsec;
+}
 
 static struct node dir = {.ino = 10, .kind = NODE_PROCS_TYPE};
 
@@ -49,17 +59,28 @@ int main(void)
 	CHECK(found(100, "source.c") && found(101, "hello"),
 	      "a forgotten file and answer are found by number");
 	CHECK(ghost_find(102, &g) == -ESTALE, "a number never forgotten: ESTALE");
-	CHECK(ghost_claim(dir.ino, "source.c", NODE_ANSWER, 555, 7) == 0,
+	CHECK(ghost_claim(dir.ino, "source.c", NODE_ANSWER, 555, 7, 0) == 0,
 	      "a name of another kind gets no number");
-	CHECK(ghost_claim(dir.ino, "source.c", NODE_PFILE, 555, 7) == 100,
+	CHECK(ghost_claim(dir.ino, "source.c", NODE_PFILE, 555, 7, 0) == 100,
 	      "the same parent, name, kind and file get the number back");
-	CHECK(ghost_claim(dir.ino, "source.c", NODE_PFILE, 555, 7) == 0 && !found(100, "source.c"),
+	CHECK(ghost_claim(dir.ino, "source.c", NODE_PFILE, 555, 7, 0) == 0 &&
+		  !found(100, "source.c"),
 	      "once: the ghost is gone after its claim");
-	CHECK(ghost_claim(dir.ino, "hello", NODE_ANSWER, 0, 0) == 101,
+	CHECK(ghost_claim(dir.ino, "hello", NODE_ANSWER, 0, 0, 0) == 101,
 	      "an answer gets its number back");
 
+	forget(150, "recycled", NODE_PFILE, 9);
+	CHECK(ghost_claim(dir.ino, "recycled", NODE_PFILE, 9, 7, now_ns() + 1000000000ll) == 0 &&
+		  !found(150, "recycled"),
+	      "a file made after the forget under its number (a recycled st_ino) gets no number");
+	forget(151, "kept", NODE_PFILE, 9);
+	ghost_forget(151);
+	CHECK(!found(151, "kept") && ghost_claim(dir.ino, "kept", NODE_PFILE, 9, 7, 0) == 0,
+	      "a forgotten ghost is gone");
+	ghost_forget(151); /* twice: nothing to do */
+
 	forget(200, "notes", NODE_PFILE, 1);
-	CHECK(ghost_claim(dir.ino, "notes", NODE_PFILE, 2, 7) == 0 && !found(200, "notes"),
+	CHECK(ghost_claim(dir.ino, "notes", NODE_PFILE, 2, 7, 0) == 0 && !found(200, "notes"),
 	      "another file under the name: no number, and the ghost is dropped");
 	forget(201, "x", NODE_PFILE, 1);
 	forget(202, "x", NODE_PFILE, 2);
@@ -79,7 +100,7 @@ int main(void)
 	snprintf(name, sizeof(name), "f%u", 20000 - GHOST_MAX);
 	CHECK(found(1000 + 20000 - GHOST_MAX, name) && found(1000 + 19999, "f19999"),
 	      "the last GHOST_MAX are there");
-	CHECK(ghost_claim(dir.ino, "f19999", NODE_PFILE, 20000, 7) == 1000 + 19999,
+	CHECK(ghost_claim(dir.ino, "f19999", NODE_PFILE, 20000, 7, 0) == 1000 + 19999,
 	      "a recent one is claimed");
 	for (i = 0; i < GHOST_MAX; i++) {
 		snprintf(name, sizeof(name), "g%u", i);
