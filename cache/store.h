@@ -44,9 +44,12 @@ int store_open_file(const char *rel, int flags, mode_t mode);
 /* An O_PATH fd of the directory holding @rel's last component, named by *@base. */
 int store_parent_fd(const char *rel, const char **base);
 int store_lstat(const char *rel, struct stat *st);
-/* The same, and when the file was made (ns since the epoch): its birth time where
- * the filesystem keeps one, else its last status change, which is no earlier. */
+/* The same, and the file's birth time (ns since the epoch), 0 where the filesystem
+ * keeps none (NFS, vfat): with st_ino and st_dev, which file it is, even after a
+ * deleted file's number went to a new one (ext4 gives it to the next). */
 int store_lstat_born(const char *rel, struct stat *st, int64_t *born_ns);
+/* The birth time of the file open as @fd, or 0. */
+int64_t store_fd_born(int fd);
 int store_unlink(const char *rel, int flags);
 int store_rename(const char *from, const char *to, unsigned int flags);
 int store_link(const char *from, const char *to);

@@ -122,26 +122,48 @@ static void store_stat_of(const struct statx *x, struct stat *st)
 	st->st_ctim = (struct timespec){x->stx_ctime.tv_sec, x->stx_ctime.tv_nsec};
 }
 
+static int64_t store_birth_of(const struct statx *x)
+{
+	if (!(x->stx_mask & STATX_BTIME))
+		return 0;
+	return x->stx_btime.tv_sec * 1000000000ll + x->stx_btime.tv_nsec;
+}
+
+/* statx refused as such (an old kernel, a seccomp profile of a container or a
+ * unit that predates it): fstatat does, without a birth time. */
+static bool store_statx_refused(int err)
+{
+	return err == ENOSYS || err == EPERM || err == EINVAL;
+}
+
 int store_lstat_born(const char *rel, struct stat *st, int64_t *born_ns)
 {
-	const struct statx_timestamp *t;
 	const char *base;
 	int dirfd = store_parent_fd(rel, &base), ret = 0;
 	struct statx x;
 
 	if (dirfd < 0)
 		return dirfd;
+	*born_ns = 0;
 	/* One call, as store_lstat: on an NFS store each is a round trip. */
-	if (statx(dirfd, base, AT_SYMLINK_NOFOLLOW, STATX_BASIC_STATS | STATX_BTIME, &x) != 0) {
+	if (statx(dirfd, base, AT_SYMLINK_NOFOLLOW, STATX_BASIC_STATS | STATX_BTIME, &x) == 0) {
+		store_stat_of(&x, st);
+		*born_ns = store_birth_of(&x);
+	} else if (!store_statx_refused(errno) ||
+		   fstatat(dirfd, base, st, AT_SYMLINK_NOFOLLOW) != 0) {
 		ret = -errno;
-		goto out;
 	}
-	store_stat_of(&x, st);
-	t = x.stx_mask & STATX_BTIME ? &x.stx_btime : &x.stx_ctime;
-	*born_ns = t->tv_sec * 1000000000ll + t->tv_nsec;
-out:
 	close(dirfd);
 	return ret;
+}
+
+int64_t store_fd_born(int fd)
+{
+	struct statx x;
+
+	if (statx(fd, "", AT_EMPTY_PATH, STATX_BTIME, &x) != 0)
+		return 0;
+	return store_birth_of(&x);
 }
 
 int store_unlink(const char *rel, int flags)

@@ -4,7 +4,6 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <xxhash.h>
 
 #include "hmap.h"
@@ -12,7 +11,7 @@
 
 struct ghost {
 	uint64_t ino, parent, backing, dev;
-	int64_t made_ns; /* CLOCK_REALTIME_COARSE, the clock file times are taken from */
+	int64_t born; /* the store file's birth time (node.h backing_born) */
 	enum node_kind kind;
 	size_t ring; /* its place in ghosts.ring */
 	char name[];
@@ -69,14 +68,6 @@ static void ghost_drop(struct ghost *g)
 	free(g);
 }
 
-static int64_t now_coarse_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME_COARSE, &ts);
-	return ts.tv_sec * 1000000000ll + ts.tv_nsec;
-}
-
 void ghost_add(const struct node *n)
 {
 	size_t len = strlen(n->name);
@@ -97,7 +88,7 @@ void ghost_add(const struct node *n)
 	g->backing = n->backing;
 	g->dev = n->backing_dev;
 	g->kind = n->kind;
-	g->made_ns = now_coarse_ns();
+	g->born = n->backing_born;
 	g->ring = ghosts.next;
 	memcpy(g->name, n->name, len + 1);
 	ghosts.ring[ghosts.next] = g;
@@ -120,10 +111,11 @@ uint64_t ghost_claim(uint64_t parent, const char *name, enum node_kind kind, uin
 	if (!g)
 		return 0;
 	/* Another file behind the name (replaced while forgotten): a new number, so
-	 * the old one's handles get ESTALE rather than this file.  A file made in
-	 * the clock tick of the forget is taken for a new one too (strictly before:
-	 * the coarse clock's tick is the file times' granularity). */
-	if (g->backing == backing && g->dev == dev && born_ns < g->made_ns)
+	 * the old one's handles get ESTALE rather than this file.  Its st_ino alone
+	 * does not tell (a deleted file's number goes to the next new one), the
+	 * birth time with it does; no birth time, no telling: no number. */
+	if (kind == NODE_ANSWER ||
+	    (g->backing == backing && g->dev == dev && born_ns && g->born == born_ns))
 		ino = g->ino;
 	ghost_drop(g);
 	return ino;

@@ -6,7 +6,7 @@
  * forgotten the inode; to serve it again the kernel asks LOOKUP(ino, ".").  A
  * procs/ file or an answer the kernel forgot has no node any more (node.c frees
  * it), so it remembers a ghost instead: the number, the parent's number, the name
- * and, for a procs/ file, which store file it stood for and when it was forgotten.  A new node of
+ * and, for a procs/ file, which store file it stood for.  A new node of
  * the same parent, name and kind (and store file) takes the ghost's number back, whether the
  * kernel's handle or anyone's lookup by name made it: a number stands for one object for the life
  * of the daemon, as on a local filesystem.
@@ -36,10 +36,8 @@ void ghost_add(const struct node *node);
 /*
  * The number a new child @name of kind @kind of @parent had, and the ghost is
  * dropped; else 0.  For a procs/ file, only if it is the same store file: st_ino
- * @backing on @dev (0, 0 for an answer), made (@born_ns: store_lstat_born) before
- * the ghost was.  A file made since has that number only because the filesystem
- * gave a deleted file's number to a new one (ext4 does at once), and the old
- * handle must not open it.
+ * @backing on @dev, birth time @born_ns (store_lstat_born), as the node had.  A
+ * store without birth times (NFS) gets no number back: ESTALE, as before ghosts.
  */
 uint64_t ghost_claim(uint64_t parent, const char *name, enum node_kind kind, uint64_t backing,
 		     uint64_t dev, int64_t born_ns);

@@ -147,7 +147,7 @@ struct node *node_child(struct node *parent, const char *name)
 }
 
 /* Find or create; a new node takes back the number of its ghost (ghost_claim): one
- * of the same parent, name and kind, for the store file @backing on @dev made at
+ * of the same parent, name and kind, for the store file @backing on @dev born at
  * @born_ns (0, 0, 0: no file). */
 static struct node *lookup_child(struct node *parent, const char *name, enum node_kind kind,
 				 uint64_t backing, uint64_t dev, int64_t born_ns)
@@ -203,7 +203,7 @@ struct node *node_lookup_file(struct node *parent, const char *name, const struc
 {
 	struct node *n = lookup_child(parent, name, NODE_PFILE, st->st_ino, st->st_dev, born_ns);
 
-	node_set_backing(n, (uint64_t)st->st_ino, (uint64_t)st->st_dev);
+	node_set_backing(n, (uint64_t)st->st_ino, (uint64_t)st->st_dev, born_ns);
 	return n;
 }
 
@@ -297,13 +297,14 @@ uint64_t node_epoch(void)
 	return nodes.epoch;
 }
 
-void node_set_backing(struct node *n, uint64_t backing, uint64_t dev)
+void node_set_backing(struct node *n, uint64_t backing, uint64_t dev, int64_t born)
 {
 	/* A first backing (a new node) changes what no one has seen. */
 	if (n->backing && (n->backing != backing || n->backing_dev != dev))
 		nodes.epoch++;
 	n->backing = backing;
 	n->backing_dev = dev;
+	n->backing_born = born;
 }
 
 bool node_is_backing(const struct node *n, const struct stat *st)

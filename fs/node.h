@@ -88,6 +88,7 @@ struct node {
 	/* NODE_PFILE: st_ino and st_dev of the store file it stands for (at LOOKUP, or
 	 * its last save through the mount); the name may hold another by now. */
 	uint64_t backing, backing_dev;
+	int64_t backing_born; /* its birth time (store_lstat_born), 0: unknown */
 	struct pfile *writer; /* NODE_PFILE open with unsaved writes, for getattr */
 	struct node *ino_next, *name_next;
 	/* The children, so that a type's answers are found without a scan of the
@@ -121,8 +122,8 @@ void node_unpin(struct node *node);
  * for store I/O compares it to know whether its result may be stale. Under node_lock. */
 uint64_t node_epoch(void);
 /* NODE_PFILE @node now stands for the store file with st_ino @backing on st_dev
- * @dev. Under node_lock. */
-void node_set_backing(struct node *node, uint64_t backing, uint64_t dev);
+ * @dev, born at @born (0: unknown). Under node_lock. */
+void node_set_backing(struct node *node, uint64_t backing, uint64_t dev, int64_t born);
 /* Is that the file @st describes?  (A node with no backing stands for no file.) */
 bool node_is_backing(const struct node *node, const struct stat *st);
 /* The ask/ or query/ type node @ino has answered: its type is in the store now

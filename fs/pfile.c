@@ -24,15 +24,15 @@
 #include "store_edit.h"
 #include "xalloc.h"
 
-/* Node @ino now stands for the store file @st describes. */
-static void node_note_backing(fuse_ino_t ino, const struct stat *st)
+/* Node @ino now stands for the store file @st describes, born at @born. */
+static void node_note_backing(fuse_ino_t ino, const struct stat *st, int64_t born)
 {
 	struct node *n;
 
 	pthread_mutex_lock(&node_lock);
 	n = node_by_ino(ino);
 	if (n)
-		node_set_backing(n, (uint64_t)st->st_ino, (uint64_t)st->st_dev);
+		node_set_backing(n, (uint64_t)st->st_ino, (uint64_t)st->st_dev, born);
 	pthread_mutex_unlock(&node_lock);
 }
 
@@ -133,7 +133,7 @@ int pfile_save(struct handle *h)
 		/* Saved through this name: the name keeps its inode, as with an
 		 * in-place write. */
 		if (fstat(pf->fd, &st) == 0)
-			node_note_backing(h->ino, &st);
+			node_note_backing(h->ino, &st, store_fd_born(pf->fd));
 	}
 	pthread_mutex_unlock(&pf->lock);
 	if (ret)
@@ -326,7 +326,7 @@ static int pfile_truncate(fuse_req_t req, fuse_ino_t ino, const char *path, off_
 	if (!ret)
 		ret = store_edit_truncate(fd, path, size, &st);
 	if (!ret && st.st_ino)
-		node_note_backing(ino, &st);
+		node_note_backing(ino, &st, 0); /* (the new file's birth: at its next lookup) */
 	close(fd);
 	return ret;
 }

@@ -199,17 +199,17 @@ out:
  * worker process is gone (reaped).
  */
 /*
- * A batch's FRAME_SKIPPED where no batch runs: the zygote passes it on as in a
- * batch (the run child reads the request, so the zygote cannot tell the two
- * apart), and no worker code writes it outside a batch, so the procedure did.
+ * A batch's FRAME_SKIPPED as a run's reply (@max_status from FRAME_CALL up: a
+ * run, not a load) where no batch runs: the zygote passes it on as in a batch
+ * (the run child reads the request, so the zygote cannot tell the two apart),
+ * and no worker code writes it outside a batch, so the procedure did.
  */
-static bool sandbox_skip_forged(const uint8_t resp[FRAME_RESP_HDR])
+static bool sandbox_skip_forged(const uint8_t resp[FRAME_RESP_HDR], int32_t max_status)
 {
 	int32_t status;
-	uint32_t len;
 
-	return !frame_get_response(resp, FRAME_SKIPPED, 0, &status, &len) &&
-	       status == FRAME_SKIPPED;
+	memcpy(&status, resp, sizeof(status));
+	return max_status >= FRAME_CALL && max_status < FRAME_SKIPPED && status == FRAME_SKIPPED;
 }
 
 int sandbox_exchange(struct sandbox_worker *w, int fd, const void *hdr, size_t hlen,
@@ -248,8 +248,9 @@ again:
 	if (frame_get_response(resp, max_status, max_status >= FRAME_CALL ? SANDBOX_CALL_CAP : cap,
 			       &status, &rlen) < 0 ||
 	    (status != FRAME_CALL && rlen > cap)) {
-		buf_adds(err, sandbox_skip_forged(resp) ? "protocol violation from the procedure"
-							: "protocol violation from the worker");
+		buf_adds(err, sandbox_skip_forged(resp, max_status)
+				  ? "protocol violation from the procedure"
+				  : "protocol violation from the worker");
 		goto kill;
 	}
 	if (status == FRAME_CALL) {

@@ -2,6 +2,7 @@
  * and the answer memo. */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -343,6 +344,35 @@ static void test_store_edit(void)
 	buf_reset(&b);
 	CHECK(store_read("ed", "source.c", 100, &b) == 0 && !strcmp(b.data, "NEW"),
 	      "truncate keeps the prefix");
+
+	/* store_lstat_born: lstat's answer through statx, and the birth time. */
+	{
+		struct stat want;
+		struct statx x;
+		char full[PATH_MAX];
+		int64_t born = -1, btime;
+
+		snprintf(full, sizeof(full), "%s/%s", dir, target.data);
+		CHECK(store_lstat_born(target.data, &st, &born) == 0 && lstat(full, &want) == 0 &&
+			  st.st_dev == want.st_dev && st.st_ino == want.st_ino &&
+			  st.st_mode == want.st_mode && st.st_size == want.st_size &&
+			  st.st_nlink == want.st_nlink && st.st_uid == want.st_uid &&
+			  st.st_mtim.tv_nsec == want.st_mtim.tv_nsec &&
+			  st.st_ctim.tv_sec == want.st_ctim.tv_sec,
+		      "store_lstat_born gives what lstat gives");
+		statx(AT_FDCWD, full, AT_SYMLINK_NOFOLLOW, STATX_BTIME, &x);
+		btime = x.stx_mask & STATX_BTIME
+			    ? x.stx_btime.tv_sec * 1000000000ll + x.stx_btime.tv_nsec
+			    : 0;
+		fd = store_open_file(target.data, O_RDONLY, 0);
+		CHECK(born == btime && store_fd_born(fd) == btime,
+		      "and the birth time, by name and by fd (%lld; 0 where none is kept)",
+		      (long long)born);
+		if (fd >= 0)
+			close(fd);
+		CHECK(store_lstat_born("nosuch/x", &st, &born) == -ENOENT,
+		      "store_lstat_born of nothing: ENOENT");
+	}
 
 	/* A symlinked directory in STORE: no shadow is made through it. */
 	buf_printf(&cmd, "ln -s %s %s/%s/out", outside, dir, tdir.data);
