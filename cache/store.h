@@ -45,11 +45,11 @@ int store_open_file(const char *rel, int flags, mode_t mode);
 int store_parent_fd(const char *rel, const char **base);
 int store_lstat(const char *rel, struct stat *st);
 /* The same, and the file's birth time (ns since the epoch), 0 where the filesystem
- * keeps none (NFS, vfat): with st_ino and st_dev, which file it is, even after a
- * deleted file's number went to a new one (ext4 gives it to the next). */
+ * reports none (an NFS mount may not): with st_ino and st_dev, which file it is,
+ * even after a deleted file's number went to a new one (ext4 gives it to the next). */
 int store_lstat_born(const char *rel, struct stat *st, int64_t *born_ns);
-/* The birth time of the file open as @fd, or 0. */
-int64_t store_fd_born(int fd);
+/* fstat of @fd, and its birth time as store_lstat_born gives it. */
+int store_fstat_born(int fd, struct stat *st, int64_t *born_ns);
 int store_unlink(const char *rel, int flags);
 int store_rename(const char *from, const char *to, unsigned int flags);
 int store_link(const char *from, const char *to);

@@ -142,9 +142,9 @@ int store_lstat_born(const char *rel, struct stat *st, int64_t *born_ns)
 	int dirfd = store_parent_fd(rel, &base), ret = 0;
 	struct statx x;
 
+	*born_ns = 0;
 	if (dirfd < 0)
 		return dirfd;
-	*born_ns = 0;
 	/* One call, as store_lstat: on an NFS store each is a round trip. */
 	if (statx(dirfd, base, AT_SYMLINK_NOFOLLOW, STATX_BASIC_STATS | STATX_BTIME, &x) == 0) {
 		store_stat_of(&x, st);
@@ -157,13 +157,19 @@ int store_lstat_born(const char *rel, struct stat *st, int64_t *born_ns)
 	return ret;
 }
 
-int64_t store_fd_born(int fd)
+int store_fstat_born(int fd, struct stat *st, int64_t *born_ns)
 {
 	struct statx x;
 
-	if (statx(fd, "", AT_EMPTY_PATH, STATX_BTIME, &x) != 0)
+	*born_ns = 0;
+	if (statx(fd, "", AT_EMPTY_PATH, STATX_BASIC_STATS | STATX_BTIME, &x) == 0) {
+		store_stat_of(&x, st);
+		*born_ns = store_birth_of(&x);
 		return 0;
-	return store_birth_of(&x);
+	}
+	if (!store_statx_refused(errno) || fstat(fd, st) != 0)
+		return -errno;
+	return 0;
 }
 
 int store_unlink(const char *rel, int flags)

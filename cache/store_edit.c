@@ -113,7 +113,8 @@ void store_edit_discard(int shadow, const char *shadow_path)
 	store_unlink(shadow_path, 0);
 }
 
-int store_edit_truncate(int src, const char *path, off_t size, struct stat *made)
+int store_edit_truncate(int src, const char *path, off_t size, struct stat *made,
+			int64_t *made_born)
 {
 	struct buf shadow_path = BUF_INIT;
 	int shadow, ret = 0;
@@ -131,7 +132,7 @@ int store_edit_truncate(int src, const char *path, off_t size, struct stat *made
 		store_edit_discard(shadow, shadow_path.data);
 		goto out;
 	}
-	if (made && fstat(shadow, made) != 0)
+	if (made && store_fstat_born(shadow, made, made_born) != 0)
 		made->st_ino = 0;
 	close(shadow);
 out:

@@ -36,8 +36,10 @@ int store_edit_commit(int shadow, const char *shadow_path, const char *target, b
 void store_edit_discard(int shadow, const char *shadow_path);
 /* truncate(2) of the store file at @path, which @src has open (and keeps), for a
  * caller without a descriptor of its own: the kept prefix goes to a shadow, which
- * is committed; *@made (if given) is then the file at @path (st_ino 0: unknown). */
-int store_edit_truncate(int src, const char *path, off_t size, struct stat *made);
+ * is committed; *@made (if given) is then the file at @path (st_ino 0: unknown),
+ * and *@made_born its birth time (store_lstat_born). */
+int store_edit_truncate(int src, const char *path, off_t size, struct stat *made,
+			int64_t *made_born);
 /*
  * Rename type directory @from to @to (rename(2) @flags).  Without RENAME_EXCHANGE
  * the bucket directories of @to are made first, and an empty @to removed (as

@@ -37,7 +37,8 @@ void ghost_add(const struct node *node);
  * The number a new child @name of kind @kind of @parent had, and the ghost is
  * dropped; else 0.  For a procs/ file, only if it is the same store file: st_ino
  * @backing on @dev, birth time @born_ns (store_lstat_born), as the node had.  A
- * store without birth times (NFS) gets no number back: ESTALE, as before ghosts.
+ * store whose filesystem reports no birth times (an NFS mount may not) gets no
+ * number back: ESTALE, as before ghosts.
  */
 uint64_t ghost_claim(uint64_t parent, const char *name, enum node_kind kind, uint64_t backing,
 		     uint64_t dev, int64_t born_ns);

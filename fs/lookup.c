@@ -110,7 +110,7 @@ int lookup_store_child(struct node *parent, const char *name, struct node **out)
 		/* Another file now stands behind the name (replaced by rename, here or
 		 * by another daemon): it gets a new inode, as on a local filesystem, so
 		 * a reader of the old one is never cut to the new one's size. */
-		if (old && old->backing && !node_is_backing(old, &st))
+		if (old && old->backing && !node_is_backing(old, &st, born))
 			node_detach(old);
 		*out = node_lookup_file(parent, name, &st, born);
 	}
@@ -239,7 +239,7 @@ static int lookup_revive(uint64_t ino, unsigned depth, struct node **out)
 	ret = node_ops[parent->kind].lookup ? node_ops[parent->kind].lookup(parent, g.name.data, &n)
 					    : -ENOTDIR;
 	if (!ret && n->ino != ino) {
-		node_forget(n, 0); /* another file has the name now: frees the new node */
+		node_forget(n, 0); /* another file has the name: drops its node if new */
 		ret = -ENOENT;
 	}
 	/* Gone for good: its number is never given back, and the next use of the

@@ -297,20 +297,27 @@ uint64_t node_epoch(void)
 	return nodes.epoch;
 }
 
+/* The same st_ino on the same st_dev, and the same birth time when both are known:
+ * a deleted file's st_ino may go to the next new file (ext4). */
+static bool node_same_file(const struct node *n, uint64_t backing, uint64_t dev, int64_t born)
+{
+	return n->backing == backing && n->backing_dev == dev &&
+	       (!born || !n->backing_born || n->backing_born == born);
+}
+
 void node_set_backing(struct node *n, uint64_t backing, uint64_t dev, int64_t born)
 {
 	/* A first backing (a new node) changes what no one has seen. */
-	if (n->backing && (n->backing != backing || n->backing_dev != dev))
+	if (n->backing && !node_same_file(n, backing, dev, born))
 		nodes.epoch++;
 	n->backing = backing;
 	n->backing_dev = dev;
 	n->backing_born = born;
 }
 
-bool node_is_backing(const struct node *n, const struct stat *st)
+bool node_is_backing(const struct node *n, const struct stat *st, int64_t born)
 {
-	return n->backing && n->backing == (uint64_t)st->st_ino &&
-	       n->backing_dev == (uint64_t)st->st_dev;
+	return n->backing && node_same_file(n, (uint64_t)st->st_ino, (uint64_t)st->st_dev, born);
 }
 
 void node_detach(struct node *n)

@@ -124,8 +124,9 @@ uint64_t node_epoch(void);
 /* NODE_PFILE @node now stands for the store file with st_ino @backing on st_dev
  * @dev, born at @born (0: unknown). Under node_lock. */
 void node_set_backing(struct node *node, uint64_t backing, uint64_t dev, int64_t born);
-/* Is that the file @st describes?  (A node with no backing stands for no file.) */
-bool node_is_backing(const struct node *node, const struct stat *st);
+/* Is that the file @st describes, born at @born (0: unknown)?  (A node with no
+ * backing stands for no file.) */
+bool node_is_backing(const struct node *node, const struct stat *st, int64_t born);
 /* The ask/ or query/ type node @ino has answered: its type is in the store now
  * (a synthesis after its lookup made it), so the node is kept as one found there
  * (node_kept).  Takes node_lock. */

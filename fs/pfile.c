@@ -129,11 +129,12 @@ int pfile_save(struct handle *h)
 	ret = pfile_commit(pf, path.data ? path.data : "", gone);
 	if (!ret && !gone) {
 		struct stat st;
+		int64_t born;
 
 		/* Saved through this name: the name keeps its inode, as with an
 		 * in-place write. */
-		if (fstat(pf->fd, &st) == 0)
-			node_note_backing(h->ino, &st, store_fd_born(pf->fd));
+		if (store_fstat_born(pf->fd, &st, &born) == 0)
+			node_note_backing(h->ino, &st, born);
 	}
 	pthread_mutex_unlock(&pf->lock);
 	if (ret)
@@ -317,6 +318,7 @@ out:
 static int pfile_truncate(fuse_req_t req, fuse_ino_t ino, const char *path, off_t size)
 {
 	struct stat st;
+	int64_t born = 0;
 	int fd, ret;
 
 	fd = store_open_file(path, O_RDONLY, 0);
@@ -324,9 +326,9 @@ static int pfile_truncate(fuse_req_t req, fuse_ino_t ino, const char *path, off_
 		return fd;
 	ret = procs_may_use(req, ino, fd, W_OK, NULL);
 	if (!ret)
-		ret = store_edit_truncate(fd, path, size, &st);
+		ret = store_edit_truncate(fd, path, size, &st, &born);
 	if (!ret && st.st_ino)
-		node_note_backing(ino, &st, 0); /* (the new file's birth: at its next lookup) */
+		node_note_backing(ino, &st, born);
 	close(fd);
 	return ret;
 }

@@ -86,16 +86,18 @@ int procs_may_use(fuse_req_t req, fuse_ino_t ino, int fd, int mask, bool *replac
 {
 	struct node *n;
 	struct stat st;
+	int64_t born;
 	int ret = 0;
 
-	if (fstat(fd, &st) != 0)
-		return -errno;
+	ret = store_fstat_born(fd, &st, &born);
+	if (ret)
+		return ret;
 	pthread_mutex_lock(&node_lock);
 	n = node_by_ino(ino);
 	if (!n)
 		ret = -ESTALE;
 	else if (replaced)
-		*replaced = n->kind == NODE_PFILE && !node_is_backing(n, &st);
+		*replaced = n->kind == NODE_PFILE && !node_is_backing(n, &st, born);
 	pthread_mutex_unlock(&node_lock);
 	if (!ret && fs_cfg.shared && mask)
 		ret = perm_access(req, &st, mask);

@@ -191,14 +191,6 @@ out:
 }
 
 /*
- * Send one request on @fd (the worker's request pipe, or for a load its load
- * pipe: frame.h), @hdr (@hlen bytes) then @msg (none when @hdr is NULL: it is in
- * the pipe already), and read the reply, within @deadline.  Answers to the
- * worker's calls meanwhile go on @fd too.  Returns the frame
- * status with the payload in @data, or -EIO with the reason in @err; on -EIO the
- * worker process is gone (reaped).
- */
-/*
  * A batch's FRAME_SKIPPED as a run's reply (@max_status from FRAME_CALL up: a
  * run, not a load) where no batch runs: the zygote passes it on as in a batch
  * (the run child reads the request, so the zygote cannot tell the two apart),
@@ -212,6 +204,14 @@ static bool sandbox_skip_forged(const uint8_t resp[FRAME_RESP_HDR], int32_t max_
 	return max_status >= FRAME_CALL && max_status < FRAME_SKIPPED && status == FRAME_SKIPPED;
 }
 
+/*
+ * Send one request on @fd (the worker's request pipe, or for a load its load
+ * pipe: frame.h), @hdr (@hlen bytes) then @msg (none when @hdr is NULL: it is in
+ * the pipe already), and read the reply, within @deadline.  Answers to the
+ * worker's calls meanwhile go on @fd too.  Returns the frame
+ * status with the payload in @data, or -EIO with the reason in @err; on -EIO the
+ * worker process is gone (reaped).
+ */
 int sandbox_exchange(struct sandbox_worker *w, int fd, const void *hdr, size_t hlen,
 		     const void *msg, size_t len, int32_t max_status, uint32_t cap,
 		     int64_t deadline, struct buf *data, struct buf *err)

@@ -14,7 +14,9 @@
 #include "beneath.h"
 #include "buf.h"
 #include "clock.h"
+#include "ghost.h"
 #include "name.h"
+#include "node.h"
 #include "store.h"
 #include "store_edit.h"
 #include "tap.h"
@@ -338,7 +340,7 @@ static void test_store_edit(void)
 	close(fd);
 
 	fd = store_open_file(target.data, O_RDONLY, 0);
-	CHECK(fd >= 0 && store_edit_truncate(fd, target.data, 3, NULL) == 0, "truncate");
+	CHECK(fd >= 0 && store_edit_truncate(fd, target.data, 3, NULL, NULL) == 0, "truncate");
 	if (fd >= 0)
 		close(fd);
 	buf_reset(&b);
@@ -350,7 +352,7 @@ static void test_store_edit(void)
 		struct stat want;
 		struct statx x;
 		char full[PATH_MAX];
-		int64_t born = -1, btime;
+		int64_t born = -1, fd_born = -1, btime;
 
 		snprintf(full, sizeof(full), "%s/%s", dir, target.data);
 		CHECK(store_lstat_born(target.data, &st, &born) == 0 && lstat(full, &want) == 0 &&
@@ -365,7 +367,8 @@ static void test_store_edit(void)
 			    ? x.stx_btime.tv_sec * 1000000000ll + x.stx_btime.tv_nsec
 			    : 0;
 		fd = store_open_file(target.data, O_RDONLY, 0);
-		CHECK(born == btime && store_fd_born(fd) == btime,
+		CHECK(born == btime && !store_fstat_born(fd, &st, &fd_born) && fd_born == btime &&
+			  st.st_ino == want.st_ino && st.st_dev == want.st_dev,
 		      "and the birth time, by name and by fd (%lld; 0 where none is kept)",
 		      (long long)born);
 		if (fd >= 0)
@@ -384,7 +387,7 @@ static void test_store_edit(void)
 	if (shadow >= 0)
 		close(shadow);
 	fd = store_open_file(target.data, O_RDONLY, 0);
-	CHECK(fd < 0 || store_edit_truncate(fd, target.data, 0, NULL) < 0,
+	CHECK(fd < 0 || store_edit_truncate(fd, target.data, 0, NULL, NULL) < 0,
 	      "no truncate through a symlink");
 	if (fd >= 0)
 		close(fd);
@@ -472,6 +475,46 @@ static void test_memo(void)
 	memo_shutdown();
 }
 
+/*
+ * The inode table and its ghosts (fs/node.c, fs/ghost.c) together: a procs file
+ * forgotten by the kernel gets its number back at the next lookup of the same
+ * store file (st_ino, st_dev, birth time), and not when a new file took the
+ * deleted one's st_ino (another birth time), for which a live node is not the
+ * backing either.
+ */
+static void test_node_ghosts(void)
+{
+	struct stat st = {.st_ino = 4242, .st_dev = 9};
+	struct node *procs, *type, *f, *g;
+	uint64_t ino;
+
+	pthread_mutex_lock(&node_lock);
+	node_init();
+	procs = node_by_ino(INO_PROCS);
+	type = node_lookup_child(procs, "ty", NODE_PROCS_TYPE);
+	f = node_lookup_file(type, "f", &st, 1000);
+	ino = f->ino;
+	CHECK(node_is_backing(f, &st, 1000) && node_is_backing(f, &st, 0),
+	      "node: its own file (a birth time unknown on one side counts as the same)");
+	CHECK(!node_is_backing(f, &st, 1001),
+	      "node: the same st_ino born at another time is another file (recycled)");
+	node_forget(f, 1);
+	CHECK(!node_by_ino(ino) && ghost_count() == 1, "node: forgotten, it leaves a ghost");
+	g = node_lookup_file(type, "f", &st, 1001);
+	CHECK(g->ino != ino && ghost_count() == 0,
+	      "node: a new file with the old st_ino gets a new number, and the ghost goes");
+	ino = g->ino;
+	node_forget(g, 1);
+	g = node_lookup_file(type, "f", &st, 1001);
+	CHECK(g->ino == ino && node_count() == 2 && ghost_count() == 0,
+	      "node: the same file looked up again gets its number back (%llu)",
+	      (unsigned long long)ino);
+	node_forget(g, 1);
+	node_forget(type, 1);
+	node_shutdown();
+	pthread_mutex_unlock(&node_lock);
+}
+
 int main(void)
 {
 	test_name();
@@ -482,5 +525,6 @@ int main(void)
 	test_store();
 	test_store_edit();
 	test_memo();
+	test_node_ghosts();
 	return tap_done();
 }
