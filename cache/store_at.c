@@ -90,19 +90,6 @@ int store_parent_fd(const char *rel, const char **base)
 	return fd;
 }
 
-int store_lstat(const char *rel, struct stat *st)
-{
-	const char *base;
-	int dirfd = store_parent_fd(rel, &base), ret = 0;
-
-	if (dirfd < 0)
-		return dirfd;
-	if (fstatat(dirfd, base, st, AT_SYMLINK_NOFOLLOW) != 0)
-		ret = -errno;
-	close(dirfd);
-	return ret;
-}
-
 /* A statx result as the struct stat its callers know. */
 static void store_stat_of(const struct statx *x, struct stat *st)
 {
@@ -122,54 +109,53 @@ static void store_stat_of(const struct statx *x, struct stat *st)
 	st->st_ctim = (struct timespec){x->stx_ctime.tv_sec, x->stx_ctime.tv_nsec};
 }
 
-static int64_t store_birth_of(const struct statx *x)
+/*
+ * fstatat(@dirfd, @base, @flags) and the birth time (0: none reported), in one
+ * call: on an NFS store each is a round trip.  Where statx is refused as such (an
+ * old kernel, a container's or a unit's seccomp profile that predates it),
+ * fstatat does it without a birth time.
+ */
+static int store_stat_born(int dirfd, const char *base, int flags, struct stat *st,
+			   int64_t *born_ns)
 {
-	if (!(x->stx_mask & STATX_BTIME))
-		return 0;
-	return x->stx_btime.tv_sec * 1000000000ll + x->stx_btime.tv_nsec;
-}
+	struct statx x;
 
-/* statx refused as such (an old kernel, a seccomp profile of a container or a
- * unit that predates it): fstatat does, without a birth time. */
-static bool store_statx_refused(int err)
-{
-	return err == ENOSYS || err == EPERM || err == EINVAL;
+	*born_ns = 0;
+	if (statx(dirfd, base, flags, STATX_BASIC_STATS | STATX_BTIME, &x) == 0) {
+		store_stat_of(&x, st);
+		if (x.stx_mask & STATX_BTIME)
+			*born_ns = x.stx_btime.tv_sec * 1000000000ll + x.stx_btime.tv_nsec;
+		return 0;
+	}
+	if ((errno != ENOSYS && errno != EPERM && errno != EINVAL) ||
+	    fstatat(dirfd, base, st, flags) != 0)
+		return -errno;
+	return 0;
 }
 
 int store_lstat_born(const char *rel, struct stat *st, int64_t *born_ns)
 {
 	const char *base;
-	int dirfd = store_parent_fd(rel, &base), ret = 0;
-	struct statx x;
+	int dirfd = store_parent_fd(rel, &base), ret;
 
 	*born_ns = 0;
 	if (dirfd < 0)
 		return dirfd;
-	/* One call, as store_lstat: on an NFS store each is a round trip. */
-	if (statx(dirfd, base, AT_SYMLINK_NOFOLLOW, STATX_BASIC_STATS | STATX_BTIME, &x) == 0) {
-		store_stat_of(&x, st);
-		*born_ns = store_birth_of(&x);
-	} else if (!store_statx_refused(errno) ||
-		   fstatat(dirfd, base, st, AT_SYMLINK_NOFOLLOW) != 0) {
-		ret = -errno;
-	}
+	ret = store_stat_born(dirfd, base, AT_SYMLINK_NOFOLLOW, st, born_ns);
 	close(dirfd);
 	return ret;
 }
 
+int store_lstat(const char *rel, struct stat *st)
+{
+	int64_t born;
+
+	return store_lstat_born(rel, st, &born);
+}
+
 int store_fstat_born(int fd, struct stat *st, int64_t *born_ns)
 {
-	struct statx x;
-
-	*born_ns = 0;
-	if (statx(fd, "", AT_EMPTY_PATH, STATX_BASIC_STATS | STATX_BTIME, &x) == 0) {
-		store_stat_of(&x, st);
-		*born_ns = store_birth_of(&x);
-		return 0;
-	}
-	if (!store_statx_refused(errno) || fstat(fd, st) != 0)
-		return -errno;
-	return 0;
+	return store_stat_born(fd, "", AT_EMPTY_PATH, st, born_ns);
 }
 
 int store_unlink(const char *rel, int flags)

@@ -17,12 +17,19 @@
 #ifndef SEGLAM_GHOST_H
 #define SEGLAM_GHOST_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "buf.h"
 #include "node.h"
 
 #define GHOST_MAX 16384
+
+/* The kinds that leave a ghost: procs/ files and directories, and answers. */
+static inline bool ghost_kind(enum node_kind kind)
+{
+	return kind == NODE_PFILE || kind == NODE_ANSWER;
+}
 
 /* What a ghost remembers of a node (ghost_find). */
 struct ghost_of {

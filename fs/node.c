@@ -161,7 +161,7 @@ static struct node *lookup_child(struct node *parent, const char *name, enum nod
 		n = NULL;
 	}
 	if (!n) {
-		uint64_t ino = kind == NODE_PFILE || kind == NODE_ANSWER
+		uint64_t ino = ghost_kind(kind)
 				   ? ghost_claim(parent->ino, name, kind, backing, dev, born_ns)
 				   : 0;
 
@@ -244,7 +244,7 @@ static void node_free_if_unused(struct node *n)
 
 		if (!n->unlinked) {
 			/* Still named: an NFS handle to it may come back (ghost.h). */
-			if (n->kind == NODE_PFILE || n->kind == NODE_ANSWER)
+			if (ghost_kind(n->kind))
 				ghost_add(n);
 			unlink_name(n);
 		}
