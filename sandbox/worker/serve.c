@@ -23,28 +23,54 @@
 /* glibc >= 2.34: fork without atfork handlers, one clone() call */
 pid_t _Fork(void);
 
+/* A request is a quiet one when nothing came for this long before it. */
+#define WORKER_QUIET_MS 5
+
+/* Whether the request being served is a quiet one (worker_load_pending): a
+ * reader asking now and then, not a stream.  A child forked after it inherits
+ * it (worker_child_prefault).  No clock: the zygote's filter has no
+ * clock_gettime, for hosts where the vDSO falls back to the system call. */
+static bool worker_quiet;
+
 /*
  * Touch, while waiting for a request, the pages a typical run writes first, so
  * their copy-on-write faults are taken before the request and not after it: the
- * stack, the head of the answer buffer, the top of the heap.  Only what a typical
- * run uses: each page is a copy made for every run, and freed with its child,
- * whether the run needs it or not (16 KiB of stack rather than 64 was measured
- * faster for warm hits and first asks alike: docs/long-tail.md).
+ * stack, the head of the answer buffer, malloc's state and its cache of small
+ * blocks (where a typical input is read to).  Only what a typical run uses: each
+ * page is a copy made for every run, and freed with its child, whether the run
+ * needs it or not (16 KiB of stack rather than 64 was measured faster for warm
+ * hits and first asks alike; 16 KiB of the heap's top cost a stream of new
+ * inputs about 10% and saved a run of a small input nothing: docs/long-tail.md).
+ * The code of malloc, free, memset and memcpy too (an answer is appended with
+ * memcpy): a fork maps no page of a file's code until the child runs it, and
+ * where first touches are costly (a PVM guest) each is a trap to the host.
+ * malloc's pages only for a child forked after a quiet request (worker_quiet,
+ * which the fork copies): in a stream of requests the CPU they take is the
+ * next run's, and it cost such a stream about 6%.
  */
 static void worker_child_prefault(void)
 {
 	volatile char stack[16 * 1024];
 	size_t head = worker_out.cap + 1 < 16384 ? worker_out.cap + 1 : 16384;
-	void *p;
+	/* volatile: a compiler may drop a malloc and free whose memory nothing
+	 * reads, and GCC did (this step did nothing until 2026-12-02); and it
+	 * inlines memset and memcpy, which must run libc's own here */
+	char *volatile p;
+	void *(*volatile set)(void *, int, size_t) = memset;
+	void *(*volatile copy)(void *, const void *, size_t) = memcpy;
 
 	for (size_t i = 0; i < sizeof(stack); i += 4096)
 		stack[i] = 0;
 	for (size_t i = 0; i < head; i += 4096)
 		worker_out.data[i] = 0;
-	p = malloc(16384);
-	if (p)
-		memset(p, 0, 16384);
-	free(p);
+	for (size_t n = 16; worker_quiet && n <= 1024; n *= 4) {
+		p = malloc(n);
+		if (p) {
+			set(p, 0, n);
+			copy(p, p + n / 2, n / 2);
+		}
+		free(p);
+	}
 	worker_arena_prefault();
 }
 
@@ -254,10 +280,22 @@ static void worker_pass_answer(const struct worker_run_pipes *rp)
  * the worker. */
 static bool worker_load_eof;
 
+/* poll, retried on EINTR; its result. */
+static int worker_poll(struct pollfd *p, nfds_t n, int ms)
+{
+	int r;
+
+	while ((r = poll(p, n, ms)) < 0)
+		if (errno != EINTR)
+			_exit(WORKER_EXIT_IO);
+	return r;
+}
+
 /*
  * Between requests: wait until the waiting child has something to say (it read
- * a request) or a load comes.  Whether a load came, to be read (load.c).  The
- * daemon sends one request at a time, so at most one of the two.
+ * a request) or a load comes, and note whether it was a quiet one.  Whether a
+ * load came, to be read (load.c).  The daemon sends one request at a time, so
+ * at most one of the two.
  */
 static bool worker_load_pending(void)
 {
@@ -266,9 +304,9 @@ static bool worker_load_pending(void)
 
 	if (worker_load_eof)
 		return false;
-	while (poll(p, 2, -1) < 0)
-		if (errno != EINTR)
-			_exit(WORKER_EXIT_IO);
+	worker_quiet = worker_poll(p, 2, WORKER_QUIET_MS) == 0;
+	if (worker_quiet)
+		worker_poll(p, 2, -1);
 	if (p[0].revents)
 		return false;
 	if (p[1].revents & POLLIN)
